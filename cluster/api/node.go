@@ -1,0 +1,46 @@
+package api
+
+import "time"
+
+// Node is a host of the cluster.
+type Node struct {
+	Meta
+	Spec        NodeSpec        `json:"spec"`
+	Description NodeDescription `json:"description"`
+	Status      NodeStatus      `json:"status"`
+	// Manager is set on managers.
+	Manager *ManagerStatus `json:"manager,omitempty"`
+	// PodCIDR is the node's task subnet in the overlay.
+	PodCIDR string `json:"pod_cidr,omitempty"`
+}
+
+// NodeSpec is what an operator sets on a node.
+type NodeSpec struct {
+	Name         string            `json:"name,omitempty"`
+	Role         NodeRole          `json:"role"`
+	Availability NodeAvailability  `json:"availability"`
+	Labels       map[string]string `json:"labels,omitempty"`
+}
+
+// NodeDescription is what a node reports about itself.
+type NodeDescription struct {
+	Hostname  string    `json:"hostname"`
+	Platform  Platform  `json:"platform"`
+	Resources Resources `json:"resources"`
+	Version   string    `json:"version,omitempty"`
+}
+
+// NodeStatus is what the managers last heard of a node.
+type NodeStatus struct {
+	State         NodeState `json:"state"`
+	Message       string    `json:"message,omitempty"`
+	Addr          string    `json:"addr,omitempty"`
+	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
+}
+
+// ManagerStatus describes a manager's Raft membership.
+type ManagerStatus struct {
+	RaftID string `json:"raft_id"`
+	Addr   string `json:"addr"`
+	Leader bool   `json:"leader,omitempty"`
+}

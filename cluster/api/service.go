@@ -1,0 +1,212 @@
+package api
+
+// Service is a desired workload and the progress of its rollout.
+type Service struct {
+	Meta
+	Spec ServiceSpec `json:"spec"`
+	// PreviousSpec is the spec before the last update; a rollback returns to it.
+	PreviousSpec *ServiceSpec `json:"previous_spec,omitempty"`
+	// Update is the state of the rolling update or rollback in flight, if any.
+	Update *UpdateStatus `json:"update,omitempty"`
+	// Endpoint is what the allocator gave the service: VIPs and published ports.
+	Endpoint *Endpoint `json:"endpoint,omitempty"`
+}
+
+// ServiceSpec is everything a stack file says about one service.
+type ServiceSpec struct {
+	// Name is the cluster-wide name, "<stack>_<service>" for stack services.
+	Name   string            `json:"name"`
+	Stack  string            `json:"stack,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+
+	Mode ServiceMode `json:"mode"`
+	// Replicas is the number of slots of a replicated service.
+	Replicas uint64 `json:"replicas,omitempty"`
+	// MaxConcurrent and TotalCompletions shape a replicated job.
+	MaxConcurrent    uint64 `json:"max_concurrent,omitempty"`
+	TotalCompletions uint64 `json:"total_completions,omitempty"`
+
+	Task     TaskSpec            `json:"task"`
+	Update   UpdateConfig        `json:"update_config"`
+	Rollback UpdateConfig        `json:"rollback_config"`
+	Endpoint EndpointSpec        `json:"endpoint"`
+	Networks []NetworkAttachment `json:"networks,omitempty"`
+	// DependsOn names other services of the same stack (short names).
+	DependsOn []string `json:"depends_on,omitempty"`
+}
+
+// TaskSpec is what every task of a service runs.
+type TaskSpec struct {
+	Container ContainerSpec        `json:"container"`
+	Resources ResourceRequirements `json:"resources"`
+	Restart   RestartPolicy        `json:"restart_policy"`
+	Placement Placement            `json:"placement"`
+	// ForceUpdate changes to roll tasks whose spec is otherwise unchanged.
+	ForceUpdate uint64 `json:"force_update,omitempty"`
+}
+
+// ContainerSpec is the container a task runs.
+type ContainerSpec struct {
+	Image string `json:"image"`
+	// Command replaces the image's entrypoint; Args replace its cmd.
+	Command         []string          `json:"command,omitempty"`
+	Args            []string          `json:"args,omitempty"`
+	Env             []string          `json:"env,omitempty"` // KEY=VALUE, sorted
+	Dir             string            `json:"dir,omitempty"`
+	User            string            `json:"user,omitempty"`
+	Groups          []string          `json:"groups,omitempty"`
+	Hostname        string            `json:"hostname,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	Init            *bool             `json:"init,omitempty"`
+	ReadOnly        bool              `json:"read_only,omitempty"`
+	TTY             bool              `json:"tty,omitempty"`
+	StopSignal      string            `json:"stop_signal,omitempty"`
+	StopGracePeriod Duration          `json:"stop_grace_period"`
+	Sysctls         map[string]string `json:"sysctls,omitempty"`
+	Ulimits         []Ulimit          `json:"ulimits,omitempty"`
+	CapAdd          []string          `json:"cap_add,omitempty"`
+	CapDrop         []string          `json:"cap_drop,omitempty"`
+	ExtraHosts      []string          `json:"extra_hosts,omitempty"` // "host:ip"
+	Mounts          []Mount           `json:"mounts,omitempty"`
+	Secrets         []FileRef         `json:"secrets,omitempty"`
+	Configs         []FileRef         `json:"configs,omitempty"`
+	Healthcheck     *Healthcheck      `json:"healthcheck,omitempty"`
+}
+
+// Ulimit is one resource limit (nofile, nproc, …).
+type Ulimit struct {
+	Name string `json:"name"`
+	Soft int64  `json:"soft"`
+	Hard int64  `json:"hard"`
+}
+
+// Mount is a volume, bind or tmpfs mount.
+type Mount struct {
+	Type     MountType `json:"type"`
+	Source   string    `json:"source,omitempty"` // volume name or host path
+	Target   string    `json:"target"`
+	ReadOnly bool      `json:"read_only,omitempty"`
+	// NoCopy skips copying the image's content into a new volume.
+	NoCopy    bool   `json:"nocopy,omitempty"`
+	TmpfsSize Bytes  `json:"tmpfs_size,omitempty"`
+	TmpfsMode uint32 `json:"tmpfs_mode,omitempty"`
+}
+
+// FileRef places a secret or config in a task's filesystem.
+type FileRef struct {
+	// Name is the cluster-wide secret or config name.
+	Name   string `json:"name"`
+	Target string `json:"target"` // absolute path in the container
+	UID    string `json:"uid"`
+	GID    string `json:"gid"`
+	Mode   uint32 `json:"mode"`
+}
+
+// Healthcheck is a command run inside the container to judge its health.
+type Healthcheck struct {
+	// Test is ["CMD", args...], ["CMD-SHELL", command] or ["NONE"].
+	Test          []string `json:"test"`
+	Interval      Duration `json:"interval"`
+	Timeout       Duration `json:"timeout"`
+	Retries       uint64   `json:"retries"`
+	StartPeriod   Duration `json:"start_period"`
+	StartInterval Duration `json:"start_interval"`
+}
+
+// Disabled reports whether the check is switched off (test NONE).
+func (h *Healthcheck) Disabled() bool {
+	return h == nil || len(h.Test) == 0 || h.Test[0] == "NONE"
+}
+
+// ResourceRequirements are a task's limits (enforced by cgroups) and its
+// reservations (what the scheduler sets aside on a node).
+type ResourceRequirements struct {
+	Limits       Resources `json:"limits"`
+	Reservations Resources `json:"reservations"`
+}
+
+// Resources is an amount of CPU, memory and process ids.
+type Resources struct {
+	NanoCPUs NanoCPUs `json:"cpus,omitempty"`
+	Memory   Bytes    `json:"memory,omitempty"`
+	Pids     int64    `json:"pids,omitempty"`
+}
+
+// RestartPolicy says when and how often a slot's task is replaced.
+type RestartPolicy struct {
+	Condition RestartCondition `json:"condition"`
+	Delay     Duration         `json:"delay"`
+	// MaxAttempts is the number of restarts allowed within Window; 0 is unlimited.
+	MaxAttempts uint64 `json:"max_attempts"`
+	// Window is the period over which attempts are counted; 0 is forever.
+	Window Duration `json:"window"`
+}
+
+// Placement restricts and spreads where tasks run.
+type Placement struct {
+	Constraints []Constraint `json:"constraints,omitempty"`
+	// Preferences spread tasks evenly over the values of node labels, in order.
+	Preferences        []SpreadOver `json:"preferences,omitempty"`
+	MaxReplicasPerNode uint64       `json:"max_replicas_per_node,omitempty"`
+	Platforms          []Platform   `json:"platforms,omitempty"`
+}
+
+// SpreadOver is a spread placement preference ("node.labels.zone").
+type SpreadOver struct {
+	Spread string `json:"spread"`
+}
+
+// Platform is an OS and CPU architecture.
+type Platform struct {
+	OS           string `json:"os"`
+	Architecture string `json:"architecture"`
+}
+
+// UpdateConfig shapes a rolling update or a rollback.
+type UpdateConfig struct {
+	// Parallelism is how many tasks change at once; 0 is all at once.
+	Parallelism uint64 `json:"parallelism"`
+	// Delay is the pause between batches.
+	Delay         Duration      `json:"delay"`
+	FailureAction FailureAction `json:"failure_action"`
+	// Monitor is how long a new task is watched for failure after it starts.
+	Monitor Duration `json:"monitor"`
+	// MaxFailureRatio is the fraction of failed tasks tolerated (0 to 1).
+	MaxFailureRatio float64     `json:"max_failure_ratio"`
+	Order           UpdateOrder `json:"order"`
+}
+
+// EndpointSpec is how a service is reached.
+type EndpointSpec struct {
+	Mode  EndpointMode `json:"mode"`
+	Ports []PortConfig `json:"ports,omitempty"`
+}
+
+// PortConfig publishes a task port.
+type PortConfig struct {
+	Name     string   `json:"name,omitempty"`
+	Protocol Protocol `json:"protocol"`
+	Target   uint32   `json:"target"`
+	// Published is the port on the nodes; 0 lets the cluster choose one.
+	Published uint32      `json:"published,omitempty"`
+	Mode      PublishMode `json:"mode"`
+}
+
+// NetworkAttachment attaches a service to a network.
+type NetworkAttachment struct {
+	// Target is the cluster-wide network name.
+	Target  string   `json:"target"`
+	Aliases []string `json:"aliases,omitempty"`
+}
+
+// Endpoint is what the allocator assigned to a service.
+type Endpoint struct {
+	VIPs  []VIP        `json:"vips,omitempty"`
+	Ports []PortConfig `json:"ports,omitempty"` // with Published filled in
+}
+
+// VIP is a service's virtual address on one network.
+type VIP struct {
+	NetworkID string `json:"network_id"`
+	Addr      string `json:"addr"` // CIDR notation
+}

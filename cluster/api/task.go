@@ -1,0 +1,77 @@
+package api
+
+import "time"
+
+// TaskState is a task's place in its life. States are ordered: a task only
+// ever moves forward, and every state from TaskComplete on is terminal.
+type TaskState uint8
+
+const (
+	TaskNew       TaskState = iota // created by the orchestrator
+	TaskPending                    // waiting for the scheduler
+	TaskAssigned                   // placed on a node
+	TaskPreparing                  // the node pulls the image and prepares mounts
+	TaskStarting                   // the container is starting
+	TaskRunning                    // the process runs
+	TaskComplete                   // exited 0 (jobs) or stopped as desired
+	TaskShutdown                   // stopped because it was no longer wanted
+	TaskFailed                     // exited non-zero, or could not start
+	TaskRejected                   // the node could not run it at all
+	TaskOrphaned                   // its node was lost
+	TaskRemove                     // marked for deletion
+)
+
+var taskStateNames = []string{"new", "pending", "assigned", "preparing", "starting",
+	"running", "complete", "shutdown", "failed", "rejected", "orphaned", "remove"}
+
+func (s TaskState) String() string { return enumString(taskStateNames, s) }
+
+// ParseTaskState parses a task state name.
+func ParseTaskState(s string) (TaskState, error) {
+	return parseEnum[TaskState]("task state", taskStateNames, s)
+}
+func (s TaskState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+func (s *TaskState) UnmarshalText(b []byte) (err error) {
+	*s, err = ParseTaskState(string(b))
+	return err
+}
+
+// Terminal reports whether no further transition is possible.
+func (s TaskState) Terminal() bool { return s >= TaskComplete }
+
+// Task is one instance of a service: a slot of a replicated service or the
+// task of a global service on one node.
+type Task struct {
+	Meta
+	ServiceID   string `json:"service_id"`
+	ServiceName string `json:"service_name"`
+	// Slot numbers replicated tasks from 1; global tasks use 0 and NodeID.
+	Slot   uint64 `json:"slot,omitempty"`
+	NodeID string `json:"node_id,omitempty"`
+	// SpecVersion is the service Version the Spec was taken from.
+	SpecVersion  uint64     `json:"spec_version"`
+	Spec         TaskSpec   `json:"spec"`
+	DesiredState TaskState  `json:"desired_state"`
+	Status       TaskStatus `json:"status"`
+	// Networks are the task's addresses on each network it joins.
+	Networks []TaskNetwork `json:"networks,omitempty"`
+}
+
+// TaskStatus is the truth a node reports about a task. Every failure a user
+// must act on is in Message or Err, never only in a log.
+type TaskStatus struct {
+	State     TaskState   `json:"state"`
+	Timestamp time.Time   `json:"timestamp"`
+	Message   string      `json:"message,omitempty"`
+	Err       string      `json:"err,omitempty"`
+	ExitCode  int         `json:"exit_code,omitempty"`
+	Health    HealthState `json:"health"`
+	// ContainerID names the container on the node, for adoption on restart.
+	ContainerID string `json:"container_id,omitempty"`
+}
+
+// TaskNetwork is a task's address on a network.
+type TaskNetwork struct {
+	NetworkID string `json:"network_id"`
+	Addr      string `json:"addr"` // CIDR notation
+}
