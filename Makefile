@@ -1,0 +1,43 @@
+# gitorc — run `make help` for the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/gitorc
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# Tests of packages that drive containerd, network namespaces or a cluster
+# share the machine: keep them from running side by side.
+TESTFLAGS ?= -count=1 -timeout 25m -p 2
+
+.PHONY: help deps build test lint demo fuzz bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+deps: ## install missing system packages (apt; as root)
+	@bash scripts/install-deps.sh
+
+build: ## build bin/gitorc
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gitorc
+
+test: deps ## run every test CI runs (as root this includes containerd and network tests)
+	$(GO) vet ./...
+	$(GO) test $(TESTFLAGS) ./...
+
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+demo: deps build ## build gitorc and validate the example stacks
+	./$(BIN) version
+	./$(BIN) validate examples/
+	./$(BIN) stack config examples/web
+
+fuzz: ## run the stack loader fuzz target for a minute
+	$(GO) test ./compose -run '^$$' -fuzz FuzzLoad -fuzztime 60s
+
+bench: ## run the Go benchmarks
+	$(GO) test ./... -run '^$$' -bench . -benchmem
+
+clean: ## remove build output
+	rm -rf bin
