@@ -44,7 +44,7 @@ func DefaultHealthcheck() Healthcheck {
 // DefaultFileMode, DefaultFileUID and DefaultFileGID apply to secret and
 // config files that do not set them.
 const (
-	DefaultFileMode = 0o444
+	DefaultFileMode FileMode = 0o444
 	DefaultFileUID  = "0"
 	DefaultFileGID  = "0"
 )

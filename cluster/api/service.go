@@ -1,5 +1,10 @@
 package api
 
+import (
+	"fmt"
+	"strconv"
+)
+
 // Service is a desired workload and the progress of its rollout.
 type Service struct {
 	Meta
@@ -38,9 +43,9 @@ type ServiceSpec struct {
 // TaskSpec is what every task of a service runs.
 type TaskSpec struct {
 	Container ContainerSpec        `json:"container"`
-	Resources ResourceRequirements `json:"resources"`
+	Resources ResourceRequirements `json:"resources,omitzero"`
 	Restart   RestartPolicy        `json:"restart_policy"`
-	Placement Placement            `json:"placement"`
+	Placement Placement            `json:"placement,omitzero"`
 	// ForceUpdate changes to roll tasks whose spec is otherwise unchanged.
 	ForceUpdate uint64 `json:"force_update,omitempty"`
 }
@@ -99,7 +104,23 @@ type FileRef struct {
 	Target string `json:"target"` // absolute path in the container
 	UID    string `json:"uid"`
 	GID    string `json:"gid"`
-	Mode   uint32 `json:"mode"`
+	Mode   FileMode `json:"mode"`
+}
+
+// FileMode is a file permission that prints in octal ("0444").
+type FileMode uint32
+
+func (m FileMode) String() string { return fmt.Sprintf("%#04o", uint32(m)) }
+
+func (m FileMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+func (m *FileMode) UnmarshalText(b []byte) error {
+	v, err := strconv.ParseUint(string(b), 8, 32)
+	if err != nil {
+		return fmt.Errorf("invalid file mode %q: want octal such as 0444", b)
+	}
+	*m = FileMode(v)
+	return nil
 }
 
 // Healthcheck is a command run inside the container to judge its health.
@@ -121,8 +142,8 @@ func (h *Healthcheck) Disabled() bool {
 // ResourceRequirements are a task's limits (enforced by cgroups) and its
 // reservations (what the scheduler sets aside on a node).
 type ResourceRequirements struct {
-	Limits       Resources `json:"limits"`
-	Reservations Resources `json:"reservations"`
+	Limits       Resources `json:"limits,omitzero"`
+	Reservations Resources `json:"reservations,omitzero"`
 }
 
 // Resources is an amount of CPU, memory and process ids.

@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 )
 
@@ -40,6 +42,9 @@ func newRootCmd() *cobra.Command {
 }
 
 func main() {
+	// compose-go logs through the global logrus logger; its warnings reach
+	// the user as diagnostics instead.
+	logrus.SetOutput(io.Discard)
 	err := newRootCmd().Execute()
 	if err == nil {
 		return

@@ -1,0 +1,17 @@
+// Package compose loads Compose/Swarm stack files into gitorc's domain
+// model (cluster/api), with Swarm's semantics and defaults.
+//
+// Loading is compose-go's (interpolation from env files and .env,
+// include:, extends:, overrides), wrapped in diagnostics compose-go does not
+// give: every problem of every file is reported at once, each naming its
+// file, line and field path ("stacks/web/compose.yaml:12:
+// services.web.deploy: unknown key \"replcas\""). The enums compose-go leaves
+// unchecked (deploy.mode, port mode, failure_action, order, restart
+// condition, constraints) are checked here, and keys gitorc cannot honour
+// are warnings or errors, never silently accepted.
+//
+// compose imports cluster/api and no other gitorc package. It reads the
+// files it is given and nothing else; it does not read the process
+// environment (interpolation uses only Source.Env, env files and .env), so
+// a commit loads the same way on every manager.
+package compose

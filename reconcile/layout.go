@@ -1,0 +1,251 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/gitorc/gitorc/compose"
+	"go.yaml.in/yaml/v4"
+)
+
+// LayoutFile is the optional file at a repository's root (or sub-path)
+// that lists its stacks.
+const LayoutFile = "gitorc.yaml"
+
+// StackFileNames are the names that make a directory a stack when the
+// repository has no gitorc.yaml, in order of preference.
+var StackFileNames = []string{"compose.yaml", "compose.yml", "docker-stack.yml", "docker-stack.yaml",
+	"docker-compose.yaml", "docker-compose.yml"}
+
+// Layout is the set of stacks a repository declares.
+type Layout struct {
+	Stacks []StackSource
+}
+
+// StackSource is one stack and the files it is loaded from.
+type StackSource struct {
+	Name      string   `yaml:"name"`
+	Files     []string `yaml:"files"`     // relative to the layout root
+	EnvFiles  []string `yaml:"env_files"` // relative to the layout root
+	DependsOn []string `yaml:"depends_on"`
+	// Dir is the stack's working directory, relative to the layout root:
+	// by default the directory of its first file.
+	Dir string `yaml:"dir"`
+}
+
+type layoutDoc struct {
+	Stacks []StackSource `yaml:"stacks"`
+}
+
+var stackNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// ReadLayout finds the stacks under root: those gitorc.yaml lists, or
+// else one per directory holding a stack file, named after the directory.
+// Stacks are returned in dependency order (a stack after those it depends
+// on), then by name.
+func ReadLayout(root string) (*Layout, error) {
+	data, err := os.ReadFile(filepath.Join(root, LayoutFile))
+	switch {
+	case err == nil:
+		return parseLayout(root, data)
+	case errors.Is(err, fs.ErrNotExist):
+		return discover(root)
+	default:
+		return nil, fmt.Errorf("read layout: %w", err)
+	}
+}
+
+func parseLayout(root string, data []byte) (*Layout, error) {
+	var doc layoutDoc
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("%s: %s", LayoutFile, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, LayoutFile+": "+fmt.Sprintf(format, args...)) }
+	names := map[string]bool{}
+	for i, s := range doc.Stacks {
+		switch {
+		case !stackNameRe.MatchString(s.Name):
+			bad("stacks[%d]: name %q must be lowercase letters, digits, '-' and '_'", i, s.Name)
+		case names[s.Name]:
+			bad("stacks[%d]: stack %q is listed twice", i, s.Name)
+		}
+		names[s.Name] = true
+		if len(s.Files) == 0 {
+			bad("stacks[%d] (%s): files must list at least one compose file", i, s.Name)
+		}
+		for _, f := range append(append([]string(nil), s.Files...), s.EnvFiles...) {
+			if filepath.IsAbs(f) || strings.HasPrefix(filepath.Clean(f), "..") {
+				bad("stacks[%d] (%s): %s must be a path inside the repository", i, s.Name, f)
+			} else if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+				bad("stacks[%d] (%s): %s: no such file", i, s.Name, f)
+			}
+		}
+		if s.Dir == "" && len(s.Files) > 0 {
+			doc.Stacks[i].Dir = filepath.Dir(s.Files[0])
+		}
+	}
+	for i, s := range doc.Stacks {
+		for _, dep := range s.DependsOn {
+			if !names[dep] {
+				bad("stacks[%d] (%s): depends_on names unknown stack %q", i, s.Name, dep)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "\n"))
+	}
+	ordered, err := dependencyOrder(doc.Stacks)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", LayoutFile, err)
+	}
+	return &Layout{Stacks: ordered}, nil
+}
+
+func discover(root string) (*Layout, error) {
+	var l Layout
+	byName := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if p != root && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		var found []string
+		for _, n := range StackFileNames {
+			if st, err := os.Stat(filepath.Join(p, n)); err == nil && !st.IsDir() {
+				found = append(found, n)
+			}
+		}
+		if len(found) == 0 {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		if len(found) > 1 {
+			return fmt.Errorf("%s holds %s: keep one stack file per directory, or list the files in %s",
+				rel, strings.Join(found, " and "), LayoutFile)
+		}
+		base := filepath.Base(p)
+		if rel == "." {
+			abs, _ := filepath.Abs(root)
+			base = filepath.Base(abs)
+		}
+		name := normalizeName(base)
+		if prev, dup := byName[name]; dup {
+			return fmt.Errorf("%s and %s would both be stack %q: rename a directory or list the stacks in %s", prev, rel, name, LayoutFile)
+		}
+		byName[name] = rel
+		l.Stacks = append(l.Stacks, StackSource{Name: name, Dir: rel, Files: []string{filepath.Join(rel, found[0])}})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(l.Stacks, func(i, j int) bool { return l.Stacks[i].Name < l.Stacks[j].Name })
+	return &l, nil
+}
+
+// normalizeName makes a directory name a valid stack name.
+func normalizeName(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		}
+	}
+	return strings.TrimLeft(b.String(), "-_")
+}
+
+// dependencyOrder sorts stacks so that each follows the stacks it depends
+// on; ties are broken by name. A cycle is an error naming it.
+func dependencyOrder(stacks []StackSource) ([]StackSource, error) {
+	byName := map[string]StackSource{}
+	for _, s := range stacks {
+		byName[s.Name] = s
+	}
+	const (
+		unvisited = iota
+		visiting
+		done
+	)
+	state := map[string]int{}
+	var out []StackSource
+	var visit func(name string, trail []string) error
+	visit = func(name string, trail []string) error {
+		switch state[name] {
+		case done:
+			return nil
+		case visiting:
+			return fmt.Errorf("stack dependency cycle: %s", strings.Join(append(trail, name), " -> "))
+		}
+		state[name] = visiting
+		deps := append([]string(nil), byName[name].DependsOn...)
+		sort.Strings(deps)
+		for _, d := range deps {
+			if err := visit(d, append(trail, name)); err != nil {
+				return err
+			}
+		}
+		state[name] = done
+		out = append(out, byName[name])
+		return nil
+	}
+	names := make([]string, 0, len(stacks))
+	for _, s := range stacks {
+		names = append(names, s.Name)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := visit(n, nil); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Source returns the compose source of a stack of a layout rooted at root.
+func (s StackSource) Source(root string) compose.Source {
+	src := compose.Source{Name: s.Name, WorkingDir: filepath.Join(root, s.Dir)}
+	for _, f := range s.Files {
+		src.Files = append(src.Files, filepath.Join(root, f))
+	}
+	for _, f := range s.EnvFiles {
+		src.EnvFiles = append(src.EnvFiles, filepath.Join(root, f))
+	}
+	return src
+}
+
+// LoadAll loads every stack of a layout. It returns the stacks that
+// loaded and, joined, the errors of those that did not: callers that apply
+// must treat any error as "apply nothing".
+func LoadAll(ctx context.Context, root, displayRoot string, l *Layout) ([]*compose.Stack, error) {
+	var stacks []*compose.Stack
+	var errs []error
+	for _, s := range l.Stacks {
+		src := s.Source(root)
+		src.Root = displayRoot
+		st, err := compose.Load(ctx, src)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		st.Bundle.Stack.DependsOn = s.DependsOn
+		stacks = append(stacks, st)
+	}
+	return stacks, errors.Join(errs...)
+}
