@@ -195,9 +195,6 @@ func (c *converter) service(name string, s types.ServiceConfig) api.ServiceSpec 
 			ct.ExtraHosts = append(ct.ExtraHosts, h+":"+ip)
 		}
 	}
-	if s.Image == "" {
-		c.d.errorf(p, "image is required: gitorc deploys images, it does not build them")
-	}
 	if s.Platform != "" {
 		os, arch, _ := strings.Cut(s.Platform, "/")
 		arch, _, _ = strings.Cut(arch, "/")
@@ -243,7 +240,7 @@ func (c *converter) deploy(p []string, d *types.DeployConfig, spec *api.ServiceS
 	case spec.Mode.IsGlobal():
 		spec.Replicas = 0
 		if d.Replicas != nil {
-			c.d.errorf(at("replicas"), "replicas cannot be set in %s mode: a global service runs one task per node", spec.Mode)
+			c.d.errorf(at("replicas"), msgGlobalReplicas, spec.Mode)
 		}
 	case spec.Mode == api.ModeReplicatedJob:
 		spec.Replicas, spec.MaxConcurrent, spec.TotalCompletions = 0, 1, 1
@@ -320,7 +317,7 @@ func (c *converter) deploy(p []string, d *types.DeployConfig, spec *api.ServiceS
 
 func resources(r *types.Resource) api.Resources {
 	return api.Resources{
-		NanoCPUs: api.NanoCPUs(math.Round(float64(r.NanoCPUs) * 1e9 / 1e6) * 1e6), // cpus are given to 3 decimals
+		NanoCPUs: api.NanoCPUs(math.Round(float64(r.NanoCPUs)*1e9/1e6) * 1e6), // cpus are given to 3 decimals
 		Memory:   api.Bytes(r.MemoryBytes),
 		Pids:     r.Pids,
 	}
@@ -437,12 +434,14 @@ func (c *converter) fileRefs(p []string, refs []types.ServiceSecretConfig, secre
 			s, ok := c.proj.Secrets[r.Source]
 			ref.Name = s.Name
 			if !ok {
+				ref.Name = r.Source
 				c.d.errorf(rp, "undefined secret %q: declare it under the top-level secrets", r.Source)
 			}
 		} else {
 			s, ok := c.proj.Configs[r.Source]
 			ref.Name = s.Name
 			if !ok {
+				ref.Name = r.Source
 				c.d.errorf(rp, "undefined config %q: declare it under the top-level configs", r.Source)
 			}
 		}
@@ -573,4 +572,3 @@ func (c *converter) validate(p []string, err error, paths []struct{ api, compose
 		c.d.errorf(full, "%s", fe.Msg)
 	}
 }
-

@@ -76,8 +76,12 @@ func (d *diags) key(sev Severity, path []string, format string, args ...any) {
 		Msg: fmt.Sprintf(format, args...), Severity: sev})
 }
 
-func (d *diags) errorf(path []string, format string, args ...any) { d.at(SevError, path, format, args...) }
-func (d *diags) warnf(path []string, format string, args ...any)  { d.at(SevWarning, path, format, args...) }
+func (d *diags) errorf(path []string, format string, args ...any) {
+	d.at(SevError, path, format, args...)
+}
+func (d *diags) warnf(path []string, format string, args ...any) {
+	d.at(SevWarning, path, format, args...)
+}
 
 // split returns the sorted, de-duplicated errors and warnings.
 func (d *diags) split() (Errors, []Diagnostic) {
@@ -90,12 +94,22 @@ func (d *diags) split() (Errors, []Diagnostic) {
 	})
 	var errs Errors
 	var warns []Diagnostic
-	seen := map[Diagnostic]bool{}
+	// The raw pass and the conversion may both catch a problem: one report
+	// per field and message.
+	type key struct {
+		path, msg string
+		sev       Severity
+	}
+	seen := map[key]bool{}
 	for _, x := range d.list {
-		if seen[x] {
+		k := key{x.Path, x.Msg, x.Severity}
+		if x.Path == "" {
+			k.path = fmt.Sprintf("%s:%d", x.File, x.Line)
+		}
+		if seen[k] {
 			continue
 		}
-		seen[x] = true
+		seen[k] = true
 		if x.Severity == SevError {
 			errs = append(errs, x)
 		} else {

@@ -45,9 +45,11 @@ func (ix *index) locate(path []string, keyLine bool) (string, int) {
 		k := pathKey(path[:n])
 		for i := len(ix.files) - 1; i >= 0; i-- {
 			f := ix.files[i]
-			m := f.values
-			if keyLine && n == len(path) {
-				m = f.keys
+			// The field itself: its value's line (or its key's, on request).
+			// A parent standing in for a missing field: the parent's key.
+			m := f.keys
+			if n == len(path) && !keyLine {
+				m = f.values
 			}
 			if line, ok := m[k]; ok {
 				return f.name, line

@@ -82,6 +82,11 @@ func newLoad(src Source) (*load, error) {
 	if l.src.Name == "" {
 		l.src.Name = loader.NormalizeProjectName(filepath.Base(wd))
 	}
+	if l.src.Root != "" {
+		if l.src.Root, err = filepath.Abs(l.src.Root); err != nil {
+			return nil, err
+		}
+	}
 	return l, nil
 }
 
@@ -107,30 +112,42 @@ func (l *load) run(ctx context.Context) (*Stack, error) {
 			return nil, err
 		}
 	}
-	if errs, _ := l.d.split(); len(errs) > 0 {
+	if hasSyntaxError(l.d.list) {
+		errs, _ := l.d.split()
 		return nil, errs
 	}
-	// 2. compose-go: interpolation, include, extends, overrides, merge.
+	// 2. compose-go: interpolation, include, extends, overrides, merge. When
+	// it fails on something the raw pass already reported, the raw pass's
+	// diagnostics (all of them, with lines) are the better report.
 	proj, err := l.loadProject(ctx)
 	if err != nil {
+		if errs, _ := l.d.split(); len(errs) > 0 {
+			return nil, errs
+		}
 		return nil, l.composeError(err)
 	}
 	l.warnUnset()
 	// 3. Conversion to api specs with Swarm's semantics, and validation.
 	c := converter{d: l.d, proj: proj, stack: l.src.Name, wd: l.src.WorkingDir}
 	bundle := c.convert()
-	bundle.Stack = api.StackSpec{Name: l.src.Name}
+	bundle.Stack = api.StackSpec{Name: l.src.Name, EnvFiles: l.src.EnvFiles}
 	for _, f := range l.files {
 		bundle.Stack.Files = append(bundle.Stack.Files, l.name(f))
-	}
-	for _, f := range l.src.EnvFiles {
-		bundle.Stack.EnvFiles = append(bundle.Stack.EnvFiles, f)
 	}
 	errs, warns := l.d.split()
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	return &Stack{Bundle: bundle, Warnings: warns}, nil
+}
+
+func hasSyntaxError(ds []Diagnostic) bool {
+	for _, d := range ds {
+		if d.Severity == SevError && (strings.HasPrefix(d.Msg, "invalid YAML") || d.Msg == msgEmpty) {
+			return true
+		}
+	}
+	return false
 }
 
 // readFile parses and checks one file, then the files it includes.
@@ -210,7 +227,7 @@ func (l *load) loadProject(ctx context.Context) (*types.Project, error) {
 		cli.WithEnv(env),
 		cli.WithEnvFiles(envFiles...),
 		cli.WithDotEnv,
-		cli.WithEnv(env), // explicit variables win over env files
+		cli.WithEnv(env),           // explicit variables win over env files
 		cli.WithConsistency(false), // references are checked here, all at once
 		cli.WithLoadOptions(func(o *loader.Options) {
 			if o.Interpolate == nil || o.Interpolate.LookupValue == nil {
@@ -232,7 +249,12 @@ func (l *load) loadProject(ctx context.Context) (*types.Project, error) {
 	return opts.LoadProject(ctx)
 }
 
-var dottedPathRe = regexp.MustCompile(`\b((?:services|networks|volumes|secrets|configs)(?:\.[A-Za-z0-9_.\[\]-]+)?)`)
+var (
+	// dottedPathRe finds a field path in a compose-go message.
+	dottedPathRe = regexp.MustCompile(`\b(?:services|networks|volumes|secrets|configs)(?:[.\[][A-Za-z0-9_.\[\]-]*)?`)
+	// decodeErrRe is one mapstructure error: 'services[web].x.y' message.
+	decodeErrRe = regexp.MustCompile(`'([^']+)' (.+)`)
+)
 
 // composeError turns a compose-go error into diagnostics, locating the
 // field it names when it names one.
@@ -243,24 +265,39 @@ func (l *load) composeError(err error) error {
 		if strings.Contains(msg, abs) {
 			file = l.name(abs)
 		}
-		msg = strings.ReplaceAll(msg, abs, l.name(abs))
 	}
 	for abs, n := range l.display {
 		msg = strings.ReplaceAll(msg, abs, n)
 	}
 	msg = strings.TrimPrefix(msg, "validating "+file+": ")
-	d := Diagnostic{File: file, Msg: msg}
-	if m := dottedPathRe.FindString(msg); m != "" {
-		path := strings.Split(strings.NewReplacer("[", ".", "]", "").Replace(m), ".")
-		f, line := l.d.idx.locate(path, false)
-		if line > 0 {
-			d.File, d.Line = f, line
+	if file == "" {
+		file = l.name(l.files[0])
+	}
+	var out Errors
+	if ms := decodeErrRe.FindAllStringSubmatch(msg, -1); strings.HasPrefix(msg, "decoding failed") && ms != nil {
+		for _, m := range ms {
+			out = append(out, l.locatedDiag(file, m[1], m[2]))
 		}
+		return out
 	}
-	if d.File == "" && len(l.files) > 0 {
-		d.File = l.name(l.files[0])
+	msg = strings.Join(strings.Fields(msg), " ")
+	return Errors{l.locatedDiag(file, dottedPathRe.FindString(msg), msg)}
+}
+
+func (l *load) locatedDiag(file, path, msg string) Diagnostic {
+	d := Diagnostic{File: file, Msg: msg}
+	if path == "" {
+		return d
 	}
-	return Errors{d}
+	path = strings.TrimRight(path, ".")
+	parts := strings.Split(strings.NewReplacer("[", ".", "]", "").Replace(path), ".")
+	if f, line := l.d.idx.locate(parts, false); line > 0 {
+		d.File, d.Line = f, line
+	}
+	if !strings.HasPrefix(msg, path) {
+		d.Path = strings.Join(parts, ".")
+	}
+	return d
 }
 
 // warnUnset warns about variables used without a default and set nowhere,

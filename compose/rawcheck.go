@@ -14,6 +14,9 @@ import (
 	"sync"
 
 	"github.com/compose-spec/compose-go/v2/schema"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/go-units"
+	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	str2duration "github.com/xhit/go-str2duration/v2"
@@ -27,7 +30,13 @@ import (
 // another. Values holding a variable ("${REPLICAS}") are left to the pass
 // after interpolation.
 
-var yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+)(?:, column \d+)?: (.*)$`)
+// yamlLineRe finds the parser's problem mark: the last "line N[, column M]: ".
+var yamlLineRe = regexp.MustCompile(`line (\d+)(?:, column \d+)?: ([^:]*)$`)
+
+const (
+	msgEmpty          = "empty stack file"
+	msgGlobalReplicas = "replicas cannot be set in %s mode: a global service runs one task per node"
+)
 
 // parseFile decodes every document of a file into an index entry. A YAML
 // syntax error is returned as a diagnostic with its line.
@@ -42,8 +51,9 @@ func parseFile(name string, data []byte) (*fileIndex, *Diagnostic) {
 			break
 		}
 		if err != nil {
-			d := &Diagnostic{File: name, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
-			if m := yamlLineRe.FindStringSubmatch(strings.TrimSpace(err.Error())); m != nil {
+			msg := strings.TrimSpace(strings.TrimPrefix(err.Error(), "yaml: "))
+			d := &Diagnostic{File: name, Msg: "invalid YAML: " + msg}
+			if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
 				d.Line, _ = strconv.Atoi(m[1])
 				d.Msg = "invalid YAML: " + m[2]
 			}
@@ -51,14 +61,21 @@ func parseFile(name string, data []byte) (*fileIndex, *Diagnostic) {
 		}
 		var v any
 		if err := n.Decode(&v); err != nil {
-			return nil, &Diagnostic{File: name, Line: n.Line, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+			// construct errors, such as a key defined twice in one mapping
+			msg := strings.Join(strings.Fields(strings.TrimPrefix(strings.TrimPrefix(err.Error(), "yaml: "), "construct errors:")), " ")
+			d := &Diagnostic{File: name, Line: n.Line, Msg: "invalid YAML: " + msg}
+			if m := regexp.MustCompile(`^line (\d+): (.*)$`).FindStringSubmatch(msg); m != nil {
+				d.Line, _ = strconv.Atoi(m[1])
+				d.Msg = "invalid YAML: " + m[2]
+			}
+			return nil, d
 		}
 		f.indexNode(&n, nil, 0)
 		docs = append(docs, jsonable(v))
 	}
 	switch len(docs) {
 	case 0:
-		return nil, &Diagnostic{File: name, Msg: "empty stack file"}
+		return nil, &Diagnostic{File: name, Msg: msgEmpty}
 	case 1:
 		f.raw = docs[0]
 	default:
@@ -128,7 +145,7 @@ func checkRaw(d *diags, f *fileIndex) {
 			continue
 		}
 		checkSchema(d, f, doc)
-		checkScalars(d, f, doc, nil)
+		checkScalars(d, f, doc)
 		checkKeys(d, f, doc)
 	}
 }
@@ -170,10 +187,22 @@ func checkSchema(d *diags, f *fileIndex, doc any) {
 				d.keyIn(f, loc, "unknown key %q", loc[len(loc)-1])
 			}
 		case *kind.AdditionalProperties:
-			for _, prop := range k.Properties {
-				d.keyIn(f, append(slices.Clone(loc), prop), "unknown key %q", prop)
+			what := "unknown key %q"
+			if len(loc) == 0 {
+				what = "unknown top-level key %q"
 			}
+			for _, prop := range k.Properties {
+				d.keyIn(f, append(slices.Clone(loc), prop), what, prop)
+			}
+		case *kind.Enum:
+			if checkedField(loc) {
+				continue // reported by checkScalars with gitorc's wording
+			}
+			d.atIn(f, loc, "%s", e.ErrorKind.LocalizedString(p))
 		case *kind.Type:
+			if checkedField(loc) {
+				continue // reported by checkScalars with gitorc's wording
+			}
 			d.atIn(f, loc, "must be %s, not %s", article(humanTypes(k.Want)), humanType(k.Got))
 		default:
 			d.atIn(f, loc, "%s", e.ErrorKind.LocalizedString(p))
@@ -328,6 +357,13 @@ const (
 	scalarDuration scalarKind = iota
 	scalarCount               // a non-negative integer
 	scalarRatio               // a number between 0 and 1
+	scalarBytes               // a size such as 256M
+	scalarCPUs                // a number of CPUs such as 0.5
+	scalarMode                // deploy.mode
+	scalarFailureAction
+	scalarOrder
+	scalarCondition
+	scalarEndpointMode
 )
 
 var scalarFields = map[string]scalarKind{
@@ -351,9 +387,30 @@ var scalarFields = map[string]scalarKind{
 	"healthcheck.retries":                      scalarCount,
 	"stop_grace_period":                        scalarDuration,
 	"deploy.resources.limits.pids":             scalarCount,
+	"deploy.resources.limits.memory":           scalarBytes,
+	"deploy.resources.reservations.memory":     scalarBytes,
+	"deploy.resources.limits.cpus":             scalarCPUs,
+	"deploy.resources.reservations.cpus":       scalarCPUs,
+	"deploy.mode":                              scalarMode,
+	"deploy.update_config.failure_action":      scalarFailureAction,
+	"deploy.rollback_config.failure_action":    scalarFailureAction,
+	"deploy.update_config.order":               scalarOrder,
+	"deploy.rollback_config.order":             scalarOrder,
+	"deploy.restart_policy.condition":          scalarCondition,
+	"deploy.endpoint_mode":                     scalarEndpointMode,
 }
 
-func checkScalars(d *diags, f *fileIndex, doc any, _ []string) {
+// checkedField reports whether a schema location is a service field the
+// scalar checks cover.
+func checkedField(loc []string) bool {
+	if len(loc) < 3 || loc[0] != "services" {
+		return false
+	}
+	_, ok := scalarFields[strings.Join(loc[2:], ".")]
+	return ok
+}
+
+func checkScalars(d *diags, f *fileIndex, doc any) {
 	services, _ := lookup(doc, []string{"services"}).(map[string]any)
 	for _, name := range sortedKeys(services) {
 		svc, _ := services[name].(map[string]any)
@@ -371,7 +428,50 @@ func checkScalars(d *diags, f *fileIndex, doc any, _ []string) {
 				d.atIn(f, path, "%s", msg)
 			}
 		}
+		if mode, ok := lookup(svc, []string{"deploy", "mode"}).(string); ok {
+			if m, err := api.ParseServiceMode(mode); err == nil && m.IsGlobal() && lookup(svc, []string{"deploy", "replicas"}) != nil {
+				d.atIn(f, []string{"services", name, "deploy", "replicas"}, msgGlobalReplicas, m)
+			}
+		}
+		constraints, _ := lookup(svc, []string{"deploy", "placement", "constraints"}).([]any)
+		for i, c := range constraints {
+			if s, ok := c.(string); ok && !strings.Contains(s, "$") {
+				if _, err := api.ParseConstraint(s); err != nil {
+					d.atIn(f, []string{"services", name, "deploy", "placement", "constraints", strconv.Itoa(i)}, "%v", err)
+				}
+			}
+		}
+		ports, _ := svc["ports"].([]any)
+		for i, pv := range ports {
+			pp := []string{"services", name, "ports", strconv.Itoa(i)}
+			switch t := pv.(type) {
+			case string:
+				if !strings.Contains(t, "$") {
+					if _, err := types.ParsePortConfig(t); err != nil {
+						d.atIn(f, pp, "invalid port %q: %v", t, lowerFirst(err.Error()))
+					}
+				}
+			case map[string]any:
+				for field, parse := range map[string]func(string) error{
+					"mode":     func(s string) error { _, err := api.ParsePublishMode(s); return err },
+					"protocol": func(s string) error { _, err := api.ParseProtocol(s); return err },
+				} {
+					if s, ok := t[field].(string); ok && !strings.Contains(s, "$") {
+						if err := parse(s); err != nil {
+							d.atIn(f, append(pp, field), "%v", err)
+						}
+					}
+				}
+			}
+		}
 	}
+}
+
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
 }
 
 func checkScalar(k scalarKind, v any) string {
@@ -413,6 +513,58 @@ func checkScalar(k scalarKind, v any) string {
 		}
 		if n < 0 {
 			return fmt.Sprintf("%d must not be negative", n)
+		}
+	case scalarBytes:
+		switch t := v.(type) {
+		case int:
+			if t < 0 {
+				return fmt.Sprintf("%d must not be negative", t)
+			}
+		case string:
+			if n, err := units.RAMInBytes(t); err != nil || n < 0 {
+				return fmt.Sprintf("%q is not a size: write it such as 256M or 1G", t)
+			}
+		default:
+			return fmt.Sprintf("%v is not a size: write it such as 256M or 1G", v)
+		}
+	case scalarCPUs:
+		var x float64
+		switch t := v.(type) {
+		case int:
+			x = float64(t)
+		case float64:
+			x = t
+		case string:
+			var err error
+			if x, err = strconv.ParseFloat(strings.TrimSpace(t), 64); err != nil {
+				return fmt.Sprintf("%q is not a number of CPUs such as 0.5", t)
+			}
+		default:
+			return fmt.Sprintf("%v is not a number of CPUs such as 0.5", v)
+		}
+		if x < 0 {
+			return fmt.Sprintf("%v must not be negative", v)
+		}
+	case scalarMode, scalarFailureAction, scalarOrder, scalarCondition, scalarEndpointMode:
+		s, ok := v.(string)
+		if !ok {
+			return fmt.Sprintf("%v must be a string", v)
+		}
+		var err error
+		switch k {
+		case scalarMode:
+			_, err = api.ParseServiceMode(s)
+		case scalarFailureAction:
+			_, err = api.ParseFailureAction(s)
+		case scalarOrder:
+			_, err = api.ParseUpdateOrder(s)
+		case scalarCondition:
+			_, err = api.ParseRestartCondition(s)
+		case scalarEndpointMode:
+			_, err = api.ParseEndpointMode(s)
+		}
+		if err != nil {
+			return err.Error()
 		}
 	case scalarRatio:
 		var x float64

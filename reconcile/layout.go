@@ -68,10 +68,12 @@ func parseLayout(root string, data []byte) (*Layout, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("%s: %s", LayoutFile, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, layoutYAMLError(err)
 	}
 	var problems []string
-	bad := func(format string, args ...any) { problems = append(problems, LayoutFile+": "+fmt.Sprintf(format, args...)) }
+	bad := func(format string, args ...any) {
+		problems = append(problems, LayoutFile+": "+fmt.Sprintf(format, args...))
+	}
 	names := map[string]bool{}
 	for i, s := range doc.Stacks {
 		switch {
@@ -110,6 +112,25 @@ func parseLayout(root string, data []byte) (*Layout, error) {
 		return nil, fmt.Errorf("%s: %w", LayoutFile, err)
 	}
 	return &Layout{Stacks: ordered}, nil
+}
+
+var (
+	yamlLineErrRe  = regexp.MustCompile(`line (\d+): (.*)`)
+	unknownFieldRe = regexp.MustCompile(`^field (\S+) not found in type .*$`)
+)
+
+// layoutYAMLError reports each problem the YAML decoder found as
+// "gitorc.yaml:LINE: message".
+func layoutYAMLError(err error) error {
+	var lines []string
+	for _, m := range yamlLineErrRe.FindAllStringSubmatch(err.Error(), -1) {
+		msg := unknownFieldRe.ReplaceAllString(m[2], `unknown key "$1"`)
+		lines = append(lines, fmt.Sprintf("%s:%s: %s", LayoutFile, m[1], msg))
+	}
+	if len(lines) == 0 {
+		return fmt.Errorf("%s: %s", LayoutFile, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return errors.New(strings.Join(lines, "\n"))
 }
 
 func discover(root string) (*Layout, error) {

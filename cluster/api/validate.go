@@ -105,7 +105,7 @@ func validateTask(es *FieldErrors, p string, t *TaskSpec) {
 	c := &t.Container
 	cp := join(p, "container")
 	if strings.TrimSpace(c.Image) == "" {
-		es.add(join(cp, "image"), "image is required")
+		es.add(join(cp, "image"), "image is required: gitorc deploys images, it does not build them")
 	} else if strings.ContainsAny(c.Image, " \t\n") {
 		es.add(join(cp, "image"), "image %q must not contain whitespace", c.Image)
 	}

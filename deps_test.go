@@ -1,0 +1,156 @@
+package gitorc_test
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/gitorc/gitorc"
+
+type pkgInfo struct {
+	ImportPath string
+	Imports    []string
+	Name       string
+}
+
+// listPackages returns every package of the module with its direct imports
+// (tests excluded: test helpers may cross layers).
+func listPackages(t *testing.T) []pkgInfo {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json", "./...")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pkgs []pkgInfo
+	dec := json.NewDecoder(out)
+	for {
+		var p pkgInfo
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	return pkgs
+}
+
+func rel(p string) string { return strings.TrimPrefix(strings.TrimPrefix(p, module), "/") }
+
+func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+
+// managerSide are the cluster packages that run on managers.
+var managerSide = []string{"cluster/store", "cluster/orchestrator", "cluster/scheduler",
+	"cluster/allocator", "cluster/dispatcher", "cluster/ca"}
+
+// rule says whether package p may import gitorc package imp (both relative).
+func allowed(p, imp string) (bool, string) {
+	if under(imp, "cmd") {
+		return false, "nothing imports cmd/"
+	}
+	switch {
+	case under(p, "cmd/gitorc"):
+		return true, ""
+	case p == "cluster/api":
+		return false, "cluster/api imports no other gitorc package"
+	case under(p, "compose"):
+		return under(imp, "compose") || imp == "cluster/api", "compose imports cluster/api only"
+	case under(p, "reconcile"):
+		return under(imp, "reconcile") || under(imp, "compose") || imp == "cluster/api",
+			"reconcile imports compose, cluster/api and its own subpackages (the store only through an interface it declares)"
+	case under(p, "netplane"), under(p, "secrets"):
+		top := strings.SplitN(p, "/", 2)[0]
+		return under(imp, top) || imp == "cluster/api", top + " is a leaf: cluster/api only"
+	case under(p, "cluster/agent"):
+		for _, m := range managerSide {
+			if under(imp, m) {
+				return false, "the agent never imports manager-side packages: the store and the dispatcher protocol are the bus"
+			}
+		}
+		return under(imp, "cluster") || under(imp, "netplane") || under(imp, "secrets"), "the agent imports cluster packages, netplane and secrets only"
+	case under(p, "cluster"):
+		if under(imp, "reconcile") || under(imp, "compose") {
+			return false, "cluster/* never imports reconcile or compose"
+		}
+		if under(imp, "cluster/agent") {
+			return false, "manager-side packages never import cluster/agent"
+		}
+		return true, ""
+	}
+	return true, ""
+}
+
+// TestImportRules enforces the design's import rules on every package.
+func TestImportRules(t *testing.T) {
+	pkgs := listPackages(t)
+	if len(pkgs) < 5 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	for _, p := range pkgs {
+		for _, imp := range p.Imports {
+			if !strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			if ok, why := allowed(rel(p.ImportPath), rel(imp)); !ok {
+				t.Errorf("%s imports %s: %s", rel(p.ImportPath), rel(imp), why)
+			}
+		}
+		if p.Name == "main" && !under(rel(p.ImportPath), "cmd") {
+			t.Errorf("%s is a main package outside cmd/", rel(p.ImportPath))
+		}
+	}
+}
+
+// The rule table itself must catch violations.
+func TestImportRulesCatchViolations(t *testing.T) {
+	bad := [][2]string{
+		{"cluster/api", "compose"},
+		{"compose", "reconcile"},
+		{"compose", "cluster/store"},
+		{"cluster/store", "reconcile"},
+		{"cluster/orchestrator", "compose"},
+		{"cluster/scheduler", "cluster/agent"},
+		{"cluster/agent", "cluster/store"},
+		{"cluster/agent/containerd", "cluster/dispatcher"},
+		{"netplane", "cluster/store"},
+		{"secrets", "compose"},
+		{"reconcile", "cluster/store"},
+		{"reconcile", "cmd/gitorc"},
+	}
+	for _, b := range bad {
+		if ok, _ := allowed(b[0], b[1]); ok {
+			t.Errorf("%s importing %s is allowed", b[0], b[1])
+		}
+	}
+	good := [][2]string{{"compose", "cluster/api"}, {"reconcile", "compose"}, {"cluster/store", "cluster/api"},
+		{"cluster/agent/containerd", "cluster/agent"}, {"cmd/gitorc", "cluster/store"}, {"netplane", "cluster/api"}}
+	for _, g := range good {
+		if ok, why := allowed(g[0], g[1]); !ok {
+			t.Errorf("%s importing %s is refused: %s", g[0], g[1], why)
+		}
+	}
+}
+
+// TestPackageDocs checks that every package has a doc.go saying what it owns.
+func TestPackageDocs(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{.Doc}}", "./...").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		path, doc, _ := strings.Cut(line, " ")
+		if strings.TrimSpace(doc) == "" {
+			t.Errorf("%s has no package documentation (doc.go)", rel(path))
+		}
+	}
+}
