@@ -68,14 +68,6 @@ func (d *diags) at(sev Severity, path []string, format string, args ...any) {
 		Msg: fmt.Sprintf(format, args...), Severity: sev})
 }
 
-// key adds a diagnostic about a key itself (unknown or unsupported): the
-// path shown is the parent, the line is the key's.
-func (d *diags) key(sev Severity, path []string, format string, args ...any) {
-	file, line := d.idx.locate(path, true)
-	d.list = append(d.list, Diagnostic{File: file, Line: line, Path: strings.Join(path[:len(path)-1], "."),
-		Msg: fmt.Sprintf(format, args...), Severity: sev})
-}
-
 func (d *diags) errorf(path []string, format string, args ...any) {
 	d.at(SevError, path, format, args...)
 }

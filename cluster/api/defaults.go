@@ -45,8 +45,8 @@ func DefaultHealthcheck() Healthcheck {
 // config files that do not set them.
 const (
 	DefaultFileMode FileMode = 0o444
-	DefaultFileUID  = "0"
-	DefaultFileGID  = "0"
+	DefaultFileUID           = "0"
+	DefaultFileGID           = "0"
 )
 
 // DefaultNetworkDriver and DefaultVolumeDriver are the only drivers gitorc has.

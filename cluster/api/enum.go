@@ -293,8 +293,8 @@ func (s *NodeState) UnmarshalText(b []byte) (err error) {
 type HealthState uint8
 
 const (
-	HealthNone      HealthState = iota // no healthcheck
-	HealthStarting                     // within start_period, no verdict yet
+	HealthNone     HealthState = iota // no healthcheck
+	HealthStarting                    // within start_period, no verdict yet
 	HealthHealthy
 	HealthUnhealthy
 )

@@ -100,10 +100,10 @@ type Mount struct {
 // FileRef places a secret or config in a task's filesystem.
 type FileRef struct {
 	// Name is the cluster-wide secret or config name.
-	Name   string `json:"name"`
-	Target string `json:"target"` // absolute path in the container
-	UID    string `json:"uid"`
-	GID    string `json:"gid"`
+	Name   string   `json:"name"`
+	Target string   `json:"target"` // absolute path in the container
+	UID    string   `json:"uid"`
+	GID    string   `json:"gid"`
 	Mode   FileMode `json:"mode"`
 }
 
