@@ -1,0 +1,358 @@
+package reconcile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/gitorc/gitorc/cluster/api"
+)
+
+// Kind is the kind of object a plan step changes. Kinds are ordered as a
+// revision is applied: what services use comes before the services.
+type Kind uint8
+
+const (
+	KindNetwork Kind = iota
+	KindSecret
+	KindConfig
+	KindVolume
+	KindService
+)
+
+var kindNames = []string{"network", "secret", "config", "volume", "service"}
+
+func (k Kind) String() string { return kindNames[k] }
+
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// Action is what a step does to its object.
+type Action uint8
+
+const (
+	Unchanged Action = iota
+	Create
+	Update
+	Delete
+)
+
+var actionNames = []string{"unchanged", "create", "update", "delete"}
+
+func (a Action) String() string { return actionNames[a] }
+
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// State is a set of cluster objects as the planner sees them: their specs,
+// with gitorc's ownership labels on the objects gitorc manages.
+type State struct {
+	Networks []api.NetworkSpec `json:"networks,omitempty"`
+	Secrets  []api.SecretSpec  `json:"secrets,omitempty"`
+	Configs  []api.ConfigSpec  `json:"configs,omitempty"`
+	Volumes  []api.VolumeSpec  `json:"volumes,omitempty"`
+	Services []api.ServiceSpec `json:"services,omitempty"`
+}
+
+// Change is one field that differs. From is empty for a field being set,
+// To for a field being removed.
+type Change struct {
+	Path string `json:"path"`
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+}
+
+// Step is what happens to one object.
+type Step struct {
+	Kind    Kind     `json:"kind"`
+	Name    string   `json:"name"`
+	Stack   string   `json:"stack,omitempty"`
+	Action  Action   `json:"action"`
+	Changes []Change `json:"changes,omitempty"`
+	// Drift is set when the object was changed behind Git's back: it no
+	// longer matches what gitorc last applied.
+	Drift bool `json:"drift,omitempty"`
+}
+
+// Changeset is the plan that takes the cluster from an actual state to a
+// desired one. Problems make it inapplicable: a revision with problems is
+// failed, and nothing of it is applied.
+type Changeset struct {
+	Steps    []Step   `json:"steps"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// HasChanges reports whether applying the plan would change anything.
+func (c Changeset) HasChanges() bool {
+	for _, s := range c.Steps {
+		if s.Action != Unchanged {
+			return true
+		}
+	}
+	return false
+}
+
+// Counts returns how many steps take each action.
+func (c Changeset) Counts() map[Action]int {
+	n := map[Action]int{}
+	for _, s := range c.Steps {
+		n[s.Action]++
+	}
+	return n
+}
+
+// object is the planner's uniform view of any spec.
+type object struct {
+	kind     Kind
+	name     string
+	stack    string
+	external bool
+	labels   map[string]string
+	spec     any
+}
+
+func objects(s State) []object {
+	var out []object
+	for _, n := range s.Networks {
+		out = append(out, object{KindNetwork, n.Name, n.Stack, n.External, n.Labels, n})
+	}
+	for _, x := range s.Secrets {
+		out = append(out, object{KindSecret, x.Name, x.Stack, x.External, x.Labels, x})
+	}
+	for _, x := range s.Configs {
+		out = append(out, object{KindConfig, x.Name, x.Stack, x.External, x.Labels, x})
+	}
+	for _, v := range s.Volumes {
+		out = append(out, object{KindVolume, v.Name, v.Stack, v.External, v.Labels, v})
+	}
+	for _, x := range s.Services {
+		out = append(out, object{KindService, x.Name, x.Stack, false, x.Labels, x})
+	}
+	return out
+}
+
+type key struct {
+	kind Kind
+	name string
+}
+
+// Plan computes the changeset that takes actual to desired. It is a pure
+// function: no I/O, no clock, and the same inputs always give the same
+// steps, ordered by kind (networks, secrets, configs, volumes, services)
+// and name, with deletions last in the reverse kind order (services go
+// before the networks they use).
+//
+// Desired objects marked external are not managed: they must exist in
+// actual. Actual objects without gitorc's ownership label are foreign:
+// never changed, never pruned, and a desired object of the same name is a
+// problem rather than a silent take-over.
+func Plan(desired, actual State) Changeset {
+	var cs Changeset
+	have := map[key]object{}
+	for _, o := range objects(actual) {
+		have[key{o.kind, o.name}] = o
+	}
+	want := map[key]string{} // → the stack declaring it
+	var steps, deletes []Step
+	for _, d := range objects(desired) {
+		k := key{d.kind, d.name}
+		a, exists := have[k]
+		if d.external {
+			if !exists {
+				cs.Problems = append(cs.Problems, fmt.Sprintf("external %s %s does not exist in the cluster: create it, or remove external: true to let the stack create it", d.kind, d.name))
+			}
+			continue
+		}
+		if first, dup := want[k]; dup {
+			cs.Problems = append(cs.Problems, fmt.Sprintf("%s %s is declared by stacks %s and %s: give one of them another name", d.kind, d.name, first, d.stack))
+			continue
+		}
+		want[k] = d.stack
+		step := Step{Kind: d.kind, Name: d.name, Stack: d.stack}
+		switch {
+		case !exists:
+			step.Action = Create
+		case !Owned(a.labels):
+			cs.Problems = append(cs.Problems, fmt.Sprintf("%s %s already exists and is not managed by gitorc: remove or rename it, or mark it external in the stack", d.kind, d.name))
+			continue
+		default:
+			step.Changes = diff(flatten(d.spec), flatten(a.spec))
+			if len(step.Changes) > 0 {
+				step.Action = Update
+			}
+			step.Drift = drifted(a)
+		}
+		steps = append(steps, step)
+	}
+	for _, a := range objects(actual) {
+		if _, wanted := want[key{a.kind, a.name}]; wanted || !Owned(a.labels) {
+			continue
+		}
+		deletes = append(deletes, Step{Kind: a.kind, Name: a.name, Stack: a.labels[api.LabelStack], Action: Delete})
+	}
+	sort.SliceStable(steps, func(i, j int) bool {
+		if steps[i].Kind != steps[j].Kind {
+			return steps[i].Kind < steps[j].Kind
+		}
+		return steps[i].Name < steps[j].Name
+	})
+	sort.SliceStable(deletes, func(i, j int) bool {
+		if deletes[i].Kind != deletes[j].Kind {
+			return deletes[i].Kind > deletes[j].Kind
+		}
+		return deletes[i].Name < deletes[j].Name
+	})
+	cs.Steps = append(steps, deletes...)
+	sort.Strings(cs.Problems)
+	return cs
+}
+
+// Owned reports whether labels mark an object as created by gitorc.
+func Owned(labels map[string]string) bool { return labels[api.LabelManagedBy] == managedBy }
+
+const (
+	managedBy = "gitorc"
+	// LabelSpecHash records the hash of the spec gitorc applied, so that a
+	// change made behind Git's back shows as drift.
+	LabelSpecHash  = "gitorc.spec-hash"
+	ownLabelPrefix = "gitorc."
+)
+
+// Stamp returns desired with gitorc's ownership labels on every object it
+// manages: managed-by, stack and the hash of the spec as applied. The store
+// holds stamped specs; Plan ignores the stamps when it compares.
+func Stamp(desired State) State {
+	out := State{}
+	for _, n := range desired.Networks {
+		if !n.External {
+			n.Labels = stampLabels(n.Labels, n.Stack, n)
+			out.Networks = append(out.Networks, n)
+		}
+	}
+	for _, s := range desired.Secrets {
+		if !s.External {
+			s.Labels = stampLabels(s.Labels, s.Stack, s)
+			out.Secrets = append(out.Secrets, s)
+		}
+	}
+	for _, c := range desired.Configs {
+		if !c.External {
+			c.Labels = stampLabels(c.Labels, c.Stack, c)
+			out.Configs = append(out.Configs, c)
+		}
+	}
+	for _, v := range desired.Volumes {
+		if !v.External {
+			v.Labels = stampLabels(v.Labels, v.Stack, v)
+			out.Volumes = append(out.Volumes, v)
+		}
+	}
+	for _, s := range desired.Services {
+		s.Labels = stampLabels(s.Labels, s.Stack, s)
+		out.Services = append(out.Services, s)
+	}
+	return out
+}
+
+func stampLabels(labels map[string]string, stack string, spec any) map[string]string {
+	out := map[string]string{}
+	for k, v := range labels {
+		if !strings.HasPrefix(k, ownLabelPrefix) {
+			out[k] = v
+		}
+	}
+	out[api.LabelManagedBy] = managedBy
+	out[api.LabelStack] = stack
+	out[LabelSpecHash] = specHash(spec)
+	return out
+}
+
+// specHash hashes a spec without gitorc's own labels.
+func specHash(spec any) string {
+	f := flatten(spec)
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s\n", k, f[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func drifted(a object) bool {
+	want, ok := a.labels[LabelSpecHash]
+	return ok && want != specHash(a.spec)
+}
+
+// flatten turns a spec into path → value using its JSON form, without
+// gitorc's own labels. Secret data is excluded by its type (json:"-"); its
+// content hash is compared instead.
+func flatten(spec any) map[string]string {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		panic(fmt.Sprintf("reconcile: spec %T does not marshal: %v", spec, err)) // api types always do
+	}
+	var v any
+	_ = json.Unmarshal(b, &v)
+	out := map[string]string{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch t := v.(type) {
+		case map[string]any:
+			for k, x := range t {
+				if prefix == "labels" && strings.HasPrefix(k, ownLabelPrefix) {
+					continue
+				}
+				p := k
+				if prefix != "" {
+					p = prefix + "." + k
+				}
+				walk(p, x)
+			}
+		case []any:
+			for i, x := range t {
+				walk(fmt.Sprintf("%s[%d]", prefix, i), x)
+			}
+		case nil:
+		default:
+			s, _ := json.Marshal(t)
+			out[prefix] = string(s)
+		}
+	}
+	walk("", v)
+	return out
+}
+
+// diff lists the fields that differ between desired and actual, by path.
+func diff(desired, actual map[string]string) []Change {
+	var out []Change
+	for p, to := range desired {
+		if from := actual[p]; from != to {
+			out = append(out, Change{Path: p, From: from, To: to})
+		}
+	}
+	for p, from := range actual {
+		if _, ok := desired[p]; !ok {
+			out = append(out, Change{Path: p, From: from})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// DesiredState merges the bundles of a revision into one desired state.
+func DesiredState(bundles []api.Bundle) State {
+	var s State
+	for _, b := range bundles {
+		s.Networks = append(s.Networks, b.Networks...)
+		s.Secrets = append(s.Secrets, b.Secrets...)
+		s.Configs = append(s.Configs, b.Configs...)
+		s.Volumes = append(s.Volumes, b.Volumes...)
+		s.Services = append(s.Services, b.Services...)
+	}
+	return s
+}
