@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/secrets"
 )
 
 // run executes the CLI in-process and returns stdout, stderr and the exit code.
@@ -112,5 +113,45 @@ func TestVersion(t *testing.T) {
 	out, _, code := run(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "gitorc dev ") {
 		t.Errorf("version: %q exit %d", out, code)
+	}
+}
+
+func TestSealFindsTheRepositoryRecipient(t *testing.T) {
+	id, err := secrets.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(repo, ".gitorc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repo, recipientFile), []byte(id.Recipient()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(repo, "stacks/db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(t.TempDir(), "pw.txt")
+	if err := os.WriteFile(plain, []byte("hunter2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(repo, "stacks/db/pw.age")
+	stdout, stderr, code := run(t, "seal", plain, "-o", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stdout+stderr, "hunter2") {
+		t.Fatal("plaintext echoed")
+	}
+	sealed, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := id.Open(sealed)
+	if err != nil || string(got.Reveal()) != "hunter2" {
+		t.Fatalf("open: %v", err)
+	}
+	if _, stderr, code := run(t, "seal", plain, "-o", filepath.Join(t.TempDir(), "x.age")); code == 0 || !strings.Contains(stderr, "no recipient") {
+		t.Errorf("outside a repository: exit %d %s", code, stderr)
 	}
 }

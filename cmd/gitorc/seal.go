@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/secrets"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newSealCmd) }
+
+// recipientFile is where a repository keeps its cluster's public recipient.
+const recipientFile = ".gitorc/recipient.txt"
+
+func newSealCmd() *cobra.Command {
+	var recipient, out string
+	cmd := &cobra.Command{
+		Use:   "seal [FILE|-] -o FILE.age",
+		Short: "Encrypt a secret for the cluster, to commit it to Git",
+		Long: `Seals a secret's plaintext (a file, or standard input) with the cluster's public
+age recipient. Only the cluster's managers can open the result; commit it and refer
+to it from a stack: secrets: { db_password: { file: ./db_password.age } }.
+
+The recipient is --recipient, or else the first ` + recipientFile + ` found in the
+output file's directory or above (bootstrap writes it).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if recipient == "" {
+				start := out
+				if start == "" {
+					start = "."
+				}
+				r, err := findRecipient(start)
+				if err != nil {
+					return err
+				}
+				recipient = r
+			}
+			var in io.Reader = cmd.InOrStdin()
+			if len(args) == 1 && args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
+			}
+			plain, err := io.ReadAll(io.LimitReader(in, secrets.MaxSecretSize+1))
+			if err != nil {
+				return fmt.Errorf("read secret: %w", err)
+			}
+			sealed, err := secrets.Seal(recipient, api.SecretBytes(plain))
+			clear(plain)
+			if err != nil {
+				return err
+			}
+			if out == "" || out == "-" {
+				_, err = cmd.OutOrStdout().Write(sealed)
+				return err
+			}
+			if err := os.WriteFile(out, sealed, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "sealed %s for %s\n", out, recipient)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&recipient, "recipient", "", "the cluster's age recipient (age1…)")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "write the sealed file here (default: standard output)")
+	return cmd
+}
+
+// findRecipient looks for .gitorc/recipient.txt from path upwards.
+func findRecipient(path string) (string, error) {
+	dir, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		dir = filepath.Dir(dir)
+	}
+	for {
+		f, err := os.Open(filepath.Join(dir, recipientFile))
+		if err == nil {
+			defer f.Close()
+			r, err := secrets.ReadRecipientFile(f)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", filepath.Join(dir, recipientFile), err)
+			}
+			return r, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no recipient: pass --recipient age1…, or run inside a repository holding " + recipientFile)
+		}
+		dir = parent
+	}
+}
