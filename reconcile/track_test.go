@@ -1,0 +1,111 @@
+package reconcile
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+)
+
+var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+func svcSpec(image string, replicas uint64, health bool) api.ServiceSpec {
+	s := api.ServiceSpec{Name: "s_web", Mode: api.ModeReplicated, Replicas: replicas,
+		Task: api.TaskSpec{Container: api.ContainerSpec{Image: image}}}
+	if health {
+		s.Task.Container.Healthcheck = &api.Healthcheck{Test: []string{"CMD", "true"}}
+	}
+	return s
+}
+
+func task(spec api.ServiceSpec, state api.TaskState, health api.HealthState) api.Task {
+	return api.Task{Spec: spec.Task, DesiredState: api.TaskRunning,
+		Status: api.TaskStatus{State: state, Health: health}}
+}
+
+func TestTrack(t *testing.T) {
+	v1, v2 := svcSpec("web:1", 2, true), svcSpec("web:2", 2, true)
+	rollout := Rollout{Changed: []string{"s_web"}, AppliedAt: t0}
+	cases := []struct {
+		name      string
+		service   *api.Service
+		tasks     []api.Task
+		now       time.Time
+		rollout   *Rollout
+		wantPhase api.SyncPhase
+		wantMsg   string
+	}{
+		{"all new tasks healthy", &api.Service{Spec: v2},
+			[]api.Task{task(v2, api.TaskRunning, api.HealthHealthy), task(v2, api.TaskRunning, api.HealthHealthy), task(v1, api.TaskShutdown, api.HealthNone)},
+			t0, nil, api.SyncSynced, "1 service(s) rolled out healthy"},
+		{"running but not yet healthy", &api.Service{Spec: v2},
+			[]api.Task{task(v2, api.TaskRunning, api.HealthHealthy), task(v2, api.TaskRunning, api.HealthStarting)},
+			t0, nil, api.SyncProgressing, "waiting for s_web: 1/2 ready"},
+		{"an old task still runs", &api.Service{Spec: v2},
+			[]api.Task{task(v2, api.TaskRunning, api.HealthHealthy), task(v2, api.TaskRunning, api.HealthHealthy), task(v1, api.TaskRunning, api.HealthHealthy)},
+			t0, nil, api.SyncProgressing, "waiting for s_web: 2/2 ready, 1 task(s) of the previous spec left"},
+		{"pending with a reason", &api.Service{Spec: v2},
+			[]api.Task{task(v2, api.TaskRunning, api.HealthHealthy), {Spec: v2.Task, DesiredState: api.TaskRunning,
+				Status: api.TaskStatus{State: api.TaskPending, Err: "no suitable node: 3 nodes lack 512MiB memory"}}},
+			t0, nil, api.SyncProgressing, "waiting for s_web: 1/2 ready; no suitable node: 3 nodes lack 512MiB memory"},
+		{"rolled back is degraded, never green", &api.Service{Spec: v1, Update: &api.UpdateStatus{State: api.UpdateRollbackCompleted, Message: "2 tasks failed: exit code 1"}},
+			[]api.Task{task(v1, api.TaskRunning, api.HealthHealthy), task(v1, api.TaskRunning, api.HealthHealthy)},
+			t0, nil, api.SyncDegraded, "rollout failed: s_web: update rollback_completed: 2 tasks failed: exit code 1"},
+		{"paused is degraded", &api.Service{Spec: v2, Update: &api.UpdateStatus{State: api.UpdatePaused}},
+			nil, t0, nil, api.SyncDegraded, "rollout failed: s_web: update paused"},
+		{"stuck past the deadline", &api.Service{Spec: v2},
+			[]api.Task{task(v2, api.TaskStarting, api.HealthNone)},
+			t0.Add(DefaultProgressDeadline + time.Second), nil, api.SyncDegraded, "no healthy rollout after 10m0s: s_web: 0/2 ready"},
+		{"not stuck yet at the deadline", &api.Service{Spec: v2},
+			[]api.Task{task(v2, api.TaskStarting, api.HealthNone)},
+			t0.Add(DefaultProgressDeadline), nil, api.SyncProgressing, "waiting for s_web: 0/2 ready"},
+		{"removed service still has a task", nil, []api.Task{task(v1, api.TaskRunning, api.HealthHealthy)},
+			t0, &Rollout{Removed: []string{"s_web"}, AppliedAt: t0}, api.SyncProgressing, "waiting for s_web: 1 task(s) still running after removal"},
+		{"removed service gone", nil, []api.Task{task(v1, api.TaskShutdown, api.HealthNone)},
+			t0, &Rollout{Removed: []string{"s_web"}, AppliedAt: t0}, api.SyncSynced, "0 service(s) rolled out healthy"},
+		{"scaled to zero", &api.Service{Spec: svcSpec("web:2", 0, false)}, nil, t0, nil, api.SyncSynced, "1 service(s) rolled out healthy"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rollout
+			if tc.rollout != nil {
+				r = *tc.rollout
+			}
+			got := Track(r, map[string]Observed{"s_web": {Service: tc.service, Tasks: tc.tasks}}, tc.now)
+			if got.Phase != tc.wantPhase || got.Message != tc.wantMsg {
+				t.Errorf("got %s %q\nwant %s %q", got.Phase, got.Message, tc.wantPhase, tc.wantMsg)
+			}
+		})
+	}
+}
+
+func TestTrackJobs(t *testing.T) {
+	job := api.ServiceSpec{Name: "s_migrate", Mode: api.ModeReplicatedJob, MaxConcurrent: 1, TotalCompletions: 2,
+		Task: api.TaskSpec{Container: api.ContainerSpec{Image: "m:1"}}}
+	done := api.Task{Spec: job.Task, DesiredState: api.TaskComplete, Status: api.TaskStatus{State: api.TaskComplete}}
+	running := api.Task{Spec: job.Task, DesiredState: api.TaskComplete, Status: api.TaskStatus{State: api.TaskRunning}}
+	r := Rollout{Changed: []string{"s_migrate"}, AppliedAt: t0}
+	got := Track(r, map[string]Observed{"s_migrate": {Service: &api.Service{Spec: job}, Tasks: []api.Task{done, running}}}, t0)
+	if got.Phase != api.SyncProgressing || !strings.Contains(got.Message, "1/2 ready") {
+		t.Errorf("one of two completions: %s %q", got.Phase, got.Message)
+	}
+	got = Track(r, map[string]Observed{"s_migrate": {Service: &api.Service{Spec: job}, Tasks: []api.Task{done, done}}}, t0)
+	if got.Phase != api.SyncSynced {
+		t.Errorf("two completions: %s %q", got.Phase, got.Message)
+	}
+}
+
+func TestRolloutOf(t *testing.T) {
+	cs := Changeset{Steps: []Step{
+		{Kind: KindNetwork, Name: "n", Action: Create},
+		{Kind: KindService, Name: "a", Action: Create},
+		{Kind: KindService, Name: "b", Action: Unchanged},
+		{Kind: KindService, Name: "c", Action: Update},
+		{Kind: KindService, Name: "d", Action: Delete},
+	}}
+	r := RolloutOf(cs, t0)
+	if strings.Join(r.Changed, ",") != "a,c" || strings.Join(r.Removed, ",") != "d" {
+		t.Errorf("rollout %+v", r)
+	}
+}
