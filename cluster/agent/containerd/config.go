@@ -1,0 +1,97 @@
+package containerd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/agent"
+)
+
+// Defaults of Config.
+const (
+	DefaultAddress     = "/run/containerd/containerd.sock"
+	DefaultNamespace   = "gitorc"
+	DefaultSnapshotter = "overlayfs"
+	DefaultLogMaxSize  = 10 << 20
+	DefaultLogMaxFiles = 3
+)
+
+// Config configures an Executor.
+type Config struct {
+	// DataDir holds everything the executor keeps on the node; absolute.
+	DataDir string
+	// Address is the containerd socket to use when it is reachable
+	// (default DefaultAddress). When it is not, the executor starts its own
+	// containerd with its socket under DataDir.
+	Address string
+	// ContainerdBinary is the containerd executable for an own daemon
+	// (default "containerd", looked up in PATH).
+	ContainerdBinary string
+	Namespace        string
+	Snapshotter      string
+	// InsecureRegistries ("host:port") are pulled from over plain HTTP.
+	InsecureRegistries []string
+	// AuthFile is a docker-style config.json with registry credentials.
+	AuthFile string
+	// HostNetwork runs containers in the host network namespace. By default
+	// each container has a network namespace of its own with loopback only.
+	HostNetwork bool
+	// LogMaxSize is the size at which a task log is rotated; LogMaxFiles
+	// the number of rotated files kept.
+	LogMaxSize  int64
+	LogMaxFiles int
+	// StartTimeout bounds waiting for an own containerd to serve (default 30s).
+	StartTimeout time.Duration
+	Logger       *slog.Logger
+	Clock        agent.Clock
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
+		errs = append(errs, fmt.Errorf("data dir %q must be an absolute path", c.DataDir))
+	}
+	if c.LogMaxSize < 0 || c.LogMaxFiles < 0 || c.StartTimeout < 0 {
+		errs = append(errs, errors.New("log limits and start timeout must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("executor config: %w", err)
+	}
+	return nil
+}
+
+func (c *Config) withDefaults() Config {
+	d := *c
+	if d.Address == "" {
+		d.Address = DefaultAddress
+	}
+	if d.ContainerdBinary == "" {
+		d.ContainerdBinary = "containerd"
+	}
+	if d.Namespace == "" {
+		d.Namespace = DefaultNamespace
+	}
+	if d.Snapshotter == "" {
+		d.Snapshotter = DefaultSnapshotter
+	}
+	if d.LogMaxSize == 0 {
+		d.LogMaxSize = DefaultLogMaxSize
+	}
+	if d.LogMaxFiles == 0 {
+		d.LogMaxFiles = DefaultLogMaxFiles
+	}
+	if d.StartTimeout == 0 {
+		d.StartTimeout = 30 * time.Second
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Clock == nil {
+		d.Clock = agent.RealClock{}
+	}
+	return d
+}

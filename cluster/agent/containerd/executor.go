@@ -1,0 +1,404 @@
+package containerd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"time"
+
+	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
+	tasktypes "github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/moby/sys/signal"
+
+	"github.com/gitorc/gitorc/cluster/agent"
+	"github.com/gitorc/gitorc/cluster/api"
+)
+
+var _ agent.Executor = (*Executor)(nil)
+var _ agent.LogRemover = (*Executor)(nil)
+
+// Container labels the executor sets; the task ID label marks gitorc's
+// containers and lets a restarted agent find them.
+const (
+	LabelTaskID       = "gitorc.task.id"
+	LabelServiceID    = "gitorc.service.id"
+	LabelServiceName  = "gitorc.service.name"
+	LabelSlot         = "gitorc.task.slot"
+	labelStopSignal   = "gitorc.stop-signal"
+	labelStopGrace    = "gitorc.stop-grace-period"
+	labelHealthcheck  = "gitorc.healthcheck"
+	labelReserveCPUs  = "gitorc.reservations.cpus"
+	labelReserveBytes = "gitorc.reservations.memory"
+)
+
+// Log keys.
+const (
+	logKeyTask  = "task"
+	logKeyImage = "image"
+	logKeyErr   = "err"
+)
+
+// idRe is containerd's identifier rule; task IDs become container IDs.
+var idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$`)
+
+// Executor runs tasks as containerd containers. Create it with New, run its
+// background work with Run, and Close it when done.
+type Executor struct {
+	cfg    Config
+	log    *slog.Logger
+	client *client.Client
+	daemon *daemon // nil when an existing containerd is used
+	hosts  docker.RegistryHosts
+
+	bg       context.Context // background work (healthchecks)
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
+
+	mu      sync.Mutex
+	health  map[string]*monitor // by task ID
+	pulling map[string]*pull    // by image reference
+	closed  bool
+}
+
+// New connects to containerd at cfg.Address, or starts a containerd of its
+// own under cfg.DataDir when nothing answers there.
+func New(ctx context.Context, cfg Config) (*Executor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	for _, d := range []string{"tasks", "volumes", "logs", "fifo"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("executor: %w", err)
+		}
+	}
+	hosts, err := registryHosts(cfg.InsecureRegistries, cfg.AuthFile)
+	if err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	e := &Executor{cfg: cfg, log: cfg.Logger, hosts: hosts,
+		health: map[string]*monitor{}, pulling: map[string]*pull{}}
+	e.bg, e.bgCancel = context.WithCancel(context.Background())
+
+	addr := cfg.Address
+	if !reachable(addr) {
+		e.daemon = newDaemon(filepath.Join(cfg.DataDir, "containerd"), cfg.ContainerdBinary, cfg.Logger, cfg.Clock)
+		addr = e.daemon.socket()
+		if !reachable(addr) { // not left running by an earlier agent
+			if err := e.daemon.start(ctx, cfg.StartTimeout); err != nil {
+				return nil, fmt.Errorf("executor: no containerd at %s: %w", cfg.Address, err)
+			}
+		} else {
+			e.daemon = nil
+		}
+	}
+	c, err := client.New(addr, client.WithDefaultNamespace(cfg.Namespace), client.WithTimeout(cfg.StartTimeout))
+	if err != nil {
+		e.stopDaemon()
+		return nil, fmt.Errorf("executor: connect %s: %w", addr, err)
+	}
+	if _, err := c.Version(ctx); err != nil {
+		_ = c.Close()
+		e.stopDaemon()
+		return nil, fmt.Errorf("executor: connect %s: %w", addr, err)
+	}
+	e.client = c
+	return e, nil
+}
+
+// Client returns the containerd client, for tests and tools.
+func (e *Executor) Client() *client.Client { return e.client }
+
+// Address is the socket of the containerd in use.
+func (e *Executor) Address() string {
+	if e.daemon != nil {
+		return e.daemon.socket()
+	}
+	return e.cfg.Address
+}
+
+func (e *Executor) ctx(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, e.cfg.Namespace)
+}
+
+// Run supervises the own containerd (restarting it when it exits) and
+// rotates task logs until ctx ends; then it stops the healthchecks and the
+// own containerd. Containers keep running.
+func (e *Executor) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	if e.daemon != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.daemon.supervise(ctx, e.cfg.StartTimeout, func() {
+				if err := e.client.Reconnect(); err != nil {
+					e.log.Warn("reconnect containerd", logKeyErr, err)
+				}
+			})
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.rotateLogs(ctx)
+	}()
+	<-ctx.Done()
+	e.stopBackground()
+	wg.Wait()
+	e.daemon = nil // stopped by supervise
+	return nil
+}
+
+func (e *Executor) stopBackground() {
+	e.bgCancel()
+	e.bgWG.Wait()
+}
+
+func (e *Executor) stopDaemon() {
+	if e.daemon != nil {
+		if err := e.daemon.stop(10 * time.Second); err != nil {
+			e.log.Warn("stop containerd", logKeyErr, err)
+		}
+	}
+}
+
+// Close stops background work and the own containerd (when Run did not
+// already) and closes the client. Containers keep running.
+func (e *Executor) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	e.stopBackground()
+	var err error
+	if e.client != nil {
+		err = e.client.Close()
+	}
+	e.stopDaemon()
+	return err
+}
+
+// Observe reports every gitorc container in the namespace.
+func (e *Executor) Observe(ctx context.Context) ([]agent.Observed, error) {
+	ctx = e.ctx(ctx)
+	cs, err := e.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q", LabelTaskID))
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	resp, err := e.client.TaskService().List(ctx, &tasksapi.ListTasksRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	procs := make(map[string]*tasktypes.Process, len(resp.Tasks))
+	for _, p := range resp.Tasks {
+		id := p.ContainerID
+		if id == "" { // containerd 1.6 names the task by its container's ID only
+			id = p.ID
+		}
+		procs[id] = p
+	}
+	out := make([]agent.Observed, 0, len(cs))
+	for _, c := range cs {
+		o := agent.Observed{TaskID: c.Labels[LabelTaskID], ContainerID: c.ID, State: agent.ContainerCreated}
+		if p := procs[c.ID]; p != nil {
+			switch p.Status {
+			case tasktypes.Status_RUNNING, tasktypes.Status_PAUSED, tasktypes.Status_PAUSING:
+				o.State = agent.ContainerRunning
+			case tasktypes.Status_STOPPED:
+				o.State = agent.ContainerExited
+				o.ExitCode = int(p.ExitStatus)
+				if p.ExitedAt != nil {
+					o.ExitedAt = p.ExitedAt.AsTime()
+				}
+			}
+		}
+		if hc := c.Labels[labelHealthcheck]; hc != "" {
+			o.Health, o.HealthMessage = api.HealthStarting, ""
+			if o.State == agent.ContainerRunning {
+				o.Health, o.HealthMessage = e.ensureMonitor(c.ID, hc)
+			}
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// Start starts the task's process with its output going to the task log.
+// A task already started is left alone.
+func (e *Executor) Start(ctx context.Context, taskID string) error {
+	ctx = e.ctx(ctx)
+	c, err := e.client.LoadContainer(ctx, taskID)
+	if err != nil {
+		return fmt.Errorf("start: %w", notFound(err))
+	}
+	if t, err := c.Task(ctx, nil); err == nil {
+		st, err := t.Status(ctx)
+		if err != nil {
+			return fmt.Errorf("start: %w", err)
+		}
+		if st.Status != client.Created {
+			return nil
+		}
+		if err := t.Start(ctx); err != nil {
+			return fmt.Errorf("start: %w", cleanRuntimeErr(err))
+		}
+		return nil
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("start: %w", err)
+	}
+	t, err := c.NewTask(ctx, e.logCreator(taskID))
+	if err != nil {
+		return fmt.Errorf("start: %w", cleanRuntimeErr(err))
+	}
+	if err := t.Start(ctx); err != nil {
+		_, _ = t.Delete(ctx, client.WithProcessKill)
+		return fmt.Errorf("start: %w", cleanRuntimeErr(err))
+	}
+	return nil
+}
+
+// Stop stops the task's process: its stop signal, then SIGKILL once the
+// grace period has passed. The container stays.
+func (e *Executor) Stop(ctx context.Context, taskID string) (agent.Exit, error) {
+	ctx = e.ctx(ctx)
+	c, err := e.client.LoadContainer(ctx, taskID)
+	if err != nil {
+		return agent.Exit{}, fmt.Errorf("stop: %w", notFound(err))
+	}
+	t, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return agent.Exit{}, nil
+	} else if err != nil {
+		return agent.Exit{}, fmt.Errorf("stop: %w", err)
+	}
+	labels, err := c.Labels(ctx)
+	if err != nil {
+		return agent.Exit{}, fmt.Errorf("stop: %w", err)
+	}
+	return e.stopTask(ctx, t, labels)
+}
+
+func (e *Executor) stopTask(ctx context.Context, t client.Task, labels map[string]string) (agent.Exit, error) {
+	st, err := t.Status(ctx)
+	if err != nil {
+		return agent.Exit{}, fmt.Errorf("stop: %w", err)
+	}
+	switch st.Status {
+	case client.Stopped:
+		return agent.Exit{ExitCode: int(st.ExitStatus)}, nil
+	case client.Paused, client.Pausing:
+		if err := t.Resume(ctx); err != nil {
+			return agent.Exit{}, fmt.Errorf("stop: resume: %w", err)
+		}
+	}
+	sig := syscall.SIGTERM
+	if s := labels[labelStopSignal]; s != "" {
+		if parsed, err := signal.ParseSignal(s); err == nil {
+			sig = parsed
+		}
+	}
+	grace := api.DefaultStopGracePeriod.Std()
+	if g := labels[labelStopGrace]; g != "" {
+		if d, err := time.ParseDuration(g); err == nil {
+			grace = d
+		}
+	}
+	exited, err := t.Wait(ctx)
+	if err != nil {
+		return agent.Exit{}, fmt.Errorf("stop: %w", err)
+	}
+	exit := agent.Exit{Stopped: true}
+	if grace > 0 {
+		if err := t.Kill(ctx, sig); err != nil && !errdefs.IsNotFound(err) {
+			return agent.Exit{}, fmt.Errorf("stop: signal %s: %w", sig, err)
+		}
+		timer := e.cfg.Clock.NewTimer(grace)
+		defer timer.Stop()
+		select {
+		case s := <-exited:
+			exit.ExitCode = int(s.ExitCode())
+			return exit, nil
+		case <-ctx.Done():
+			return agent.Exit{}, fmt.Errorf("stop: %w", ctx.Err())
+		case <-timer.C():
+		}
+	}
+	exit.Killed = true
+	if err := t.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		return agent.Exit{}, fmt.Errorf("stop: kill: %w", err)
+	}
+	select {
+	case s := <-exited:
+		exit.ExitCode = int(s.ExitCode())
+		return exit, nil
+	case <-ctx.Done():
+		return agent.Exit{}, fmt.Errorf("stop: %w", ctx.Err())
+	}
+}
+
+// Remove stops the task if it runs, then deletes its process, container,
+// snapshot, secret tmpfs and per-task files. Its log stays (RemoveLog).
+func (e *Executor) Remove(ctx context.Context, taskID string) (agent.Exit, error) {
+	ctx = e.ctx(ctx)
+	e.stopMonitor(taskID)
+	var exit agent.Exit
+	c, err := e.client.LoadContainer(ctx, taskID)
+	switch {
+	case errdefs.IsNotFound(err):
+	case err != nil:
+		return exit, fmt.Errorf("remove: %w", err)
+	default:
+		if t, err := c.Task(ctx, nil); err == nil {
+			labels, err := c.Labels(ctx)
+			if err != nil {
+				return exit, fmt.Errorf("remove: %w", err)
+			}
+			if exit, err = e.stopTask(ctx, t, labels); err != nil {
+				return exit, fmt.Errorf("remove: %w", err)
+			}
+			if _, err := t.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+				return exit, fmt.Errorf("remove: delete task: %w", err)
+			}
+		} else if !errdefs.IsNotFound(err) {
+			return exit, fmt.Errorf("remove: %w", err)
+		}
+		if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			return exit, fmt.Errorf("remove: delete container: %w", err)
+		}
+	}
+	if err := removeTaskDir(e.taskDir(taskID)); err != nil {
+		return exit, fmt.Errorf("remove: %w", err)
+	}
+	return exit, nil
+}
+
+func (e *Executor) taskDir(taskID string) string {
+	return filepath.Join(e.cfg.DataDir, "tasks", taskID)
+}
+
+func notFound(err error) error {
+	if errdefs.IsNotFound(err) {
+		return agent.ErrNotFound
+	}
+	return err
+}
+
+// A container's ID must be a containerd identifier.
+func checkID(id string) error {
+	if !idRe.MatchString(id) {
+		return fmt.Errorf("%w: task id %q is not a valid container id", ErrInvalidSpec, id)
+	}
+	return nil
+}

@@ -1,0 +1,193 @@
+package containerd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/cio"
+)
+
+// The shim appends the task's stdout and stderr to its log file directly,
+// so output survives agent restarts. Rotation is copy-then-truncate: the
+// shim's O_APPEND writes continue at the new end of the file.
+
+func (e *Executor) logPath(taskID string) string {
+	return filepath.Join(e.cfg.DataDir, "logs", taskID+".log")
+}
+
+func (e *Executor) logCreator(taskID string) cio.Creator {
+	return cio.LogFile(e.logPath(taskID))
+}
+
+// RemoveLog deletes a task's log and its rotated files.
+func (e *Executor) RemoveLog(taskID string) error {
+	if err := checkID(taskID); err != nil {
+		return err
+	}
+	p := e.logPath(taskID)
+	for i := 0; i <= e.cfg.LogMaxFiles; i++ {
+		name := p
+		if i > 0 {
+			name = fmt.Sprintf("%s.%d", p, i)
+		}
+		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove log: %w", err)
+		}
+	}
+	return nil
+}
+
+// rotateLogs rotates logs that outgrew LogMaxSize every few seconds until
+// ctx ends.
+func (e *Executor) rotateLogs(ctx context.Context) {
+	for {
+		t := e.cfg.Clock.NewTimer(5 * time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+		paths, _ := filepath.Glob(filepath.Join(e.cfg.DataDir, "logs", "*.log"))
+		for _, p := range paths {
+			if err := rotate(p, e.cfg.LogMaxSize, e.cfg.LogMaxFiles); err != nil {
+				e.log.Warn("rotate log", "path", p, logKeyErr, err)
+			}
+		}
+	}
+}
+
+// rotate shifts p.N-1 → p.N …, copies p to p.1 and truncates p, when p is
+// larger than maxSize.
+func rotate(p string, maxSize int64, maxFiles int) error {
+	fi, err := os.Stat(p)
+	if err != nil || fi.Size() <= maxSize {
+		return nil
+	}
+	if maxFiles > 0 {
+		for i := maxFiles - 1; i >= 1; i-- {
+			from, to := fmt.Sprintf("%s.%d", p, i), fmt.Sprintf("%s.%d", p, i+1)
+			if err := os.Rename(from, to); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+		if err := copyFile(p, p+".1"); err != nil {
+			return err
+		}
+	}
+	return os.Truncate(p, 0)
+}
+
+func copyFile(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
+
+// Logs writes a task's output to w: its last tail lines (all when tail is
+// negative), then, with follow, what it writes next until ctx ends.
+func (e *Executor) Logs(ctx context.Context, taskID string, tail int, follow bool, w io.Writer) error {
+	if err := checkID(taskID); err != nil {
+		return err
+	}
+	p := e.logPath(taskID)
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("logs: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return fmt.Errorf("logs: %w", err)
+	}
+	if tail >= 0 {
+		lines := countLines(data)
+		if lines < tail {
+			if prev, err := os.ReadFile(p + ".1"); err == nil {
+				data = append(lastLines(prev, tail-lines), data...)
+			}
+		}
+		data = lastLines(data, tail)
+	}
+	if _, err := w.Write(data); err != nil {
+		return err
+	}
+	if !follow {
+		return nil
+	}
+	offset, _ := f.Seek(0, io.SeekCurrent)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			offset += int64(n)
+			if _, err := w.Write(buf[:n]); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("logs: %w", err)
+		}
+		if fi, err := f.Stat(); err == nil && fi.Size() < offset {
+			// Truncated by rotation: start over.
+			if offset, err = f.Seek(0, io.SeekStart); err != nil {
+				return fmt.Errorf("logs: %w", err)
+			}
+		}
+		t := e.cfg.Clock.NewTimer(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+		}
+	}
+}
+
+func countLines(b []byte) int {
+	n := bytes.Count(b, []byte{'\n'})
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		n++
+	}
+	return n
+}
+
+// lastLines returns the last n lines of b.
+func lastLines(b []byte, n int) []byte {
+	if n <= 0 {
+		return nil
+	}
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return []byte(strings.Join(lines, "\n") + "\n")
+}

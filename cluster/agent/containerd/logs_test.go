@@ -1,0 +1,77 @@
+package containerd_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/agent"
+)
+
+// syncBuffer is a strings.Builder safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLogsTailFollow_Root(t *testing.T) {
+	requireRoot(t)
+	// Prints 1..5, then waits for /tmp/go before printing "after".
+	task := newTask(t, env.image, withCommand("sh", "-c",
+		"seq 1 5; echo oops >&2; while [ ! -f /tmp/go ]; do sleep 0.05; done; echo after; sleep 3600"))
+	runTask(t, task, agent.Files{})
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		l := logs(t, env.exec, task.ID)
+		return strings.Contains(l, "oops"), "log: " + l
+	})
+	var tail strings.Builder
+	if err := env.exec.Logs(context.Background(), task.ID, 2, false, &tail); err != nil {
+		t.Fatal(err)
+	}
+	if tail.String() != "5\noops\n" {
+		t.Errorf("tail 2 = %q, want stdout and stderr interleaved: %q", tail.String(), "5\noops\n")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var follow syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- env.exec.Logs(ctx, task.ID, 1, true, &follow) }()
+	// Let the process go on: create /tmp/go in its root filesystem.
+	c, err := env.exec.Client().LoadContainer(namespaced(context.Background()), task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := c.Task(namespaced(context.Background()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	touch := rootfsPath(tk.Pid(), "/tmp/go")
+	if err := writeEmpty(touch); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		return strings.Contains(follow.String(), "after"), "followed: " + follow.String()
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("follow: %v", err)
+	}
+	if got := follow.String(); !strings.HasPrefix(got, "oops\n") || !strings.HasSuffix(got, "after\n") {
+		t.Errorf("followed %q, want the last line then the new one", got)
+	}
+}

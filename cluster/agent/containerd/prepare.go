@@ -1,0 +1,91 @@
+package containerd
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+
+	"github.com/gitorc/gitorc/cluster/agent"
+	"github.com/gitorc/gitorc/cluster/api"
+)
+
+// Prepare pulls the task's image when the node lacks it, creates its
+// mounts, secret tmpfs and /etc files, and creates its container (ID = task
+// ID) on a new snapshot. A container that already exists is left alone.
+// On failure nothing is left: no container, snapshot, mount or directory.
+func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) (err error) {
+	ctx = e.ctx(ctx)
+	if err := checkID(t.ID); err != nil {
+		return err
+	}
+	if _, err := e.client.LoadContainer(ctx, t.ID); err == nil {
+		return nil
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	c := &t.Spec.Container
+	img, err := e.ensureImage(ctx, c.Image)
+	if err != nil {
+		return err
+	}
+	ispec, err := img.Spec(ctx)
+	if err != nil {
+		return fmt.Errorf("image %s: config: %w", c.Image, err)
+	}
+
+	dir := e.taskDir(t.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if rerr := removeTaskDir(dir); rerr != nil {
+				e.log.Warn("clean up after failed prepare", logKeyTask, t.ID, logKeyErr, rerr)
+			}
+		}
+	}()
+	mounts, err := userMounts(c, e.volumesDir(), dir)
+	if err != nil {
+		return err
+	}
+	etc, err := etcFiles(t, dir, e.cfg.HostNetwork)
+	if err != nil {
+		return err
+	}
+	secretMounts, err := prepareFiles(c, files, dir)
+	if err != nil {
+		return err
+	}
+	mounts = append(append(etc, mounts...), secretMounts...)
+	opts, err := specOpts(t, img, ispec.Config, mounts, e.cfg.HostNetwork)
+	if err != nil {
+		return err
+	}
+	labels, err := containerLabels(t, stopSignal(c, ispec.Config))
+	if err != nil {
+		return err
+	}
+	_, err = e.client.NewContainer(ctx, t.ID,
+		client.WithImage(img),
+		client.WithSnapshotter(e.cfg.Snapshotter),
+		client.WithNewSnapshot(t.ID, img),
+		client.WithNewSpec(opts...),
+		client.WithContainerLabels(labels),
+	)
+	if errdefs.IsAlreadyExists(err) {
+		return nil // created meanwhile by an earlier call
+	}
+	if err != nil {
+		// The snapshot is made before the container record.
+		if rerr := e.client.SnapshotService(e.cfg.Snapshotter).Remove(ctx, t.ID); rerr != nil && !errdefs.IsNotFound(rerr) {
+			e.log.Warn("remove snapshot after failed create", logKeyTask, t.ID, logKeyErr, rerr)
+		}
+		return fmt.Errorf("create container: %w", err)
+	}
+	return nil
+}
+
+func (e *Executor) volumesDir() string { return e.cfg.DataDir + "/volumes" }

@@ -1,0 +1,150 @@
+package agent
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+)
+
+// Action is the executor work a transition needs.
+type Action uint8
+
+const (
+	ActNone    Action = iota // only the status changes
+	ActPrepare               // Executor.Prepare
+	ActStart                 // Executor.Start
+	ActRemove                // Executor.Remove
+)
+
+var actionNames = []string{"none", "prepare", "start", "remove"}
+
+func (a Action) String() string {
+	if int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return "unknown"
+}
+
+// Transition is one step of a task's state machine: an action and the
+// status it leads to.
+type Transition struct {
+	Action Action
+	// To is the state once Action succeeded.
+	To      api.TaskState
+	Message string
+	// Err is set when To is a failure state.
+	Err      string
+	ExitCode int
+	Health   api.HealthState
+	// FailTo is the state when Action fails, with the action's error as
+	// message; zero (TaskNew) keeps the status as it is and retries later.
+	FailTo api.TaskState
+}
+
+// Step decides the next step of a task from its last status, its desired
+// state and the container observed for it (nil when there is none). It is
+// pure: no I/O, no clock. ok is false when there is nothing to do.
+//
+// States only move forward: To is never before cur.State.
+func Step(cur api.TaskStatus, desired api.TaskState, obs *Observed) (tr Transition, ok bool) {
+	s := cur.State
+	keep := Transition{To: s, Message: cur.Message, Err: cur.Err, ExitCode: cur.ExitCode, Health: cur.Health}
+	switch {
+	case s.Terminal():
+		// A finished task holds nothing on the node: no process, no
+		// secrets, no snapshot. Its status and log stay.
+		if obs != nil {
+			keep.Action = ActRemove
+			return keep, true
+		}
+		return Transition{}, false
+
+	case desired > api.TaskRunning:
+		// No longer wanted: stop it, whatever stage it reached.
+		tr := Transition{To: api.TaskShutdown, Message: "shutdown", Health: cur.Health}
+		if obs != nil {
+			tr.Action = ActRemove
+			if obs.State == ContainerExited {
+				tr.ExitCode = obs.ExitCode
+			}
+		}
+		return tr, true
+
+	case s < api.TaskAssigned:
+		return Transition{To: api.TaskAssigned, Message: "assigned"}, true
+
+	case s == api.TaskAssigned:
+		if desired < api.TaskPreparing {
+			return Transition{}, false
+		}
+		return Transition{To: api.TaskPreparing, Message: "preparing"}, true
+
+	case s == api.TaskPreparing:
+		if desired < api.TaskPreparing {
+			return Transition{}, false
+		}
+		return Transition{Action: ActPrepare, To: api.TaskStarting, Message: "starting", FailTo: api.TaskRejected}, true
+
+	case s == api.TaskStarting:
+		if desired < api.TaskRunning {
+			return Transition{}, false
+		}
+		return Transition{Action: ActStart, To: api.TaskRunning, Message: "started", FailTo: api.TaskFailed}, true
+
+	case s == api.TaskRunning:
+		switch {
+		case obs == nil:
+			return Transition{To: api.TaskFailed, Message: "container not found", Err: "container not found", Health: cur.Health}, true
+		case obs.State == ContainerExited:
+			if obs.ExitCode == 0 {
+				return Transition{To: api.TaskComplete, Message: "finished", Health: cur.Health}, true
+			}
+			msg := fmt.Sprintf("exit code %d", obs.ExitCode)
+			return Transition{To: api.TaskFailed, Message: msg, Err: msg, ExitCode: obs.ExitCode, Health: cur.Health}, true
+		case obs.State == ContainerCreated:
+			msg := "process is not running"
+			return Transition{Action: ActRemove, To: api.TaskFailed, Message: msg, Err: msg, Health: cur.Health}, true
+		case obs.Health == api.HealthUnhealthy:
+			msg := obs.HealthMessage
+			if msg == "" {
+				msg = "unhealthy"
+			}
+			return Transition{Action: ActRemove, To: api.TaskFailed, Message: msg, Err: msg, Health: api.HealthUnhealthy}, true
+		case obs.Health != cur.Health:
+			keep.Health = obs.Health
+			return keep, true
+		}
+	}
+	return Transition{}, false
+}
+
+// Apply returns the status after tr was carried out at now. actionErr is
+// the error of tr.Action, exit what Remove reported.
+func Apply(cur api.TaskStatus, tr Transition, exit Exit, actionErr error, now time.Time) api.TaskStatus {
+	if actionErr != nil {
+		if tr.FailTo == 0 {
+			return cur
+		}
+		msg := actionErr.Error()
+		return api.TaskStatus{State: tr.FailTo, Timestamp: now, Message: msg, Err: msg,
+			Health: cur.Health, ContainerID: cur.ContainerID}
+	}
+	next := api.TaskStatus{State: tr.To, Timestamp: now, Message: tr.Message, Err: tr.Err,
+		ExitCode: tr.ExitCode, Health: tr.Health, ContainerID: cur.ContainerID}
+	if tr.To == cur.State {
+		next.Timestamp = cur.Timestamp
+	}
+	if tr.Action == ActRemove && tr.To == api.TaskShutdown && exit.Stopped {
+		next.ExitCode = exit.ExitCode
+		if exit.Killed {
+			next.Message = fmt.Sprintf("killed after the grace period (exit code %d)", exit.ExitCode)
+		} else {
+			next.Message = fmt.Sprintf("stopped (exit code %d)", exit.ExitCode)
+		}
+	}
+	if next.State < cur.State {
+		panic(fmt.Sprintf("agent: transition %s → %s moves backwards", cur.State, next.State))
+	}
+	return next
+}
