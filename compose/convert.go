@@ -164,9 +164,7 @@ func (c *converter) service(name string, s types.ServiceConfig) api.ServiceSpec 
 	ct.Groups = s.GroupAdd
 	ct.Hostname = s.Hostname
 	ct.Labels = labels(s.Labels)
-	ct.Init = s.Init
 	ct.ReadOnly = s.ReadOnly
-	ct.TTY = s.Tty
 	ct.StopSignal = s.StopSignal
 	ct.StopGracePeriod = api.DefaultStopGracePeriod
 	if s.StopGracePeriod != nil {

@@ -38,8 +38,7 @@ var serviceKeys = map[string]keyPolicy{
 	"healthcheck": supported, "ports": supported, "networks": supported, "secrets": supported,
 	"configs": supported, "volumes": supported, "tmpfs": supported, "user": supported,
 	"working_dir": supported, "hostname": supported, "stop_grace_period": supported,
-	"stop_signal": supported, "depends_on": supported, "init": supported, "read_only": supported,
-	"tty": supported, "sysctls": supported, "ulimits": supported, "cap_add": supported,
+	"stop_signal": supported, "depends_on": supported, "read_only": supported, "sysctls": supported, "ulimits": supported, "cap_add": supported,
 	"cap_drop": supported, "extra_hosts": supported, "group_add": supported, "platform": supported,
 	"extends": supported, "profiles": supported,
 
@@ -60,6 +59,8 @@ var serviceKeys = map[string]keyPolicy{
 	"dns_opt":            ignore("tasks use the cluster's DNS"),
 	"domainname":         ignore("tasks use the cluster's DNS"),
 	"stdin_open":         ignore("tasks have no standard input"),
+	"tty":                ignore("tasks have no terminal; their output goes to gitorc logs"),
+	"init":               ignore("gitorc does not inject an init process; use an image whose entrypoint reaps children"),
 	"attach":             ignore("tasks have no attached terminal"),
 	"develop":            ignore("compose watch is not part of a cluster deployment"),
 	"annotations":        ignore("use labels"),

@@ -64,7 +64,6 @@ type ContainerSpec struct {
 	Labels          map[string]string `json:"labels,omitempty"`
 	Init            *bool             `json:"init,omitempty"`
 	ReadOnly        bool              `json:"read_only,omitempty"`
-	TTY             bool              `json:"tty,omitempty"`
 	StopSignal      string            `json:"stop_signal,omitempty"`
 	StopGracePeriod Duration          `json:"stop_grace_period"`
 	Sysctls         map[string]string `json:"sysctls,omitempty"`
