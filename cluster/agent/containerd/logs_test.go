@@ -30,10 +30,28 @@ func (s *syncBuffer) String() string {
 
 func TestLogsTailFollow_Root(t *testing.T) {
 	requireRoot(t)
-	// Prints 1..5, then waits for /tmp/go before printing "after".
+	// Prints 1..5 on stdout; then, once the test has seen them, "oops" on
+	// stderr (stdout and stderr are separate pipes: their relative order is
+	// only defined when the writer waits like this); then "after".
 	task := newTask(t, env.image, withCommand("sh", "-c",
-		"seq 1 5; echo oops >&2; while [ ! -f /tmp/go ]; do sleep 0.05; done; echo after; sleep 3600"))
+		"seq 1 5; while [ ! -f /tmp/err ]; do sleep 0.05; done; echo oops >&2; "+
+			"while [ ! -f /tmp/go ]; do sleep 0.05; done; echo after; sleep 3600"))
 	runTask(t, task, agent.Files{})
+	c, err := env.exec.Client().LoadContainer(namespaced(context.Background()), task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := c.Task(namespaced(context.Background()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		l := logs(t, env.exec, task.ID)
+		return strings.Contains(l, "5\n"), "log: " + l
+	})
+	if err := writeEmpty(rootfsPath(tk.Pid(), "/tmp/err")); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 30*time.Second, func() (bool, string) {
 		l := logs(t, env.exec, task.ID)
 		return strings.Contains(l, "oops"), "log: " + l
@@ -52,14 +70,6 @@ func TestLogsTailFollow_Root(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- env.exec.Logs(ctx, task.ID, 1, true, &follow) }()
 	// Let the process go on: create /tmp/go in its root filesystem.
-	c, err := env.exec.Client().LoadContainer(namespaced(context.Background()), task.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tk, err := c.Task(namespaced(context.Background()), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	touch := rootfsPath(tk.Pid(), "/tmp/go")
 	if err := writeEmpty(touch); err != nil {
 		t.Fatal(err)
