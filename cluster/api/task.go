@@ -55,6 +55,10 @@ type Task struct {
 	Status       TaskStatus `json:"status"`
 	// Networks are the task's addresses on each network it joins.
 	Networks []TaskNetwork `json:"networks,omitempty"`
+	// Restarts are the end times of the tasks this one replaced in its slot,
+	// within the restart policy's window: the restart history lives in the
+	// store, so a new leader counts attempts where the old one stopped.
+	Restarts []time.Time `json:"restarts,omitempty"`
 }
 
 // TaskStatus is the truth a node reports about a task. Every failure a user

@@ -1,0 +1,70 @@
+package orchestrator
+
+import (
+	"sort"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+)
+
+// Eligible reports whether a global service's task may run on a node
+// (constraints, platform); the scheduler's filters answer it.
+type Eligible func(node api.Node) bool
+
+// DecideGlobal keeps one task of a global service (or global job) on each
+// eligible node that is ready and not drained; paused nodes keep theirs
+// but get no new one. Ended tasks are replaced by the restart policy.
+func DecideGlobal(svc *api.Service, tasks []api.Task, nodes Nodes, eligible Eligible, now time.Time) Decision {
+	var d Decision
+	byNode := groupBy(tasks, func(t *api.Task) string { return t.NodeID })
+	ids := make([]string, 0, len(nodes))
+	for id := range nodes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for nodeID, g := range byNode {
+		g.reap(&d)
+		node, known := nodes[nodeID]
+		keep := g.evict(nodes, &d)
+		if known && len(keep) > 0 && !eligible(node) {
+			for _, t := range keep {
+				d.Shutdown = append(d.Shutdown, Stop{TaskID: t.ID, Reason: "node no longer eligible"})
+			}
+			continue
+		}
+		for _, extra := range keepExtra(keep) {
+			d.Shutdown = append(d.Shutdown, Stop{TaskID: extra.ID, Reason: "duplicate task on node"})
+		}
+	}
+	for _, id := range ids {
+		node := nodes[id]
+		if node.Status.State != api.NodeReady || node.Spec.Availability != api.AvailabilityActive || !eligible(node) {
+			continue
+		}
+		g := byNode[id]
+		if len(g.liveTasks()) > 0 {
+			continue
+		}
+		if len(g) == 0 {
+			d.Create = append(d.Create, newTask(svc, 0, id, nil, now))
+			continue
+		}
+		v := decideRestart(svc.Spec.Task.Restart, g[0], svc.Spec.Mode, false)
+		switch {
+		case !v.restart:
+		case now.Before(v.at):
+			d.wakeAt(v.at)
+		default:
+			d.Create = append(d.Create, newTask(svc, 0, id, v.history, now))
+		}
+	}
+	sortDecision(&d)
+	return d
+}
+
+func keepExtra(keep []*api.Task) []*api.Task {
+	if len(keep) <= 1 {
+		return nil
+	}
+	return keep[1:]
+}

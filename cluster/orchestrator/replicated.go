@@ -1,0 +1,92 @@
+package orchestrator
+
+import (
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+)
+
+// DecideReplicated keeps a replicated service at its number of slots:
+// refills slots whose task ended (restart policy, delay, attempts), moves
+// tasks off nodes that are down or drained, adds slots when scaled up and
+// removes the highest-cost ones when scaled down, and reaps history.
+// Tasks whose spec is out of date are left to the updater.
+func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.Time) Decision {
+	var d Decision
+	slots := groupBy(tasks, func(t *api.Task) string { return strconv.FormatUint(t.Slot, 10) })
+	want := svc.Spec.Replicas
+	type candidate struct {
+		slot uint64
+		task *api.Task
+	}
+	var running []candidate // one live task per kept slot
+	for key, g := range slots {
+		slot, _ := strconv.ParseUint(key, 10, 64)
+		g.reap(&d)
+		keep := g.evict(nodes, &d)
+		evicted := len(keep) < len(g.liveTasks())
+		if len(keep) > 0 {
+			running = append(running, candidate{slot, keep[0]})
+			for _, extra := range keep[1:] { // a slot runs one task
+				d.Shutdown = append(d.Shutdown, Stop{TaskID: extra.ID, Reason: "duplicate task in slot"})
+			}
+			continue
+		}
+		if slot > want || slot == 0 {
+			continue // slot no longer wanted: nothing to refill
+		}
+		v := decideRestart(svc.Spec.Task.Restart, g[0], svc.Spec.Mode, evicted)
+		switch {
+		case !v.restart:
+		case now.Before(v.at):
+			d.wakeAt(v.at)
+		default:
+			d.Create = append(d.Create, newTask(svc, slot, "", v.history, now))
+		}
+	}
+	// Scale down: stop the slots above the count, costliest first.
+	if uint64(len(running)) > want {
+		perNode := map[string]int{}
+		for _, c := range running {
+			perNode[c.task.NodeID]++
+		}
+		sort.SliceStable(running, func(i, j int) bool {
+			a, b := running[i], running[j]
+			ar, br := a.task.Status.State == api.TaskRunning, b.task.Status.State == api.TaskRunning
+			if ar != br {
+				return !ar // not yet running goes first
+			}
+			if perNode[a.task.NodeID] != perNode[b.task.NodeID] {
+				return perNode[a.task.NodeID] > perNode[b.task.NodeID]
+			}
+			return a.slot > b.slot
+		})
+		excess := uint64(len(running)) - want
+		for _, c := range running[:excess] {
+			d.Shutdown = append(d.Shutdown, Stop{TaskID: c.task.ID, Reason: "scaled down"})
+			perNode[c.task.NodeID]--
+		}
+	}
+	// Scale up: new slots for the numbers never used.
+	for slot := uint64(1); slot <= want; slot++ {
+		if _, used := slots[strconv.FormatUint(slot, 10)]; !used {
+			d.Create = append(d.Create, newTask(svc, slot, "", nil, now))
+		}
+	}
+	sortDecision(&d)
+	return d
+}
+
+// sortDecision makes decisions deterministic.
+func sortDecision(d *Decision) {
+	sort.Slice(d.Create, func(i, j int) bool {
+		if d.Create[i].Slot != d.Create[j].Slot {
+			return d.Create[i].Slot < d.Create[j].Slot
+		}
+		return d.Create[i].NodeID < d.Create[j].NodeID
+	})
+	sort.Slice(d.Shutdown, func(i, j int) bool { return d.Shutdown[i].TaskID < d.Shutdown[j].TaskID })
+	sort.Strings(d.Delete)
+}
