@@ -60,9 +60,10 @@ func (n Nodes) usable(id string) (bool, string) {
 	return true, ""
 }
 
-// live reports whether a task is running or on its way to run.
+// live reports whether a task is running or on its way to run: not ended,
+// and not asked to stop (a job's task is wanted until it completes).
 func live(t *api.Task) bool {
-	return t.DesiredState <= api.TaskRunning && !t.Status.State.Terminal()
+	return !t.Status.State.Terminal() && (t.DesiredState <= api.TaskRunning || t.DesiredState == api.TaskComplete)
 }
 
 // newTask is a fresh task for a slot (or node) of a service.

@@ -179,7 +179,9 @@ func TestDecideReplicatedJob(t *testing.T) {
 		x.DesiredState = api.TaskComplete
 		return x
 	}
-	got = summary(DecideReplicatedJob(svc, []api.Task{done("a", 1), tk("b", 2, "n1", api.TaskRunning, t0)}, nodes, t0))
+	running := tk("b", 2, "n1", api.TaskRunning, t0)
+	running.DesiredState = api.TaskComplete
+	got = summary(DecideReplicatedJob(svc, []api.Task{done("a", 1), running}, nodes, t0))
 	if diff := cmp.Diff([]string{"create slot=3 node= restarts=0"}, got); diff != "" {
 		t.Errorf("one done (-want +got):\n%s", diff)
 	}
