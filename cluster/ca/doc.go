@@ -1,0 +1,18 @@
+// Package ca is the cluster's trust: the root certificate authority
+// created at bootstrap, the node certificates it issues from certificate
+// signing requests (node ID in the CN, role in the OU), the join tokens
+// that admit a worker or a manager and pin the CA by its digest, and the
+// tls.Config builders for the mutual TLS every node-to-node link uses.
+//
+// Everything is stdlib crypto: ECDSA P-256 keys, x509 certificates, TLS 1.3.
+// Time comes from Config.Now (or TLSConfig.Now), so expiry is testable
+// without waiting.
+//
+// Private keys are exposed only as PKCS#8 PEM bytes (RootCA.KeyPEM,
+// NodeCert.KeyPEM, NewCSR) for the store to encrypt at rest; types that
+// hold a key or a token secret print and log without it.
+//
+// It imports cluster/api only among gitorc packages (for api.NodeRole);
+// never cluster/store, cluster/agent, reconcile or compose. Persisting the
+// CA and the tokens is the caller's job.
+package ca
