@@ -1,0 +1,15 @@
+// Package webhook verifies and parses Git push notifications for
+// POST /hooks/{github,gitlab,gitea,generic} and turns them into sync
+// triggers.
+//
+// It owns: signature and token checks (GitHub and Gitea HMAC-SHA256 of
+// the raw body in X-Hub-Signature-256, the GitLab X-Gitlab-Token, the
+// generic X-Gitorc-Signature HMAC), the push payload parsers, an
+// http.Handler whose response always says what will happen, and a
+// Coalescer that folds bursts of triggers into one sync. Verify and Parse
+// are pure; the Handler calls a narrow Trigger interface that the caller
+// (package reconcile or cmd/gitorc) implements.
+//
+// Imports: the standard library only (cluster/api at most). Never
+// cluster/store, cluster/agent or compose.
+package webhook
