@@ -1,0 +1,169 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Config configures a Store. Validate fills defaults and rejects what
+// cannot work; New calls it.
+type Config struct {
+	// ID is this manager's Raft server ID (the node ID). Required.
+	ID string
+	// DataDir holds raft.db, snapshots/ and datakey.json. Required.
+	DataDir string
+
+	// StreamLayer carries Raft traffic (the mTLS layer in production). When
+	// nil the store listens on BindAddr with plain TCP.
+	StreamLayer raft.StreamLayer
+	// BindAddr is the TCP address to listen on when StreamLayer is nil.
+	BindAddr string
+	// AdvertiseAddr is the address other managers dial; defaults to the
+	// listener's address.
+	AdvertiseAddr string
+
+	// Bootstrap forms a new single-manager cluster when DataDir holds no
+	// Raft state yet. Other managers join with AddVoter/AddLearner.
+	Bootstrap bool
+	// DataKey is the cluster's data key, required for a manager that joins
+	// an existing cluster with an empty DataDir (a bootstrap generates one).
+	// It is stored in DataDir; once there, this field is ignored.
+	DataKey *DataKey
+	// UnlockKey enables autolock: the data key file is sealed by it. A
+	// manager whose key file is sealed and that gets no UnlockKey starts
+	// locked (see Unlock).
+	UnlockKey *UnlockKey
+
+	// Forwarder sends writes and barriers from a follower to the leader.
+	// When nil, a follower answers NotLeaderError.
+	Forwarder Forwarder
+
+	// Logger receives the store's and Raft's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+	// Clock stamps CreatedAt/UpdatedAt in proposed transactions. Defaults to time.Now.
+	Clock func() time.Time
+
+	// Raft tunes replication; zero fields take LAN defaults.
+	Raft RaftTuning
+
+	// MaxEntryBytes bounds one Raft entry. Larger transactions are split
+	// into chunks and applied atomically. Default 512 KiB.
+	MaxEntryBytes int
+	// WatchBuffer is the number of events a watcher may lag behind before
+	// it is dropped with ErrWatchOverflow. Default 1024.
+	WatchBuffer int
+	// ApplyTimeout bounds how long a write waits to be enqueued on the
+	// leader when the context has no deadline. Default 10 s.
+	ApplyTimeout time.Duration
+}
+
+// RaftTuning holds Raft's timing and batching knobs.
+type RaftTuning struct {
+	HeartbeatTimeout   time.Duration // default 1 s
+	ElectionTimeout    time.Duration // default 1 s
+	LeaderLeaseTimeout time.Duration // default 500 ms
+	CommitTimeout      time.Duration // default 10 ms
+	MaxAppendEntries   int           // default 512 (Raft's limit is 1024)
+	SnapshotInterval   time.Duration // default 2 min
+	SnapshotThreshold  uint64        // default 8192 entries
+	TrailingLogs       uint64        // default 10240 entries
+	SnapshotRetain     int           // default 2 snapshots
+	LogCacheSize       int           // default 512 entries
+	// NoSync skips fsync on the bolt log. Unsafe; benchmarks only.
+	NoSync bool
+}
+
+// LAN defaults: an election within ~1-2 s of a leader's loss.
+func (t *RaftTuning) withDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&t.HeartbeatTimeout, time.Second)
+	def(&t.ElectionTimeout, time.Second)
+	def(&t.LeaderLeaseTimeout, 500*time.Millisecond)
+	def(&t.CommitTimeout, 10*time.Millisecond)
+	def(&t.SnapshotInterval, 2*time.Minute)
+	if t.MaxAppendEntries == 0 {
+		t.MaxAppendEntries = 512
+	}
+	if t.SnapshotThreshold == 0 {
+		t.SnapshotThreshold = 8192
+	}
+	if t.TrailingLogs == 0 {
+		t.TrailingLogs = 10240
+	}
+	if t.SnapshotRetain == 0 {
+		t.SnapshotRetain = 2
+	}
+	if t.LogCacheSize == 0 {
+		t.LogCacheSize = 512
+	}
+}
+
+// Validate fills defaults and checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ID == "" {
+		errs = append(errs, errors.New("id is required"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir is required"))
+	}
+	if c.StreamLayer == nil && c.BindAddr == "" {
+		errs = append(errs, errors.New("bind address or stream layer is required"))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.MaxEntryBytes == 0 {
+		c.MaxEntryBytes = 512 << 10
+	}
+	if c.MaxEntryBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max entry bytes %d is below 1024", c.MaxEntryBytes))
+	}
+	if c.WatchBuffer == 0 {
+		c.WatchBuffer = 1024
+	}
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = 10 * time.Second
+	}
+	c.Raft.withDefaults()
+	if c.Raft.LeaderLeaseTimeout > c.Raft.HeartbeatTimeout {
+		errs = append(errs, errors.New("raft leader lease timeout must not exceed the heartbeat timeout"))
+	}
+	if c.Raft.ElectionTimeout < c.Raft.HeartbeatTimeout {
+		errs = append(errs, errors.New("raft election timeout must not be below the heartbeat timeout"))
+	}
+	if c.Raft.MaxAppendEntries > 1024 {
+		errs = append(errs, errors.New("raft max append entries must not exceed 1024"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store config: %w", err)
+	}
+	return nil
+}
+
+func (c *Config) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.ID)
+	rc.HeartbeatTimeout = c.Raft.HeartbeatTimeout
+	rc.ElectionTimeout = c.Raft.ElectionTimeout
+	rc.LeaderLeaseTimeout = c.Raft.LeaderLeaseTimeout
+	rc.CommitTimeout = c.Raft.CommitTimeout
+	rc.MaxAppendEntries = c.Raft.MaxAppendEntries
+	rc.BatchApplyCh = true
+	rc.SnapshotInterval = c.Raft.SnapshotInterval
+	rc.SnapshotThreshold = c.Raft.SnapshotThreshold
+	rc.TrailingLogs = c.Raft.TrailingLogs
+	rc.Logger = newHCLogger(c.Logger.With("component", "raft"))
+	return rc
+}

@@ -1,0 +1,373 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+)
+
+// record is one stored object as the FSM keeps it: the object's JSON as
+// proposed (Raw, whose Meta is stale), the Meta the FSM assigned, the index
+// keys, and a secret's sealed payload. Records are immutable once inserted.
+type record struct {
+	Kind      Kind      `json:"kind"`
+	ID        string    `json:"id"`
+	Version   uint64    `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Keys
+	Raw    json.RawMessage `json:"raw"`
+	Sealed []byte          `json:"sealed,omitempty"`
+}
+
+func (r *record) meta() api.Meta {
+	return api.Meta{ID: r.ID, Version: r.Version, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+// decode returns a fresh copy of the object, without a secret's payload.
+func (r *record) decode() (api.Object, error) {
+	obj := r.Kind.newObject()
+	if obj == nil {
+		return nil, fmt.Errorf("decode %s %s: unknown kind", r.Kind, r.ID)
+	}
+	if err := json.Unmarshal(r.Raw, obj); err != nil {
+		return nil, fmt.Errorf("decode %s %s: %w", r.Kind, r.ID, err)
+	}
+	*obj.GetMeta() = r.meta()
+	return obj, nil
+}
+
+// Index names of every table.
+const (
+	idxID      = "id"
+	idxName    = "name"
+	idxStack   = "stack"
+	idxService = "service"
+	idxNode    = "node"
+	idxDesired = "desired"
+)
+
+// fieldIndex indexes records by one string field, read directly rather
+// than by reflection (memdb.StringFieldIndex) because apply cost is paid
+// on every manager for every object. An empty value is not indexed.
+type fieldIndex func(*record) string
+
+func (f fieldIndex) FromObject(obj any) (bool, []byte, error) {
+	r, ok := obj.(*record)
+	if !ok {
+		return false, nil, fmt.Errorf("index: %T is not a record", obj)
+	}
+	v := f(r)
+	if v == "" {
+		return false, nil, nil
+	}
+	return true, append([]byte(v), 0), nil
+}
+
+func (f fieldIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("index: want one argument, got %d", len(args))
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("index: argument %T is not a string", args[0])
+	}
+	return append([]byte(s), 0), nil
+}
+
+var indexFields = map[string]fieldIndex{
+	idxName:    func(r *record) string { return r.Name },
+	idxStack:   func(r *record) string { return r.Stack },
+	idxService: func(r *record) string { return r.Service },
+	idxNode:    func(r *record) string { return r.Node },
+	idxDesired: func(r *record) string { return r.Desired },
+}
+
+// secondaryIndexes lists the indexes each kind has besides id.
+func (k Kind) secondaryIndexes() []string {
+	switch k {
+	case KindNode:
+		return []string{idxName}
+	case KindTask:
+		return []string{idxService, idxNode, idxDesired}
+	case KindStack, KindService, KindNetwork, KindVolume, KindSecret, KindConfig:
+		return []string{idxName, idxStack}
+	}
+	return nil
+}
+
+func dbSchema() *memdb.DBSchema {
+	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
+	for _, k := range Kinds() {
+		t := &memdb.TableSchema{Name: k.String(), Indexes: map[string]*memdb.IndexSchema{
+			idxID: {Name: idxID, Unique: true, Indexer: fieldIndex(func(r *record) string { return r.ID })},
+		}}
+		for _, name := range k.secondaryIndexes() {
+			t.Indexes[name] = &memdb.IndexSchema{Name: name, AllowMissing: true, Indexer: indexFields[name]}
+		}
+		s.Tables[k.String()] = t
+	}
+	return s
+}
+
+func newMemDB() *memdb.MemDB {
+	db, err := memdb.NewMemDB(dbSchema())
+	if err != nil {
+		panic(fmt.Sprintf("store: invalid schema: %v", err)) // programmer error
+	}
+	return db
+}
+
+// stagedTxn collects the chunks of a transaction too large for one entry.
+type stagedTxn struct {
+	Term uint64 `json:"term"`
+	Next uint64 `json:"next"`
+	Data []byte `json:"data"`
+}
+
+// applyResult is what FSM.Apply returns to the proposer through Raft.
+type applyResult struct {
+	err error
+}
+
+// fsm is the Raft state machine. Raft calls ApplyBatch, Snapshot and
+// Restore from one goroutine; readers take mu to pair a read snapshot of
+// the database with the index it reflects.
+type fsm struct {
+	log *slog.Logger
+	hub *hub
+
+	mu     sync.RWMutex
+	db     *memdb.MemDB
+	index  uint64        // last applied entry that reached the FSM
+	notify chan struct{} // closed and replaced whenever index moves
+
+	staged map[txnID]*stagedTxn // Raft's FSM goroutine only
+}
+
+var (
+	_ raft.FSM         = (*fsm)(nil)
+	_ raft.BatchingFSM = (*fsm)(nil)
+)
+
+func newFSM(log *slog.Logger, h *hub) *fsm {
+	return &fsm{log: log, hub: h, db: newMemDB(), notify: make(chan struct{}),
+		staged: map[txnID]*stagedTxn{}}
+}
+
+// Apply applies one entry.
+func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies committed entries in one database transaction. Each
+// entry is checked in full before any of its changes is made, so a rejected
+// entry changes nothing while the entries around it apply.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	resp := make([]any, len(logs))
+	txn := f.db.Txn(true)
+	var events []Event
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		f.dropStale(l.Term)
+		resp[i] = &applyResult{err: f.applyEntry(txn, l, &events)}
+	}
+	f.mu.Lock()
+	txn.Commit()
+	f.index = logs[len(logs)-1].Index
+	close(f.notify)
+	f.notify = make(chan struct{})
+	f.hub.publish(events)
+	f.mu.Unlock()
+	return resp
+}
+
+// dropStale discards staged chunked transactions of earlier terms: their
+// leader is gone and its proposer has already failed.
+func (f *fsm) dropStale(term uint64) {
+	for id, st := range f.staged {
+		if st.Term < term {
+			delete(f.staged, id)
+		}
+	}
+}
+
+func (f *fsm) applyEntry(txn *memdb.Txn, l *raft.Log, events *[]Event) error {
+	if len(l.Data) == 0 {
+		return fmt.Errorf("%w: empty entry", ErrInvalid)
+	}
+	switch l.Data[0] {
+	case cmdTxn:
+		t, err := decodeTxn(l.Data)
+		if err != nil {
+			return err
+		}
+		return applyTxn(txn, l.Index, t, events)
+	case cmdChunk:
+		c, err := decodeChunk(l.Data)
+		if err != nil {
+			return err
+		}
+		st := f.staged[c.id]
+		if c.seq == 0 {
+			st = &stagedTxn{Term: l.Term}
+			f.staged[c.id] = st
+		} else if st == nil || st.Next != c.seq {
+			delete(f.staged, c.id)
+			return fmt.Errorf("%w: chunk %d out of order", ErrInvalid, c.seq)
+		}
+		st.Data = append(st.Data, c.data...)
+		st.Next++
+		if !c.last {
+			return nil
+		}
+		delete(f.staged, c.id)
+		t, err := decodeTxn(st.Data)
+		if err != nil {
+			return err
+		}
+		return applyTxn(txn, l.Index, t, events)
+	case cmdAbort:
+		id, err := decodeAbort(l.Data)
+		if err != nil {
+			return err
+		}
+		delete(f.staged, id)
+		return nil
+	}
+	return fmt.Errorf("%w: unknown command type %d", ErrInvalid, l.Data[0])
+}
+
+func getRecord(txn *memdb.Txn, k Kind, id string) (*record, error) {
+	raw, err := txn.First(k.String(), idxID, id)
+	if err != nil {
+		return nil, fmt.Errorf("get %s %s: %w", k, id, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	return raw.(*record), nil
+}
+
+// applyTxn checks every change of t against the state, then applies them
+// all at version index. It is deterministic: same state and t, same result.
+func applyTxn(txn *memdb.Txn, index uint64, t *txnCmd, events *[]Event) error {
+	type nameKey struct {
+		k    Kind
+		name string
+	}
+	deleted := map[string]bool{}
+	for _, o := range t.Ops {
+		if o.Action == ActionDelete {
+			deleted[o.Kind.String()+"/"+o.ID] = true
+		}
+	}
+	current := make([]*record, len(t.Ops))
+	claimed := map[nameKey]string{}
+	for i := range t.Ops {
+		o := &t.Ops[i]
+		cur, err := getRecord(txn, o.Kind, o.ID)
+		if err != nil {
+			return err
+		}
+		current[i] = cur
+		switch o.Action {
+		case ActionCreate:
+			if cur != nil {
+				return fmt.Errorf("create %s %s: %w", o.Kind, o.ID, ErrExists)
+			}
+		case ActionUpdate, ActionDelete:
+			if cur == nil {
+				return fmt.Errorf("%s %s %s: %w", o.Action, o.Kind, o.ID, ErrNotFound)
+			}
+			if (o.Action == ActionUpdate || o.Version != 0) && cur.Version != o.Version {
+				return fmt.Errorf("%s %s %s at version %d: %w: current version is %d",
+					o.Action, o.Kind, o.ID, o.Version, ErrVersionConflict, cur.Version)
+			}
+		}
+		if o.Action == ActionDelete || !o.Kind.uniqueName() || o.Keys.Name == "" {
+			continue
+		}
+		nk := nameKey{o.Kind, o.Keys.Name}
+		if other, ok := claimed[nk]; ok && other != o.ID {
+			return fmt.Errorf("%s %s %q: %w", o.Action, o.Kind, o.Keys.Name, ErrNameConflict)
+		}
+		claimed[nk] = o.ID
+		it, err := txn.Get(o.Kind.String(), idxName, o.Keys.Name)
+		if err != nil {
+			return fmt.Errorf("lookup %s name: %w", o.Kind, err)
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			r := raw.(*record)
+			if r.ID != o.ID && !deleted[o.Kind.String()+"/"+r.ID] {
+				return fmt.Errorf("%s %s %q: %w", o.Action, o.Kind, o.Keys.Name, ErrNameConflict)
+			}
+		}
+	}
+	for i := range t.Ops {
+		o, cur := &t.Ops[i], current[i]
+		table := o.Kind.String()
+		if o.Action == ActionDelete {
+			if err := txn.Delete(table, cur); err != nil {
+				return fmt.Errorf("delete %s %s: %w", o.Kind, o.ID, err) // cannot happen: checked above
+			}
+			*events = append(*events, Event{Index: index, Action: o.Action, Kind: o.Kind, ID: o.ID, rec: cur})
+			continue
+		}
+		rec := &record{Kind: o.Kind, ID: o.ID, Version: index, CreatedAt: t.Time, UpdatedAt: t.Time,
+			Keys: o.Keys, Raw: o.Raw, Sealed: o.Sealed}
+		if cur != nil {
+			rec.CreatedAt = cur.CreatedAt
+			if rec.Sealed == nil {
+				rec.Sealed = cur.Sealed
+			}
+		}
+		if err := txn.Insert(table, rec); err != nil {
+			return fmt.Errorf("%s %s %s: %w", o.Action, o.Kind, o.ID, err)
+		}
+		*events = append(*events, Event{Index: index, Action: o.Action, Kind: o.Kind, ID: o.ID, rec: rec})
+	}
+	return nil
+}
+
+// view returns a read snapshot and the index it reflects.
+func (f *fsm) view() (*memdb.Txn, uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.db.Txn(false), f.index
+}
+
+// applied returns the current index and a channel closed when it moves.
+func (f *fsm) applied() (uint64, <-chan struct{}) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.index, f.notify
+}
+
+// records lists every record sorted by kind and ID (tests and snapshots).
+func records(txn *memdb.Txn) ([]*record, error) {
+	var out []*record
+	for _, k := range Kinds() {
+		it, err := txn.Get(k.String(), idxID)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", k, err)
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			out = append(out, raw.(*record))
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Kind != out[j].Kind {
+			return out[i].Kind < out[j].Kind
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}

@@ -1,0 +1,99 @@
+package storetest_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/store"
+	"github.com/gitorc/gitorc/cluster/store/storetest"
+)
+
+// benchCluster is 3 managers over loopback TCP with the store's LAN
+// defaults (fsync on), snapshots out of the way.
+func benchCluster(b *testing.B) *storetest.Cluster {
+	opts := storetest.Options{Raft: store.RaftTuning{SnapshotThreshold: 1 << 30, SnapshotInterval: time.Hour}}
+	switch os.Getenv("STORE_BENCH_TUNE") {
+	case "test":
+		opts.Raft = storetest.TestTuning()
+	case "nosync":
+		opts.Raft.NoSync = true
+	}
+	if os.Getenv("STORE_BENCH_LOG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return storetest.New(b, opts)
+}
+
+func benchTask(i int) *api.Task {
+	return &api.Task{ServiceID: "svc", ServiceName: "shop_web", Slot: uint64(i), NodeID: fmt.Sprintf("node-%d", i%5),
+		DesiredState: api.TaskRunning, Spec: api.TaskSpec{Container: api.ContainerSpec{Image: "registry.local/shop/web:1.4.2",
+			Env: []string{"A=1", "B=2"}}}}
+}
+
+// BenchmarkCommitLatency: one object per transaction, one transaction at a
+// time, on the leader: ns/op is the commit latency of a single entry.
+func BenchmarkCommitLatency(b *testing.B) {
+	c := benchCluster(b)
+	defer c.Close() // one cluster at a time: b.N rounds re-enter the function
+	s := c.Store(c.Leader())
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Update(ctx, func(tx store.Tx) error { return tx.Create(benchTask(i)) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+}
+
+// BenchmarkBatchedWrites: object writes in transactions of `batch` objects
+// from `workers` concurrent writers on the leader; ns/op is per object.
+func BenchmarkBatchedWrites(b *testing.B) {
+	for _, bc := range []struct{ workers, batch int }{{1, 100}, {8, 100}, {8, 500}} {
+		b.Run(fmt.Sprintf("workers=%d/batch=%d", bc.workers, bc.batch), func(b *testing.B) {
+			c := benchCluster(b)
+			defer c.Close()
+			s := c.Store(c.Leader())
+			var next atomic.Int64
+			var entries atomic.Int64
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for range bc.workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						start := next.Add(int64(bc.batch)) - int64(bc.batch)
+						if start >= int64(b.N) {
+							return
+						}
+						end := min(start+int64(bc.batch), int64(b.N))
+						_, err := s.Update(context.Background(), func(tx store.Tx) error {
+							for i := start; i < end; i++ {
+								if err := tx.Create(benchTask(int(i))); err != nil {
+									return err
+								}
+							}
+							return nil
+						})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						entries.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "objects/s")
+			b.ReportMetric(float64(entries.Load())/b.Elapsed().Seconds(), "txns/s")
+		})
+	}
+}
