@@ -1,10 +1,10 @@
-// Package scheduler is the decision core of task placement: given a
-// snapshot of the nodes (with the tasks already on them) and a batch of
-// pending tasks, it decides a node for each task, or explains why no node
-// fits. It is pure: no store, no I/O, no clock, no goroutines. The caller
-// (the leader's scheduling loop) reads the snapshot from the store, calls
-// Schedule, and commits the decisions in a few Raft transactions, writing
-// each unplaced task's explanation on its status.
+// Package scheduler places tasks on nodes. Its decision core (Schedule)
+// takes a snapshot of the nodes (with the tasks already on them) and a
+// batch of pending tasks, and decides a node for each task, or explains why
+// no node fits; it is pure: no store, no I/O, no clock, no goroutines. The
+// Controller (controller.go) is the leader's scheduling loop: it reads the
+// snapshot from the store, calls Schedule, and commits the decisions in one
+// transaction, writing each unplaced task's explanation on its status.
 //
 // A node must pass every filter of the pipeline (filters.go), in order:
 // ready and active, resources (reservations), constraints, platform,
@@ -24,6 +24,6 @@
 // taken from a heap, so a group of k tasks over n nodes costs
 // O(n + k log n) rather than O(k × n).
 //
-// It imports cluster/api only among gitorc packages; never cluster/store,
-// cluster/agent, reconcile or compose.
+// The decision core imports cluster/api only; the controller also uses
+// cluster/store. Never cluster/agent, reconcile or compose.
 package scheduler

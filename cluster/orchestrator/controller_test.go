@@ -1,0 +1,180 @@
+package orchestrator_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/orchestrator"
+	"github.com/gitorc/gitorc/cluster/scheduler"
+	"github.com/gitorc/gitorc/cluster/store"
+	"github.com/gitorc/gitorc/cluster/store/storetest"
+)
+
+// managers runs the orchestrator and the scheduler on a one-manager store.
+func managers(t *testing.T) *store.Store {
+	t.Helper()
+	c := storetest.New(t, storetest.Options{Managers: 1})
+	if _, err := c.WaitLeader(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s := c.Store(c.Leader())
+	orch, err := orchestrator.New(orchestrator.Config{Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched, err := scheduler.NewController(scheduler.ControllerConfig{Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	go func() { _ = orch.Run(ctx); done <- struct{}{} }()
+	go func() { _ = sched.Run(ctx); done <- struct{}{} }()
+	t.Cleanup(func() { cancel(); <-done; <-done })
+	return s
+}
+
+func update(t *testing.T, s *store.Store, fn func(store.Tx) error) {
+	t.Helper()
+	if _, err := s.Update(context.Background(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func addNode(t *testing.T, s *store.Store, id string, labels map[string]string) {
+	update(t, s, func(tx store.Tx) error {
+		return tx.Create(&api.Node{Meta: api.Meta{ID: id},
+			Spec:        api.NodeSpec{Name: id, Labels: labels},
+			Description: api.NodeDescription{Hostname: id, Platform: api.Platform{OS: "linux", Architecture: "amd64"}, Resources: api.Resources{NanoCPUs: 2e9, Memory: 4 << 30}},
+			Status:      api.NodeStatus{State: api.NodeReady}})
+	})
+}
+
+// placement summarises the live tasks of a service: "node:count" sorted,
+// plus the pending ones with their reason.
+func placement(t *testing.T, s *store.Store, service string) string {
+	t.Helper()
+	counts := map[string]int{}
+	var pending []string
+	err := s.View(func(tx store.ReadTx) error {
+		svc, err := store.Find[api.Service](tx, store.ByName(service))
+		if err != nil || len(svc) == 0 {
+			return err
+		}
+		tasks, err := store.Find[api.Task](tx, store.ByService(svc[0].ID))
+		for _, tk := range tasks {
+			switch {
+			case tk.DesiredState != api.TaskRunning || tk.Status.State.Terminal():
+			case tk.Status.State == api.TaskAssigned:
+				counts[tk.NodeID]++
+			default:
+				pending = append(pending, tk.Status.State.String()+": "+tk.Status.Err)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for n, c := range counts {
+		parts = append(parts, fmt.Sprintf("%s:%d", n, c))
+	}
+	sort.Strings(parts)
+	sort.Strings(pending)
+	return strings.Join(append(parts, pending...), " ")
+}
+
+func waitPlacement(t *testing.T, s *store.Store, service, want string) {
+	t.Helper()
+	var got string
+	if storetest.WaitFor(func() bool { got = placement(t, s, service); return got == want }, 15*time.Second) != nil {
+		t.Fatalf("placement of %s: %q, want %q", service, got, want)
+	}
+}
+
+func TestServicesBecomeTasksOnNodes(t *testing.T) {
+	s := managers(t)
+	addNode(t, s, "n1", map[string]string{"zone": "a"})
+	addNode(t, s, "n2", map[string]string{"zone": "b"})
+	svc := &api.Service{Spec: api.ServiceSpec{Name: "shop_api", Mode: api.ModeReplicated, Replicas: 4,
+		Task: api.TaskSpec{Container: api.ContainerSpec{Image: "api:1"}, Restart: api.RestartPolicy{Condition: api.RestartAny}}}}
+	update(t, s, func(tx store.Tx) error { return tx.Create(svc) })
+	waitPlacement(t, s, "shop_api", "n1:2 n2:2")
+
+	// A node goes down: its tasks move to the other one.
+	update(t, s, func(tx store.Tx) error {
+		n, err := store.Get[api.Node](tx, "n2")
+		if err != nil {
+			return err
+		}
+		n.Status.State = api.NodeDown
+		return tx.Update(n)
+	})
+	waitPlacement(t, s, "shop_api", "n1:4")
+
+	// Scale down to one.
+	update(t, s, func(tx store.Tx) error {
+		cur, err := store.Get[api.Service](tx, svc.ID)
+		if err != nil {
+			return err
+		}
+		cur.Spec.Replicas = 1
+		return tx.Update(cur)
+	})
+	waitPlacement(t, s, "shop_api", "n1:1")
+
+	// A service no node can take says why, on its task.
+	update(t, s, func(tx store.Tx) error {
+		return tx.Create(&api.Service{Spec: api.ServiceSpec{Name: "shop_gpu", Mode: api.ModeReplicated, Replicas: 1,
+			Task: api.TaskSpec{Container: api.ContainerSpec{Image: "gpu:1"},
+				Placement: api.Placement{Constraints: []api.Constraint{{Key: "node.labels.gpu", Op: api.OpEq, Value: "yes"}}}}}})
+	})
+	waitPlacement(t, s, "shop_gpu", "pending: no suitable node: 1 node is down, 1 node fails constraint node.labels.gpu==yes")
+
+	// Removing a service stops its tasks.
+	update(t, s, func(tx store.Tx) error { return tx.Delete(store.KindService, svc.ID, 0) })
+	var wanted []string
+	stopped := func() bool {
+		wanted = nil
+		err := s.View(func(tx store.ReadTx) error {
+			tasks, err := store.Find[api.Task](tx, store.ByService(svc.ID))
+			for _, tk := range tasks {
+				if tk.DesiredState == api.TaskRunning && !tk.Status.State.Terminal() {
+					wanted = append(wanted, tk.ID)
+				}
+			}
+			return err
+		})
+		return err == nil && len(wanted) == 0
+	}
+	if storetest.WaitFor(stopped, 15*time.Second) != nil {
+		t.Fatalf("tasks of a removed service still wanted running: %v", wanted)
+	}
+}
+
+func TestGlobalServiceFollowsNodes(t *testing.T) {
+	s := managers(t)
+	addNode(t, s, "n1", nil)
+	update(t, s, func(tx store.Tx) error {
+		return tx.Create(&api.Service{Spec: api.ServiceSpec{Name: "mon_agent", Mode: api.ModeGlobal,
+			Task: api.TaskSpec{Container: api.ContainerSpec{Image: "agent:1"}}}})
+	})
+	waitPlacement(t, s, "mon_agent", "n1:1")
+	addNode(t, s, "n2", nil)
+	waitPlacement(t, s, "mon_agent", "n1:1 n2:1")
+	update(t, s, func(tx store.Tx) error {
+		n, err := store.Get[api.Node](tx, "n1")
+		if err != nil {
+			return err
+		}
+		n.Spec.Availability = api.AvailabilityDrain
+		return tx.Update(n)
+	})
+	waitPlacement(t, s, "mon_agent", "n2:1")
+}
