@@ -194,6 +194,10 @@ type UpdateConfig struct {
 	// MaxFailureRatio is the fraction of failed tasks tolerated (0 to 1).
 	MaxFailureRatio float64     `json:"max_failure_ratio"`
 	Order           UpdateOrder `json:"order"`
+	// StartTimeout bounds the wait for a new task to become ready; past it
+	// the task counts as failed. 0 derives it from the healthcheck and
+	// Monitor (see the orchestrator), unlike Swarm, which waits forever.
+	StartTimeout Duration `json:"start_timeout,omitempty"`
 }
 
 // EndpointSpec is how a service is reached.

@@ -55,6 +55,9 @@ type Task struct {
 	Status       TaskStatus `json:"status"`
 	// Networks are the task's addresses on each network it joins.
 	Networks []TaskNetwork `json:"networks,omitempty"`
+	// ReadyAt is when the task was first seen running and, if it has a
+	// healthcheck, healthy: an update's monitor window counts from it.
+	ReadyAt time.Time `json:"ready_at,omitzero"`
 	// Restarts are the end times of the tasks this one replaced in its slot,
 	// within the restart policy's window: the restart history lives in the
 	// store, so a new leader counts attempts where the old one stopped.

@@ -43,4 +43,8 @@ type UpdateStatus struct {
 	// Updated and Failed count the tasks of this rollout.
 	Updated uint64 `json:"updated"`
 	Failed  uint64 `json:"failed"`
+	// Target identifies the task spec this rollout moves to: a service
+	// whose spec no longer matches it starts a new rollout (a new spec
+	// cancels the one in flight; the same spec again changes nothing).
+	Target string `json:"target,omitempty"`
 }

@@ -77,6 +77,7 @@ func (c *Controller) pass(ctx context.Context) (time.Time, error) {
 	now := c.now()
 	var wake time.Time
 	var commit []Decision
+	var updates []serviceUpdate
 	err := c.cfg.Store.View(func(tx store.ReadTx) error {
 		services, err := store.Find[api.Service](tx, store.All())
 		if err != nil {
@@ -99,20 +100,31 @@ func (c *Controller) pass(ctx context.Context) (time.Time, error) {
 			for i, t := range ptrs {
 				tasks[i] = *t
 			}
-			d := decide(svc, tasks, nodes, now)
-			if !d.Wake.IsZero() && (wake.IsZero() || d.Wake.Before(wake)) {
-				wake = d.Wake
+			ud := DecideUpdate(svc, tasks, now)
+			if !ud.Empty() {
+				updates = append(updates, serviceUpdate{svc.ID, ud})
 			}
+			wake = earliest(wake, ud.Wake)
+			if !ud.Quiet() {
+				continue // the updater moved tasks: the rest waits for the next pass
+			}
+			d := decide(svc, tasks, nodes, now)
+			wake = earliest(wake, d.Wake)
 			if !d.Empty() {
 				commit = append(commit, d)
 			}
 		}
 		return orphans(tx, services, &commit)
 	})
-	if err != nil || len(commit) == 0 {
+	if err != nil || len(commit)+len(updates) == 0 {
 		return wake, err
 	}
 	_, err = c.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		for _, u := range updates {
+			if err := applyUpdate(tx, u, now); err != nil {
+				return err
+			}
+		}
 		for _, d := range commit {
 			if err := apply(tx, d, now); err != nil {
 				return err
@@ -124,6 +136,52 @@ func (c *Controller) pass(ctx context.Context) (time.Time, error) {
 		return wake, fmt.Errorf("commit orchestrator decisions: %w", err)
 	}
 	return wake, nil
+}
+
+type serviceUpdate struct {
+	serviceID string
+	UpdateDecision
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// applyUpdate writes an updater decision: the service's update status
+// (and, for a rollback, its swapped specs), ready stamps, and the tasks it
+// creates and stops.
+func applyUpdate(tx store.Tx, u serviceUpdate, now time.Time) error {
+	if u.Status != nil || u.Rollback {
+		svc, err := store.Get[api.Service](tx, u.serviceID)
+		if err != nil {
+			return err
+		}
+		if u.Rollback && svc.PreviousSpec != nil {
+			failed := svc.Spec
+			svc.Spec, svc.PreviousSpec = *svc.PreviousSpec, &failed
+		}
+		if u.Status != nil {
+			st := *u.Status
+			svc.Update = &st
+		}
+		if err := tx.Update(svc); err != nil {
+			return err
+		}
+	}
+	for _, id := range u.Ready {
+		t, err := store.Get[api.Task](tx, id)
+		if err != nil {
+			return err
+		}
+		t.ReadyAt = now
+		if err := tx.Update(t); err != nil {
+			return err
+		}
+	}
+	return apply(tx, u.Decision, now)
 }
 
 // decide picks the decision function for the service's mode.

@@ -178,3 +178,119 @@ func TestGlobalServiceFollowsNodes(t *testing.T) {
 	})
 	waitPlacement(t, s, "mon_agent", "n2:1")
 }
+
+// fakeAgent plays every node: assigned tasks run (healthy) unless their
+// image starts with "bad:", which exits at once; stopped tasks shut down.
+func fakeAgent(t *testing.T, s *store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.RunLoop(ctx, store.LoopConfig{Kinds: []store.Kind{store.KindTask}}, func(ctx context.Context) (time.Time, error) {
+			_, err := s.Update(ctx, func(tx store.Tx) error {
+				tasks, err := store.Find[api.Task](tx, store.All())
+				if err != nil {
+					return err
+				}
+				for _, tk := range tasks {
+					var next api.TaskStatus
+					switch {
+					case tk.Status.State.Terminal():
+						continue
+					case tk.DesiredState == api.TaskShutdown && tk.Status.State >= api.TaskAssigned:
+						next = api.TaskStatus{State: api.TaskShutdown, Timestamp: time.Now()}
+					case tk.Status.State != api.TaskAssigned:
+						continue
+					case strings.HasPrefix(tk.Spec.Container.Image, "bad:"):
+						next = api.TaskStatus{State: api.TaskFailed, Timestamp: time.Now(), Err: "exit code 1"}
+					default:
+						next = api.TaskStatus{State: api.TaskRunning, Timestamp: time.Now()}
+					}
+					tk.Status = next
+					if err := tx.Update(tk); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			return time.Time{}, err
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// running returns the images of the running tasks of a service, sorted.
+func running(t *testing.T, s *store.Store, id string) string {
+	var images []string
+	err := s.View(func(tx store.ReadTx) error {
+		tasks, err := store.Find[api.Task](tx, store.ByService(id))
+		for _, tk := range tasks {
+			if tk.Status.State == api.TaskRunning && tk.DesiredState == api.TaskRunning {
+				images = append(images, tk.Spec.Container.Image)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(images)
+	return strings.Join(images, " ")
+}
+
+func updateState(t *testing.T, s *store.Store, id string) string {
+	var state string
+	err := s.View(func(tx store.ReadTx) error {
+		svc, err := store.Get[api.Service](tx, id)
+		if err == nil && svc.Update != nil {
+			state = svc.Update.State.String()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return state
+}
+
+func TestRollingUpdateAndAutomaticRollbackThroughTheStore(t *testing.T) {
+	s := managers(t)
+	fakeAgent(t, s)
+	addNode(t, s, "n1", nil)
+	addNode(t, s, "n2", nil)
+	upd := api.DefaultUpdateConfig()
+	upd.Parallelism, upd.Order, upd.FailureAction, upd.Monitor = 2, api.OrderStartFirst, api.FailureRollback, 0
+	svc := &api.Service{Spec: api.ServiceSpec{Name: "s_web", Mode: api.ModeReplicated, Replicas: 4,
+		Task:   api.TaskSpec{Container: api.ContainerSpec{Image: "web:1"}, Restart: api.RestartPolicy{Condition: api.RestartAny}},
+		Update: upd, Rollback: api.DefaultRollbackConfig()}}
+	update(t, s, func(tx store.Tx) error { return tx.Create(svc) })
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		if storetest.WaitFor(cond, 20*time.Second) != nil {
+			t.Fatalf("timed out waiting for %s: running %q, update %q", what, running(t, s, svc.ID), updateState(t, s, svc.ID))
+		}
+	}
+	wait("4 web:1", func() bool { return running(t, s, svc.ID) == "web:1 web:1 web:1 web:1" })
+
+	deploy := func(image string) {
+		update(t, s, func(tx store.Tx) error {
+			cur, err := store.Get[api.Service](tx, svc.ID)
+			if err != nil {
+				return err
+			}
+			prev := cur.Spec
+			cur.PreviousSpec = &prev
+			cur.Spec.Task.Container.Image = image
+			return tx.Update(cur)
+		})
+	}
+	deploy("web:2")
+	wait("the update to complete", func() bool {
+		return updateState(t, s, svc.ID) == "completed" && running(t, s, svc.ID) == "web:2 web:2 web:2 web:2"
+	})
+
+	deploy("bad:3")
+	wait("the automatic rollback", func() bool {
+		return updateState(t, s, svc.ID) == "rollback_completed" && running(t, s, svc.ID) == "web:2 web:2 web:2 web:2"
+	})
+}

@@ -32,7 +32,10 @@ func DecideGlobal(svc *api.Service, tasks []api.Task, nodes Nodes, eligible Elig
 			}
 			continue
 		}
-		for _, extra := range keepExtra(keep) {
+		if len(keep) == 0 {
+			continue
+		}
+		for _, extra := range duplicates(svc, keep) {
 			d.Shutdown = append(d.Shutdown, Stop{TaskID: extra.ID, Reason: "duplicate task on node"})
 		}
 	}
@@ -60,11 +63,4 @@ func DecideGlobal(svc *api.Service, tasks []api.Task, nodes Nodes, eligible Elig
 	}
 	sortDecision(&d)
 	return d
-}
-
-func keepExtra(keep []*api.Task) []*api.Task {
-	if len(keep) <= 1 {
-		return nil
-	}
-	return keep[1:]
 }

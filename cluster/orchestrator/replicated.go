@@ -29,7 +29,7 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 		evicted := len(keep) < len(g.liveTasks())
 		if len(keep) > 0 {
 			running = append(running, candidate{slot, keep[0]})
-			for _, extra := range keep[1:] { // a slot runs one task
+			for _, extra := range duplicates(svc, keep) { // a slot runs one task
 				d.Shutdown = append(d.Shutdown, Stop{TaskID: extra.ID, Reason: "duplicate task in slot"})
 			}
 			continue
@@ -77,6 +77,20 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 	}
 	sortDecision(&d)
 	return d
+}
+
+// duplicates are the live tasks of a group beyond its newest one, except
+// tasks of another spec: during a start-first update the old task runs
+// beside its replacement until that is ready, and the updater stops it.
+func duplicates(svc *api.Service, keep []*api.Task) []*api.Task {
+	var out []*api.Task
+	target := specKey(svc.Spec.Task)
+	for _, t := range keep[1:] {
+		if specKey(t.Spec) == target || specKey(keep[0].Spec) != target {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // sortDecision makes decisions deterministic.

@@ -1,0 +1,383 @@
+package orchestrator
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/google/go-cmp/cmp"
+)
+
+// world is a simulated service: the updater decides, the "agent" runs
+// tasks as their image says: images named bad:* exit at once, slow:* never
+// become ready, crash:* run healthy for 2s then exit; others are ready.
+type world struct {
+	t      *testing.T
+	svc    api.Service
+	tasks  []api.Task
+	now    time.Time
+	nextID int
+	log    []string
+}
+
+func newWorld(t *testing.T, replicas uint64, cfg api.UpdateConfig) *world {
+	w := &world{t: t, now: t0}
+	w.svc = api.Service{Meta: api.Meta{ID: "svc"}, Spec: api.ServiceSpec{Name: "s_web", Mode: api.ModeReplicated, Replicas: replicas,
+		Task:   api.TaskSpec{Container: api.ContainerSpec{Image: "web:1"}},
+		Update: cfg, Rollback: api.DefaultRollbackConfig()}}
+	for slot := uint64(1); slot <= replicas; slot++ {
+		w.add(newTask(&w.svc, slot, "", nil, w.now))
+	}
+	w.agent()
+	return w
+}
+
+func (w *world) add(t api.Task) {
+	w.nextID++
+	t.ID, t.CreatedAt = fmt.Sprintf("t%02d", w.nextID), w.now
+	w.tasks = append(w.tasks, t)
+}
+
+// deploy changes the image, as a commit would.
+func (w *world) deploy(image string) {
+	prev := w.svc.Spec
+	w.svc.PreviousSpec = &prev
+	w.svc.Spec.Task.Container.Image = image
+}
+
+// agent moves tasks along as their image says.
+func (w *world) agent() {
+	for i := range w.tasks {
+		t := &w.tasks[i]
+		if t.Status.State.Terminal() {
+			continue
+		}
+		img := t.Spec.Container.Image
+		switch {
+		case t.DesiredState == api.TaskShutdown:
+			t.Status = api.TaskStatus{State: api.TaskShutdown, Timestamp: w.now}
+		case strings.HasPrefix(img, "bad:"):
+			t.Status = api.TaskStatus{State: api.TaskFailed, Timestamp: w.now, Err: "exit code 1"}
+		case strings.HasPrefix(img, "slow:"):
+			t.Status = api.TaskStatus{State: api.TaskStarting, Timestamp: w.now}
+		case strings.HasPrefix(img, "crash:") && !t.ReadyAt.IsZero() && w.now.Sub(t.ReadyAt) >= 2*time.Second:
+			t.Status = api.TaskStatus{State: api.TaskFailed, Timestamp: w.now, Err: "exit code 2"}
+		case t.Status.State != api.TaskRunning:
+			t.Status = api.TaskStatus{State: api.TaskRunning, Timestamp: w.now}
+		}
+	}
+}
+
+// step lets the updater decide once and applies what it decided.
+func (w *world) step() UpdateDecision {
+	d := DecideUpdate(&w.svc, w.tasks, w.now)
+	if d.Rollback {
+		prev := *w.svc.PreviousSpec
+		cur := w.svc.Spec
+		w.svc.Spec, w.svc.PreviousSpec = prev, &cur
+		w.log = append(w.log, "rollback")
+	}
+	if d.Status != nil {
+		s := *d.Status
+		if w.svc.Update == nil || w.svc.Update.State != s.State {
+			w.log = append(w.log, s.State.String())
+		}
+		w.svc.Update = &s
+	}
+	for _, id := range d.Ready {
+		w.task(id).ReadyAt = w.now
+	}
+	for _, s := range d.Shutdown {
+		w.task(s.TaskID).DesiredState = api.TaskShutdown
+	}
+	if len(d.Create) > 0 {
+		w.log = append(w.log, fmt.Sprintf("create %d", len(d.Create)))
+	}
+	for _, c := range d.Create {
+		w.add(c)
+	}
+	if d.Quiet() {
+		// As the controller does: the orchestrator refills slots when the
+		// updater moved no task in this pass.
+		o := DecideReplicated(&w.svc, w.tasks, Nodes{}, w.now)
+		for _, s := range o.Shutdown {
+			w.task(s.TaskID).DesiredState = api.TaskShutdown
+		}
+		for _, c := range o.Create {
+			w.add(c)
+		}
+	}
+	w.agent()
+	return d
+}
+
+func (w *world) task(id string) *api.Task {
+	for i := range w.tasks {
+		if w.tasks[i].ID == id {
+			return &w.tasks[i]
+		}
+	}
+	w.t.Fatalf("no task %s", id)
+	return nil
+}
+
+// run steps, advancing the clock by tick, until the update settles.
+func (w *world) run(tick time.Duration, max int) {
+	for i := 0; i < max; i++ {
+		d := w.step()
+		if d.Empty() && w.svc.Update != nil && w.svc.Update.State != api.UpdateUpdating && w.svc.Update.State != api.UpdateRollbackStarted {
+			return
+		}
+		w.now = w.now.Add(tick)
+	}
+	w.t.Fatalf("no settled state after %d steps: %v", max, w.log)
+}
+
+// live counts running tasks by image.
+func (w *world) live() map[string]int {
+	out := map[string]int{}
+	for _, t := range w.tasks {
+		if !t.Status.State.Terminal() {
+			out[t.Spec.Container.Image]++
+		}
+	}
+	return out
+}
+
+func cfg(parallelism uint64, order api.UpdateOrder, action api.FailureAction) api.UpdateConfig {
+	c := api.DefaultUpdateConfig()
+	c.Parallelism, c.Order, c.FailureAction = parallelism, order, action
+	return c
+}
+
+func TestRollingUpdateBatches(t *testing.T) {
+	cases := []struct {
+		name        string
+		parallelism uint64
+		order       api.UpdateOrder
+		wantLog     []string
+		minLive     int // fewest tasks alive at any step
+	}{
+		{"parallelism 1 stop-first", 1, api.OrderStopFirst,
+			[]string{"updating", "create 1", "create 1", "create 1", "create 1", "completed"}, 3},
+		{"parallelism 2 stop-first", 2, api.OrderStopFirst, []string{"updating", "create 2", "create 2", "completed"}, 2},
+		{"parallelism 0 is all at once", 0, api.OrderStopFirst, []string{"updating", "create 4", "completed"}, 0},
+		{"start-first never drops below the count", 2, api.OrderStartFirst, []string{"updating", "create 2", "create 2", "completed"}, 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, 4, cfg(tc.parallelism, tc.order, api.FailurePause))
+			w.deploy("web:2")
+			min := 99
+			for i := 0; i < 50; i++ {
+				w.step()
+				ready := 0
+				for _, tk := range w.tasks {
+					if tk.Status.State == api.TaskRunning {
+						ready++
+					}
+				}
+				min = minInt(min, ready)
+				if w.svc.Update.State == api.UpdateCompleted {
+					break
+				}
+				w.now = w.now.Add(time.Second)
+			}
+			if diff := cmp.Diff(tc.wantLog, w.log); diff != "" {
+				t.Errorf("log (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(map[string]int{"web:2": 4}, w.live()); diff != "" {
+				t.Errorf("live tasks (-want +got):\n%s", diff)
+			}
+			if tc.order == api.OrderStartFirst && min < tc.minLive {
+				t.Errorf("start-first: only %d ready tasks at some point, want at least %d", min, tc.minLive)
+			}
+		})
+	}
+}
+
+func TestDelayBetweenBatches(t *testing.T) {
+	c := cfg(1, api.OrderStopFirst, api.FailurePause)
+	c.Delay = api.Duration(10 * time.Second)
+	w := newWorld(t, 2, c)
+	w.deploy("web:2")
+	w.step() // batch 1
+	w.now = w.now.Add(time.Second)
+	d := w.step() // batch 1 ready: the next waits for the delay
+	if len(d.Create) != 0 || d.Wake.IsZero() {
+		t.Fatalf("second batch started before the delay: %+v", d)
+	}
+	readyAt := w.now
+	if want := readyAt.Add(10 * time.Second); !d.Wake.Equal(want) {
+		t.Errorf("wake at %v, want %v", d.Wake, want)
+	}
+	w.now = readyAt.Add(9 * time.Second)
+	if d := w.step(); len(d.Create) != 0 {
+		t.Fatal("second batch started 1s early")
+	}
+	w.now = readyAt.Add(10 * time.Second)
+	if d := w.step(); len(d.Create) != 1 {
+		t.Fatalf("second batch did not start after the delay: %+v", d)
+	}
+}
+
+func TestFailureActions(t *testing.T) {
+	cases := []struct {
+		name      string
+		action    api.FailureAction
+		image     string
+		wantState api.UpdateState
+		wantLive  map[string]int
+		wantMsg   string
+	}{
+		{"pause", api.FailurePause, "bad:2", api.UpdatePaused, map[string]int{"web:1": 2}, "update paused: 1 of 1 updated tasks failed: exit code 1"},
+		{"rollback", api.FailureRollback, "bad:2", api.UpdateRollbackCompleted, map[string]int{"web:1": 3}, "rollback completed"},
+		{"never ready counts as failed", api.FailureRollback, "slow:2", api.UpdateRollbackCompleted, map[string]int{"web:1": 3}, "rollback completed"},
+		{"continue carries on", api.FailureContinue, "bad:2", api.UpdateCompleted, nil, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, 3, cfg(1, api.OrderStopFirst, tc.action))
+			w.deploy(tc.image)
+			if tc.action == api.FailureContinue {
+				for i := 0; i < 6; i++ {
+					w.step()
+					w.now = w.now.Add(time.Second)
+				}
+				// Swarm completes the update; the failures stay visible.
+				if w.svc.Update.State != api.UpdateCompleted || w.svc.Update.Failed < 3 ||
+					!strings.HasPrefix(w.svc.Update.Message, "update completed with 3 failed task(s): exit code 1") {
+					t.Errorf("continue: %+v", w.svc.Update)
+				}
+				return
+			}
+			w.run(10*time.Second, 100)
+			if w.svc.Update.State != tc.wantState || w.svc.Update.Message != tc.wantMsg {
+				t.Errorf("state %s %q, want %s %q (log %v)", w.svc.Update.State, w.svc.Update.Message, tc.wantState, tc.wantMsg, w.log)
+			}
+			if diff := cmp.Diff(tc.wantLive, w.live()); diff != "" {
+				t.Errorf("live (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestFailureDuringRollbackPauses(t *testing.T) {
+	w := newWorld(t, 2, cfg(1, api.OrderStopFirst, api.FailureRollback))
+	w.deploy("bad:2")
+	// The previous spec is broken too: the rollback cannot succeed.
+	w.svc.PreviousSpec.Task.Container.Image = "bad:1"
+	w.run(10*time.Second, 100)
+	if w.svc.Update.State != api.UpdateRollbackPaused || !strings.HasPrefix(w.svc.Update.Message, "rollback paused: ") {
+		t.Errorf("state %s %q (log %v)", w.svc.Update.State, w.svc.Update.Message, w.log)
+	}
+	if n := strings.Count(strings.Join(w.log, " "), "rollback "); n != 1 {
+		t.Errorf("rolled back %d times: a rollback must never be rolled back (%v)", n, w.log)
+	}
+}
+
+func TestMaxFailureRatioBoundary(t *testing.T) {
+	// 1 failure out of 2 updated tasks is a ratio of 0.5: equal does not
+	// fire, greater does.
+	for _, tc := range []struct {
+		ratio float64
+		fires bool
+	}{{0.5, false}, {0.49, true}} {
+		t.Run(fmt.Sprint(tc.ratio), func(t *testing.T) {
+			w := newWorld(t, 2, cfg(2, api.OrderStopFirst, api.FailurePause))
+			w.svc.Spec.Update.MaxFailureRatio = tc.ratio
+			w.deploy("web:2")
+			w.step()
+			w.task(w.tasks[len(w.tasks)-1].ID).Status = api.TaskStatus{State: api.TaskFailed, Timestamp: w.now, Err: "exit code 1"}
+			w.now = w.now.Add(time.Second)
+			w.step()
+			if fired := w.svc.Update.State == api.UpdatePaused; fired != tc.fires {
+				t.Errorf("ratio %v: paused %v, want %v (%+v)", tc.ratio, fired, tc.fires, w.svc.Update)
+			}
+		})
+	}
+}
+
+func TestMonitorWindow(t *testing.T) {
+	for _, tc := range []struct {
+		monitor time.Duration
+		fails   bool
+	}{{5 * time.Second, true}, {time.Second, false}} {
+		t.Run(tc.monitor.String(), func(t *testing.T) {
+			c := cfg(1, api.OrderStopFirst, api.FailurePause)
+			c.Monitor = api.Duration(tc.monitor)
+			w := newWorld(t, 1, c)
+			w.deploy("crash:2") // healthy, then exits 2s after becoming ready
+			for i := 0; i < 6; i++ {
+				w.step()
+				w.now = w.now.Add(time.Second)
+			}
+			if paused := w.svc.Update.State == api.UpdatePaused; paused != tc.fails {
+				t.Errorf("monitor %s: paused %v, want %v (%+v)", tc.monitor, paused, tc.fails, w.svc.Update)
+			}
+		})
+	}
+}
+
+func TestNewSpecCancelsAndSameSpecIsNoOp(t *testing.T) {
+	w := newWorld(t, 3, cfg(1, api.OrderStopFirst, api.FailurePause))
+	w.deploy("web:2")
+	w.step()
+	first := w.svc.Update.Target
+	w.now = w.now.Add(time.Second)
+	w.deploy("web:3") // a new commit while web:2 rolls out
+	w.step()
+	if w.svc.Update.Target == first || !w.svc.Update.StartedAt.Equal(w.now) {
+		t.Fatalf("new spec did not start a new update: %+v", w.svc.Update)
+	}
+	w.run(time.Second, 100)
+	if diff := cmp.Diff(map[string]int{"web:3": 3}, w.live()); diff != "" {
+		t.Errorf("live (-want +got):\n%s", diff)
+	}
+	// Applying the same spec again changes nothing.
+	w.svc.PreviousSpec = &w.svc.Spec
+	if d := DecideUpdate(&w.svc, w.tasks, w.now.Add(time.Hour)); !d.Empty() {
+		t.Errorf("identical spec: %+v", d)
+	}
+}
+
+// A new leader reads the same store and decides the same thing: the
+// updater keeps nothing in memory.
+func TestResumeAfterLeaderChange(t *testing.T) {
+	w := newWorld(t, 4, cfg(1, api.OrderStartFirst, api.FailureRollback))
+	w.deploy("web:2")
+	for i := 0; i < 3; i++ {
+		w.step()
+		w.now = w.now.Add(time.Second)
+	}
+	b, _ := json.Marshal(struct {
+		Svc   api.Service
+		Tasks []api.Task
+	}{w.svc, w.tasks})
+	var restored struct {
+		Svc   api.Service
+		Tasks []api.Task
+	}
+	if err := json.Unmarshal(b, &restored); err != nil {
+		t.Fatal(err)
+	}
+	want := DecideUpdate(&w.svc, w.tasks, w.now)
+	got := DecideUpdate(&restored.Svc, restored.Tasks, w.now)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("decision after a restart differs (-before +after):\n%s", diff)
+	}
+	w.run(time.Second, 100)
+	if w.svc.Update.State != api.UpdateCompleted {
+		t.Errorf("state %s", w.svc.Update.State)
+	}
+}
+
+func minInt(a, b int) int {
+	if a < b {
+		return a
+	}
+	return b
+}
