@@ -1,0 +1,21 @@
+// Package session is the worker side of the dispatcher protocol: the
+// client that keeps a node's one mutual-TLS gRPC stream to the leader.
+//
+// A Client dials the managers it knows (in turn), follows a follower's
+// redirect to the leader, opens a session with a Hello that describes the
+// node, then heartbeats at the period the leader asks for, forwards the
+// agent's task statuses in batches (it is the agent's Reporter), and hands
+// each assignment set it receives to the agent's Assign, with the secret
+// and config payloads every task refers to. When the stream breaks it
+// reconnects with exponential backoff. On every new session it sends the
+// latest status of each task again, since the old leader may have lost
+// what it had not yet written; the leader ignores what it already has.
+//
+// Who the node is comes from its certificate (TLS config), never from a
+// message. Time comes from an injected agent.Clock.
+//
+// Imports: cluster/api, cluster/agent (Assignment, Clock, Reporter) and
+// cluster/dispatcher/wire, the protocol package shared with the manager.
+// Being agent-side, it never imports cluster/store, cluster/dispatcher
+// itself or any other manager-side package.
+package session

@@ -1,0 +1,104 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/store"
+)
+
+// DefaultHeartbeatPeriod is how often workers send a heartbeat; a node that
+// misses MissedHeartbeats of them is down.
+const (
+	DefaultHeartbeatPeriod = 5 * time.Second
+	MissedHeartbeats       = 3
+)
+
+// Store is the part of the store the dispatcher reads and writes.
+type Store interface {
+	View(fn func(store.ReadTx) error) error
+	Update(ctx context.Context, fn func(store.Tx) error) (uint64, error)
+	ViewAndWatch(fn func(store.ReadTx) error, kinds ...store.Kind) (*store.Watcher, error)
+}
+
+// Leadership tells who leads; only the leader serves sessions.
+type Leadership interface {
+	Leader() store.LeaderInfo
+	WatchLeader() (<-chan store.LeaderInfo, func())
+}
+
+// Clock is the time source of heartbeats and liveness.
+type Clock interface {
+	Now() time.Time
+	NewTimer(d time.Duration) Timer
+}
+
+// Timer is a one-shot timer from a Clock.
+type Timer interface {
+	C() <-chan time.Time
+	Stop() bool
+}
+
+// Config configures a Dispatcher.
+type Config struct {
+	Store Store
+	// Leadership defaults to Store when it implements Leadership
+	// (*store.Store does).
+	Leadership Leadership
+	// LeaderAddr maps the leader to the address its dispatcher listens
+	// on, for redirecting workers; nil uses LeaderInfo.Addr (the leader
+	// serves Raft and gRPC on one address).
+	LeaderAddr func(store.LeaderInfo) string
+	// HeartbeatPeriod defaults to DefaultHeartbeatPeriod.
+	HeartbeatPeriod time.Duration
+	// Clock defaults to the wall clock.
+	Clock  Clock
+	Logger *slog.Logger
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("dispatcher config: store is required"))
+	}
+	if c.Leadership == nil {
+		if _, ok := c.Store.(Leadership); !ok {
+			errs = append(errs, errors.New("dispatcher config: leadership is required (the store does not provide it)"))
+		}
+	}
+	if c.HeartbeatPeriod < 0 {
+		errs = append(errs, errors.New("dispatcher config: heartbeat period must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) withDefaults() {
+	if c.Leadership == nil {
+		c.Leadership, _ = c.Store.(Leadership)
+	}
+	if c.LeaderAddr == nil {
+		c.LeaderAddr = func(li store.LeaderInfo) string { return li.Addr }
+	}
+	if c.HeartbeatPeriod == 0 {
+		c.HeartbeatPeriod = DefaultHeartbeatPeriod
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                 { return time.Now() }
+func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+
+type realTimer struct{ t *time.Timer }
+
+func (t realTimer) C() <-chan time.Time { return t.t.C }
+func (t realTimer) Stop() bool          { return t.t.Stop() }

@@ -1,0 +1,258 @@
+package dispatcher_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/agent/session"
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/dispatcher"
+	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
+	"github.com/gitorc/gitorc/cluster/store"
+)
+
+// startWorker runs a session.Client for nodeID with a frozen clock (it
+// heartbeats only when the test advances it).
+func (e *env) startWorker(nodeID string, managers ...string) (*session.Client, *fakeAgent, *fakeClock) {
+	e.t.Helper()
+	if len(managers) == 0 {
+		managers = []string{e.addr}
+	}
+	ag, clk := &fakeAgent{}, newFakeClock()
+	c, err := session.New(session.Config{Managers: managers, TLS: clientTLS(e.t, e.root, e.cert(nodeID, api.RoleWorker)),
+		Agent: ag, Clock: agentClock{clk}, Description: api.NodeDescription{Hostname: nodeID + ".example",
+			Platform: api.Platform{OS: "linux", Architecture: "amd64"}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	e.t.Cleanup(func() { cancel(); <-done })
+	return c, ag, clk
+}
+
+// A worker joins, receives its task with the secret payload, and its
+// status reports reach the store.
+func TestWorkerJoinAssignAndReport(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c, ag, _ := e.startWorker("w1")
+
+	waitFor(t, "node w1 ready", func() bool { return e.nodeState("w1") == api.NodeReady })
+	n := e.node("w1")
+	if n.Description.Hostname != "w1.example" || n.Spec.Role != api.RoleWorker || n.Status.Addr != "127.0.0.1" {
+		t.Errorf("node = %+v; want hostname w1.example, role worker, addr 127.0.0.1", n)
+	}
+	waitFor(t, "empty assignment set", func() bool { return ag.last() != nil && len(ag.last()) == 0 })
+	if c.NodeID() != "w1" { // the session acknowledgement precedes the first set
+		t.Errorf("client NodeID = %q, want w1", c.NodeID())
+	}
+
+	e.create(&api.Secret{Spec: api.SecretSpec{Name: "db_pw", Data: api.SecretBytes("hunter2")}},
+		&api.Config{Spec: api.ConfigSpec{Name: "unused", Data: []byte("x")}},
+		newTask("t1", "w1", "db_pw"),
+		newTask("t-other", "w2", "db_pw"))
+	waitFor(t, "task t1 assigned to w1", func() bool { return slices.Equal(taskIDs(ag.last()), []string{"t1"}) })
+	got := ag.last()[0]
+	if s, ok := got.Files.Secrets["db_pw"]; !ok || string(s.Reveal()) != "hunter2" {
+		t.Errorf("secret db_pw = %q (present %v), want hunter2", s.Reveal(), ok)
+	}
+	if len(got.Files.Configs) != 0 {
+		t.Errorf("configs %v, want none (no task refers to them)", got.Files.Configs)
+	}
+
+	// A status report reaches the store.
+	running := api.TaskStatus{State: api.TaskRunning, Timestamp: e.clock.Now().Add(time.Second), Message: "started"}
+	if err := c.ReportTaskStatus(context.Background(), "t1", running); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "t1 running in the store", func() bool { return e.task("t1").Status.State == api.TaskRunning })
+	if msg := e.task("t1").Status.Message; msg != "started" {
+		t.Errorf("message = %q, want started", msg)
+	}
+
+	// A task that finished and is meant to stay finished leaves the set.
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if _, err := e.store.Update(ctx, func(tx store.Tx) error {
+		tk, err := store.Get[api.Task](tx, "t1")
+		if err != nil {
+			return err
+		}
+		tk.DesiredState = api.TaskShutdown
+		tk.Status.State = api.TaskShutdown
+		return tx.Update(tk)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "t1 unassigned", func() bool { return ag.last() != nil && len(ag.last()) == 0 })
+}
+
+// The store keeps only forward moves: a state that goes back, a stale
+// timestamp, and a report about another node's task are all ignored.
+func TestStatusOnlyMovesForward(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, id := range []string{"back", "stale", "fwd", "health"} {
+		tk := newTask(id, "w1")
+		tk.Status = api.TaskStatus{State: api.TaskRunning, Timestamp: base.Add(10 * time.Second)}
+		e.create(tk)
+	}
+	e.create(newTask("theirs", "w2"))
+
+	stream, _, err := e.rawSession(clientTLS(t, e.root, e.cert("w1", api.RoleWorker)), "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := base.Add(20 * time.Second)
+	batch := []wire.TaskStatusUpdate{
+		{TaskID: "back", Status: api.TaskStatus{State: api.TaskPreparing, Timestamp: later}},
+		{TaskID: "stale", Status: api.TaskStatus{State: api.TaskRunning, Timestamp: base, Message: "stale"}},
+		{TaskID: "theirs", Status: api.TaskStatus{State: api.TaskFailed, Timestamp: later}},
+		{TaskID: "missing", Status: api.TaskStatus{State: api.TaskFailed, Timestamp: later}},
+		{TaskID: "health", Status: api.TaskStatus{State: api.TaskRunning, Timestamp: later, Health: api.HealthHealthy}},
+		{TaskID: "fwd", Status: api.TaskStatus{State: api.TaskComplete, Timestamp: later}},
+	}
+	if err := stream.Send(&wire.WorkerMessage{Status: &wire.StatusBatch{Updates: batch}}); err != nil {
+		t.Fatal(err)
+	}
+	// The queue is written in one transaction per batch, so once "fwd"
+	// moved, every other update of the batch was decided.
+	waitFor(t, "fwd complete", func() bool { return e.task("fwd").Status.State == api.TaskComplete })
+	if st := e.task("back").Status; st.State != api.TaskRunning {
+		t.Errorf("back: state %s, want running (backward move ignored)", st.State)
+	}
+	if st := e.task("stale").Status; st.Message == "stale" || !st.Timestamp.Equal(base.Add(10*time.Second)) {
+		t.Errorf("stale: status %+v, want unchanged", st)
+	}
+	if st := e.task("theirs").Status; st.State != api.TaskAssigned {
+		t.Errorf("theirs: state %s, want assigned (w1 may not report w2's task)", st.State)
+	}
+	if st := e.task("health").Status; st.Health != api.HealthHealthy {
+		t.Errorf("health: %+v, want the newer same-state status", st)
+	}
+}
+
+// A node that misses three heartbeat periods is down; a heartbeat brings
+// it back.
+func TestMissedHeartbeatsMarkNodeDown(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	stream, sess, err := e.rawSession(clientTLS(t, e.root, e.cert("w1", api.RoleWorker)), "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sess.HeartbeatPeriod != dispatcher.DefaultHeartbeatPeriod || sess.NodeID != "w1" {
+		t.Errorf("session = %+v; want node w1, period %s", sess, dispatcher.DefaultHeartbeatPeriod)
+	}
+	if e.nodeState("w1") != api.NodeReady {
+		t.Fatalf("node w1 is %s after hello, want ready", e.nodeState("w1"))
+	}
+	// Silence: step the dispatcher's clock one period at a time.
+	waitFor(t, "node w1 down", func() bool {
+		e.clock.Advance(e.disp.HeartbeatPeriod())
+		return e.nodeState("w1") == api.NodeDown
+	})
+	if n := e.node("w1"); n.Status.Message == "" {
+		t.Errorf("down node has no message: %+v", n.Status)
+	}
+	if err := stream.Send(&wire.WorkerMessage{Heartbeat: &wire.Heartbeat{}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node w1 ready again", func() bool { return e.nodeState("w1") == api.NodeReady })
+}
+
+// The node ID comes from the certificate: a worker cannot speak for
+// another node, whatever it sends.
+func TestCertificateIsIdentity(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.create(newTask("t-a", "node-a"))
+	// node-b says it is host "node-a" and reports node-a's task.
+	stream, sess, err := e.rawSession(clientTLS(t, e.root, e.cert("node-b", api.RoleWorker)), "node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sess.NodeID != "node-b" {
+		t.Errorf("session node = %q, want node-b", sess.NodeID)
+	}
+	m, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Assignments == nil || len(m.Assignments.Tasks) != 0 {
+		t.Errorf("node-b got assignments %+v, want an empty set", m.Assignments)
+	}
+	e.create(newTask("t-b", "node-b"))
+	if err := stream.Send(&wire.WorkerMessage{Status: &wire.StatusBatch{Updates: []wire.TaskStatusUpdate{
+		{TaskID: "t-a", Status: api.TaskStatus{State: api.TaskFailed, Timestamp: e.clock.Now().Add(time.Hour)}},
+		{TaskID: "t-b", Status: api.TaskStatus{State: api.TaskRunning, Timestamp: e.clock.Now().Add(time.Hour)}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "t-b running", func() bool { return e.task("t-b").Status.State == api.TaskRunning })
+	if st := e.task("t-a").Status.State; st != api.TaskAssigned {
+		t.Errorf("node-a's task is %s, want assigned: node-b must not update it", st)
+	}
+	if n := e.node("node-a"); n != nil {
+		t.Errorf("node-a exists: %+v; only node-b connected", n)
+	}
+	if n := e.node("node-b"); n == nil || n.Description.Hostname != "node-a" {
+		t.Errorf("node-b = %+v, want the node registered under its certificate's ID", n)
+	}
+}
+
+// A certificate from another CA is refused, and nothing is registered.
+func TestForeignCertificateRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	other := newCA(t)
+	forged := issue(t, other, "w1", api.RoleWorker)
+	// The client trusts the real CA (so the server passes its check), but
+	// presents a certificate the server's CA did not issue.
+	_, _, err := e.rawSession(clientTLS(t, e.root, forged), "w1")
+	if err == nil {
+		t.Fatal("session with a foreign certificate succeeded")
+	}
+	if n := e.node("w1"); n != nil {
+		t.Errorf("node w1 registered: %+v", n)
+	}
+}
+
+// notLeader makes a dispatcher behave as a follower of leaderAddr.
+type notLeader struct{ leaderAddr string }
+
+func (f notLeader) Leader() store.LeaderInfo {
+	return store.LeaderInfo{ID: "m0", Addr: f.leaderAddr}
+}
+
+func (f notLeader) WatchLeader() (<-chan store.LeaderInfo, func()) {
+	ch := make(chan store.LeaderInfo, 1)
+	ch <- f.Leader()
+	return ch, func() {}
+}
+
+// A follower answers with the leader's address and the worker follows it.
+func TestFollowerRedirectsToLeader(t *testing.T) {
+	leader := newEnv(t, envOptions{})
+	follower := newEnv(t, envOptions{root: leader.root, store: leader.store, leadership: notLeader{leader.addr}})
+
+	_, _, err := follower.rawSession(clientTLS(t, leader.root, leader.cert("w1", api.RoleWorker)), "w1")
+	if addr, ok := wire.LeaderAddr(err); !ok || addr != leader.addr {
+		t.Fatalf("follower answered %v; want a redirect to %s", err, leader.addr)
+	}
+
+	_, ag, _ := follower.startWorker("w2", follower.addr)
+	waitFor(t, "w2 ready through the leader", func() bool { return leader.nodeState("w2") == api.NodeReady })
+	waitFor(t, "w2 assignment set", func() bool { return ag.last() != nil })
+}
+
+func TestConfigValidate(t *testing.T) {
+	for i, cfg := range []dispatcher.Config{{}, {Store: nil, HeartbeatPeriod: -1}} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			if _, err := dispatcher.New(cfg); err == nil {
+				t.Error("invalid config accepted")
+			}
+		})
+	}
+}

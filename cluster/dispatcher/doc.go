@@ -1,0 +1,35 @@
+// Package dispatcher is the manager side of the one mutual-TLS gRPC
+// stream every worker keeps to the leader (protocol in
+// cluster/dispatcher/wire).
+//
+// What it owns:
+//   - sessions (session.go): only the leader serves them; a follower
+//     answers with wire.NotLeader carrying the leader's dispatcher address,
+//     and a leader that loses leadership ends its sessions the same way.
+//     Who the worker is comes from its verified certificate (node ID and
+//     role), never from a message field;
+//   - node registration and liveness (nodes.go): a Hello creates or
+//     updates the Node object (description, address) and marks it ready;
+//     heartbeats are kept in memory (no Raft write per beat), and a node
+//     silent for three heartbeat periods is marked down. A new leader
+//     gives every ready node a full grace period from its election. Time
+//     comes from the injected Clock;
+//   - assignments (assign.go): the complete set of tasks whose NodeID is
+//     the node, from assigned on, except those both terminal and desired
+//     terminal, with the secret and config payloads they refer to. A
+//     session watches the store and sends a new set whenever it changes;
+//     secret plaintext leaves the store only on this stream;
+//   - task status (status.go): updates from all sessions are queued,
+//     coalesced per task and written in batched store transactions. A
+//     node may only update its own tasks, and a status only moves
+//     forward: an older state, or the same state with a timestamp that
+//     is not newer, is ignored.
+//
+// The gRPC server, its listener and its TLS credentials belong to the
+// caller (cmd/gitorc), which registers the Dispatcher with Register.
+//
+// Imports: cluster/api, cluster/store (through the narrow Store and
+// Leadership interfaces declared here), cluster/ca and
+// cluster/dispatcher/wire. Being manager-side, it never imports
+// cluster/agent or its subpackages, nor reconcile or compose.
+package dispatcher

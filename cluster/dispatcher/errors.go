@@ -1,0 +1,13 @@
+package dispatcher
+
+import "errors"
+
+// Sentinel errors.
+var (
+	// ErrNotRunning: a session arrived while Run is not running.
+	ErrNotRunning = errors.New("dispatcher not running")
+	// ErrReplaced: a newer session of the same node took over.
+	ErrReplaced = errors.New("session replaced by a newer one of the same node")
+	// ErrNoHello: the first message of a session was not a hello.
+	ErrNoHello = errors.New("session must start with a hello")
+)

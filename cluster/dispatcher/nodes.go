@@ -1,0 +1,187 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/store"
+)
+
+// conflictRetries bounds the retries of a write that lost a version race.
+const conflictRetries = 5
+
+// seenAt is when a node last gave a sign of life.
+type seenAt struct{ t time.Time }
+
+// liveness holds the last heartbeat of every node that is ready as far as
+// this leader knows, in memory: heartbeats cost no Raft write. A node
+// absent from seen is down (or unknown); its next sign of life marks it
+// ready again. writeMu orders the ready and down writes of nodes, so that
+// a heartbeat racing an expiry always leaves the node ready.
+type liveness struct {
+	mu      sync.Mutex
+	seen    map[string]seenAt
+	writeMu sync.Mutex
+}
+
+// seed gives every node stored as ready a full grace period from now.
+func (l *liveness) seed(s Store, now time.Time) error {
+	var ready []string
+	err := s.View(func(tx store.ReadTx) error {
+		nodes, err := store.Find[api.Node](tx, store.All())
+		for _, n := range nodes {
+			if n.Status.State == api.NodeReady {
+				ready = append(ready, n.ID)
+			}
+		}
+		return err
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ready {
+		if _, ok := l.seen[id]; !ok {
+			l.seen[id] = seenAt{now}
+		}
+	}
+	return err
+}
+
+func (l *liveness) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	clear(l.seen)
+}
+
+// beat records a sign of life and reports whether the node was not
+// known to be ready.
+func (l *liveness) beat(id string, now time.Time) (wasDown bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.seen[id]
+	l.seen[id] = seenAt{now}
+	return !ok
+}
+
+// forget drops a node whose ready write failed, so that its next beat
+// retries it.
+func (l *liveness) forget(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.seen, id)
+}
+
+// expired removes and returns the nodes silent for longer than limit.
+func (l *liveness) expired(now time.Time, limit time.Duration) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for id, s := range l.seen {
+		if now.Sub(s.t) > limit {
+			out = append(out, id)
+			delete(l.seen, id)
+		}
+	}
+	return out
+}
+
+// markReady creates or updates the node of a session and marks it ready.
+// desc is nil for a heartbeat of a node that was down.
+func (d *Dispatcher) markReady(ctx context.Context, id ca.Identity, desc *api.NodeDescription, addr string) error {
+	d.live.writeMu.Lock()
+	defer d.live.writeMu.Unlock()
+	now := d.cfg.Clock.Now().UTC()
+	err := d.retryConflicts(ctx, func(tx store.Tx) error {
+		n, err := store.Get[api.Node](tx, id.NodeID)
+		create := errors.Is(err, store.ErrNotFound)
+		switch {
+		case create:
+			n = &api.Node{Meta: api.Meta{ID: id.NodeID},
+				Spec: api.NodeSpec{Role: id.Role, Availability: api.AvailabilityActive}}
+		case err != nil:
+			return err
+		}
+		if desc != nil {
+			n.Description = *desc
+		}
+		if addr != "" {
+			n.Status.Addr = addr
+		}
+		n.Status.State, n.Status.Message, n.Status.LastHeartbeat = api.NodeReady, "", now
+		if create {
+			return tx.Create(n)
+		}
+		return tx.Update(n)
+	})
+	if err != nil {
+		return fmt.Errorf("mark node %s ready: %w", id.NodeID, err)
+	}
+	return nil
+}
+
+// expire marks down the nodes that missed MissedHeartbeats periods.
+func (d *Dispatcher) expire(ctx context.Context) {
+	d.mu.Lock()
+	leading := d.leading
+	d.mu.Unlock()
+	if !leading {
+		return
+	}
+	limit := MissedHeartbeats * d.cfg.HeartbeatPeriod
+	d.live.writeMu.Lock()
+	defer d.live.writeMu.Unlock()
+	down := d.live.expired(d.cfg.Clock.Now(), limit)
+	if len(down) == 0 {
+		return
+	}
+	msg := fmt.Sprintf("no heartbeat for %s (%d periods)", limit, MissedHeartbeats)
+	err := d.retryConflicts(ctx, func(tx store.Tx) error {
+		for _, id := range down {
+			n, err := store.Get[api.Node](tx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if n.Status.State == api.NodeDown {
+				continue
+			}
+			n.Status.State, n.Status.Message = api.NodeDown, msg
+			if err := tx.Update(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		d.log.Warn("mark nodes down", logKeyN, len(down), logKeyErr, err)
+		// Try again at the next tick.
+		for _, id := range down {
+			d.live.mu.Lock()
+			if _, ok := d.live.seen[id]; !ok {
+				d.live.seen[id] = seenAt{time.Time{}}
+			}
+			d.live.mu.Unlock()
+		}
+		return
+	}
+	for _, id := range down {
+		d.log.Info("node down", logKeyNode, id, "reason", msg)
+	}
+}
+
+// retryConflicts runs an update, retrying when it lost a version race.
+func (d *Dispatcher) retryConflicts(ctx context.Context, fn func(store.Tx) error) error {
+	var err error
+	for range conflictRetries {
+		if _, err = d.cfg.Store.Update(ctx, fn); !errors.Is(err, store.ErrVersionConflict) {
+			return err
+		}
+	}
+	return err
+}

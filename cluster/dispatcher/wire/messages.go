@@ -1,0 +1,100 @@
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+)
+
+// WorkerMessage is what a worker sends: first a Hello, then heartbeats and
+// batches of task statuses. Exactly one field is set.
+type WorkerMessage struct {
+	Hello     *Hello       `json:"hello,omitempty"`
+	Heartbeat *Heartbeat   `json:"heartbeat,omitempty"`
+	Status    *StatusBatch `json:"status,omitempty"`
+}
+
+// Hello opens a session. It describes the node; who the node is comes
+// from its certificate, never from a message.
+type Hello struct {
+	Description api.NodeDescription `json:"description"`
+}
+
+// Heartbeat tells the leader the node is alive.
+type Heartbeat struct{}
+
+// StatusBatch carries task status changes, at most one per task.
+type StatusBatch struct {
+	Updates []TaskStatusUpdate `json:"updates"`
+}
+
+// TaskStatusUpdate is the latest status of one task as the node sees it.
+type TaskStatusUpdate struct {
+	TaskID string         `json:"task_id"`
+	Status api.TaskStatus `json:"status"`
+}
+
+// ManagerMessage is what the leader sends: a Session first, then the
+// complete assignment set of the node whenever it changes. Exactly one
+// field is set.
+type ManagerMessage struct {
+	Session     *Session       `json:"session,omitempty"`
+	Assignments *AssignmentSet `json:"assignments,omitempty"`
+}
+
+// Session acknowledges a Hello.
+type Session struct {
+	// NodeID is the node's ID as the leader read it from its certificate.
+	NodeID string `json:"node_id"`
+	// HeartbeatPeriod is how often the node must send a Heartbeat; a node
+	// silent for three periods is marked down.
+	HeartbeatPeriod time.Duration `json:"heartbeat_period"`
+}
+
+// AssignmentSet is every task assigned to the node, with the payloads of
+// the secrets and configs those tasks refer to, by cluster-wide name. It
+// replaces the previous set as a whole.
+type AssignmentSet struct {
+	Tasks   []*api.Task  `json:"tasks"`
+	Secrets []SecretFile `json:"secrets,omitempty"`
+	Configs []ConfigFile `json:"configs,omitempty"`
+}
+
+// SecretFile is a secret's plaintext.
+type SecretFile struct {
+	Name string    `json:"name"`
+	Data Plaintext `json:"data"`
+}
+
+// ConfigFile is a config's content.
+type ConfigFile struct {
+	Name string `json:"name"`
+	Data []byte `json:"data"`
+}
+
+// Plaintext is secret data on the wire. It encodes as base64 JSON, but
+// prints, formats and logs as "[redacted]".
+type Plaintext []byte
+
+const redacted = "[redacted]"
+
+func (p Plaintext) String() string             { return redacted }
+func (p Plaintext) GoString() string           { return redacted }
+func (p Plaintext) LogValue() slog.Value       { return slog.StringValue(redacted) }
+func (p Plaintext) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
+
+// MarshalJSON encodes the bytes (base64), for the wire only.
+func (p Plaintext) MarshalJSON() ([]byte, error) { return json.Marshal([]byte(p)) }
+
+// UnmarshalJSON decodes what MarshalJSON encoded.
+func (p *Plaintext) UnmarshalJSON(b []byte) error {
+	var raw []byte
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("secret data: %w", err)
+	}
+	*p = raw
+	return nil
+}
