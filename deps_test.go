@@ -65,15 +65,23 @@ func allowed(p, imp string) (bool, string) {
 		return false, "cluster/api imports no other gitorc package"
 	case under(p, "compose"):
 		return under(imp, "compose") || imp == "cluster/api", "compose imports cluster/api only"
+	case under(p, "reconcile/storecluster"):
+		return under(imp, "reconcile") || under(imp, "compose") || imp == "cluster/api" || imp == "cluster/store",
+			"reconcile/storecluster implements reconcile.Cluster over cluster/store: the one reconcile package that may import the store"
 	case under(p, "reconcile"):
 		return under(imp, "reconcile") || under(imp, "compose") || imp == "cluster/api",
 			"reconcile imports compose, cluster/api and its own subpackages (the store only through an interface it declares)"
 	case under(p, "netplane"), under(p, "secrets"):
 		top := strings.SplitN(p, "/", 2)[0]
 		return under(imp, top) || imp == "cluster/api", top + " is a leaf: cluster/api only"
+	case under(p, "cluster/dispatcher/wire"):
+		return imp == "cluster/api", "the wire protocol imports cluster/api only: both the dispatcher and the agent depend on it"
 	case under(p, "cluster/store"):
 		return under(imp, "cluster/store") || imp == "cluster/api", "the store imports cluster/api only: it is the bus, not a client of others"
 	case under(p, "cluster/agent"):
+		if under(imp, "cluster/dispatcher/wire") {
+			return true, "" // the protocol both ends speak, not the dispatcher itself
+		}
 		for _, m := range managerSide {
 			if under(imp, m) {
 				return false, "the agent never imports manager-side packages: the store and the dispatcher protocol are the bus"
@@ -129,6 +137,9 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		{"reconcile", "cluster/store"},
 		{"reconcile", "cmd/gitorc"},
 		{"cluster/store", "cluster/scheduler"},
+		{"reconcile/gitsource", "cluster/store"},
+		{"cluster/dispatcher/wire", "cluster/store"},
+		{"reconcile/storecluster", "cluster/scheduler"},
 	}
 	for _, b := range bad {
 		if ok, _ := allowed(b[0], b[1]); ok {
@@ -136,7 +147,9 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		}
 	}
 	good := [][2]string{{"compose", "cluster/api"}, {"reconcile", "compose"}, {"cluster/store", "cluster/api"}, {"cluster/store/storetest", "cluster/store"},
-		{"cluster/agent/containerd", "cluster/agent"}, {"cmd/gitorc", "cluster/store"}, {"netplane", "cluster/api"}}
+		{"cluster/agent/containerd", "cluster/agent"}, {"cmd/gitorc", "cluster/store"}, {"netplane", "cluster/api"},
+		{"reconcile/storecluster", "cluster/store"}, {"reconcile/storecluster", "reconcile"},
+		{"cluster/agent/session", "cluster/dispatcher/wire"}}
 	for _, g := range good {
 		if ok, why := allowed(g[0], g[1]); !ok {
 			t.Errorf("%s importing %s is refused: %s", g[0], g[1], why)

@@ -1,0 +1,351 @@
+package storecluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/store"
+	"github.com/gitorc/gitorc/reconcile"
+)
+
+// SyncStateID is the ID of the cluster's one SyncState object.
+const SyncStateID = "sync"
+
+// Store is what Cluster needs of *store.Store.
+type Store interface {
+	View(fn func(store.ReadTx) error) error
+	Update(ctx context.Context, fn func(store.Tx) error) (uint64, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Cluster is reconcile.Cluster over a store.
+type Cluster struct {
+	st Store
+}
+
+var _ reconcile.Cluster = (*Cluster)(nil)
+
+// New returns a Cluster over st.
+func New(st Store) *Cluster { return &Cluster{st: st} }
+
+// Actual returns the specs of every network, secret, config, volume and
+// service, without secret data.
+func (c *Cluster) Actual(ctx context.Context) (reconcile.State, error) {
+	var s reconcile.State
+	err := c.st.View(func(tx store.ReadTx) error {
+		nets, err := store.Find[api.Network](tx, store.All())
+		if err != nil {
+			return err
+		}
+		for _, n := range nets {
+			s.Networks = append(s.Networks, n.Spec)
+		}
+		secs, err := store.Find[api.Secret](tx, store.All())
+		if err != nil {
+			return err
+		}
+		for _, x := range secs {
+			x.Spec.Data = nil
+			s.Secrets = append(s.Secrets, x.Spec)
+		}
+		cfgs, err := store.Find[api.Config](tx, store.All())
+		if err != nil {
+			return err
+		}
+		for _, x := range cfgs {
+			s.Configs = append(s.Configs, x.Spec)
+		}
+		vols, err := store.Find[api.Volume](tx, store.All())
+		if err != nil {
+			return err
+		}
+		for _, v := range vols {
+			s.Volumes = append(s.Volumes, v.Spec)
+		}
+		svcs, err := store.Find[api.Service](tx, store.All())
+		if err != nil {
+			return err
+		}
+		for _, x := range svcs {
+			s.Services = append(s.Services, x.Spec)
+		}
+		return nil
+	})
+	if err != nil {
+		return reconcile.State{}, fmt.Errorf("read cluster state: %w", err)
+	}
+	return s, nil
+}
+
+// Observe returns each named service and its tasks.
+func (c *Cluster) Observe(ctx context.Context, names []string) (map[string]reconcile.Observed, error) {
+	out := map[string]reconcile.Observed{}
+	err := c.st.View(func(tx store.ReadTx) error {
+		for _, name := range names {
+			svcs, err := store.Find[api.Service](tx, store.ByName(name))
+			if err != nil {
+				return err
+			}
+			if len(svcs) == 0 {
+				out[name] = reconcile.Observed{}
+				continue
+			}
+			tasks, err := store.Find[api.Task](tx, store.ByService(svcs[0].ID))
+			if err != nil {
+				return err
+			}
+			o := reconcile.Observed{Service: svcs[0]}
+			for _, t := range tasks {
+				o.Tasks = append(o.Tasks, *t)
+			}
+			out[name] = o
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("observe services: %w", err)
+	}
+	return out, nil
+}
+
+// Sync returns the sync state, zero when none was written.
+func (c *Cluster) Sync(ctx context.Context) (api.SyncState, error) {
+	var s api.SyncState
+	err := c.st.View(func(tx store.ReadTx) error {
+		got, err := store.Get[api.SyncState](tx, SyncStateID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		s = *got
+		return nil
+	})
+	if err != nil {
+		return api.SyncState{}, fmt.Errorf("read sync state: %w", err)
+	}
+	return s, nil
+}
+
+// History returns the sync records, oldest first (by StartedAt, then by
+// ID, which the controller makes sortable).
+func (c *Cluster) History(ctx context.Context) ([]api.SyncRecord, error) {
+	var out []api.SyncRecord
+	err := c.st.View(func(tx store.ReadTx) error {
+		recs, err := store.Find[api.SyncRecord](tx, store.All())
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			out = append(out, *r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read sync history: %w", err)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].StartedAt.Equal(out[j].StartedAt) {
+			return out[i].StartedAt.Before(out[j].StartedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// Commit writes the commit in one store transaction. The transaction's
+// reads see the state before it, so objects are looked up by name once and
+// each written once.
+func (c *Cluster) Commit(ctx context.Context, cm reconcile.Commit) error {
+	_, err := c.st.Update(ctx, func(tx store.Tx) error {
+		w := writer{tx: tx}
+		p := cm.Put
+		for _, n := range p.Networks {
+			w.network(n)
+		}
+		for _, s := range p.Secrets {
+			w.secret(s)
+		}
+		for _, x := range p.Configs {
+			w.config(x)
+		}
+		for _, v := range p.Volumes {
+			w.volume(v)
+		}
+		for _, s := range p.Services {
+			w.service(s)
+		}
+		for _, d := range cm.Delete {
+			w.delete(d)
+		}
+		w.syncState(cm.State)
+		for _, r := range cm.Records {
+			w.record(r)
+		}
+		return w.err
+	})
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// writer adds a commit's operations to a transaction, keeping the first
+// error.
+type writer struct {
+	tx  store.Tx
+	err error
+}
+
+func (w *writer) fail(err error) {
+	if w.err == nil && err != nil {
+		w.err = err
+	}
+}
+
+// one returns the object of type T with that name, nil when none.
+func one[T any, P interface {
+	*T
+	api.Object
+}](w *writer, name string) P {
+	if w.err != nil {
+		return nil
+	}
+	got, err := store.Find[T, P](w.tx, store.ByName(name))
+	if err != nil {
+		w.fail(err)
+		return nil
+	}
+	if len(got) == 0 {
+		return nil
+	}
+	return got[0]
+}
+
+func (w *writer) network(spec api.NetworkSpec) {
+	if cur := one[api.Network](w, spec.Name); cur != nil {
+		cur.Spec = spec
+		w.fail(w.tx.Update(cur))
+	} else if w.err == nil {
+		w.fail(w.tx.Create(&api.Network{Spec: spec}))
+	}
+}
+
+func (w *writer) secret(spec api.SecretSpec) {
+	if cur := one[api.Secret](w, spec.Name); cur != nil {
+		cur.Spec = spec
+		w.fail(w.tx.Update(cur))
+	} else if w.err == nil {
+		w.fail(w.tx.Create(&api.Secret{Spec: spec}))
+	}
+}
+
+func (w *writer) config(spec api.ConfigSpec) {
+	if cur := one[api.Config](w, spec.Name); cur != nil {
+		cur.Spec = spec
+		w.fail(w.tx.Update(cur))
+	} else if w.err == nil {
+		w.fail(w.tx.Create(&api.Config{Spec: spec}))
+	}
+}
+
+func (w *writer) volume(spec api.VolumeSpec) {
+	if cur := one[api.Volume](w, spec.Name); cur != nil {
+		cur.Spec = spec
+		w.fail(w.tx.Update(cur))
+	} else if w.err == nil {
+		w.fail(w.tx.Create(&api.Volume{Spec: spec}))
+	}
+}
+
+// service replaces a service's spec, keeping the old one as PreviousSpec
+// (what a rollback returns to) and dropping the status of the previous
+// rollout: the orchestrator starts a new one for the new spec.
+func (w *writer) service(spec api.ServiceSpec) {
+	if cur := one[api.Service](w, spec.Name); cur != nil {
+		prev := cur.Spec
+		cur.PreviousSpec, cur.Spec, cur.Update = &prev, spec, nil
+		w.fail(w.tx.Update(cur))
+	} else if w.err == nil {
+		w.fail(w.tx.Create(&api.Service{Spec: spec}))
+	}
+}
+
+func (w *writer) delete(r reconcile.Ref) {
+	var obj api.Object
+	var kind store.Kind
+	switch r.Kind {
+	case reconcile.KindNetwork:
+		kind, obj = store.KindNetwork, asObject(one[api.Network](w, r.Name))
+	case reconcile.KindSecret:
+		kind, obj = store.KindSecret, asObject(one[api.Secret](w, r.Name))
+	case reconcile.KindConfig:
+		kind, obj = store.KindConfig, asObject(one[api.Config](w, r.Name))
+	case reconcile.KindVolume:
+		kind, obj = store.KindVolume, asObject(one[api.Volume](w, r.Name))
+	case reconcile.KindService:
+		kind, obj = store.KindService, asObject(one[api.Service](w, r.Name))
+	default:
+		w.fail(fmt.Errorf("delete %s: unknown kind", r.Name))
+		return
+	}
+	if obj == nil || w.err != nil {
+		return // already gone
+	}
+	m := obj.GetMeta()
+	w.fail(w.tx.Delete(kind, m.ID, m.Version))
+}
+
+// asObject keeps a typed nil pointer from becoming a non-nil interface.
+func asObject[P interface {
+	comparable
+	api.Object
+}](p P) api.Object {
+	var zero P
+	if p == zero {
+		return nil
+	}
+	return p
+}
+
+func (w *writer) syncState(s api.SyncState) {
+	if w.err != nil {
+		return
+	}
+	cur, err := store.Get[api.SyncState](w.tx, SyncStateID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.Meta = api.Meta{ID: SyncStateID}
+		w.fail(w.tx.Create(&s))
+	case err != nil:
+		w.fail(err)
+	default:
+		s.Meta = cur.Meta
+		w.fail(w.tx.Update(&s))
+	}
+}
+
+func (w *writer) record(r api.SyncRecord) {
+	if w.err != nil {
+		return
+	}
+	if r.ID == "" {
+		w.fail(w.tx.Create(&r))
+		return
+	}
+	cur, err := store.Get[api.SyncRecord](w.tx, r.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		w.fail(w.tx.Create(&r))
+	case err != nil:
+		w.fail(err)
+	default:
+		r.Meta = cur.Meta
+		w.fail(w.tx.Update(&r))
+	}
+}

@@ -1,0 +1,379 @@
+package storecluster_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/store"
+	"github.com/gitorc/gitorc/cluster/store/storetest"
+	"github.com/gitorc/gitorc/reconcile"
+	"github.com/gitorc/gitorc/reconcile/gitsource"
+	"github.com/gitorc/gitorc/reconcile/storecluster"
+	"github.com/gitorc/gitorc/secrets"
+	"github.com/google/go-cmp/cmp"
+)
+
+type repo struct {
+	t   *testing.T
+	dir string
+}
+
+func newRepo(t *testing.T) *repo {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("needs the git CLI")
+	}
+	r := &repo{t: t, dir: t.TempDir()}
+	r.git("init", "-q", "-b", "main")
+	return r
+}
+
+func (r *repo) git(args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = r.dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// commit writes files (empty content removes one) and commits them.
+func (r *repo) commit(files map[string]string) string {
+	r.t.Helper()
+	for name, content := range files {
+		p := filepath.Join(r.dir, name)
+		if content == "" {
+			if err := os.Remove(p); err != nil {
+				r.t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.git("add", "-A")
+	r.git("commit", "-q", "-m", "change")
+	return r.git("rev-parse", "HEAD")
+}
+
+// clock moves on by each wait's duration, after running onWait: what the
+// orchestrator and agents do meanwhile.
+type clock struct {
+	mu     sync.Mutex
+	now    time.Time
+	onWait func()
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *clock) After(d time.Duration) <-chan time.Time {
+	if c.onWait != nil {
+		c.onWait()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
+}
+
+// orchestrate stands for the orchestrator and the agents, writing to the
+// store: a service whose image is bad is rolled back; every other service
+// gets its replicas running its current spec.
+func orchestrate(t *testing.T, st *store.Store, bad ...string) {
+	t.Helper()
+	_, err := st.Update(context.Background(), func(tx store.Tx) error {
+		svcs, err := store.Find[api.Service](tx, store.All())
+		if err != nil {
+			return err
+		}
+		for _, svc := range svcs {
+			if slices.Contains(bad, svc.Spec.Task.Container.Image) {
+				if svc.Update == nil {
+					svc.Update = &api.UpdateStatus{State: api.UpdateRollbackCompleted, Message: "task exited (1)"}
+					if err := tx.Update(svc); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			tasks, err := store.Find[api.Task](tx, store.ByService(svc.ID))
+			if err != nil {
+				return err
+			}
+			for _, old := range tasks {
+				if err := tx.Delete(store.KindTask, old.ID, 0); err != nil {
+					return err
+				}
+			}
+			for i := range svc.Spec.Replicas {
+				task := &api.Task{ServiceID: svc.ID, ServiceName: svc.Spec.Name, Slot: i + 1, SpecVersion: svc.Version,
+					Spec: svc.Spec.Task, DesiredState: api.TaskRunning, Status: api.TaskStatus{State: api.TaskRunning}}
+				if err := tx.Create(task); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("orchestrate: %v", err)
+	}
+}
+
+func stack(image string, replicas int) string {
+	return fmt.Sprintf("services:\n  app:\n    image: %s\n    deploy:\n      replicas: %d\n    networks: [back]\n"+
+		"networks:\n  back: {}\n", image, replicas)
+}
+
+// dump is every object the sync controller manages, with its version.
+func dump(t *testing.T, st *store.Store) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := st.View(func(tx store.ReadTx) error {
+		for _, k := range []store.Kind{store.KindService, store.KindNetwork, store.KindSecret, store.KindConfig, store.KindVolume} {
+			objs, err := tx.Find(k, store.All())
+			if err != nil {
+				return err
+			}
+			for _, o := range objs {
+				out[fmt.Sprintf("%s/%s", k, o.GetMeta().ID)] = fmt.Sprintf("v%d %+v", o.GetMeta().Version, o)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func service(t *testing.T, st *store.Store, name string) *api.Service {
+	t.Helper()
+	var svc *api.Service
+	err := st.View(func(tx store.ReadTx) error {
+		got, err := store.Find[api.Service](tx, store.ByName(name))
+		if len(got) == 1 {
+			svc = got[0]
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// TestSyncOverStore runs the sync controller against a real one-manager
+// store: deploy, a broken commit, a failed rollout reverted, and a prune.
+func TestSyncOverStore(t *testing.T) {
+	ctx := context.Background()
+	sc := storetest.New(t, storetest.Options{Managers: 1})
+	st := sc.Store(0)
+	cl := storecluster.New(st)
+	r := newRepo(t)
+	src, err := gitsource.New(gitsource.Config{URL: r.dir, Ref: "main", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := secrets.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	ctl, err := reconcile.NewController(reconcile.ControllerConfig{Source: src, Cluster: cl, Secrets: id, Clock: clk,
+		Workdir: t.TempDir(), ProgressDeadline: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sync := func() api.SyncRecord {
+		t.Helper()
+		rec, err := ctl.Sync(ctx, api.TriggerWebhook)
+		if err != nil {
+			t.Fatalf("sync: %v", err)
+		}
+		return rec
+	}
+	state := func() api.SyncState {
+		t.Helper()
+		s, err := cl.Sync(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	// 1. First commit: objects created, Progressing; tasks run → Synced.
+	sealed, err := secrets.Seal(id.Recipient(), api.SecretBytes("s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := strings.Replace(stack("app:1", 2), "    networks: [back]\n", "    networks: [back]\n    secrets: [token]\n", 1) +
+		"secrets:\n  token:\n    file: ./token.age\n"
+	good := r.commit(map[string]string{"web/compose.yaml": web, "web/token.age": string(sealed), "db/compose.yaml": stack("pg:16", 1)})
+	var sawProgressing bool
+	clk.onWait = func() {
+		if s := state(); s.Phase == api.SyncProgressing && s.Revision == good && service(t, st, "web_app") != nil {
+			sawProgressing = true
+		}
+		orchestrate(t, st)
+	}
+	if rec := sync(); rec.Result != api.SyncSynced || rec.Revision != good {
+		t.Fatalf("first commit: %+v", rec)
+	}
+	if !sawProgressing {
+		t.Error("state was not Progressing with the objects created while the rollout ran")
+	}
+	if s := state(); s.Phase != api.SyncSynced || s.LastGoodRevision != good {
+		t.Fatalf("state %+v", s)
+	}
+	actual, err := cl.Actual(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(actual.Services) != 2 || len(actual.Networks) != 2 || len(actual.Secrets) != 1 || actual.Secrets[0].Data != nil ||
+		actual.Secrets[0].DataHash != id.Hash(api.SecretBytes("s3cret")) {
+		t.Fatalf("actual %+v", actual)
+	}
+	if cs := reconcile.Plan(reconcile.Stamp(actual), actual); cs.HasChanges() {
+		t.Errorf("re-plan after apply: %+v", cs)
+	}
+	err = st.View(func(tx store.ReadTx) error {
+		secs, err := store.Find[api.Secret](tx, store.All())
+		if err == nil && string(secs[0].Spec.Data.Reveal()) != "s3cret" {
+			t.Errorf("stored secret data %q", secs[0].Spec.Data.Reveal())
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	goodWeb := service(t, st, "web_app").Spec
+
+	// 2. A broken commit: Failed with file:line, the store unchanged.
+	before := dump(t, st)
+	broken := r.commit(map[string]string{"web/compose.yaml": web + "  oops: [\n"})
+	rec := sync()
+	if rec.Result != api.SyncFailed || !strings.Contains(rec.Message, "web/compose.yaml:") {
+		t.Fatalf("broken commit: %+v", rec)
+	}
+	if diff := cmp.Diff(before, dump(t, st)); diff != "" {
+		t.Errorf("a broken commit changed the store (-before +after):\n%s", diff)
+	}
+	if s := state(); s.Phase != api.SyncFailed || !slices.Contains(s.FailedRevisions, broken) {
+		t.Errorf("state %+v", s)
+	}
+
+	// 3. A rollout that rolls back: Degraded, reverted, not retried.
+	clk.onWait = func() { orchestrate(t, st, "app:bad") }
+	bad := r.commit(map[string]string{"web/compose.yaml": strings.Replace(web, "app:1", "app:bad", 1)})
+	rec = sync()
+	if rec.Result != api.SyncDegraded || rec.Revision != bad {
+		t.Fatalf("bad commit: %+v", rec)
+	}
+	s := state()
+	if s.Phase != api.SyncDegraded || s.Revision != good || !slices.Contains(s.FailedRevisions, bad) ||
+		!strings.Contains(s.Message, "reverted to "+good[:7]) {
+		t.Fatalf("state after revert %+v", s)
+	}
+	svc := service(t, st, "web_app")
+	if diff := cmp.Diff(goodWeb, svc.Spec); diff != "" {
+		t.Errorf("web_app not back on the good spec (-want +got):\n%s", diff)
+	}
+	if svc.PreviousSpec == nil || svc.PreviousSpec.Task.Container.Image != "app:bad" {
+		t.Errorf("PreviousSpec %+v", svc.PreviousSpec)
+	}
+	n := len(history(t, cl))
+	if rec := sync(); rec != (api.SyncRecord{}) || len(history(t, cl)) != n {
+		t.Errorf("failed commit retried with the same HEAD: %+v", rec)
+	}
+
+	// 4. A removed stack is pruned.
+	clk.onWait = func() { orchestrate(t, st) }
+	pruned := r.commit(map[string]string{"web/compose.yaml": web, "db/compose.yaml": ""})
+	if rec := sync(); rec.Result != api.SyncSynced || rec.Revision != pruned {
+		t.Fatalf("prune commit: %+v", rec)
+	}
+	if service(t, st, "db_app") != nil {
+		t.Error("db_app was not pruned")
+	}
+	if service(t, st, "web_app") == nil {
+		t.Error("web_app is gone")
+	}
+
+	var results []string
+	for _, r := range history(t, cl) {
+		results = append(results, fmt.Sprintf("%s %s %s", r.Revision[:7], r.Trigger, r.Result))
+	}
+	want := []string{good[:7] + " webhook synced", broken[:7] + " webhook failed", bad[:7] + " webhook degraded",
+		good[:7] + " revert synced", pruned[:7] + " webhook synced"}
+	if diff := cmp.Diff(want, results); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+}
+
+func history(t *testing.T, cl *storecluster.Cluster) []api.SyncRecord {
+	t.Helper()
+	h, err := cl.History(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestCommitIsAtomic: a commit that fails part-way writes nothing.
+func TestCommitIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.New(t, storetest.Options{Managers: 1}).Store(0)
+	cl := storecluster.New(st)
+	// A foreign service holding a name makes the second create conflict.
+	_, err := st.Update(ctx, func(tx store.Tx) error {
+		return tx.Create(&api.Service{Spec: api.ServiceSpec{Name: "taken"}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := dump(t, st)
+	err = cl.Commit(ctx, reconcile.Commit{
+		Put: reconcile.State{
+			Networks: []api.NetworkSpec{{Name: "n", Driver: "overlay"}},
+			Services: []api.ServiceSpec{{Name: "new"}, {Name: "dup"}, {Name: "dup"}},
+		},
+		State:   api.SyncState{Phase: api.SyncProgressing, Revision: "abc"},
+		Records: []api.SyncRecord{{Meta: api.Meta{ID: "r1"}, Revision: "abc"}},
+	})
+	if err == nil {
+		t.Fatal("commit creating one name twice succeeded")
+	}
+	if diff := cmp.Diff(before, dump(t, st)); diff != "" {
+		t.Errorf("failed commit changed the store (-before +after):\n%s", diff)
+	}
+	if s, _ := cl.Sync(ctx); s.Revision != "" {
+		t.Errorf("sync state written: %+v", s)
+	}
+	if h := history(t, cl); len(h) != 0 {
+		t.Errorf("history written: %+v", h)
+	}
+	// Deleting what is already gone is not an error.
+	if err := cl.Commit(ctx, reconcile.Commit{Delete: []reconcile.Ref{{Kind: reconcile.KindService, Name: "gone"}}}); err != nil {
+		t.Errorf("delete of a missing object: %v", err)
+	}
+}

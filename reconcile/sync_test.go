@@ -1,0 +1,549 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/reconcile/gitsource"
+	"github.com/gitorc/gitorc/secrets"
+	"github.com/google/go-cmp/cmp"
+)
+
+// gitRepo is a real local repository driven with the git CLI.
+type gitRepo struct {
+	t   *testing.T
+	dir string
+}
+
+func newGitRepo(t *testing.T) *gitRepo {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("needs the git CLI")
+	}
+	r := &gitRepo{t: t, dir: t.TempDir()}
+	r.git("init", "-q", "-b", "main")
+	return r
+}
+
+func (r *gitRepo) git(args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = r.dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// commit writes files (an empty content removes the file) and commits.
+func (r *gitRepo) commit(msg string, files map[string]string) string {
+	r.t.Helper()
+	for name, content := range files {
+		p := filepath.Join(r.dir, name)
+		if content == "" {
+			if err := os.Remove(p); err != nil {
+				r.t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.git("add", "-A")
+	r.git("commit", "-q", "--allow-empty", "-m", msg)
+	return r.git("rev-parse", "HEAD")
+}
+
+func (r *gitRepo) source() *gitsource.Source {
+	r.t.Helper()
+	s, err := gitsource.New(gitsource.Config{URL: r.dir, Ref: "main", DataDir: r.t.TempDir()})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return s
+}
+
+// stepClock is a manual clock: every wait moves time on by its duration
+// and first runs onWait, which stands for what the cluster does meanwhile.
+type stepClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	onWait func()
+}
+
+func newStepClock() *stepClock { return &stepClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)} }
+
+func (c *stepClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *stepClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	hook := c.onWait
+	c.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	c.mu.Unlock()
+	return ch
+}
+
+// memCluster is an in-memory Cluster. Commit is all or nothing.
+type memCluster struct {
+	mu       sync.Mutex
+	state    State
+	services map[string]*api.Service // by name: Update and PreviousSpec
+	tasks    map[string][]api.Task   // by service name
+	sync     api.SyncState
+	records  []api.SyncRecord
+	commits  int
+	failNext error
+}
+
+var _ Cluster = (*memCluster)(nil)
+
+func newMemCluster() *memCluster {
+	return &memCluster{services: map[string]*api.Service{}, tasks: map[string][]api.Task{}}
+}
+
+func (m *memCluster) Actual(context.Context) (State, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := cloneState(m.state)
+	for i := range s.Secrets {
+		s.Secrets[i].Data = nil
+	}
+	return s, nil
+}
+
+func cloneState(s State) State {
+	return State{Networks: slices.Clone(s.Networks), Secrets: slices.Clone(s.Secrets), Configs: slices.Clone(s.Configs),
+		Volumes: slices.Clone(s.Volumes), Services: slices.Clone(s.Services)}
+}
+
+func (m *memCluster) Observe(_ context.Context, names []string) (map[string]Observed, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]Observed{}
+	for _, n := range names {
+		o := Observed{Tasks: slices.Clone(m.tasks[n])}
+		if svc, ok := m.services[n]; ok {
+			cp := *svc
+			o.Service = &cp
+		}
+		out[n] = o
+	}
+	return out, nil
+}
+
+func (m *memCluster) Sync(context.Context) (api.SyncState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sync
+	s.FailedRevisions = slices.Clone(s.FailedRevisions)
+	return s, nil
+}
+
+func (m *memCluster) Commit(_ context.Context, c Commit) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.failNext; err != nil {
+		m.failNext = nil
+		return err
+	}
+	m.commits++
+	m.state.Networks = putByName(m.state.Networks, c.Put.Networks, func(x api.NetworkSpec) string { return x.Name })
+	m.state.Secrets = putByName(m.state.Secrets, c.Put.Secrets, func(x api.SecretSpec) string { return x.Name })
+	m.state.Configs = putByName(m.state.Configs, c.Put.Configs, func(x api.ConfigSpec) string { return x.Name })
+	m.state.Volumes = putByName(m.state.Volumes, c.Put.Volumes, func(x api.VolumeSpec) string { return x.Name })
+	m.state.Services = putByName(m.state.Services, c.Put.Services, func(x api.ServiceSpec) string { return x.Name })
+	for _, s := range c.Put.Services {
+		svc := &api.Service{Spec: s}
+		if old, ok := m.services[s.Name]; ok {
+			prev := old.Spec
+			svc.PreviousSpec = &prev
+		}
+		m.services[s.Name] = svc
+	}
+	for _, d := range c.Delete {
+		switch d.Kind {
+		case KindNetwork:
+			m.state.Networks = slices.DeleteFunc(m.state.Networks, func(x api.NetworkSpec) bool { return x.Name == d.Name })
+		case KindSecret:
+			m.state.Secrets = slices.DeleteFunc(m.state.Secrets, func(x api.SecretSpec) bool { return x.Name == d.Name })
+		case KindConfig:
+			m.state.Configs = slices.DeleteFunc(m.state.Configs, func(x api.ConfigSpec) bool { return x.Name == d.Name })
+		case KindVolume:
+			m.state.Volumes = slices.DeleteFunc(m.state.Volumes, func(x api.VolumeSpec) bool { return x.Name == d.Name })
+		case KindService:
+			m.state.Services = slices.DeleteFunc(m.state.Services, func(x api.ServiceSpec) bool { return x.Name == d.Name })
+			delete(m.services, d.Name)
+			delete(m.tasks, d.Name)
+		}
+	}
+	m.sync = c.State
+	m.sync.FailedRevisions = slices.Clone(c.State.FailedRevisions)
+	for _, r := range c.Records {
+		if i := slices.IndexFunc(m.records, func(x api.SyncRecord) bool { return x.ID == r.ID }); i >= 0 {
+			m.records[i] = r
+		} else {
+			m.records = append(m.records, r)
+		}
+	}
+	return nil
+}
+
+func putByName[T any](have, put []T, name func(T) string) []T {
+	for _, p := range put {
+		if i := slices.IndexFunc(have, func(x T) bool { return name(x) == name(p) }); i >= 0 {
+			have[i] = p
+		} else {
+			have = append(have, p)
+		}
+	}
+	return have
+}
+
+// orchestrate stands for the orchestrator and the agents: services whose
+// image is bad roll back; the others get every replica running.
+func (m *memCluster) orchestrate(bad ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, svc := range m.services {
+		if slices.Contains(bad, svc.Spec.Task.Container.Image) {
+			svc.Update = &api.UpdateStatus{State: api.UpdateRollbackCompleted, Message: "task exited (1)"}
+			continue
+		}
+		var tasks []api.Task
+		for range svc.Spec.Replicas {
+			tasks = append(tasks, api.Task{ServiceName: name, Spec: svc.Spec.Task, DesiredState: api.TaskRunning,
+				Status: api.TaskStatus{State: api.TaskRunning}})
+		}
+		m.tasks[name] = tasks
+	}
+}
+
+func (m *memCluster) image(name string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.state.Services {
+		if s.Name == name {
+			return s.Task.Container.Image
+		}
+	}
+	return ""
+}
+
+func (m *memCluster) serviceNames() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return serviceNames(m.state)
+}
+
+func stack(image string, replicas int) string {
+	return fmt.Sprintf("services:\n  app:\n    image: %s\n    deploy:\n      replicas: %d\n", image, replicas)
+}
+
+type harness struct {
+	repo    *gitRepo
+	cluster *memCluster
+	clock   *stepClock
+	ctl     *Controller
+	id      *secrets.Identity
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	id, err := secrets.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{repo: newGitRepo(t), cluster: newMemCluster(), clock: newStepClock(), id: id}
+	h.ctl, err = NewController(ControllerConfig{Source: h.repo.source(), Cluster: h.cluster, Secrets: id,
+		Clock: h.clock, Workdir: t.TempDir(), ProgressDeadline: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *harness) sync(t *testing.T) api.SyncRecord {
+	t.Helper()
+	rec, err := h.ctl.Sync(context.Background(), api.TriggerManual)
+	if err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	return rec
+}
+
+func TestSyncDeploysTracksAndIsIdempotent(t *testing.T) {
+	h := newHarness(t)
+	c1 := h.repo.commit("first", map[string]string{"web/compose.yaml": stack("app:1", 2), "db/compose.yaml": stack("pg:16", 1)})
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+
+	rec := h.sync(t)
+	if rec.Result != api.SyncSynced || rec.Revision != c1 || rec.Trigger != api.TriggerManual || rec.FinishedAt.IsZero() {
+		t.Fatalf("record %+v", rec)
+	}
+	st := h.cluster.sync
+	if st.Phase != api.SyncSynced || st.Revision != c1 || st.LastGoodRevision != c1 || st.LastFetch.IsZero() {
+		t.Fatalf("state %+v", st)
+	}
+	if diff := cmp.Diff([]string{"db_app", "web_app"}, h.cluster.serviceNames()); diff != "" {
+		t.Errorf("services (-want +got):\n%s", diff)
+	}
+	for _, s := range h.cluster.state.Services {
+		if !Owned(s.Labels) || s.Labels[LabelSpecHash] == "" {
+			t.Errorf("%s not stamped: %v", s.Name, s.Labels)
+		}
+	}
+	// Same HEAD, synced: nothing happens but the fetch time.
+	commits := h.cluster.commits
+	if rec := h.sync(t); rec != (api.SyncRecord{}) {
+		t.Errorf("second sync of the same commit: %+v", rec)
+	}
+	if len(h.cluster.records) != 1 || h.cluster.commits != commits+1 || len(h.cluster.state.Services) != 2 {
+		t.Errorf("second sync wrote %d commits, %d records", h.cluster.commits-commits, len(h.cluster.records))
+	}
+}
+
+func TestSyncBrokenCommitAppliesNothing(t *testing.T) {
+	h := newHarness(t)
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	h.repo.commit("good", map[string]string{"web/compose.yaml": stack("app:1", 1)})
+	h.sync(t)
+	before, _ := h.cluster.Actual(context.Background())
+
+	bad := h.repo.commit("broken", map[string]string{
+		"web/compose.yaml": stack("app:2", 3),
+		"api/compose.yaml": "services:\n  app:\n    image: api:1\n    deploy:\n      replicas: [1\n",
+		"job/compose.yaml": "services:\n  app:\n    image: j\n    deploy:\n      mode: nope\n",
+	})
+	rec := h.sync(t)
+	if rec.Result != api.SyncFailed || rec.Revision != bad {
+		t.Fatalf("record %+v", rec)
+	}
+	for _, want := range []string{"api/compose.yaml:5: invalid YAML", "job/compose.yaml:5: services.app.deploy.mode"} {
+		if !strings.Contains(rec.Message, want) || !strings.Contains(h.cluster.sync.Message, want) {
+			t.Errorf("message lacks %q:\n%s", want, rec.Message)
+		}
+	}
+	if strings.Contains(rec.Message, os.TempDir()) {
+		t.Errorf("message names the temporary tree:\n%s", rec.Message)
+	}
+	after, _ := h.cluster.Actual(context.Background())
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("a broken commit changed the cluster (-before +after):\n%s", diff)
+	}
+	st := h.cluster.sync
+	if st.Phase != api.SyncFailed || !slices.Contains(st.FailedRevisions, bad) || st.LastGoodRevision == bad {
+		t.Errorf("state %+v", st)
+	}
+	// Not retried until HEAD moves; then the next good commit deploys.
+	if rec := h.sync(t); rec != (api.SyncRecord{}) {
+		t.Errorf("broken commit retried: %+v", rec)
+	}
+	good := h.repo.commit("fixed", map[string]string{"api/compose.yaml": "", "job/compose.yaml": ""})
+	if rec := h.sync(t); rec.Result != api.SyncSynced || rec.Revision != good || h.cluster.image("web_app") != "app:2" {
+		t.Errorf("fixed commit: %+v, image %s", rec, h.cluster.image("web_app"))
+	}
+}
+
+func TestSyncDegradedRevertsToLastGood(t *testing.T) {
+	h := newHarness(t)
+	h.clock.onWait = func() { h.cluster.orchestrate("app:bad") }
+	good := h.repo.commit("good", map[string]string{"web/compose.yaml": stack("app:1", 2), "db/compose.yaml": stack("pg:16", 1)})
+	h.sync(t)
+	goodSpec := h.cluster.state.Services
+
+	bad := h.repo.commit("bad image", map[string]string{"web/compose.yaml": stack("app:bad", 2), "db/compose.yaml": ""})
+	rec := h.sync(t)
+	if rec.Result != api.SyncDegraded || rec.Revision != bad || !strings.Contains(rec.Message, "update rollback_completed: task exited (1)") {
+		t.Fatalf("record %+v", rec)
+	}
+	st := h.cluster.sync
+	if st.Phase != api.SyncDegraded || st.Revision != good || st.LastGoodRevision != good ||
+		!slices.Equal(st.FailedRevisions, []string{bad}) || !strings.Contains(st.Message, "reverted to "+good[:7]) {
+		t.Fatalf("state %+v", st)
+	}
+	if diff := cmp.Diff(goodSpec, h.cluster.state.Services); diff != "" {
+		t.Errorf("not back on the good specs (-want +got):\n%s", diff)
+	}
+	recs := h.cluster.records
+	if len(recs) != 3 || recs[2].Trigger != api.TriggerRevert || recs[2].Revision != good || recs[2].Result != api.SyncSynced {
+		t.Errorf("history %+v", recs)
+	}
+	// The failed commit is not retried while HEAD stays on it.
+	if rec := h.sync(t); rec != (api.SyncRecord{}) || len(h.cluster.records) != 3 {
+		t.Errorf("failed commit retried: %+v", rec)
+	}
+	next := h.repo.commit("fixed image", map[string]string{"web/compose.yaml": stack("app:2", 2)})
+	if rec := h.sync(t); rec.Result != api.SyncSynced || h.cluster.sync.LastGoodRevision != next {
+		t.Errorf("next good commit: %+v", rec)
+	}
+}
+
+func TestSyncDegradedWithRevertOff(t *testing.T) {
+	h := newHarness(t)
+	h.cluster.sync.Source.Revert = RevertOff
+	h.clock.onWait = func() { h.cluster.orchestrate("app:bad") }
+	h.repo.commit("good", map[string]string{"web/compose.yaml": stack("app:1", 1)})
+	h.sync(t)
+	bad := h.repo.commit("bad", map[string]string{"web/compose.yaml": stack("app:bad", 1)})
+	if rec := h.sync(t); rec.Result != api.SyncDegraded {
+		t.Fatalf("record %+v", rec)
+	}
+	if st := h.cluster.sync; st.Revision != bad || st.Phase != api.SyncDegraded || h.cluster.image("web_app") != "app:bad" {
+		t.Errorf("revert off still reverted: %+v", st)
+	}
+}
+
+func TestSyncDeadlineDegrades(t *testing.T) {
+	h := newHarness(t) // nothing ever runs: no onWait
+	h.repo.commit("first", map[string]string{"web/compose.yaml": stack("app:1", 1)})
+	rec := h.sync(t)
+	if rec.Result != api.SyncDegraded || !strings.Contains(rec.Message, "no healthy rollout after 1m0s") ||
+		!strings.Contains(rec.Message, "no earlier good revision") {
+		t.Errorf("record %+v", rec)
+	}
+}
+
+func TestSyncPrunesRemovedServices(t *testing.T) {
+	h := newHarness(t)
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	h.repo.commit("two", map[string]string{"web/compose.yaml": stack("app:1", 1), "db/compose.yaml": stack("pg:16", 1)})
+	h.sync(t)
+	foreign := api.ServiceSpec{Name: "handmade", Replicas: 1}
+	h.cluster.state.Services = append(h.cluster.state.Services, foreign)
+	h.repo.commit("drop db", map[string]string{"db/compose.yaml": ""})
+	if rec := h.sync(t); rec.Result != api.SyncSynced {
+		t.Fatalf("record %+v", rec)
+	}
+	if diff := cmp.Diff([]string{"web_app", "handmade"}, h.cluster.serviceNames()); diff != "" {
+		t.Errorf("services (-want +got):\n%s", diff)
+	}
+}
+
+func TestSyncOpensSealedSecrets(t *testing.T) {
+	h := newHarness(t)
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	const plain = "hunter2-very-secret"
+	sealed, err := secrets.Seal(h.id.Recipient(), api.SecretBytes(plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withSecret := "services:\n  app:\n    image: app:1\n    secrets: [db]\nsecrets:\n  db:\n    file: ./db.age\n"
+	h.repo.commit("secret", map[string]string{"web/compose.yaml": withSecret, "web/db.age": string(sealed)})
+	rec := h.sync(t)
+	if rec.Result != api.SyncSynced {
+		t.Fatalf("record %+v", rec)
+	}
+	if len(h.cluster.state.Secrets) != 1 {
+		t.Fatalf("secrets %+v", h.cluster.state.Secrets)
+	}
+	s := h.cluster.state.Secrets[0]
+	if string(s.Data.Reveal()) != plain || s.DataHash != h.id.Hash(api.SecretBytes(plain)) {
+		t.Errorf("secret data %q hash %s", s.Data.Reveal(), s.DataHash)
+	}
+	// A file that is not sealed for this cluster fails the revision.
+	other, _ := secrets.GenerateIdentity()
+	foreign, _ := secrets.Seal(other.Recipient(), api.SecretBytes(plain))
+	h.repo.commit("wrong recipient", map[string]string{"web/db.age": string(foreign)})
+	rec = h.sync(t)
+	if rec.Result != api.SyncFailed || !strings.Contains(rec.Message, "web/db.age: secret") {
+		t.Errorf("record %+v", rec)
+	}
+	for _, r := range h.cluster.records {
+		if strings.Contains(fmt.Sprint(r), plain) {
+			t.Errorf("plaintext in a record: %+v", r)
+		}
+	}
+	if strings.Contains(fmt.Sprintf("%+v", h.cluster.sync), plain) {
+		t.Error("plaintext in the sync state")
+	}
+}
+
+func TestSyncCommitFailureChangesNothing(t *testing.T) {
+	h := newHarness(t)
+	h.repo.commit("first", map[string]string{"web/compose.yaml": stack("app:1", 1)})
+	h.cluster.failNext = errors.New("no leader")
+	if _, err := h.ctl.Sync(context.Background(), api.TriggerPoll); err == nil || !strings.Contains(err.Error(), "no leader") {
+		t.Fatalf("err %v", err)
+	}
+	if len(h.cluster.state.Services) != 0 || len(h.cluster.records) != 0 {
+		t.Errorf("failed commit left %+v", h.cluster.state)
+	}
+	// The next sync applies it.
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	if rec := h.sync(t); rec.Result != api.SyncSynced {
+		t.Errorf("record %+v", rec)
+	}
+}
+
+func TestSyncSuspendedSkipsAutomaticSyncs(t *testing.T) {
+	h := newHarness(t)
+	h.cluster.sync.Suspended = true
+	h.repo.commit("first", map[string]string{"web/compose.yaml": stack("app:1", 1)})
+	if rec, err := h.ctl.Sync(context.Background(), api.TriggerPoll); err != nil || rec != (api.SyncRecord{}) || h.cluster.commits != 0 {
+		t.Errorf("suspended poll synced: %+v %v", rec, err)
+	}
+}
+
+func TestSyncFetchErrorOnState(t *testing.T) {
+	h := newHarness(t) // empty repository: the ref does not exist
+	if _, err := h.ctl.Sync(context.Background(), api.TriggerPoll); err == nil {
+		t.Fatal("no error")
+	}
+	if st := h.cluster.sync; st.LastFetchError == "" || st.LastFetch.IsZero() {
+		t.Errorf("state %+v", st)
+	}
+}
+
+func TestRunSyncsUntilCancelled(t *testing.T) {
+	h := newHarness(t)
+	h.repo.commit("first", map[string]string{"web/compose.yaml": stack("app:1", 1)})
+	ctx, cancel := context.WithCancel(context.Background())
+	polls := 0
+	h.clock.onWait = func() {
+		h.cluster.orchestrate()
+		if h.cluster.sync.Phase == api.SyncSynced {
+			if polls++; polls == 2 {
+				cancel()
+			}
+		}
+	}
+	if err := h.ctl.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h.cluster.sync.Phase != api.SyncSynced || len(h.cluster.records) != 1 {
+		t.Errorf("state %+v, %d records", h.cluster.sync, len(h.cluster.records))
+	}
+}
+
+func TestControllerConfigValidate(t *testing.T) {
+	err := ControllerConfig{TrackInterval: -1}.Validate()
+	for _, want := range []string{"source is required", "cluster is required", "must not be negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err %v lacks %q", err, want)
+		}
+	}
+}
