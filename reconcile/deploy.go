@@ -1,0 +1,80 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/gitorc/gitorc/cluster/api"
+)
+
+// DeployStack applies one stack by hand, as docker stack deploy does: the
+// stack's objects become desired, objects the stack owned and no longer
+// declares are removed, and every other stack is left alone. It commits in
+// one transaction, or nothing when the plan has problems.
+func DeployStack(ctx context.Context, cl Cluster, stack string, desired State) (Changeset, error) {
+	for _, o := range objects(desired) {
+		if !o.external && o.stack != stack {
+			return Changeset{}, fmt.Errorf("%s %s belongs to stack %q, not %q", o.kind, o.name, o.stack, stack)
+		}
+	}
+	actual, err := cl.Actual(ctx)
+	if err != nil {
+		return Changeset{}, err
+	}
+	cs := Plan(desired, scope(actual, stack))
+	if len(cs.Problems) > 0 {
+		return cs, errors.New(strings.Join(cs.Problems, "\n"))
+	}
+	if !cs.HasChanges() {
+		return cs, nil
+	}
+	put, del := Changes(cs, desired)
+	sync, err := cl.Sync(ctx)
+	if err != nil {
+		return cs, err
+	}
+	return cs, cl.Commit(ctx, Commit{Put: put, Delete: del, State: sync})
+}
+
+// RemoveStack removes every object a stack owns.
+func RemoveStack(ctx context.Context, cl Cluster, stack string) (Changeset, error) {
+	return DeployStack(ctx, cl, stack, State{})
+}
+
+// scope hides the objects other stacks own, so that planning one stack
+// never prunes another; foreign objects stay visible, so a name clash with
+// them is still a problem.
+func scope(actual State, stack string) State {
+	keep := func(labels map[string]string) bool {
+		return !Owned(labels) || labels[api.LabelStack] == stack
+	}
+	var out State
+	for _, x := range actual.Networks {
+		if keep(x.Labels) {
+			out.Networks = append(out.Networks, x)
+		}
+	}
+	for _, x := range actual.Secrets {
+		if keep(x.Labels) {
+			out.Secrets = append(out.Secrets, x)
+		}
+	}
+	for _, x := range actual.Configs {
+		if keep(x.Labels) {
+			out.Configs = append(out.Configs, x)
+		}
+	}
+	for _, x := range actual.Volumes {
+		if keep(x.Labels) {
+			out.Volumes = append(out.Volumes, x)
+		}
+	}
+	for _, x := range actual.Services {
+		if keep(x.Labels) {
+			out.Services = append(out.Services, x)
+		}
+	}
+	return out
+}
