@@ -29,6 +29,8 @@ func (k Kind) String() string { return kindNames[k] }
 
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
+func (k *Kind) UnmarshalText(b []byte) error { return unmarshalName(kindNames, b, (*uint8)(k), "kind") }
+
 // Action is what a step does to its object.
 type Action uint8
 
@@ -44,6 +46,20 @@ var actionNames = []string{"unchanged", "create", "update", "delete"}
 func (a Action) String() string { return actionNames[a] }
 
 func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+func (a *Action) UnmarshalText(b []byte) error {
+	return unmarshalName(actionNames, b, (*uint8)(a), "action")
+}
+
+func unmarshalName(names []string, b []byte, out *uint8, what string) error {
+	for i, n := range names {
+		if n == string(b) {
+			*out = uint8(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown %s %q", what, b)
+}
 
 // State is a set of cluster objects as the planner sees them: their specs,
 // with gitorc's ownership labels on the objects gitorc manages.

@@ -132,7 +132,10 @@ func Apply(cur api.TaskStatus, tr Transition, exit Exit, actionErr error, now ti
 	}
 	next := api.TaskStatus{State: tr.To, Timestamp: now, Message: tr.Message, Err: tr.Err,
 		ExitCode: tr.ExitCode, Health: tr.Health, ContainerID: cur.ContainerID}
-	if tr.To == cur.State {
+	if tr.To == cur.State && tr.Health == cur.Health && tr.Message == cur.Message && tr.Err == cur.Err {
+		// Nothing changed: keep the time of the last change. (A health
+		// change is a change: it gets a new time, or the managers could not
+		// tell it from a stale report.)
 		next.Timestamp = cur.Timestamp
 	}
 	if tr.Action == ActRemove && tr.To == api.TaskShutdown && exit.Stopped {

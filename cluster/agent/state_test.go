@@ -124,3 +124,18 @@ func TestApply(t *testing.T) {
 		t.Errorf("a failed removal changed the status: %+v", got)
 	}
 }
+
+// A health change is a status change: it carries a new time, so the
+// managers (which keep only newer reports) take it.
+func TestHealthChangeIsNewer(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cur := api.TaskStatus{State: api.TaskRunning, Timestamp: t0, Health: api.HealthStarting}
+	next := Apply(cur, Transition{To: api.TaskRunning, Health: api.HealthHealthy}, Exit{}, nil, t0.Add(time.Second))
+	if !next.Timestamp.After(cur.Timestamp) || next.Health != api.HealthHealthy {
+		t.Errorf("health change: %+v", next)
+	}
+	same := Apply(next, Transition{To: api.TaskRunning, Health: api.HealthHealthy}, Exit{}, nil, t0.Add(2*time.Second))
+	if !same.Timestamp.Equal(next.Timestamp) {
+		t.Errorf("no change moved the time: %v -> %v", next.Timestamp, same.Timestamp)
+	}
+}

@@ -16,7 +16,7 @@ func newStackCmd() *cobra.Command {
 		Use:   "stack",
 		Short: "Work with stacks",
 	}
-	cmd.AddCommand(newStackConfigCmd())
+	cmd.AddCommand(newStackConfigCmd(), newStackDeployCmd(), newStackRmCmd())
 	return cmd
 }
 

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	register(newBootstrapCmd)
+	register(newDaemonCmd)
+}
+
+// DefaultDataDir is where a node keeps everything.
+const DefaultDataDir = "/var/lib/gitorc"
+
+type bootstrapFlags struct {
+	dataDir, listen, advertise, raftListen string
+	noWorker                               bool
+	insecure                               []string
+}
+
+func newBootstrapCmd() *cobra.Command {
+	var f bootstrapFlags
+	cmd := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Create a new cluster with this host as its first manager (and worker)",
+		Long: `Creates the cluster's root CA, this node's certificate, the Raft store and the
+cluster's age identity (its public recipient is written to DATA-DIR/recipient.txt for
+gitorc seal), then runs the node in the foreground. Restart it later with
+gitorc daemon --data-dir DATA-DIR: everything is kept there.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := bootstrap(f)
+			if err != nil {
+				return err
+			}
+			return runDaemon(cmd, d)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.dataDir, "data-dir", DefaultDataDir, "where the node keeps its state")
+	fl.StringVar(&f.listen, "listen", "0.0.0.0:4270", "address of the node's API (workers' sessions)")
+	fl.StringVar(&f.advertise, "advertise", "", "address other nodes reach the API at (default: the listen address, or this host's first address)")
+	fl.StringVar(&f.raftListen, "raft-listen", "", "address of the managers' Raft transport (default: the listen port + 1)")
+	fl.BoolVar(&f.noWorker, "no-worker", false, "run no tasks on this node")
+	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry reached over plain HTTP (host:port), e.g. a loopback test registry")
+	return cmd
+}
+
+func newDaemonCmd() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run this node from its data dir (after bootstrap or join)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := loadState(dataDir)
+			if err != nil {
+				return err
+			}
+			p, err := loadPKI(dataDir)
+			if err != nil {
+				return err
+			}
+			return runDaemon(cmd, &daemon{dir: dataDir, state: st, pki: p})
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", DefaultDataDir, "where the node keeps its state")
+	return cmd
+}
+
+// runDaemon runs a node until SIGINT or SIGTERM.
+func runDaemon(cmd *cobra.Command, d *daemon) error {
+	if d.log == nil {
+		d.log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return d.run(ctx)
+}
+
+// bootstrap lays out a new cluster's first node in the data dir.
+func bootstrap(f bootstrapFlags) (*daemon, error) {
+	if _, err := os.Stat(stateFile(f.dataDir)); err == nil {
+		return nil, fmt.Errorf("%s already holds a node: run gitorc daemon --data-dir %s", f.dataDir, f.dataDir)
+	}
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	advertise, err := advertiseAddr(f.listen, f.advertise)
+	if err != nil {
+		return nil, err
+	}
+	raftListen, raftAdvertise, err := raftAddrs(f.listen, advertise, f.raftListen)
+	if err != nil {
+		return nil, err
+	}
+	id, err := newNodeID()
+	if err != nil {
+		return nil, err
+	}
+	root, err := ca.NewRootCA(ca.DefaultConfig())
+	if err != nil {
+		return nil, err
+	}
+	csr, key, err := ca.NewCSR(id)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := root.Issue(csr, id, api.RoleManager)
+	if err != nil {
+		return nil, err
+	}
+	dir := pkiDir(f.dataDir)
+	for name, data := range map[string][]byte{caCertFile: root.CertPEM(), nodeCertFile: cert, nodeKeyFile: key} {
+		if err := writeFileAtomic(filepath.Join(dir, name), data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	st := &nodeState{ID: id, Role: api.RoleManager, Listen: f.listen, Advertise: advertise,
+		RaftListen: raftListen, RaftAdvertise: raftAdvertise, Managers: []string{advertise},
+		Worker: !f.noWorker, Insecure: f.insecure}
+	p, err := loadPKI(f.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{dir: f.dataDir, state: st, pki: p, first: true, newRoot: root}
+	// The state file goes last: a bootstrap cut short can simply be rerun.
+	if err := saveState(f.dataDir, st); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func newNodeID() (string, error) {
+	b := make([]byte, 15)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return strings.ToLower(base32.StdEncoding.EncodeToString(b)), nil
+}
+
+// advertiseAddr is the address others reach a listen address at.
+func advertiseAddr(listen, advertise string) (string, error) {
+	if advertise != "" {
+		return advertise, nil
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("--listen %s: %w", listen, err)
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		return listen, nil
+	}
+	return net.JoinHostPort(firstAddress(), port), nil
+}
+
+// firstAddress is this host's first non-loopback IPv4 address, or
+// 127.0.0.1 on a host with none.
+func firstAddress() string {
+	ifaces, _ := net.Interfaces()
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+// raftAddrs derives the Raft listen and advertise addresses: by default
+// the API's port + 1.
+func raftAddrs(listen, advertise, raftListen string) (string, string, error) {
+	bump := func(addr string) (string, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return "", err
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil || n <= 0 || n >= 65535 {
+			return "", errors.New("bad port in " + addr)
+		}
+		return net.JoinHostPort(host, strconv.Itoa(n+1)), nil
+	}
+	adv, err := bump(advertise)
+	if err != nil {
+		return "", "", err
+	}
+	if raftListen != "" {
+		_, port, err := net.SplitHostPort(raftListen)
+		if err != nil {
+			return "", "", err
+		}
+		host, _, _ := net.SplitHostPort(advertise)
+		return raftListen, net.JoinHostPort(host, port), nil
+	}
+	l, err := bump(listen)
+	return l, adv, err
+}

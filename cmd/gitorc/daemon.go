@@ -1,0 +1,362 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/agent"
+	"github.com/gitorc/gitorc/cluster/agent/containerd"
+	"github.com/gitorc/gitorc/cluster/agent/session"
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/dispatcher"
+	"github.com/gitorc/gitorc/cluster/orchestrator"
+	"github.com/gitorc/gitorc/cluster/scheduler"
+	"github.com/gitorc/gitorc/cluster/store"
+	"github.com/gitorc/gitorc/secrets"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// daemon is one gitorc node: a manager (store, controllers, dispatcher,
+// control socket) and, unless told otherwise, a worker (agent, executor)
+// whose session goes to the managers like any other worker's.
+type daemon struct {
+	dir   string
+	state *nodeState
+	pki   *pki
+	log   *slog.Logger
+	first bool // bootstrap: this node creates the cluster
+
+	store    *store.Store
+	identity *secrets.Identity
+	// newRoot is the CA bootstrap created; its key is sealed with the
+	// store's data key once the store is open.
+	newRoot *ca.RootCA
+
+	// mounts adds handlers to the control socket (the control API).
+	mounts []func(d *daemon, mux *http.ServeMux)
+}
+
+// controlMounts are the control socket's handler groups; files add theirs.
+var controlMounts []func(d *daemon, mux *http.ServeMux)
+
+// run serves until ctx ends, then stops everything it started.
+func (d *daemon) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	goRun := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer cancel()
+
+	if d.state.Role == api.RoleManager {
+		if err := d.startManager(ctx, goRun); err != nil {
+			return err
+		}
+	}
+	if d.state.Worker {
+		if err := d.startWorker(ctx, goRun); err != nil {
+			return err
+		}
+	}
+	d.log.Info("node running", "id", d.state.ID, "role", d.state.Role, "listen", d.state.Listen, "worker", d.state.Worker)
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+func (d *daemon) startManager(ctx context.Context, goRun func(string, func(context.Context) error)) error {
+	roles := []api.NodeRole{api.RoleManager, api.RoleWorker}
+	rootCA, err := ca.ParseCertificatePEM(d.pki.caCert)
+	if err != nil {
+		return err
+	}
+	srvTLS, err := ca.TLSConfig{CA: rootCA, Cert: d.pki.node, PeerRoles: roles}.Server()
+	if err != nil {
+		return err
+	}
+	// Raft: managers only, over mutual TLS.
+	raftSrv, err := ca.TLSConfig{CA: rootCA, Cert: d.pki.node, PeerRoles: []api.NodeRole{api.RoleManager}}.Server()
+	if err != nil {
+		return err
+	}
+	raftCli, err := ca.TLSConfig{CA: rootCA, Cert: d.pki.node, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
+	if err != nil {
+		return err
+	}
+	tcp, err := store.ListenTCP(d.state.RaftListen, d.state.RaftAdvertise)
+	if err != nil {
+		return err
+	}
+	s, err := store.New(store.Config{ID: d.state.ID, DataDir: raftDir(d.dir),
+		StreamLayer: &tlsLayer{TCPStreamLayer: tcp, server: raftSrv, client: raftCli},
+		Bootstrap:   d.first, Logger: d.log.With("component", "store")})
+	if err != nil {
+		tcp.Close()
+		return err
+	}
+	d.store = s
+	goRun("store", func(ctx context.Context) error {
+		err := s.Run(ctx)
+		_ = s.Close()
+		return err
+	})
+	if err := d.openSecrets(ctx); err != nil {
+		return err
+	}
+
+	// The dispatcher: every worker's session, over mutual TLS.
+	disp, err := dispatcher.New(dispatcher.Config{Store: s, Leadership: s, Logger: d.log.With("component", "dispatcher"),
+		LeaderAddr: func(li store.LeaderInfo) string { return d.managerAddr(li) }})
+	if err != nil {
+		return err
+	}
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(srvTLS)))
+	disp.Register(srv)
+	ln, err := net.Listen("tcp", d.state.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", d.state.Listen, err)
+	}
+	goRun("dispatcher", disp.Run)
+	goRun("grpc", func(ctx context.Context) error {
+		go func() { <-ctx.Done(); srv.Stop() }()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return err
+		}
+		return nil
+	})
+	goRun("controllers", d.leaderControllers)
+	goRun("control socket", d.serveControl)
+	return nil
+}
+
+// managerAddr is where workers reach the leader's dispatcher.
+func (d *daemon) managerAddr(li store.LeaderInfo) string {
+	if li.ID == d.state.ID {
+		return d.state.Advertise
+	}
+	var addr string
+	_ = d.store.View(func(tx store.ReadTx) error {
+		if n, err := store.Get[api.Node](tx, li.ID); err == nil && n.Manager != nil {
+			addr = n.Manager.Addr
+		}
+		return nil
+	})
+	return addr
+}
+
+// openSecrets reads the cluster's age identity, sealed with the store's
+// data key; bootstrap creates it.
+func (d *daemon) openSecrets(ctx context.Context) error {
+	key, err := d.store.ExportDataKey()
+	if err != nil {
+		return err
+	}
+	if d.newRoot != nil {
+		if err := sealFile(key, filepath.Join(pkiDir(d.dir), caKeySealed), d.newRoot.KeyPEM()); err != nil {
+			return err
+		}
+		tokens, err := ca.NewJoinTokens(d.newRoot.Digest())
+		if err != nil {
+			return err
+		}
+		if err := sealFile(key, filepath.Join(pkiDir(d.dir), tokensSealed), []byte(tokens.Worker.Encode()+"\n"+tokens.Manager.Encode()+"\n")); err != nil {
+			return err
+		}
+		d.newRoot = nil
+	}
+	path := filepath.Join(pkiDir(d.dir), identSealed)
+	b, err := openFile(key, path)
+	if errors.Is(err, os.ErrNotExist) {
+		id, err := secrets.GenerateIdentity()
+		if err != nil {
+			return err
+		}
+		if err := sealFile(key, path, id.SecretKey().Reveal()); err != nil {
+			return err
+		}
+		d.identity = id
+		return writeFileAtomic(recipientPath(d.dir), []byte(id.Recipient()+"\n"), 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	d.identity, err = secrets.ParseIdentity(api.SecretBytes(b))
+	return err
+}
+
+// leaderControllers runs the orchestrator and the scheduler while this
+// manager leads, and stops them when it does not.
+func (d *daemon) leaderControllers(ctx context.Context) error {
+	changes, stop := d.store.WatchLeader()
+	defer stop()
+	var cancel context.CancelFunc
+	var wg sync.WaitGroup
+	stopAll := func() {
+		if cancel != nil {
+			cancel()
+			wg.Wait()
+			cancel = nil
+		}
+	}
+	defer stopAll()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case li, ok := <-changes:
+			if !ok {
+				return nil
+			}
+			if !li.IsLeader {
+				stopAll()
+				continue
+			}
+			if cancel != nil {
+				continue
+			}
+			orch, err := orchestrator.New(orchestrator.Config{Store: d.store, Logger: d.log.With("component", "orchestrator")})
+			if err != nil {
+				return err
+			}
+			sched, err := scheduler.NewController(scheduler.ControllerConfig{Store: d.store, Logger: d.log.With("component", "scheduler")})
+			if err != nil {
+				return err
+			}
+			lctx, lcancel := context.WithCancel(ctx)
+			cancel = lcancel
+			wg.Add(2)
+			go func() { defer wg.Done(); _ = orch.Run(lctx) }()
+			go func() { defer wg.Done(); _ = sched.Run(lctx) }()
+			d.log.Info("leading: controllers started")
+		}
+	}
+}
+
+// serveControl serves the control socket the CLI talks to (root only).
+func (d *daemon) serveControl(ctx context.Context) error {
+	path := socketFile(d.dir)
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
+		li := d.store.Leader()
+		writeJSONResponse(w, http.StatusOK, map[string]any{"node": d.state.ID, "role": d.state.Role,
+			"leader": li.ID, "is_leader": li.IsLeader, "recipient": d.identity.Recipient()})
+	})
+	for _, m := range append(controlMounts, d.mounts...) {
+		m(d, mux)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	_ = os.Remove(path)
+	return nil
+}
+
+// startWorker runs the agent on this host, with its own session to the
+// managers as any worker has.
+func (d *daemon) startWorker(ctx context.Context, goRun func(string, func(context.Context) error)) error {
+	exec, err := containerd.New(ctx, containerd.Config{DataDir: executorDir(d.dir), InsecureRegistries: d.state.Insecure,
+		Logger: d.log.With("component", "executor")})
+	if err != nil {
+		return fmt.Errorf("executor: %w", err)
+	}
+	goRun("executor", func(ctx context.Context) error {
+		err := exec.Run(ctx)
+		_ = exec.Close()
+		return err
+	})
+	bridge := &reportBridge{}
+	ag, err := agent.New(agent.Config{Executor: exec, Reporter: bridge, Logger: d.log.With("component", "agent")})
+	if err != nil {
+		return err
+	}
+	rootCA, err := ca.ParseCertificatePEM(d.pki.caCert)
+	if err != nil {
+		return err
+	}
+	cliTLS, err := ca.TLSConfig{CA: rootCA, Cert: d.pki.node, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	sess, err := session.New(session.Config{Managers: d.state.Managers, TLS: cliTLS, Agent: ag,
+		Description: api.NodeDescription{Hostname: host, Platform: api.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH},
+			Resources: hostResources()},
+		Logger: d.log.With("component", "session")})
+	if err != nil {
+		return err
+	}
+	bridge.set(sess)
+	goRun("agent", ag.Run)
+	goRun("session", sess.Run)
+	return nil
+}
+
+// reportBridge lets the agent report to a session created after it.
+type reportBridge struct {
+	mu sync.Mutex
+	r  agent.Reporter
+}
+
+func (b *reportBridge) set(r agent.Reporter) { b.mu.Lock(); b.r = r; b.mu.Unlock() }
+
+func (b *reportBridge) ReportTaskStatus(ctx context.Context, id string, st api.TaskStatus) error {
+	b.mu.Lock()
+	r := b.r
+	b.mu.Unlock()
+	if r == nil {
+		return errors.New("no session yet")
+	}
+	return r.ReportTaskStatus(ctx, id, st)
+}
+
+// hostResources is what the scheduler may reserve on this node.
+func hostResources() api.Resources {
+	r := api.Resources{NanoCPUs: api.NanoCPUs(runtime.NumCPU()) * 1e9}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			r.Memory = api.Bytes(kb << 10)
+		}
+	}
+	return r
+}
+
+func writeJSONResponse(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = writeJSON(w, v)
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/store"
+	"github.com/gitorc/gitorc/cluster/store/storetest"
+	"github.com/gitorc/gitorc/secrets"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// tasksOf summarises a service's tasks as "state/health" counts.
+func tasksOf(t *testing.T, s *store.Store, service string) map[string]int {
+	out := map[string]int{}
+	err := s.View(func(tx store.ReadTx) error {
+		svcs, err := store.Find[api.Service](tx, store.ByName(service))
+		if err != nil || len(svcs) == 0 {
+			return err
+		}
+		tasks, err := store.Find[api.Task](tx, store.ByService(svcs[0].ID))
+		for _, tk := range tasks {
+			k := tk.Status.State.String()
+			if tk.Status.Health != api.HealthNone {
+				k += "/" + tk.Status.Health.String()
+			}
+			if tk.Status.Err != "" {
+				k += ": " + tk.Status.Err
+			}
+			out[k]++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A single-node cluster, for real: bootstrap (store, CA, mutual TLS,
+// dispatcher, controllers, agent on its own containerd), then a stack with
+// a sealed secret deployed by hand runs healthy, and removing it stops it.
+func TestBootstrapDeployRemove_Root(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (containerd)")
+	}
+	for _, p := range []string{imagetest.BusyboxPath, imagetest.RegistryPath, "/usr/bin/containerd", "/usr/sbin/runc"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("needs %s: run scripts/install-deps.sh", p)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tmp := t.TempDir()
+	reg, err := imagetest.StartRegistry(ctx, filepath.Join(tmp, "registry"), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Stop()
+	img, err := imagetest.Busybox(ocispec.ImageConfig{Cmd: []string{"sleep", "3600"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Push(ctx, img, "gitorc/busybox", "1"); err != nil {
+		t.Fatal(err)
+	}
+
+	dataDir := filepath.Join(tmp, "node")
+	d, err := bootstrap(bootstrapFlags{dataDir: dataDir, listen: freeAddr(t), raftListen: freeAddr(t), insecure: []string{reg.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	d.log = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	socket := socketFile(dataDir)
+	defer func() {
+		// Whatever happened, stop the stack's containers before the node.
+		_, _, _ = run(t, "stack", "rm", "--socket", socket, "demo")
+		_ = storetest.WaitFor(func() bool { return liveTasks(d.store) == 0 }, 30*time.Second)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+	}()
+	if err := storetest.WaitFor(func() bool {
+		var info map[string]any
+		return callDaemon(ctx, socket, "GET", "/v1/info", nil, &info) == nil && info["is_leader"] == true
+	}, 30*time.Second); err != nil {
+		t.Fatal("the node never led its cluster")
+	}
+
+	// The stack: a sealed secret, a healthcheck that reads it.
+	recipient, err := os.ReadFile(recipientPath(dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := secrets.Seal(strings.TrimSpace(string(recipient)), api.SecretBytes("hunter2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stackDir := filepath.Join(tmp, "stack")
+	if err := os.MkdirAll(stackDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stackDir, "pw.age"), sealed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stack := fmt.Sprintf(`services:
+  web:
+    image: %s/gitorc/busybox:1
+    command: ["sleep", "3600"]
+    secrets: [pw]
+    healthcheck:
+      test: ["CMD-SHELL", "grep -q hunter2 /run/secrets/pw"]
+      interval: 1s
+      retries: 2
+    deploy:
+      replicas: 2
+secrets:
+  pw:
+    file: ./pw.age
+`, reg.Addr)
+	file := filepath.Join(stackDir, "compose.yaml")
+	if err := os.WriteFile(file, []byte(stack), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, "stack", "deploy", "--socket", socket, "-c", file, "demo")
+	if code != 0 {
+		t.Fatalf("deploy: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "+ service demo_web (create)") || strings.Contains(out+errOut, "hunter2") {
+		t.Errorf("deploy printed:\n%s", out)
+	}
+	var got map[string]int
+	if err := storetest.WaitFor(func() bool {
+		got = tasksOf(t, d.store, "demo_web")
+		return got["running/healthy"] == 2
+	}, 90*time.Second); err != nil {
+		t.Fatalf("tasks never ran healthy: %v", got)
+	}
+
+	if _, errOut, code := run(t, "stack", "rm", "--socket", socket, "demo"); code != 0 {
+		t.Fatalf("rm: exit %d: %s", code, errOut)
+	}
+	if err := storetest.WaitFor(func() bool { return liveTasks(d.store) == 0 }, 60*time.Second); err != nil {
+		t.Fatal("tasks of the removed stack still run")
+	}
+}
+
+// liveTasks counts tasks that have not ended.
+func liveTasks(s *store.Store) int {
+	live := 0
+	_ = s.View(func(tx store.ReadTx) error {
+		tasks, err := store.Find[api.Task](tx, store.All())
+		for _, tk := range tasks {
+			if !tk.Status.State.Terminal() {
+				live++
+			}
+		}
+		return err
+	})
+	return live
+}
+
+// syncWriter serialises writes from the daemon's goroutines.
+type syncWriter struct {
+	mu chan struct{}
+	w  *strings.Builder
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	if s.mu == nil {
+		s.mu = make(chan struct{}, 1)
+	}
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	return s.w.Write(p)
+}

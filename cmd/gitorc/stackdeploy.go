@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/compose"
+	"github.com/gitorc/gitorc/reconcile"
+	"github.com/gitorc/gitorc/reconcile/storecluster"
+	"github.com/spf13/cobra"
+)
+
+func init() { controlMounts = append(controlMounts, mountStacks) }
+
+// deployRequest is a stack as the CLI read it: its specs, and the sealed
+// content of its file secrets, which only the managers can open.
+type deployRequest struct {
+	Desired reconcile.State   `json:"desired"`
+	Sealed  map[string][]byte `json:"sealed,omitempty"` // secret name → sealed file
+}
+
+// mountStacks serves PUT and DELETE /v1/stacks/{name}.
+func mountStacks(d *daemon, mux *http.ServeMux) {
+	cl := storecluster.New(d.store)
+	mux.HandleFunc("PUT /v1/stacks/{name}", func(w http.ResponseWriter, r *http.Request) {
+		var req deployRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
+			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "bad request: " + err.Error()})
+			return
+		}
+		for i, s := range req.Desired.Secrets {
+			if s.External {
+				continue
+			}
+			sealed, ok := req.Sealed[s.Name]
+			if !ok {
+				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("secret %s: no sealed content (only file secrets can be deployed by hand)", s.Name)})
+				return
+			}
+			plain, err := d.identity.Open(sealed)
+			if err != nil {
+				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("secret %s (%s): %v", s.Name, s.File, err)})
+				return
+			}
+			req.Desired.Secrets[i].Data, req.Desired.Secrets[i].DataHash = plain, d.identity.Hash(plain)
+		}
+		cs, err := reconcile.DeployStack(r.Context(), cl, r.PathValue("name"), req.Desired)
+		if err != nil {
+			writeJSONResponse(w, http.StatusConflict, map[string]any{"error": err.Error(), "plan": cs})
+			return
+		}
+		writeJSONResponse(w, http.StatusOK, cs)
+	})
+	mux.HandleFunc("DELETE /v1/stacks/{name}", func(w http.ResponseWriter, r *http.Request) {
+		cs, err := reconcile.RemoveStack(r.Context(), cl, r.PathValue("name"))
+		if err != nil {
+			writeJSONResponse(w, http.StatusConflict, map[string]any{"error": err.Error()})
+			return
+		}
+		writeJSONResponse(w, http.StatusOK, cs)
+	})
+}
+
+// controlSocket is the daemon's control socket: --socket, else
+// $GITORC_SOCKET, else the default data dir's.
+func controlSocket(cmd *cobra.Command) string {
+	if f := cmd.Flags().Lookup("socket"); f != nil && f.Value.String() != "" {
+		return f.Value.String()
+	}
+	if s := os.Getenv("GITORC_SOCKET"); s != "" {
+		return s
+	}
+	return socketFile(DefaultDataDir)
+}
+
+// callDaemon sends a JSON request to the control socket and decodes the
+// answer; an error answer becomes an error with the daemon's message.
+func callDaemon(ctx context.Context, socket, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		}}}
+	req, err := http.NewRequestWithContext(ctx, method, "http://gitorc"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("gitorc daemon at %s: %w (is it running? set --socket or GITORC_SOCKET)", socket, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s", e.Error)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func newStackDeployCmd() *cobra.Command {
+	var files, envFiles []string
+	var socket string
+	cmd := &cobra.Command{
+		Use:   "deploy -c FILE [-c FILE...] NAME",
+		Short: "Deploy a stack by hand, as docker stack deploy does (Git is the usual way)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(files) == 0 {
+				return fmt.Errorf("no stack file: give one or more with -c FILE")
+			}
+			cwd, _ := os.Getwd()
+			st, err := compose.Load(cmd.Context(), compose.Source{Name: args[0], Files: files, EnvFiles: envFiles, Root: cwd})
+			if err != nil {
+				return err
+			}
+			for _, w := range st.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), w.String())
+			}
+			req, err := deployRequestFor(st, filepath.Dir(files[0]))
+			if err != nil {
+				return err
+			}
+			var cs reconcile.Changeset
+			if err := callDaemon(cmd.Context(), socket, http.MethodPut, "/v1/stacks/"+args[0], req, &cs); err != nil {
+				return err
+			}
+			return reconcile.Format(cmd.OutOrStdout(), cs, false, false)
+		},
+	}
+	cmd.Flags().StringArrayVarP(&files, "compose-file", "c", nil, "stack file (repeat to merge overrides)")
+	cmd.Flags().StringArrayVar(&envFiles, "env-file", nil, "env file for interpolation")
+	cmd.Flags().StringVar(&socket, "socket", "", "the daemon's control socket (default $GITORC_SOCKET or "+socketFile(DefaultDataDir)+")")
+	cmd.PreRun = func(cmd *cobra.Command, _ []string) { socket = controlSocket(cmd) }
+	return cmd
+}
+
+// deployRequestFor reads what a stack's files refer to: sealed secrets go
+// as they are (the daemon opens them), configs as their content.
+func deployRequestFor(st *compose.Stack, dir string) (deployRequest, error) {
+	desired := reconcile.DesiredState([]api.Bundle{st.Bundle})
+	req := deployRequest{Desired: desired, Sealed: map[string][]byte{}}
+	for _, s := range desired.Secrets {
+		if s.External || s.File == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, s.File))
+		if err != nil {
+			return req, fmt.Errorf("secret %s: %w", s.Name, err)
+		}
+		req.Sealed[s.Name] = b
+	}
+	for i, c := range req.Desired.Configs {
+		if c.External || c.File == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, c.File))
+		if err != nil {
+			return req, fmt.Errorf("config %s: %w", c.Name, err)
+		}
+		sum := sha256.Sum256(b)
+		req.Desired.Configs[i].Data, req.Desired.Configs[i].DataHash = b, "sha256:"+hex.EncodeToString(sum[:])
+	}
+	return req, nil
+}
+
+func newStackRmCmd() *cobra.Command {
+	var socket string
+	cmd := &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Remove a stack's services, networks, secrets, configs and volumes",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var cs reconcile.Changeset
+			if err := callDaemon(cmd.Context(), socket, http.MethodDelete, "/v1/stacks/"+args[0], nil, &cs); err != nil {
+				return err
+			}
+			if !cs.HasChanges() {
+				return fmt.Errorf("stack %s: nothing to remove", strings.TrimSpace(args[0]))
+			}
+			return reconcile.Format(cmd.OutOrStdout(), cs, false, false)
+		},
+	}
+	cmd.Flags().StringVar(&socket, "socket", "", "the daemon's control socket")
+	cmd.PreRun = func(cmd *cobra.Command, _ []string) { socket = controlSocket(cmd) }
+	return cmd
+}
