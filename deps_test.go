@@ -51,7 +51,7 @@ func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/"
 
 // managerSide are the cluster packages that run on managers.
 var managerSide = []string{"cluster/store", "cluster/orchestrator", "cluster/scheduler",
-	"cluster/allocator", "cluster/dispatcher", "cluster/ca"}
+	"cluster/allocator", "cluster/dispatcher", "cluster/ca", "cluster/controlapi"}
 
 // rule says whether package p may import gitorc package imp (both relative).
 func allowed(p, imp string) (bool, string) {

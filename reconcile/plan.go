@@ -323,6 +323,9 @@ func flatten(spec any) map[string]string {
 				if prefix == "labels" && strings.HasPrefix(k, ownLabelPrefix) {
 					continue
 				}
+				if prefix == "task" && k == "force_update" {
+					continue // a forced redeploy is an operator's act, not drift from Git
+				}
 				p := k
 				if prefix != "" {
 					p = prefix + "." + k

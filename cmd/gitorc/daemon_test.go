@@ -108,7 +108,8 @@ func TestBootstrapDeployRemove_Root(t *testing.T) {
 	}()
 	if err := storetest.WaitFor(func() bool {
 		var info map[string]any
-		return callDaemon(ctx, socket, "GET", "/v1/info", nil, &info) == nil && info["is_leader"] == true
+		c := &apiClient{socket: socket, hc: unixClient(socket)}
+		return c.call(ctx, "GET", "/v1/info", nil, &info) == nil && info["is_leader"] == true
 	}, 30*time.Second); err != nil {
 		t.Fatal("the node never led its cluster")
 	}
@@ -161,6 +162,16 @@ secrets:
 		return got["running/healthy"] == 2
 	}, 90*time.Second); err != nil {
 		t.Fatalf("tasks never ran healthy: %v", got)
+	}
+
+	// What an operator sees, from the live node.
+	psOut, errOut, code := run(t, "ps", "--socket", socket, "demo")
+	if code != 0 || strings.Count(psOut, "running") < 2 || !strings.Contains(psOut, "demo_web") {
+		t.Errorf("gitorc ps: exit %d\n%s%s", code, psOut, errOut)
+	}
+	lsOut, errOut, code := run(t, "service", "ls", "--socket", socket)
+	if code != 0 || !strings.Contains(lsOut, "demo_web") || !strings.Contains(lsOut, "2/2") {
+		t.Errorf("gitorc service ls: exit %d\n%s%s", code, lsOut, errOut)
 	}
 
 	if _, errOut, code := run(t, "stack", "rm", "--socket", socket, "demo"); code != 0 {

@@ -35,6 +35,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().String("socket", "", "the daemon's control socket (default $GITORC_SOCKET or "+defaultSocket+")")
 	for _, c := range commands {
 		root.AddCommand(c())
 	}

@@ -16,7 +16,7 @@ func newStackCmd() *cobra.Command {
 		Use:   "stack",
 		Short: "Work with stacks",
 	}
-	cmd.AddCommand(newStackConfigCmd(), newStackDeployCmd(), newStackRmCmd())
+	cmd.AddCommand(newStackConfigCmd(), newStackDeployCmd(), newStackRmCmd(), newStackPsCmd(), newStackServicesCmd())
 	return cmd
 }
 

@@ -1,19 +1,15 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/compose"
@@ -73,64 +69,8 @@ func mountStacks(d *daemon, mux *http.ServeMux) {
 	})
 }
 
-// controlSocket is the daemon's control socket: --socket, else
-// $GITORC_SOCKET, else the default data dir's.
-func controlSocket(cmd *cobra.Command) string {
-	if f := cmd.Flags().Lookup("socket"); f != nil && f.Value.String() != "" {
-		return f.Value.String()
-	}
-	if s := os.Getenv("GITORC_SOCKET"); s != "" {
-		return s
-	}
-	return socketFile(DefaultDataDir)
-}
-
-// callDaemon sends a JSON request to the control socket and decodes the
-// answer; an error answer becomes an error with the daemon's message.
-func callDaemon(ctx context.Context, socket, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-		}}}
-	req, err := http.NewRequestWithContext(ctx, method, "http://gitorc"+path, body)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("gitorc daemon at %s: %w (is it running? set --socket or GITORC_SOCKET)", socket, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s", e.Error)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
-}
-
 func newStackDeployCmd() *cobra.Command {
 	var files, envFiles []string
-	var socket string
 	cmd := &cobra.Command{
 		Use:   "deploy -c FILE [-c FILE...] NAME",
 		Short: "Deploy a stack by hand, as docker stack deploy does (Git is the usual way)",
@@ -152,7 +92,7 @@ func newStackDeployCmd() *cobra.Command {
 				return err
 			}
 			var cs reconcile.Changeset
-			if err := callDaemon(cmd.Context(), socket, http.MethodPut, "/v1/stacks/"+args[0], req, &cs); err != nil {
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPut, "/v1/stacks/"+args[0], req, &cs); err != nil {
 				return err
 			}
 			return reconcile.Format(cmd.OutOrStdout(), cs, false, false)
@@ -160,8 +100,6 @@ func newStackDeployCmd() *cobra.Command {
 	}
 	cmd.Flags().StringArrayVarP(&files, "compose-file", "c", nil, "stack file (repeat to merge overrides)")
 	cmd.Flags().StringArrayVar(&envFiles, "env-file", nil, "env file for interpolation")
-	cmd.Flags().StringVar(&socket, "socket", "", "the daemon's control socket (default $GITORC_SOCKET or "+socketFile(DefaultDataDir)+")")
-	cmd.PreRun = func(cmd *cobra.Command, _ []string) { socket = controlSocket(cmd) }
 	return cmd
 }
 
@@ -195,14 +133,13 @@ func deployRequestFor(st *compose.Stack, dir string) (deployRequest, error) {
 }
 
 func newStackRmCmd() *cobra.Command {
-	var socket string
 	cmd := &cobra.Command{
 		Use:   "rm NAME",
 		Short: "Remove a stack's services, networks, secrets, configs and volumes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var cs reconcile.Changeset
-			if err := callDaemon(cmd.Context(), socket, http.MethodDelete, "/v1/stacks/"+args[0], nil, &cs); err != nil {
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodDelete, "/v1/stacks/"+args[0], nil, &cs); err != nil {
 				return err
 			}
 			if !cs.HasChanges() {
@@ -211,7 +148,5 @@ func newStackRmCmd() *cobra.Command {
 			return reconcile.Format(cmd.OutOrStdout(), cs, false, false)
 		},
 	}
-	cmd.Flags().StringVar(&socket, "socket", "", "the daemon's control socket")
-	cmd.PreRun = func(cmd *cobra.Command, _ []string) { socket = controlSocket(cmd) }
 	return cmd
 }

@@ -1,0 +1,260 @@
+package controlapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/controlapitest"
+	"github.com/gitorc/gitorc/cluster/orchestrator"
+)
+
+type client struct {
+	t  *testing.T
+	hc *http.Client
+}
+
+func newClient(t *testing.T) (*client, *controlapitest.Fixture) {
+	f := controlapitest.New(t)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", f.Socket)
+	}}}
+	return &client{t: t, hc: hc}, f
+}
+
+// call sends a request and decodes a 2xx answer into out; it returns the
+// status code and, for errors, the error message.
+func (c *client) call(method, path, body string, out any) (int, string) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, "http://gitorc"+path, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		c.t.Errorf("%s %s: content type %q", method, path, ct)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e controlapi.Error
+		if err := json.Unmarshal(buf.Bytes(), &e); err != nil || e.Error == "" {
+			c.t.Fatalf("%s %s: %d with body %q", method, path, resp.StatusCode, buf.String())
+		}
+		return resp.StatusCode, e.Error
+	}
+	if out != nil {
+		// Decode into a zero value: json merges into maps and keeps
+		// fields the body omits.
+		reflect.ValueOf(out).Elem().SetZero()
+		if err := json.Unmarshal(buf.Bytes(), out); err != nil {
+			c.t.Fatalf("%s %s: decode %q: %v", method, path, buf.String(), err)
+		}
+	}
+	return resp.StatusCode, ""
+}
+
+func (c *client) mustOK(method, path, body string, out any) {
+	c.t.Helper()
+	if code, msg := c.call(method, path, body, out); code != http.StatusOK {
+		c.t.Fatalf("%s %s: %d %s", method, path, code, msg)
+	}
+}
+
+func (c *client) wantErr(method, path, body string, code int, substr string) {
+	c.t.Helper()
+	got, msg := c.call(method, path, body, nil)
+	if got != code || !strings.Contains(msg, substr) {
+		c.t.Errorf("%s %s: got %d %q, want %d containing %q", method, path, got, msg, code, substr)
+	}
+}
+
+func TestSocketIsOwnerOnly(t *testing.T) {
+	_, f := newClient(t)
+	fi, err := os.Stat(f.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode().Perm(); m != 0o600 {
+		t.Errorf("socket mode %o, want 600", m)
+	}
+	if _, err := controlapi.ListenUnix(f.Socket); err == nil || !strings.Contains(err.Error(), "another gitorc") {
+		t.Errorf("second listener on a live socket: %v", err)
+	}
+}
+
+func TestNodes(t *testing.T) {
+	c, _ := newClient(t)
+	var nodes []controlapi.Node
+	c.mustOK("GET", "/v1/nodes", "", &nodes)
+	var got []string
+	for _, n := range nodes {
+		got = append(got, n.Name+":"+n.Status.State.String()+":"+string(rune('0'+n.Tasks)))
+	}
+	if want := "alpha:ready:2 beta:down:0 boss:ready:2"; strings.Join(got, " ") != want {
+		t.Errorf("nodes %v, want %s", got, want)
+	}
+
+	for _, ref := range []string{"alpha", "n1"} {
+		var n controlapi.Node
+		c.mustOK("GET", "/v1/nodes/"+ref, "", &n)
+		if n.ID != "n1" {
+			t.Errorf("node %s is %s", ref, n.ID)
+		}
+	}
+	c.wantErr("GET", "/v1/nodes/zeta", "", 404, `node "zeta" not found`)
+
+	var n controlapi.Node
+	c.mustOK("POST", "/v1/nodes/alpha", `{"availability":"drain","label_add":{"zone":"a","disk":"ssd"}}`, &n)
+	if n.Spec.Availability != api.AvailabilityDrain || n.Spec.Labels["zone"] != "a" || n.Spec.Labels["disk"] != "ssd" {
+		t.Errorf("after update: %+v", n.Spec)
+	}
+	c.mustOK("POST", "/v1/nodes/alpha", `{"label_rm":["zone"]}`, &n)
+	if _, ok := n.Spec.Labels["zone"]; ok || n.Spec.Labels["disk"] != "ssd" || n.Spec.Availability != api.AvailabilityDrain {
+		t.Errorf("after label-rm: %+v", n.Spec)
+	}
+	c.wantErr("POST", "/v1/nodes/alpha", `{"availability":"sleepy"}`, 400, `invalid availability "sleepy"`)
+	c.wantErr("POST", "/v1/nodes/alpha", `{"label_rm":["nope"]}`, 400, `no label "nope"`)
+	c.wantErr("POST", "/v1/nodes/alpha", `{"labels":{}}`, 400, "invalid request body")
+	c.wantErr("POST", "/v1/nodes/alpha?version=1", `{"availability":"active"}`, 409, "changed since version 1")
+	c.mustOK("POST", "/v1/nodes/alpha?version="+itoa(n.Version), `{"availability":"active"}`, &n)
+
+	c.wantErr("DELETE", "/v1/nodes/alpha", "", 409, "node alpha is ready")
+	c.wantErr("DELETE", "/v1/nodes/boss?force=1", "", 409, "is a manager")
+	c.mustOK("DELETE", "/v1/nodes/beta", "", nil)
+	c.mustOK("DELETE", "/v1/nodes/alpha?force=1", "", nil)
+	c.wantErr("GET", "/v1/nodes/beta", "", 404, `node "beta" not found`)
+	c.mustOK("GET", "/v1/nodes", "", &nodes)
+	if len(nodes) != 1 || nodes[0].Name != "boss" || !nodes[0].Manager.Leader {
+		t.Errorf("nodes left: %+v", nodes)
+	}
+}
+
+func itoa(v uint64) string { b, _ := json.Marshal(v); return string(b) }
+
+func TestServices(t *testing.T) {
+	c, _ := newClient(t)
+	var svcs []controlapi.Service
+	c.mustOK("GET", "/v1/services", "", &svcs)
+	type row struct {
+		name             string
+		running, desired uint64
+		progress         string
+	}
+	var got []row
+	for _, s := range svcs {
+		got = append(got, row{s.Spec.Name, s.Running, s.Desired, s.Progress()})
+	}
+	want := []row{{"shop_mon", 2, 2, ""}, {"shop_web", 2, 3, "updating 2/3, 1 failed"}, {"solo", 0, 1, ""}}
+	if len(got) != len(want) {
+		t.Fatalf("services %+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("service %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	var web controlapi.Service
+	c.mustOK("GET", "/v1/services/svcweb", "", &web)
+	if web.Spec.Name != "shop_web" || web.Update.Message != "updating 2/3" {
+		t.Errorf("by id: %+v", web.Service)
+	}
+	c.wantErr("GET", "/v1/services/nope", "", 404, `service "nope" not found`)
+}
+
+func TestScale(t *testing.T) {
+	c, _ := newClient(t)
+	var web controlapi.Service
+	c.mustOK("POST", "/v1/services/shop_web/scale", `{"replicas":5}`, &web)
+	if web.Spec.Replicas != 5 || web.Desired != 5 || web.Spec.Labels[controlapi.LabelChangedBy] != "scale 5" {
+		t.Errorf("scaled: replicas %d desired %d labels %v", web.Spec.Replicas, web.Desired, web.Spec.Labels)
+	}
+	if web.PreviousSpec.Task.Container.Image != controlapitest.WebOld || web.PreviousSpec.Labels[controlapi.LabelChangedBy] != "" {
+		t.Errorf("scale touched the previous spec: %+v", web.PreviousSpec)
+	}
+	c.mustOK("POST", "/v1/services/shop_web/scale", `{"replicas":0}`, &web)
+	if web.Spec.Replicas != 0 {
+		t.Errorf("scale to 0: %d", web.Spec.Replicas)
+	}
+	c.wantErr("POST", "/v1/services/shop_mon/scale", `{"replicas":2}`, 400, "shop_mon is global: only replicated services scale")
+	c.wantErr("POST", "/v1/services/shop_web/scale", `{}`, 400, "replicas is required")
+	c.wantErr("POST", "/v1/services/shop_web/scale", `{"replicas":-1}`, 400, "invalid request body")
+	c.wantErr("POST", "/v1/services/nope/scale", `{"replicas":1}`, 404, `service "nope" not found`)
+	c.wantErr("POST", "/v1/services/shop_web/scale?version=1", `{"replicas":1}`, 409, "service shop_web changed since version 1")
+}
+
+func TestRollbackAndForce(t *testing.T) {
+	c, f := newClient(t)
+	var web controlapi.Service
+	c.mustOK("POST", "/v1/services/shop_web/rollback", "", &web)
+	if web.Spec.Task.Container.Image != controlapitest.WebOld || web.PreviousSpec.Task.Container.Image != controlapitest.WebNew {
+		t.Errorf("rollback did not swap specs: spec %s previous %s", web.Spec.Task.Container.Image, web.PreviousSpec.Task.Container.Image)
+	}
+	want := api.UpdateStatus{State: api.UpdateRollbackStarted, StartedAt: f.Now, Target: orchestrator.SpecTarget(web.Spec.Task),
+		Message: "rollback requested by operator"}
+	if web.Update == nil || *web.Update != want {
+		t.Errorf("update status %+v, want %+v", web.Update, want)
+	}
+	if web.Progress() != "rolling back 0/3" {
+		t.Errorf("progress %q", web.Progress())
+	}
+	c.wantErr("POST", "/v1/services/shop_web/rollback", "", 409, "already rolling back")
+	c.wantErr("POST", "/v1/services/solo/rollback", "", 409, "solo has no previous spec")
+
+	var solo controlapi.Service
+	c.mustOK("POST", "/v1/services/solo/force", "", &solo)
+	if solo.Spec.Task.ForceUpdate != 1 || solo.PreviousSpec == nil || solo.PreviousSpec.Task.ForceUpdate != 0 || solo.Update != nil {
+		t.Errorf("force: %+v", solo.Service)
+	}
+	c.mustOK("POST", "/v1/services/solo/force", "", &solo)
+	if solo.Spec.Task.ForceUpdate != 2 || solo.Spec.Labels[controlapi.LabelChangedBy] != "force update" {
+		t.Errorf("second force: %+v", solo.Spec)
+	}
+	c.wantErr("POST", "/v1/services/solo/force", `{"x":1}`, 400, "invalid request body")
+}
+
+func TestTasks(t *testing.T) {
+	c, _ := newClient(t)
+	var tasks []controlapi.Task
+	c.mustOK("GET", "/v1/tasks?service=shop_web", "", &tasks)
+	var got []string
+	for _, t := range tasks {
+		got = append(got, t.ID+"@"+t.NodeName+":"+t.DesiredState.String()+"/"+t.Status.State.String())
+	}
+	want := "t-web-1@alpha:running/running t-web-2@boss:running/running t-web-2-old@alpha:shutdown/failed t-web-3@:running/pending"
+	if strings.Join(got, " ") != want {
+		t.Errorf("tasks\n got %v\nwant %s", got, want)
+	}
+	if tasks[3].Status.Err != controlapitest.PendingErr {
+		t.Errorf("pending task error %q", tasks[3].Status.Err)
+	}
+	c.mustOK("GET", "/v1/tasks?stack=shop", "", &tasks)
+	if len(tasks) != 6 || tasks[0].ServiceName != "shop_mon" {
+		t.Errorf("stack tasks: %d, first %s", len(tasks), tasks[0].ServiceName)
+	}
+	c.mustOK("GET", "/v1/tasks?node=boss", "", &tasks)
+	if len(tasks) != 2 || tasks[0].ID != "t-mon-b" || tasks[1].ID != "t-web-2" {
+		t.Errorf("tasks on boss: %+v", tasks)
+	}
+	c.mustOK("GET", "/v1/tasks", "", &tasks)
+	if len(tasks) != 6 {
+		t.Errorf("all tasks: %d", len(tasks))
+	}
+	c.wantErr("GET", "/v1/tasks?stack=nope", "", 404, `stack "nope" not found`)
+	c.wantErr("GET", "/v1/tasks?service=nope", "", 404, `service "nope" not found`)
+	c.wantErr("GET", "/v1/tasks?service=a&stack=b", "", 400, "not both")
+	c.wantErr("GET", "/v1/tasks?node=zeta", "", 404, `node "zeta" not found`)
+	c.wantErr("GET", "/v1/nothing", "", 404, "no endpoint GET /v1/nothing")
+}

@@ -1,0 +1,201 @@
+package controlapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/store"
+)
+
+// Store is what the API needs of the store; *store.Store satisfies it.
+type Store interface {
+	View(fn func(store.ReadTx) error) error
+	Update(ctx context.Context, fn func(store.Tx) error) (uint64, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Config configures the handler.
+type Config struct {
+	Store Store
+	// Now stamps rollouts the API starts (default time.Now).
+	Now func() time.Time
+	// Logger receives internal errors (default: discarded).
+	Logger *slog.Logger
+}
+
+// Validate reports a missing store.
+func (c *Config) Validate() error {
+	if c.Store == nil {
+		return errors.New("controlapi: Config.Store is required")
+	}
+	return nil
+}
+
+const (
+	logKeyErr    = "err"
+	logKeyMethod = "method"
+	logKeyPath   = "path"
+	maxBody      = 1 << 20
+	// writeAttempts bounds retries of a read-modify-write that lost a race
+	// with a controller (and named no version itself).
+	writeAttempts = 5
+)
+
+type server struct {
+	st  Store
+	now func() time.Time
+	log *slog.Logger
+}
+
+// New returns the API's handler: the endpoints of Register, and a JSON
+// 404 for any other path.
+func New(cfg Config) (http.Handler, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	s.register(mux)
+	mux.HandleFunc("/", s.handle(func(r *http.Request) (any, error) {
+		return nil, statusf(http.StatusNotFound, "no endpoint %s %s", r.Method, r.URL.Path)
+	}))
+	return mux, nil
+}
+
+// Register adds the API's endpoints (all under /v1/nodes, /v1/services and
+// /v1/tasks) to mux, for a daemon whose control socket serves other
+// endpoints too.
+func Register(mux *http.ServeMux, cfg Config) error {
+	s, err := newServer(cfg)
+	if err != nil {
+		return err
+	}
+	s.register(mux)
+	return nil
+}
+
+func newServer(cfg Config) (*server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &server{st: cfg.Store, now: cfg.Now, log: cfg.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+func (s *server) register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/nodes", s.handle(s.listNodes))
+	mux.HandleFunc("GET /v1/nodes/{node}", s.handle(s.getNode))
+	mux.HandleFunc("POST /v1/nodes/{node}", s.handle(s.updateNode))
+	mux.HandleFunc("DELETE /v1/nodes/{node}", s.handle(s.removeNode))
+	mux.HandleFunc("GET /v1/services", s.handle(s.listServices))
+	mux.HandleFunc("GET /v1/services/{service}", s.handle(s.getService))
+	mux.HandleFunc("POST /v1/services/{service}/scale", s.handle(s.scaleService))
+	mux.HandleFunc("POST /v1/services/{service}/rollback", s.handle(s.rollbackService))
+	mux.HandleFunc("POST /v1/services/{service}/force", s.handle(s.forceService))
+	mux.HandleFunc("GET /v1/tasks", s.handle(s.listTasks))
+}
+
+// httpError is an error with the status code it answers with.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func statusf(code int, format string, args ...any) error {
+	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// handle adapts an endpoint that returns a value or an error to JSON.
+func (s *server) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := fn(r)
+		code := http.StatusOK
+		if err != nil {
+			code = s.codeOf(r, err)
+			v = Error{Error: err.Error()}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}
+
+func (s *server) codeOf(r *http.Request, err error) int {
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		return he.code
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, store.ErrVersionConflict), errors.Is(err, store.ErrNameConflict), errors.Is(err, store.ErrExists):
+		return http.StatusConflict
+	case errors.Is(err, store.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrLocked),
+		errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrUncertain):
+		return http.StatusServiceUnavailable
+	}
+	s.log.Error("control api", logKeyMethod, r.Method, logKeyPath, r.URL.Path, logKeyErr, err)
+	return http.StatusInternalServerError
+}
+
+// decode reads a JSON body into v; an empty body leaves v as it is.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return statusf(http.StatusBadRequest, "invalid request body: %v", err)
+	}
+	return nil
+}
+
+// wantVersion returns ?version=N (0 when absent): a write naming a
+// version fails with 409 if the object changed since.
+func wantVersion(r *http.Request) (uint64, error) {
+	q := r.URL.Query().Get("version")
+	if q == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(q, 10, 64)
+	if err != nil {
+		return 0, statusf(http.StatusBadRequest, "invalid version %q", q)
+	}
+	return v, nil
+}
+
+func checkVersion(what, name string, want, have uint64) error {
+	if want != 0 && want != have {
+		return statusf(http.StatusConflict, "%s %s changed since version %d (now %d): read it again", what, name, want, have)
+	}
+	return nil
+}
+
+// write runs a read-modify-write transaction, retrying when a controller
+// changed the object in between, unless the caller named a version.
+func (s *server) write(r *http.Request, fn func(store.Tx) error) error {
+	pinned := r.URL.Query().Has("version")
+	var err error
+	for range writeAttempts {
+		_, err = s.st.Update(r.Context(), fn)
+		if !errors.Is(err, store.ErrVersionConflict) || pinned {
+			return err
+		}
+	}
+	return err
+}

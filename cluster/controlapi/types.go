@@ -1,0 +1,79 @@
+package controlapi
+
+import (
+	"fmt"
+
+	"github.com/gitorc/gitorc/cluster/api"
+)
+
+// LabelChangedBy is set on a service changed through this API, naming the
+// operation ("scale 5", "rollback", "force update"). The spec change itself
+// is what makes the GitOps loop report drift; the label says why.
+const LabelChangedBy = "gitorc.changed-by"
+
+// Node is a node as the API shows it.
+type Node struct {
+	api.Node
+	// Name is the spec name, or the hostname when it has none.
+	Name string `json:"name"`
+	// Tasks counts the tasks meant to run on the node.
+	Tasks int `json:"tasks"`
+}
+
+// NodeUpdate changes what an operator sets on a node; empty fields are kept.
+type NodeUpdate struct {
+	Availability string            `json:"availability,omitempty"`
+	Role         string            `json:"role,omitempty"`
+	LabelAdd     map[string]string `json:"label_add,omitempty"`
+	LabelRm      []string          `json:"label_rm,omitempty"`
+}
+
+// Service is a service with the progress of its tasks.
+type Service struct {
+	api.Service
+	// Running counts tasks that should run and do.
+	Running uint64 `json:"running"`
+	// Desired is the replica count, or the number of nodes of a global service.
+	Desired uint64 `json:"desired"`
+	// Completed counts tasks of a job that exited successfully.
+	Completed uint64 `json:"completed,omitempty"`
+}
+
+// Progress summarises the service's rollout, e.g. "updating 4/10, 1 failed";
+// "" when no rollout ever ran.
+func (s *Service) Progress() string {
+	u := s.Update
+	if u == nil || u.State == api.UpdateNone {
+		return ""
+	}
+	counts := fmt.Sprintf(" %d/%d", u.Updated, s.Desired)
+	if u.Failed > 0 {
+		counts += fmt.Sprintf(", %d failed", u.Failed)
+	}
+	switch u.State {
+	case api.UpdateUpdating:
+		return "updating" + counts
+	case api.UpdateRollbackStarted:
+		return "rolling back" + counts
+	case api.UpdatePaused, api.UpdateRollbackPaused:
+		return u.State.String() + counts
+	}
+	return u.State.String()
+}
+
+// ScaleRequest sets a replicated service's replica count.
+type ScaleRequest struct {
+	Replicas *uint64 `json:"replicas"`
+}
+
+// Task is a task as the API shows it.
+type Task struct {
+	api.Task
+	// NodeName is the name of the node the task is on, if any.
+	NodeName string `json:"node_name,omitempty"`
+}
+
+// Error is the body of every error response.
+type Error struct {
+	Error string `json:"error"`
+}

@@ -1,0 +1,18 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/gitorc/gitorc/cluster/controlapi"
+)
+
+func init() { controlMounts = append(controlMounts, mountControlAPI) }
+
+// mountControlAPI serves the node, service and task endpoints the CLI's
+// node, service and ps commands call.
+func mountControlAPI(d *daemon, mux *http.ServeMux) {
+	// Register fails only without a store, which a manager always has.
+	if err := controlapi.Register(mux, controlapi.Config{Store: d.store, Logger: d.log}); err != nil {
+		panic(err)
+	}
+}

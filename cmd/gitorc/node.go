@@ -1,0 +1,171 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newNodeCmd) }
+
+func newNodeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "node",
+		Aliases: []string{"nodes"},
+		Short:   "List, inspect, update and remove nodes (without a subcommand: node ls)",
+		Args:    cobra.NoArgs,
+		RunE:    runNodeLs,
+	}
+	addOutputFlag(cmd)
+	ls := &cobra.Command{Use: "ls", Aliases: []string{"list"}, Short: "List nodes", Args: cobra.NoArgs, RunE: runNodeLs}
+	addOutputFlag(ls)
+	cmd.AddCommand(ls, newNodeInspectCmd(), newNodeUpdateCmd(), newNodeRmCmd())
+	return cmd
+}
+
+func runNodeLs(cmd *cobra.Command, _ []string) error {
+	format, err := outputFormat(cmd, outText, outText, outJSON)
+	if err != nil {
+		return err
+	}
+	var nodes []controlapi.Node
+	if err := newAPIClient(cmd).call(cmd.Context(), "GET", "/v1/nodes", nil, &nodes); err != nil {
+		return err
+	}
+	if format == outJSON {
+		return writeJSON(cmd.OutOrStdout(), nodes)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tROLE\tSTATUS\tAVAILABILITY\tMANAGER\tTASKS\tLABELS")
+	for _, n := range nodes {
+		mgr := ""
+		if n.Manager != nil {
+			mgr = "reachable"
+			if n.Manager.Leader {
+				mgr = "leader"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", shortID(n.ID), n.Name, n.Spec.Role, n.Status.State,
+			n.Spec.Availability, mgr, n.Tasks, labelList(n.Spec.Labels))
+	}
+	return tw.Flush()
+}
+
+func labelList(labels map[string]string) string {
+	var kv []string
+	for k, v := range labels {
+		kv = append(kv, k+"="+v)
+	}
+	if len(kv) == 0 {
+		return "-"
+	}
+	slices.Sort(kv)
+	return strings.Join(kv, ",")
+}
+
+func newNodeInspectCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "inspect NODE...",
+		Short: "Show nodes in full (by name, ID or ID prefix)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outJSON, outJSON, outYAML)
+			if err != nil {
+				return err
+			}
+			c := newAPIClient(cmd)
+			nodes := make([]controlapi.Node, len(args))
+			for i, a := range args {
+				if err := c.call(cmd.Context(), "GET", "/v1/nodes/"+url.PathEscape(a), nil, &nodes[i]); err != nil {
+					return err
+				}
+			}
+			if format == outYAML {
+				return writeYAML(cmd.OutOrStdout(), nodes)
+			}
+			return writeJSON(cmd.OutOrStdout(), nodes)
+		},
+	}
+	cmd.Flags().StringP("output", "o", "", "output format: json or yaml")
+	return cmd
+}
+
+func newNodeUpdateCmd() *cobra.Command {
+	var u controlapi.NodeUpdate
+	var add []string
+	cmd := &cobra.Command{
+		Use:   "update NODE",
+		Short: "Change a node's availability, role or labels",
+		Long: `Changes what an operator sets on a node. --availability drain moves its
+tasks elsewhere; pause keeps them but places no new ones.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			for _, kv := range add {
+				k, v, _ := strings.Cut(kv, "=")
+				if k == "" {
+					return fmt.Errorf("--label-add %q: want KEY=VALUE", kv)
+				}
+				if u.LabelAdd == nil {
+					u.LabelAdd = map[string]string{}
+				}
+				u.LabelAdd[k] = v
+			}
+			if u.Availability == "" && u.Role == "" && len(u.LabelAdd) == 0 && len(u.LabelRm) == 0 {
+				return fmt.Errorf("nothing to update: give --availability, --role, --label-add or --label-rm")
+			}
+			var n controlapi.Node
+			if err := newAPIClient(cmd).call(cmd.Context(), "POST", "/v1/nodes/"+url.PathEscape(args[0]), u, &n); err != nil {
+				return err
+			}
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), n)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: availability %s, role %s, labels %s\n", n.Name, n.Spec.Availability, n.Spec.Role, labelList(n.Spec.Labels))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&u.Availability, "availability", "", "active, pause or drain")
+	cmd.Flags().StringVar(&u.Role, "role", "", "worker or manager (the desired role)")
+	cmd.Flags().StringArrayVar(&add, "label-add", nil, "add or change a label KEY=VALUE (repeatable)")
+	cmd.Flags().StringArrayVar(&u.LabelRm, "label-rm", nil, "remove a label KEY (repeatable)")
+	addOutputFlag(cmd)
+	return cmd
+}
+
+func newNodeRmCmd() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm NODE...",
+		Aliases: []string{"remove"},
+		Short:   "Remove nodes that left the cluster",
+		Long: `Removes nodes from the cluster's state. A node that is still ready is refused
+unless --force is given; a manager must be demoted first.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := newAPIClient(cmd)
+			path := "/v1/nodes/%s"
+			if force {
+				path += "?force=1"
+			}
+			for _, a := range args {
+				var n controlapi.Node
+				if err := c.call(cmd.Context(), "DELETE", fmt.Sprintf(path, url.PathEscape(a)), nil, &n); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed node %s (%s)\n", n.Name, n.ID)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove a node even if it is ready")
+	return cmd
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"text/tabwriter"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newPsCmd) }
+
+func newPsCmd() *cobra.Command {
+	var node string
+	cmd := &cobra.Command{
+		Use:   "ps [SERVICE|STACK]",
+		Short: "List tasks: where they run, their desired and current state, and why they fail",
+		Long: `Lists the tasks of a service, of every service of a stack, or of the whole
+cluster, with their history: desired and current state, node, age of the
+current state, and the error or reason (e.g. "no suitable node: …").`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target := ""
+			if len(args) == 1 {
+				target = args[0]
+			}
+			return listTasks(cmd, target, "", node)
+		},
+	}
+	cmd.Flags().StringVar(&node, "node", "", "only tasks on this node")
+	addOutputFlag(cmd)
+	return cmd
+}
+
+// listTasks prints the tasks of a service or stack (target, tried in that
+// order), or of the stack named by stack, or all, optionally on one node.
+func listTasks(cmd *cobra.Command, target, stack, node string) error {
+	format, err := outputFormat(cmd, outText, outText, outJSON)
+	if err != nil {
+		return err
+	}
+	c := newAPIClient(cmd)
+	q := url.Values{}
+	if node != "" {
+		q.Set("node", node)
+	}
+	var tasks []controlapi.Task
+	get := func(key, value string) error {
+		q := maps.Clone(q)
+		if value != "" {
+			q.Set(key, value)
+		}
+		path := "/v1/tasks"
+		if len(q) > 0 {
+			path += "?" + q.Encode()
+		}
+		return c.call(cmd.Context(), "GET", path, nil, &tasks)
+	}
+	switch {
+	case stack != "":
+		err = get("stack", stack)
+	case target != "":
+		err = get("service", target)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.code == http.StatusNotFound && ae.msg == fmt.Sprintf("service %q not found", target) {
+			err = get("stack", target)
+			if errors.As(err, &ae) && ae.code == http.StatusNotFound && ae.msg == fmt.Sprintf("stack %q not found", target) {
+				err = fmt.Errorf("no service or stack named %q", target)
+			}
+		}
+	default:
+		err = get("", "")
+	}
+	if err != nil {
+		return err
+	}
+	if format == outJSON {
+		return writeJSON(cmd.OutOrStdout(), tasks)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tIMAGE\tNODE\tDESIRED\tCURRENT\tAGE\tERROR")
+	for _, t := range tasks {
+		name := fmt.Sprintf("%s.%d", t.ServiceName, t.Slot)
+		if t.Slot == 0 {
+			name = t.ServiceName + "." + orDash(t.NodeName)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(t.ID), name, t.Spec.Container.Image, orDash(t.NodeName),
+			t.DesiredState, t.Status.State, age(t.Status.Timestamp), orDash(taskReason(&t.Task)))
+	}
+	return tw.Flush()
+}
+
+// taskReason is what a user needs to know about a task that is not simply
+// running: its error, or the message of a task that is not running.
+func taskReason(t *api.Task) string {
+	if t.Status.Err != "" {
+		return t.Status.Err
+	}
+	if t.Status.State != api.TaskRunning {
+		return t.Status.Message
+	}
+	return ""
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newServiceCmd) }
+
+func newServiceCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "service",
+		Aliases: []string{"services"},
+		Short:   "List, inspect, scale, roll back and redeploy services",
+	}
+	cmd.AddCommand(newServiceLsCmd(), newServiceInspectCmd(), newServiceScaleCmd(), newServiceRollbackCmd(), newServiceUpdateCmd())
+	return cmd
+}
+
+func newServiceLsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List services with their replicas and rollout progress",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return listServices(cmd, "")
+		},
+	}
+	addOutputFlag(cmd)
+	return cmd
+}
+
+// listServices prints every service, or those of one stack.
+func listServices(cmd *cobra.Command, stack string) error {
+	format, err := outputFormat(cmd, outText, outText, outJSON)
+	if err != nil {
+		return err
+	}
+	var all []controlapi.Service
+	if err := newAPIClient(cmd).call(cmd.Context(), "GET", "/v1/services", nil, &all); err != nil {
+		return err
+	}
+	svcs := all[:0]
+	for _, s := range all {
+		if stack == "" || s.Spec.Stack == stack {
+			svcs = append(svcs, s)
+		}
+	}
+	if stack != "" && len(svcs) == 0 {
+		return fmt.Errorf("stack %q has no services", stack)
+	}
+	if format == outJSON {
+		return writeJSON(cmd.OutOrStdout(), svcs)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tMODE\tREPLICAS\tIMAGE\tUPDATE")
+	for _, s := range svcs {
+		replicas := fmt.Sprintf("%d/%d", s.Running, s.Desired)
+		if s.Spec.Mode.IsJob() {
+			replicas = fmt.Sprintf("%d/%d completed", s.Completed, s.Desired)
+		}
+		progress := s.Progress()
+		if progress == "" {
+			progress = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shortID(s.ID), s.Spec.Name, s.Spec.Mode, replicas, s.Spec.Task.Container.Image, progress)
+	}
+	return tw.Flush()
+}
+
+func newServiceInspectCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "inspect SERVICE...",
+		Short: "Show services in full: spec, previous spec, rollout state",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outJSON, outJSON, outYAML)
+			if err != nil {
+				return err
+			}
+			c := newAPIClient(cmd)
+			svcs := make([]controlapi.Service, len(args))
+			for i, a := range args {
+				if err := c.call(cmd.Context(), "GET", "/v1/services/"+url.PathEscape(a), nil, &svcs[i]); err != nil {
+					return err
+				}
+			}
+			if format == outYAML {
+				return writeYAML(cmd.OutOrStdout(), svcs)
+			}
+			return writeJSON(cmd.OutOrStdout(), svcs)
+		},
+	}
+	cmd.Flags().StringP("output", "o", "", "output format: json or yaml")
+	return cmd
+}
+
+// serviceAction posts to /v1/services/NAME/ACTION and prints a line, or
+// the service as JSON.
+func serviceAction(cmd *cobra.Command, name, action string, in any, line func(controlapi.Service) string) error {
+	format, err := outputFormat(cmd, outText, outText, outJSON)
+	if err != nil {
+		return err
+	}
+	var s controlapi.Service
+	if err := newAPIClient(cmd).call(cmd.Context(), "POST", "/v1/services/"+url.PathEscape(name)+"/"+action, in, &s); err != nil {
+		return err
+	}
+	if format == outJSON {
+		return writeJSON(cmd.OutOrStdout(), s)
+	}
+	_, err = fmt.Fprintln(cmd.OutOrStdout(), line(s))
+	return err
+}
+
+func newServiceScaleCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "scale SERVICE=REPLICAS...",
+		Short: "Set the replica count of replicated services (drift from Git until Git agrees)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			type scale struct {
+				name string
+				n    uint64
+			}
+			var todo []scale
+			for _, a := range args {
+				name, num, ok := strings.Cut(a, "=")
+				n, err := strconv.ParseUint(num, 10, 64)
+				if !ok || name == "" || err != nil {
+					return fmt.Errorf("%q: want SERVICE=REPLICAS, e.g. shop_web=5", a)
+				}
+				todo = append(todo, scale{name, n})
+			}
+			for _, s := range todo {
+				err := serviceAction(cmd, s.name, "scale", controlapi.ScaleRequest{Replicas: &s.n}, func(svc controlapi.Service) string {
+					return fmt.Sprintf("%s scaled to %d (the GitOps loop reports this as drift until Git says the same)", svc.Spec.Name, svc.Spec.Replicas)
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	addOutputFlag(cmd)
+	return cmd
+}
+
+func newServiceRollbackCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rollback SERVICE",
+		Short: "Roll a service back to its previous spec",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return serviceAction(cmd, args[0], "rollback", nil, func(s controlapi.Service) string {
+				return fmt.Sprintf("%s: rolling back to %s", s.Spec.Name, s.Spec.Task.Container.Image)
+			})
+		},
+	}
+	addOutputFlag(cmd)
+	return cmd
+}
+
+func newServiceUpdateCmd() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "update SERVICE --force",
+		Short: "Redeploy a service with its current spec (--force)",
+		Long: `Replaces every task of the service by a rolling update with the same spec.
+Other changes belong in Git: edit the stack file and push.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !force {
+				return fmt.Errorf("nothing to update: only --force is supported here; change the service in Git")
+			}
+			return serviceAction(cmd, args[0], "force", nil, func(s controlapi.Service) string {
+				return fmt.Sprintf("%s: redeploying %d task(s) (force update %d)", s.Spec.Name, s.Desired, s.Spec.Task.ForceUpdate)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "replace every task even though the spec is unchanged")
+	addOutputFlag(cmd)
+	return cmd
+}
