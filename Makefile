@@ -28,10 +28,9 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
 
-demo: deps build ## build gitorc and validate the example stacks
-	./$(BIN) version
+demo: deps build ## a single-node cluster deploying examples/ from a local Git repo (as root)
 	./$(BIN) validate examples/
-	./$(BIN) stack config examples/web
+	bash scripts/demo.sh
 
 fuzz: ## run the stack loader fuzz target for a minute
 	$(GO) test ./compose -run '^$$' -fuzz FuzzLoad -fuzztime 60s

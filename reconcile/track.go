@@ -101,6 +101,9 @@ func Track(r Rollout, observed map[string]Observed, now time.Time) Tracking {
 		t.Phase, t.Message = api.SyncDegraded, "rollout failed: "+strings.Join(failed, "; ")
 	case len(waiting) == 0:
 		t.Phase, t.Message = api.SyncSynced, fmt.Sprintf("%d service(s) rolled out healthy", len(r.Changed))
+		if len(r.Removed) > 0 {
+			t.Message += fmt.Sprintf(", %d removed", len(r.Removed))
+		}
 	case now.Sub(r.AppliedAt) > deadline:
 		t.Phase = api.SyncDegraded
 		t.Message = fmt.Sprintf("no healthy rollout after %s: %s", deadline, strings.Join(waiting, "; "))

@@ -63,7 +63,7 @@ func TestTrack(t *testing.T) {
 		{"removed service still has a task", nil, []api.Task{task(v1, api.TaskRunning, api.HealthHealthy)},
 			t0, &Rollout{Removed: []string{"s_web"}, AppliedAt: t0}, api.SyncProgressing, "waiting for s_web: 1 task(s) still running after removal"},
 		{"removed service gone", nil, []api.Task{task(v1, api.TaskShutdown, api.HealthNone)},
-			t0, &Rollout{Removed: []string{"s_web"}, AppliedAt: t0}, api.SyncSynced, "0 service(s) rolled out healthy"},
+			t0, &Rollout{Removed: []string{"s_web"}, AppliedAt: t0}, api.SyncSynced, "0 service(s) rolled out healthy, 1 removed"},
 		{"scaled to zero", &api.Service{Spec: svcSpec("web:2", 0, false)}, nil, t0, nil, api.SyncSynced, "1 service(s) rolled out healthy"},
 	}
 	for _, tc := range cases {

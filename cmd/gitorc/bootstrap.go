@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
@@ -31,6 +32,8 @@ type bootstrapFlags struct {
 	dataDir, listen, advertise, raftListen string
 	noWorker                               bool
 	insecure                               []string
+	repo, branch, path                     string
+	interval                               time.Duration
 }
 
 func newBootstrapCmd() *cobra.Command {
@@ -58,6 +61,10 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.`,
 	fl.StringVar(&f.raftListen, "raft-listen", "", "address of the managers' Raft transport (default: the listen port + 1)")
 	fl.BoolVar(&f.noWorker, "no-worker", false, "run no tasks on this node")
 	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry reached over plain HTTP (host:port), e.g. a loopback test registry")
+	fl.StringVar(&f.repo, "repo", "", "Git repository the cluster follows: https or ssh URL, or a local path")
+	fl.StringVar(&f.branch, "branch", "", "branch, tag or commit to follow (default: the repository's HEAD)")
+	fl.StringVar(&f.path, "path", "", "sub-directory of the repository holding the stacks")
+	fl.DurationVar(&f.interval, "interval", time.Minute, "how often to poll the repository")
 	return cmd
 }
 
@@ -131,7 +138,17 @@ func bootstrap(f bootstrapFlags) (*daemon, error) {
 			return nil, err
 		}
 	}
-	st := &nodeState{ID: id, Role: api.RoleManager, Listen: f.listen, Advertise: advertise,
+	var source *api.SourceSpec
+	if f.repo != "" {
+		url := f.repo
+		if !strings.Contains(url, "://") && !strings.Contains(url, "@") {
+			if url, err = filepath.Abs(url); err != nil {
+				return nil, err
+			}
+		}
+		source = &api.SourceSpec{URL: url, Ref: f.branch, Path: f.path, Interval: api.Duration(f.interval), Revert: "auto"}
+	}
+	st := &nodeState{ID: id, Source: source, Role: api.RoleManager, Listen: f.listen, Advertise: advertise,
 		RaftListen: raftListen, RaftAdvertise: raftAdvertise, Managers: []string{advertise},
 		Worker: !f.noWorker, Insecure: f.insecure}
 	p, err := loadPKI(f.dataDir)

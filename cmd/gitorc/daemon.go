@@ -247,9 +247,15 @@ func (d *daemon) leaderControllers(ctx context.Context) error {
 			}
 			lctx, lcancel := context.WithCancel(ctx)
 			cancel = lcancel
-			wg.Add(2)
+			wg.Add(3)
 			go func() { defer wg.Done(); _ = orch.Run(lctx) }()
 			go func() { defer wg.Done(); _ = sched.Run(lctx) }()
+			go func() {
+				defer wg.Done()
+				if err := d.gitops(lctx); err != nil && lctx.Err() == nil {
+					d.log.Error("GitOps loop stopped", "err", err)
+				}
+			}()
 			d.log.Info("leading: controllers started")
 		}
 	}

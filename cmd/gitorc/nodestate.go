@@ -25,6 +25,9 @@ type nodeState struct {
 	Managers      []string     `json:"managers"`
 	Worker        bool         `json:"worker"`
 	Insecure      []string     `json:"insecure_registries,omitempty"`
+	// Source is the Git source given at bootstrap, recorded in the
+	// cluster's sync state when the node first leads.
+	Source *api.SourceSpec `json:"source,omitempty"`
 }
 
 // Files of a data dir.

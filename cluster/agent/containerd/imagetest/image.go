@@ -24,7 +24,8 @@ const BusyboxPath = "/bin/busybox"
 // Applets are the busybox commands linked into /bin of a Busybox image.
 var Applets = []string{"sh", "sleep", "cat", "echo", "true", "false", "ls", "stat",
 	"test", "id", "kill", "grep", "head", "tail", "touch", "rm", "mkdir", "env",
-	"printf", "wc", "date", "hostname", "mount", "ps", "yes", "dd", "seq", "sha256sum"}
+	"printf", "wc", "date", "hostname", "mount", "ps", "yes", "dd", "seq", "sha256sum",
+	"httpd", "wget", "nc", "nslookup", "ping", "sed", "awk", "pidof", "netstat", "ip"}
 
 // File is one entry of a layer.
 type File struct {

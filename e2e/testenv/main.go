@@ -1,0 +1,62 @@
+// Command testenv serves what the demo and the end-to-end tests need and
+// this closed network cannot fetch: a loopback OCI registry (Debian's
+// docker-registry) holding gitorc/busybox:1, an image built from Debian's
+// busybox-static. It writes the registry's address to -addr-file and runs
+// until interrupted.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func main() {
+	dir := flag.String("dir", "", "directory for the registry's storage (required)")
+	addrFile := flag.String("addr-file", "", "write the registry address (host:port) here once it serves")
+	flag.Parse()
+	if err := run(*dir, *addrFile); err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dir, addrFile string) error {
+	if dir == "" {
+		return fmt.Errorf("-dir is required")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	reg, err := imagetest.StartRegistry(ctx, filepath.Join(dir, "registry"), 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer reg.Stop()
+	img, err := imagetest.Busybox(ocispec.ImageConfig{Cmd: []string{"sh"}})
+	if err != nil {
+		return err
+	}
+	ref, err := reg.Push(ctx, img, "gitorc/busybox", "1")
+	if err != nil {
+		return err
+	}
+	if addrFile != "" {
+		if err := os.WriteFile(addrFile+".tmp", []byte(reg.Addr+"\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(addrFile+".tmp", addrFile); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("registry %s serves %s\n", reg.Addr, ref)
+	<-ctx.Done()
+	return nil
+}

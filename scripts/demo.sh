@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# make demo: a single-node gitorc cluster that deploys examples/ from a
+# local Git repository, shows a broken revision being refused, a fix being
+# deployed, a removal being pruned, and then tears everything down.
+# Needs root (containers, mounts); `make demo` installs the packages first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "make demo needs root (it runs containers)" >&2; exit 1; }
+
+gitorc=$PWD/bin/gitorc
+work=$(mktemp -d /tmp/gitorc-demo.XXXXXX)
+export GITORC_SOCKET=$work/node/gitorc.sock
+daemon_pid= registry_pid=
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+cleanup() {
+  set +e
+  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
+    for s in web shop; do "$gitorc" stack rm "$s" >/dev/null 2>&1; done
+    for _ in $(seq 60); do
+      [ "$("$gitorc" ps -o json 2>/dev/null | grep -c '"state": *"\(running\|starting\|preparing\)"')" = 0 ] && break
+      sleep 1
+    done
+    kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null
+  fi
+  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+  pkill -f -- "-address $work/" 2>/dev/null   # shims of a daemon that died early
+  grep " $work/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# wait_for DESCRIPTION SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+  local what=$1 secs=$2; shift 2
+  for _ in $(seq "$secs"); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
+  echo "timed out after ${secs}s waiting for $what" >&2
+  "$gitorc" status >&2 || true
+  tail -n 30 "$work/node.log" >&2
+  return 1
+}
+phase() { "$gitorc" status -o json | grep -q "\"phase\": *\"$1\""; }
+commit() { git -C "$work/repo" add -A && git -C "$work/repo" -c user.name=demo -c user.email=demo@localhost commit -qm "$1"; }
+
+say "A loopback registry with the example image (busybox, built locally)"
+go build -o "$work/testenv" ./e2e/testenv
+"$work/testenv" -dir "$work/registry" -addr-file "$work/registry.addr" > "$work/registry.log" 2>&1 &
+registry_pid=$!
+wait_for "the registry" 60 test -s "$work/registry.addr"
+registry=$(cat "$work/registry.addr")
+echo "registry at $registry"
+
+say "A Git repository holding the example stacks"
+mkdir -p "$work/repo"
+cp -r examples/web examples/shop "$work/repo/"
+for s in web shop; do echo "REGISTRY=$registry" > "$work/repo/$s/.env"; done
+git -C "$work/repo" init -q -b main
+commit "example stacks"
+git -C "$work/repo" log --oneline
+
+say "gitorc bootstrap --repo $work/repo: one manager and worker on this host"
+"$gitorc" bootstrap --data-dir "$work/node" --listen 127.0.0.1:4270 --insecure-registry "$registry" \
+  --repo "$work/repo" --interval 2s > "$work/node.log" 2>&1 &
+daemon_pid=$!
+wait_for "the node" 60 "$gitorc" status
+
+say "The first revision is refused: shop's secret is sealed for another cluster"
+wait_for "the first sync" 60 phase failed
+"$gitorc" status
+
+say "Seal the secret for this cluster (gitorc seal) and push"
+echo -n "demo-password" | "$gitorc" seal --recipient "$(cat "$work/node/recipient.txt")" -o "$work/repo/shop/db_password.age"
+commit "shop: seal db_password for this cluster"
+wait_for "the fixed revision to roll out healthy" 180 phase synced
+"$gitorc" status
+"$gitorc" service ls
+"$gitorc" ps shop
+
+say "Remove the web stack from Git: gitorc prunes it"
+git -C "$work/repo" rm -rq web
+commit "remove web"
+wait_for "web to be pruned" 120 bash -c "! '$gitorc' service ls | grep -q web_web && '$gitorc' status -o json | grep -q '\"phase\": *\"synced\"'"
+"$gitorc" service ls
+"$gitorc" status
+
+say "Done: tearing the cluster down"
