@@ -19,6 +19,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
 	"github.com/gitorc/gitorc/cluster/dispatcher"
+	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/orchestrator"
 	"github.com/gitorc/gitorc/cluster/scheduler"
 	"github.com/gitorc/gitorc/cluster/store"
@@ -93,7 +94,9 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	if err != nil {
 		return err
 	}
-	srvTLS, err := ca.TLSConfig{CA: rootCA, Cert: d.pki.node, PeerRoles: roles}.Server()
+	// Nodes without a certificate reach only Join; the dispatcher takes
+	// the peer's identity from its verified certificate and refuses others.
+	srvTLS, err := ca.TLSConfig{CA: rootCA, Cert: d.pki.node, PeerRoles: roles, AllowNoClientCert: true}.Server()
 	if err != nil {
 		return err
 	}
@@ -135,6 +138,7 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	}
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(srvTLS)))
 	disp.Register(srv)
+	wire.RegisterJoin(srv, joinServer{d})
 	ln, err := net.Listen("tcp", d.state.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", d.state.Listen, err)

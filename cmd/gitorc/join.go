@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+)
+
+func init() {
+	register(newJoinCmd)
+	register(newTokenCmd)
+	controlMounts = append(controlMounts, mountTokens)
+}
+
+// joinServer issues certificates to nodes that present a join token.
+type joinServer struct{ d *daemon }
+
+var _ wire.JoinServer = joinServer{}
+
+// tokens reads the cluster's join tokens, sealed with the data key.
+func (d *daemon) tokens() (ca.JoinTokens, error) {
+	key, err := d.store.ExportDataKey()
+	if err != nil {
+		return ca.JoinTokens{}, err
+	}
+	b, err := openFile(key, filepath.Join(pkiDir(d.dir), tokensSealed))
+	if errors.Is(err, os.ErrNotExist) {
+		return ca.JoinTokens{}, errors.New("this manager holds no join tokens: join through the manager that bootstrapped the cluster")
+	}
+	if err != nil {
+		return ca.JoinTokens{}, err
+	}
+	lines := strings.Fields(string(b))
+	if len(lines) != 2 {
+		return ca.JoinTokens{}, errors.New("join tokens file is damaged")
+	}
+	w, err := ca.ParseToken(lines[0])
+	if err != nil {
+		return ca.JoinTokens{}, err
+	}
+	m, err := ca.ParseToken(lines[1])
+	if err != nil {
+		return ca.JoinTokens{}, err
+	}
+	return ca.JoinTokens{Worker: w, Manager: m}, nil
+}
+
+func (d *daemon) saveTokens(t ca.JoinTokens) error {
+	key, err := d.store.ExportDataKey()
+	if err != nil {
+		return err
+	}
+	return sealFile(key, filepath.Join(pkiDir(d.dir), tokensSealed), []byte(t.Worker.Encode()+"\n"+t.Manager.Encode()+"\n"))
+}
+
+func (s joinServer) Join(ctx context.Context, req *wire.JoinRequest) (*wire.JoinResponse, error) {
+	d := s.d
+	tokens, err := d.tokens()
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	role, err := tokens.Check(req.Token)
+	if err != nil {
+		return nil, status.Error(codes.PermissionDenied, "join refused: the token is not this cluster's current token")
+	}
+	if role == api.RoleManager {
+		return nil, status.Error(codes.Unimplemented, "joining more managers is not supported yet: join with the worker token")
+	}
+	key, err := d.store.ExportDataKey()
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	caKey, err := openFile(key, filepath.Join(pkiDir(d.dir), caKeySealed))
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, "this manager cannot issue certificates: join through the manager that bootstrapped the cluster")
+	}
+	root, err := ca.LoadRootCA(ca.DefaultConfig(), d.pki.caCert, caKey)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	id, err := newNodeID()
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	cert, err := root.Issue(req.CSR, id, role)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	d.log.Info("node joined", "node", id, "role", role)
+	return &wire.JoinResponse{NodeID: id, Cert: cert, CA: d.pki.caCert, Managers: []string{d.state.Advertise}}, nil
+}
+
+func newJoinCmd() *cobra.Command {
+	var f bootstrapFlags
+	var token string
+	cmd := &cobra.Command{
+		Use:   "join --token TOKEN MANAGER-ADDR",
+		Short: "Join an existing cluster as a worker",
+		Long: `Asks the manager for this node's certificate with a join token (gitorc token worker
+on a manager). The connection trusts only the CA whose digest the token carries. Then
+runs the node in the foreground; restart it later with gitorc daemon --data-dir.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := join(cmd.Context(), f, token, args[0])
+			if err != nil {
+				return err
+			}
+			return runDaemon(cmd, d)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&token, "token", "", "join token (GTRC-1-…)")
+	fl.StringVar(&f.dataDir, "data-dir", DefaultDataDir, "where the node keeps its state")
+	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry reached over plain HTTP (host:port)")
+	_ = cmd.MarkFlagRequired("token")
+	return cmd
+}
+
+// join obtains a certificate from a manager and lays the node out.
+func join(ctx context.Context, f bootstrapFlags, token, manager string) (*daemon, error) {
+	if _, err := os.Stat(stateFile(f.dataDir)); err == nil {
+		return nil, fmt.Errorf("%s already holds a node: run gitorc daemon --data-dir %s", f.dataDir, f.dataDir)
+	}
+	t, err := ca.ParseToken(token)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := grpc.NewClient(manager, grpc.WithTransportCredentials(credentials.NewTLS(ca.JoinClientConfig(t, nil))))
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	csr, key, err := ca.NewCSR("joining")
+	if err != nil {
+		return nil, err
+	}
+	resp, err := wire.Join(ctx, cc, &wire.JoinRequest{Token: token, CSR: csr})
+	if err != nil {
+		if st, ok := status.FromError(err); ok {
+			return nil, fmt.Errorf("join %s: %s", manager, st.Message())
+		}
+		return nil, fmt.Errorf("join %s: %w", manager, err)
+	}
+	dir := pkiDir(f.dataDir)
+	for name, data := range map[string][]byte{caCertFile: resp.CA, nodeCertFile: resp.Cert, nodeKeyFile: key} {
+		if err := writeFileAtomic(filepath.Join(dir, name), data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	p, err := loadPKI(f.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	st := &nodeState{ID: resp.NodeID, Role: api.RoleWorker, Managers: resp.Managers, Worker: true, Insecure: f.insecure}
+	if err := saveState(f.dataDir, st); err != nil {
+		return nil, err
+	}
+	return &daemon{dir: f.dataDir, state: st, pki: p}, nil
+}
+
+// mountTokens serves the join tokens on the control socket (root only).
+func mountTokens(d *daemon, mux *http.ServeMux) {
+	get := func(w http.ResponseWriter, r *http.Request, rotate bool) {
+		role, err := api.ParseNodeRole(r.PathValue("role"))
+		if err != nil {
+			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		t, err := d.tokens()
+		if err == nil && rotate {
+			if err = t.Rotate(role); err == nil {
+				err = d.saveTokens(t)
+			}
+		}
+		if err != nil {
+			writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSONResponse(w, http.StatusOK, map[string]string{"role": role.String(), "token": t.Token(role).Encode(), "manager": d.state.Advertise})
+	}
+	mux.HandleFunc("GET /v1/tokens/{role}", func(w http.ResponseWriter, r *http.Request) { get(w, r, false) })
+	mux.HandleFunc("POST /v1/tokens/{role}/rotate", func(w http.ResponseWriter, r *http.Request) { get(w, r, true) })
+}
+
+func newTokenCmd() *cobra.Command {
+	var rotate bool
+	cmd := &cobra.Command{
+		Use:   "token worker|manager",
+		Short: "Print (or rotate) the token that admits a new node",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			method, path := http.MethodGet, "/v1/tokens/"+args[0]
+			if rotate {
+				method, path = http.MethodPost, path+"/rotate"
+			}
+			var out map[string]string
+			if err := newAPIClient(cmd).call(cmd.Context(), method, path, nil, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n\nOn the new node:\n  gitorc join --token %s %s\n", out["token"], out["token"], out["manager"])
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&rotate, "rotate", false, "replace the token: the old one stops working")
+	return cmd
+}

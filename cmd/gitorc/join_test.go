@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
+	"github.com/gitorc/gitorc/cluster/store"
+	"github.com/gitorc/gitorc/cluster/store/storetest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// startNode runs a node in the background until the test ends.
+func startNode(t *testing.T, d *daemon, name string) (stop func()) {
+	t.Helper()
+	var logs strings.Builder
+	d.log = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)).With("node", name)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, logs.String())
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// A worker joins with the token, runs the cluster's tasks, and a wrong
+// token or a session without a certificate is refused.
+func TestJoinWorker_Root(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (containerd)")
+	}
+	for _, p := range []string{imagetest.BusyboxPath, imagetest.RegistryPath, "/usr/bin/containerd", "/usr/sbin/runc"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("needs %s: run scripts/install-deps.sh", p)
+		}
+	}
+	ctx := context.Background()
+	tmp := t.TempDir()
+	reg, err := imagetest.StartRegistry(ctx, filepath.Join(tmp, "registry"), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Stop()
+	img, err := imagetest.Busybox(ocispec.ImageConfig{Cmd: []string{"sleep", "3600"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Push(ctx, img, "gitorc/busybox", "1"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A manager that runs no tasks itself.
+	mgr, err := bootstrap(bootstrapFlags{dataDir: filepath.Join(tmp, "m"), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startNode(t, mgr, "manager")
+	socket := socketFile(mgr.dir)
+	api1 := &apiClient{socket: socket, hc: unixClient(socket)}
+	var tok map[string]string
+	if err := storetest.WaitFor(func() bool { return api1.call(ctx, "GET", "/v1/tokens/worker", nil, &tok) == nil }, 30*time.Second); err != nil {
+		t.Fatal("no worker token")
+	}
+
+	// A wrong token (right CA, wrong secret) is refused.
+	good, _ := ca.ParseToken(tok["token"])
+	wrong := strings.TrimSuffix(tok["token"], tok["token"][len(tok["token"])-4:]) + "zzzz"
+	if _, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "bad")}, wrong, mgr.state.Advertise); err == nil || !strings.Contains(err.Error(), "join refused") {
+		t.Errorf("wrong token: %v", err)
+	}
+	// A client with no certificate reaches Join only, never a session.
+	cc, err := grpc.NewClient(mgr.state.Advertise, grpc.WithTransportCredentials(credentials.NewTLS(ca.JoinClientConfig(good, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := wire.OpenSession(ctx, cc)
+	if err == nil {
+		_ = stream.Send(&wire.WorkerMessage{Hello: &wire.Hello{}})
+		_, err = stream.Recv()
+	}
+	cc.Close()
+	if err == nil {
+		t.Error("a session without a certificate was accepted")
+	}
+
+	// The worker joins and runs the stack.
+	w, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "w"), insecure: []string{reg.Addr}}, tok["token"], mgr.state.Advertise)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.state.Role != api.RoleWorker || w.pki.node.Identity.Role != api.RoleWorker {
+		t.Fatalf("joined as %s with a %s certificate", w.state.Role, w.pki.node.Identity.Role)
+	}
+	stopWorker := startNode(t, w, "worker")
+	stack := fmt.Sprintf("services:\n  app:\n    image: %s/gitorc/busybox:1\n    command: [\"sleep\", \"3600\"]\n    deploy:\n      replicas: 2\n", reg.Addr)
+	file := filepath.Join(tmp, "compose.yaml")
+	if err := os.WriteFile(file, []byte(stack), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := run(t, "stack", "deploy", "--socket", socket, "-c", file, "j"); code != 0 {
+		t.Fatalf("deploy: %s", errOut)
+	}
+	var got map[string]int
+	if err := storetest.WaitFor(func() bool { got = tasksOf(t, mgr.store, "j_app"); return got["running"] == 2 }, 90*time.Second); err != nil {
+		t.Fatalf("tasks on the joined worker: %v", got)
+	}
+	var onWorker int
+	_ = mgr.store.View(func(tx store.ReadTx) error {
+		tasks, err := store.Find[api.Task](tx, store.ByNode(w.state.ID))
+		onWorker = len(tasks)
+		return err
+	})
+	if onWorker != 2 {
+		t.Errorf("%d tasks on the joined worker, want 2", onWorker)
+	}
+	if _, _, code := run(t, "stack", "rm", "--socket", socket, "j"); code != 0 {
+		t.Error("rm failed")
+	}
+	_ = storetest.WaitFor(func() bool { return liveTasks(mgr.store) == 0 }, 60*time.Second)
+	stopWorker()
+}
