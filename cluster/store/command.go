@@ -2,6 +2,7 @@ package store
 
 import (
 	"crypto/rand"
+	"encoding/base32"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -302,13 +303,46 @@ func decodeAbort(b []byte) (txnID, error) {
 	return id, nil
 }
 
-// newID returns a random object ID: 26 lowercase base32 characters (128 bits).
-func newID() (string, error) {
+// newID returns an object ID created at t: 26 lowercase base32hex
+// characters of 128 bits, 80 random then 48 of t in Unix milliseconds.
+// The random part comes first, so a 12-character short ID (hostnames,
+// tables, prefix lookups) stays as distinct as a fully random one; the time
+// part is what idKey puts first in the id index (see there). IDs carry no
+// secret.
+func newID(t time.Time) (string, error) {
 	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	if _, err := rand.Read(b[:10]); err != nil {
 		return "", fmt.Errorf("generate id: %w", err)
 	}
-	return lowerB32.EncodeToString(b[:]), nil
+	ms := uint64(t.UnixMilli())
+	for i := 15; i >= 10; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	return idEncoding.EncodeToString(b[:]), nil
 }
 
-var lowerB32 = b32Lower()
+// idEncoding is base32hex in lowercase: its alphabet is in byte order, so
+// the time part of an ID sorts as the time does.
+var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// idRandChars is the length of the random part of a newID: 80 bits.
+const idRandChars = 16
+
+// idKey is the id index's key of an ID, NUL-terminated. A 26-character ID
+// (what newID makes) is rotated so that its time part comes first: objects
+// created close together then share a key prefix, and a batch of creates
+// lands in one small subtree of each radix-tree index (the secondary
+// indexes end with this key too) instead of copying a path from the root
+// for every object, which is most of what applying costs on every manager.
+// Rotation is a bijection on strings of one length and other lengths are
+// kept as they are, so any ID (a caller's too) has exactly one key.
+func idKey(id string) []byte {
+	b := make([]byte, 0, len(id)+1)
+	if len(id) == 26 {
+		b = append(append(b, id[idRandChars:]...), id[:idRandChars]...)
+	} else {
+		b = append(b, id...)
+	}
+	return append(b, 0)
+}

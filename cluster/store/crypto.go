@@ -198,7 +198,3 @@ func resolveDataKey(cfg *Config) (*DataKey, error) {
 	}
 	return key, nil
 }
-
-func b32Lower() *base32.Encoding {
-	return base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-}

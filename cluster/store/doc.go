@@ -16,7 +16,10 @@
 //     payloads inside (command.go, a compact binary layout around each
 //     object's JSON), so applying it is deterministic on every manager and
 //     never decodes objects. An object's Version is the Raft index of the
-//     entry that last wrote it. One
+//     entry that last wrote it. Store-made IDs are 80 random bits then
+//     the creation time in milliseconds, and the id index keys them time
+//     first (idKey), so a batch of creates lands in one small subtree of
+//     every index instead of copying a root-to-leaf path per object. One
 //     transaction is one Raft entry; a transaction larger than
 //     Config.MaxEntryBytes is split into bounded chunk entries that the FSM
 //     stages and applies atomically when the last chunk commits (a chunked

@@ -68,7 +68,13 @@ func (f fieldIndex) FromObject(obj any) (bool, []byte, error) {
 	if v == "" {
 		return false, nil, nil
 	}
-	return true, append([]byte(v), 0), nil
+	return true, nulTerminated(v), nil
+}
+
+func nulTerminated(s string) []byte {
+	b := make([]byte, len(s)+1)
+	copy(b, s)
+	return b
 }
 
 func (f fieldIndex) FromArgs(args ...any) ([]byte, error) {
@@ -79,7 +85,33 @@ func (f fieldIndex) FromArgs(args ...any) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("index: argument %T is not a string", args[0])
 	}
-	return append([]byte(s), 0), nil
+	return nulTerminated(s), nil
+}
+
+// idIndex indexes records by idKey(ID): unique, and in creation order for
+// store-made IDs.
+type idIndex struct{}
+
+func (idIndex) FromObject(obj any) (bool, []byte, error) {
+	r, ok := obj.(*record)
+	if !ok {
+		return false, nil, fmt.Errorf("index: %T is not a record", obj)
+	}
+	if r.ID == "" {
+		return false, nil, nil
+	}
+	return true, idKey(r.ID), nil
+}
+
+func (idIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("index: want one argument, got %d", len(args))
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("index: argument %T is not a string", args[0])
+	}
+	return idKey(s), nil
 }
 
 var indexFields = map[string]fieldIndex{
@@ -107,7 +139,7 @@ func dbSchema() *memdb.DBSchema {
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
 	for _, k := range Kinds() {
 		t := &memdb.TableSchema{Name: k.String(), Indexes: map[string]*memdb.IndexSchema{
-			idxID: {Name: idxID, Unique: true, Indexer: fieldIndex(func(r *record) string { return r.ID })},
+			idxID: {Name: idxID, Unique: true, Indexer: idIndex{}},
 		}}
 		for _, name := range k.secondaryIndexes() {
 			t.Indexes[name] = &memdb.IndexSchema{Name: name, AllowMissing: true, Indexer: indexFields[name]}

@@ -46,7 +46,8 @@ type By struct {
 	value string
 }
 
-// All selects every object of the kind, by ID.
+// All selects every object of the kind, in id index order: store-made IDs
+// come in creation order (to the millisecond), see idKey.
 func All() By { return By{index: idxID} }
 
 // ByName selects objects by name (spec name; a node's name or hostname).
@@ -179,7 +180,7 @@ var _ Tx = (*writeTx)(nil)
 func (w *writeTx) Create(obj api.Object) error {
 	m := obj.GetMeta()
 	if m.ID == "" {
-		id, err := newID()
+		id, err := newID(w.now)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
+	"runtime/trace"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +31,40 @@ func benchCluster(b *testing.B) *storetest.Cluster {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	return storetest.New(b, opts)
+}
+
+// profileTimed profiles the timed part of a benchmark round when
+// STORE_BENCH_CPUPROFILE or STORE_BENCH_TRACE names a file (the last,
+// longest round of each benchmark wins). Call it right after ResetTimer and
+// defer what it returns.
+func profileTimed(b *testing.B) func() {
+	var stops []func()
+	if p := os.Getenv("STORE_BENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	}
+	if p := os.Getenv("STORE_BENCH_TRACE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := trace.Start(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
+	}
+	return func() {
+		b.StopTimer()
+		for _, stop := range stops {
+			stop()
+		}
+	}
 }
 
 func benchTask(i int) *api.Task {
@@ -64,6 +100,7 @@ func BenchmarkBatchedWrites(b *testing.B) {
 			var next atomic.Int64
 			var entries atomic.Int64
 			b.ResetTimer()
+			stopProfile := profileTimed(b)
 			var wg sync.WaitGroup
 			for range bc.workers {
 				wg.Add(1)
@@ -92,8 +129,49 @@ func BenchmarkBatchedWrites(b *testing.B) {
 				}()
 			}
 			wg.Wait()
+			stopProfile()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "objects/s")
 			b.ReportMetric(float64(entries.Load())/b.Elapsed().Seconds(), "txns/s")
+		})
+	}
+}
+
+// BenchmarkConcurrentCommits: many writers on the leader, each committing
+// one object per transaction: the batching is Raft's (BatchApplyCh, one
+// log write and one AppendEntries for every entry queued meanwhile) and the
+// FSM's (ApplyBatch, one database transaction per Raft batch), not the
+// caller's. ns/op is per commit.
+func BenchmarkConcurrentCommits(b *testing.B) {
+	for _, writers := range []int{16, 64, 256} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			c := benchCluster(b)
+			defer c.Close()
+			s := c.Store(c.Leader())
+			var next atomic.Int64
+			b.ResetTimer()
+			stopProfile := profileTimed(b)
+			var wg sync.WaitGroup
+			for range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1) - 1
+						if i >= int64(b.N) {
+							return
+						}
+						if _, err := s.Update(context.Background(), func(tx store.Tx) error {
+							return tx.Create(benchTask(int(i)))
+						}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			stopProfile()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
 		})
 	}
 }
