@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,9 +35,16 @@ type Registry struct {
 // StartRegistry starts a registry with its config and storage under dir
 // and waits (up to timeout) until it answers.
 func StartRegistry(ctx context.Context, dir string, timeout time.Duration) (*Registry, error) {
+	return StartRegistryOn(ctx, dir, "127.0.0.1", timeout)
+}
+
+// StartRegistryOn is StartRegistry listening on host (an address of this
+// machine, such as the bridge of an e2e network, so that hosts in network
+// namespaces can pull from it).
+func StartRegistryOn(ctx context.Context, dir, host string, timeout time.Duration) (*Registry, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		r, err := startRegistry(ctx, dir, timeout)
+		r, err := startRegistry(ctx, dir, host, timeout)
 		if err == nil {
 			return r, nil
 		}
@@ -45,12 +53,12 @@ func StartRegistry(ctx context.Context, dir string, timeout time.Duration) (*Reg
 	return nil, lastErr
 }
 
-func startRegistry(ctx context.Context, dir string, timeout time.Duration) (*Registry, error) {
+func startRegistry(ctx context.Context, dir, host string, timeout time.Duration) (*Registry, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: error
