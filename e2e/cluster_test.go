@@ -26,7 +26,10 @@ type cluster struct {
 	procs  []*harness.Process
 	logs   string
 	socket string // the manager's control socket (a file: reachable from here)
+	reg    *imagetest.Registry
 }
+
+func (c *cluster) registryAddr() string { return c.reg.Addr }
 
 func requireE2E(t *testing.T) {
 	if why := harness.Requirements(); why != "" {
@@ -62,7 +65,9 @@ func (c *cluster) waitFor(what string, timeout time.Duration, cond func() bool) 
 	for !cond() {
 		if time.Now().After(deadline) {
 			c.dumpLogs()
-			c.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			ps, _ := c.gitorc("ps")
+			svc, _ := c.gitorc("service", "ls")
+			c.t.Fatalf("timed out after %s waiting for %s\n%s\n%s", timeout, what, svc, ps)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -129,6 +134,7 @@ func newCluster(t *testing.T, hosts int) (*cluster, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(reg.Stop)
+	c.reg = reg
 	img, err := imagetest.Busybox(ocispec.ImageConfig{Cmd: []string{"sleep", "3600"}})
 	if err != nil {
 		t.Fatal(err)
@@ -173,9 +179,7 @@ func newCluster(t *testing.T, hosts int) (*cluster, string) {
 func (c *cluster) teardown() {
 	out, _ := c.gitorc("ps", "-o", "json")
 	if strings.Contains(out, `"state": "running"`) {
-		for _, s := range []string{"app"} {
-			_, _ = c.gitorc("stack", "rm", s)
-		}
+		_, _ = c.gitorc("stack", "rm", "app")
 		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) && total(c.runningTasks("app", true)) > 0 {
 			time.Sleep(200 * time.Millisecond)
