@@ -65,12 +65,12 @@ func (c *Controller) Run(ctx context.Context) error {
 // conflict (another controller wrote a task meanwhile) retries with a
 // fresh view.
 func (c *Controller) Pass(ctx context.Context) (time.Time, error) {
-	for attempt := 1; ; attempt++ {
-		wake, err := c.pass(ctx)
-		if err == nil || !errors.Is(err, store.ErrVersionConflict) || attempt == 3 {
-			return wake, err
-		}
-	}
+	var wake time.Time
+	err := store.RetryConflicts(3, func() (err error) {
+		wake, err = c.pass(ctx)
+		return err
+	})
+	return wake, err
 }
 
 func (c *Controller) pass(ctx context.Context) (time.Time, error) {

@@ -69,12 +69,7 @@ func unplaced(t *api.Task) bool {
 
 // Pass schedules every unplaced task once and commits the outcome.
 func (c *Controller) Pass(ctx context.Context) error {
-	for attempt := 1; ; attempt++ {
-		err := c.pass(ctx)
-		if err == nil || !errors.Is(err, store.ErrVersionConflict) || attempt == 3 {
-			return err
-		}
-	}
+	return store.RetryConflicts(3, func() error { return c.pass(ctx) })
 }
 
 func (c *Controller) pass(ctx context.Context) error {

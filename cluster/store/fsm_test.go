@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -348,4 +349,26 @@ func FuzzApplyCommand(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestRetryConflicts(t *testing.T) {
+	calls := 0
+	err := RetryConflicts(3, func() error { calls++; return fmt.Errorf("update: %w", ErrVersionConflict) })
+	if !errors.Is(err, ErrVersionConflict) || calls != 3 {
+		t.Errorf("conflicts: %d calls, err %v", calls, err)
+	}
+	calls = 0
+	if err := RetryConflicts(3, func() error {
+		calls++
+		if calls < 2 {
+			return ErrVersionConflict
+		}
+		return nil
+	}); err != nil || calls != 2 {
+		t.Errorf("second try wins: %d calls, err %v", calls, err)
+	}
+	calls = 0
+	if err := RetryConflicts(3, func() error { calls++; return ErrNotFound }); !errors.Is(err, ErrNotFound) || calls != 1 {
+		t.Errorf("other error retried: %d calls", calls)
+	}
 }

@@ -100,3 +100,15 @@ func drain(w *Watcher) {
 		}
 	}
 }
+
+// RetryConflicts runs fn up to attempts times while it fails with
+// ErrVersionConflict: a controller that read a view, decided and lost a
+// race with another writer decides again on a fresh view.
+func RetryConflicts(attempts int, fn func() error) error {
+	for i := 1; ; i++ {
+		err := fn()
+		if err == nil || !errors.Is(err, ErrVersionConflict) || i >= attempts {
+			return err
+		}
+	}
+}
