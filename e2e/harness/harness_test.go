@@ -74,7 +74,7 @@ func TestHostsCutHealPartition_Root(t *testing.T) {
 	waitFor(t, 10*time.Second, "the partition to heal", func() bool { return reach(t, h1, h2) && reach(t, h3, h1) })
 
 	nw.Close()
-	if left := Leftovers(); len(left) > 0 {
+	if left := nw.Leftovers(); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
 	}
 }

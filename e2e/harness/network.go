@@ -203,9 +203,21 @@ func (nw *Network) Close() {
 	_, _ = run("ip", "link", "del", nw.bridge)
 }
 
-// Leftovers lists what networks of this package left on the machine; a
-// test calls it after Close to prove the cleanup.
-func Leftovers() []string {
+// Leftovers lists what this network left on the machine; a test calls it
+// after Close to prove the cleanup. (Other networks, of tests running at
+// the same time, are not its business.)
+func (nw *Network) Leftovers() []string {
+	var mine []string
+	for _, l := range leftovers() {
+		if strings.Contains(l, nw.id) {
+			mine = append(mine, l)
+		}
+	}
+	return mine
+}
+
+// leftovers lists every object a harness network creates on the machine.
+func leftovers() []string {
 	var left []string
 	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
 		for _, l := range strings.Split(string(out), "\n") {
