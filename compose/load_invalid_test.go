@@ -463,6 +463,11 @@ services:
 		},
 	},
 	{
+		name: "bad_cpus",
+		yaml: "services:\n  web:\n    image: x\n    deploy:\n      resources:\n        limits:\n          cpus: many\n",
+		want: []string{`compose.yaml:7: services.web.deploy.resources.limits.cpus: "many" is not a number of CPUs such as 0.5`},
+	},
+	{
 		name: "duplicate_key",
 		yaml: "services:\n  web:\n    image: x\n    image: y\n",
 		want: []string{`compose.yaml:4: invalid YAML: mapping key "image" already defined at line 3`},

@@ -528,19 +528,9 @@ func checkScalar(k scalarKind, v any) string {
 			return fmt.Sprintf("%v is not a size: write it such as 256M or 1G", v)
 		}
 	case scalarCPUs:
-		var x float64
-		switch t := v.(type) {
-		case int:
-			x = float64(t)
-		case float64:
-			x = t
-		case string:
-			var err error
-			if x, err = strconv.ParseFloat(strings.TrimSpace(t), 64); err != nil {
-				return fmt.Sprintf("%q is not a number of CPUs such as 0.5", t)
-			}
-		default:
-			return fmt.Sprintf("%v is not a number of CPUs such as 0.5", v)
+		x, msg := number(v, "a number of CPUs such as 0.5")
+		if msg != "" {
+			return msg
 		}
 		if x < 0 {
 			return fmt.Sprintf("%v must not be negative", v)
@@ -567,23 +557,30 @@ func checkScalar(k scalarKind, v any) string {
 			return err.Error()
 		}
 	case scalarRatio:
-		var x float64
-		switch t := v.(type) {
-		case int:
-			x = float64(t)
-		case float64:
-			x = t
-		case string:
-			var err error
-			if x, err = strconv.ParseFloat(strings.TrimSpace(t), 64); err != nil {
-				return fmt.Sprintf("%q is not a number", t)
-			}
-		default:
-			return fmt.Sprintf("%v is not a number", v)
+		x, msg := number(v, "a number")
+		if msg != "" {
+			return msg
 		}
 		if x < 0 || x > 1 {
 			return fmt.Sprintf("%v is not between 0 and 1", v)
 		}
 	}
 	return ""
+}
+
+// number reads a YAML number, or a string holding one.
+func number(v any, what string) (float64, string) {
+	switch t := v.(type) {
+	case int:
+		return float64(t), ""
+	case float64:
+		return t, ""
+	case string:
+		x, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
+		if err != nil {
+			return 0, fmt.Sprintf("%q is not %s", t, what)
+		}
+		return x, ""
+	}
+	return 0, fmt.Sprintf("%v is not %s", v, what)
 }
