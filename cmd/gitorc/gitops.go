@@ -40,16 +40,25 @@ func (d *daemon) gitops(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	// A source that cannot be set up is a problem for the user: it goes
+	// on the sync state (gitorc status), not only in this node's log.
+	failed := func(err error) error {
+		st.Phase, st.Message = api.SyncFailed, "the Git source cannot be used: "+err.Error()
+		if cerr := cl.Commit(ctx, reconcile.Commit{State: st}); cerr != nil {
+			return fmt.Errorf("%w (and recording it failed: %v)", err, cerr)
+		}
+		return err
+	}
 	src, err := gitsource.New(gitsource.Config{URL: st.Source.URL, Ref: st.Source.Ref, Path: st.Source.Path,
 		DataDir: filepath.Join(d.dir, "gitops", "repo"), Logger: d.log.With("component", "gitsource")})
 	if err != nil {
-		return err
+		return failed(err)
 	}
 	ctrl, err := reconcile.NewController(reconcile.ControllerConfig{Source: src, Cluster: cl, Secrets: d.identity,
 		Logger: d.log.With("component", "gitops"), Workdir: filepath.Join(d.dir, "gitops", "work"),
 		PollInterval: st.Source.Interval.Std()})
 	if err != nil {
-		return err
+		return failed(err)
 	}
 	d.log.Info("following Git", "url", gitsource.RedactURL(st.Source.URL), "ref", st.Source.Ref, "path", st.Source.Path)
 	return ctrl.Run(ctx)
