@@ -60,29 +60,10 @@ func tasksOf(t *testing.T, s *store.Store, service string) map[string]int {
 // dispatcher, controllers, agent on its own containerd), then a stack with
 // a sealed secret deployed by hand runs healthy, and removing it stops it.
 func TestBootstrapDeployRemove_Root(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (containerd)")
-	}
-	for _, p := range []string{imagetest.BusyboxPath, imagetest.RegistryPath, "/usr/bin/containerd", "/usr/sbin/runc"} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("needs %s: run scripts/install-deps.sh", p)
-		}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	tmp := t.TempDir()
-	reg, err := imagetest.StartRegistry(ctx, filepath.Join(tmp, "registry"), 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Stop()
-	img, err := imagetest.Busybox(ocispec.ImageConfig{Cmd: []string{"sleep", "3600"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Push(ctx, img, "gitorc/busybox", "1"); err != nil {
-		t.Fatal(err)
-	}
+	reg := testRegistry(t, tmp)
 
 	dataDir := filepath.Join(tmp, "node")
 	d, err := bootstrap(bootstrapFlags{dataDir: dataDir, listen: freeAddr(t), raftListen: freeAddr(t), insecure: []string{reg.Addr}})
@@ -195,6 +176,33 @@ func liveTasks(s *store.Store) int {
 		return err
 	})
 	return live
+}
+
+// testRegistry skips the test unless it can run containers, and serves
+// gitorc/busybox:1 (which sleeps) from a loopback registry.
+func testRegistry(t *testing.T, dir string) *imagetest.Registry {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (containerd)")
+	}
+	for _, p := range []string{imagetest.BusyboxPath, imagetest.RegistryPath, "/usr/bin/containerd", "/usr/sbin/runc"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("needs %s: run scripts/install-deps.sh", p)
+		}
+	}
+	reg, err := imagetest.StartRegistry(context.Background(), filepath.Join(dir, "registry"), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	img, err := imagetest.Busybox(ocispec.ImageConfig{Cmd: []string{"sleep", "3600"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Push(context.Background(), img, "gitorc/busybox", "1"); err != nil {
+		t.Fatal(err)
+	}
+	return reg
 }
 
 // syncWriter serialises writes from the daemon's goroutines.

@@ -10,13 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -50,28 +48,9 @@ func startNode(t *testing.T, d *daemon, name string) (stop func()) {
 // A worker joins with the token, runs the cluster's tasks, and a wrong
 // token or a session without a certificate is refused.
 func TestJoinWorker_Root(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (containerd)")
-	}
-	for _, p := range []string{imagetest.BusyboxPath, imagetest.RegistryPath, "/usr/bin/containerd", "/usr/sbin/runc"} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("needs %s: run scripts/install-deps.sh", p)
-		}
-	}
 	ctx := context.Background()
 	tmp := t.TempDir()
-	reg, err := imagetest.StartRegistry(ctx, filepath.Join(tmp, "registry"), 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Stop()
-	img, err := imagetest.Busybox(ocispec.ImageConfig{Cmd: []string{"sleep", "3600"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Push(ctx, img, "gitorc/busybox", "1"); err != nil {
-		t.Fatal(err)
-	}
+	reg := testRegistry(t, tmp)
 
 	// A manager that runs no tasks itself.
 	mgr, err := bootstrap(bootstrapFlags{dataDir: filepath.Join(tmp, "m"), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true})
