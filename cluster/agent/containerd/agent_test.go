@@ -112,10 +112,7 @@ func TestAgentBadInputs_Root(t *testing.T) {
 				t.Errorf("status = %s %q (err %q), want %s %q", st.State, st.Message, st.Err, tc.wantState, tc.wantMsg)
 			}
 			// A finished task holds nothing on the node.
-			waitFor(t, 30*time.Second, func() (bool, string) {
-				return observed(t, env.exec, tc.task.ID) == nil, "container still there"
-			})
-			assertGone(t, env.exec, nodeDir(), tc.task.ID)
+			waitGone(t, env.exec, nodeDir(), tc.task.ID)
 		})
 	}
 }
@@ -148,7 +145,7 @@ func TestAgentLifecycle_Root(t *testing.T) {
 	if got := rep.states(task.ID); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("reported states %v, want %v", got, want)
 	}
-	assertGone(t, env.exec, nodeDir(), task.ID)
+	waitGone(t, env.exec, nodeDir(), task.ID)
 	// Unassigned: the log goes too.
 	a.Assign(nil)
 	waitFor(t, 10*time.Second, func() (bool, string) {

@@ -303,23 +303,43 @@ func logs(t testing.TB, e *containerd.Executor, id string) string {
 	return b.String()
 }
 
-// assertGone checks that nothing of the task is left on the node: no
-// container, no snapshot, no mount, no task directory.
-func assertGone(t testing.TB, e *containerd.Executor, dataDir, id string) {
+// leftovers lists what of the task is still on the node: its container,
+// snapshot, mounts and task directory.
+func leftovers(t testing.TB, e *containerd.Executor, dataDir, id string) []string {
 	t.Helper()
-	ctx := context.Background()
+	var left []string
 	if o := observed(t, e, id); o != nil {
-		t.Errorf("container of %s left behind: %+v", id, *o)
+		left = append(left, fmt.Sprintf("container %+v", *o))
 	}
-	nsctx := namespaced(ctx)
+	nsctx := namespaced(context.Background())
 	if _, err := e.Client().SnapshotService(containerd.DefaultSnapshotter).Stat(nsctx, id); err == nil {
-		t.Errorf("snapshot %s left behind", id)
+		left = append(left, "snapshot "+id)
 	}
 	taskDir := filepath.Join(dataDir, "tasks", id)
 	if mps := mountsUnder(taskDir); len(mps) > 0 {
-		t.Errorf("mounts left behind: %v", mps)
+		left = append(left, fmt.Sprintf("mounts %v", mps))
 	}
 	if _, err := os.Stat(taskDir); err == nil {
-		t.Errorf("task directory %s left behind", taskDir)
+		left = append(left, "task directory "+taskDir)
 	}
+	return left
+}
+
+// assertGone checks that nothing of the task is left on the node once the
+// executor's Remove has returned.
+func assertGone(t testing.TB, e *containerd.Executor, dataDir, id string) {
+	t.Helper()
+	if left := leftovers(t, e, dataDir, id); len(left) > 0 {
+		t.Errorf("task %s left behind: %s", id, strings.Join(left, "; "))
+	}
+}
+
+// waitGone waits until the agent, which cleans up after a task in the
+// background, has left nothing of it on the node.
+func waitGone(t testing.TB, e *containerd.Executor, dataDir, id string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		left := leftovers(t, e, dataDir, id)
+		return len(left) == 0, fmt.Sprintf("task %s left behind: %s", id, strings.Join(left, "; "))
+	})
 }
