@@ -41,6 +41,12 @@ type NodeStatus struct {
 // ManagerStatus describes a manager's Raft membership.
 type ManagerStatus struct {
 	RaftID string `json:"raft_id"`
-	Addr   string `json:"addr"`
-	Leader bool   `json:"leader,omitempty"`
+	// Addr is where nodes reach the manager's API (gRPC, mutual TLS).
+	Addr string `json:"addr"`
+	// RaftAddr is where the other managers reach its Raft transport.
+	RaftAddr string `json:"raft_addr,omitempty"`
+	Leader   bool   `json:"leader,omitempty"`
+	// CaughtUp is set by a joining manager once its replica has caught up
+	// with the leader: the leader then makes it a voter.
+	CaughtUp bool `json:"caught_up,omitempty"`
 }

@@ -63,6 +63,14 @@ type VolumeSpec struct {
 }
 
 // Secret is sensitive data delivered to tasks as files on a tmpfs.
+// LabelInternal marks the cluster's own secrets (its CA key, join tokens
+// and age identity): they are stored, replicated and encrypted at rest as
+// every secret is, and are never delivered to a task.
+const LabelInternal = "gitorc.internal"
+
+// Internal reports whether the secret is one of the cluster's own.
+func (s *Secret) Internal() bool { return s.Spec.Labels[LabelInternal] != "" }
+
 type Secret struct {
 	Meta
 	Spec SecretSpec `json:"spec"`

@@ -57,7 +57,7 @@ func assignmentOf(tx store.ReadTx, nodeID string) (*assignment, error) {
 		if err != nil {
 			return nil, err
 		}
-		if s == nil {
+		if s == nil || s.Internal() {
 			continue // the agent rejects the task that needs it
 		}
 		a.set.Secrets = append(a.set.Secrets, wire.SecretFile{Name: name, Data: wire.Plaintext(s.Spec.Data.Reveal())})

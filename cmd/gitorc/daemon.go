@@ -23,9 +23,11 @@ import (
 	"github.com/gitorc/gitorc/cluster/orchestrator"
 	"github.com/gitorc/gitorc/cluster/scheduler"
 	"github.com/gitorc/gitorc/cluster/store"
+	"github.com/gitorc/gitorc/cluster/store/storerpc"
 	"github.com/gitorc/gitorc/secrets"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 )
 
 // daemon is one gitorc node: a manager (store, controllers, dispatcher,
@@ -38,11 +40,13 @@ type daemon struct {
 	log   *slog.Logger
 	first bool // bootstrap: this node creates the cluster
 
-	store    *store.Store
-	identity *secrets.Identity
+	store *store.Store
+	ident ageIdentity // the cluster's age identity, read from the store
 	// newRoot is the CA bootstrap created; its key is sealed with the
 	// store's data key once the store is open.
 	newRoot *ca.RootCA
+	// joinKey is the data key a joining manager was given.
+	joinKey *store.DataKey
 
 	// mounts adds handlers to the control socket (the control API).
 	mounts []func(d *daemon, mux *http.ServeMux)
@@ -113,22 +117,32 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	if err != nil {
 		return err
 	}
+	// Followers forward writes to the leader's API, as managers only.
+	fwd := &storerpc.Forwarder{Resolve: d.resolveManager, TLS: raftCli}
+	defer func() {
+		if d.store == nil {
+			_ = fwd.Close()
+		}
+	}()
 	s, err := store.New(store.Config{ID: d.state.ID, DataDir: raftDir(d.dir),
 		StreamLayer: &tlsLayer{TCPStreamLayer: tcp, server: raftSrv, client: raftCli},
-		Bootstrap:   d.first, Logger: d.log.With("component", "store")})
+		Bootstrap:   d.first, DataKey: d.joinKey, Forwarder: fwd, Logger: d.log.With("component", "store")})
 	if err != nil {
 		tcp.Close()
 		return err
 	}
 	d.store = s
+	d.joinKey = nil
 	goRun("store", func(ctx context.Context) error {
 		err := s.Run(ctx)
 		_ = s.Close()
+		_ = fwd.Close()
 		return err
 	})
 	if err := d.openSecrets(ctx); err != nil {
 		return err
 	}
+	goRun("cluster keys", d.importClusterKeys)
 
 	// The dispatcher: every worker's session, over mutual TLS.
 	disp, err := dispatcher.New(dispatcher.Config{Store: s, Leadership: s, Logger: d.log.With("component", "dispatcher"),
@@ -139,6 +153,7 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(srvTLS)))
 	disp.Register(srv)
 	wire.RegisterJoin(srv, joinServer{d})
+	storerpc.Register(srv, s, managersOnly)
 	ln, err := net.Listen("tcp", d.state.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", d.state.Listen, err)
@@ -152,8 +167,24 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 		return nil
 	})
 	goRun("controllers", d.leaderControllers)
+	goRun("manager registration", d.registerManager)
 	goRun("control socket", d.serveControl)
 	return nil
+}
+
+// managersOnly admits calls from managers of this cluster only, by the
+// role in the peer's verified certificate.
+func managersOnly(ctx context.Context) error {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return errors.New("no peer information")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 {
+		return errors.New("no verified client certificate")
+	}
+	_, err := ca.RequireRole(info.State, api.RoleManager)
+	return err
 }
 
 // managerAddr is where workers reach the leader's dispatcher.
@@ -171,44 +202,36 @@ func (d *daemon) managerAddr(li store.LeaderInfo) string {
 	return addr
 }
 
-// openSecrets reads the cluster's age identity, sealed with the store's
-// data key; bootstrap creates it.
+// openSecrets seals, on the bootstrapping manager, the cluster's new CA
+// key, join tokens and age identity with the store's data key, for
+// importClusterKeys to move into the store once this manager leads.
 func (d *daemon) openSecrets(ctx context.Context) error {
+	if d.newRoot == nil {
+		return nil
+	}
 	key, err := d.store.ExportDataKey()
 	if err != nil {
 		return err
 	}
-	if d.newRoot != nil {
-		if err := sealFile(key, filepath.Join(pkiDir(d.dir), caKeySealed), d.newRoot.KeyPEM()); err != nil {
-			return err
-		}
-		tokens, err := ca.NewJoinTokens(d.newRoot.Digest())
-		if err != nil {
-			return err
-		}
-		if err := sealFile(key, filepath.Join(pkiDir(d.dir), tokensSealed), []byte(tokens.Worker.Encode()+"\n"+tokens.Manager.Encode()+"\n")); err != nil {
-			return err
-		}
-		d.newRoot = nil
+	if err := sealFile(key, filepath.Join(pkiDir(d.dir), caKeySealed), d.newRoot.KeyPEM()); err != nil {
+		return err
 	}
-	path := filepath.Join(pkiDir(d.dir), identSealed)
-	b, err := openFile(key, path)
-	if errors.Is(err, os.ErrNotExist) {
-		id, err := secrets.GenerateIdentity()
-		if err != nil {
-			return err
-		}
-		if err := sealFile(key, path, id.SecretKey().Reveal()); err != nil {
-			return err
-		}
-		d.identity = id
-		return writeFileAtomic(recipientPath(d.dir), []byte(id.Recipient()+"\n"), 0o644)
-	}
+	tokens, err := ca.NewJoinTokens(d.newRoot.Digest())
 	if err != nil {
 		return err
 	}
-	d.identity, err = secrets.ParseIdentity(api.SecretBytes(b))
-	return err
+	if err := sealFile(key, filepath.Join(pkiDir(d.dir), tokensSealed), []byte(tokens.Worker.Encode()+"\n"+tokens.Manager.Encode()+"\n")); err != nil {
+		return err
+	}
+	id, err := secrets.GenerateIdentity()
+	if err != nil {
+		return err
+	}
+	if err := sealFile(key, filepath.Join(pkiDir(d.dir), identSealed), id.SecretKey().Reveal()); err != nil {
+		return err
+	}
+	d.newRoot = nil
+	return writeFileAtomic(recipientPath(d.dir), []byte(id.Recipient()+"\n"), 0o644)
 }
 
 // leaderControllers runs the orchestrator and the scheduler while this
@@ -251,7 +274,8 @@ func (d *daemon) leaderControllers(ctx context.Context) error {
 			}
 			lctx, lcancel := context.WithCancel(ctx)
 			cancel = lcancel
-			wg.Add(3)
+			wg.Add(4)
+			go func() { defer wg.Done(); _ = d.membership(lctx) }()
 			go func() { defer wg.Done(); _ = orch.Run(lctx) }()
 			go func() { defer wg.Done(); _ = sched.Run(lctx) }()
 			go func() {
@@ -280,8 +304,13 @@ func (d *daemon) serveControl(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
 		li := d.store.Leader()
-		writeJSONResponse(w, http.StatusOK, map[string]any{"node": d.state.ID, "role": d.state.Role,
-			"leader": li.ID, "is_leader": li.IsLeader, "recipient": d.identity.Recipient()})
+		info := map[string]any{"node": d.state.ID, "role": d.state.Role, "leader": li.ID, "is_leader": li.IsLeader}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if id, err := d.identity(ctx); err == nil {
+			info["recipient"] = id.Recipient()
+		}
+		writeJSONResponse(w, http.StatusOK, info)
 	})
 	for _, m := range append(controlMounts, d.mounts...) {
 		m(d, mux)

@@ -54,7 +54,11 @@ func (d *daemon) gitops(ctx context.Context) error {
 	if err != nil {
 		return failed(err)
 	}
-	ctrl, err := reconcile.NewController(reconcile.ControllerConfig{Source: src, Cluster: cl, Secrets: d.identity,
+	ident, err := d.identity(ctx)
+	if err != nil {
+		return err
+	}
+	ctrl, err := reconcile.NewController(reconcile.ControllerConfig{Source: src, Cluster: cl, Secrets: ident,
 		Logger: d.log.With("component", "gitops"), Workdir: filepath.Join(d.dir, "gitops", "work"),
 		PollInterval: st.Source.Interval.Std()})
 	if err != nil {

@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
+	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -30,22 +32,15 @@ type joinServer struct{ d *daemon }
 
 var _ wire.JoinServer = joinServer{}
 
-// tokens reads the cluster's join tokens, sealed with the data key.
+// tokens reads the cluster's join tokens from the store.
 func (d *daemon) tokens() (ca.JoinTokens, error) {
-	key, err := d.store.ExportDataKey()
-	if err != nil {
-		return ca.JoinTokens{}, err
-	}
-	b, err := openFile(key, filepath.Join(pkiDir(d.dir), tokensSealed))
-	if errors.Is(err, os.ErrNotExist) {
-		return ca.JoinTokens{}, errors.New("this manager holds no join tokens: join through the manager that bootstrapped the cluster")
-	}
+	b, err := d.clusterKey(keyTokens)
 	if err != nil {
 		return ca.JoinTokens{}, err
 	}
 	lines := strings.Fields(string(b))
 	if len(lines) != 2 {
-		return ca.JoinTokens{}, errors.New("join tokens file is damaged")
+		return ca.JoinTokens{}, errors.New("the cluster's join tokens are damaged")
 	}
 	w, err := ca.ParseToken(lines[0])
 	if err != nil {
@@ -58,34 +53,26 @@ func (d *daemon) tokens() (ca.JoinTokens, error) {
 	return ca.JoinTokens{Worker: w, Manager: m}, nil
 }
 
-func (d *daemon) saveTokens(t ca.JoinTokens) error {
-	key, err := d.store.ExportDataKey()
-	if err != nil {
-		return err
-	}
-	return sealFile(key, filepath.Join(pkiDir(d.dir), tokensSealed), []byte(t.Worker.Encode()+"\n"+t.Manager.Encode()+"\n"))
+func (d *daemon) saveTokens(ctx context.Context, t ca.JoinTokens) error {
+	return d.setClusterKey(ctx, keyTokens, []byte(t.Worker.Encode()+"\n"+t.Manager.Encode()+"\n"))
 }
 
 func (s joinServer) Join(ctx context.Context, req *wire.JoinRequest) (*wire.JoinResponse, error) {
 	d := s.d
 	tokens, err := d.tokens()
 	if err != nil {
-		return nil, status.Error(codes.Unavailable, err.Error())
+		return nil, status.Error(codes.Unavailable, "this manager cannot admit nodes yet: "+err.Error())
 	}
 	role, err := tokens.Check(req.Token)
 	if err != nil {
 		return nil, status.Error(codes.PermissionDenied, "join refused: the token is not this cluster's current token")
 	}
-	if role == api.RoleManager {
-		return nil, status.Error(codes.Unimplemented, "joining more managers is not supported yet: join with the worker token")
+	if role == api.RoleManager && (req.Addr == "" || req.RaftAddr == "") {
+		return nil, status.Error(codes.InvalidArgument, "a joining manager must give its API and Raft addresses")
 	}
-	key, err := d.store.ExportDataKey()
+	caKey, err := d.clusterKey(keyCA)
 	if err != nil {
-		return nil, status.Error(codes.Unavailable, err.Error())
-	}
-	caKey, err := openFile(key, filepath.Join(pkiDir(d.dir), caKeySealed))
-	if err != nil {
-		return nil, status.Error(codes.Unavailable, "this manager cannot issue certificates: join through the manager that bootstrapped the cluster")
+		return nil, status.Error(codes.Unavailable, "this manager cannot issue certificates yet: "+err.Error())
 	}
 	root, err := ca.LoadRootCA(ca.DefaultConfig(), d.pki.caCert, caKey)
 	if err != nil {
@@ -99,8 +86,24 @@ func (s joinServer) Join(ctx context.Context, req *wire.JoinRequest) (*wire.Join
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	resp := &wire.JoinResponse{NodeID: id, Role: role, Cert: cert, CA: d.pki.caCert, Managers: d.managerAddrs()}
+	if role == api.RoleManager {
+		key, err := d.store.ExportDataKey()
+		if err != nil {
+			return nil, status.Error(codes.Unavailable, err.Error())
+		}
+		// The new manager's node, with its addresses: the leader adds it
+		// to Raft as a learner, then as a voter once it has caught up.
+		n := &api.Node{Meta: api.Meta{ID: id}, Spec: api.NodeSpec{Role: api.RoleManager, Availability: api.AvailabilityActive},
+			Description: api.NodeDescription{Hostname: req.Hostname},
+			Manager:     &api.ManagerStatus{RaftID: id, Addr: req.Addr, RaftAddr: req.RaftAddr}}
+		if _, err := d.store.Update(ctx, func(tx store.Tx) error { return tx.Create(n) }); err != nil {
+			return nil, status.Error(codes.Unavailable, "record the new manager: "+err.Error())
+		}
+		resp.DataKey = key[:]
+	}
 	d.log.Info("node joined", "node", id, "role", role)
-	return &wire.JoinResponse{NodeID: id, Cert: cert, CA: d.pki.caCert, Managers: []string{d.state.Advertise}}, nil
+	return resp, nil
 }
 
 func newJoinCmd() *cobra.Command {
@@ -108,10 +111,12 @@ func newJoinCmd() *cobra.Command {
 	var token string
 	cmd := &cobra.Command{
 		Use:   "join --token TOKEN MANAGER-ADDR",
-		Short: "Join an existing cluster as a worker",
-		Long: `Asks the manager for this node's certificate with a join token (gitorc token worker
-on a manager). The connection trusts only the CA whose digest the token carries. Then
-runs the node in the foreground; restart it later with gitorc daemon --data-dir.`,
+		Short: "Join an existing cluster as a worker, or as a manager with a manager token",
+		Long: `Asks the manager for this node's certificate with a join token (gitorc token
+worker|manager on a manager). The connection trusts only the CA whose digest the token
+carries. A manager token makes this node a manager too: it receives the cluster's data
+key, copies the store as a Raft learner and becomes a voter once it has caught up.
+Then runs the node in the foreground; restart it later with gitorc daemon --data-dir.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := join(cmd.Context(), f, token, args[0])
@@ -125,6 +130,10 @@ runs the node in the foreground; restart it later with gitorc daemon --data-dir.
 	fl.StringVar(&token, "token", "", "join token (GTRC-1-…)")
 	fl.StringVar(&f.dataDir, "data-dir", DefaultDataDir, "where the node keeps its state")
 	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry reached over plain HTTP (host:port)")
+	fl.StringVar(&f.listen, "listen", "0.0.0.0:4270", "a manager's API address (manager token only)")
+	fl.StringVar(&f.advertise, "advertise", "", "address other nodes reach a manager's API at (default: the listen address, or this host's first address)")
+	fl.StringVar(&f.raftListen, "raft-listen", "", "a manager's Raft address (default: the listen port + 1)")
+	fl.BoolVar(&f.noWorker, "no-worker", false, "a manager that runs no tasks")
 	_ = cmd.MarkFlagRequired("token")
 	return cmd
 }
@@ -147,12 +156,40 @@ func join(ctx context.Context, f bootstrapFlags, token, manager string) (*daemon
 	if err != nil {
 		return nil, err
 	}
-	resp, err := wire.Join(ctx, cc, &wire.JoinRequest{Token: token, CSR: csr})
+	// The token does not say its role; the manager does. So the addresses
+	// a manager needs go along in any case.
+	req := &wire.JoinRequest{Token: token, CSR: csr}
+	st := &nodeState{Worker: true, Insecure: f.insecure, Listen: f.listen}
+	if f.listen != "" {
+		if st.Advertise, err = advertiseAddr(f.listen, f.advertise); err != nil {
+			return nil, err
+		}
+		if st.RaftListen, st.RaftAdvertise, err = raftAddrs(f.listen, st.Advertise, f.raftListen); err != nil {
+			return nil, err
+		}
+		req.Addr, req.RaftAddr = st.Advertise, st.RaftAdvertise
+	}
+	req.Hostname, _ = os.Hostname()
+	resp, err := wire.Join(ctx, cc, req)
 	if err != nil {
 		if st, ok := status.FromError(err); ok {
 			return nil, fmt.Errorf("join %s: %s", manager, st.Message())
 		}
 		return nil, fmt.Errorf("join %s: %w", manager, err)
+	}
+	st.Role = resp.Role
+	if st.Role == api.RoleManager {
+		st.Worker = !f.noWorker
+	} else {
+		st.Listen, st.Advertise, st.RaftListen, st.RaftAdvertise = "", "", "", ""
+	}
+	d := &daemon{dir: f.dataDir, state: st}
+	if st.Role == api.RoleManager {
+		if len(resp.DataKey) != len(store.DataKey{}) {
+			return nil, fmt.Errorf("join %s: the manager sent no data key", manager)
+		}
+		d.joinKey = new(store.DataKey)
+		copy(d.joinKey[:], resp.DataKey)
 	}
 	dir := pkiDir(f.dataDir)
 	for name, data := range map[string][]byte{caCertFile: resp.CA, nodeCertFile: resp.Cert, nodeKeyFile: key} {
@@ -160,15 +197,17 @@ func join(ctx context.Context, f bootstrapFlags, token, manager string) (*daemon
 			return nil, err
 		}
 	}
-	p, err := loadPKI(f.dataDir)
-	if err != nil {
+	if d.pki, err = loadPKI(f.dataDir); err != nil {
 		return nil, err
 	}
-	st := &nodeState{ID: resp.NodeID, Role: api.RoleWorker, Managers: resp.Managers, Worker: true, Insecure: f.insecure}
+	st.ID, st.Managers = resp.NodeID, resp.Managers
+	if st.Role == api.RoleManager && !slices.Contains(st.Managers, st.Advertise) {
+		st.Managers = append([]string{st.Advertise}, st.Managers...)
+	}
 	if err := saveState(f.dataDir, st); err != nil {
 		return nil, err
 	}
-	return &daemon{dir: f.dataDir, state: st, pki: p}, nil
+	return d, nil
 }
 
 // mountTokens serves the join tokens on the control socket (root only).
@@ -182,7 +221,7 @@ func mountTokens(d *daemon, mux *http.ServeMux) {
 		t, err := d.tokens()
 		if err == nil && rotate {
 			if err = t.Rotate(role); err == nil {
-				err = d.saveTokens(t)
+				err = d.saveTokens(r.Context(), t)
 			}
 		}
 		if err != nil {

@@ -40,17 +40,22 @@ func mountStacks(d *daemon, mux *http.ServeMux) {
 			if s.External {
 				continue
 			}
+			ident, err := d.identity(r.Context())
+			if err != nil {
+				writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+				return
+			}
 			sealed, ok := req.Sealed[s.Name]
 			if !ok {
 				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("secret %s: no sealed content (only file secrets can be deployed by hand)", s.Name)})
 				return
 			}
-			plain, err := d.identity.Open(sealed)
+			plain, err := ident.Open(sealed)
 			if err != nil {
 				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("secret %s (%s): %v", s.Name, s.File, err)})
 				return
 			}
-			req.Desired.Secrets[i].Data, req.Desired.Secrets[i].DataHash = plain, d.identity.Hash(plain)
+			req.Desired.Secrets[i].Data, req.Desired.Secrets[i].DataHash = plain, ident.Hash(plain)
 		}
 		cs, err := reconcile.DeployStack(r.Context(), cl, r.PathValue("name"), req.Desired)
 		if err != nil {

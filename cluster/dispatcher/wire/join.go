@@ -3,6 +3,8 @@ package wire
 import (
 	"context"
 
+	"github.com/gitorc/gitorc/cluster/api"
+
 	"google.golang.org/grpc"
 )
 
@@ -18,14 +20,24 @@ const (
 type JoinRequest struct {
 	Token string `json:"token"`
 	CSR   []byte `json:"csr"`
+	// A joining manager says where the others reach it: its API (Addr)
+	// and its Raft transport (RaftAddr).
+	Addr     string `json:"addr,omitempty"`
+	RaftAddr string `json:"raft_addr,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
 }
 
 // JoinResponse is the new node's identity.
 type JoinResponse struct {
-	NodeID   string   `json:"node_id"`
-	Cert     []byte   `json:"cert"`
-	CA       []byte   `json:"ca"`
-	Managers []string `json:"managers"` // where its session goes
+	NodeID   string       `json:"node_id"`
+	Role     api.NodeRole `json:"role"`
+	Cert     []byte       `json:"cert"`
+	CA       []byte       `json:"ca"`
+	Managers []string     `json:"managers"` // where its session goes
+	// DataKey is the cluster's data key, for a manager only: its replica
+	// of the store is encrypted with it. The connection is TLS to the CA
+	// the token pinned.
+	DataKey []byte `json:"data_key,omitempty"`
 }
 
 // JoinServer is what a manager implements.

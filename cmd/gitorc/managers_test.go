@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/store"
+	"github.com/gitorc/gitorc/cluster/store/storerpc"
+	"github.com/gitorc/gitorc/cluster/store/storetest"
+)
+
+// voters counts the voters of the Raft configuration as d sees it.
+func voters(d *daemon) int {
+	ms, err := d.store.Members()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, m := range ms {
+		if m.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+func managerClient(d *daemon) *apiClient {
+	s := socketFile(d.dir)
+	return &apiClient{socket: s, hc: unixClient(s)}
+}
+
+// Managers join with the manager token, become voters once caught up,
+// share the cluster's keys through the store, forward writes to the
+// leader, and carry on when the leader stops.
+func TestJoinManagers(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	m1, err := bootstrap(bootstrapFlags{dataDir: filepath.Join(tmp, "m1"), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop1 := startNode(t, m1, "m1")
+	c1 := managerClient(m1)
+	var tok map[string]string
+	if err := storetest.WaitFor(func() bool { return c1.call(ctx, "GET", "/v1/tokens/manager", nil, &tok) == nil }, 30*time.Second); err != nil {
+		t.Fatal("no manager token")
+	}
+
+	// A manager token that was rotated away no longer admits anyone.
+	var rotated map[string]string
+	if err := c1.call(ctx, "POST", "/v1/tokens/manager/rotate", nil, &rotated); err != nil {
+		t.Fatal(err)
+	}
+	flags := func(name string) bootstrapFlags {
+		return bootstrapFlags{dataDir: filepath.Join(tmp, name), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true}
+	}
+	if _, err := join(ctx, flags("old"), tok["token"], m1.state.Advertise); err == nil || !strings.Contains(err.Error(), "join refused") {
+		t.Errorf("join with a rotated token: %v, want refused", err)
+	}
+
+	var ms []*daemon
+	for _, name := range []string{"m2", "m3"} {
+		d, err := join(ctx, flags(name), rotated["token"], m1.state.Advertise)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.state.Role != api.RoleManager || d.pki.node.Identity.Role != api.RoleManager {
+			t.Fatalf("%s joined as %s with a %s certificate", name, d.state.Role, d.pki.node.Identity.Role)
+		}
+		startNode(t, d, name)
+		ms = append(ms, d)
+	}
+	m2, m3 := ms[0], ms[1]
+	if err := storetest.WaitFor(func() bool { return voters(m1) == 3 }, 60*time.Second); err != nil {
+		t.Fatalf("voters = %d, want 3", voters(m1))
+	}
+
+	// A write on a follower is forwarded to the leader and reaches every
+	// replica: the worker token rotated through m2 is m3's too.
+	var w2 map[string]string
+	if err := managerClient(m2).call(ctx, "POST", "/v1/tokens/worker/rotate", nil, &w2); err != nil {
+		t.Fatalf("rotate through a follower: %v", err)
+	}
+	if err := storetest.WaitFor(func() bool {
+		tk, err := m3.tokens()
+		return err == nil && tk.Worker.Encode() == w2["token"]
+	}, 10*time.Second); err != nil {
+		t.Error("the token rotated through m2 did not reach m3")
+	}
+
+	// A worker's certificate cannot write to the store through a manager.
+	wk, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "w")}, w2["token"], m2.state.Advertise)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wk.state.Role != api.RoleWorker {
+		t.Fatalf("joined with the worker token as %s", wk.state.Role)
+	}
+	root, err := ca.ParseCertificatePEM(wk.pki.caCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wtls, err := ca.TLSConfig{CA: root, Cert: wk.pki.node, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := &storerpc.Forwarder{Resolve: func(string) (string, error) { return m1.state.Advertise, nil }, TLS: wtls}
+	defer fwd.Close()
+	if _, err := fwd.Barrier(ctx, m1.state.RaftAdvertise); err == nil || !strings.Contains(err.Error(), "PermissionDenied") {
+		t.Errorf("a worker's forwarded barrier: %v, want permission denied", err)
+	}
+	if _, err := fwd.Apply(ctx, m1.state.RaftAdvertise, []byte("{}")); err == nil || errors.Is(err, store.ErrUncertain) {
+		t.Errorf("a worker's forwarded write: %v, want refused", err)
+	}
+
+	// The leader stops: another is elected and the cluster keeps taking writes.
+	if !m1.store.IsLeader() {
+		t.Fatal("m1 is not the leader")
+	}
+	stop1()
+	if err := storetest.WaitFor(func() bool { return m2.store.IsLeader() || m3.store.IsLeader() }, 30*time.Second); err != nil {
+		t.Fatal("no new leader")
+	}
+	var w3 map[string]string
+	if err := managerClient(m3).call(ctx, "POST", "/v1/tokens/worker/rotate", nil, &w3); err != nil {
+		t.Fatalf("write after the leader stopped: %v", err)
+	}
+	if w3["token"] == w2["token"] {
+		t.Error("the token did not change")
+	}
+	// The new leader admits nodes: it holds the CA key through the store.
+	if _, err := join(ctx, flags("m4"), rotated["token"], m2.state.Advertise); err != nil {
+		t.Errorf("join through m2 after the leader stopped: %v", err)
+	}
+}
