@@ -60,8 +60,9 @@ func Step(cur api.TaskStatus, desired api.TaskState, obs *Observed) (tr Transiti
 		}
 		return Transition{}, false
 
-	case desired > api.TaskRunning:
-		// No longer wanted: stop it, whatever stage it reached.
+	case desired > api.TaskRunning && desired != api.TaskComplete:
+		// No longer wanted: stop it, whatever stage it reached. (Complete
+		// is a job's desired state: run it to completion.)
 		tr := Transition{To: api.TaskShutdown, Message: "shutdown", Health: cur.Health}
 		if obs != nil {
 			tr.Action = ActRemove

@@ -62,12 +62,17 @@ func liveTask(t *api.Task) bool {
 	return t.DesiredState <= api.TaskRunning && !t.Status.State.Terminal()
 }
 
-func nodeView(tx store.ReadTx, n *api.Node) (Node, error) {
+func (s *server) nodeView(tx store.ReadTx, n *api.Node) (Node, error) {
 	tasks, err := store.Find[api.Task](tx, store.ByNode(n.ID))
 	if err != nil {
 		return Node{}, err
 	}
 	v := Node{Node: *n, Name: nodeName(n)}
+	if n.Manager != nil && s.leader != nil {
+		m := *n.Manager
+		m.Leader = n.ID == s.leader()
+		v.Manager = &m
+	}
 	for _, t := range tasks {
 		if liveTask(t) {
 			v.Tasks++
@@ -84,7 +89,7 @@ func (s *server) listNodes(*http.Request) (any, error) {
 			return err
 		}
 		for _, n := range nodes {
-			v, err := nodeView(tx, n)
+			v, err := s.nodeView(tx, n)
 			if err != nil {
 				return err
 			}
@@ -108,7 +113,7 @@ func (s *server) getNode(r *http.Request) (any, error) {
 		if err != nil {
 			return err
 		}
-		out, err = nodeView(tx, n)
+		out, err = s.nodeView(tx, n)
 		return err
 	})
 	return out, err
@@ -185,7 +190,7 @@ func (s *server) getNodeByID(id string) (any, error) {
 		if err != nil {
 			return err
 		}
-		out, err = nodeView(tx, n)
+		out, err = s.nodeView(tx, n)
 		return err
 	})
 	return out, err
@@ -216,7 +221,7 @@ func (s *server) removeNode(r *http.Request) (any, error) {
 		if n.Status.State == api.NodeReady && !force {
 			return statusf(http.StatusConflict, "node %s is ready: stop it first, or remove it with --force", nodeName(n))
 		}
-		if removed, err = nodeView(tx, n); err != nil {
+		if removed, err = s.nodeView(tx, n); err != nil {
 			return err
 		}
 		return tx.Delete(store.KindNode, n.ID, n.Version)

@@ -29,6 +29,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives internal errors (default: discarded).
 	Logger *slog.Logger
+	// Leader returns the leading manager's node ID, shown on its node
+	// (nil: the nodes' stored manager status is shown as it is).
+	Leader func() string
 }
 
 // Validate reports a missing store.
@@ -50,9 +53,10 @@ const (
 )
 
 type server struct {
-	st  Store
-	now func() time.Time
-	log *slog.Logger
+	st     Store
+	now    func() time.Time
+	log    *slog.Logger
+	leader func() string
 }
 
 // New returns the API's handler: the endpoints of Register, and a JSON
@@ -86,7 +90,8 @@ func newServer(cfg Config) (*server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &server{st: cfg.Store, now: cfg.Now, log: cfg.Logger}
+	s := &server{st: cfg.Store, now: cfg.Now, log: cfg.Logger, leader: cfg.Leader}
+
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -12,7 +12,7 @@ func init() { controlMounts = append(controlMounts, mountControlAPI) }
 // node, service and ps commands call.
 func mountControlAPI(d *daemon, mux *http.ServeMux) {
 	// Register fails only without a store, which a manager always has.
-	if err := controlapi.Register(mux, controlapi.Config{Store: d.store, Logger: d.log}); err != nil {
+	if err := controlapi.Register(mux, controlapi.Config{Store: d.store, Logger: d.log, Leader: func() string { return d.store.Leader().ID }}); err != nil {
 		panic(err)
 	}
 }

@@ -46,6 +46,9 @@ func runNodeLs(cmd *cobra.Command, _ []string) error {
 		mgr := ""
 		if n.Manager != nil {
 			mgr = "reachable"
+			if !n.Manager.CaughtUp {
+				mgr = "joining"
+			}
 			if n.Manager.Leader {
 				mgr = "leader"
 			}
