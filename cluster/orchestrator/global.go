@@ -52,6 +52,14 @@ func DecideGlobal(svc *api.Service, tasks []api.Task, nodes Nodes, eligible Elig
 			d.Create = append(d.Create, newTask(svc, 0, id, nil, now))
 			continue
 		}
+		if stoppedByUs(g[0]) && specKey(g[0].Spec) == specKey(svc.Spec.Task) {
+			// Its task was stopped when the node left the service (drain,
+			// a constraint) and the node is back: a fresh task, not a
+			// restart. (A task an update stopped has the old spec: the
+			// updater replaces it.)
+			d.Create = append(d.Create, newTask(svc, 0, id, nil, now))
+			continue
+		}
 		v := decideRestart(svc.Spec.Task.Restart, g[0], svc.Spec.Mode, false)
 		switch {
 		case !v.restart:

@@ -24,7 +24,7 @@ func decideRestart(p api.RestartPolicy, last *api.Task, mode api.ServiceMode, ev
 	if evicted {
 		return restartVerdict{restart: true, at: ended, history: last.Restarts}
 	}
-	if last.DesiredState > api.TaskRunning && last.DesiredState != api.TaskComplete {
+	if stoppedByUs(last) {
 		// We stopped it (shutdown, scale down, update): not ours to restart.
 		return restartVerdict{finished: true, reason: "stopped"}
 	}
@@ -48,4 +48,10 @@ func decideRestart(p api.RestartPolicy, last *api.Task, mode api.ServiceMode, ev
 		return restartVerdict{finished: true, reason: fmt.Sprintf("restart policy gave up after %d attempts", p.MaxAttempts)}
 	}
 	return restartVerdict{restart: true, at: ended.Add(p.Delay.Std()), history: history}
+}
+
+// stoppedByUs reports whether the orchestrator asked the task to stop
+// (shutdown, scale down, update, node no longer eligible).
+func stoppedByUs(t *api.Task) bool {
+	return t.DesiredState > api.TaskRunning && t.DesiredState != api.TaskComplete
 }
