@@ -150,7 +150,7 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	if err != nil {
 		return err
 	}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(srvTLS)))
+	srv := grpc.NewServer(append(wire.ServerOptions(), grpc.Creds(credentials.NewTLS(srvTLS)))...)
 	disp.Register(srv)
 	wire.RegisterJoin(srv, joinServer{d})
 	storerpc.Register(srv, s, managersOnly)

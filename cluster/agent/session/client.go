@@ -194,7 +194,7 @@ func (c *Client) backoff(failures int) time.Duration {
 // session runs one session with addr until it fails; established says
 // whether the leader accepted the node.
 func (c *Client) session(ctx context.Context, addr string) (established bool, err error) {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(c.cfg.TLS))}, c.cfg.DialOptions...)
+	opts := append(append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(c.cfg.TLS))}, wire.DialOptions()...), c.cfg.DialOptions...)
 	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return false, fmt.Errorf("dial %s: %w", addr, err)
