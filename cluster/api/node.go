@@ -12,7 +12,14 @@ type Node struct {
 	Manager *ManagerStatus `json:"manager,omitempty"`
 	// PodCIDR is the node's task subnet in the overlay.
 	PodCIDR string `json:"pod_cidr,omitempty"`
+	// RemovedAt is set when an operator removed the node: it stays as a
+	// tombstone so that its certificate, valid until it expires, opens
+	// nothing (no session, no renewal, no manager call).
+	RemovedAt time.Time `json:"removed_at,omitzero"`
 }
+
+// Removed reports whether the node was removed from the cluster.
+func (n *Node) Removed() bool { return !n.RemovedAt.IsZero() }
 
 // NodeSpec is what an operator sets on a node.
 type NodeSpec struct {

@@ -26,6 +26,22 @@ type TLSConfig struct {
 	AllowNoClientCert bool
 	// Now is the clock for certificate validity; nil is time.Now.
 	Now func() time.Time
+	// Current, if set, returns this node's certificate at each handshake,
+	// so a renewed certificate is used without restarting listeners or
+	// redialling by hand. It takes precedence over Cert.
+	Current func() *NodeCert
+	// Admit, if set, is asked about every verified peer after the role
+	// check: a node removed from the cluster keeps a valid certificate
+	// until it expires, and Admit refuses it.
+	Admit func(Identity) error
+}
+
+// certificate is this node's certificate now, nil if it has none.
+func (c TLSConfig) certificate() *NodeCert {
+	if c.Current != nil {
+		return c.Current()
+	}
+	return c.Cert
 }
 
 // Validate checks the fields both sides need.
@@ -56,6 +72,9 @@ func (c TLSConfig) checkRole(id Identity) error {
 	if len(c.PeerRoles) > 0 && !slices.Contains(c.PeerRoles, id.Role) {
 		return fmt.Errorf("peer %s is a %s: %w", id.NodeID, id.Role, ErrRoleNotAllowed)
 	}
+	if c.Admit != nil {
+		return c.Admit(id)
+	}
 	return nil
 }
 
@@ -66,7 +85,7 @@ func (c TLSConfig) Server() (*tls.Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if c.Cert == nil {
+	if c.certificate() == nil {
 		return nil, errors.New("tls config: a server needs a certificate")
 	}
 	auth := tls.RequireAndVerifyClientCert
@@ -74,11 +93,13 @@ func (c TLSConfig) Server() (*tls.Config, error) {
 		auth = tls.VerifyClientCertIfGiven
 	}
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{c.Cert.TLS},
-		ClientAuth:   auth,
-		ClientCAs:    c.pool(),
-		Time:         c.now,
+		MinVersion: tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return &c.certificate().TLS, nil
+		},
+		ClientAuth: auth,
+		ClientCAs:  c.pool(),
+		Time:       c.now,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.VerifiedChains) == 0 {
 				return nil // no client certificate, allowed above
@@ -113,8 +134,10 @@ func (c TLSConfig) Client() (*tls.Config, error) {
 			return c.checkRole(id)
 		},
 	}
-	if c.Cert != nil {
-		cfg.Certificates = []tls.Certificate{c.Cert.TLS}
+	if c.certificate() != nil {
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return &c.certificate().TLS, nil
+		}
 	}
 	return cfg, nil
 }

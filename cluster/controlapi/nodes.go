@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -12,18 +13,20 @@ import (
 )
 
 // findNode resolves a node by ID, name (or hostname) or unique ID prefix.
+// Removed nodes (tombstones) are not found.
 func findNode(tx store.ReadTx, ref string) (*api.Node, error) {
 	n, err := store.Get[api.Node](tx, ref)
-	if err == nil {
+	if err == nil && !n.Removed() {
 		return n, nil
 	}
-	if !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
 	byName, err := store.Find[api.Node](tx, store.ByName(ref))
 	if err != nil {
 		return nil, err
 	}
+	byName = slices.DeleteFunc(byName, (*api.Node).Removed)
 	switch len(byName) {
 	case 1:
 		return byName[0], nil
@@ -37,7 +40,7 @@ func findNode(tx store.ReadTx, ref string) (*api.Node, error) {
 	}
 	var match *api.Node
 	for _, n := range all {
-		if ref != "" && strings.HasPrefix(n.ID, ref) {
+		if ref != "" && strings.HasPrefix(n.ID, ref) && !n.Removed() {
 			if match != nil {
 				return nil, statusf(http.StatusBadRequest, "node ID prefix %q is ambiguous", ref)
 			}
@@ -89,6 +92,9 @@ func (s *server) listNodes(*http.Request) (any, error) {
 			return err
 		}
 		for _, n := range nodes {
+			if n.Removed() {
+				continue
+			}
 			v, err := s.nodeView(tx, n)
 			if err != nil {
 				return err
@@ -172,8 +178,14 @@ func (s *server) updateNode(r *http.Request) (any, error) {
 			return err
 		}
 		id = n.ID
+		wasManager := n.Spec.Role == api.RoleManager
 		if err := u.apply(n); err != nil {
 			return err
+		}
+		if wasManager && n.Spec.Role != api.RoleManager {
+			if err := lastManager(tx, n.ID); err != nil {
+				return err
+			}
 		}
 		return tx.Update(n)
 	})
@@ -181,6 +193,20 @@ func (s *server) updateNode(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return s.getNodeByID(id)
+}
+
+// lastManager refuses to demote the cluster's last manager.
+func lastManager(tx store.ReadTx, id string) error {
+	nodes, err := store.Find[api.Node](tx, store.All())
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if n.ID != id && n.Spec.Role == api.RoleManager && !n.Removed() {
+			return nil
+		}
+	}
+	return statusf(http.StatusConflict, "node %s is the last manager: promote another node first", id)
 }
 
 func (s *server) getNodeByID(id string) (any, error) {
@@ -224,7 +250,13 @@ func (s *server) removeNode(r *http.Request) (any, error) {
 		if removed, err = s.nodeView(tx, n); err != nil {
 			return err
 		}
-		return tx.Delete(store.KindNode, n.ID, n.Version)
+		// A tombstone: the node's certificate stays valid until it
+		// expires, and must open nothing. Its tasks are moved away as a
+		// down node's are.
+		n.RemovedAt = s.now().UTC()
+		n.Status.State, n.Status.Message = api.NodeDown, "removed from the cluster"
+		n.Spec.Availability = api.AvailabilityDrain
+		return tx.Update(n)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("remove node: %w", err)

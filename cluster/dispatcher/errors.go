@@ -10,4 +10,7 @@ var (
 	ErrReplaced = errors.New("session replaced by a newer one of the same node")
 	// ErrNoHello: the first message of a session was not a hello.
 	ErrNoHello = errors.New("session must start with a hello")
+	// ErrNodeRemoved: the node was removed from the cluster; it must join
+	// again with a token.
+	ErrNodeRemoved = errors.New("this node was removed from the cluster: join again with a token")
 )

@@ -104,6 +104,8 @@ func (d *Dispatcher) markReady(ctx context.Context, id ca.Identity, desc *api.No
 				Spec: api.NodeSpec{Role: id.Role, Availability: api.AvailabilityActive}}
 		case err != nil:
 			return err
+		case n.Removed():
+			return fmt.Errorf("node %s: %w", id.NodeID, ErrNodeRemoved)
 		}
 		if desc != nil {
 			n.Description = *desc

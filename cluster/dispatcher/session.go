@@ -56,6 +56,10 @@ func (d *Dispatcher) Session(stream wire.SessionStream) error {
 		if errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrNoLeader) {
 			return wire.NotLeader(d.cfg.LeaderAddr(d.cfg.Leadership.Leader()))
 		}
+		if errors.Is(err, ErrNodeRemoved) {
+			log.Warn("refused a removed node", "addr", addr)
+			return status.Error(codes.PermissionDenied, err.Error())
+		}
 		log.Warn("register node", logKeyErr, err)
 		return status.Error(codes.Unavailable, err.Error())
 	}

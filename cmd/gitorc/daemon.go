@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/agent"
@@ -27,7 +28,6 @@ import (
 	"github.com/gitorc/gitorc/secrets"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/peer"
 )
 
 // daemon is one gitorc node: a manager (store, controllers, dispatcher,
@@ -47,6 +47,9 @@ type daemon struct {
 	newRoot *ca.RootCA
 	// joinKey is the data key a joining manager was given.
 	joinKey *store.DataKey
+	// storeRef is the store for TLS admission checks, which may run
+	// before startManager has set d.store.
+	storeRef atomic.Pointer[store.Store]
 
 	// mounts adds handlers to the control socket (the control API).
 	mounts []func(d *daemon, mux *http.ServeMux)
@@ -55,8 +58,10 @@ type daemon struct {
 // controlMounts are the control socket's handler groups; files add theirs.
 var controlMounts []func(d *daemon, mux *http.ServeMux)
 
-// run serves until ctx ends, then stops everything it started.
-func (d *daemon) run(ctx context.Context) error {
+// runRole serves in the node's current role until ctx ends, then stops
+// everything it started. It returns errRoleChanged when the cluster gave
+// the node another role (run starts it again in that role).
+func (d *daemon) runRole(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -83,6 +88,7 @@ func (d *daemon) run(ctx context.Context) error {
 			return err
 		}
 	}
+	goRun("certificates", d.renewLoop)
 	d.log.Info("node running", "id", d.state.ID, "role", d.state.Role, "listen", d.state.Listen, "worker", d.state.Worker)
 	select {
 	case <-ctx.Done():
@@ -100,16 +106,16 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	}
 	// Nodes without a certificate reach only Join; the dispatcher takes
 	// the peer's identity from its verified certificate and refuses others.
-	srvTLS, err := ca.TLSConfig{CA: rootCA, Cert: d.pki.node, PeerRoles: roles, AllowNoClientCert: true}.Server()
+	srvTLS, err := ca.TLSConfig{CA: rootCA, Current: d.pki.current, PeerRoles: roles, AllowNoClientCert: true, Admit: d.admitNode}.Server()
 	if err != nil {
 		return err
 	}
 	// Raft: managers only, over mutual TLS.
-	raftSrv, err := ca.TLSConfig{CA: rootCA, Cert: d.pki.node, PeerRoles: []api.NodeRole{api.RoleManager}}.Server()
+	raftSrv, err := ca.TLSConfig{CA: rootCA, Current: d.pki.current, PeerRoles: []api.NodeRole{api.RoleManager}, Admit: d.admitRaftPeer}.Server()
 	if err != nil {
 		return err
 	}
-	raftCli, err := ca.TLSConfig{CA: rootCA, Cert: d.pki.node, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
+	raftCli, err := ca.TLSConfig{CA: rootCA, Current: d.pki.current, PeerRoles: []api.NodeRole{api.RoleManager}, Admit: d.admitRaftPeer}.Client()
 	if err != nil {
 		return err
 	}
@@ -133,6 +139,7 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	}
 	d.store = s
 	d.joinKey = nil
+	d.storeRef.Store(s)
 	goRun("store", func(ctx context.Context) error {
 		err := s.Run(ctx)
 		_ = s.Close()
@@ -153,7 +160,7 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	srv := grpc.NewServer(append(wire.ServerOptions(), grpc.Creds(credentials.NewTLS(srvTLS)))...)
 	disp.Register(srv)
 	wire.RegisterJoin(srv, joinServer{d})
-	storerpc.Register(srv, s, managersOnly)
+	storerpc.Register(srv, s, d.managersOnly)
 	ln, err := net.Listen("tcp", d.state.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", d.state.Listen, err)
@@ -170,21 +177,6 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	goRun("manager registration", d.registerManager)
 	goRun("control socket", d.serveControl)
 	return nil
-}
-
-// managersOnly admits calls from managers of this cluster only, by the
-// role in the peer's verified certificate.
-func managersOnly(ctx context.Context) error {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return errors.New("no peer information")
-	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 {
-		return errors.New("no verified client certificate")
-	}
-	_, err := ca.RequireRole(info.State, api.RoleManager)
-	return err
 }
 
 // managerAddr is where workers reach the leader's dispatcher.
@@ -346,7 +338,7 @@ func (d *daemon) startWorker(ctx context.Context, goRun func(string, func(contex
 	if err != nil {
 		return err
 	}
-	cliTLS, err := ca.TLSConfig{CA: rootCA, Cert: d.pki.node, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
+	cliTLS, err := ca.TLSConfig{CA: rootCA, Current: d.pki.current, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
 	if err != nil {
 		return err
 	}

@@ -91,8 +91,8 @@ func TestJoinWorker_Root(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.state.Role != api.RoleWorker || w.pki.node.Identity.Role != api.RoleWorker {
-		t.Fatalf("joined as %s with a %s certificate", w.state.Role, w.pki.node.Identity.Role)
+	if w.state.Role != api.RoleWorker || w.pki.current().Identity.Role != api.RoleWorker {
+		t.Fatalf("joined as %s with a %s certificate", w.state.Role, w.pki.current().Identity.Role)
 	}
 	stopWorker := startNode(t, w, "worker")
 	stack := fmt.Sprintf("services:\n  app:\n    image: %s/gitorc/busybox:1\n    command: [\"sleep\", \"3600\"]\n    deploy:\n      replicas: 2\n", reg.Addr)

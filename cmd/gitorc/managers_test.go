@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,8 +71,8 @@ func TestJoinManagers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.state.Role != api.RoleManager || d.pki.node.Identity.Role != api.RoleManager {
-			t.Fatalf("%s joined as %s with a %s certificate", name, d.state.Role, d.pki.node.Identity.Role)
+		if d.state.Role != api.RoleManager || d.pki.current().Identity.Role != api.RoleManager {
+			t.Fatalf("%s joined as %s with a %s certificate", name, d.state.Role, d.pki.current().Identity.Role)
 		}
 		startNode(t, d, name)
 		ms = append(ms, d)
@@ -106,7 +107,7 @@ func TestJoinManagers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wtls, err := ca.TLSConfig{CA: root, Cert: wk.pki.node, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
+	wtls, err := ca.TLSConfig{CA: root, Cert: wk.pki.current(), PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,5 +138,80 @@ func TestJoinManagers(t *testing.T) {
 	// The new leader admits nodes: it holds the CA key through the store.
 	if _, err := join(ctx, flags("m4"), rotated["token"], m2.state.Advertise); err != nil {
 		t.Errorf("join through m2 after the leader stopped: %v", err)
+	}
+}
+
+// A demoted manager leaves Raft, gets a worker certificate and its old
+// manager certificate opens nothing; promoted again, it rejoins Raft.
+func TestDemoteAndPromote(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	flags := func(name string) bootstrapFlags {
+		return bootstrapFlags{dataDir: filepath.Join(tmp, name), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true}
+	}
+	m1, err := bootstrap(flags("m1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startNode(t, m1, "m1")
+	c1 := managerClient(m1)
+	var tok map[string]string
+	if err := storetest.WaitFor(func() bool { return c1.call(ctx, "GET", "/v1/tokens/manager", nil, &tok) == nil }, 30*time.Second); err != nil {
+		t.Fatal("no manager token")
+	}
+	var ms []*daemon
+	for _, name := range []string{"m2", "m3"} {
+		d, err := join(ctx, flags(name), tok["token"], m1.state.Advertise)
+		if err != nil {
+			t.Fatal(err)
+		}
+		startNode(t, d, name)
+		ms = append(ms, d)
+	}
+	m3 := ms[1]
+	if err := storetest.WaitFor(func() bool { return voters(m1) == 3 }, 60*time.Second); err != nil {
+		t.Fatalf("voters = %d, want 3", voters(m1))
+	}
+	managerCert := m3.pki.current()
+
+	var n map[string]any
+	if err := c1.call(ctx, "POST", "/v1/nodes/"+m3.state.ID, map[string]string{"role": "worker"}, &n); err != nil {
+		t.Fatalf("demote: %v", err)
+	}
+	if err := storetest.WaitFor(func() bool {
+		return voters(m1) == 2 && m3.pki.current().Identity.Role == api.RoleWorker
+	}, 60*time.Second); err != nil {
+		t.Fatalf("after demote: voters %d, m3's certificate %s", voters(m1), m3.pki.current().Identity.Role)
+	}
+	st, err := loadState(m3.dir)
+	if err != nil || st.Role != api.RoleWorker {
+		t.Errorf("m3's state: %+v, %v; want the worker role", st, err)
+	}
+	if _, err := os.Stat(raftDir(m3.dir)); err == nil {
+		t.Error("the demoted node kept its replica of the store")
+	}
+	// Its manager certificate is still valid, but it is no member any more.
+	root, err := ca.ParseCertificatePEM(m1.pki.caCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := ca.TLSConfig{CA: root, Cert: managerCert, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := &storerpc.Forwarder{Resolve: func(string) (string, error) { return m1.state.Advertise, nil }, TLS: old}
+	defer fwd.Close()
+	if _, err := fwd.Barrier(ctx, m1.state.RaftAdvertise); err == nil {
+		t.Error("a demoted manager's certificate still reaches the store")
+	}
+
+	if err := c1.call(ctx, "POST", "/v1/nodes/"+m3.state.ID, map[string]string{"role": "manager"}, &n); err != nil {
+		t.Fatalf("promote: %v", err)
+	}
+	if err := storetest.WaitFor(func() bool { return voters(m1) == 3 }, 60*time.Second); err != nil {
+		t.Fatalf("after promote: voters %d, m3's certificate %s", voters(m1), m3.pki.current().Identity.Role)
+	}
+	if m3.pki.current().Identity.Role != api.RoleManager {
+		t.Errorf("m3's certificate is %s after promotion", m3.pki.current().Identity.Role)
 	}
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
@@ -28,6 +30,9 @@ type nodeState struct {
 	// Source is the Git source given at bootstrap, recorded in the
 	// cluster's sync state when the node first leads.
 	Source *api.SourceSpec `json:"source,omitempty"`
+	// WebhookListen is where this manager serves POST /hooks/{provider}
+	// (plain HTTP, for a TLS proxy in front); empty: no webhooks.
+	WebhookListen string `json:"webhook_listen,omitempty"`
 }
 
 // Files of a data dir.
@@ -82,6 +87,7 @@ const (
 	caCertFile   = "ca.pem"
 	nodeCertFile = "node.pem"
 	nodeKeyFile  = "node-key.pem"
+	nodeNextFile = "node-next.pem" // a renewed pair being swapped in
 	caKeySealed  = "ca-key.sealed"
 	tokensSealed = "tokens.sealed"
 	identSealed  = "identity.sealed"
@@ -114,13 +120,20 @@ func openFile(key *store.DataKey, path string) ([]byte, error) {
 	return out, nil
 }
 
-// pki is a node's certificates.
+// pki is a node's certificates. The node certificate is swapped when it
+// is renewed: TLS configurations read it at each handshake (current).
 type pki struct {
 	caCert []byte
-	node   *ca.NodeCert
+	node   atomic.Pointer[ca.NodeCert]
 }
 
+// current is the node's certificate in use.
+func (p *pki) current() *ca.NodeCert { return p.node.Load() }
+
 func loadPKI(dir string) (*pki, error) {
+	if err := finishCertSwap(dir); err != nil {
+		return nil, err
+	}
 	p := pkiDir(dir)
 	caPEM, err := os.ReadFile(filepath.Join(p, caCertFile))
 	if err != nil {
@@ -142,5 +155,20 @@ func loadPKI(dir string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pki{caCert: caPEM, node: node}, nil
+	out := &pki{caCert: caPEM}
+	out.node.Store(node)
+	return out, nil
+}
+
+// splitPair splits a certificate and key written one after the other.
+func splitPair(b []byte) (certPEM, keyPEM []byte, err error) {
+	block, rest := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, nil, errors.New("no certificate")
+	}
+	certPEM = b[:len(b)-len(rest)]
+	if k, _ := pem.Decode(rest); k == nil {
+		return nil, nil, errors.New("no key")
+	}
+	return certPEM, rest, nil
 }

@@ -12,7 +12,28 @@ import (
 const (
 	JoinServiceName = "gitorc.ca.v1.CA"
 	JoinMethod      = "/" + JoinServiceName + "/Join"
+	RenewMethod     = "/" + JoinServiceName + "/Renew"
 )
+
+// RenewRequest is a node, authenticated by its current certificate, asking
+// what role the cluster wants it in and, with a CSR, for a new certificate
+// in that role.
+type RenewRequest struct {
+	// CSR is empty to ask only for the role.
+	CSR []byte `json:"csr,omitempty"`
+	// A node becoming a manager says where the others reach it.
+	Addr     string `json:"addr,omitempty"`
+	RaftAddr string `json:"raft_addr,omitempty"`
+}
+
+// RenewResponse is the role the cluster wants the node in and, for a CSR,
+// its new certificate (and the data key if it becomes a manager).
+type RenewResponse struct {
+	Role     api.NodeRole `json:"role"`
+	Cert     []byte       `json:"cert,omitempty"`
+	DataKey  []byte       `json:"data_key,omitempty"`
+	Managers []string     `json:"managers,omitempty"`
+}
 
 // JoinRequest is a new node asking for its certificate. The token's secret
 // says which role it may have; the connection has pinned the CA by the
@@ -43,6 +64,7 @@ type JoinResponse struct {
 // JoinServer is what a manager implements.
 type JoinServer interface {
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
+	Renew(context.Context, *RenewRequest) (*RenewResponse, error)
 }
 
 // JoinServiceDesc describes the CA service to grpc.
@@ -58,6 +80,15 @@ var JoinServiceDesc = grpc.ServiceDesc{
 			}
 			return srv.(JoinServer).Join(ctx, req)
 		},
+	}, {
+		MethodName: "Renew",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			req := new(RenewRequest)
+			if err := dec(req); err != nil {
+				return nil, err
+			}
+			return srv.(JoinServer).Renew(ctx, req)
+		},
 	}},
 	Metadata: "cluster/dispatcher/wire/join.go",
 }
@@ -69,6 +100,17 @@ func RegisterJoin(r grpc.ServiceRegistrar, s JoinServer) { r.RegisterService(&Jo
 func Join(ctx context.Context, cc grpc.ClientConnInterface, req *JoinRequest) (*JoinResponse, error) {
 	out := new(JoinResponse)
 	if err := cc.Invoke(ctx, JoinMethod, req, out, CallOption()); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Renew asks the manager at the other end of cc for this node's role and,
+// with a CSR, a new certificate. The connection must carry the node's
+// current certificate.
+func Renew(ctx context.Context, cc grpc.ClientConnInterface, req *RenewRequest) (*RenewResponse, error) {
+	out := new(RenewResponse)
+	if err := cc.Invoke(ctx, RenewMethod, req, out, CallOption()); err != nil {
 		return nil, err
 	}
 	return out, nil

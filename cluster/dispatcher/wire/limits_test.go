@@ -17,6 +17,10 @@ func (sizedJoin) Join(context.Context, *JoinRequest) (*JoinResponse, error) {
 	return &JoinResponse{NodeID: "n1"}, nil
 }
 
+func (sizedJoin) Renew(context.Context, *RenewRequest) (*RenewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "no")
+}
+
 // A message over MaxMessageSize is refused; one under it goes through.
 func TestMessageSizeLimit(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
