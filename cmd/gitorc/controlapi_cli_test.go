@@ -117,6 +117,14 @@ func TestNodeCommands(t *testing.T) {
 		t.Errorf("inspect: %v\n%s", err, out)
 	}
 
+	// The last manager cannot be demoted; a worker can be promoted.
+	mustFail(t, "is the last manager", "node", "demote", "boss")
+	if out := mustRun(t, "node", "promote", "alpha"); out != "node alpha is to be a manager\n" {
+		t.Errorf("promote: %q", out)
+	}
+	if out := mustRun(t, "node", "demote", "alpha"); out != "node alpha is to be a worker\n" {
+		t.Errorf("demote: %q", out)
+	}
 	mustFail(t, "node alpha is ready: stop it first, or remove it with --force", "node", "rm", "alpha")
 	if out := mustRun(t, "node", "rm", "beta"); out != "removed node beta (n2)\n" {
 		t.Errorf("rm: %q", out)
@@ -132,7 +140,7 @@ func TestServiceCommands(t *testing.T) {
 	serveAPI(t)
 	out := mustRun(t, "service", "ls")
 	wantLine(t, out, "ID", "NAME", "MODE", "REPLICAS", "IMAGE", "UPDATE")
-	wantLine(t, out, "svcweb", "shop_web", "replicated", "2/3", controlapitest.WebNew, "updating", "2/3,", "1", "failed")
+	wantLine(t, out, "svcweb", "shop_web", "replicated", "2/3", controlapitest.WebNew, "updating,", "1", "failure")
 	wantLine(t, out, "svcmon", "shop_mon", "global", "2/2", "registry.local/mon:1", "-")
 	wantLine(t, out, "svcsolo", "solo", "replicated", "0/1", "registry.local/solo:1", "-")
 
@@ -171,9 +179,10 @@ func TestPs(t *testing.T) {
 	serveAPI(t)
 	out := mustRun(t, "ps", "shop_web")
 	r := rows(out)
-	if len(r) != 5 {
+	if len(r) != 6 {
 		t.Fatalf("ps shop_web:\n%s", out)
 	}
+	wantLine(t, out, "shop_web:", "updating,", "1", "failure") // its rollout, above its tasks
 	wantLine(t, out, "ID", "NAME", "IMAGE", "NODE", "DESIRED", "CURRENT", "AGE", "ERROR")
 	wantLine(t, out, "t-web-1", "shop_web.1", controlapitest.WebNew, "alpha", "running", "running", "30s", "-")
 	wantLine(t, out, "t-web-2", "shop_web.2", controlapitest.WebNew, "boss", "running", "running", "30s", "-")
@@ -182,14 +191,14 @@ func TestPs(t *testing.T) {
 		strings.Fields(controlapitest.PendingErr)...))
 
 	out = mustRun(t, "ps", "shop") // a stack
-	if r := rows(out); len(r) != 7 {
+	if r := rows(out); len(r) != 8 {
 		t.Errorf("ps shop:\n%s", out)
 	}
 	wantLine(t, out, "t-mon-a", "shop_mon.alpha", "registry.local/mon:1", "alpha", "running", "running", "30s", "-")
-	if out := mustRun(t, "ps"); len(rows(out)) != 7 {
+	if out := mustRun(t, "ps"); len(rows(out)) != 8 {
 		t.Errorf("ps:\n%s", out)
 	}
-	if out := mustRun(t, "ps", "--node", "boss"); len(rows(out)) != 3 {
+	if out := mustRun(t, "ps", "--node", "boss"); len(rows(out)) != 4 {
 		t.Errorf("ps --node boss:\n%s", out)
 	}
 	mustFail(t, `no service or stack named "nope"`, "ps", "nope")
@@ -207,7 +216,7 @@ func TestStackSubcommands(t *testing.T) {
 	ps.SetArgs([]string{"shop"})
 	var b strings.Builder
 	ps.SetOut(&b)
-	if err := ps.Execute(); err != nil || len(rows(b.String())) != 7 {
+	if err := ps.Execute(); err != nil || len(rows(b.String())) != 8 {
 		t.Errorf("stack ps: %v\n%s", err, b.String())
 	}
 	svcs := newStackServicesCmd()

@@ -215,3 +215,66 @@ func TestDemoteAndPromote(t *testing.T) {
 		t.Errorf("m3's certificate is %s after promotion", m3.pki.current().Identity.Role)
 	}
 }
+
+// A certificate in the last third of its life is renewed in place: the
+// node keeps serving, with a new certificate in memory and on disk.
+func TestCertificateRenewedBeforeExpiry(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	m1, err := bootstrap(bootstrapFlags{dataDir: filepath.Join(tmp, "m1"), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startNode(t, m1, "m1")
+	var caKey []byte
+	if err := storetest.WaitFor(func() bool {
+		if m1.storeRef.Load() == nil {
+			return false
+		}
+		caKey, err = m1.clusterKey(keyCA)
+		return err == nil
+	}, 30*time.Second); err != nil {
+		t.Fatal("no CA key in the store")
+	}
+	// A certificate issued 80 days ago: 10 of its 90 days are left.
+	cfg := ca.DefaultConfig()
+	cfg.Now = func() time.Time { return time.Now().Add(-80 * 24 * time.Hour) }
+	root, err := ca.LoadRootCA(cfg, m1.pki.caCert, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, key, err := ca.NewCSR(m1.state.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := root.Issue(csr, m1.state.ID, api.RoleManager)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := ca.LoadNodeCert(certPEM, key, root.Certificate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !old.NeedsRenewal(time.Now()) {
+		t.Fatal("the old certificate does not need renewal")
+	}
+	m1.pki.node.Store(old)
+	if err := storetest.WaitFor(func() bool { return !m1.pki.current().NeedsRenewal(time.Now()) }, 30*time.Second); err != nil {
+		t.Fatal("the certificate was not renewed")
+	}
+	onDisk, err := loadPKI(m1.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := onDisk.current().Leaf.SerialNumber, m1.pki.current().Leaf.SerialNumber; got.Cmp(want) != 0 {
+		t.Errorf("certificate on disk %v, in use %v", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(pkiDir(m1.dir), nodeNextFile)); err == nil {
+		t.Error("the pending pair was left behind")
+	}
+	// The node still serves with it.
+	var info map[string]any
+	if err := managerClient(m1).call(ctx, "GET", "/v1/tokens/worker", nil, &info); err != nil {
+		t.Errorf("after renewal: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/spf13/cobra"
 )
@@ -24,8 +25,35 @@ func newNodeCmd() *cobra.Command {
 	addOutputFlag(cmd)
 	ls := &cobra.Command{Use: "ls", Aliases: []string{"list"}, Short: "List nodes", Args: cobra.NoArgs, RunE: runNodeLs}
 	addOutputFlag(ls)
-	cmd.AddCommand(ls, newNodeInspectCmd(), newNodeUpdateCmd(), newNodeRmCmd())
+	cmd.AddCommand(ls, newNodeInspectCmd(), newNodeUpdateCmd(), newNodeRmCmd(),
+		newNodeRoleCmd("promote", api.RoleManager, `Makes nodes managers. Each one learns it at its next role check (every few
+seconds), receives a manager certificate and the cluster's data key, copies
+the store as a Raft learner and becomes a voter once it has caught up.`),
+		newNodeRoleCmd("demote", api.RoleWorker, `Makes managers workers. The leader removes each from Raft; the node
+receives a worker certificate and deletes its copy of the store. The last
+manager cannot be demoted.`))
 	return cmd
+}
+
+// newNodeRoleCmd is node promote|demote: node update --role for each node.
+func newNodeRoleCmd(verb string, role api.NodeRole, long string) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NODE...",
+		Short: strings.ToUpper(verb[:1]) + verb[1:] + " nodes to " + role.String() + "s",
+		Long:  long,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := newAPIClient(cmd)
+			for _, ref := range args {
+				var n controlapi.Node
+				if err := c.call(cmd.Context(), "POST", "/v1/nodes/"+url.PathEscape(ref), controlapi.NodeUpdate{Role: role.String()}, &n); err != nil {
+					return fmt.Errorf("%s %s: %w", verb, ref, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "node %s is to be a %s\n", n.Name, role)
+			}
+			return nil
+		},
+	}
 }
 
 func runNodeLs(cmd *cobra.Command, _ []string) error {
