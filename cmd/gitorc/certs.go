@@ -44,8 +44,13 @@ var errRoleChanged = errors.New("the cluster changed this node's role")
 
 // run serves until ctx ends, in whatever role the cluster gives the node.
 func (d *daemon) run(ctx context.Context) error {
+	d.left = make(chan struct{})
 	for {
 		err := d.runRole(ctx)
+		if errors.Is(err, errLeft) {
+			d.log.Info("left the cluster: deleting this node's state")
+			return d.forget()
+		}
 		if !errors.Is(err, errRoleChanged) {
 			return err
 		}

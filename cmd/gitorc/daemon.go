@@ -47,6 +47,13 @@ type daemon struct {
 	newRoot *ca.RootCA
 	// joinKey is the data key a joining manager was given.
 	joinKey *store.DataKey
+	// The worker's agent and executor, and what stops its session: gitorc
+	// leave empties the node before it goes.
+	agent       *agent.Agent
+	exec        *containerd.Executor
+	stopSession context.CancelFunc
+	// left is closed by gitorc leave.
+	left chan struct{}
 	// storeRef is the store for TLS admission checks, which may run
 	// before startManager has set d.store.
 	storeRef atomic.Pointer[store.Store]
@@ -95,6 +102,8 @@ func (d *daemon) runRole(ctx context.Context) error {
 		return nil
 	case err := <-errc:
 		return err
+	case <-d.left:
+		return errLeft
 	}
 }
 
@@ -294,6 +303,11 @@ func (d *daemon) serveControl(ctx context.Context) error {
 		return err
 	}
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/leave", d.handleLeave)
+	if d.store == nil {
+		// A worker: its socket serves only gitorc leave.
+		return serveSocket(ctx, ln, mux, path)
+	}
 	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
 		li := d.store.Leader()
 		info := map[string]any{"node": d.state.ID, "role": d.state.Role, "leader": li.ID, "is_leader": li.IsLeader}
@@ -307,6 +321,11 @@ func (d *daemon) serveControl(ctx context.Context) error {
 	for _, m := range append(controlMounts, d.mounts...) {
 		m(d, mux)
 	}
+	return serveSocket(ctx, ln, mux, path)
+}
+
+// serveSocket serves the control socket until ctx ends.
+func serveSocket(ctx context.Context, ln net.Listener, mux *http.ServeMux, path string) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -351,8 +370,14 @@ func (d *daemon) startWorker(ctx context.Context, goRun func(string, func(contex
 		return err
 	}
 	bridge.set(sess)
+	d.agent, d.exec = ag, exec
+	sctx, stopSession := context.WithCancel(ctx)
+	d.stopSession = stopSession
 	goRun("agent", ag.Run)
-	goRun("session", sess.Run)
+	goRun("session", func(context.Context) error { return sess.Run(sctx) })
+	if d.state.Role != api.RoleManager {
+		goRun("control socket", d.serveControl)
+	}
 	return nil
 }
 

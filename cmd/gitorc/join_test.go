@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,9 +117,39 @@ func TestJoinWorker_Root(t *testing.T) {
 	if onWorker != 2 {
 		t.Errorf("%d tasks on the joined worker, want 2", onWorker)
 	}
+
+	// A manager does not leave without --force; the worker leaves with
+	// its tasks' containers stopped and its state deleted.
+	if _, errOut, code := run(t, "leave", "--socket", socket); code == 0 || !strings.Contains(errOut, "demote it first") {
+		t.Errorf("a manager left without --force: %d %s", code, errOut)
+	}
+	out, errOut, code := run(t, "leave", "--socket", socketFile(w.dir))
+	if code != 0 || !strings.Contains(out, "left the cluster") {
+		t.Fatalf("leave: %d %s %s", code, out, errOut)
+	}
+	stopWorker()
+	if _, err := os.Stat(stateFile(w.dir)); err == nil {
+		t.Error("the node that left kept its state")
+	}
+	if m := mountsUnder(w.dir); len(m) > 0 {
+		t.Errorf("mounts left under the node that left: %v", m)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "--", "-address "+w.dir+"/").Output(); len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("container shims left by the node that left: %s", out)
+	}
 	if _, _, code := run(t, "stack", "rm", "--socket", socket, "j"); code != 0 {
 		t.Error("rm failed")
 	}
-	_ = storetest.WaitFor(func() bool { return liveTasks(mgr.store) == 0 }, 60*time.Second)
-	stopWorker()
+}
+
+// mountsUnder lists the mount points below dir.
+func mountsUnder(dir string) []string {
+	b, _ := os.ReadFile("/proc/mounts")
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			out = append(out, f[1])
+		}
+	}
+	return out
 }

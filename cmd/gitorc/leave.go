@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newLeaveCmd) }
+
+// errLeft ends a node that left its cluster.
+var errLeft = errors.New("left the cluster")
+
+// leaveDrainTimeout bounds the wait for a leaving node's containers.
+const leaveDrainTimeout = 2 * time.Minute
+
+var leaveOnce sync.Mutex
+
+// handleLeave is POST /v1/leave: the node stops its session, removes its
+// tasks' containers, and stops; run then deletes its state. A manager
+// leaves only with force: demoting it first keeps the quorum safe.
+func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
+	leaveOnce.Lock()
+	defer leaveOnce.Unlock()
+	force := r.URL.Query().Get("force") == "1"
+	if d.state.Role == api.RoleManager && !force {
+		writeJSONResponse(w, http.StatusConflict, map[string]string{"error": fmt.Sprintf(
+			"node %s is a manager: demote it first (gitorc node demote %s), or leave with --force, which can cost the cluster its quorum", d.state.ID, d.state.ID)})
+		return
+	}
+	if d.agent != nil {
+		d.stopSession()
+		d.agent.Assign(nil)
+		ctx, cancel := context.WithTimeout(r.Context(), leaveDrainTimeout)
+		defer cancel()
+		for {
+			obs, err := d.exec.Observe(ctx)
+			if err == nil && len(obs) == 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": "the node's containers did not stop: " + ctx.Err().Error()})
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	writeJSONResponse(w, http.StatusOK, map[string]string{"node": d.state.ID})
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	select {
+	case <-d.left:
+	default:
+		close(d.left)
+	}
+}
+
+// forget deletes what a node that left kept in its data dir.
+func (d *daemon) forget() error {
+	var errs []error
+	for _, p := range []string{stateFile(d.dir), pkiDir(d.dir), raftDir(d.dir), executorDir(d.dir),
+		filepath.Join(d.dir, "gitops"), recipientPath(d.dir), socketFile(d.dir)} {
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func newLeaveCmd() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "leave",
+		Short: "Make this node leave its cluster",
+		Long: `Stops this node's tasks, stops the node and deletes its state from its data dir.
+The managers then see it down and move its tasks; remove it from the list with
+gitorc node rm on a manager. A manager must be demoted first (gitorc node demote),
+or leave with --force.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := "/v1/leave"
+			if force {
+				path += "?force=1"
+			}
+			var out map[string]string
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, path, nil, &out); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "node %s left the cluster: on a manager, gitorc node rm %s\n", out["node"], out["node"])
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "leave even as a manager")
+	return cmd
+}
