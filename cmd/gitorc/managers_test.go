@@ -139,6 +139,54 @@ func TestJoinManagers(t *testing.T) {
 	if _, err := join(ctx, flags("m4"), rotated["token"], m2.state.Advertise); err != nil {
 		t.Errorf("join through m2 after the leader stopped: %v", err)
 	}
+
+	// A forged manager certificate (another CA, m2's node ID) is refused.
+	other, err := ca.NewRootCA(ca.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, key, err := ca.NewCSR(m2.state.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgedPEM, err := other.Issue(csr, m2.state.ID, api.RoleManager)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := ca.LoadNodeCert(forgedPEM, key, other.Certificate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ftls, err := ca.TLSConfig{CA: root, Cert: forged, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ffwd := &storerpc.Forwarder{Resolve: func(string) (string, error) { return m3.state.Advertise, nil }, TLS: ftls}
+	defer ffwd.Close()
+	if _, err := ffwd.Barrier(ctx, m3.state.RaftAdvertise); err == nil {
+		t.Error("a forged manager certificate reached the store")
+	}
+
+	// The old leader restarts from its data dir alone and catches up.
+	st, err := loadState(m1.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadPKI(m1.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := &daemon{dir: m1.dir, state: st, pki: p}
+	startNode(t, again, "m1 again")
+	if err := storetest.WaitFor(func() bool {
+		if again.storeRef.Load() == nil {
+			return false
+		}
+		tk, err := again.tokens()
+		return err == nil && tk.Worker.Encode() == w3["token"]
+	}, 30*time.Second); err != nil {
+		t.Error("the restarted manager did not catch up with the token rotated while it was down")
+	}
 }
 
 // A demoted manager leaves Raft, gets a worker certificate and its old
