@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,16 +113,28 @@ func (d *daemon) importClusterKeys(ctx context.Context) error {
 		case <-changes:
 		}
 	}
-	for name, b := range pending {
-		// A key already in the store wins: the files are a copy of it
-		// left by an import cut short.
-		if _, err := d.clusterKey(name); errors.Is(err, errNoClusterKey) {
-			if err := d.setClusterKey(ctx, name, b); err != nil {
+	// All in one transaction: a manager that can hand out tokens can also
+	// issue the certificates they admit. A key already in the store wins:
+	// the files are a copy of it left by an import cut short.
+	_, err = d.store.Update(ctx, func(tx store.Tx) error {
+		for _, name := range slices.Sorted(maps.Keys(pending)) {
+			s, err := findSecret(tx, name)
+			if err != nil {
 				return err
 			}
-		} else if err != nil {
-			return err
+			if s == nil {
+				if err := tx.Create(&api.Secret{Spec: api.SecretSpec{Name: name,
+					Labels: map[string]string{api.LabelInternal: "true"}, Data: api.SecretBytes(pending[name])}}); err != nil {
+					return err
+				}
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store the cluster's keys: %w", err)
+	}
+	for name := range pending {
 		if err := os.Remove(filepath.Join(pkiDir(d.dir), pendingKeys[name])); err != nil {
 			return err
 		}
