@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -35,8 +36,16 @@ func startNode(t *testing.T, d *daemon, name string) (stop func()) {
 		}
 		stopped = true
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s: %v", name, err)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		case <-time.After(2 * time.Minute):
+			// A node that does not stop is a bug: show where it hangs
+			// instead of waiting for the package's timeout.
+			buf := make([]byte, 1<<22)
+			t.Errorf("%s did not stop within 2 minutes; goroutines:\n%s", name, buf[:runtime.Stack(buf, true)])
 		}
 		if t.Failed() {
 			t.Logf("%s log:\n%s", name, logs.String())
