@@ -13,44 +13,44 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
+	"github.com/gitorc/gitorc/cluster/api"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-type fullTask struct {
-	CreatedAt    time.Time `json:"created_at"`
-	ReadyAt      time.Time `json:"ready_at"`
-	DesiredState string    `json:"desired_state"`
-	Spec         struct {
-		Container struct {
-			Image string `json:"image"`
-		} `json:"container"`
-	} `json:"spec"`
-	Status struct {
-		State  string `json:"state"`
-		Health string `json:"health"`
-	} `json:"status"`
-}
-
-func (c *cluster) tasks(stack string) []fullTask {
+func (c *cluster) tasks(stack string) []api.Task {
 	out, err := c.gitorc("ps", stack, "-o", "json")
 	if err != nil {
 		return nil
 	}
-	var ts []fullTask
-	_ = json.Unmarshal([]byte(out), &ts)
+	var ts []api.Task
+	if json.Unmarshal([]byte(out), &ts) != nil {
+		return nil
+	}
 	return ts
 }
 
 // readyByImage counts running, healthy tasks by image tag.
-func readyByImage(ts []fullTask) map[string]int {
+func readyByImage(ts []api.Task) map[string]int {
 	out := map[string]int{}
 	for _, t := range ts {
-		if t.Status.State == "running" && t.Status.Health == "healthy" {
+		if t.Status.State == api.TaskRunning && t.Status.Health == api.HealthHealthy {
 			img := t.Spec.Container.Image
 			out[img[strings.LastIndex(img, ":")+1:]]++
 		}
 	}
 	return out
+}
+
+// balanced counts the tasks in the load-balancing set, as the network
+// plane reads it from the store.
+func balanced(ts []api.Task) int {
+	n := 0
+	for i := range ts {
+		if ts[i].InLoadBalancer() {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *cluster) updateState(service string) string {
@@ -71,8 +71,9 @@ func (c *cluster) updateState(service string) string {
 
 // 10 replicas of web:1 roll to web:2 two at a time, start-first, each new
 // task proving itself healthy before an old one stops: at every moment at
-// least 10 healthy tasks exist. Then an image whose process exits at once
-// rolls back by itself to web:2.
+// least 10 healthy tasks exist, and 10 in the load-balancing set that
+// the network plane reads (api.Task.InLoadBalancer). Then an image whose
+// process exits at once rolls back by itself to web:2.
 func TestRollingUpdateAndRollback_Root(t *testing.T) {
 	c, _ := newCluster(t, 3)
 	ctx := context.Background()
@@ -124,7 +125,7 @@ func TestRollingUpdateAndRollback_Root(t *testing.T) {
 
 	// Watch the service while it updates.
 	var mu sync.Mutex
-	minReady, polls := 1000, 0
+	minReady, minBalanced, polls := 1000, 1000, 0
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -142,7 +143,7 @@ func TestRollingUpdateAndRollback_Root(t *testing.T) {
 					n += v
 				}
 				mu.Lock()
-				minReady, polls = min(minReady, n), polls+1
+				minReady, minBalanced, polls = min(minReady, n), min(minBalanced, balanced(ts)), polls+1
 				mu.Unlock()
 			}
 		}
@@ -157,6 +158,9 @@ func TestRollingUpdateAndRollback_Root(t *testing.T) {
 	wg.Wait()
 	if minReady < 10 {
 		t.Errorf("only %d healthy tasks at one moment of a start-first update (of %d polls)", minReady, polls)
+	}
+	if minBalanced < 10 {
+		t.Errorf("only %d tasks in the load-balancing set at one moment of a start-first update (of %d polls)", minBalanced, polls)
 	}
 	// The least the settings allow: 5 batches, each a task start (created
 	// to ready, the median of this update's tasks) plus delay 0 — the
@@ -173,8 +177,8 @@ func TestRollingUpdateAndRollback_Root(t *testing.T) {
 	}
 	median := starts[len(starts)/2]
 	minimum := 5*median + 2*time.Second
-	t.Logf("rolling update 10 replicas, parallelism 2, start-first: %s; minimum the settings allow %s (5 x %s task start + 2s monitor): ratio %.2f; fewest healthy tasks %d over %d polls",
-		took.Round(10*time.Millisecond), minimum.Round(10*time.Millisecond), median.Round(10*time.Millisecond), took.Seconds()/minimum.Seconds(), minReady, polls)
+	t.Logf("rolling update 10 replicas, parallelism 2, start-first: %s; minimum the settings allow %s (5 x %s task start + 2s monitor): ratio %.2f; fewest healthy tasks %d, fewest in the load-balancing set %d, over %d polls",
+		took.Round(10*time.Millisecond), minimum.Round(10*time.Millisecond), median.Round(10*time.Millisecond), took.Seconds()/minimum.Seconds(), minReady, minBalanced, polls)
 
 	// A broken image: its tasks fail, the update rolls back by itself.
 	deploy("bad")

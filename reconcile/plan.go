@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -72,7 +73,8 @@ type State struct {
 }
 
 // Change is one field that differs. From is empty for a field being set,
-// To for a field being removed.
+// To for a field being removed; a number or boolean that is zero on one
+// side shows as 0 or false there.
 type Change struct {
 	Path string `json:"path"`
 	From string `json:"from,omitempty"`
@@ -347,31 +349,84 @@ func flatten(spec any) map[string]string {
 }
 
 // diff lists the fields that differ between desired and actual, by path.
+// A number or boolean on one side only, in an object both sides have, was
+// left out of the other's JSON form for being zero: it changes from or to
+// 0 (false), it does not appear or vanish.
 func diff(desired, actual map[string]string) []Change {
 	var out []Change
 	for p, to := range desired {
-		if from := actual[p]; from != to {
+		from, ok := actual[p]
+		if !ok {
+			from = zeroIn(actual, p, to)
+		}
+		if from != to {
 			out = append(out, Change{Path: p, From: from, To: to})
 		}
 	}
 	for p, from := range actual {
 		if _, ok := desired[p]; !ok {
-			out = append(out, Change{Path: p, From: from})
+			out = append(out, Change{Path: p, From: from, To: zeroIn(desired, p, from)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
 
-// DesiredState merges the bundles of a revision into one desired state.
+// zeroIn is the zero value of v's type when v is a number or a boolean
+// and fields holds the object p belongs to; else "" (p is absent).
+func zeroIn(fields map[string]string, p, v string) string {
+	zero := ""
+	switch {
+	case v == "true" || v == "false":
+		zero = "false"
+	case v != "" && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9')):
+		zero = "0"
+	default:
+		return ""
+	}
+	i := strings.LastIndexAny(p, ".[")
+	if i < 0 {
+		return zero // a top-level field: the object is the spec itself
+	}
+	parent := p[:i]
+	for k := range fields {
+		if strings.HasPrefix(k, parent+".") || strings.HasPrefix(k, parent+"[") {
+			return zero
+		}
+	}
+	return ""
+}
+
+// DesiredState merges the bundles of a revision into one desired state,
+// and fills in each service's RolloutAfter: the full names of its
+// depends_on services and of every service of the stacks its stack
+// depends on (gitorc.yaml), the services the orchestrator lets finish
+// their rollout first.
 func DesiredState(bundles []api.Bundle) State {
 	var s State
+	byStack := map[string][]string{}
+	for _, b := range bundles {
+		for _, svc := range b.Services {
+			byStack[b.Stack.Name] = append(byStack[b.Stack.Name], svc.Name)
+		}
+	}
 	for _, b := range bundles {
 		s.Networks = append(s.Networks, b.Networks...)
 		s.Secrets = append(s.Secrets, b.Secrets...)
 		s.Configs = append(s.Configs, b.Configs...)
 		s.Volumes = append(s.Volumes, b.Volumes...)
-		s.Services = append(s.Services, b.Services...)
+		for _, svc := range b.Services {
+			var after []string
+			for _, dep := range svc.DependsOn {
+				after = append(after, svc.Stack+"_"+dep)
+			}
+			for _, st := range b.Stack.DependsOn {
+				after = append(after, byStack[st]...)
+			}
+			sort.Strings(after)
+			svc.RolloutAfter = slices.Compact(after)
+			s.Services = append(s.Services, svc)
+		}
 	}
 	return s
 }

@@ -110,6 +110,9 @@ func TestPlanGolden(t *testing.T) {
 		{"secret-rotated", func(s State) State { s.Secrets[0].DataHash = "sha256:2222"; return s },
 			func(s State) State { s.Secrets[0].DataHash = "sha256:1111"; return apply(s, State{}) }},
 		{"drift-scaled-by-hand", nil, func(s State) State { service(s, "shop_api").Replicas = 9; return s }},
+		// Zero is left out of a spec's JSON form: still a change to 0.
+		{"scaled-to-zero", func(s State) State { service(s, "web_web").Replicas = 0; return s }, nil},
+		{"scaled-from-zero", nil, func(s State) State { service(s, "web_web").Replicas = 0; return s }},
 		{"foreign-and-external", func(s State) State {
 			s.Networks = append(s.Networks, api.NetworkSpec{Name: "ops_net", Driver: "overlay", External: true})
 			return s

@@ -149,10 +149,18 @@ func progress(name string, o Observed) ServiceProgress {
 		}
 	}
 	spec := specKey(svc.Spec.Task)
+	endpoint := endpointKey(&svc.Spec.Endpoint)
+	// current: the task runs the service's spec. The orchestrator gives
+	// tasks that a placement-only change lets stay the new spec in place;
+	// a task made for another endpoint is replaced like one of another
+	// spec (tasks that recorded none never differ).
+	current := func(t api.Task) bool {
+		return specKey(t.Spec) == spec && (t.Endpoint == nil || endpointKey(t.Endpoint) == endpoint)
+	}
 	var pending []string
 	completed := 0
 	for _, t := range o.Tasks {
-		if specKey(t.Spec) != spec {
+		if !current(t) {
 			continue // a task of an older spec: the update has not reached it
 		}
 		switch {
@@ -167,7 +175,7 @@ func progress(name string, o Observed) ServiceProgress {
 	}
 	old := 0
 	for _, t := range o.Tasks {
-		if specKey(t.Spec) != spec && !t.Status.State.Terminal() && t.DesiredState == api.TaskRunning {
+		if !current(t) && !t.Status.State.Terminal() && t.DesiredState == api.TaskRunning {
 			old++
 		}
 	}
@@ -179,19 +187,24 @@ func progress(name string, o Observed) ServiceProgress {
 	case api.ModeGlobalJob:
 		p.Desired, p.Ready = 0, completed
 		for _, t := range o.Tasks {
-			if specKey(t.Spec) == spec {
+			if current(t) {
 				p.Desired++
 			}
 		}
 	default: // global: one task per eligible node, as the orchestrator made them
 		for _, t := range o.Tasks {
-			if specKey(t.Spec) == spec && t.DesiredState == api.TaskRunning {
+			if current(t) && t.DesiredState == api.TaskRunning {
 				p.Desired++
 			}
 		}
 	}
 	p.Done = p.Ready >= p.Desired && old == 0 && (p.Desired > 0 || svc.Spec.Mode == api.ModeReplicated)
+	waiting := svc.Update != nil && svc.Update.State == api.UpdateWaiting
 	switch {
+	case waiting:
+		// Held by depends_on: not started, whatever its tasks say.
+		p.Done = false
+		p.Message = fmt.Sprintf("%d/%d ready, %s", p.Ready, p.Desired, svc.Update.Message)
 	case p.Done:
 		p.Message = fmt.Sprintf("%d/%d ready", p.Ready, p.Desired)
 	case len(pending) > 0:
@@ -216,5 +229,10 @@ func ready(t api.Task) bool {
 // versus empty collections, never in meaning.
 func specKey(s api.TaskSpec) string {
 	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func endpointKey(e *api.EndpointSpec) string {
+	b, _ := json.Marshal(e)
 	return string(b)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/google/go-cmp/cmp"
 )
 
 var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -26,6 +27,10 @@ func task(spec api.ServiceSpec, state api.TaskState, health api.HealthState) api
 
 func TestTrack(t *testing.T) {
 	v1, v2 := svcSpec("web:1", 2, true), svcSpec("web:2", 2, true)
+	placed := v2
+	placed.Task.Placement.Constraints = []api.Constraint{{Key: "node.labels.zone", Op: api.OpNe, Value: "c"}}
+	ported := v2
+	ported.Endpoint = api.EndpointSpec{Ports: []api.PortConfig{{Target: 80, Published: 8080}}}
 	rollout := Rollout{Changed: []string{"s_web"}, AppliedAt: t0}
 	cases := []struct {
 		name      string
@@ -65,6 +70,21 @@ func TestTrack(t *testing.T) {
 		{"removed service gone", nil, []api.Task{task(v1, api.TaskShutdown, api.HealthNone)},
 			t0, &Rollout{Removed: []string{"s_web"}, AppliedAt: t0}, api.SyncSynced, "0 service(s) rolled out healthy, 1 removed"},
 		{"scaled to zero", &api.Service{Spec: svcSpec("web:2", 0, false)}, nil, t0, nil, api.SyncSynced, "1 service(s) rolled out healthy"},
+		{"placement change, tasks not yet given the new spec", &api.Service{Spec: placed},
+			[]api.Task{task(v2, api.TaskRunning, api.HealthHealthy), task(v2, api.TaskRunning, api.HealthHealthy)},
+			t0, nil, api.SyncProgressing, "waiting for s_web: 0/2 ready, 2 task(s) of the previous spec left"},
+		{"placement change, tasks kept with the new spec", &api.Service{Spec: placed},
+			[]api.Task{task(placed, api.TaskRunning, api.HealthHealthy), task(placed, api.TaskRunning, api.HealthHealthy)},
+			t0, nil, api.SyncSynced, "1 service(s) rolled out healthy"},
+		{"a task made for another endpoint", &api.Service{Spec: ported},
+			[]api.Task{withEndpoint(task(ported, api.TaskRunning, api.HealthHealthy), v2.Endpoint), withEndpoint(task(ported, api.TaskRunning, api.HealthHealthy), ported.Endpoint)},
+			t0, nil, api.SyncProgressing, "waiting for s_web: 1/2 ready, 1 task(s) of the previous spec left"},
+		{"tasks that recorded no endpoint", &api.Service{Spec: ported},
+			[]api.Task{task(ported, api.TaskRunning, api.HealthHealthy), task(ported, api.TaskRunning, api.HealthHealthy)},
+			t0, nil, api.SyncSynced, "1 service(s) rolled out healthy"},
+		{"held by depends_on", &api.Service{Spec: v2, Update: &api.UpdateStatus{State: api.UpdateWaiting, Message: "waiting for s_db"}},
+			[]api.Task{task(v1, api.TaskRunning, api.HealthHealthy), task(v1, api.TaskRunning, api.HealthHealthy)},
+			t0, nil, api.SyncProgressing, "waiting for s_web: 0/2 ready, waiting for s_db"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,6 +97,57 @@ func TestTrack(t *testing.T) {
 				t.Errorf("got %s %q\nwant %s %q", got.Phase, got.Message, tc.wantPhase, tc.wantMsg)
 			}
 		})
+	}
+}
+
+func withEndpoint(t api.Task, e api.EndpointSpec) api.Task {
+	t.Endpoint = &e
+	return t
+}
+
+// A dependency whose rollout failed holds its dependent: the revision is
+// Degraded by the dependency, never green.
+func TestTrackFailedDependency(t *testing.T) {
+	db1, db2 := svcSpec("db:1", 1, false), svcSpec("db:2", 1, false)
+	db1.Name, db2.Name = "s_db", "s_db"
+	web1, web2 := svcSpec("web:1", 1, false), svcSpec("web:2", 1, false)
+	web2.RolloutAfter = []string{"s_db"}
+	r := Rollout{Changed: []string{"s_db", "s_web"}, AppliedAt: t0}
+	got := Track(r, map[string]Observed{
+		"s_db": {Service: &api.Service{Spec: db1, PreviousSpec: &db2,
+			Update: &api.UpdateStatus{State: api.UpdateRollbackCompleted, Message: "rolled back: 1 of 1 updated tasks failed: exit code 1"}},
+			Tasks: []api.Task{task(db1, api.TaskRunning, api.HealthNone)}},
+		"s_web": {Service: &api.Service{Spec: web2, Update: &api.UpdateStatus{State: api.UpdateWaiting, Message: "waiting for s_db"}},
+			Tasks: []api.Task{task(web1, api.TaskRunning, api.HealthNone)}},
+	}, t0)
+	want := "rollout failed: s_db: update rollback_completed: rolled back: 1 of 1 updated tasks failed: exit code 1"
+	if got.Phase != api.SyncDegraded || got.Message != want {
+		t.Errorf("got %s %q\nwant %s %q", got.Phase, got.Message, api.SyncDegraded, want)
+	}
+}
+
+// DesiredState resolves depends_on, between services of a stack and
+// between stacks, into the full names each service's rollout waits for.
+func TestDesiredStateRolloutAfter(t *testing.T) {
+	svc := func(stack, name string, deps ...string) api.ServiceSpec {
+		return api.ServiceSpec{Name: stack + "_" + name, Stack: stack, DependsOn: deps}
+	}
+	got := DesiredState([]api.Bundle{
+		{Stack: api.StackSpec{Name: "db"}, Services: []api.ServiceSpec{svc("db", "pg"), svc("db", "migrate", "pg")}},
+		{Stack: api.StackSpec{Name: "shop", DependsOn: []string{"db"}}, Services: []api.ServiceSpec{svc("shop", "web", "api"), svc("shop", "api")}},
+	})
+	after := map[string][]string{}
+	for _, s := range got.Services {
+		after[s.Name] = s.RolloutAfter
+	}
+	want := map[string][]string{
+		"db_pg":      nil,
+		"db_migrate": {"db_pg"},
+		"shop_web":   {"db_migrate", "db_pg", "shop_api"},
+		"shop_api":   {"db_migrate", "db_pg"},
+	}
+	if diff := cmp.Diff(want, after); diff != "" {
+		t.Errorf("rollout_after (-want +got):\n%s", diff)
 	}
 }
 

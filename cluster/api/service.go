@@ -38,6 +38,12 @@ type ServiceSpec struct {
 	Networks []NetworkAttachment `json:"networks,omitempty"`
 	// DependsOn names other services of the same stack (short names).
 	DependsOn []string `json:"depends_on,omitempty"`
+	// RolloutAfter are the full names of the services whose rollout this
+	// one's waits for: its DependsOn, and every service of the stacks its
+	// stack depends on. The orchestrator starts the service's tasks, or an
+	// update of them, only once each of these has finished its own rollout
+	// with every task ready. reconcile fills it in (DesiredState).
+	RolloutAfter []string `json:"rollout_after,omitempty"`
 }
 
 // TaskSpec is what every task of a service runs.

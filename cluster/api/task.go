@@ -62,6 +62,34 @@ type Task struct {
 	// within the restart policy's window: the restart history lives in the
 	// store, so a new leader counts attempts where the old one stopped.
 	Restarts []time.Time `json:"restarts,omitempty"`
+	// Endpoint is the service's endpoint spec when the task was made: a
+	// task whose endpoint differs from the service's is replaced by an
+	// update. Nil (tasks made before it was recorded) never differs.
+	Endpoint *EndpointSpec `json:"endpoint,omitempty"`
+	// DrainingSince is when the orchestrator took the task out of its
+	// service's load-balancing set ahead of stopping it (see
+	// InLoadBalancer); zero while it is not draining.
+	DrainingSince time.Time `json:"draining_since,omitzero"`
+}
+
+// InLoadBalancer reports whether the task is in its service's
+// load-balancing set: the tasks the network plane sends the service's
+// traffic to (VIP, ingress and host-mode ports, DNS tasks.<service>).
+// It is a pure function of the stored task, so every manager and every
+// node computes the same set from the same store state.
+//
+// A task joins the set once it is wanted running, runs, and passed its
+// healthcheck if it has one; it leaves as soon as any of that stops being
+// true, or when the orchestrator marks it draining. The orchestrator's
+// rolling updater commits DrainingSince before, never with, the change
+// that tells the node to stop the task, and stops it only after
+// DrainDelay (cluster/orchestrator), so that traffic has moved away
+// before the task gets its stop signal.
+func (t *Task) InLoadBalancer() bool {
+	if t.DesiredState != TaskRunning || !t.DrainingSince.IsZero() || t.Status.State != TaskRunning {
+		return false
+	}
+	return t.Spec.Container.Healthcheck.Disabled() || t.Status.Health == HealthHealthy
 }
 
 // TaskStatus is the truth a node reports about a task. Every failure a user

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
@@ -91,46 +92,37 @@ func (c *Controller) pass(ctx context.Context) (time.Time, error) {
 		for _, n := range nodeList {
 			nodes[n.ID] = *n
 		}
+		tasks := make(map[string][]api.Task, len(services))
 		for _, svc := range services {
 			ptrs, err := store.Find[api.Task](tx, store.ByService(svc.ID))
 			if err != nil {
 				return err
 			}
-			tasks := make([]api.Task, len(ptrs))
+			ts := make([]api.Task, len(ptrs))
 			for i, t := range ptrs {
-				tasks[i] = *t
+				ts[i] = *t
 			}
-			ud := DecideUpdate(svc, tasks, now)
-			if !ud.Empty() {
-				updates = append(updates, serviceUpdate{svc.ID, ud})
-			}
-			wake = earliest(wake, ud.Wake)
-			if !ud.Quiet() {
-				continue // the updater moved tasks: the rest waits for the next pass
-			}
-			d := decide(svc, tasks, nodes, now)
-			wake = earliest(wake, d.Wake)
-			if !d.Empty() {
-				commit = append(commit, d)
-			}
+			tasks[svc.ID] = ts
 		}
+		updates, commit, wake = decideAll(services, tasks, nodes, now)
 		return orphans(tx, services, &commit)
 	})
 	if err != nil || len(commit)+len(updates) == 0 {
 		return wake, err
 	}
 	_, err = c.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		edits := newTaskEdits(tx)
 		for _, u := range updates {
-			if err := applyUpdate(tx, u, now); err != nil {
+			if err := applyUpdate(tx, edits, u, now); err != nil {
 				return err
 			}
 		}
 		for _, d := range commit {
-			if err := apply(tx, d, now); err != nil {
+			if err := apply(tx, edits, d, now); err != nil {
 				return err
 			}
 		}
-		return nil
+		return edits.flush()
 	})
 	if err != nil {
 		return wake, fmt.Errorf("commit orchestrator decisions: %w", err)
@@ -138,8 +130,59 @@ func (c *Controller) pass(ctx context.Context) (time.Time, error) {
 	return wake, nil
 }
 
+// decideAll decides every service of a snapshot (tasks by service ID):
+// the updater first, then, unless the updater moved tasks or holds the
+// service, the orchestrator. It returns what to commit and when to look
+// again.
+func decideAll(services []*api.Service, tasks map[string][]api.Task, nodes Nodes, now time.Time) (updates []serviceUpdate, commit []Decision, wake time.Time) {
+	byName := make(map[string]Dependency, len(services))
+	for _, svc := range services {
+		byName[svc.Spec.Name] = Dependency{Service: svc, Tasks: tasks[svc.ID]}
+	}
+	settled := map[string]bool{} // dependencies' tasks, judged once per pass
+	for _, svc := range services {
+		tasks := slices.Clone(tasks[svc.ID])
+		gate := func() []string { return waitingFor(svc, byName, nodes, now, settled) }
+		ud := DecideUpdate(svc, tasks, nodes, gate, now)
+		if !ud.Empty() {
+			updates = append(updates, serviceUpdate{svc.ID, svc.Spec.Task, svc.Version, ud})
+		}
+		wake = earliest(wake, ud.Wake)
+		if ud.Hold || !ud.Quiet() {
+			continue // waiting, or the updater moved tasks: the rest waits for the next pass
+		}
+		adopted(tasks, ud.Adopt, svc)
+		d := decide(svc, tasks, nodes, now)
+		wake = earliest(wake, d.Wake)
+		if !d.Empty() {
+			commit = append(commit, d)
+		}
+	}
+	return updates, commit, wake
+}
+
+// adopted gives the adopted tasks the service's spec in memory, as the
+// commit will: the orchestrator then sees them as up to date.
+func adopted(tasks []api.Task, ids []string, svc *api.Service) {
+	if len(ids) == 0 {
+		return
+	}
+	adopt := map[string]bool{}
+	for _, id := range ids {
+		adopt[id] = true
+	}
+	for i := range tasks {
+		if adopt[tasks[i].ID] {
+			tasks[i].Spec, tasks[i].SpecVersion = svc.Spec.Task, svc.Version
+		}
+	}
+}
+
+// serviceUpdate is an updater decision with the spec it was made for.
 type serviceUpdate struct {
-	serviceID string
+	serviceID   string
+	spec        api.TaskSpec // what adopted tasks take
+	specVersion uint64
 	UpdateDecision
 }
 
@@ -150,11 +193,56 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
+// taskEdits collects the changes a pass makes to existing tasks, so that
+// each is read and written once per transaction (a transaction's reads do
+// not see its own writes: two updates of one task would lose the first).
+type taskEdits struct {
+	tx      store.Tx
+	tasks   map[string]*api.Task
+	changed map[string]bool
+	order   []string
+}
+
+func newTaskEdits(tx store.Tx) *taskEdits {
+	return &taskEdits{tx: tx, tasks: map[string]*api.Task{}, changed: map[string]bool{}}
+}
+
+// edit applies fn to the task's pending version; fn reports whether it
+// changed anything.
+func (e *taskEdits) edit(id string, fn func(*api.Task) bool) error {
+	t, ok := e.tasks[id]
+	if !ok {
+		var err error
+		if t, err = store.Get[api.Task](e.tx, id); err != nil {
+			return err
+		}
+		e.tasks[id] = t
+		e.order = append(e.order, id)
+	}
+	if fn(t) {
+		e.changed[id] = true
+	}
+	return nil
+}
+
+// flush writes every changed task.
+func (e *taskEdits) flush() error {
+	for _, id := range e.order {
+		if !e.changed[id] {
+			continue
+		}
+		if err := e.tx.Update(e.tasks[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // applyUpdate writes an updater decision: the service's update status
-// (and, for a rollback, its swapped specs), ready stamps, and the tasks it
-// creates and stops.
-func applyUpdate(tx store.Tx, u serviceUpdate, now time.Time) error {
-	if u.Status != nil || u.Rollback {
+// (and, for a rollback, its swapped specs), ready stamps, adopted specs,
+// drains, and the tasks it creates and stops.
+func applyUpdate(tx store.Tx, edits *taskEdits, u serviceUpdate, now time.Time) error {
+	if u.Status != nil || u.ClearStatus || u.Rollback {
 		svc, err := store.Get[api.Service](tx, u.serviceID)
 		if err != nil {
 			return err
@@ -162,6 +250,9 @@ func applyUpdate(tx store.Tx, u serviceUpdate, now time.Time) error {
 		if u.Rollback && svc.PreviousSpec != nil {
 			failed := svc.Spec
 			svc.Spec, svc.PreviousSpec = *svc.PreviousSpec, &failed
+		}
+		if u.ClearStatus {
+			svc.Update = nil
 		}
 		if u.Status != nil {
 			st := *u.Status
@@ -172,16 +263,26 @@ func applyUpdate(tx store.Tx, u serviceUpdate, now time.Time) error {
 		}
 	}
 	for _, id := range u.Ready {
-		t, err := store.Get[api.Task](tx, id)
-		if err != nil {
-			return err
-		}
-		t.ReadyAt = now
-		if err := tx.Update(t); err != nil {
+		if err := edits.edit(id, func(t *api.Task) bool { t.ReadyAt = now; return true }); err != nil {
 			return err
 		}
 	}
-	return apply(tx, u.Decision, now)
+	for _, id := range u.Adopt {
+		if err := edits.edit(id, func(t *api.Task) bool { t.Spec, t.SpecVersion = u.spec, u.specVersion; return true }); err != nil {
+			return err
+		}
+	}
+	for _, id := range u.Drain {
+		if err := edits.edit(id, func(t *api.Task) bool { t.DrainingSince = now; return true }); err != nil {
+			return err
+		}
+	}
+	for _, id := range u.Undrain {
+		if err := edits.edit(id, func(t *api.Task) bool { t.DrainingSince = time.Time{}; return true }); err != nil {
+			return err
+		}
+	}
+	return apply(tx, edits, u.Decision, now)
 }
 
 // decide picks the decision function for the service's mode.
@@ -245,7 +346,7 @@ func orphans(tx store.ReadTx, services []*api.Service, commit *[]Decision) error
 }
 
 // apply writes one decision into a transaction.
-func apply(tx store.Tx, d Decision, now time.Time) error {
+func apply(tx store.Tx, edits *taskEdits, d Decision, now time.Time) error {
 	for i := range d.Create {
 		t := d.Create[i]
 		if err := tx.Create(&t); err != nil {
@@ -253,21 +354,20 @@ func apply(tx store.Tx, d Decision, now time.Time) error {
 		}
 	}
 	for _, s := range d.Shutdown {
-		t, err := store.Get[api.Task](tx, s.TaskID)
+		err := edits.edit(s.TaskID, func(t *api.Task) bool {
+			if t.DesiredState == api.TaskShutdown {
+				return false
+			}
+			t.DesiredState = api.TaskShutdown
+			if !t.Status.State.Terminal() && t.Status.State < api.TaskAssigned {
+				// Never placed: nothing runs, it ends here.
+				t.Status = api.TaskStatus{State: api.TaskShutdown, Timestamp: now, Message: s.Reason}
+			} else {
+				t.Status.Message = "stopping: " + s.Reason
+			}
+			return true
+		})
 		if err != nil {
-			return err
-		}
-		if t.DesiredState == api.TaskShutdown {
-			continue
-		}
-		t.DesiredState = api.TaskShutdown
-		if !t.Status.State.Terminal() && t.Status.State < api.TaskAssigned {
-			// Never placed: nothing runs, it ends here.
-			t.Status = api.TaskStatus{State: api.TaskShutdown, Timestamp: now, Message: s.Reason}
-		} else {
-			t.Status.Message = "stopping: " + s.Reason
-		}
-		if err := tx.Update(t); err != nil {
 			return err
 		}
 	}

@@ -294,3 +294,100 @@ func TestRollingUpdateAndAutomaticRollbackThroughTheStore(t *testing.T) {
 		return updateState(t, s, svc.ID) == "rollback_completed" && running(t, s, svc.ID) == "web:2 web:2 web:2 web:2"
 	})
 }
+
+func tasksOf(t *testing.T, s *store.Store, id string) []api.Task {
+	var out []api.Task
+	err := s.View(func(tx store.ReadTx) error {
+		tasks, err := store.Find[api.Task](tx, store.ByService(id))
+		for _, tk := range tasks {
+			out = append(out, *tk)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Through the store: a service created after another starts once that one
+// runs; a placement change keeps (and re-specs) the task whose node still
+// fits and replaces the other.
+func TestDependsOnAndPlacementChangeThroughTheStore(t *testing.T) {
+	s := managers(t)
+	fakeAgent(t, s)
+	addNode(t, s, "n1", map[string]string{"zone": "a"})
+	addNode(t, s, "n2", map[string]string{"zone": "b"})
+	spec := func(name, image string) api.ServiceSpec {
+		return api.ServiceSpec{Name: name, Mode: api.ModeReplicated, Replicas: 2,
+			Task:   api.TaskSpec{Container: api.ContainerSpec{Image: image}, Restart: api.RestartPolicy{Condition: api.RestartAny}},
+			Update: api.DefaultUpdateConfig(), Rollback: api.DefaultRollbackConfig()}
+	}
+	db := &api.Service{Spec: spec("s_db", "db:1")}
+	webSpec := spec("s_web", "web:1")
+	webSpec.RolloutAfter = []string{"s_db"}
+	web := &api.Service{Spec: webSpec}
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.Create(web); err != nil {
+			return err
+		}
+		return tx.Create(db)
+	})
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		if storetest.WaitFor(cond, 20*time.Second) != nil {
+			t.Fatalf("timed out waiting for %s: s_db %q, s_web %q", what, running(t, s, db.ID), running(t, s, web.ID))
+		}
+	}
+	wait("both services running", func() bool {
+		return running(t, s, db.ID) == "db:1 db:1" && running(t, s, web.ID) == "web:1 web:1"
+	})
+	var dbRunning time.Time
+	for _, tk := range tasksOf(t, s, db.ID) {
+		if tk.Status.Timestamp.After(dbRunning) {
+			dbRunning = tk.Status.Timestamp
+		}
+	}
+	for _, tk := range tasksOf(t, s, web.ID) {
+		if tk.CreatedAt.Before(dbRunning) {
+			t.Errorf("s_web task %s created at %s, before s_db ran (%s)", tk.ID, tk.CreatedAt, dbRunning)
+		}
+	}
+
+	// Keep s_web off zone b.
+	byNode := map[string]string{}
+	for _, tk := range tasksOf(t, s, web.ID) {
+		byNode[tk.NodeID] = tk.ID
+	}
+	if len(byNode) != 2 {
+		t.Fatalf("s_web not spread over both nodes: %v", byNode)
+	}
+	update(t, s, func(tx store.Tx) error {
+		cur, err := store.Get[api.Service](tx, web.ID)
+		if err != nil {
+			return err
+		}
+		prev := cur.Spec
+		cur.PreviousSpec, cur.Update = &prev, nil
+		cur.Spec.Task.Placement.Constraints = []api.Constraint{{Key: "node.labels.zone", Op: api.OpNe, Value: "b"}}
+		return tx.Update(cur)
+	})
+	wait("s_web off n2", func() bool {
+		on := map[string]int{}
+		for _, tk := range tasksOf(t, s, web.ID) {
+			if tk.DesiredState == api.TaskRunning && tk.Status.State == api.TaskRunning {
+				on[tk.NodeID]++
+			}
+		}
+		return on["n1"] == 2 && len(on) == 1
+	})
+	var kept bool
+	for _, tk := range tasksOf(t, s, web.ID) {
+		if tk.ID == byNode["n1"] {
+			kept = tk.DesiredState == api.TaskRunning && len(tk.Spec.Placement.Constraints) == 1
+		}
+	}
+	if !kept {
+		t.Errorf("the task on n1 (%s) was not kept with the new spec", byNode["n1"])
+	}
+}

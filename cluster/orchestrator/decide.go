@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -78,7 +79,15 @@ func newTask(svc *api.Service, slot uint64, nodeID string, restarts []time.Time,
 		DesiredState: desiredFor(svc.Spec.Mode),
 		Status:       api.TaskStatus{State: api.TaskNew, Timestamp: now, Message: "created"},
 		Restarts:     restarts,
+		Endpoint:     endpointOf(svc),
 	}
+}
+
+// endpointOf is a copy of the service's endpoint spec for a new task.
+func endpointOf(svc *api.Service) *api.EndpointSpec {
+	e := svc.Spec.Endpoint
+	e.Ports = slices.Clone(e.Ports)
+	return &e
 }
 
 // desiredFor is the desired state of a new task: jobs run to completion.

@@ -17,16 +17,34 @@ type UpdateDecision struct {
 	Decision
 	// Status, when set, replaces the service's update status.
 	Status *api.UpdateStatus
+	// ClearStatus removes the service's update status: a rollout that
+	// waited for its dependencies has nothing left to do (a new service
+	// now starts as any other does).
+	ClearStatus bool
 	// Rollback swaps the service's Spec and PreviousSpec: the rollback's
 	// target is the spec before the failed update.
 	Rollback bool
 	// Ready are tasks to stamp with ReadyAt = now.
 	Ready []string
+	// Adopt are live tasks whose spec differs from the service's only in
+	// placement, where the new placement still allows them: they take the
+	// service's task spec in place, without a restart.
+	Adopt []string
+	// Drain are tasks that leave the load-balancing set now
+	// (DrainingSince = now), DrainDelay before they are stopped.
+	Drain []string
+	// Undrain are draining tasks that rejoin the set: the update that was
+	// to stop them paused, rolled back, or no longer replaces them.
+	Undrain []string
+	// Hold keeps the orchestrator from creating the first tasks of a
+	// service that waits for the services it comes after.
+	Hold bool
 }
 
 // Empty reports whether the decision changes nothing.
 func (d UpdateDecision) Empty() bool {
-	return d.Decision.Empty() && d.Status == nil && !d.Rollback && len(d.Ready) == 0
+	return d.Decision.Empty() && d.Status == nil && !d.ClearStatus && !d.Rollback &&
+		len(d.Ready)+len(d.Adopt)+len(d.Drain)+len(d.Undrain) == 0
 }
 
 // Quiet reports whether the decision moves no task: the orchestrator may
@@ -79,71 +97,185 @@ func isReady(t *api.Task) bool {
 // back, or continues, as failure_action says; a failing rollback pauses
 // (a rollback is never rolled back). Everything it needs to continue is in
 // the store, so a new leader carries on where the old one stopped.
-func DecideUpdate(svc *api.Service, tasks []api.Task, now time.Time) UpdateDecision {
-	var d UpdateDecision
+//
+// A task is out of date when its spec (placement aside) or endpoint
+// differs from the service's, or when its node no longer satisfies the
+// service's placement; tasks that differ only in placement and still fit
+// are adopted in place (UpdateDecision.Adopt). A task leaves the
+// load-balancing set (UpdateDecision.Drain) DrainDelay before it is
+// stopped, in stop-first and start-first alike, and new tasks join it by
+// becoming ready (api.Task.InLoadBalancer).
+//
+// gate says which services this one's rollout must wait for: while there
+// are any, an update does not start and a service without tasks gets none
+// (Hold); the status says "waiting for …". It is asked only when a
+// rollout is about to start; nil waits for nothing.
+func DecideUpdate(svc *api.Service, tasks []api.Task, nodes Nodes, gate Gate, now time.Time) UpdateDecision {
+	if gate == nil {
+		gate = func() []string { return nil }
+	}
+	if len(tasks) == 0 {
+		return firstStart(svc, gate, now)
+	}
 	if svc.Spec.Mode.IsJob() {
+		return UpdateDecision{}
+	}
+	u := newUpdater(svc, tasks, nodes, now)
+	u.decide(gate)
+	return u.finish()
+}
+
+// Gate returns the services a rollout must still wait for, as
+// WaitingFor does.
+type Gate func() []string
+
+// firstStart holds the first tasks of a service until the services it
+// comes after are done.
+func firstStart(svc *api.Service, gate Gate, now time.Time) UpdateDecision {
+	var d UpdateDecision
+	st := svc.Update
+	waiting := st != nil && st.State == api.UpdateWaiting
+	waitFor := gate()
+	if len(waitFor) == 0 {
+		d.ClearStatus = waiting
 		return d
 	}
-	target := specKey(svc.Spec.Task)
-	targetID := SpecTarget(svc.Spec.Task)
+	d.Hold = true
+	s := api.UpdateStatus{State: api.UpdateWaiting, StartedAt: now, Target: SpecTarget(svc.Spec.Task), Message: waitingMessage(waitFor)}
+	if waiting && st.Target == s.Target {
+		s.StartedAt = st.StartedAt
+	}
+	if !sameStatus(st, s) {
+		d.Status = &s
+	}
+	return d
+}
+
+// updater is one DecideUpdate call's working state.
+type updater struct {
+	svc      *api.Service
+	tasks    []api.Task
+	now      time.Time
+	target   string // specKey of the service's task spec
+	targetID string
+	rollback bool
+	cfg      api.UpdateConfig
+	fits     map[string]fit
+	groups   map[string]group
+	keys     []string // of groups, slot (or node) order
+	d        UpdateDecision
+	// draining are tasks the decision leaves draining: their drain
+	// delay is not over. Other draining tasks rejoin the set.
+	draining map[string]bool
+}
+
+func newUpdater(svc *api.Service, tasks []api.Task, nodes Nodes, now time.Time) *updater {
+	u := &updater{svc: svc, tasks: tasks, now: now, target: specKey(svc.Spec.Task), targetID: SpecTarget(svc.Spec.Task),
+		fits: classify(svc, tasks, nodes), draining: map[string]bool{}}
 	st := svc.Update
-	rollback := st != nil && st.State.IsRollback() && st.Target == targetID
-	cfg := svc.Spec.Update
-	if rollback {
-		cfg = svc.Spec.Rollback
+	u.rollback = st != nil && st.State.IsRollback() && st.Target == u.targetID
+	u.cfg = svc.Spec.Update
+	if u.rollback {
+		u.cfg = svc.Spec.Rollback
 	}
 	key := func(t *api.Task) string { return strconv.FormatUint(t.Slot, 10) }
 	if svc.Spec.Mode.IsGlobal() {
 		key = func(t *api.Task) string { return t.NodeID }
 	}
-	groups := groupBy(tasks, key)
-	keys := make([]string, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
+	u.groups = groupBy(tasks, key)
+	for k := range u.groups {
+		u.keys = append(u.keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return lessKey(keys[i], keys[j]) })
+	sort.Slice(u.keys, func(i, j int) bool { return lessKey(u.keys[i], u.keys[j]) })
+	return u
+}
 
-	var dirty []string // groups with a live task of another spec and no new one yet
+// split returns a group's live tasks that the update replaces and those
+// that stay (current or adopted).
+func (u *updater) split(k string) (old, cur []*api.Task) {
+	for _, t := range u.groups[k].liveTasks() {
+		switch u.fits[t.ID] {
+		case fitDirty:
+			old = append(old, t)
+		case fitCurrent, fitAdopt:
+			cur = append(cur, t)
+		}
+	}
+	return old, cur
+}
+
+// scaledAway reports whether a replicated slot is above the count: the
+// orchestrator stops its task, the update does not replace it.
+func (u *updater) scaledAway(k string) bool {
+	slot, err := strconv.ParseUint(k, 10, 64)
+	return err == nil && !u.svc.Spec.Mode.IsGlobal() && slot > u.svc.Spec.Replicas
+}
+
+func (u *updater) decide(gate Gate) {
+	svc, d, now := u.svc, &u.d, u.now
+	st := svc.Update
+	for i := range u.tasks {
+		if t := &u.tasks[i]; u.fits[t.ID] == fitAdopt {
+			d.Adopt = append(d.Adopt, t.ID)
+		}
+	}
+	u.markReady()
+
+	var dirty []string // groups with a live task to replace and no new one yet
+	var done, total uint64
 	old := 0
-	for _, k := range keys {
-		var liveOld, liveNew []*api.Task
-		for _, t := range groups[k].liveTasks() {
-			if specKey(t.Spec) == target {
-				liveNew = append(liveNew, t)
-			} else {
-				liveOld = append(liveOld, t)
+	for _, k := range u.keys {
+		liveOld, liveNew := u.split(k)
+		away := u.scaledAway(k)
+		if !away && len(liveOld)+len(liveNew) > 0 {
+			total++
+			if anyReady(liveNew) {
+				done++
 			}
 		}
 		old += len(liveOld)
 		switch {
 		case len(liveOld) == 0:
 		case len(liveNew) == 0:
-			if slot, err := strconv.ParseUint(k, 10, 64); err == nil && !svc.Spec.Mode.IsGlobal() && slot > svc.Spec.Replicas {
-				break // scaled away: the orchestrator stops it
+			if !away {
+				dirty = append(dirty, k)
 			}
-			dirty = append(dirty, k)
 		case anyReady(liveNew):
-			// start-first: the replacement is ready, the old task may go.
+			// start-first: the replacement serves, the old task may go.
 			for _, t := range liveOld {
-				d.Shutdown = append(d.Shutdown, Stop{TaskID: t.ID, Reason: "replaced by update"})
+				u.retire(t, "replaced by update")
 			}
 		}
+	}
+	if !svc.Spec.Mode.IsGlobal() {
+		total = svc.Spec.Replicas
 	}
 
 	// A new target starts a new update; the one in flight, if any, ends.
-	if st == nil || st.Target != targetID {
-		if old == 0 {
-			markReady(&d, tasks, target)
-			return d // nothing runs another spec: nothing to update
+	// An update waits for the services it comes after.
+	newTarget := st == nil || st.Target != u.targetID
+	starting := newTarget || st.State == api.UpdateWaiting
+	if starting && old == 0 {
+		d.ClearStatus = st != nil && st.State == api.UpdateWaiting
+		return // nothing runs another spec: nothing to update
+	}
+	if starting {
+		if waitFor := gate(); len(waitFor) > 0 {
+			u.standStill()
+			s := api.UpdateStatus{State: api.UpdateWaiting, StartedAt: now, Target: u.targetID, Message: waitingMessage(waitFor), Total: total, Done: done}
+			if !newTarget {
+				s.StartedAt = st.StartedAt
+			}
+			u.setStatus(st, s)
+			return
 		}
-		d.Status = &api.UpdateStatus{State: api.UpdateUpdating, StartedAt: now, Target: targetID, Message: "update started"}
+		d.Status = &api.UpdateStatus{State: api.UpdateUpdating, StartedAt: now, Target: u.targetID, Message: "update started"}
 		st = d.Status
 	}
-	markReady(&d, tasks, target)
 	switch st.State {
 	case api.UpdatePaused, api.UpdateRollbackPaused, api.UpdateCompleted, api.UpdateRollbackCompleted:
-		d.Shutdown = nil // until a new spec, or an operator, moves it on
-		return d
+		u.standStill() // until a new spec, or an operator, moves it on
+		return
 	}
 
 	// This update's tasks: their readiness, failures and the last batch.
@@ -151,10 +283,10 @@ func DecideUpdate(svc *api.Service, tasks []api.Task, now time.Time) UpdateDecis
 	var inFlight int
 	var lastReady time.Time
 	var lastErr string
-	timeout := startTimeout(cfg, svc.Spec.Task)
-	for i := range tasks {
-		t := &tasks[i]
-		if specKey(t.Spec) != target || t.CreatedAt.Before(st.StartedAt) {
+	timeout := startTimeout(u.cfg, svc.Spec.Task)
+	for i := range u.tasks {
+		t := &u.tasks[i]
+		if specKey(t.Spec) != u.target || t.CreatedAt.Before(st.StartedAt) {
 			continue
 		}
 		updated++
@@ -164,7 +296,7 @@ func DecideUpdate(svc *api.Service, tasks []api.Task, now time.Time) UpdateDecis
 		}
 		switch {
 		case t.Status.State.Terminal() && t.DesiredState <= api.TaskRunning:
-			if readyAt.IsZero() || t.Status.Timestamp.Sub(readyAt) < cfg.Monitor.Std() {
+			if readyAt.IsZero() || t.Status.Timestamp.Sub(readyAt) < u.cfg.Monitor.Std() {
 				failed++
 				lastErr = taskError(t)
 			}
@@ -183,85 +315,168 @@ func DecideUpdate(svc *api.Service, tasks []api.Task, now time.Time) UpdateDecis
 		}
 	}
 	status := *st
-	status.Updated, status.Failed = updated, failed
-	if updated > 0 && float64(failed)/float64(updated) > cfg.MaxFailureRatio && cfg.FailureAction != api.FailureContinue {
+	status.Updated, status.Failed, status.Done, status.Total = updated, failed, done, total
+	status.NextBatchAt = time.Time{}
+	if updated > 0 && float64(failed)/float64(updated) > u.cfg.MaxFailureRatio && u.cfg.FailureAction != api.FailureContinue {
 		msg := fmt.Sprintf("%d of %d updated tasks failed: %s", failed, updated, lastErr)
-		d.Create, d.Shutdown = nil, nil
+		u.standStill()
 		switch {
-		case rollback:
+		case u.rollback:
 			status.State, status.Message = api.UpdateRollbackPaused, "rollback paused: "+msg
-		case cfg.FailureAction == api.FailureRollback && svc.PreviousSpec != nil:
-			d.Rollback = true
+		case u.cfg.FailureAction == api.FailureRollback && svc.PreviousSpec != nil:
+			d.Rollback, d.Adopt = true, nil
 			status = api.UpdateStatus{State: api.UpdateRollbackStarted, StartedAt: now,
-				Target: SpecTarget(svc.PreviousSpec.Task), Message: "rolling back: " + msg}
+				Target: SpecTarget(svc.PreviousSpec.Task), Message: msg}
 		default:
 			status.State, status.Message = api.UpdatePaused, "update paused: "+msg
 		}
-		d.Status = &status
-		return d
-	}
-	if status != *st || d.Status != nil {
-		d.Status = &status
+		u.setStatus(st, status)
+		return
 	}
 
 	// Everything replaced and ready: complete once the last batch has been
 	// watched for monitor.
 	if old == 0 && inFlight == 0 {
-		if until := lastReady.Add(cfg.Monitor.Std()); now.Before(until) {
+		if until := lastReady.Add(u.cfg.Monitor.Std()); now.Before(until) {
 			d.wakeAt(until)
-			return d
+			u.setStatus(st, status)
+			return
 		}
-		done := status
-		done.State, done.CompletedAt, done.Message = api.UpdateCompleted, now, "update completed"
+		end := status
+		end.State, end.CompletedAt, end.Message = api.UpdateCompleted, now, "update completed"
 		if failed > 0 {
-			done.Message = fmt.Sprintf("update completed with %d failed task(s): %s", failed, lastErr)
+			end.Message = fmt.Sprintf("update completed with %d failed task(s): %s", failed, lastErr)
 		}
-		if rollback {
-			done.State, done.Message = api.UpdateRollbackCompleted, "rollback completed"
+		if u.rollback {
+			end.State, end.Message = api.UpdateRollbackCompleted, "rollback completed"
+			if st.Message != "" {
+				end.Message = "rolled back: " + st.Message
+			}
 		}
-		d.Status = &done
-		return d
+		u.setStatus(st, end)
+		return
+	}
+
+	// Stop-first slots of the batch in progress: their old tasks drain,
+	// then stop, and then the slot gets its new task.
+	created, pending := 0, 0
+	var idle []string
+	for _, k := range dirty {
+		if u.cfg.Order == api.OrderStopFirst && u.drainingIn(k) {
+			if u.stopFirst(k) {
+				created++
+			} else {
+				pending++
+			}
+			continue
+		}
+		idle = append(idle, k)
 	}
 
 	// The next batch, once the last one is ready and the delay is over.
-	if inFlight > 0 || len(dirty) == 0 {
-		return d
+	if inFlight > 0 || created > 0 || pending > 0 || len(idle) == 0 {
+		u.setStatus(st, status)
+		return
 	}
-	if !lastReady.IsZero() && now.Before(lastReady.Add(cfg.Delay.Std())) {
-		d.wakeAt(lastReady.Add(cfg.Delay.Std()))
-		return d
+	if next := lastReady.Add(u.cfg.Delay.Std()); !lastReady.IsZero() && now.Before(next) {
+		status.NextBatchAt = next
+		d.wakeAt(next)
+		u.setStatus(st, status)
+		return
 	}
-	n := int(cfg.Parallelism)
-	if n == 0 || n > len(dirty) {
-		n = len(dirty)
+	n := int(u.cfg.Parallelism)
+	if n == 0 || n > len(idle) {
+		n = len(idle)
 	}
-	for _, k := range dirty[:n] {
-		g := groups[k]
-		for _, t := range g.liveTasks() {
-			if specKey(t.Spec) != target && cfg.Order == api.OrderStopFirst {
-				d.Shutdown = append(d.Shutdown, Stop{TaskID: t.ID, Reason: "updating"})
-			}
+	for _, k := range idle[:n] {
+		if u.cfg.Order == api.OrderStartFirst {
+			u.create(k)
+		} else {
+			u.stopFirst(k)
 		}
-		slot, node := g[0].Slot, ""
-		if svc.Spec.Mode.IsGlobal() {
-			slot, node = 0, g[0].NodeID
+	}
+	u.setStatus(st, status)
+}
+
+// stopFirst retires a slot's old tasks and, once they are stopped,
+// creates its new one. It reports whether it created it.
+func (u *updater) stopFirst(k string) bool {
+	old, _ := u.split(k)
+	stopped := true
+	for _, t := range old {
+		if !u.retire(t, "updating") {
+			stopped = false
 		}
-		d.Create = append(d.Create, newTask(svc, slot, node, nil, now))
 	}
-	if d.Status == nil {
-		s := status
-		d.Status = &s
+	if stopped {
+		u.create(k)
 	}
-	d.Status.Message = fmt.Sprintf("updating %d/%d", int(updated)+n, int(updated)+old)
+	return stopped
+}
+
+// create adds the new task of a group.
+func (u *updater) create(k string) {
+	g := u.groups[k]
+	slot, node := g[0].Slot, ""
+	if u.svc.Spec.Mode.IsGlobal() {
+		slot, node = 0, g[0].NodeID
+	}
+	u.d.Create = append(u.d.Create, newTask(u.svc, slot, node, nil, u.now))
+}
+
+// standStill drops whatever the decision would move: the rollout waits,
+// stopped, or turned into a rollback.
+func (u *updater) standStill() {
+	u.d.Create, u.d.Shutdown, u.d.Drain = nil, nil, nil
+	clear(u.draining)
+}
+
+// setStatus records the status when it differs from the stored one, or
+// when the decision already changed it.
+func (u *updater) setStatus(prev *api.UpdateStatus, s api.UpdateStatus) {
+	if u.d.Status != nil || !sameStatus(prev, s) {
+		u.d.Status = &s
+	}
+}
+
+// sameStatus compares statuses, times by instant.
+func sameStatus(a *api.UpdateStatus, b api.UpdateStatus) bool {
+	if a == nil {
+		return false
+	}
+	x, y := *a, b
+	for _, p := range [][2]*time.Time{{&x.StartedAt, &y.StartedAt}, {&x.CompletedAt, &y.CompletedAt}, {&x.NextBatchAt, &y.NextBatchAt}} {
+		if !p[0].Equal(*p[1]) {
+			return false
+		}
+		*p[0], *p[1] = time.Time{}, time.Time{}
+	}
+	return x == y
+}
+
+// finish returns the decision with the draining tasks it no longer
+// retires back in the load-balancing set.
+func (u *updater) finish() UpdateDecision {
+	d := u.d
+	stopping := map[string]bool{}
+	for _, s := range d.Shutdown {
+		stopping[s.TaskID] = true
+	}
+	for i := range u.tasks {
+		t := &u.tasks[i]
+		if !t.DrainingSince.IsZero() && live(t) && t.DesiredState == api.TaskRunning && !u.draining[t.ID] && !stopping[t.ID] {
+			d.Undrain = append(d.Undrain, t.ID)
+		}
+	}
 	return d
 }
 
 // markReady stamps ReadyAt on tasks of the target spec that just became ready.
-func markReady(d *UpdateDecision, tasks []api.Task, target string) {
-	for i := range tasks {
-		t := &tasks[i]
-		if t.ReadyAt.IsZero() && isReady(t) && specKey(t.Spec) == target {
-			d.Ready = append(d.Ready, t.ID)
+func (u *updater) markReady() {
+	for i := range u.tasks {
+		t := &u.tasks[i]
+		if t.ReadyAt.IsZero() && isReady(t) && specKey(t.Spec) == u.target {
+			u.d.Ready = append(u.d.Ready, t.ID)
 		}
 	}
 }

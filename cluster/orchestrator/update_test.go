@@ -11,148 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// world is a simulated service: the updater decides, the "agent" runs
-// tasks as their image says: images named bad:* exit at once, slow:* never
-// become ready, crash:* run healthy for 2s then exit; others are ready.
-type world struct {
-	t      *testing.T
-	svc    api.Service
-	tasks  []api.Task
-	now    time.Time
-	nextID int
-	log    []string
-}
-
-func newWorld(t *testing.T, replicas uint64, cfg api.UpdateConfig) *world {
-	w := &world{t: t, now: t0}
-	w.svc = api.Service{Meta: api.Meta{ID: "svc"}, Spec: api.ServiceSpec{Name: "s_web", Mode: api.ModeReplicated, Replicas: replicas,
-		Task:   api.TaskSpec{Container: api.ContainerSpec{Image: "web:1"}},
-		Update: cfg, Rollback: api.DefaultRollbackConfig()}}
-	for slot := uint64(1); slot <= replicas; slot++ {
-		w.add(newTask(&w.svc, slot, "", nil, w.now))
-	}
-	w.agent()
-	return w
-}
-
-func (w *world) add(t api.Task) {
-	w.nextID++
-	t.ID, t.CreatedAt = fmt.Sprintf("t%02d", w.nextID), w.now
-	w.tasks = append(w.tasks, t)
-}
-
-// deploy changes the image, as a commit would.
-func (w *world) deploy(image string) {
-	prev := w.svc.Spec
-	w.svc.PreviousSpec = &prev
-	w.svc.Spec.Task.Container.Image = image
-}
-
-// agent moves tasks along as their image says.
-func (w *world) agent() {
-	for i := range w.tasks {
-		t := &w.tasks[i]
-		if t.Status.State.Terminal() {
-			continue
-		}
-		img := t.Spec.Container.Image
-		switch {
-		case t.DesiredState == api.TaskShutdown:
-			t.Status = api.TaskStatus{State: api.TaskShutdown, Timestamp: w.now}
-		case strings.HasPrefix(img, "bad:"):
-			t.Status = api.TaskStatus{State: api.TaskFailed, Timestamp: w.now, Err: "exit code 1"}
-		case strings.HasPrefix(img, "slow:"):
-			t.Status = api.TaskStatus{State: api.TaskStarting, Timestamp: w.now}
-		case strings.HasPrefix(img, "crash:") && !t.ReadyAt.IsZero() && w.now.Sub(t.ReadyAt) >= 2*time.Second:
-			t.Status = api.TaskStatus{State: api.TaskFailed, Timestamp: w.now, Err: "exit code 2"}
-		case t.Status.State != api.TaskRunning:
-			t.Status = api.TaskStatus{State: api.TaskRunning, Timestamp: w.now}
-		}
-	}
-}
-
-// step lets the updater decide once and applies what it decided.
-func (w *world) step() UpdateDecision {
-	d := DecideUpdate(&w.svc, w.tasks, w.now)
-	if d.Rollback {
-		prev := *w.svc.PreviousSpec
-		cur := w.svc.Spec
-		w.svc.Spec, w.svc.PreviousSpec = prev, &cur
-		w.log = append(w.log, "rollback")
-	}
-	if d.Status != nil {
-		s := *d.Status
-		if w.svc.Update == nil || w.svc.Update.State != s.State {
-			w.log = append(w.log, s.State.String())
-		}
-		w.svc.Update = &s
-	}
-	for _, id := range d.Ready {
-		w.task(id).ReadyAt = w.now
-	}
-	for _, s := range d.Shutdown {
-		w.task(s.TaskID).DesiredState = api.TaskShutdown
-	}
-	if len(d.Create) > 0 {
-		w.log = append(w.log, fmt.Sprintf("create %d", len(d.Create)))
-	}
-	for _, c := range d.Create {
-		w.add(c)
-	}
-	if d.Quiet() {
-		// As the controller does: the orchestrator refills slots when the
-		// updater moved no task in this pass.
-		o := DecideReplicated(&w.svc, w.tasks, Nodes{}, w.now)
-		for _, s := range o.Shutdown {
-			w.task(s.TaskID).DesiredState = api.TaskShutdown
-		}
-		for _, c := range o.Create {
-			w.add(c)
-		}
-	}
-	w.agent()
-	return d
-}
-
-func (w *world) task(id string) *api.Task {
-	for i := range w.tasks {
-		if w.tasks[i].ID == id {
-			return &w.tasks[i]
-		}
-	}
-	w.t.Fatalf("no task %s", id)
-	return nil
-}
-
-// run steps, advancing the clock by tick, until the update settles.
-func (w *world) run(tick time.Duration, max int) {
-	for i := 0; i < max; i++ {
-		d := w.step()
-		if d.Empty() && w.svc.Update != nil && w.svc.Update.State != api.UpdateUpdating && w.svc.Update.State != api.UpdateRollbackStarted {
-			return
-		}
-		w.now = w.now.Add(tick)
-	}
-	w.t.Fatalf("no settled state after %d steps: %v", max, w.log)
-}
-
-// live counts running tasks by image.
-func (w *world) live() map[string]int {
-	out := map[string]int{}
-	for _, t := range w.tasks {
-		if !t.Status.State.Terminal() {
-			out[t.Spec.Container.Image]++
-		}
-	}
-	return out
-}
-
-func cfg(parallelism uint64, order api.UpdateOrder, action api.FailureAction) api.UpdateConfig {
-	c := api.DefaultUpdateConfig()
-	c.Parallelism, c.Order, c.FailureAction = parallelism, order, action
-	return c
-}
-
 func TestRollingUpdateBatches(t *testing.T) {
 	cases := []struct {
 		name        string
@@ -204,23 +62,33 @@ func TestDelayBetweenBatches(t *testing.T) {
 	c.Delay = api.Duration(10 * time.Second)
 	w := newWorld(t, 2, c)
 	w.deploy("web:2")
-	w.step() // batch 1
+	w.step() // batch 1: its old task leaves the load balancer
+	w.now = w.now.Add(time.Second)
+	w.step() // drained: stopped and replaced
 	w.now = w.now.Add(time.Second)
 	d := w.step() // batch 1 ready: the next waits for the delay
-	if len(d.Create) != 0 || d.Wake.IsZero() {
+	if len(d.Create)+len(d.Drain) != 0 || d.Wake.IsZero() {
 		t.Fatalf("second batch started before the delay: %+v", d)
 	}
 	readyAt := w.now
-	if want := readyAt.Add(10 * time.Second); !d.Wake.Equal(want) {
-		t.Errorf("wake at %v, want %v", d.Wake, want)
+	if want := readyAt.Add(10 * time.Second); !d.Wake.Equal(want) || !w.svc.Update.NextBatchAt.Equal(want) {
+		t.Errorf("wake at %v, next batch at %v, want %v", d.Wake, w.svc.Update.NextBatchAt, want)
+	}
+	// Any manager's CLI prints it from the store.
+	if got, want := w.svc.Update.Progress(readyAt.Add(7*time.Second+300*time.Millisecond)), "updating 1/2, next batch in 3s"; got != want {
+		t.Errorf("progress %q, want %q", got, want)
 	}
 	w.now = readyAt.Add(9 * time.Second)
-	if d := w.step(); len(d.Create) != 0 {
+	if d := w.step(); len(d.Create)+len(d.Drain) != 0 {
 		t.Fatal("second batch started 1s early")
 	}
 	w.now = readyAt.Add(10 * time.Second)
+	if d := w.step(); len(d.Drain) != 1 || !w.svc.Update.NextBatchAt.IsZero() {
+		t.Fatalf("second batch did not start after the delay: %+v, status %+v", d, w.svc.Update)
+	}
+	w.now = w.now.Add(DrainDelay)
 	if d := w.step(); len(d.Create) != 1 {
-		t.Fatalf("second batch did not start after the delay: %+v", d)
+		t.Fatalf("second batch's task not replaced after the drain delay: %+v", d)
 	}
 }
 
@@ -234,8 +102,8 @@ func TestFailureActions(t *testing.T) {
 		wantMsg   string
 	}{
 		{"pause", api.FailurePause, "bad:2", api.UpdatePaused, map[string]int{"web:1": 2}, "update paused: 1 of 1 updated tasks failed: exit code 1"},
-		{"rollback", api.FailureRollback, "bad:2", api.UpdateRollbackCompleted, map[string]int{"web:1": 3}, "rollback completed"},
-		{"never ready counts as failed", api.FailureRollback, "slow:2", api.UpdateRollbackCompleted, map[string]int{"web:1": 3}, "rollback completed"},
+		{"rollback", api.FailureRollback, "bad:2", api.UpdateRollbackCompleted, map[string]int{"web:1": 3}, "rolled back: 1 of 1 updated tasks failed: exit code 1"},
+		{"never ready counts as failed", api.FailureRollback, "slow:2", api.UpdateRollbackCompleted, map[string]int{"web:1": 3}, "rolled back: 1 of 1 updated tasks failed: not ready within 1m5s (starting)"},
 		{"continue carries on", api.FailureContinue, "bad:2", api.UpdateCompleted, nil, ""},
 	}
 	for _, tc := range cases {
@@ -243,13 +111,14 @@ func TestFailureActions(t *testing.T) {
 			w := newWorld(t, 3, cfg(1, api.OrderStopFirst, tc.action))
 			w.deploy(tc.image)
 			if tc.action == api.FailureContinue {
-				for i := 0; i < 6; i++ {
+				for i := 0; i < 12 && (w.svc.Update == nil || w.svc.Update.State != api.UpdateCompleted); i++ {
 					w.step()
 					w.now = w.now.Add(time.Second)
 				}
-				// Swarm completes the update; the failures stay visible.
+				// Swarm completes the update; the failures (every slot's
+				// task, and restarts of them) stay visible.
 				if w.svc.Update.State != api.UpdateCompleted || w.svc.Update.Failed < 3 ||
-					!strings.HasPrefix(w.svc.Update.Message, "update completed with 3 failed task(s): exit code 1") {
+					w.svc.Update.Message != fmt.Sprintf("update completed with %d failed task(s): exit code 1", w.svc.Update.Failed) {
 					t.Errorf("continue: %+v", w.svc.Update)
 				}
 				return
@@ -290,7 +159,9 @@ func TestMaxFailureRatioBoundary(t *testing.T) {
 			w := newWorld(t, 2, cfg(2, api.OrderStopFirst, api.FailurePause))
 			w.svc.Spec.Update.MaxFailureRatio = tc.ratio
 			w.deploy("web:2")
-			w.step()
+			w.step() // the old tasks drain
+			w.now = w.now.Add(time.Second)
+			w.step() // and are replaced
 			w.task(w.tasks[len(w.tasks)-1].ID).Status = api.TaskStatus{State: api.TaskFailed, Timestamp: w.now, Err: "exit code 1"}
 			w.now = w.now.Add(time.Second)
 			w.step()
@@ -339,7 +210,7 @@ func TestNewSpecCancelsAndSameSpecIsNoOp(t *testing.T) {
 	}
 	// Applying the same spec again changes nothing.
 	w.svc.PreviousSpec = &w.svc.Spec
-	if d := DecideUpdate(&w.svc, w.tasks, w.now.Add(time.Hour)); !d.Empty() {
+	if d := DecideUpdate(w.svc, w.tasks, w.nodes, nil, w.now.Add(time.Hour)); !d.Empty() {
 		t.Errorf("identical spec: %+v", d)
 	}
 }
@@ -356,7 +227,7 @@ func TestResumeAfterLeaderChange(t *testing.T) {
 	b, _ := json.Marshal(struct {
 		Svc   api.Service
 		Tasks []api.Task
-	}{w.svc, w.tasks})
+	}{*w.svc, w.tasks})
 	var restored struct {
 		Svc   api.Service
 		Tasks []api.Task
@@ -364,8 +235,8 @@ func TestResumeAfterLeaderChange(t *testing.T) {
 	if err := json.Unmarshal(b, &restored); err != nil {
 		t.Fatal(err)
 	}
-	want := DecideUpdate(&w.svc, w.tasks, w.now)
-	got := DecideUpdate(&restored.Svc, restored.Tasks, w.now)
+	want := DecideUpdate(w.svc, w.tasks, w.nodes, nil, w.now)
+	got := DecideUpdate(&restored.Svc, restored.Tasks, w.nodes, nil, w.now)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decision after a restart differs (-before +after):\n%s", diff)
 	}
@@ -373,11 +244,4 @@ func TestResumeAfterLeaderChange(t *testing.T) {
 	if w.svc.Update.State != api.UpdateCompleted {
 		t.Errorf("state %s", w.svc.Update.State)
 	}
-}
-
-func minInt(a, b int) int {
-	if a < b {
-		return a
-	}
-	return b
 }

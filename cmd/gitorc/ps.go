@@ -82,6 +82,26 @@ func listTasks(cmd *cobra.Command, target, stack, node string) error {
 	if format == outJSON {
 		return writeJSON(cmd.OutOrStdout(), tasks)
 	}
+	// The rollouts of the services listed, above their tasks.
+	svcs, err := getServices(cmd, c)
+	if err != nil {
+		return err
+	}
+	listed := map[string]bool{}
+	for _, t := range tasks {
+		listed[t.ServiceID] = true
+	}
+	shown := svcs[:0]
+	for _, s := range svcs {
+		// A service held by depends_on has no task yet: show it too.
+		named := node == "" && (target == "" && stack == "" || s.Spec.Name == target || s.Spec.Stack == target || s.Spec.Stack == stack)
+		if listed[s.ID] || named {
+			shown = append(shown, s)
+		}
+	}
+	for _, line := range rollouts(shown, now()) {
+		fmt.Fprintln(cmd.OutOrStdout(), line)
+	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tIMAGE\tNODE\tDESIRED\tCURRENT\tAGE\tERROR")
 	for _, t := range tasks {
@@ -96,13 +116,17 @@ func listTasks(cmd *cobra.Command, target, stack, node string) error {
 }
 
 // taskReason is what a user needs to know about a task that is not simply
-// running: its error, or the message of a task that is not running.
+// running: its error, the message of a task that is not running, or that
+// it is draining (out of the load balancer, about to be stopped).
 func taskReason(t *api.Task) string {
 	if t.Status.Err != "" {
 		return t.Status.Err
 	}
 	if t.Status.State != api.TaskRunning {
 		return t.Status.Message
+	}
+	if !t.DrainingSince.IsZero() && t.DesiredState == api.TaskRunning {
+		return "draining: out of the load balancer, to be replaced"
 	}
 	return ""
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/spf13/cobra"
 )
@@ -43,8 +46,8 @@ func listServices(cmd *cobra.Command, stack string) error {
 	if err != nil {
 		return err
 	}
-	var all []controlapi.Service
-	if err := newAPIClient(cmd).call(cmd.Context(), "GET", "/v1/services", nil, &all); err != nil {
+	all, err := getServices(cmd, newAPIClient(cmd))
+	if err != nil {
 		return err
 	}
 	svcs := all[:0]
@@ -66,13 +69,54 @@ func listServices(cmd *cobra.Command, stack string) error {
 		if s.Spec.Mode.IsJob() {
 			replicas = fmt.Sprintf("%d/%d completed", s.Completed, s.Desired)
 		}
-		progress := s.Progress()
+		progress := s.Update.Progress(now())
 		if progress == "" {
 			progress = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shortID(s.ID), s.Spec.Name, s.Spec.Mode, replicas, s.Spec.Task.Container.Image, progress)
 	}
 	return tw.Flush()
+}
+
+// rollouts returns a "NAME: progress" line for each service whose rollout
+// is news: in flight, waiting for what it depends on, paused, or rolled
+// back (a completed one is not).
+func rollouts(svcs []controlapi.Service, at time.Time) []string {
+	var out []string
+	for _, s := range svcs {
+		if s.Update == nil || s.Update.State == api.UpdateNone || s.Update.State == api.UpdateCompleted {
+			continue
+		}
+		out = append(out, s.Spec.Name+": "+s.Update.Progress(at))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// printRollouts is gitorc status's rollout section: a line for each
+// service whose rollout is in flight, held, paused or rolled back.
+func printRollouts(cmd *cobra.Command, c *apiClient) error {
+	svcs, err := getServices(cmd, c)
+	if err != nil {
+		return err
+	}
+	lines := rollouts(svcs, now())
+	if len(lines) == 0 {
+		return nil
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintln(w, "rollouts:")
+	for _, l := range lines {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+	return nil
+}
+
+// getServices fetches every service.
+func getServices(cmd *cobra.Command, c *apiClient) ([]controlapi.Service, error) {
+	var all []controlapi.Service
+	err := c.call(cmd.Context(), "GET", "/v1/services", nil, &all)
+	return all, err
 }
 
 func newServiceInspectCmd() *cobra.Command {

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/spf13/cobra"
+)
+
+func TestRollouts(t *testing.T) {
+	at := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	svc := func(name string, u *api.UpdateStatus) controlapi.Service {
+		var s controlapi.Service
+		s.Spec.Name, s.Update = name, u
+		return s
+	}
+	got := rollouts([]controlapi.Service{
+		svc("shop_web", &api.UpdateStatus{State: api.UpdateUpdating, Done: 4, Total: 10, Failed: 1, NextBatchAt: at.Add(3 * time.Second)}),
+		svc("shop_api", &api.UpdateStatus{State: api.UpdateWaiting, Message: "waiting for shop_db"}),
+		svc("shop_db", &api.UpdateStatus{State: api.UpdateCompleted, Message: "update completed"}),
+		svc("shop_cache", nil),
+		svc("shop_front", &api.UpdateStatus{State: api.UpdateRollbackCompleted, Message: "rolled back: 2 of 2 updated tasks failed: exit code 1"}),
+	}, at)
+	want := []string{
+		"shop_api: waiting for shop_db",
+		"shop_front: rolled back: 2 of 2 updated tasks failed: exit code 1",
+		"shop_web: updating 4/10, 1 failure, next batch in 3s",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rollouts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// gitorc status ends with the rollouts in flight.
+func TestPrintRollouts(t *testing.T) {
+	serveAPI(t)
+	cmd := &cobra.Command{}
+	var b strings.Builder
+	cmd.SetOut(&b)
+	if err := printRollouts(cmd, newAPIClient(cmd)); err != nil {
+		t.Fatal(err)
+	}
+	if want := "rollouts:\n  shop_web: updating, 1 failure\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
