@@ -138,7 +138,7 @@ func (d *daemon) renewOnce(ctx context.Context, cc grpc.ClientConnInterface) err
 	}
 	req := &wire.RenewRequest{CSR: csr}
 	st := *d.state
-	if resp.Role == api.RoleManager && d.state.Role != api.RoleManager {
+	if resp.Role == api.RoleManager && cur.Identity.Role != api.RoleManager {
 		// Promoted: this node will serve the managers' API and Raft.
 		if st.Listen == "" {
 			st.Listen = "0.0.0.0:4270"
@@ -163,6 +163,29 @@ func (d *daemon) renewOnce(ctx context.Context, cc grpc.ClientConnInterface) err
 	if err != nil {
 		return fmt.Errorf("the renewed certificate: %w", err)
 	}
+	if next.Identity.Role != d.state.Role {
+		// The state goes first, then the certificate: a node that stops
+		// in between runs in its new role with the old certificate, and
+		// renews it at its next check.
+		switch next.Identity.Role {
+		case api.RoleManager:
+			if len(resp.DataKey) != len(store.DataKey{}) {
+				return errors.New("promoted without the cluster's data key")
+			}
+			d.joinKey = new(store.DataKey)
+			copy(d.joinKey[:], resp.DataKey)
+		default:
+			// Demoted: this node's replica of the store goes. (It runs
+			// tasks if it did; a --no-worker node stays without tasks.)
+			if err := os.RemoveAll(raftDir(d.dir)); err != nil {
+				return err
+			}
+		}
+		st.Role = next.Identity.Role
+		if err := saveState(d.dir, &st); err != nil {
+			return err
+		}
+	}
 	if err := saveNodeCert(d.dir, next); err != nil {
 		return err
 	}
@@ -170,24 +193,6 @@ func (d *daemon) renewOnce(ctx context.Context, cc grpc.ClientConnInterface) err
 	d.log.Info("certificate renewed", "role", next.Identity.Role, "not_after", next.Identity.NotAfter)
 	if next.Identity.Role == d.state.Role {
 		return nil
-	}
-	switch next.Identity.Role {
-	case api.RoleManager:
-		if len(resp.DataKey) != len(store.DataKey{}) {
-			return errors.New("promoted without the cluster's data key")
-		}
-		d.joinKey = new(store.DataKey)
-		copy(d.joinKey[:], resp.DataKey)
-	default:
-		// Demoted: this node's replica of the store goes. (It runs
-		// tasks if it did; a --no-worker node stays without tasks.)
-		if err := os.RemoveAll(raftDir(d.dir)); err != nil {
-			return err
-		}
-	}
-	st.Role = next.Identity.Role
-	if err := saveState(d.dir, &st); err != nil {
-		return err
 	}
 	*d.state = st
 	return errRoleChanged
