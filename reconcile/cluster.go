@@ -40,6 +40,11 @@ type Commit struct {
 	Delete []Ref
 	// State replaces the sync state (its Meta is the store's business).
 	State api.SyncState
+	// Base, when set, is the sync state State was derived from: State is
+	// then merged onto the stored one with MergeSyncState, so that a field
+	// an operator changed meanwhile (a rollback pin, suspend) survives
+	// unless this commit changes it too.
+	Base *api.SyncState
 	// Records are created, or replace the record with their ID.
 	Records []api.SyncRecord
 }

@@ -57,6 +57,9 @@ const (
 	maxFailedRevisions = 20
 	// RevertOff in SourceSpec.Revert disables the automatic revert.
 	RevertOff = "off"
+	// SelfHealOff in SourceSpec.SelfHeal leaves drift to be reported
+	// only; anything else restores it.
+	SelfHealOff = "off"
 )
 
 // Log keys.
@@ -134,6 +137,22 @@ type Controller struct {
 	cfg ControllerConfig
 	mu  sync.Mutex // one sync at a time
 	seq uint64     // records started by this controller; guarded by mu
+	// base is the sync state as this sync read or last wrote it, what
+	// its writes merge from (Commit.Base); guarded by mu.
+	base api.SyncState
+	// caughtUp is set once a Barrier succeeded; guarded by mu.
+	caughtUp bool
+
+	lastMu sync.Mutex // Diff loads without mu
+	last   loaded     // the last commit that loaded
+}
+
+// Barrier is an optional ability of a Cluster: waiting until every write
+// committed before the call is visible to this manager's reads.
+// reconcile/storecluster has it. A controller calls it before its first
+// sync, for a new leader must see what the previous one wrote last.
+type Barrier interface {
+	Barrier(ctx context.Context) error
 }
 
 // NewController validates cfg and returns a controller.
@@ -144,159 +163,274 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 	return &Controller{cfg: cfg.withDefaults()}, nil
 }
 
-// Run syncs at once and then every PollInterval until ctx ends. Sync
-// errors are logged, and are on the sync state for users.
-func (c *Controller) Run(ctx context.Context) error {
-	for {
-		if _, err := c.Sync(ctx, api.TriggerPoll); err != nil && ctx.Err() == nil {
-			c.cfg.Logger.WarnContext(ctx, "sync", logKeyErr, err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.cfg.Clock.After(c.cfg.PollInterval):
-		}
-	}
-}
+// Run (trigger.go) decides when to Sync: polls, webhooks, requests.
 
-// Sync brings the cluster to the source's current commit and returns the
-// history record of what it did. A commit already applied and synced, and
-// a commit that failed before, are not synced again: the record returned
-// is then the zero record. The error is for the caller's logs; what a user
-// must act on is on the sync state.
+// Sync brings the cluster to the revision it should run and returns the
+// history record of what it did: the zero record when it did nothing.
 //
-// Steps: fetch → materialize into a temporary tree → layout and stacks →
-// open sealed secrets → plan against the cluster. A revision that does not
-// load or plan is Failed with every problem and nothing of it is applied.
-// Otherwise its changes, the Progressing state and the record are
-// committed in one transaction and the rollout is tracked until Synced or
-// Degraded; Degraded with revert on returns to the last good revision and
-// marks the commit failed.
+// Which revision: an apply left in flight (by this controller, or by an
+// earlier leader that lost its place) is finished first, its record
+// completed in place. Then the rollback pin's revision (gitorc rollback
+// --to) while the pin holds — a manual sync or a new commit on the
+// followed ref releases it — and else the source's current commit. A
+// commit that failed before is not retried until the source moves.
+//
+// A revision the cluster runs already, synced, is re-planned against the
+// cluster: with self-heal on (the default) or on a manual sync, drift
+// (objects changed behind Git's back) is restored in one transaction
+// recorded with the self-heal trigger; nothing is rolled out anew.
+//
+// Another revision: materialize it into a temporary tree, find its
+// stacks, load them, open their sealed secrets and plan against the
+// cluster (the path Diff shares). A revision that does not load or plan is
+// Failed with every problem and nothing of it is applied. Otherwise its
+// changes, the Progressing state with the rollout in flight, and the
+// record are committed in one transaction, and the rollout is tracked
+// until Synced or Degraded; Degraded with revert on returns to the last
+// good revision and marks the commit failed.
+//
+// The error is for the caller's logs; what a user must act on is on the
+// sync state.
 func (c *Controller) Sync(ctx context.Context, trigger api.SyncTrigger) (api.SyncRecord, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if b, ok := c.cfg.Cluster.(Barrier); ok && !c.caughtUp {
+		// A new leader may not have applied the last writes of the one
+		// before it yet: the rollout it left in flight must be seen.
+		if err := b.Barrier(ctx); err != nil {
+			return api.SyncRecord{}, fmt.Errorf("catch up with the store: %w", err)
+		}
+		c.caughtUp = true
+	}
 	st, err := c.cfg.Cluster.Sync(ctx)
 	if err != nil {
 		return api.SyncRecord{}, fmt.Errorf("read sync state: %w", err)
 	}
-	if st.Suspended && trigger != api.TriggerManual {
+	c.base = cloneSyncState(st)
+	auto := trigger != api.TriggerManual
+	if st.Suspended && auto && st.InFlight == nil {
 		return api.SyncRecord{}, nil
 	}
 	rev, err := c.cfg.Source.Fetch(ctx)
 	st.LastFetch = c.cfg.Clock.Now()
 	if err != nil {
 		st.LastFetchError = err.Error()
-		if cerr := c.cfg.Cluster.Commit(ctx, Commit{State: st}); cerr != nil {
+		if cerr := c.write(ctx, &st, Commit{}); cerr != nil {
 			return api.SyncRecord{}, errors.Join(fmt.Errorf("fetch: %w", err), fmt.Errorf("write sync state: %w", cerr))
 		}
 		return api.SyncRecord{}, fmt.Errorf("fetch: %w", err)
 	}
 	st.LastFetchError = ""
-	commit := rev.Commit
-	if slices.Contains(st.FailedRevisions, commit) || (commit == st.Revision && st.Phase == api.SyncSynced) {
-		// Nothing new: say that the source was looked at, and stop.
-		if err := c.cfg.Cluster.Commit(ctx, Commit{State: st}); err != nil {
-			return api.SyncRecord{}, fmt.Errorf("write sync state: %w", err)
+	var rec api.SyncRecord
+	if st.InFlight != nil {
+		// Finished even while suspended: it is no new sync.
+		if rec, err = c.resume(ctx, &st); err != nil || (st.Suspended && auto) {
+			return rec, err
 		}
-		return api.SyncRecord{}, nil
 	}
-	log := c.cfg.Logger.With(logKeyCommit, short(commit), logKeyTrigger, trigger.String())
-	rec := c.newRecord(commit, trigger)
+	t := decide(&st, rev.Commit, trigger)
+	switch {
+	case t.apply:
+		return c.deploy(ctx, &st, t)
+	case t.heal && (trigger == api.TriggerManual || st.Source.SelfHeal != SelfHealOff):
+		healed, changed, err := c.heal(ctx, &st, t.commit)
+		if err != nil || changed {
+			return healed, err
+		}
+	}
+	// Nothing new: say that the source was looked at, and stop.
+	if t.note != "" {
+		st.Message = t.note
+		if t.commit == "" {
+			st.Message += fmt.Sprintf("; %s failed before and is not retried until the source moves", short(rev.Commit))
+		}
+	}
+	if err := c.write(ctx, &st, Commit{}); err != nil {
+		return rec, fmt.Errorf("write sync state: %w", err)
+	}
+	return rec, nil
+}
 
-	desired, problems, err := c.load(ctx, commit)
+// target is what a sync does.
+type target struct {
+	commit  string // the revision the cluster should run; empty: none new
+	trigger api.SyncTrigger
+	apply   bool   // roll commit out
+	heal    bool   // the cluster runs commit, synced: restore drift only
+	note    string // a rollback pin released, for the messages
+}
+
+// decide picks the revision the cluster should run. It releases the
+// rollback pin on st when a manual sync or a new commit ends it, and
+// records the commit a pin took effect at. A pin not in effect yet is
+// applied by whatever sync comes first, a manual one included (gitorc
+// rollback asks for one).
+func decide(st *api.SyncState, head string, trigger api.SyncTrigger) target {
+	var note string
+	if st.Pin != nil {
+		pin := *st.Pin // st's pointer may be the store's: never write through it
+		switch {
+		case trigger == api.TriggerManual && pin.Head != "":
+			note = fmt.Sprintf("rollback pin to %s released by gitorc sync", short(pin.Revision))
+			st.Pin = nil
+		case pin.Head != "" && pin.Head != head:
+			note = fmt.Sprintf("rollback pin to %s released by the new commit %s", short(pin.Revision), short(head))
+			st.Pin = nil
+		default:
+			if pin.Head == "" {
+				pin.Head = head
+				st.Pin = &pin
+			}
+			if st.Revision == pin.Revision && st.Phase == api.SyncSynced {
+				return target{commit: pin.Revision, heal: true}
+			}
+			return target{commit: pin.Revision, trigger: api.TriggerRollback, apply: true}
+		}
+	}
+	switch {
+	case slices.Contains(st.FailedRevisions, head):
+		return target{note: note}
+	case head == st.Revision && st.Phase == api.SyncSynced:
+		return target{commit: head, heal: true, note: note}
+	}
+	return target{commit: head, trigger: trigger, apply: true, note: note}
+}
+
+// deploy rolls a revision out: load and plan, apply in one transaction,
+// track, and revert when the rollout fails.
+func (c *Controller) deploy(ctx context.Context, st *api.SyncState, t target) (api.SyncRecord, error) {
+	commit := t.commit
+	log := c.cfg.Logger.With(logKeyCommit, short(commit), logKeyTrigger, t.trigger.String())
+	rec := c.newRecord(commit, t.trigger)
+	pinned := st.Pin != nil && st.Pin.Revision == commit
+	desired, cs, err := c.planCommit(ctx, commit)
 	if err != nil {
 		return rec, err // transient (I/O, context): nothing decided, retried by the next sync
 	}
-	actual, err := c.cfg.Cluster.Actual(ctx)
-	if err != nil {
-		return rec, fmt.Errorf("read cluster: %w", err)
-	}
-	cs := Plan(desired, actual)
-	problems = append(problems, cs.Problems...)
-	if len(problems) > 0 {
-		msg := fmt.Sprintf("revision %s not applied: %s", short(commit), strings.Join(problems, "\n"))
+	if len(cs.Problems) > 0 {
+		msg := fmt.Sprintf("revision %s not applied: %s", short(commit), strings.Join(cs.Problems, "\n"))
+		if pinned {
+			st.Pin = nil
+			msg = "rollback pin released: " + msg
+		}
+		msg = withNote(t.note, msg)
 		st.Phase, st.Message = api.SyncFailed, msg
 		st.FailedRevisions = addFailed(st.FailedRevisions, commit)
 		rec = c.finish(rec, api.SyncFailed, msg)
-		if err := c.cfg.Cluster.Commit(ctx, Commit{State: st, Records: []api.SyncRecord{rec}}); err != nil {
+		if err := c.write(ctx, st, Commit{Records: []api.SyncRecord{rec}}); err != nil {
 			return rec, fmt.Errorf("write sync state: %w", err)
 		}
 		log.WarnContext(ctx, "revision failed to load", logKeyPhase, api.SyncFailed.String())
 		return rec, nil
 	}
-
-	rollout, err := c.apply(ctx, &st, &rec, cs, desired, commit, fmt.Sprintf("revision %s applied", short(commit)))
+	msg := fmt.Sprintf("revision %s applied", short(commit))
+	if pinned {
+		msg = fmt.Sprintf("revision %s applied: pinned by rollback", short(commit))
+	}
+	rollout, err := c.apply(ctx, st, &rec, cs, desired, withNote(t.note, msg))
 	if err != nil {
 		return rec, err
 	}
 	log.InfoContext(ctx, "revision applied", "changes", len(cs.Steps))
-	t, err := c.track(ctx, &st, &rec, rollout)
+	return rec, c.finishApply(ctx, st, &rec, rollout, t.note)
+}
+
+func withNote(note, msg string) string {
+	if note == "" {
+		return msg
+	}
+	return note + "; " + msg
+}
+
+// resume finishes the apply in flight on st: an earlier leader's, or one
+// this controller's sync could not finish. Its record is completed in
+// place; the deadline still counts from the original apply.
+func (c *Controller) resume(ctx context.Context, st *api.SyncState) (api.SyncRecord, error) {
+	f := *st.InFlight
+	rec := f.Record
+	r := Rollout{Changed: slices.Clone(f.Changed), Removed: slices.Clone(f.Removed), AppliedAt: f.AppliedAt,
+		Deadline: c.cfg.ProgressDeadline}
+	c.cfg.Logger.InfoContext(ctx, "resuming the rollout in flight", logKeyCommit, short(rec.Revision),
+		logKeyTrigger, rec.Trigger.String())
+	if rec.Trigger == api.TriggerRevert {
+		return rec, c.finishRevert(ctx, st, &rec, r, f.Reason)
+	}
+	return rec, c.finishApply(ctx, st, &rec, r, "")
+}
+
+// finishApply tracks an applied revision's rollout and ends it: Synced
+// makes it the last good revision; Degraded marks it failed and, with
+// revert on, returns to the last good revision. A note (a released pin)
+// heads the final message.
+func (c *Controller) finishApply(ctx context.Context, st *api.SyncState, rec *api.SyncRecord, r Rollout, note string) error {
+	commit := rec.Revision
+	t, err := c.track(ctx, st, rec, r)
 	if err != nil {
-		return rec, err
+		return err
 	}
 	if t.Phase == api.SyncSynced {
 		st.LastGoodRevision = commit
-		return rec, c.done(ctx, &st, &rec, t.Phase, fmt.Sprintf("revision %s synced: %s", short(commit), t.Message))
+		return c.done(ctx, st, rec, t.Phase, withNote(note, fmt.Sprintf("revision %s synced: %s", short(commit), t.Message)))
 	}
 
 	// Degraded.
-	msg := fmt.Sprintf("revision %s degraded: %s", short(commit), t.Message)
+	msg := withNote(note, fmt.Sprintf("revision %s degraded: %s", short(commit), t.Message))
 	st.FailedRevisions = addFailed(st.FailedRevisions, commit)
+	if st.Pin != nil && st.Pin.Revision == commit {
+		st.Pin = nil
+		msg += "; the rollback pin is released"
+	}
+	log := c.cfg.Logger.With(logKeyCommit, short(commit), logKeyTrigger, rec.Trigger.String())
 	good := st.LastGoodRevision
 	if st.Source.Revert == RevertOff || good == "" || good == commit {
 		if good == "" && st.Source.Revert != RevertOff {
 			msg += "; no earlier good revision to revert to"
 		}
 		log.WarnContext(ctx, "revision degraded", logKeyPhase, t.Phase.String())
-		return rec, c.done(ctx, &st, &rec, api.SyncDegraded, msg)
+		return c.done(ctx, st, rec, api.SyncDegraded, msg)
 	}
-	rec = c.finish(rec, api.SyncDegraded, msg)
+	*rec = c.finish(*rec, api.SyncDegraded, msg)
 	log.WarnContext(ctx, "revision degraded, reverting", "to", short(good))
-	if err := c.revert(ctx, &st, rec, good, msg); err != nil {
-		return rec, err
-	}
-	return rec, nil
+	return c.revert(ctx, st, *rec, good, msg)
 }
 
 // revert re-plans the cluster from the last good revision, committing the
 // failed revision's final record with it, and tracks the result. The sync
 // state stays Degraded, naming both revisions.
 func (c *Controller) revert(ctx context.Context, st *api.SyncState, failed api.SyncRecord, good, why string) error {
-	desired, problems, err := c.load(ctx, good)
+	desired, cs, err := c.planCommit(ctx, good)
 	if err != nil {
 		return fmt.Errorf("revert to %s: %w", short(good), err)
 	}
-	actual, err := c.cfg.Cluster.Actual(ctx)
-	if err != nil {
-		return fmt.Errorf("revert to %s: read cluster: %w", short(good), err)
-	}
-	cs := Plan(desired, actual)
-	problems = append(problems, cs.Problems...)
-	if len(problems) > 0 {
+	if len(cs.Problems) > 0 {
 		// The last good revision no longer plans (say, a foreign object
 		// took a name): stay degraded and say why.
-		msg := fmt.Sprintf("%s; revert to %s not possible: %s", why, short(good), strings.Join(problems, "\n"))
-		st.Phase, st.Message = api.SyncDegraded, msg
+		msg := fmt.Sprintf("%s; revert to %s not possible: %s", why, short(good), strings.Join(cs.Problems, "\n"))
+		st.Phase, st.Message, st.InFlight = api.SyncDegraded, msg, nil
 		failed.Message = msg
-		return c.cfg.Cluster.Commit(ctx, Commit{State: *st, Records: []api.SyncRecord{failed}})
+		return c.write(ctx, st, Commit{Records: []api.SyncRecord{failed}})
 	}
 	put, del := Changes(cs, desired)
 	rec := c.newRecord(good, api.TriggerRevert)
 	st.Phase, st.Revision = api.SyncDegraded, good
 	st.Message = fmt.Sprintf("%s; reverting to %s", why, short(good))
 	rec.Result, rec.Message = api.SyncProgressing, st.Message
+	rollout := c.rolloutOf(cs, desired)
+	st.InFlight = inFlight(rec, rollout, why)
 	// One transaction: the last good specs, the failed revision's end and
-	// the revert's start. A crash before it leaves the failed revision
-	// Progressing, and the next sync tracks it again.
-	if err := c.cfg.Cluster.Commit(ctx, Commit{Put: put, Delete: del, State: *st, Records: []api.SyncRecord{failed, rec}}); err != nil {
+	// the revert's start, in flight. A crash before it leaves the failed
+	// revision in flight, and the next sync tracks it again.
+	if err := c.write(ctx, st, Commit{Put: put, Delete: del, Records: []api.SyncRecord{failed, rec}}); err != nil {
 		return fmt.Errorf("revert to %s: apply: %w", short(good), err)
 	}
-	rollout := RolloutOf(cs, c.cfg.Clock.Now())
-	if len(rollout.Changed) == 0 && len(rollout.Removed) == 0 {
-		rollout.Changed = serviceNames(desired)
-	}
-	rollout.Deadline = c.cfg.ProgressDeadline
-	t, err := c.track(ctx, st, &rec, rollout)
+	return c.finishRevert(ctx, st, &rec, rollout, why)
+}
+
+// finishRevert tracks a revert's rollout and ends it; the state stays
+// Degraded either way, for the revision it replaced failed.
+func (c *Controller) finishRevert(ctx context.Context, st *api.SyncState, rec *api.SyncRecord, r Rollout, why string) error {
+	good := rec.Revision
+	t, err := c.track(ctx, st, rec, r)
 	if err != nil {
 		return err
 	}
@@ -304,29 +438,99 @@ func (c *Controller) revert(ctx context.Context, st *api.SyncState, failed api.S
 	if t.Phase != api.SyncSynced {
 		msg = fmt.Sprintf("%s; revert to %s degraded too: %s", why, short(good), t.Message)
 	}
-	st.Phase = api.SyncDegraded
-	rec = c.finish(rec, t.Phase, msg)
-	st.Message = msg
-	return c.cfg.Cluster.Commit(ctx, Commit{State: *st, Records: []api.SyncRecord{rec}})
+	st.Phase, st.Message, st.InFlight = api.SyncDegraded, msg, nil
+	*rec = c.finish(*rec, t.Phase, msg)
+	return c.write(ctx, st, Commit{Records: []api.SyncRecord{*rec}})
 }
 
-// apply commits a revision's changes with the Progressing state and the
-// record in one transaction, and returns what to track.
-func (c *Controller) apply(ctx context.Context, st *api.SyncState, rec *api.SyncRecord, cs Changeset, desired State, commit, msg string) (Rollout, error) {
+// apply commits a revision's changes with the Progressing state, the
+// rollout in flight and the record in one transaction, and returns what
+// to track.
+func (c *Controller) apply(ctx context.Context, st *api.SyncState, rec *api.SyncRecord, cs Changeset, desired State, msg string) (Rollout, error) {
 	put, del := Changes(cs, desired)
-	st.Phase, st.Revision, st.Message = api.SyncProgressing, commit, msg
+	st.Phase, st.Revision, st.Message = api.SyncProgressing, rec.Revision, msg
 	rec.Result, rec.Message = api.SyncProgressing, msg
-	if err := c.cfg.Cluster.Commit(ctx, Commit{Put: put, Delete: del, State: *st, Records: []api.SyncRecord{*rec}}); err != nil {
-		return Rollout{}, fmt.Errorf("apply %s: %w", short(commit), err)
+	r := c.rolloutOf(cs, desired)
+	st.InFlight = inFlight(*rec, r, "")
+	if err := c.write(ctx, st, Commit{Put: put, Delete: del, Records: []api.SyncRecord{*rec}}); err != nil {
+		return Rollout{}, fmt.Errorf("apply %s: %w", short(rec.Revision), err)
 	}
+	return r, nil
+}
+
+// rolloutOf is what to track after applying cs.
+func (c *Controller) rolloutOf(cs Changeset, desired State) Rollout {
 	r := RolloutOf(cs, c.cfg.Clock.Now())
 	if len(r.Changed) == 0 && len(r.Removed) == 0 {
-		// Nothing to roll out, or a sync resumed after a restart: the
-		// revision is synced when every service it declares is healthy.
+		// Nothing to roll out: the revision is synced when every
+		// service it declares is healthy.
 		r.Changed = serviceNames(desired)
 	}
 	r.Deadline = c.cfg.ProgressDeadline
-	return r, nil
+	return r
+}
+
+func inFlight(rec api.SyncRecord, r Rollout, reason string) *api.SyncInFlight {
+	return &api.SyncInFlight{Record: rec, Changed: slices.Clone(r.Changed), Removed: slices.Clone(r.Removed),
+		AppliedAt: r.AppliedAt, Reason: reason}
+}
+
+// heal restores drift: the cluster runs commit, synced, and what changed
+// behind Git's back is put back in one transaction with its record. It
+// reports whether it changed anything. A revision that no longer plans
+// (say, an external network was removed) changes nothing; the state says
+// why.
+func (c *Controller) heal(ctx context.Context, st *api.SyncState, commit string) (api.SyncRecord, bool, error) {
+	desired, cs, err := c.planCommit(ctx, commit)
+	if err != nil {
+		return api.SyncRecord{}, false, fmt.Errorf("self-heal of %s: %w", short(commit), err)
+	}
+	if len(cs.Problems) > 0 {
+		st.Message = fmt.Sprintf("revision %s synced, but drift cannot be restored: %s", short(commit), strings.Join(cs.Problems, "\n"))
+		return api.SyncRecord{}, false, nil
+	}
+	if !cs.HasChanges() {
+		return api.SyncRecord{}, false, nil
+	}
+	put, del := Changes(cs, desired)
+	rec := c.newRecord(commit, api.TriggerSelfHeal)
+	msg := fmt.Sprintf("self-heal: %s restored to revision %s", describeDrift(cs), short(commit))
+	rec = c.finish(rec, api.SyncSynced, msg)
+	st.Message = msg
+	if err := c.write(ctx, st, Commit{Put: put, Delete: del, Records: []api.SyncRecord{rec}}); err != nil {
+		return rec, false, fmt.Errorf("self-heal of %s: %w", short(commit), err)
+	}
+	c.cfg.Logger.InfoContext(ctx, "drift restored", logKeyCommit, short(commit), "changes", describeDrift(cs))
+	return rec, true, nil
+}
+
+// describeDrift names what a self-heal restores: "service web_app
+// (replicas); service db_app (re-created)".
+func describeDrift(cs Changeset) string {
+	var parts []string
+	for _, s := range cs.Steps {
+		var what string
+		switch s.Action {
+		case Unchanged:
+			continue
+		case Create:
+			what = "re-created"
+		case Delete:
+			what = "removed"
+		default:
+			var paths []string
+			for _, ch := range s.Changes {
+				if len(paths) == 3 {
+					paths = append(paths, "…")
+					break
+				}
+				paths = append(paths, ch.Path)
+			}
+			what = strings.Join(paths, ", ")
+		}
+		parts = append(parts, fmt.Sprintf("%s %s (%s)", s.Kind, s.Name, what))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // track checks the rollout every TrackInterval until it is Synced or
@@ -344,7 +548,7 @@ func (c *Controller) track(ctx context.Context, st *api.SyncState, rec *api.Sync
 		}
 		if st.Message != t.Message {
 			st.Message = t.Message
-			if err := c.cfg.Cluster.Commit(ctx, Commit{State: *st}); err != nil {
+			if err := c.write(ctx, st, Commit{}); err != nil {
 				return Tracking{}, fmt.Errorf("write sync state: %w", err)
 			}
 		}
@@ -356,14 +560,34 @@ func (c *Controller) track(ctx context.Context, st *api.SyncState, rec *api.Sync
 	}
 }
 
-// done ends a sync: state and record with the result.
+// done ends a sync: state and record with the result, nothing in flight.
 func (c *Controller) done(ctx context.Context, st *api.SyncState, rec *api.SyncRecord, phase api.SyncPhase, msg string) error {
-	st.Phase, st.Message = phase, msg
+	st.Phase, st.Message, st.InFlight = phase, msg, nil
 	*rec = c.finish(*rec, phase, msg)
-	if err := c.cfg.Cluster.Commit(ctx, Commit{State: *st, Records: []api.SyncRecord{*rec}}); err != nil {
+	if err := c.write(ctx, st, Commit{Records: []api.SyncRecord{*rec}}); err != nil {
 		return fmt.Errorf("write sync state: %w", err)
 	}
 	return nil
+}
+
+// write commits cm with st as the sync state, merged onto the stored state
+// from what this sync read or last wrote (MergeSyncState): an operator's
+// concurrent change, such as a rollback pin, is kept.
+func (c *Controller) write(ctx context.Context, st *api.SyncState, cm Commit) error {
+	cm.State = *st
+	base := c.base
+	cm.Base = &base
+	if err := c.cfg.Cluster.Commit(ctx, cm); err != nil {
+		return err
+	}
+	c.base = cloneSyncState(*st)
+	return nil
+}
+
+// cloneSyncState copies what a sync changes in place.
+func cloneSyncState(s api.SyncState) api.SyncState {
+	s.FailedRevisions = slices.Clone(s.FailedRevisions)
+	return s
 }
 
 func (c *Controller) newRecord(commit string, trigger api.SyncTrigger) api.SyncRecord {
@@ -382,11 +606,64 @@ func (c *Controller) finish(rec api.SyncRecord, phase api.SyncPhase, msg string)
 	return rec
 }
 
-// load materializes a commit into a temporary tree and returns its desired
-// state, or the problems that make it inapplicable (file:line where the
-// loader knows it). The error is for failures that say nothing about the
-// revision: I/O, a cancelled context.
+// planCommit loads a commit and plans it against the cluster: the one
+// path that sync, revert, self-heal and Diff share. Problems (file:line
+// where the loader knows it) are on the changeset, whose plan is then
+// empty: a revision that does not load is not planned. The error is for
+// failures that say nothing about the revision: I/O, a cancelled context.
+func (c *Controller) planCommit(ctx context.Context, commit string) (State, Changeset, error) {
+	desired, problems, err := c.load(ctx, commit)
+	if err != nil {
+		return State{}, Changeset{}, err
+	}
+	return c.plan(ctx, desired, problems)
+}
+
+// plan plans a loaded desired state against the cluster's.
+func (c *Controller) plan(ctx context.Context, desired State, problems []string) (State, Changeset, error) {
+	if len(problems) > 0 {
+		return State{}, Changeset{Problems: problems}, nil
+	}
+	actual, err := c.cfg.Cluster.Actual(ctx)
+	if err != nil {
+		return State{}, Changeset{}, fmt.Errorf("read cluster: %w", err)
+	}
+	return desired, Plan(desired, actual), nil
+}
+
+// load materializes a commit into a temporary tree and loads it. The
+// last commit that loaded is kept: a commit's content never changes, and
+// self-heal re-plans the same commit at every poll.
 func (c *Controller) load(ctx context.Context, commit string) (State, []string, error) {
+	c.lastMu.Lock()
+	last := c.last
+	c.lastMu.Unlock()
+	if last.commit == commit && commit != "" {
+		return last.desired.clone(), nil, nil
+	}
+	desired, problems, err := c.loadCommit(ctx, commit)
+	if err == nil && len(problems) == 0 {
+		c.lastMu.Lock()
+		c.last = loaded{commit: commit, desired: desired.clone()}
+		c.lastMu.Unlock()
+	}
+	return desired, problems, err
+}
+
+// loaded is a commit's desired state.
+type loaded struct {
+	commit  string
+	desired State
+}
+
+// clone copies the lists of a state, so that a caller cannot change the
+// controller's copy.
+func (s State) clone() State {
+	return State{Networks: slices.Clone(s.Networks), Secrets: slices.Clone(s.Secrets), Configs: slices.Clone(s.Configs),
+		Volumes: slices.Clone(s.Volumes), Services: slices.Clone(s.Services)}
+}
+
+func (c *Controller) loadCommit(ctx context.Context, commit string) (State, []string, error) {
 	if err := os.MkdirAll(c.cfg.Workdir, 0o700); err != nil {
 		return State{}, nil, fmt.Errorf("workdir: %w", err)
 	}
@@ -399,11 +676,20 @@ func (c *Controller) load(ctx context.Context, commit string) (State, []string, 
 		if ctx.Err() != nil {
 			return State{}, nil, err
 		}
-		if errors.Is(err, gitsource.ErrUnsafeSymlink) {
+		if errors.Is(err, gitsource.ErrUnsafeSymlink) || errors.Is(err, gitsource.ErrCommitNotFound) ||
+			errors.Is(err, gitsource.ErrPathNotFound) {
+			// The revision itself is wrong (a pin to a commit the clone
+			// lacks, a sub-path it does not have): fail it, do not retry.
 			return State{}, []string{err.Error()}, nil
 		}
 		return State{}, nil, fmt.Errorf("materialize %s: %w", short(commit), err)
 	}
+	return c.loadTree(ctx, dir)
+}
+
+// loadTree returns the desired state of the stacks under dir, or the
+// problems that make it inapplicable, with paths relative to dir.
+func (c *Controller) loadTree(ctx context.Context, dir string) (State, []string, error) {
 	layout, err := ReadLayout(dir)
 	if err != nil {
 		return State{}, splitLines(relativize(err.Error(), dir)), nil

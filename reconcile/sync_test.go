@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -21,11 +22,11 @@ import (
 
 // gitRepo is a real local repository driven with the git CLI.
 type gitRepo struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 }
 
-func newGitRepo(t *testing.T) *gitRepo {
+func newGitRepo(t testing.TB) *gitRepo {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("needs the git CLI")
@@ -117,6 +118,8 @@ type memCluster struct {
 	records  []api.SyncRecord
 	commits  int
 	failNext error
+	// failWhen, if set, fails the commits it returns true for.
+	failWhen func(Commit) bool
 }
 
 var _ Cluster = (*memCluster)(nil)
@@ -170,6 +173,9 @@ func (m *memCluster) Commit(_ context.Context, c Commit) error {
 		m.failNext = nil
 		return err
 	}
+	if m.failWhen != nil && m.failWhen(c) {
+		return errors.New("not leader")
+	}
 	m.commits++
 	m.state.Networks = putByName(m.state.Networks, c.Put.Networks, func(x api.NetworkSpec) string { return x.Name })
 	m.state.Secrets = putByName(m.state.Secrets, c.Put.Secrets, func(x api.SecretSpec) string { return x.Name })
@@ -200,8 +206,12 @@ func (m *memCluster) Commit(_ context.Context, c Commit) error {
 			delete(m.tasks, d.Name)
 		}
 	}
-	m.sync = c.State
-	m.sync.FailedRevisions = slices.Clone(c.State.FailedRevisions)
+	if c.Base != nil {
+		m.sync = MergeSyncState(*c.Base, c.State, m.sync)
+	} else {
+		m.sync = c.State
+	}
+	m.sync.FailedRevisions = slices.Clone(m.sync.FailedRevisions)
 	for _, r := range c.Records {
 		if i := slices.IndexFunc(m.records, func(x api.SyncRecord) bool { return x.ID == r.ID }); i >= 0 {
 			m.records[i] = r
@@ -271,7 +281,7 @@ type harness struct {
 	id      *secrets.Identity
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	id, err := secrets.GenerateIdentity()
 	if err != nil {
@@ -286,7 +296,7 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-func (h *harness) sync(t *testing.T) api.SyncRecord {
+func (h *harness) sync(t testing.TB) api.SyncRecord {
 	t.Helper()
 	rec, err := h.ctl.Sync(context.Background(), api.TriggerManual)
 	if err != nil {
@@ -544,6 +554,491 @@ func TestControllerConfigValidate(t *testing.T) {
 	for _, want := range []string{"source is required", "cluster is required", "must not be negative"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err %v lacks %q", err, want)
+		}
+	}
+}
+
+// scale changes a service behind Git's back, as gitorc service scale
+// does: the spec changes, gitorc's labels stay.
+func (m *memCluster) scale(name string, replicas uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, s := range m.state.Services {
+		if s.Name == name {
+			m.state.Services[i].Replicas = replicas
+			if svc, ok := m.services[name]; ok {
+				svc.Spec.Replicas = replicas
+			}
+		}
+	}
+}
+
+func (m *memCluster) replicas(name string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.state.Services {
+		if s.Name == name {
+			return s.Replicas
+		}
+	}
+	return 0
+}
+
+func (m *memCluster) setPin(rev string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sync.Pin = &api.SyncPin{Revision: rev}
+}
+
+func TestSyncSelfHealRestoresDrift(t *testing.T) {
+	tests := []struct {
+		name    string
+		drift   func(m *memCluster)
+		wantMsg string
+	}{
+		{"scaled", func(m *memCluster) { m.scale("web_app", 5) }, "service web_app (replicas) restored to revision"},
+		{"image changed", func(m *memCluster) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.state.Services[slices.IndexFunc(m.state.Services, func(s api.ServiceSpec) bool { return s.Name == "web_app" })].Task.Container.Image = "app:hand"
+		}, "service web_app (task.container.image) restored"},
+		{"service removed by hand", func(m *memCluster) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.state.Services = slices.DeleteFunc(m.state.Services, func(s api.ServiceSpec) bool { return s.Name == "db_app" })
+		}, "service db_app (re-created) restored"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			waits := 0
+			h.clock.onWait = func() { waits++; h.cluster.orchestrate() }
+			c1 := h.repo.commit("first", map[string]string{"web/compose.yaml": stack("app:1", 2), "db/compose.yaml": stack("pg:16", 1)})
+			h.sync(t)
+			want, _ := h.cluster.Actual(context.Background())
+
+			tc.drift(h.cluster)
+			waits = 0
+			rec, err := h.ctl.Sync(context.Background(), api.TriggerPoll)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Trigger != api.TriggerSelfHeal || rec.Result != api.SyncSynced || rec.Revision != c1 ||
+				!strings.Contains(rec.Message, tc.wantMsg) || rec.FinishedAt.IsZero() {
+				t.Fatalf("record %+v", rec)
+			}
+			got, _ := h.cluster.Actual(context.Background())
+			if diff := cmp.Diff(want, got, cmp.Transformer("sort", sortedServices)); diff != "" {
+				t.Errorf("not restored (-want +got):\n%s", diff)
+			}
+			st := h.cluster.sync
+			if st.Phase != api.SyncSynced || st.Revision != c1 || st.InFlight != nil || st.Message != rec.Message {
+				t.Errorf("state %+v", st)
+			}
+			if waits != 0 {
+				t.Errorf("self-heal tracked a rollout (%d waits)", waits)
+			}
+			if n := len(h.cluster.records); n != 2 {
+				t.Errorf("%d records, want the deploy and the self-heal", n)
+			}
+			// Nothing drifted: nothing to do.
+			if rec := h.sync(t); rec != (api.SyncRecord{}) || len(h.cluster.records) != 2 {
+				t.Errorf("second self-heal: %+v", rec)
+			}
+		})
+	}
+}
+
+// sortedServices orders a state's services by name, as the store would
+// list them.
+func sortedServices(s State) State {
+	s.Services = slices.Clone(s.Services)
+	slices.SortFunc(s.Services, func(a, b api.ServiceSpec) int { return strings.Compare(a.Name, b.Name) })
+	return s
+}
+
+func TestSyncSelfHealOffReportsOnly(t *testing.T) {
+	h := newHarness(t)
+	h.cluster.sync.Source.SelfHeal = SelfHealOff
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	h.repo.commit("first", map[string]string{"web/compose.yaml": stack("app:1", 2)})
+	h.sync(t)
+	h.cluster.scale("web_app", 5)
+	for _, trig := range []api.SyncTrigger{api.TriggerPoll, api.TriggerWebhook, api.TriggerWatch} {
+		if rec, err := h.ctl.Sync(context.Background(), trig); err != nil || rec != (api.SyncRecord{}) {
+			t.Errorf("%s sync with self-heal off: %+v %v", trig, rec, err)
+		}
+	}
+	if n := h.cluster.replicas("web_app"); n != 5 {
+		t.Errorf("replicas %d: drift restored with self-heal off", n)
+	}
+	d, err := h.ctl.Diff(context.Background(), DiffRequest{})
+	if i := slices.IndexFunc(d.Changeset.Steps, func(s Step) bool { return s.Name == "web_app" }); err != nil || !d.Differs() || i < 0 || !d.Changeset.Steps[i].Drift {
+		t.Errorf("diff does not show the drift: %+v %v", d, err)
+	}
+	// A manual sync restores it.
+	if rec := h.sync(t); rec.Trigger != api.TriggerSelfHeal || h.cluster.replicas("web_app") != 2 {
+		t.Errorf("manual sync: %+v, replicas %d", rec, h.cluster.replicas("web_app"))
+	}
+}
+
+func TestSyncRollbackPin(t *testing.T) {
+	h := newHarness(t)
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	poll := func() api.SyncRecord {
+		t.Helper()
+		rec, err := h.ctl.Sync(context.Background(), api.TriggerPoll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	c1 := h.repo.commit("one", map[string]string{"web/compose.yaml": stack("app:1", 2)})
+	poll()
+	c2 := h.repo.commit("two", map[string]string{"web/compose.yaml": stack("app:2", 2)})
+	poll()
+
+	// The pin takes effect: the older revision rolls out, recorded as a rollback.
+	h.cluster.setPin(c1)
+	rec := poll()
+	if rec.Trigger != api.TriggerRollback || rec.Revision != c1 || rec.Result != api.SyncSynced {
+		t.Fatalf("rollback record %+v", rec)
+	}
+	st := h.cluster.sync
+	if h.cluster.image("web_app") != "app:1" || st.Revision != c1 || st.Phase != api.SyncSynced ||
+		st.Pin == nil || st.Pin.Head != c2 || st.LastGoodRevision != c1 {
+		t.Fatalf("after the rollback: image %s, state %+v pin %+v", h.cluster.image("web_app"), st, st.Pin)
+	}
+	// It holds while HEAD stays; drift is healed to the pinned revision.
+	if rec := poll(); rec != (api.SyncRecord{}) {
+		t.Errorf("pinned, same HEAD: %+v", rec)
+	}
+	h.cluster.scale("web_app", 7)
+	if rec := poll(); rec.Trigger != api.TriggerSelfHeal || rec.Revision != c1 || h.cluster.image("web_app") != "app:1" ||
+		h.cluster.replicas("web_app") != 2 {
+		t.Errorf("self-heal while pinned: %+v", rec)
+	}
+	// A new commit releases it.
+	c3 := h.repo.commit("three", map[string]string{"web/compose.yaml": stack("app:3", 2)})
+	rec = poll()
+	if rec.Revision != c3 || rec.Trigger != api.TriggerPoll || rec.Result != api.SyncSynced ||
+		!strings.Contains(h.cluster.records[len(h.cluster.records)-1].Message, "rollback pin to "+c1[:7]+" released by the new commit "+c3[:7]) {
+		t.Fatalf("new commit: %+v", rec)
+	}
+	if st := h.cluster.sync; st.Pin != nil || h.cluster.image("web_app") != "app:3" {
+		t.Errorf("pin not released: %+v", st.Pin)
+	}
+	// So does gitorc sync, once the pin is in effect: the sync that
+	// gitorc rollback asks for applies it.
+	h.cluster.setPin(c2)
+	if rec := h.sync(t); rec.Revision != c2 || rec.Trigger != api.TriggerRollback || h.cluster.image("web_app") != "app:2" {
+		t.Fatalf("second pin: %+v", rec)
+	}
+	rec = h.sync(t)
+	if rec.Revision != c3 || rec.Trigger != api.TriggerManual || !strings.Contains(rec.Message, "released by gitorc sync") ||
+		h.cluster.sync.Pin != nil || h.cluster.image("web_app") != "app:3" {
+		t.Errorf("manual sync: %+v pin %+v", rec, h.cluster.sync.Pin)
+	}
+}
+
+func TestSyncRollbackToFailingRevisionReleasesPin(t *testing.T) {
+	h := newHarness(t)
+	h.clock.onWait = func() { h.cluster.orchestrate("app:gone") }
+	old := h.repo.commit("old", map[string]string{"web/compose.yaml": stack("app:gone", 1)})
+	good := h.repo.commit("good", map[string]string{"web/compose.yaml": stack("app:1", 1)})
+	h.sync(t) // only HEAD ever ran: old was never deployed
+	h.cluster.setPin(old)
+	rec, err := h.ctl.Sync(context.Background(), api.TriggerPoll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Revision != old || rec.Result != api.SyncDegraded || !strings.Contains(rec.Message, "the rollback pin is released") {
+		t.Fatalf("record %+v", rec)
+	}
+	st := h.cluster.sync
+	if st.Pin != nil || st.Revision != good || !slices.Contains(st.FailedRevisions, old) || h.cluster.image("web_app") != "app:1" {
+		t.Errorf("state %+v, image %s", st, h.cluster.image("web_app"))
+	}
+}
+
+// A rollback pin written while a sync tracks its rollout survives the
+// sync's own writes of the state.
+func TestSyncKeepsPinWrittenDuringRollout(t *testing.T) {
+	h := newHarness(t)
+	h.repo.commit("one", map[string]string{"web/compose.yaml": stack("app:1", 1)})
+	h.sync(t)
+	h.clock.onWait = func() {
+		if h.cluster.sync.Pin == nil {
+			h.cluster.setPin("0123456789012345678901234567890123456789")
+		}
+		h.cluster.orchestrate()
+	}
+	h.repo.commit("two", map[string]string{"web/compose.yaml": stack("app:2", 1)})
+	if rec := h.sync(t); rec.Result != api.SyncSynced {
+		t.Fatalf("record %+v", rec)
+	}
+	if p := h.cluster.sync.Pin; p == nil || p.Revision != "0123456789012345678901234567890123456789" {
+		t.Errorf("the pin written during the rollout was lost: %+v", p)
+	}
+}
+
+// A sync cut short (the leader lost its place) leaves its rollout in
+// flight; a new controller finishes it, completing the same record.
+func TestSyncResumesARolloutInFlight(t *testing.T) {
+	for _, bad := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bad=%v", bad), func(t *testing.T) {
+			h := newHarness(t)
+			good := h.repo.commit("good", map[string]string{"web/compose.yaml": stack("app:1", 2)})
+			h.clock.onWait = func() { h.cluster.orchestrate() }
+			h.sync(t)
+			image := "app:2"
+			if bad {
+				image = "app:bad"
+			}
+			next := h.repo.commit("next", map[string]string{"web/compose.yaml": stack(image, 2)})
+			ctx, cancel := context.WithCancel(context.Background())
+			h.clock.onWait = cancel // the leader goes before anything runs
+			if _, err := h.ctl.Sync(ctx, api.TriggerWebhook); !errors.Is(err, context.Canceled) {
+				t.Fatalf("cut short: %v", err)
+			}
+			st := h.cluster.sync
+			if st.Phase != api.SyncProgressing || st.InFlight == nil || st.InFlight.Record.Revision != next {
+				t.Fatalf("state after the cut %+v", st)
+			}
+			inflight := st.InFlight.Record.ID
+
+			// The next leader: a new controller, its own clone.
+			ctl, err := NewController(ControllerConfig{Source: h.repo.source(), Cluster: h.cluster, Secrets: h.id,
+				Clock: h.clock, Workdir: t.TempDir(), ProgressDeadline: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.clock.onWait = func() { h.cluster.orchestrate("app:bad") }
+			rec, err := ctl.Sync(context.Background(), api.TriggerPoll)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.ID != inflight || rec.Trigger != api.TriggerWebhook {
+				t.Errorf("resumed record %+v, want the one in flight (%s)", rec, inflight)
+			}
+			var got []string
+			for _, r := range h.cluster.records {
+				got = append(got, fmt.Sprintf("%s %s %s", r.Revision[:7], r.Trigger, r.Result))
+			}
+			want := []string{good[:7] + " manual synced", next[:7] + " webhook synced"}
+			if bad {
+				want = []string{good[:7] + " manual synced", next[:7] + " webhook degraded", good[:7] + " revert synced"}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("history (-want +got):\n%s", diff)
+			}
+			st = h.cluster.sync
+			if st.InFlight != nil {
+				t.Errorf("still in flight: %+v", st.InFlight)
+			}
+			if wantImage := map[bool]string{false: "app:2", true: "app:1"}[bad]; h.cluster.image("web_app") != wantImage {
+				t.Errorf("image %s, want %s", h.cluster.image("web_app"), wantImage)
+			}
+		})
+	}
+}
+
+// A revert cut short is finished by the next leader, not started again.
+func TestSyncResumesARevertInFlight(t *testing.T) {
+	h := newHarness(t)
+	good := h.repo.commit("good", map[string]string{"web/compose.yaml": stack("app:1", 2)})
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	h.sync(t)
+	bad := h.repo.commit("bad", map[string]string{"web/compose.yaml": stack("app:bad", 2)})
+	h.clock.onWait = func() { h.cluster.orchestrate("app:bad") }
+	// The leader goes in the middle of the revert: its last write fails.
+	h.cluster.failWhen = func(c Commit) bool {
+		return len(c.Records) == 1 && c.Records[0].Trigger == api.TriggerRevert && c.Records[0].Result != api.SyncProgressing
+	}
+	if _, err := h.ctl.Sync(context.Background(), api.TriggerPoll); err == nil || !strings.Contains(err.Error(), "not leader") {
+		t.Fatalf("cut short: %v", err)
+	}
+	h.cluster.failWhen = nil
+	if st := h.cluster.sync; st.InFlight == nil || st.InFlight.Record.Trigger != api.TriggerRevert || st.Revision != good {
+		t.Fatalf("state after the cut %+v", st)
+	}
+	ctl, err := NewController(ControllerConfig{Source: h.repo.source(), Cluster: h.cluster, Secrets: h.id,
+		Clock: h.clock, Workdir: t.TempDir(), ProgressDeadline: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.clock.onWait = func() { h.cluster.orchestrate("app:bad") }
+	if _, err := ctl.Sync(context.Background(), api.TriggerPoll); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range h.cluster.records {
+		got = append(got, fmt.Sprintf("%s %s %s", r.Revision[:7], r.Trigger, r.Result))
+	}
+	want := []string{good[:7] + " manual synced", bad[:7] + " poll degraded", good[:7] + " revert synced"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+	st := h.cluster.sync
+	if st.InFlight != nil || st.Phase != api.SyncDegraded || !strings.Contains(st.Message, "reverted to "+good[:7]) ||
+		h.cluster.image("web_app") != "app:1" {
+		t.Errorf("state %+v", st)
+	}
+}
+
+func TestMergeSyncState(t *testing.T) {
+	pin := &api.SyncPin{Revision: "abc"}
+	tests := []struct {
+		name               string
+		base, ours, theirs api.SyncState
+		want               api.SyncState
+	}{
+		{"ours only", api.SyncState{Phase: api.SyncProgressing}, api.SyncState{Phase: api.SyncSynced}, api.SyncState{Phase: api.SyncProgressing},
+			api.SyncState{Phase: api.SyncSynced}},
+		{"theirs kept", api.SyncState{Phase: api.SyncProgressing}, api.SyncState{Phase: api.SyncSynced},
+			api.SyncState{Phase: api.SyncProgressing, Pin: pin, Suspended: true},
+			api.SyncState{Phase: api.SyncSynced, Pin: pin, Suspended: true}},
+		{"ours clears", api.SyncState{Pin: pin}, api.SyncState{}, api.SyncState{Pin: pin}, api.SyncState{}},
+		{"both changed: ours", api.SyncState{Message: "a"}, api.SyncState{Message: "b"}, api.SyncState{Message: "c"},
+			api.SyncState{Message: "b"}},
+		{"theirs clears a field ours kept", api.SyncState{Suspended: true, Message: "a"}, api.SyncState{Suspended: true, Message: "b"},
+			api.SyncState{}, api.SyncState{Message: "b"}},
+		{"meta is the store's", api.SyncState{}, api.SyncState{Meta: api.Meta{ID: "x", Version: 1}}, api.SyncState{Meta: api.Meta{ID: "sync", Version: 7}},
+			api.SyncState{Meta: api.Meta{ID: "sync", Version: 7}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, MergeSyncState(tc.base, tc.ours, tc.theirs)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDiff(t *testing.T) {
+	h := newHarness(t)
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	const plain = "correct-horse-battery"
+	sealed, err := secrets.Seal(h.id.Recipient(), api.SecretBytes(plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withSecret := "services:\n  app:\n    image: app:1\n    secrets: [db]\nsecrets:\n  db:\n    file: ./db.age\n"
+	c1 := h.repo.commit("first", map[string]string{"web/compose.yaml": withSecret, "web/db.age": string(sealed),
+		"db/compose.yaml": stack("pg:16", 1)})
+	h.sync(t)
+	ctx := context.Background()
+
+	d, err := h.ctl.Diff(ctx, DiffRequest{})
+	if err != nil || d.Differs() || d.Revision != c1 || len(d.Changeset.Problems) > 0 {
+		t.Fatalf("nothing changed: %+v %v", d, err)
+	}
+	resealed, _ := secrets.Seal(h.id.Recipient(), api.SecretBytes(plain+"-2"))
+	c2 := h.repo.commit("second", map[string]string{"web/compose.yaml": strings.Replace(withSecret, "app:1", "app:2", 1),
+		"web/db.age": string(resealed)})
+	d, err = h.ctl.Diff(ctx, DiffRequest{})
+	if err != nil || !d.Differs() || d.Revision != c2 {
+		t.Fatalf("HEAD: %+v %v", d, err)
+	}
+	var out strings.Builder
+	if err := Format(&out, d.Changeset, false, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"~ secret  web_db (update)", "data_hash: \"hmac-sha256:", "~ service web_app (update)",
+		`task.container.image: "app:1" -> "app:2"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("diff lacks %q:\n%s", want, out.String())
+		}
+	}
+	b, _ := json.Marshal(d)
+	if strings.Contains(out.String()+string(b), plain) {
+		t.Error("secret plaintext in the diff")
+	}
+	// The synced revision, by an abbreviated hash: nothing differs.
+	if d, err := h.ctl.Diff(ctx, DiffRequest{Revision: c1[:8]}); err != nil || d.Differs() || d.Revision != c1 {
+		t.Errorf("--revision %s: %+v %v", c1[:8], d, err)
+	}
+	if _, err := h.ctl.Diff(ctx, DiffRequest{Revision: "nosuchref"}); err == nil || !strings.Contains(err.Error(), "nosuchref not found") {
+		t.Errorf("unknown revision: %v", err)
+	}
+
+	// A local tree: a service added, one removed.
+	dir := writeTree(t, map[string]string{"web/compose.yaml": withSecret, "web/db.age": string(sealed),
+		"cache/compose.yaml": stack("redis:7", 1)})
+	d, err = h.ctl.Diff(ctx, DiffRequest{Dir: dir})
+	if err != nil || d.Dir != dir {
+		t.Fatal(err)
+	}
+	var services []string
+	for _, s := range d.Changeset.Steps {
+		if s.Kind == KindService && s.Action != Unchanged {
+			services = append(services, s.Action.String()+" "+s.Name)
+		}
+	}
+	if diff := cmp.Diff([]string{"create cache_app", "delete db_app"}, services); diff != "" {
+		t.Errorf("local tree plan (-want +got):\n%s", diff)
+	}
+	// A broken local tree: problems with file:line, relative to the tree.
+	if err := os.WriteFile(filepath.Join(dir, "cache/compose.yaml"), []byte("services:\n  app:\n    image: [x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err = h.ctl.Diff(ctx, DiffRequest{Dir: dir})
+	if err != nil || len(d.Changeset.Problems) == 0 || !strings.HasPrefix(d.Changeset.Problems[0], "cache/compose.yaml:3") ||
+		len(d.Changeset.Steps) != 0 {
+		t.Errorf("broken tree: %+v %v", d, err)
+	}
+	if _, err := h.ctl.Diff(ctx, DiffRequest{Dir: dir, Revision: c1}); err == nil {
+		t.Error("a revision and a directory at once")
+	}
+	// Diff writes nothing.
+	if len(h.cluster.records) != 1 {
+		t.Errorf("diff wrote records: %+v", h.cluster.records)
+	}
+}
+
+// Suspended, a rollout in flight is still finished (it is no new sync),
+// and nothing newer is deployed.
+func TestSyncSuspendedFinishesARolloutInFlight(t *testing.T) {
+	h := newHarness(t)
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	h.repo.commit("one", map[string]string{"web/compose.yaml": stack("app:1", 1)})
+	h.sync(t)
+	two := h.repo.commit("two", map[string]string{"web/compose.yaml": stack("app:2", 1)})
+	ctx, cancel := context.WithCancel(context.Background())
+	h.clock.onWait = cancel
+	if _, err := h.ctl.Sync(ctx, api.TriggerPoll); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cut short: %v", err)
+	}
+	h.cluster.sync.Suspended = true
+	h.repo.commit("three", map[string]string{"web/compose.yaml": stack("app:3", 1)})
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	rec, err := h.ctl.Sync(context.Background(), api.TriggerPoll)
+	if err != nil || rec.Revision != two || rec.Result != api.SyncSynced {
+		t.Fatalf("record %+v %v", rec, err)
+	}
+	if st := h.cluster.sync; st.InFlight != nil || st.Revision != two || h.cluster.image("web_app") != "app:2" {
+		t.Errorf("state %+v, image %s", st, h.cluster.image("web_app"))
+	}
+	if rec, err := h.ctl.Sync(context.Background(), api.TriggerPoll); err != nil || rec != (api.SyncRecord{}) {
+		t.Errorf("suspended sync deployed: %+v %v", rec, err)
+	}
+}
+
+// BenchmarkSyncNothingToHeal is what self-heal costs each poll when
+// nothing drifted: fetch (ls-remote), materialize, load and plan 20
+// stacks. go test ./reconcile -run '^$' -bench SyncNothingToHeal
+func BenchmarkSyncNothingToHeal(b *testing.B) {
+	h := newHarness(b)
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	files := map[string]string{}
+	for i := range 20 {
+		files[fmt.Sprintf("s%02d/compose.yaml", i)] = stack(fmt.Sprintf("app:%d", i), 2)
+	}
+	h.repo.commit("twenty stacks", files)
+	h.sync(b)
+	for b.Loop() {
+		if rec := h.sync(b); rec != (api.SyncRecord{}) {
+			b.Fatalf("healed something: %+v", rec)
 		}
 	}
 }

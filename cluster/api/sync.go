@@ -38,9 +38,11 @@ const (
 	TriggerManual
 	TriggerRevert // a failed rollout returned to the last good revision
 	TriggerBootstrap
+	TriggerSelfHeal // drift restored while the revision stayed the same
+	TriggerRollback // gitorc rollback --to pinned an older revision
 )
 
-var syncTriggerNames = []string{"poll", "webhook", "watch", "manual", "revert", "bootstrap"}
+var syncTriggerNames = []string{"poll", "webhook", "watch", "manual", "revert", "bootstrap", "self-heal", "rollback"}
 
 func (t SyncTrigger) String() string { return enumString(syncTriggerNames, t) }
 
@@ -64,6 +66,67 @@ type SourceSpec struct {
 	Interval Duration `json:"interval"`
 	// Revert is "auto" (return to the last good revision on failure) or "off".
 	Revert string `json:"revert"`
+	// SelfHeal is "auto" (the default, also when empty: objects changed
+	// behind Git's back are restored at the next automatic sync) or "off"
+	// (drift is only reported).
+	SelfHeal string `json:"self_heal,omitempty"`
+	// Windows allow or deny automatic syncs at times (manual syncs always run).
+	Windows []SyncWindow `json:"windows,omitempty"`
+}
+
+// SyncWindow allows or denies automatic syncs (poll, webhook, watch) for
+// Duration from every time its cron Schedule fires, as Argo CD's sync
+// windows do. With any allow window, automatic syncs run only inside one;
+// a deny window wins over an allow window.
+type SyncWindow struct {
+	Kind     string   `json:"kind"`     // "allow" or "deny"
+	Schedule string   `json:"schedule"` // a cron spec ("0 22 * * *", "@daily", "CRON_TZ=Europe/Paris 0 8 * * 1-5")
+	Duration Duration `json:"duration"`
+}
+
+// SyncRequest asks the leader for a sync. Any manager writes it into the
+// sync state (gitorc sync, a webhook delivery); the leader's trigger loop
+// takes it, runs one sync for every request pending then, and writes the
+// outcome back here, so that the requester can wait for it.
+type SyncRequest struct {
+	ID      string      `json:"id"`
+	Trigger SyncTrigger `json:"trigger"` // manual or webhook
+	At      time.Time   `json:"at"`
+	// Revision is the commit a webhook named, when it named one.
+	Revision string `json:"revision,omitempty"`
+	// Count is how many deliveries this request stands for (a burst of
+	// webhook deliveries folds into the one pending request).
+	Count int `json:"count,omitempty"`
+	// Node is the manager that took the request.
+	Node string `json:"node,omitempty"`
+	// StartedAt is when a leader took the request, FinishedAt when the sync
+	// it started ended.
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// Result and Message say how the sync ended; Record is the history
+	// record it wrote (none when there was nothing new to apply).
+	Result  SyncPhase `json:"result,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Record  string    `json:"record,omitempty"`
+}
+
+// Pending reports whether no leader has taken the request yet.
+func (r SyncRequest) Pending() bool { return r.StartedAt.IsZero() }
+
+// Done reports whether the sync the request started has ended.
+func (r SyncRequest) Done() bool { return !r.FinishedAt.IsZero() }
+
+// WebhookDelivery is one webhook delivery and what came of it.
+type WebhookDelivery struct {
+	At       time.Time `json:"at"`
+	Node     string    `json:"node,omitempty"` // the manager that answered it
+	Provider string    `json:"provider,omitempty"`
+	Event    string    `json:"event,omitempty"`
+	Delivery string    `json:"delivery,omitempty"`
+	Ref      string    `json:"ref,omitempty"`
+	Commit   string    `json:"commit,omitempty"`
+	Status   int       `json:"status"`
+	Outcome  string    `json:"outcome"`
 }
 
 // SyncState is the cluster's one record of its GitOps state. It lives in
@@ -81,6 +144,42 @@ type SyncState struct {
 	Suspended       bool      `json:"suspended,omitempty"`
 	LastFetch       time.Time `json:"last_fetch,omitzero"`
 	LastFetchError  string    `json:"last_fetch_error,omitempty"`
+	// InFlight is the apply whose rollout is being tracked, nil when
+	// none: a new leader resumes it instead of starting over.
+	InFlight *SyncInFlight `json:"in_flight,omitempty"`
+	// Pin holds the cluster on an older revision (gitorc rollback --to)
+	// until gitorc sync or a new commit on the followed ref.
+	Pin *SyncPin `json:"pin,omitempty"`
+	// Requests are the pending sync requests and the last finished ones.
+	// Source, Suspended, Requests and Deliveries are control fields: they
+	// change only through read-modify-write transactions of their own,
+	// never with a sync's commit (see reconcile.SyncControl).
+	Requests []SyncRequest `json:"requests,omitempty"`
+	// Deliveries are the last webhook deliveries, oldest first.
+	Deliveries []WebhookDelivery `json:"deliveries,omitempty"`
+}
+
+// SyncInFlight is an applied revision whose rollout is not judged yet.
+type SyncInFlight struct {
+	// Record is the history record of the apply, Progressing; it is
+	// finished in place, never duplicated.
+	Record SyncRecord `json:"record"`
+	// Changed and Removed are the services the apply created or updated,
+	// and those it deleted.
+	Changed   []string  `json:"changed,omitempty"`
+	Removed   []string  `json:"removed,omitempty"`
+	AppliedAt time.Time `json:"applied_at"`
+	// Reason is, for a revert, why the revision it replaced failed.
+	Reason string `json:"reason,omitempty"`
+}
+
+// SyncPin is a rollback to an older revision.
+type SyncPin struct {
+	Revision    string    `json:"revision"`
+	RequestedAt time.Time `json:"requested_at"`
+	// Head is the followed ref's commit when the pin took effect (empty
+	// until then): a different commit releases the pin.
+	Head string `json:"head,omitempty"`
 }
 
 // SyncRecord is one entry of the sync history.
@@ -92,6 +191,8 @@ type SyncRecord struct {
 	FinishedAt time.Time   `json:"finished_at,omitzero"`
 	Result     SyncPhase   `json:"result"`
 	Message    string      `json:"message,omitempty"`
+	// Request is the sync request this sync served, if one started it.
+	Request string `json:"request,omitempty"`
 }
 
 // Bundle is the desired state of one stack: what its files declare.

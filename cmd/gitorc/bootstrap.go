@@ -34,6 +34,8 @@ type bootstrapFlags struct {
 	insecure                               []string
 	repo, branch, path                     string
 	interval                               time.Duration
+	// Webhooks (hooks.go): where this manager serves them, and the secret.
+	webhookListen, webhookSecret, webhookSecretFile string
 }
 
 func newBootstrapCmd() *cobra.Command {
@@ -65,11 +67,14 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.`,
 	fl.StringVar(&f.branch, "branch", "", "branch, tag or commit to follow (default: the repository's HEAD)")
 	fl.StringVar(&f.path, "path", "", "sub-directory of the repository holding the stacks")
 	fl.DurationVar(&f.interval, "interval", time.Minute, "how often to poll the repository")
+	fl.StringVar(&f.webhookListen, "webhook-listen", "", "serve POST /hooks/{github,gitlab,gitea,generic} on this address, e.g. :4280 (plain HTTP: put a TLS proxy in front); default off")
+	fl.StringVar(&f.webhookSecret, "webhook-secret", "", "the webhooks' shared secret (HMAC key, GitLab token); prefer --webhook-secret-file")
+	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret")
 	return cmd
 }
 
 func newDaemonCmd() *cobra.Command {
-	var dataDir string
+	var dataDir, webhookListen string
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run this node from its data dir (after bootstrap or join)",
@@ -83,10 +88,20 @@ func newDaemonCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("webhook-listen") {
+				// Kept in the node's state: later restarts need no flag.
+				if st.WebhookListen = webhookListen; webhookListen == "off" {
+					st.WebhookListen = ""
+				}
+				if err := saveState(dataDir, st); err != nil {
+					return err
+				}
+			}
 			return runDaemon(cmd, &daemon{dir: dataDir, state: st, pki: p})
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", DefaultDataDir, "where the node keeps its state")
+	cmd.Flags().StringVar(&webhookListen, "webhook-listen", "", "serve webhooks on this address from now on (\"off\": stop); kept in the data dir")
 	return cmd
 }
 
@@ -104,6 +119,10 @@ func runDaemon(cmd *cobra.Command, d *daemon) error {
 func bootstrap(f bootstrapFlags) (*daemon, error) {
 	if _, err := os.Stat(stateFile(f.dataDir)); err == nil {
 		return nil, fmt.Errorf("%s already holds a node: run gitorc daemon --data-dir %s", f.dataDir, f.dataDir)
+	}
+	secret, err := bootstrapWebhookSecret(f)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return nil, err
@@ -150,12 +169,12 @@ func bootstrap(f bootstrapFlags) (*daemon, error) {
 	}
 	st := &nodeState{ID: id, Source: source, Role: api.RoleManager, Listen: f.listen, Advertise: advertise,
 		RaftListen: raftListen, RaftAdvertise: raftAdvertise, Managers: []string{advertise},
-		Worker: !f.noWorker, Insecure: f.insecure}
+		Worker: !f.noWorker, Insecure: f.insecure, WebhookListen: f.webhookListen}
 	p, err := loadPKI(f.dataDir)
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{dir: f.dataDir, state: st, pki: p, first: true, newRoot: root}
+	d := &daemon{dir: f.dataDir, state: st, pki: p, first: true, newRoot: root, webhookSecret: secret}
 	// The state file goes last: a bootstrap cut short can simply be rerun.
 	if err := saveState(f.dataDir, st); err != nil {
 		return nil, err

@@ -57,6 +57,9 @@ type daemon struct {
 	// storeRef is the store for TLS admission checks, which may run
 	// before startManager has set d.store.
 	storeRef atomic.Pointer[store.Store]
+	// webhookSecret is bootstrap's --webhook-secret, stored in the
+	// cluster (encrypted) once this manager leads (hooks.go).
+	webhookSecret api.SecretBytes
 
 	// mounts adds handlers to the control socket (the control API).
 	mounts []func(d *daemon, mux *http.ServeMux)
@@ -185,6 +188,7 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	goRun("controllers", d.leaderControllers)
 	goRun("manager registration", d.registerManager)
 	goRun("control socket", d.serveControl)
+	goRun("webhooks", d.serveHooks)
 	return nil
 }
 

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -21,36 +23,85 @@ func init() {
 }
 
 // gitops runs the GitOps loop while this manager leads: it follows the
-// source recorded in the cluster's sync state (bootstrap --repo sets it),
-// so whichever manager leads follows the same repository.
+// source recorded in the cluster's sync state (bootstrap --repo sets it,
+// gitorc source set changes it), so whichever manager leads follows the
+// same repository, and a new source restarts the loop on it.
 func (d *daemon) gitops(ctx context.Context) error {
 	cl := storecluster.New(d.store)
-	st, err := cl.Sync(ctx)
-	if err != nil {
+	if err := d.recordBootstrapSource(ctx, cl); err != nil {
 		return err
 	}
-	if st.Source.URL == "" && d.state.Source != nil {
-		st.Source = *d.state.Source
-		if err := cl.Commit(ctx, reconcile.Commit{State: st}); err != nil {
+	for {
+		st, err := cl.Sync(ctx)
+		if err != nil {
+			return err
+		}
+		err = d.follow(ctx, cl, st)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, reconcile.ErrSourceChanged):
+			d.log.Info("the Git source changed: following the new one")
+		case err != nil:
+			return err
+		}
+	}
+}
+
+// trackInterval is how often the leader checks a rollout: a read of the
+// local replica, so a revision is Synced soon after its tasks run.
+const trackInterval = 250 * time.Millisecond
+
+// recordBootstrapSource writes what bootstrap was given — the source and
+// the webhook secret — into the cluster when this manager first leads.
+func (d *daemon) recordBootstrapSource(ctx context.Context, cl *storecluster.Cluster) error {
+	if d.state.Source != nil {
+		_, err := cl.UpdateSync(ctx, func(s *api.SyncState) error {
+			if s.Source.URL != "" {
+				return reconcile.ErrUnchanged
+			}
+			s.Source = *d.state.Source
+			return nil
+		})
+		if err != nil {
 			return fmt.Errorf("record the source: %w", err)
 		}
 	}
+	if d.webhookSecret != nil {
+		if _, err := d.clusterKey(keyWebhookSecret); errors.Is(err, errNoClusterKey) {
+			if err := d.setClusterKey(ctx, keyWebhookSecret, d.webhookSecret.Reveal()); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		d.webhookSecret = nil
+	}
+	return nil
+}
+
+// follow runs the sync controller on the state's source until ctx ends or
+// the source changes (reconcile.ErrSourceChanged). Without a source, or
+// with one that cannot be used, it waits for a change of the source.
+func (d *daemon) follow(ctx context.Context, cl *storecluster.Cluster, st api.SyncState) error {
 	if st.Source.URL == "" {
-		d.log.Info("no Git source: stacks are deployed by hand (gitorc stack deploy)")
-		<-ctx.Done()
-		return nil
+		d.log.Info("no Git source: stacks are deployed by hand (gitorc stack deploy), or set one with gitorc source set --repo")
+		return waitSourceChange(ctx, cl, st.Source)
 	}
 	// A source that cannot be set up is a problem for the user: it goes
-	// on the sync state (gitorc status), not only in this node's log.
+	// on the sync state (gitorc status), not only in this node's log;
+	// the loop waits for the source to be fixed.
 	failed := func(err error) error {
+		d.log.Error("the Git source cannot be used", "err", err)
 		st.Phase, st.Message = api.SyncFailed, "the Git source cannot be used: "+err.Error()
 		if cerr := cl.Commit(ctx, reconcile.Commit{State: st}); cerr != nil {
 			return fmt.Errorf("%w (and recording it failed: %v)", err, cerr)
 		}
-		return err
+		return waitSourceChange(ctx, cl, st.Source)
 	}
-	src, err := gitsource.New(gitsource.Config{URL: st.Source.URL, Ref: st.Source.Ref, Path: st.Source.Path,
-		DataDir: filepath.Join(d.dir, "gitops", "repo"), Logger: d.log.With("component", "gitsource")})
+	cfg := gitsource.Config{URL: st.Source.URL, Ref: st.Source.Ref, Path: st.Source.Path,
+		DataDir: filepath.Join(d.dir, "gitops", "repo"), Logger: d.log.With("component", "gitsource")}
+	src, err := gitsource.New(cfg)
 	if err != nil {
 		return failed(err)
 	}
@@ -60,18 +111,62 @@ func (d *daemon) gitops(ctx context.Context) error {
 	}
 	ctrl, err := reconcile.NewController(reconcile.ControllerConfig{Source: src, Cluster: cl, Secrets: ident,
 		Logger: d.log.With("component", "gitops"), Workdir: filepath.Join(d.dir, "gitops", "work"),
-		PollInterval: st.Source.Interval.Std()})
+		PollInterval: st.Source.Interval.Std(), TrackInterval: trackInterval})
 	if err != nil {
 		return failed(err)
 	}
-	d.log.Info("following Git", "url", gitsource.RedactURL(st.Source.URL), "ref", st.Source.Ref, "path", st.Source.Path)
-	return ctrl.Run(ctx)
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tc := reconcile.TriggerConfig{Node: d.state.ID}
+	if dir := cfg.LocalPath(); dir != "" {
+		// A local repository: a commit in it syncs at once.
+		if tc.Changes, err = reconcile.WatchRefs(fctx, dir, d.log.With("component", "gitops")); err != nil {
+			d.log.Warn("local repository not watched: commits are seen at the next poll", "err", err)
+		}
+	}
+	d.log.Info("following Git", "url", gitsource.RedactURL(st.Source.URL), "ref", st.Source.Ref, "path", st.Source.Path,
+		"watched", tc.Changes != nil)
+	return ctrl.RunTriggers(fctx, tc)
+}
+
+// waitSourceChange returns reconcile.ErrSourceChanged once the state
+// names another repository, ref or path than cur, or nil when ctx ends.
+func waitSourceChange(ctx context.Context, cl *storecluster.Cluster, cur api.SourceSpec) error {
+	changes, err := cl.WatchSync(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		st, err := cl.Sync(ctx)
+		if err != nil {
+			return err
+		}
+		if s := st.Source; s.URL != cur.URL || s.Ref != cur.Ref || s.Path != cur.Path {
+			return reconcile.ErrSourceChanged
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-changes:
+			if !ok {
+				return nil
+			}
+		}
+	}
 }
 
 // syncReport is GET /v1/sync: the sync state and the latest history.
 type syncReport struct {
 	State   api.SyncState    `json:"state"`
 	History []api.SyncRecord `json:"history,omitempty"`
+	Webhook webhookReport    `json:"webhook"`
+}
+
+// webhookReport says whether webhooks can be verified, and where the
+// manager that answered serves them.
+type webhookReport struct {
+	SecretSet bool   `json:"secret_set"`
+	Listen    string `json:"listen,omitempty"`
 }
 
 func mountSync(d *daemon, mux *http.ServeMux) {
@@ -90,7 +185,9 @@ func mountSync(d *daemon, mux *http.ServeMux) {
 		if len(hist) > 10 {
 			hist = hist[len(hist)-10:]
 		}
-		writeJSONResponse(w, http.StatusOK, syncReport{State: st, History: hist})
+		_, kerr := d.clusterKey(keyWebhookSecret)
+		writeJSONResponse(w, http.StatusOK, syncReport{State: st, History: hist,
+			Webhook: webhookReport{SecretSet: kerr == nil, Listen: d.state.WebhookListen}})
 	})
 }
 
@@ -112,7 +209,10 @@ func newStatusCmd() *cobra.Command {
 			if format == outJSON {
 				return writeJSON(cmd.OutOrStdout(), rep)
 			}
-			return printStatus(cmd, rep)
+			if err := printStatus(cmd, rep); err != nil {
+				return err
+			}
+			return printRollouts(cmd, c)
 		},
 	}
 	cmd.Flags().StringP("output", "o", "", "output format: text or json")
@@ -146,10 +246,12 @@ func printStatus(cmd *cobra.Command, rep syncReport) error {
 	}
 	fmt.Fprintf(w, "sync:       %s", st.Phase)
 	if st.Suspended {
-		fmt.Fprint(w, " (suspended)")
+		fmt.Fprint(w, " (suspended: no automatic syncs; gitorc sync still syncs; gitorc resume)")
 	}
 	fmt.Fprintln(w)
+	printTriggers(w, rep)
 	fmt.Fprintf(w, "revision:   %s   last good: %s\n", short(st.Revision), short(st.LastGoodRevision))
+	printPin(w, st) // rollback.go
 	if st.Message != "" {
 		fmt.Fprintf(w, "message:    %s\n", strings.ReplaceAll(st.Message, "\n", "\n            "))
 	}
@@ -169,10 +271,73 @@ func printStatus(cmd *cobra.Command, rep syncReport) error {
 			fmt.Fprintf(w, "  %s  %-8s %-11s %s\n", short(h.Revision), h.Trigger, h.Result, firstLine(h.Message))
 		}
 	}
+	printWebhooks(w, rep)
 	return nil
 }
 
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// printTriggers prints what holds or starts syncs: windows and pending
+// requests.
+func printTriggers(w io.Writer, rep syncReport) {
+	st := rep.State
+	if len(st.Source.Windows) > 0 {
+		var ws []string
+		for _, win := range st.Source.Windows {
+			ws = append(ws, reconcile.FormatWindow(win))
+		}
+		fmt.Fprintf(w, "windows:    %s\n", strings.Join(ws, "; "))
+		if c, err := reconcile.CompileWindows(st.Source.Windows); err != nil {
+			fmt.Fprintf(w, "            ignored: %v\n", err)
+		} else if open, next := c.Open(now()); !open && next.IsZero() {
+			fmt.Fprintln(w, "            sync window closed: no window opens (automatic syncs never run; gitorc sync does)")
+		} else if !open {
+			fmt.Fprintf(w, "            sync window closed until %s (automatic syncs wait; gitorc sync runs anyway)\n", next.UTC().Format("2006-01-02 15:04 MST"))
+		}
+	}
+	for _, r := range st.Requests {
+		if r.Done() {
+			continue
+		}
+		state := "pending"
+		if !r.Pending() {
+			state = "syncing on " + shortID(r.Node)
+		}
+		fmt.Fprintf(w, "request:    %s %s %s since %s", r.Trigger, r.ID, state, age(r.At))
+		if r.Count > 1 {
+			fmt.Fprintf(w, " (%d deliveries)", r.Count)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// printWebhooks prints whether webhooks work and their last deliveries.
+func printWebhooks(w io.Writer, rep syncReport) {
+	st := rep.State
+	var hook string
+	switch h := rep.Webhook; {
+	case !h.SecretSet && h.Listen == "" && len(st.Deliveries) == 0:
+		hook = "off (gitorc source set --webhook-secret-file FILE; gitorc daemon --webhook-listen ADDR)"
+	case !h.SecretSet:
+		hook = "no secret: deliveries are refused (gitorc source set --webhook-secret-file FILE)"
+	default:
+		hook = "secret set"
+	}
+	if l := rep.Webhook.Listen; l != "" {
+		hook += "; this manager serves POST /hooks/{github,gitlab,gitea,generic} on " + l
+	} else if rep.Webhook.SecretSet {
+		hook += "; this manager serves no webhooks (gitorc daemon --webhook-listen ADDR)"
+	}
+	fmt.Fprintf(w, "webhook:    %s\n", hook)
+	if n := len(st.Deliveries); n > 0 {
+		fmt.Fprintln(w, "deliveries:")
+		for i := n - 1; i >= 0 && i >= n-5; i-- {
+			d := st.Deliveries[i]
+			what := strings.TrimSpace(d.Provider + " " + d.Event)
+			fmt.Fprintf(w, "  %-4s %-18s %d %s\n", age(d.At), what, d.Status, d.Outcome)
+		}
+	}
 }

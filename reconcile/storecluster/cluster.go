@@ -27,7 +27,10 @@ type Cluster struct {
 	st Store
 }
 
-var _ reconcile.Cluster = (*Cluster)(nil)
+var (
+	_ reconcile.Cluster = (*Cluster)(nil)
+	_ reconcile.Barrier = (*Cluster)(nil)
+)
 
 // New returns a Cluster over st.
 func New(st Store) *Cluster { return &Cluster{st: st} }
@@ -132,6 +135,15 @@ func (c *Cluster) Sync(ctx context.Context) (api.SyncState, error) {
 	return s, nil
 }
 
+// Barrier waits until every write committed before the call is visible
+// to this manager's reads (reconcile.Barrier), when the store can.
+func (c *Cluster) Barrier(ctx context.Context) error {
+	if b, ok := c.st.(interface{ Barrier(context.Context) error }); ok {
+		return b.Barrier(ctx)
+	}
+	return nil
+}
+
 // History returns the sync records, oldest first (by StartedAt, then by
 // ID, which the controller makes sortable).
 func (c *Cluster) History(ctx context.Context) ([]api.SyncRecord, error) {
@@ -183,7 +195,7 @@ func (c *Cluster) Commit(ctx context.Context, cm reconcile.Commit) error {
 		for _, d := range cm.Delete {
 			w.delete(d)
 		}
-		w.syncState(cm.State)
+		w.syncState(cm.State, cm.Base)
 		for _, r := range cm.Records {
 			w.record(r)
 		}
@@ -313,7 +325,9 @@ func asObject[P interface {
 	return p
 }
 
-func (w *writer) syncState(s api.SyncState) {
+// syncState writes the sync state; with a base, merged onto the stored
+// one inside this transaction (reconcile.MergeSyncState).
+func (w *writer) syncState(s api.SyncState, base *api.SyncState) {
 	if w.err != nil {
 		return
 	}
@@ -325,6 +339,10 @@ func (w *writer) syncState(s api.SyncState) {
 	case err != nil:
 		w.fail(err)
 	default:
+		if base != nil {
+			s = reconcile.MergeSyncState(*base, s, *cur)
+		}
+		keepControl(&s, cur) // control.go: changed by UpdateSync only
 		s.Meta = cur.Meta
 		w.fail(w.tx.Update(&s))
 	}

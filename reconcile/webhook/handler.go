@@ -47,6 +47,10 @@ type Config struct {
 	MaxBody int64
 	// Logger records every delivery with its outcome; nil discards.
 	Logger *slog.Logger
+	// OnDelivery, when set, is called with every delivery's answer before
+	// it is sent (to keep the last deliveries where users look). It must
+	// not block for long: the sender is waiting.
+	OnDelivery func(ctx context.Context, status int, resp Response)
 }
 
 var fullCommit = regexp.MustCompile(`^[0-9a-f]{40}$`)
@@ -202,11 +206,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reply(r, w, http.StatusServiceUnavailable, resp)
 		return
 	}
-	resp.Action, resp.Message = ActionQueued, queuedMessage(ev)
+	resp.Action, resp.Message = ActionQueued, QueuedMessage(ev)
 	h.reply(r, w, http.StatusAccepted, resp)
 }
 
-func queuedMessage(ev Event) string {
+// QueuedMessage is the answer to a push whose sync was queued.
+func QueuedMessage(ev Event) string {
 	msg := "sync queued for " + ev.ShortRef()
 	switch {
 	case ev.Deleted:
@@ -224,6 +229,9 @@ func (h *Handler) reply(r *http.Request, w http.ResponseWriter, status int, resp
 	}
 	h.log.Log(r.Context(), lvl, "webhook delivery", logKeyProvider, resp.Provider, logKeyEvent, resp.Event,
 		logKeyDelivery, resp.Delivery, logKeyStatus, status, logKeyOutcome, resp.Message)
+	if h.cfg.OnDelivery != nil {
+		h.cfg.OnDelivery(r.Context(), status, resp)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)

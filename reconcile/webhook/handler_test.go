@@ -157,7 +157,10 @@ func TestHandler(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{err: tc.triggerErr}
-			h, err := NewHandler(Config{Secret: secret, Ref: "main", MaxBody: 1024}, rec)
+			var seen []Response
+			var seenStatus int
+			onDelivery := func(_ context.Context, status int, resp Response) { seen, seenStatus = append(seen, resp), status }
+			h, err := NewHandler(Config{Secret: secret, Ref: "main", MaxBody: 1024, OnDelivery: onDelivery}, rec)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,6 +189,9 @@ func TestHandler(t *testing.T) {
 			}
 			if len(rec.events) != tc.wantEvents {
 				t.Errorf("triggers = %d, want %d", len(rec.events), tc.wantEvents)
+			}
+			if len(seen) != 1 || seenStatus != w.Code || seen[0] != got {
+				t.Errorf("OnDelivery saw %d %+v, want the answer once", seenStatus, seen)
 			}
 			if tc.wantStatus == http.StatusMethodNotAllowed && w.Header().Get("Allow") != http.MethodPost {
 				t.Errorf("Allow = %q", w.Header().Get("Allow"))

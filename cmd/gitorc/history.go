@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/reconcile/storecluster"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	controlMounts = append(controlMounts, mountHistory)
+	register(newHistoryCmd)
+}
+
+// mountHistory serves GET /v1/sync/history[?limit=N]: the sync records,
+// oldest first (the last N with a limit).
+func mountHistory(d *daemon, mux *http.ServeMux) {
+	cl := storecluster.New(d.store)
+	mux.HandleFunc("GET /v1/sync/history", func(w http.ResponseWriter, r *http.Request) {
+		limit := 0
+		if s := r.URL.Query().Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("limit %q: not a count", s)})
+				return
+			}
+			limit = n
+		}
+		hist, err := cl.History(r.Context())
+		if err != nil {
+			writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+			return
+		}
+		if limit > 0 && len(hist) > limit {
+			hist = hist[len(hist)-limit:]
+		}
+		if hist == nil {
+			hist = []api.SyncRecord{}
+		}
+		writeJSONResponse(w, http.StatusOK, hist)
+	})
+}
+
+func newHistoryCmd() *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "The cluster's syncs: revision, trigger, start, end, result and message, oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			var hist []api.SyncRecord
+			path := "/v1/sync/history"
+			if limit > 0 {
+				path += "?limit=" + strconv.Itoa(limit)
+			}
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodGet, path, nil, &hist); err != nil {
+				return err
+			}
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), hist)
+			}
+			if len(hist) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "no syncs yet")
+				return nil
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "REVISION\tTRIGGER\tSTARTED\tENDED\tRESULT\tMESSAGE")
+			for _, h := range hist {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shortCommit(h.Revision), h.Trigger, clockTime(h.StartedAt),
+					endTime(h), h.Result, firstLine(h.Message))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().IntVarP(&limit, "limit", "n", 0, "show the last N syncs only")
+	addOutputFlag(cmd)
+	return cmd
+}
+
+// clockTime prints a time in the local zone, to the second.
+func clockTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+// endTime is when a sync ended, and how long it took; "-" while it runs.
+func endTime(r api.SyncRecord) string {
+	if r.FinishedAt.IsZero() {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%s)", clockTime(r.FinishedAt), r.FinishedAt.Sub(r.StartedAt).Round(time.Second))
+}

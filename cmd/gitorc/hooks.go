@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/reconcile"
+	"github.com/gitorc/gitorc/reconcile/storecluster"
+	"github.com/gitorc/gitorc/reconcile/webhook"
+)
+
+// keyWebhookSecret is the internal secret (clusterkeys.go) holding the
+// webhooks' shared secret: replicated, encrypted at rest, never shown.
+const keyWebhookSecret = "gitorc-internal-webhook-secret"
+
+// Webhook server timeouts.
+const (
+	hookReadTimeout = 30 * time.Second
+	hookTimeout     = 15 * time.Second // verify, and write the request into the store
+	// refusedEvery is the least time between two refused deliveries kept
+	// on the sync state (unauthenticated senders must not fill the Raft
+	// log); every one is logged.
+	refusedEvery = time.Second
+)
+
+// serveHooks serves POST /hooks/{github,gitlab,gitea,generic} on the
+// node's webhook address, on every manager: a verified push for the
+// followed ref becomes a sync request in the store, which the leader
+// takes. Plain HTTP: put a TLS proxy in front, as for Flux's receiver.
+func (d *daemon) serveHooks(ctx context.Context) error {
+	addr := d.state.WebhookListen
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("webhook listener %s: %w", addr, err)
+	}
+	h := &hooks{d: d, cl: storecluster.New(d.store), log: d.log.With("component", "webhook")}
+	mux := http.NewServeMux()
+	mux.Handle("/hooks/{provider}", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: hookReadTimeout,
+		WriteTimeout: hookReadTimeout + hookTimeout, MaxHeaderBytes: 64 << 10}
+	d.log.Info("serving webhooks", "listen", ln.Addr().String())
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// hooks answers webhook deliveries with what will happen, and keeps the
+// last ones on the sync state.
+type hooks struct {
+	d   *daemon
+	cl  *storecluster.Cluster
+	log *slog.Logger
+
+	mu          sync.Mutex
+	lastRefused time.Time
+	unrecorded  int // refused deliveries not kept since the last one kept
+}
+
+func (h *hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), hookTimeout)
+	defer cancel()
+	r = r.WithContext(ctx)
+	st, err := h.cl.Sync(ctx)
+	if err != nil {
+		h.refuse(w, r, http.StatusServiceUnavailable, "read the sync state: "+err.Error())
+		return
+	}
+	if st.Source.URL == "" {
+		h.refuse(w, r, http.StatusConflict, "this cluster follows no Git source (gitorc source set --repo); nothing changed")
+		return
+	}
+	secret, err := h.d.clusterKey(keyWebhookSecret)
+	if errors.Is(err, errNoClusterKey) || (err == nil && len(secret) == 0) {
+		h.refuse(w, r, http.StatusUnauthorized, "no webhook secret is configured (gitorc source set --webhook-secret-file FILE); nothing changed")
+		return
+	}
+	if err != nil {
+		h.refuse(w, r, http.StatusServiceUnavailable, "read the webhook secret: "+err.Error())
+		return
+	}
+	hh, err := webhook.NewHandler(webhook.Config{Secret: secret, Ref: st.Source.Ref, Logger: h.log, OnDelivery: h.delivered}, h)
+	if err != nil {
+		h.refuse(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	hh.ServeHTTP(w, r)
+}
+
+// refuse answers a delivery the webhook handler never saw.
+func (h *hooks) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	resp := webhook.Response{Action: webhook.ActionRefused, Provider: r.PathValue("provider"), Message: msg}
+	h.log.Warn("webhook delivery", "provider", resp.Provider, "status", status, "outcome", msg)
+	h.delivered(r.Context(), status, resp)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// Trigger queues a sync request for a verified push, with the delivery,
+// in one transaction: a burst of deliveries folds into the one pending
+// request. While syncs are suspended the push is ignored.
+func (h *hooks) Trigger(ctx context.Context, ev webhook.Event) error {
+	now := time.Now().UTC()
+	_, err := h.cl.UpdateSync(ctx, func(s *api.SyncState) error {
+		if s.Suspended {
+			return webhook.Ignore("automatic syncs are suspended (gitorc resume, or gitorc sync to sync anyway)")
+		}
+		req := reconcile.QueueRequest(s, api.SyncRequest{ID: newRequestID(now), Trigger: api.TriggerWebhook, At: now, Revision: ev.Commit})
+		reconcile.AddDelivery(s, api.WebhookDelivery{At: now, Node: h.d.state.ID, Provider: string(ev.Provider), Event: ev.Name,
+			Delivery: ev.Delivery, Ref: ev.Ref, Commit: ev.Commit, Status: http.StatusAccepted,
+			Outcome: webhook.QueuedMessage(ev) + " (request " + req.ID + ")"})
+		return nil
+	})
+	return err
+}
+
+// delivered keeps a delivery the Trigger did not record on the sync
+// state; refused ones at most every refusedEvery.
+func (h *hooks) delivered(ctx context.Context, status int, resp webhook.Response) {
+	if resp.Action == webhook.ActionQueued {
+		return // recorded with its request
+	}
+	outcome := resp.Message
+	if status >= 400 {
+		h.mu.Lock()
+		now := time.Now()
+		if now.Sub(h.lastRefused) < refusedEvery {
+			h.unrecorded++
+			h.mu.Unlock()
+			return
+		}
+		if h.unrecorded > 0 {
+			outcome += fmt.Sprintf(" (and %d more refused deliveries, in the node's log only)", h.unrecorded)
+		}
+		h.lastRefused, h.unrecorded = now, 0
+		h.mu.Unlock()
+	}
+	d := api.WebhookDelivery{At: time.Now().UTC(), Node: h.d.state.ID, Provider: resp.Provider, Event: resp.Event,
+		Delivery: resp.Delivery, Ref: resp.Ref, Commit: resp.Commit, Status: status, Outcome: outcome}
+	if _, err := h.cl.UpdateSync(ctx, func(s *api.SyncState) error { reconcile.AddDelivery(s, d); return nil }); err != nil {
+		h.log.Warn("keep the webhook delivery on the sync state", "err", err)
+	}
+}
+
+// newRequestID returns a sync request ID that sorts by time.
+func newRequestID(now time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return "r" + now.UTC().Format("0102150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// webhookSecretFrom reads a webhook secret from a file ("-": standard
+// input), trimmed of surrounding whitespace.
+func webhookSecretFrom(read func() ([]byte, error)) (string, error) {
+	b, err := read()
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", errors.New("the webhook secret is empty")
+	}
+	return s, nil
+}
+
+// bootstrapWebhookSecret reads bootstrap's webhook secret, kept in memory
+// until the new cluster's store holds it (never in node.json).
+func bootstrapWebhookSecret(f bootstrapFlags) (api.SecretBytes, error) {
+	switch {
+	case f.webhookSecret != "" && f.webhookSecretFile != "":
+		return nil, errors.New("--webhook-secret and --webhook-secret-file: give one")
+	case f.webhookSecretFile != "":
+		s, err := webhookSecretFrom(func() ([]byte, error) { return os.ReadFile(f.webhookSecretFile) })
+		if err != nil {
+			return nil, fmt.Errorf("--webhook-secret-file %s: %w", f.webhookSecretFile, err)
+		}
+		return api.SecretBytes(s), nil
+	case f.webhookSecret != "":
+		if strings.TrimSpace(f.webhookSecret) == "" {
+			return nil, errors.New("--webhook-secret: the webhook secret is empty")
+		}
+		return api.SecretBytes(strings.TrimSpace(f.webhookSecret)), nil
+	}
+	return nil, nil
+}

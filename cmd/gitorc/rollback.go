@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/reconcile"
+	"github.com/gitorc/gitorc/reconcile/storecluster"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newRollbackCmd) }
+
+// rollbackRequest is POST /v1/sync/rollback.
+type rollbackRequest struct {
+	// Revision is a commit, full or abbreviated, or a ref of the clone.
+	Revision string `json:"revision"`
+}
+
+// rollbackAnswer is what POST /v1/sync/rollback did: the pin recorded,
+// and the sync request that makes the leader apply it.
+type rollbackAnswer struct {
+	Pin     api.SyncPin `json:"pin"`
+	Request string      `json:"request"`
+}
+
+var hexPrefix = regexp.MustCompile(`^[0-9a-f]{4,40}$`)
+
+// resolvePin finds the commit a rollback names: a revision the history
+// knows by a unique prefix, else whatever the source's clone resolves.
+func resolvePin(ctx context.Context, df *differ, st api.SyncState, hist []api.SyncRecord, rev string) (string, error) {
+	rev = strings.TrimSpace(rev)
+	if hexPrefix.MatchString(rev) {
+		known := map[string]bool{}
+		for _, h := range hist {
+			known[h.Revision] = true
+		}
+		known[st.Revision], known[st.LastGoodRevision] = true, true
+		var found []string
+		for c := range known {
+			if c != "" && strings.HasPrefix(c, rev) {
+				found = append(found, c)
+			}
+		}
+		switch len(found) {
+		case 1:
+			return found[0], nil
+		case 0:
+		default:
+			slices.Sort(found)
+			return "", fmt.Errorf("revision %s is ambiguous: %s", rev, strings.Join(found, ", "))
+		}
+	}
+	src, err := df.source(st.Source)
+	if err != nil {
+		return "", err
+	}
+	if _, err := src.Fetch(ctx); err != nil {
+		return "", err
+	}
+	return src.ResolveRevision(rev)
+}
+
+// mountRollback serves POST /v1/sync/rollback: the cluster is pinned to an
+// older revision (in the sync state, so any manager can take the request)
+// and a sync is requested for the leader to apply it; the pin holds until
+// gitorc sync or a new commit on the followed ref. Revisions the history
+// does not know are resolved in the clone of gitorc diff (one per node).
+func mountRollback(d *daemon, mux *http.ServeMux, df *differ) {
+	cl := storecluster.New(d.store)
+	mux.HandleFunc("POST /v1/sync/rollback", func(w http.ResponseWriter, r *http.Request) {
+		fail := func(code int, err error) {
+			writeJSONResponse(w, code, map[string]string{"error": err.Error()})
+		}
+		var req rollbackRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+			fail(http.StatusBadRequest, fmt.Errorf("bad request: %w", err))
+			return
+		}
+		if req.Revision == "" {
+			fail(http.StatusBadRequest, errors.New("which revision? give --to REV (gitorc history lists them)"))
+			return
+		}
+		st, err := cl.Sync(r.Context())
+		if err != nil {
+			fail(http.StatusServiceUnavailable, err)
+			return
+		}
+		if st.Source.URL == "" {
+			fail(http.StatusConflict, errors.New("the cluster follows no Git source: there is no revision to roll back to"))
+			return
+		}
+		hist, err := cl.History(r.Context())
+		if err != nil {
+			fail(http.StatusServiceUnavailable, err)
+			return
+		}
+		commit, err := resolvePin(r.Context(), df, st, hist, req.Revision)
+		if err != nil {
+			fail(http.StatusBadRequest, err)
+			return
+		}
+		if slices.Contains(st.FailedRevisions, commit) {
+			fail(http.StatusConflict, fmt.Errorf("revision %s failed before (gitorc history says why): roll back to a good one", shortCommit(commit)))
+			return
+		}
+		ans := rollbackAnswer{Pin: api.SyncPin{Revision: commit, RequestedAt: time.Now().UTC()}, Request: rollbackRequestID()}
+		_, err = cl.UpdateSync(r.Context(), func(s *api.SyncState) error {
+			pin := ans.Pin
+			s.Pin = &pin
+			// A manual sync request: served at once, suspended or not. A
+			// pin not in effect yet is applied by it, not released.
+			s.Requests = append(s.Requests, api.SyncRequest{ID: ans.Request, Trigger: api.TriggerManual, At: ans.Pin.RequestedAt})
+			return nil
+		})
+		if err != nil {
+			fail(http.StatusServiceUnavailable, err)
+			return
+		}
+		d.log.Info("rollback requested", "revision", shortCommit(commit))
+		writeJSONResponse(w, http.StatusOK, ans)
+	})
+}
+
+func rollbackRequestID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "rollback-" + hex.EncodeToString(b[:])
+}
+
+func newRollbackCmd() *cobra.Command {
+	var to string
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "rollback --to REV",
+		Short: "Pin the cluster to an older revision until gitorc sync or the next commit",
+		Long: `Rolls the cluster back to REV (a commit, full or abbreviated, as gitorc history
+shows them) and holds it there: automatic syncs keep the cluster on REV, restoring drift
+to it, until gitorc sync or a new commit on the followed ref releases the pin.
+gitorc status says so while it holds. A revision that failed before is refused.
+
+For one service only, gitorc service rollback returns it to its previous spec.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			if to == "" {
+				return errors.New("which revision? give --to REV (gitorc history lists them)")
+			}
+			c := newAPIClient(cmd)
+			var ans rollbackAnswer
+			if err := c.call(cmd.Context(), http.MethodPost, "/v1/sync/rollback", rollbackRequest{Revision: to}, &ans); err != nil {
+				return err
+			}
+			var req api.SyncRequest
+			if wait {
+				if req, err = waitRollback(cmd.Context(), c, ans.Request, timeout); err != nil {
+					return err
+				}
+			}
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"pin": ans.Pin, "request": ans.Request, "outcome": req})
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "pinned to %s by rollback (until the next commit or gitorc sync)\n", shortCommit(ans.Pin.Revision))
+			if !wait {
+				fmt.Fprintln(w, "the leader applies it now: gitorc status shows the rollout")
+				return nil
+			}
+			fmt.Fprintf(w, "%s: %s\n", req.Result, req.Message)
+			if req.Result != api.SyncSynced {
+				return fmt.Errorf("rollback to %s: %s", shortCommit(ans.Pin.Revision), req.Result)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the revision to roll back to (a commit, full or abbreviated)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the rollback's rollout ends, and fail if it does not sync")
+	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long --wait waits")
+	addOutputFlag(cmd)
+	return cmd
+}
+
+// waitRollback polls the sync state until the request is done.
+func waitRollback(ctx context.Context, c *apiClient, id string, timeout time.Duration) (api.SyncRequest, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var rep syncReport
+		if err := c.call(ctx, http.MethodGet, "/v1/sync", nil, &rep); err != nil {
+			return api.SyncRequest{}, err
+		}
+		for _, r := range rep.State.Requests {
+			if r.ID == id && r.Done() {
+				return r, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return api.SyncRequest{}, fmt.Errorf("request %s not served after %s (gitorc status)", id, timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// printPin is gitorc status's word on a rollback pin and on self-heal.
+func printPin(w io.Writer, st api.SyncState) {
+	if p := st.Pin; p != nil {
+		fmt.Fprintf(w, "pinned to %s by rollback (until the next commit or gitorc sync)", shortCommit(p.Revision))
+		if p.Head == "" {
+			fmt.Fprint(w, ": the leader has not applied it yet")
+		}
+		fmt.Fprintln(w)
+	}
+	if st.Source.URL != "" && st.Source.SelfHeal == reconcile.SelfHealOff {
+		fmt.Fprintln(w, "self-heal:  off (gitorc diff shows drift; gitorc sync restores it)")
+	}
+}

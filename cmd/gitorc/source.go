@@ -1,0 +1,295 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/reconcile"
+	"github.com/gitorc/gitorc/reconcile/gitsource"
+	"github.com/gitorc/gitorc/reconcile/storecluster"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	controlMounts = append(controlMounts, mountSource)
+	register(newSourceCmd)
+}
+
+// sourcePatch is PATCH /v1/source: the fields to change, nil for those
+// kept. WebhookSecret travels only over the root-only control socket.
+type sourcePatch struct {
+	Repo          *string           `json:"repo,omitempty"`
+	Branch        *string           `json:"branch,omitempty"`
+	Path          *string           `json:"path,omitempty"`
+	Interval      *api.Duration     `json:"interval,omitempty"`
+	Revert        *string           `json:"revert,omitempty"`
+	SelfHeal      *string           `json:"self_heal,omitempty"`
+	Windows       *[]api.SyncWindow `json:"windows,omitempty"`
+	WebhookSecret *string           `json:"webhook_secret,omitempty"`
+}
+
+// sourceReport answers PATCH /v1/source: the source now followed.
+type sourceReport struct {
+	Source           api.SourceSpec `json:"source"`
+	WebhookSecretSet bool           `json:"webhook_secret_set"`
+}
+
+// apply returns s changed by the patch, or every problem with it.
+func (p sourcePatch) apply(s api.SourceSpec) (api.SourceSpec, error) {
+	if p.Repo != nil {
+		s.URL = *p.Repo
+	}
+	if p.Branch != nil {
+		s.Ref = *p.Branch
+	}
+	if p.Path != nil {
+		s.Path = *p.Path
+	}
+	if p.Interval != nil {
+		s.Interval = *p.Interval
+	}
+	if p.Revert != nil {
+		s.Revert = *p.Revert
+	}
+	if p.SelfHeal != nil {
+		s.SelfHeal = *p.SelfHeal
+	}
+	if p.Windows != nil {
+		s.Windows = *p.Windows
+	}
+	var errs []error
+	if s.URL == "" {
+		errs = append(errs, errors.New("--repo: the cluster follows no repository yet: give one"))
+	} else {
+		// The checks gitsource makes when the leader opens the source;
+		// the data dir is the leader's business.
+		cfg := gitsource.Config{URL: s.URL, Ref: s.Ref, Path: s.Path, DataDir: "/"}
+		if err := cfg.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("--interval %s: must be positive", s.Interval))
+	}
+	if s.Revert != "auto" && s.Revert != reconcile.RevertOff {
+		errs = append(errs, fmt.Errorf("--revert %q: must be auto or off", s.Revert))
+	}
+	if s.SelfHeal != "" && s.SelfHeal != "auto" && s.SelfHeal != reconcile.SelfHealOff {
+		errs = append(errs, fmt.Errorf("--self-heal %q: must be auto or off", s.SelfHeal))
+	}
+	if _, err := reconcile.CompileWindows(s.Windows); err != nil {
+		errs = append(errs, err)
+	}
+	if p.WebhookSecret != nil && strings.TrimSpace(*p.WebhookSecret) == "" {
+		errs = append(errs, errors.New("--webhook-secret-file: the webhook secret is empty"))
+	}
+	return s, errors.Join(errs...)
+}
+
+// mountSource serves PATCH /v1/source: any manager changes the cluster's
+// source; the leader's loop restarts on a new repository, ref or path.
+func mountSource(d *daemon, mux *http.ServeMux) {
+	cl := storecluster.New(d.store)
+	mux.HandleFunc("PATCH /v1/source", func(w http.ResponseWriter, r *http.Request) {
+		fail := func(code int, err error) { writeJSONResponse(w, code, map[string]string{"error": err.Error()}) }
+		var p sourcePatch
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			fail(http.StatusBadRequest, fmt.Errorf("source change: %w", err))
+			return
+		}
+		cur, err := cl.Sync(r.Context())
+		if err != nil {
+			fail(http.StatusServiceUnavailable, err)
+			return
+		}
+		if cur.Source.URL == "" {
+			// A first source: bootstrap's defaults.
+			cur.Source = api.SourceSpec{Interval: api.Duration(reconcile.DefaultPollInterval), Revert: "auto"}
+		}
+		if _, err := p.apply(cur.Source); err != nil {
+			fail(http.StatusBadRequest, fmt.Errorf("source not changed: %w", err))
+			return
+		}
+		if p.WebhookSecret != nil {
+			if err := d.setClusterKey(r.Context(), keyWebhookSecret, []byte(strings.TrimSpace(*p.WebhookSecret))); err != nil {
+				fail(http.StatusServiceUnavailable, err)
+				return
+			}
+		}
+		st, err := cl.UpdateSync(r.Context(), func(s *api.SyncState) error {
+			base := s.Source
+			if base.URL == "" {
+				base = cur.Source
+			}
+			next, err := p.apply(base)
+			if err != nil {
+				return err
+			}
+			s.Source = next
+			return nil
+		})
+		if err != nil {
+			fail(http.StatusServiceUnavailable, err)
+			return
+		}
+		_, kerr := d.clusterKey(keyWebhookSecret)
+		writeJSONResponse(w, http.StatusOK, sourceReport{Source: st.Source, WebhookSecretSet: kerr == nil})
+	})
+}
+
+func newSourceCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "source",
+		Short: "The Git source the cluster follows",
+	}
+	cmd.AddCommand(newSourceSetCmd())
+	return cmd
+}
+
+func newSourceSetCmd() *cobra.Command {
+	var p sourcePatch
+	var repo, branch, path, revert, selfHeal, secretFile string
+	var interval time.Duration
+	var windows []string
+	var noWindows bool
+	cmd := &cobra.Command{
+		Use:   "set",
+		Short: "Change the repository, ref, path, poll interval, revert or self-heal policy, sync windows or webhook secret",
+		Long: `Changes what the cluster follows; only the flags given change. Any manager takes the
+change; the leader restarts its GitOps loop on a new repository, ref or path and syncs
+at once. Sync windows (--window, repeatable, replaces the list) allow or deny automatic
+syncs — polls, webhooks, local changes — from each time a cron schedule fires, for a
+duration: "allow|deny CRON DURATION", in UTC unless the schedule starts with
+CRON_TZ=<zone>. With any allow window, automatic syncs run only inside one; deny wins.
+gitorc sync always runs.
+
+  gitorc source set --repo https://git.example.com/ops/stacks.git --branch main
+  gitorc source set --window 'deny 0 22 * * 5 60h'       # no automatic syncs over the weekend
+  gitorc source set --window 'allow 0 9-16 * * 1-5 1h'    # office hours only
+  gitorc source set --webhook-secret-file hook.secret     # "-" reads standard input`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := cmd.Flags()
+			if f.Changed("repo") {
+				url, err := absRepo(repo)
+				if err != nil {
+					return err
+				}
+				p.Repo = &url
+			}
+			if f.Changed("branch") {
+				p.Branch = &branch
+			}
+			if f.Changed("path") {
+				p.Path = &path
+			}
+			if f.Changed("interval") {
+				iv := api.Duration(interval)
+				p.Interval = &iv
+			}
+			if f.Changed("revert") {
+				p.Revert = &revert
+			}
+			if f.Changed("self-heal") {
+				p.SelfHeal = &selfHeal
+			}
+			if f.Changed("window") || noWindows {
+				if noWindows && len(windows) > 0 {
+					return errors.New("--no-windows and --window: give one")
+				}
+				ws := []api.SyncWindow{}
+				for _, s := range windows {
+					w, err := reconcile.ParseWindow(s)
+					if err != nil {
+						return fmt.Errorf("--window: %w", err)
+					}
+					ws = append(ws, w)
+				}
+				p.Windows = &ws
+			}
+			if secretFile != "" {
+				secret, err := webhookSecretFrom(func() ([]byte, error) {
+					if secretFile == "-" {
+						return io.ReadAll(cmd.InOrStdin())
+					}
+					return os.ReadFile(secretFile)
+				})
+				if err != nil {
+					return fmt.Errorf("--webhook-secret-file %s: %w", secretFile, err)
+				}
+				p.WebhookSecret = &secret
+			}
+			if p == (sourcePatch{}) {
+				return errors.New("nothing to change: give --repo, --branch, --path, --interval, --revert, --self-heal, --window, --no-windows or --webhook-secret-file")
+			}
+			var rep sourceReport
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPatch, "/v1/source", p, &rep); err != nil {
+				return err
+			}
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), rep)
+			}
+			printSource(cmd.OutOrStdout(), rep)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&repo, "repo", "", "Git repository: https URL, or a local path")
+	f.StringVar(&branch, "branch", "", "branch, tag or commit to follow (empty: the repository's HEAD)")
+	f.StringVar(&path, "path", "", "sub-directory of the repository holding the stacks")
+	f.DurationVar(&interval, "interval", 0, "how often to poll the repository")
+	f.StringVar(&revert, "revert", "", "on a failed rollout: auto (back to the last good revision) or off")
+	f.StringVar(&selfHeal, "self-heal", "", "objects changed behind Git's back: auto (restored at the next automatic sync) or off (reported only)")
+	f.StringArrayVar(&windows, "window", nil, "sync window \"allow|deny CRON DURATION\" (repeatable; replaces the windows)")
+	f.BoolVar(&noWindows, "no-windows", false, "remove every sync window")
+	f.StringVar(&secretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret (- for standard input)")
+	addOutputFlag(cmd)
+	return cmd
+}
+
+// absRepo makes a local repository path absolute; URLs are kept.
+func absRepo(repo string) (string, error) {
+	if repo == "" || strings.Contains(repo, "://") || strings.Contains(repo, "@") {
+		return repo, nil
+	}
+	return filepath.Abs(repo)
+}
+
+func printSource(w io.Writer, rep sourceReport) {
+	s := rep.Source
+	ref := s.Ref
+	if ref == "" {
+		ref = "HEAD"
+	}
+	fmt.Fprintf(w, "source:     %s (%s", gitsource.RedactURL(s.URL), ref)
+	if s.Path != "" {
+		fmt.Fprintf(w, ", path %s", s.Path)
+	}
+	heal := s.SelfHeal
+	if heal == "" {
+		heal = "auto"
+	}
+	fmt.Fprintf(w, ", every %s, revert %s, self-heal %s)\n", s.Interval, s.Revert, heal)
+	for _, win := range s.Windows {
+		fmt.Fprintf(w, "window:     %s\n", reconcile.FormatWindow(win))
+	}
+	secret := "none (webhooks are refused)"
+	if rep.WebhookSecretSet {
+		secret = "set"
+	}
+	fmt.Fprintf(w, "webhook secret: %s\n", secret)
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/reconcile"
+	"github.com/gitorc/gitorc/reconcile/storecluster"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	controlMounts = append(controlMounts, mountSyncControl)
+	register(newSyncCmd)
+	register(newSuspendCmd)
+	register(newResumeCmd)
+}
+
+// errNoSource answers requests that need a Git source when there is none.
+var errNoSource = errors.New("this cluster follows no Git source: set one with gitorc source set --repo URL|PATH")
+
+// mountSyncControl serves the sync requests and suspension on the control
+// socket. Any manager answers: requests go through the store, and the
+// leader takes them.
+//
+//	POST /v1/sync                  queue a manual sync; answers the request
+//	GET  /v1/sync/requests/{id}    a request, with its outcome once done
+//	POST /v1/sync/suspend|resume   automatic syncs off or on
+func mountSyncControl(d *daemon, mux *http.ServeMux) {
+	cl := storecluster.New(d.store)
+	fail := func(w http.ResponseWriter, code int, err error) {
+		writeJSONResponse(w, code, map[string]string{"error": err.Error()})
+	}
+	mux.HandleFunc("POST /v1/sync", func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now().UTC()
+		var req api.SyncRequest
+		_, err := cl.UpdateSync(r.Context(), func(s *api.SyncState) error {
+			if s.Source.URL == "" {
+				return errNoSource
+			}
+			req = reconcile.QueueRequest(s, api.SyncRequest{ID: newRequestID(now), Trigger: api.TriggerManual, At: now})
+			return nil
+		})
+		switch {
+		case errors.Is(err, errNoSource):
+			fail(w, http.StatusConflict, errNoSource)
+		case err != nil:
+			fail(w, http.StatusServiceUnavailable, err)
+		default:
+			writeJSONResponse(w, http.StatusAccepted, req)
+		}
+	})
+	mux.HandleFunc("GET /v1/sync/requests/{id}", func(w http.ResponseWriter, r *http.Request) {
+		st, err := cl.Sync(r.Context())
+		if err != nil {
+			fail(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		req, ok := reconcile.FindRequest(st, r.PathValue("id"))
+		if !ok {
+			fail(w, http.StatusNotFound, fmt.Errorf("sync request %s is not in the sync state (only the last finished ones are kept): see gitorc status", r.PathValue("id")))
+			return
+		}
+		writeJSONResponse(w, http.StatusOK, req)
+	})
+	suspend := func(on bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			st, err := cl.UpdateSync(r.Context(), func(s *api.SyncState) error {
+				if s.Suspended == on {
+					return reconcile.ErrUnchanged
+				}
+				s.Suspended = on
+				return nil
+			})
+			if err != nil {
+				fail(w, http.StatusServiceUnavailable, err)
+				return
+			}
+			writeJSONResponse(w, http.StatusOK, map[string]bool{"suspended": st.Suspended})
+		}
+	}
+	mux.HandleFunc("POST /v1/sync/suspend", suspend(true))
+	mux.HandleFunc("POST /v1/sync/resume", suspend(false))
+}
+
+// syncPollEvery is how often gitorc sync --wait looks at its request.
+const syncPollEvery = 250 * time.Millisecond
+
+func newSyncCmd() *cobra.Command {
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Sync the cluster with its Git source now (also while suspended or outside sync windows)",
+		Long: `Asks the leader to sync now: fetch the followed ref and apply it if it moved. The
+request goes through the cluster's store, so any manager takes it. With --wait, waits
+for the outcome and prints it; the exit code is 1 when the revision failed to load or
+its rollout degraded.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			c := newAPIClient(cmd)
+			var req api.SyncRequest
+			if err := c.call(cmd.Context(), http.MethodPost, "/v1/sync", struct{}{}, &req); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if !wait {
+				if format == outJSON {
+					return writeJSON(w, req)
+				}
+				fmt.Fprintf(w, "sync requested (request %s); gitorc sync --wait waits for its outcome\n", req.ID)
+				return nil
+			}
+			if format == outText {
+				fmt.Fprintf(w, "sync requested (request %s)\n", req.ID)
+			}
+			done, err := waitRequest(cmd.Context(), c, req.ID, timeout, w, format == outText)
+			if err != nil {
+				return err
+			}
+			if format == outJSON {
+				if err := writeJSON(w, done); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(w, "%s: %s\n", done.Result, done.Message)
+			}
+			if done.Result == api.SyncFailed || done.Result == api.SyncDegraded {
+				return &exitError{code: 1, err: errors.New("")}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the sync to end and print its outcome")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "with --wait, give up after this long (0: never)")
+	addOutputFlag(cmd)
+	return cmd
+}
+
+// waitRequest polls a sync request until its sync ended.
+func waitRequest(ctx context.Context, c *apiClient, id string, timeout time.Duration, w io.Writer, progress bool) (api.SyncRequest, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	started := false
+	for {
+		var req api.SyncRequest
+		err := c.call(ctx, http.MethodGet, "/v1/sync/requests/"+id, nil, &req)
+		if err != nil && ctx.Err() == nil {
+			var ae *apiError
+			if errors.As(err, &ae) && ae.code == http.StatusNotFound {
+				return req, err
+			}
+			// A manager restarting or an election: try again.
+		}
+		if err == nil && req.Done() {
+			return req, nil
+		}
+		if err == nil && !started && !req.Pending() && progress {
+			started = true
+			fmt.Fprintf(w, "syncing (taken by manager %s)\n", shortID(req.Node))
+		}
+		select {
+		case <-ctx.Done():
+			if started {
+				return req, fmt.Errorf("sync request %s still running after %s: see gitorc status", id, timeout)
+			}
+			return req, fmt.Errorf("sync request %s not taken by a leader after %s: see gitorc status (suspended leaders still take manual syncs; is there a leader?)", id, timeout)
+		case <-time.After(syncPollEvery):
+		}
+	}
+}
+
+func newSuspendCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "suspend",
+		Short: "Stop automatic syncs (polls, webhooks, local changes); gitorc sync still syncs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/sync/suspend", struct{}{}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "automatic syncs suspended: polls, webhooks and local changes no longer sync; gitorc sync still does; gitorc resume ends this")
+			return nil
+		},
+	}
+}
+
+func newResumeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "resume",
+		Short: "Resume automatic syncs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/sync/resume", struct{}{}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "automatic syncs resumed")
+			return nil
+		},
+	}
+}

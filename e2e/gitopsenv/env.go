@@ -1,0 +1,262 @@
+// Package gitopsenv starts a gitorc cluster that follows a Git
+// repository, for end-to-end tests and e2e/bench: hosts in network
+// namespaces (e2e/harness), a registry holding gitorc/busybox:1 and a git
+// http-backend on the bridge's gateway (e2e/gitserver), the first host
+// bootstrapped with --repo and --webhook-listen, the others joined as
+// workers. It drives the real gitorc binary as a user would.
+//
+// It imports no gitorc package but e2e's helpers, imagetest and the
+// control API's types; it needs root.
+package gitopsenv
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/e2e/gitserver"
+	"github.com/gitorc/gitorc/e2e/harness"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Options shape a cluster.
+type Options struct {
+	Hosts    int           // 1 or more
+	Bin      string        // the gitorc binary
+	Interval time.Duration // poll interval of the source
+	Secret   string        // the webhook secret
+}
+
+// Env is a running cluster and its Git server.
+type Env struct {
+	tb      testing.TB
+	opts    Options
+	Net     *harness.Network
+	Reg     *imagetest.Registry
+	Repo    *gitserver.Repo
+	Git     *gitserver.Server
+	HookURL string // http://h1:4280
+	Socket  string // the first manager's control socket
+	logs    string
+	dirs    []string
+	procs   []*harness.Process
+	api     *http.Client
+}
+
+// Requirements returns why a cluster cannot run here, or "".
+func Requirements() string {
+	if why := harness.Requirements(); why != "" {
+		return why
+	}
+	if why := gitserver.Requirements(); why != "" {
+		return why
+	}
+	for _, p := range []string{imagetest.BusyboxPath, imagetest.RegistryPath, "/usr/bin/containerd", "/usr/sbin/runc"} {
+		if _, err := os.Stat(p); err != nil {
+			return "needs " + p + ": run scripts/install-deps.sh"
+		}
+	}
+	return ""
+}
+
+// Start starts the cluster; it is torn down when tb ends. The repository
+// holds one empty commit on main when the first manager starts.
+func Start(tb testing.TB, opts Options) *Env {
+	tb.Helper()
+	if why := Requirements(); why != "" {
+		tb.Skip("gitops e2e: " + why)
+	}
+	ctx := context.Background()
+	e := &Env{tb: tb, opts: opts, Net: harness.NewNetwork(tb, opts.Hosts), logs: tb.TempDir()}
+	tmp := tb.TempDir()
+	reg, err := imagetest.StartRegistryOn(ctx, filepath.Join(tmp, "registry"), e.Net.Gateway.String(), 30*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(reg.Stop)
+	e.Reg = reg
+	img, err := imagetest.Busybox(ocispec.ImageConfig{Cmd: []string{"sleep", "3600"}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := reg.Push(ctx, img, "gitorc/busybox", "1"); err != nil {
+		tb.Fatal(err)
+	}
+	if e.Repo, err = gitserver.NewRepo(filepath.Join(tmp, "git")); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := e.Repo.Commit("main", "empty", map[string]string{"README": "stacks\n"}); err != nil {
+		tb.Fatal(err)
+	}
+	if e.Git, err = gitserver.Serve(e.Repo, net.JoinHostPort(e.Net.Gateway.String(), "0")); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = e.Git.Close() })
+	secretFile := filepath.Join(tmp, "hook.secret")
+	if err := os.WriteFile(secretFile, []byte(opts.Secret), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	for i := range e.Net.Hosts {
+		e.dirs = append(e.dirs, filepath.Join(tmp, fmt.Sprintf("node%d", i+1)))
+	}
+	tb.Cleanup(e.teardown)
+	h1 := e.Net.Host(1)
+	manager := h1.Addr.String() + ":4270"
+	hook := h1.Addr.String() + ":4280"
+	e.HookURL = "http://" + hook
+	p, err := h1.Start(e.logs, opts.Bin, "bootstrap", "--data-dir", e.dirs[0], "--listen", manager, "--insecure-registry", reg.Addr,
+		"--repo", e.Git.URL, "--branch", "main", "--interval", opts.Interval.String(),
+		"--webhook-listen", hook, "--webhook-secret-file", secretFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.procs = append(e.procs, p)
+	e.Socket = filepath.Join(e.dirs[0], "gitorc.sock")
+	e.api = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", e.Socket)
+		}}}
+	var token string
+	e.WaitFor("the manager to lead", 60*time.Second, func() bool {
+		out, err := e.Gitorc("token", "worker")
+		token = strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+		return err == nil && strings.HasPrefix(token, "GTRC-1-")
+	})
+	for i := 2; i <= opts.Hosts; i++ {
+		p, err := e.Net.Host(i).Start(e.logs, opts.Bin, "join", "--token", token, "--data-dir", e.dirs[i-1], "--insecure-registry", reg.Addr, manager)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		e.procs = append(e.procs, p)
+	}
+	e.WaitFor(fmt.Sprintf("%d ready nodes", opts.Hosts), 60*time.Second, func() bool {
+		out, err := e.Gitorc("node", "ls", "-o", "json")
+		return err == nil && strings.Count(out, `"state": "ready"`) == opts.Hosts
+	})
+	return e
+}
+
+// Gitorc runs the CLI against the first manager.
+func (e *Env) Gitorc(args ...string) (string, error) {
+	out, err := exec.Command(e.opts.Bin, append([]string{"--socket", e.Socket}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// WaitFor polls cond until it holds, or fails the test after timeout.
+func (e *Env) WaitFor(what string, timeout time.Duration, cond func() bool) {
+	e.tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			st, _ := e.Gitorc("status")
+			svc, _ := e.Gitorc("service", "ls")
+			e.DumpLogs()
+			e.tb.Fatalf("timed out after %s waiting for %s\n%s\n%s", timeout, what, st, svc)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Services returns the cluster's services with their running counts, by
+// name, straight from the control API.
+func (e *Env) Services(ctx context.Context) (map[string]controlapi.Service, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://gitorc/v1/services", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := e.api.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var list []controlapi.Service
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		return nil, err
+	}
+	out := map[string]controlapi.Service{}
+	for _, s := range list {
+		out[s.Spec.Name] = s
+	}
+	return out, nil
+}
+
+// LogDir is where every node's log is.
+func (e *Env) LogDir() string { return e.logs }
+
+// DumpLogs logs the last lines of every node's log.
+func (e *Env) DumpLogs() {
+	files, _ := filepath.Glob(filepath.Join(e.logs, "*.log"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) > 60 {
+			lines = lines[len(lines)-60:]
+		}
+		e.tb.Logf("== %s (last lines)\n%s", filepath.Base(f), strings.Join(lines, "\n"))
+	}
+}
+
+// teardown removes every stack through Git (a commit without them), stops
+// the nodes, and clears what a killed node could leave: container shims
+// and mounts under the data dirs.
+func (e *Env) teardown() {
+	if e.tb.Failed() {
+		e.DumpLogs()
+	}
+	if _, err := e.Repo.Commit("main", "remove every stack", map[string]string{"stacks": ""}); err == nil {
+		if _, err := e.Gitorc("sync", "--wait", "--timeout", "60s"); err == nil {
+			deadline := time.Now().Add(60 * time.Second)
+			for time.Now().Before(deadline) {
+				svcs, err := e.Services(context.Background())
+				if err == nil && len(svcs) == 0 {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+	}
+	for i := len(e.procs) - 1; i >= 0; i-- {
+		_ = e.procs[i].Stop(20 * time.Second)
+	}
+	for _, d := range e.dirs {
+		out, _ := exec.Command("pgrep", "-f", "--", "-address "+d+"/").Output()
+		for _, pid := range strings.Fields(string(out)) {
+			_ = exec.Command("pkill", "-9", "-P", pid).Run()
+			_ = exec.Command("kill", "-9", pid).Run()
+		}
+		mounts, _ := os.ReadFile("/proc/mounts")
+		for _, l := range strings.Split(string(mounts), "\n") {
+			if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], d+"/") {
+				_ = syscall.Unmount(f[1], syscall.MNT_DETACH)
+			}
+		}
+	}
+}
+
+// Stack is a stack file of one service: replicas of gitorc/busybox:1
+// sleeping, with an environment variable that tells revisions apart.
+func (e *Env) Stack(service string, replicas int, version string) string {
+	return fmt.Sprintf(`services:
+  %s:
+    image: %s/gitorc/busybox:1
+    command: ["sleep", "3600"]
+    environment:
+      VERSION: %q
+    deploy:
+      replicas: %d
+      update_config:
+        parallelism: 0
+        order: start-first
+`, service, e.Reg.Addr, version, replicas)
+}
