@@ -134,6 +134,7 @@ Then runs the node in the foreground; restart it later with gitorc daemon --data
 	fl.StringVar(&f.advertise, "advertise", "", "address other nodes reach a manager's API at (default: the listen address, or this host's first address)")
 	fl.StringVar(&f.raftListen, "raft-listen", "", "a manager's Raft address (default: the listen port + 1)")
 	fl.BoolVar(&f.noWorker, "no-worker", false, "a manager that runs no tasks")
+	fl.StringVar(&f.webhookListen, "webhook-listen", "", "a manager serves POST /hooks/{github,gitlab,gitea,generic} on this address (plain HTTP: put a TLS proxy in front); default off")
 	_ = cmd.MarkFlagRequired("token")
 	return cmd
 }
@@ -179,7 +180,7 @@ func join(ctx context.Context, f bootstrapFlags, token, manager string) (*daemon
 	}
 	st.Role = resp.Role
 	if st.Role == api.RoleManager {
-		st.Worker = !f.noWorker
+		st.Worker, st.WebhookListen = !f.noWorker, f.webhookListen
 	} else {
 		st.Listen, st.Advertise, st.RaftListen, st.RaftAdvertise = "", "", "", ""
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storerpc"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
+	"github.com/gitorc/gitorc/e2e/gitserver"
 )
 
 // voters counts the voters of the Raft configuration as d sees it.
@@ -324,5 +326,79 @@ func TestCertificateRenewedBeforeExpiry(t *testing.T) {
 	var info map[string]any
 	if err := managerClient(m1).call(ctx, "GET", "/v1/tokens/worker", nil, &info); err != nil {
 		t.Errorf("after renewal: %v", err)
+	}
+}
+
+// A webhook delivered to a follower manager is taken by the leader: the
+// request goes through the store.
+func TestWebhookOnFollower(t *testing.T) {
+	if why := gitserver.Requirements(); why != "" {
+		t.Skip(why)
+	}
+	ctx := context.Background()
+	tmp := t.TempDir()
+	repo, err := gitserver.NewRepo(filepath.Join(tmp, "git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stackAt := func(image string) map[string]string {
+		return map[string]string{"app/compose.yaml": "services:\n  web:\n    image: " + image + "\n    deploy:\n      replicas: 0\n"}
+	}
+	first, err := repo.Commit("main", "first", stackAt("busybox:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gitserver.Serve(repo, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	const secret = "follower-hook-key"
+	m1, err := bootstrap(bootstrapFlags{dataDir: filepath.Join(tmp, "m1"), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true,
+		repo: srv.URL, branch: "main", interval: time.Hour, webhookSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startNode(t, m1, "m1")
+	c1 := managerClient(m1)
+	var tok map[string]string
+	if err := storetest.WaitFor(func() bool { return c1.call(ctx, "GET", "/v1/tokens/manager", nil, &tok) == nil }, 30*time.Second); err != nil {
+		t.Fatal("no manager token")
+	}
+	hook := freeAddr(t)
+	m2, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "m2"), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true,
+		webhookListen: hook}, tok["token"], m1.state.Advertise)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startNode(t, m2, "m2")
+	synced := func(rev string) bool {
+		rep := statusOf(t, socketFile(m1.dir))
+		return rep.State.Revision == rev && rep.State.Phase == api.SyncSynced
+	}
+	if err := storetest.WaitFor(func() bool { return voters(m1) == 2 && synced(first) }, 60*time.Second); err != nil {
+		t.Fatal("the cluster never synced its first commit with 2 managers")
+	}
+	second, err := repo.Commit("main", "second", stackAt("busybox:2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code int
+	var msg string
+	// The follower answers once its webhook listener is up.
+	if err := storetest.WaitFor(func() bool {
+		code, msg, err = gitserver.Deliver(ctx, "http://"+hook, []byte(secret), "main", second)
+		return err == nil
+	}, 30*time.Second); err != nil {
+		t.Fatalf("deliver to the follower: %v", err)
+	}
+	if code != http.StatusAccepted || !strings.HasPrefix(msg, "sync queued for main at "+second[:7]) {
+		t.Fatalf("the follower answered %d %q", code, msg)
+	}
+	if m2.store.IsLeader() {
+		t.Fatal("m2 leads: the test wants a follower")
+	}
+	if err := storetest.WaitFor(func() bool { return synced(second) }, 60*time.Second); err != nil {
+		t.Fatalf("the leader did not deploy the commit pushed through the follower: %+v", statusOf(t, socketFile(m1.dir)).State)
 	}
 }
