@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -73,17 +72,7 @@ func (c *cluster) waitFor(what string, timeout time.Duration, cond func() bool) 
 	}
 }
 
-func (c *cluster) dumpLogs() {
-	files, _ := filepath.Glob(filepath.Join(c.logs, "*.log"))
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		if len(lines) > 40 {
-			lines = lines[len(lines)-40:]
-		}
-		c.t.Logf("== %s (last lines)\n%s", filepath.Base(f), strings.Join(lines, "\n"))
-	}
-}
+func (c *cluster) dumpLogs() { harness.DumpLogs(c.t, c.logs, 40) }
 
 type taskView struct {
 	NodeID       string `json:"node_id"`
@@ -123,8 +112,10 @@ func total(m map[string]int) int {
 	return n
 }
 
-// newCluster bootstraps h1 and joins the other hosts as workers.
-func newCluster(t *testing.T, hosts int) (*cluster, string) {
+// hostsWithRegistry lays out a cluster of hosts that runs no node yet: the
+// binary, the network, a registry on the bridge holding
+// gitorc/busybox:1, a data dir per host, and the teardown.
+func hostsWithRegistry(t *testing.T, hosts int) *cluster {
 	requireE2E(t)
 	ctx := context.Background()
 	c := &cluster{t: t, bin: buildGitorc(t), nw: harness.NewNetwork(t, hosts), logs: t.TempDir()}
@@ -146,6 +137,13 @@ func newCluster(t *testing.T, hosts int) (*cluster, string) {
 		c.dirs = append(c.dirs, filepath.Join(tmp, fmt.Sprintf("node%d", i+1)))
 	}
 	t.Cleanup(c.teardown)
+	return c
+}
+
+// newCluster bootstraps h1 and joins the other hosts as workers.
+func newCluster(t *testing.T, hosts int) (*cluster, string) {
+	c := hostsWithRegistry(t, hosts)
+	reg := c.reg
 	h1 := c.nw.Host(1)
 	manager := h1.Addr.String() + ":4270"
 	p, err := h1.Start(c.logs, c.bin, "bootstrap", "--data-dir", c.dirs[0], "--listen", manager, "--insecure-registry", reg.Addr)
@@ -188,20 +186,7 @@ func (c *cluster) teardown() {
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		_ = c.procs[i].Stop(20 * time.Second)
 	}
-	for _, d := range c.dirs {
-		// Shims of a node that died with containers: their containers first.
-		out, _ := exec.Command("pgrep", "-f", "--", "-address "+d+"/").Output()
-		for _, pid := range strings.Fields(string(out)) {
-			_ = exec.Command("pkill", "-9", "-P", pid).Run()
-			_ = exec.Command("kill", "-9", pid).Run()
-		}
-		mounts, _ := os.ReadFile("/proc/mounts")
-		for _, l := range strings.Split(string(mounts), "\n") {
-			if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], d+"/") {
-				_ = syscall.Unmount(f[1], syscall.MNT_DETACH)
-			}
-		}
-	}
+	harness.ClearNodeDirs(c.dirs)
 	if c.t.Failed() {
 		c.dumpLogs()
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,37 +8,14 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
-	"github.com/gitorc/gitorc/e2e/harness"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // newHACluster starts 3 managers that run no tasks (h1 bootstraps, h2 and
 // h3 join with the manager token) and 2 workers (h4, h5, joined through
 // h2: any manager admits nodes).
 func newHACluster(t *testing.T) (*cluster, string) {
-	requireE2E(t)
-	ctx := context.Background()
-	c := &cluster{t: t, bin: buildGitorc(t), nw: harness.NewNetwork(t, 5), logs: t.TempDir()}
-	tmp := t.TempDir()
-	reg, err := imagetest.StartRegistryOn(ctx, filepath.Join(tmp, "registry"), c.nw.Gateway.String(), 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Stop)
-	c.reg = reg
-	img, err := imagetest.Busybox(ocispec.ImageConfig{Cmd: []string{"sleep", "3600"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Push(ctx, img, "gitorc/busybox", "1"); err != nil {
-		t.Fatal(err)
-	}
-	for i := range c.nw.Hosts {
-		c.dirs = append(c.dirs, filepath.Join(tmp, fmt.Sprintf("node%d", i+1)))
-	}
-	t.Cleanup(c.teardown)
+	c := hostsWithRegistry(t, 5)
+	reg := c.reg
 	addr := func(i int) string { return c.nw.Host(i).Addr.String() + ":4270" }
 	start := func(i int, args ...string) {
 		p, err := c.nw.Host(i).Start(c.logs, c.bin, append(args, "--data-dir", c.dirs[i-1], "--insecure-registry", reg.Addr)...)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -61,13 +62,36 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 }
 
-// renewLoop keeps the node's certificate fresh and in the wanted role.
-func (d *daemon) renewLoop(ctx context.Context) error {
+// issue signs a node's certificate with the cluster's CA key (from the
+// store); its errors are gRPC statuses.
+func (d *daemon) issue(csr []byte, nodeID string, role api.NodeRole) ([]byte, error) {
+	caKey, err := d.clusterKey(keyCA)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, "this manager cannot issue certificates yet: "+err.Error())
+	}
+	root, err := ca.LoadRootCA(ca.DefaultConfig(), d.pki.caCert, caKey)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	cert, err := root.Issue(csr, nodeID, role)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return cert, nil
+}
+
+// managerClientTLS is this node's TLS configuration for calling managers.
+func (d *daemon) managerClientTLS() (*tls.Config, error) {
 	rootCA, err := ca.ParseCertificatePEM(d.pki.caCert)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cliTLS, err := ca.TLSConfig{CA: rootCA, Current: d.pki.current, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
+	return ca.TLSConfig{CA: rootCA, Current: d.pki.current, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
+}
+
+// renewLoop keeps the node's certificate fresh and in the wanted role.
+func (d *daemon) renewLoop(ctx context.Context) error {
+	cliTLS, err := d.managerClientTLS()
 	if err != nil {
 		return err
 	}
@@ -341,16 +365,8 @@ func (s joinServer) Renew(ctx context.Context, req *wire.RenewRequest) (*wire.Re
 		}
 		resp.DataKey = key[:]
 	}
-	caKey, err := d.clusterKey(keyCA)
-	if err != nil {
-		return nil, status.Error(codes.Unavailable, "this manager cannot issue certificates yet: "+err.Error())
-	}
-	root, err := ca.LoadRootCA(ca.DefaultConfig(), d.pki.caCert, caKey)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	if resp.Cert, err = root.Issue(req.CSR, id.NodeID, role); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+	if resp.Cert, err = d.issue(req.CSR, id.NodeID, role); err != nil {
+		return nil, err
 	}
 	d.log.Info("certificate renewed", "node", id.NodeID, "role", role)
 	return resp, nil

@@ -357,11 +357,7 @@ func (d *daemon) startWorker(ctx context.Context, goRun func(string, func(contex
 	if err != nil {
 		return err
 	}
-	rootCA, err := ca.ParseCertificatePEM(d.pki.caCert)
-	if err != nil {
-		return err
-	}
-	cliTLS, err := ca.TLSConfig{CA: rootCA, Current: d.pki.current, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
+	cliTLS, err := d.managerClientTLS()
 	if err != nil {
 		return err
 	}

@@ -71,6 +71,31 @@ func statusOf(t *testing.T, socket string) syncReport {
 	return rep
 }
 
+// zeroReplicaStack is a stack whose one service has no replicas: tests
+// of the GitOps loop that need no containers deploy it.
+func zeroReplicaStack(image string) map[string]string {
+	return map[string]string{"app/compose.yaml": "services:\n  web:\n    image: " + image + "\n    deploy:\n      replicas: 0\n"}
+}
+
+// servedRepo is a Git repository under dir whose main branch holds
+// zeroReplicaStack("busybox:1") (commit first), served by git
+// http-backend until the test ends.
+func servedRepo(t *testing.T, dir string) (repo *gitserver.Repo, srv *gitserver.Server, first string) {
+	t.Helper()
+	repo, err := gitserver.NewRepo(filepath.Join(dir, "git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, err = repo.Commit("main", "first", zeroReplicaStack("busybox:1")); err != nil {
+		t.Fatal(err)
+	}
+	if srv, err = gitserver.Serve(repo, "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return repo, srv, first
+}
+
 // Webhooks on a real daemon following a repository served by git
 // http-backend: a bad signature is refused and changes nothing, a push to
 // another branch is ignored, a push to the followed branch deploys (the
@@ -82,23 +107,7 @@ func TestWebhooksOnDaemon(t *testing.T) {
 	}
 	ctx := context.Background()
 	tmp := t.TempDir()
-	repo, err := gitserver.NewRepo(filepath.Join(tmp, "git"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Services with no replicas: the test needs no containers.
-	stackAt := func(image string) map[string]string {
-		return map[string]string{"app/compose.yaml": "services:\n  web:\n    image: " + image + "\n    deploy:\n      replicas: 0\n"}
-	}
-	first, err := repo.Commit("main", "first", stackAt("busybox:1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gitserver.Serve(repo, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	repo, srv, first := servedRepo(t, tmp)
 
 	const secret = "s3cret-hook-key"
 	hookAddr := freeAddr(t)
@@ -139,7 +148,7 @@ func TestWebhooksOnDaemon(t *testing.T) {
 	}
 
 	// A bad signature: 401, no request, nothing synced.
-	second, err := repo.Commit("main", "second", stackAt("busybox:2"))
+	second, err := repo.Commit("main", "second", zeroReplicaStack("busybox:2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +201,7 @@ func TestWebhooksOnDaemon(t *testing.T) {
 	if _, errOut, code := run(t, "suspend", "--socket", socket); code != 0 {
 		t.Fatalf("suspend: %s", errOut)
 	}
-	third, err := repo.Commit("main", "third", stackAt("busybox:3"))
+	third, err := repo.Commit("main", "third", zeroReplicaStack("busybox:3"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +255,7 @@ func TestWebhooksOnDaemon(t *testing.T) {
 
 	// Another branch: the leader's loop restarts on it and syncs at once;
 	// pushes to main are now ignored.
-	dev, err := repo.Commit("dev", "dev", stackAt("busybox:dev"))
+	dev, err := repo.Commit("dev", "dev", zeroReplicaStack("busybox:dev"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,21 +70,13 @@ func (s joinServer) Join(ctx context.Context, req *wire.JoinRequest) (*wire.Join
 	if role == api.RoleManager && (req.Addr == "" || req.RaftAddr == "") {
 		return nil, status.Error(codes.InvalidArgument, "a joining manager must give its API and Raft addresses")
 	}
-	caKey, err := d.clusterKey(keyCA)
-	if err != nil {
-		return nil, status.Error(codes.Unavailable, "this manager cannot issue certificates yet: "+err.Error())
-	}
-	root, err := ca.LoadRootCA(ca.DefaultConfig(), d.pki.caCert, caKey)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
 	id, err := newNodeID()
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
-	cert, err := root.Issue(req.CSR, id, role)
+	cert, err := d.issue(req.CSR, id, role)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, err
 	}
 	resp := &wire.JoinResponse{NodeID: id, Role: role, Cert: cert, CA: d.pki.caCert, Managers: d.managerAddrs()}
 	if role == api.RoleManager {

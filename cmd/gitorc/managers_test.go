@@ -38,46 +38,68 @@ func managerClient(d *daemon) *apiClient {
 	return &apiClient{socket: s, hc: unixClient(s)}
 }
 
+// managerFlags are a manager's flags on loopback, running no tasks.
+func managerFlags(t *testing.T, dir string) bootstrapFlags {
+	return bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true}
+}
+
+// firstManager bootstraps a cluster with f, runs it, and returns its
+// manager token once it can admit nodes.
+func firstManager(t *testing.T, f bootstrapFlags) (d *daemon, stop func(), token string) {
+	t.Helper()
+	d, err := bootstrap(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop = startNode(t, d, filepath.Base(f.dataDir))
+	var tok map[string]string
+	if err := storetest.WaitFor(func() bool {
+		return managerClient(d).call(context.Background(), "GET", "/v1/tokens/manager", nil, &tok) == nil
+	}, 30*time.Second); err != nil {
+		t.Fatal("no manager token")
+	}
+	return d, stop, tok["token"]
+}
+
+// joinManagers joins and runs a manager in each data dir, through m.
+func joinManagers(t *testing.T, m *daemon, token string, dirs ...string) []*daemon {
+	t.Helper()
+	var out []*daemon
+	for _, dir := range dirs {
+		d, err := join(context.Background(), managerFlags(t, dir), token, m.state.Advertise)
+		if err != nil {
+			t.Fatal(err)
+		}
+		startNode(t, d, filepath.Base(dir))
+		out = append(out, d)
+	}
+	return out
+}
+
 // Managers join with the manager token, become voters once caught up,
 // share the cluster's keys through the store, forward writes to the
 // leader, and carry on when the leader stops.
 func TestJoinManagers(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
-	m1, err := bootstrap(bootstrapFlags{dataDir: filepath.Join(tmp, "m1"), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop1 := startNode(t, m1, "m1")
+	m1, stop1, token := firstManager(t, managerFlags(t, filepath.Join(tmp, "m1")))
 	c1 := managerClient(m1)
-	var tok map[string]string
-	if err := storetest.WaitFor(func() bool { return c1.call(ctx, "GET", "/v1/tokens/manager", nil, &tok) == nil }, 30*time.Second); err != nil {
-		t.Fatal("no manager token")
-	}
 
 	// A manager token that was rotated away no longer admits anyone.
 	var rotated map[string]string
 	if err := c1.call(ctx, "POST", "/v1/tokens/manager/rotate", nil, &rotated); err != nil {
 		t.Fatal(err)
 	}
-	flags := func(name string) bootstrapFlags {
-		return bootstrapFlags{dataDir: filepath.Join(tmp, name), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true}
-	}
-	if _, err := join(ctx, flags("old"), tok["token"], m1.state.Advertise); err == nil || !strings.Contains(err.Error(), "join refused") {
+	flags := func(name string) bootstrapFlags { return managerFlags(t, filepath.Join(tmp, name)) }
+	if _, err := join(ctx, flags("old"), token, m1.state.Advertise); err == nil || !strings.Contains(err.Error(), "join refused") {
 		t.Errorf("join with a rotated token: %v, want refused", err)
 	}
 
-	var ms []*daemon
-	for _, name := range []string{"m2", "m3"} {
-		d, err := join(ctx, flags(name), rotated["token"], m1.state.Advertise)
-		if err != nil {
-			t.Fatal(err)
-		}
+	ms := joinManagers(t, m1, rotated["token"], filepath.Join(tmp, "m2"), filepath.Join(tmp, "m3"))
+	for _, d := range ms {
 		if d.state.Role != api.RoleManager || d.pki.current().Identity.Role != api.RoleManager {
-			t.Fatalf("%s joined as %s with a %s certificate", name, d.state.Role, d.pki.current().Identity.Role)
+			t.Fatalf("%s joined as %s with a %s certificate", d.dir, d.state.Role, d.pki.current().Identity.Role)
 		}
-		startNode(t, d, name)
-		ms = append(ms, d)
 	}
 	m2, m3 := ms[0], ms[1]
 	if err := storetest.WaitFor(func() bool { return voters(m1) == 3 }, 60*time.Second); err != nil {
@@ -196,29 +218,9 @@ func TestJoinManagers(t *testing.T) {
 func TestDemoteAndPromote(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
-	flags := func(name string) bootstrapFlags {
-		return bootstrapFlags{dataDir: filepath.Join(tmp, name), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true}
-	}
-	m1, err := bootstrap(flags("m1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	startNode(t, m1, "m1")
+	m1, _, token := firstManager(t, managerFlags(t, filepath.Join(tmp, "m1")))
 	c1 := managerClient(m1)
-	var tok map[string]string
-	if err := storetest.WaitFor(func() bool { return c1.call(ctx, "GET", "/v1/tokens/manager", nil, &tok) == nil }, 30*time.Second); err != nil {
-		t.Fatal("no manager token")
-	}
-	var ms []*daemon
-	for _, name := range []string{"m2", "m3"} {
-		d, err := join(ctx, flags(name), tok["token"], m1.state.Advertise)
-		if err != nil {
-			t.Fatal(err)
-		}
-		startNode(t, d, name)
-		ms = append(ms, d)
-	}
-	m3 := ms[1]
+	m3 := joinManagers(t, m1, token, filepath.Join(tmp, "m2"), filepath.Join(tmp, "m3"))[1]
 	if err := storetest.WaitFor(func() bool { return voters(m1) == 3 }, 60*time.Second); err != nil {
 		t.Fatalf("voters = %d, want 3", voters(m1))
 	}
@@ -271,20 +273,10 @@ func TestDemoteAndPromote(t *testing.T) {
 func TestCertificateRenewedBeforeExpiry(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
-	m1, err := bootstrap(bootstrapFlags{dataDir: filepath.Join(tmp, "m1"), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true})
+	m1, _, _ := firstManager(t, managerFlags(t, filepath.Join(tmp, "m1")))
+	caKey, err := m1.clusterKey(keyCA)
 	if err != nil {
 		t.Fatal(err)
-	}
-	startNode(t, m1, "m1")
-	var caKey []byte
-	if err := storetest.WaitFor(func() bool {
-		if m1.storeRef.Load() == nil {
-			return false
-		}
-		caKey, err = m1.clusterKey(keyCA)
-		return err == nil
-	}, 30*time.Second); err != nil {
-		t.Fatal("no CA key in the store")
 	}
 	// A certificate issued 80 days ago: 10 of its 90 days are left.
 	cfg := ca.DefaultConfig()
@@ -337,37 +329,15 @@ func TestWebhookOnFollower(t *testing.T) {
 	}
 	ctx := context.Background()
 	tmp := t.TempDir()
-	repo, err := gitserver.NewRepo(filepath.Join(tmp, "git"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stackAt := func(image string) map[string]string {
-		return map[string]string{"app/compose.yaml": "services:\n  web:\n    image: " + image + "\n    deploy:\n      replicas: 0\n"}
-	}
-	first, err := repo.Commit("main", "first", stackAt("busybox:1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gitserver.Serve(repo, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	repo, srv, first := servedRepo(t, tmp)
 	const secret = "follower-hook-key"
-	m1, err := bootstrap(bootstrapFlags{dataDir: filepath.Join(tmp, "m1"), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true,
-		repo: srv.URL, branch: "main", interval: time.Hour, webhookSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	startNode(t, m1, "m1")
-	c1 := managerClient(m1)
-	var tok map[string]string
-	if err := storetest.WaitFor(func() bool { return c1.call(ctx, "GET", "/v1/tokens/manager", nil, &tok) == nil }, 30*time.Second); err != nil {
-		t.Fatal("no manager token")
-	}
+	f := managerFlags(t, filepath.Join(tmp, "m1"))
+	f.repo, f.branch, f.interval, f.webhookSecret = srv.URL, "main", time.Hour, secret
+	m1, _, token := firstManager(t, f)
 	hook := freeAddr(t)
-	m2, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "m2"), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true,
-		webhookListen: hook}, tok["token"], m1.state.Advertise)
+	f2 := managerFlags(t, filepath.Join(tmp, "m2"))
+	f2.webhookListen = hook
+	m2, err := join(ctx, f2, token, m1.state.Advertise)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +349,7 @@ func TestWebhookOnFollower(t *testing.T) {
 	if err := storetest.WaitFor(func() bool { return voters(m1) == 2 && synced(first) }, 60*time.Second); err != nil {
 		t.Fatal("the cluster never synced its first commit with 2 managers")
 	}
-	second, err := repo.Commit("main", "second", stackAt("busybox:2"))
+	second, err := repo.Commit("main", "second", zeroReplicaStack("busybox:2"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -195,17 +194,7 @@ func (e *Env) Services(ctx context.Context) (map[string]controlapi.Service, erro
 func (e *Env) LogDir() string { return e.logs }
 
 // DumpLogs logs the last lines of every node's log.
-func (e *Env) DumpLogs() {
-	files, _ := filepath.Glob(filepath.Join(e.logs, "*.log"))
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		if len(lines) > 60 {
-			lines = lines[len(lines)-60:]
-		}
-		e.tb.Logf("== %s (last lines)\n%s", filepath.Base(f), strings.Join(lines, "\n"))
-	}
-}
+func (e *Env) DumpLogs() { harness.DumpLogs(e.tb, e.logs, 60) }
 
 // teardown removes every stack through Git (a commit without them), stops
 // the nodes, and clears what a killed node could leave: container shims
@@ -229,19 +218,7 @@ func (e *Env) teardown() {
 	for i := len(e.procs) - 1; i >= 0; i-- {
 		_ = e.procs[i].Stop(20 * time.Second)
 	}
-	for _, d := range e.dirs {
-		out, _ := exec.Command("pgrep", "-f", "--", "-address "+d+"/").Output()
-		for _, pid := range strings.Fields(string(out)) {
-			_ = exec.Command("pkill", "-9", "-P", pid).Run()
-			_ = exec.Command("kill", "-9", pid).Run()
-		}
-		mounts, _ := os.ReadFile("/proc/mounts")
-		for _, l := range strings.Split(string(mounts), "\n") {
-			if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], d+"/") {
-				_ = syscall.Unmount(f[1], syscall.MNT_DETACH)
-			}
-		}
-	}
+	harness.ClearNodeDirs(e.dirs)
 }
 
 // Stack is a stack file of one service: replicas of gitorc/busybox:1
