@@ -196,8 +196,14 @@ func (c *Cluster) Commit(ctx context.Context, cm reconcile.Commit) error {
 			w.delete(d)
 		}
 		w.syncState(cm.State, cm.Base)
+		created := 0
 		for _, r := range cm.Records {
-			w.record(r)
+			if w.record(r) {
+				created++
+			}
+		}
+		if created > 0 {
+			w.trimHistory(created)
 		}
 		return w.err
 	})
@@ -348,22 +354,56 @@ func (w *writer) syncState(s api.SyncState, base *api.SyncState) {
 	}
 }
 
-func (w *writer) record(r api.SyncRecord) {
+// record writes a history record and reports whether it is a new one.
+func (w *writer) record(r api.SyncRecord) bool {
 	if w.err != nil {
-		return
+		return false
 	}
 	if r.ID == "" {
 		w.fail(w.tx.Create(&r))
-		return
+		return true
 	}
 	cur, err := store.Get[api.SyncRecord](w.tx, r.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		w.fail(w.tx.Create(&r))
+		return true
 	case err != nil:
 		w.fail(err)
 	default:
 		r.Meta = cur.Meta
 		w.fail(w.tx.Update(&r))
+	}
+	return false
+}
+
+// HistoryLimit is how many sync records the store keeps: the oldest go
+// when new ones would pass it (self-heal and polls add records for as
+// long as the cluster runs).
+const HistoryLimit = 200
+
+// trimHistory deletes the oldest records beyond HistoryLimit, counting
+// the added ones this transaction creates (its reads do not see them).
+func (w *writer) trimHistory(added int) {
+	if w.err != nil {
+		return
+	}
+	recs, err := store.Find[api.SyncRecord](w.tx, store.All())
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	extra := len(recs) + added - HistoryLimit
+	if extra <= 0 {
+		return
+	}
+	sort.Slice(recs, func(i, j int) bool {
+		if !recs[i].StartedAt.Equal(recs[j].StartedAt) {
+			return recs[i].StartedAt.Before(recs[j].StartedAt)
+		}
+		return recs[i].ID < recs[j].ID
+	})
+	for _, r := range recs[:min(extra, len(recs))] {
+		w.fail(w.tx.Delete(store.KindSyncRecord, r.ID, r.Version))
 	}
 }

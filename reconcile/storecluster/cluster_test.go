@@ -377,3 +377,39 @@ func TestCommitIsAtomic(t *testing.T) {
 		t.Errorf("delete of a missing object: %v", err)
 	}
 }
+
+// The history keeps the newest HistoryLimit records: the oldest go.
+func TestHistoryIsTrimmed(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.New(t, storetest.Options{Managers: 1}).Store(0)
+	cl := storecluster.New(st)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	state, err := cl.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In batches, as syncs write them (one or two per commit).
+	total := storecluster.HistoryLimit + 7
+	for i := 0; i < total; i += 2 {
+		var recs []api.SyncRecord
+		for j := i; j < min(i+2, total); j++ {
+			recs = append(recs, api.SyncRecord{Revision: fmt.Sprintf("r%03d", j), StartedAt: start.Add(time.Duration(j) * time.Minute)})
+		}
+		if err := cl.Commit(ctx, reconcile.Commit{State: state, Records: recs}); err != nil {
+			t.Fatal(err)
+		}
+		if state, err = cl.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := cl.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != storecluster.HistoryLimit {
+		t.Fatalf("%d records kept, want %d", len(h), storecluster.HistoryLimit)
+	}
+	if first, last := h[0].Revision, h[len(h)-1].Revision; first != "r007" || last != fmt.Sprintf("r%03d", total-1) {
+		t.Errorf("history runs %s..%s, want r007..r%03d", first, last, total-1)
+	}
+}
