@@ -9,18 +9,27 @@
 //     FileSnapshotStore (snapshots/), the data key file (datakey.json), all
 //     under Config.DataDir;
 //   - the FSM: a go-memdb database of records, one table per Kind, indexed
-//     by id, name, stack, service, node and desired state (fsm.go);
+//     by id, name, stack, service, node and desired state (fsm.go); each
+//     Raft batch is applied in one database transaction whose checks read
+//     the state before the batch plus the batch's own writes (batchTxn);
 //   - typed transactions (tx.go): creates, updates and deletes with
 //     optimistic version checks. A transaction is encoded once by the
 //     proposer with its IDs, timestamps, index keys and sealed secret
 //     payloads inside (command.go, a compact binary layout around each
-//     object's JSON), so applying it is deterministic on every manager and
-//     never decodes objects. An object's Version is the Raft index of the
-//     entry that last wrote it. Store-made IDs are 80 random bits then
-//     the creation time in milliseconds, and the id index keys them time
-//     first (idKey), so a batch of creates lands in one small subtree of
-//     every index instead of copying a root-to-leaf path per object. One
-//     transaction is one Raft entry; a transaction larger than
+//     object's JSON, s2-compressed when that helps), so applying it is
+//     deterministic on every manager and never decodes objects. An
+//     object's Version is the Raft index of the entry that last wrote it.
+//     A store-made ID holds a sequence number within its transaction, 64
+//     random bits shared by the transaction and the creation time in
+//     milliseconds; the id index keys it time, random bits, sequence
+//     (idKey), so a transaction's creates append to one small subtree of
+//     every index instead of copying a root-to-leaf path per object;
+//   - group commit (commit.go): the leader commits the transactions that
+//     concurrent proposers (its own Update calls and the followers'
+//     forwarded ones) submit while earlier entries are in flight as one
+//     Raft entry, each member checked and applied on its own so that one
+//     that fails (a stale version) fails alone with its own error; alone,
+//     a transaction is an entry of its own. A transaction larger than
 //     Config.MaxEntryBytes is split into bounded chunk entries that the FSM
 //     stages and applies atomically when the last chunk commits (a chunked
 //     transaction abandoned by a leader change is discarded when the first

@@ -25,6 +25,11 @@ type record struct {
 	Keys
 	Raw    json.RawMessage `json:"raw"`
 	Sealed []byte          `json:"sealed,omitempty"`
+
+	// key is idKey(ID), computed once when the record is made so that the
+	// indexes do not build it again; nil (computed when needed) in records
+	// read from a snapshot. Never modified: the id index keeps it.
+	key []byte
 }
 
 func (r *record) meta() api.Meta {
@@ -68,7 +73,11 @@ func (f fieldIndex) FromObject(obj any) (bool, []byte, error) {
 	if v == "" {
 		return false, nil, nil
 	}
-	return true, nulTerminated(v), nil
+	// memdb appends the id index key to a non-unique index's key: leave
+	// room for it so that the append does not allocate again.
+	b := make([]byte, len(v)+1, len(v)+1+len(r.ID)+2) // idKey is at most len(ID)+2 bytes
+	copy(b, v)
+	return true, b, nil
 }
 
 func nulTerminated(s string) []byte {
@@ -100,18 +109,26 @@ func (idIndex) FromObject(obj any) (bool, []byte, error) {
 	if r.ID == "" {
 		return false, nil, nil
 	}
+	if r.key != nil {
+		return true, r.key, nil
+	}
 	return true, idKey(r.ID), nil
 }
+
+// idKeyArg is an id index key already built, for lookups by the FSM.
+type idKeyArg []byte
 
 func (idIndex) FromArgs(args ...any) ([]byte, error) {
 	if len(args) != 1 {
 		return nil, fmt.Errorf("index: want one argument, got %d", len(args))
 	}
-	s, ok := args[0].(string)
-	if !ok {
-		return nil, fmt.Errorf("index: argument %T is not a string", args[0])
+	switch a := args[0].(type) {
+	case string:
+		return idKey(a), nil
+	case idKeyArg:
+		return a, nil
 	}
-	return idKey(s), nil
+	return nil, fmt.Errorf("index: argument %T is not a string", args[0])
 }
 
 var indexFields = map[string]fieldIndex{
@@ -149,12 +166,20 @@ func dbSchema() *memdb.DBSchema {
 	return s
 }
 
+// newMemDB returns an empty database without mutation tracking. memdb
+// tracks, on its primary database, the watch channel of every radix node
+// a write transaction replaces and closes them all on commit, for readers
+// blocked in a memdb WatchSet. The store never uses memdb watches (it has
+// its own, fed by Apply), so it writes to a Snapshot of the new database:
+// the same schema and trees, but not primary, so that bookkeeping (a map
+// of up to 8192 channels per index per transaction, then a whole-tree
+// comparison once it overflows) is skipped on every manager.
 func newMemDB() *memdb.MemDB {
 	db, err := memdb.NewMemDB(dbSchema())
 	if err != nil {
 		panic(fmt.Sprintf("store: invalid schema: %v", err)) // programmer error
 	}
-	return db
+	return db.Snapshot()
 }
 
 // stagedTxn collects the chunks of a transaction too large for one entry.
@@ -164,9 +189,12 @@ type stagedTxn struct {
 	Data []byte `json:"data"`
 }
 
-// applyResult is what FSM.Apply returns to the proposer through Raft.
+// applyResult is what FSM.Apply returns to the proposer through Raft:
+// the entry's error or, for a cmdGroup, one error per member (nil when
+// the member applied) unless the group itself is malformed (err).
 type applyResult struct {
-	err error
+	err  error
+	errs []error
 }
 
 // fsm is the Raft state machine. Raft calls ApplyBatch, Snapshot and
@@ -202,17 +230,21 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // entry changes nothing while the entries around it apply.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	resp := make([]any, len(logs))
-	txn := f.db.Txn(true)
+	txn := newBatchTxn(f.db)
 	var events []Event
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
 		}
 		f.dropStale(l.Term)
+		if len(l.Data) > 0 && l.Data[0] == cmdGroup {
+			resp[i] = applyGroup(txn, l, &events)
+			continue
+		}
 		resp[i] = &applyResult{err: f.applyEntry(txn, l, &events)}
 	}
 	f.mu.Lock()
-	txn.Commit()
+	txn.commit()
 	f.index = logs[len(logs)-1].Index
 	close(f.notify)
 	f.notify = make(chan struct{})
@@ -231,7 +263,7 @@ func (f *fsm) dropStale(term uint64) {
 	}
 }
 
-func (f *fsm) applyEntry(txn *memdb.Txn, l *raft.Log, events *[]Event) error {
+func (f *fsm) applyEntry(txn *batchTxn, l *raft.Log, events *[]Event) error {
 	if len(l.Data) == 0 {
 		return fmt.Errorf("%w: empty entry", ErrInvalid)
 	}
@@ -277,8 +309,34 @@ func (f *fsm) applyEntry(txn *memdb.Txn, l *raft.Log, events *[]Event) error {
 	return fmt.Errorf("%w: unknown command type %d", ErrInvalid, l.Data[0])
 }
 
+// applyGroup applies the members of a cmdGroup in order, each on its own
+// as if it were an entry of its own at the group's index: a member that is
+// rejected (stale version, name taken, malformed) changes nothing and
+// does not stop the members after it, which see the changes of the
+// members before it.
+func applyGroup(txn *batchTxn, l *raft.Log, events *[]Event) *applyResult {
+	members, err := decodeGroup(l.Data)
+	if err != nil {
+		return &applyResult{err: err}
+	}
+	res := &applyResult{errs: make([]error, len(members))}
+	for i, m := range members {
+		t, err := decodeTxn(m)
+		if err == nil {
+			err = applyTxn(txn, l.Index, t, events)
+		}
+		res.errs[i] = err
+	}
+	return res
+}
+
 func getRecord(txn *memdb.Txn, k Kind, id string) (*record, error) {
-	raw, err := txn.First(k.String(), idxID, id)
+	return getByKey(txn, k, id, idKeyArg(idKey(id)))
+}
+
+// getByKey is getRecord with the id's key already built.
+func getByKey(txn *memdb.Txn, k Kind, id string, key idKeyArg) (*record, error) {
+	raw, err := txn.First(k.String(), idxID, key)
 	if err != nil {
 		return nil, fmt.Errorf("get %s %s: %w", k, id, err)
 	}
@@ -288,13 +346,94 @@ func getRecord(txn *memdb.Txn, k Kind, id string) (*record, error) {
 	return raw.(*record), nil
 }
 
+// batchTxn is the database transaction of one ApplyBatch. Checks never
+// read through the memdb write transaction: such a read clones the index's
+// radix transaction, which drops its cache of the nodes it has already
+// copied, so every insert after a read would copy its whole path from the
+// root again (which, with a read per change, was most of what applying a
+// create cost). They read the state before the batch (before, read-only)
+// and the records the batch has written since (written, nil when deleted)
+// instead.
+type batchTxn struct {
+	txn     *memdb.Txn
+	before  *memdb.Txn
+	written map[recordKey]*record
+	named   map[nameKey][]*record // written records of unique-name kinds, by name
+}
+
+type recordKey struct {
+	k  Kind
+	id string
+}
+
+type nameKey struct {
+	k    Kind
+	name string
+}
+
+func newBatchTxn(db *memdb.MemDB) *batchTxn {
+	return &batchTxn{txn: db.Txn(true), before: db.Txn(false), written: map[recordKey]*record{}, named: map[nameKey][]*record{}}
+}
+
+func (b *batchTxn) commit() { b.txn.Commit() }
+
+// get returns the current record of an object, or nil.
+func (b *batchTxn) get(k Kind, id string, key idKeyArg) (*record, error) {
+	if r, ok := b.written[recordKey{k, id}]; ok {
+		return r, nil
+	}
+	return getByKey(b.before, k, id, key)
+}
+
+// eachNamed calls fn with every current record of kind k named name.
+func (b *batchTxn) eachNamed(k Kind, name string, fn func(*record) error) error {
+	it, err := b.before.Get(k.String(), idxName, name)
+	if err != nil {
+		return fmt.Errorf("lookup %s name: %w", k, err)
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		r := raw.(*record)
+		if _, ok := b.written[recordKey{k, r.ID}]; ok {
+			continue // changed since: its current record, if named so, is in named
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	for _, r := range b.named[nameKey{k, name}] {
+		if b.written[recordKey{k, r.ID}] != r {
+			continue // changed again or deleted since
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *batchTxn) insert(rec *record) error {
+	if err := b.txn.Insert(rec.Kind.String(), rec); err != nil {
+		return err
+	}
+	b.written[recordKey{rec.Kind, rec.ID}] = rec
+	if rec.Kind.uniqueName() && rec.Name != "" {
+		nk := nameKey{rec.Kind, rec.Name}
+		b.named[nk] = append(b.named[nk], rec)
+	}
+	return nil
+}
+
+func (b *batchTxn) delete(cur *record) error {
+	if err := b.txn.Delete(cur.Kind.String(), cur); err != nil {
+		return err
+	}
+	b.written[recordKey{cur.Kind, cur.ID}] = nil
+	return nil
+}
+
 // applyTxn checks every change of t against the state, then applies them
 // all at version index. It is deterministic: same state and t, same result.
-func applyTxn(txn *memdb.Txn, index uint64, t *txnCmd, events *[]Event) error {
-	type nameKey struct {
-		k    Kind
-		name string
-	}
+func applyTxn(txn *batchTxn, index uint64, t *txnCmd, events *[]Event) error {
 	deleted := map[string]bool{}
 	for _, o := range t.Ops {
 		if o.Action == ActionDelete {
@@ -302,10 +441,12 @@ func applyTxn(txn *memdb.Txn, index uint64, t *txnCmd, events *[]Event) error {
 		}
 	}
 	current := make([]*record, len(t.Ops))
+	keys := make([][]byte, len(t.Ops))
 	claimed := map[nameKey]string{}
 	for i := range t.Ops {
 		o := &t.Ops[i]
-		cur, err := getRecord(txn, o.Kind, o.ID)
+		keys[i] = idKey(o.ID)
+		cur, err := txn.get(o.Kind, o.ID, keys[i])
 		if err != nil {
 			return err
 		}
@@ -332,36 +473,34 @@ func applyTxn(txn *memdb.Txn, index uint64, t *txnCmd, events *[]Event) error {
 			return fmt.Errorf("%s %s %q: %w", o.Action, o.Kind, o.Keys.Name, ErrNameConflict)
 		}
 		claimed[nk] = o.ID
-		it, err := txn.Get(o.Kind.String(), idxName, o.Keys.Name)
-		if err != nil {
-			return fmt.Errorf("lookup %s name: %w", o.Kind, err)
-		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			r := raw.(*record)
+		err = txn.eachNamed(o.Kind, o.Keys.Name, func(r *record) error {
 			if r.ID != o.ID && !deleted[o.Kind.String()+"/"+r.ID] {
 				return fmt.Errorf("%s %s %q: %w", o.Action, o.Kind, o.Keys.Name, ErrNameConflict)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	for i := range t.Ops {
 		o, cur := &t.Ops[i], current[i]
-		table := o.Kind.String()
 		if o.Action == ActionDelete {
-			if err := txn.Delete(table, cur); err != nil {
+			if err := txn.delete(cur); err != nil {
 				return fmt.Errorf("delete %s %s: %w", o.Kind, o.ID, err) // cannot happen: checked above
 			}
 			*events = append(*events, Event{Index: index, Action: o.Action, Kind: o.Kind, ID: o.ID, rec: cur})
 			continue
 		}
 		rec := &record{Kind: o.Kind, ID: o.ID, Version: index, CreatedAt: t.Time, UpdatedAt: t.Time,
-			Keys: o.Keys, Raw: o.Raw, Sealed: o.Sealed}
+			Keys: o.Keys, Raw: o.Raw, Sealed: o.Sealed, key: keys[i]}
 		if cur != nil {
 			rec.CreatedAt = cur.CreatedAt
 			if rec.Sealed == nil {
 				rec.Sealed = cur.Sealed
 			}
 		}
-		if err := txn.Insert(table, rec); err != nil {
+		if err := txn.insert(rec); err != nil {
 			return fmt.Errorf("%s %s %s: %w", o.Action, o.Kind, o.ID, err)
 		}
 		*events = append(*events, Event{Index: index, Action: o.Action, Kind: o.Kind, ID: o.ID, rec: rec})

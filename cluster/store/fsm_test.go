@@ -6,22 +6,25 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/hashicorp/raft"
 )
 
 // fsmHarness drives an FSM directly, as Raft would, with no network.
 type fsmHarness struct {
-	t     *testing.T
-	f     *fsm
-	key   *DataKey
-	index uint64
-	term  uint64
-	now   time.Time
+	t          *testing.T
+	f          *fsm
+	lastResult *applyResult // of the last entry applied
+	key        *DataKey
+	index      uint64
+	term       uint64
+	now        time.Time
 }
 
 func newFSMHarness(t *testing.T) *fsmHarness {
@@ -60,6 +63,7 @@ func (h *fsmHarness) apply(entries ...[]byte) []error {
 		var err error
 		if res, ok := r.(*applyResult); ok {
 			err = res.err
+			h.lastResult = res
 		}
 		errs = append(errs, err)
 	}
@@ -69,6 +73,16 @@ func (h *fsmHarness) apply(entries ...[]byte) []error {
 func (h *fsmHarness) view() ReadTx {
 	txn, idx := h.f.view()
 	return &readTx{txn: txn, index: idx, key: h.key}
+}
+
+// noise returns n bytes that do not compress, for transactions that must
+// stay large enough to be split into chunks.
+func noise(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rand.Uint32())
+	}
+	return b
 }
 
 func TestFSMVersionsAndConflicts(t *testing.T) {
@@ -221,7 +235,7 @@ func TestFSMSnapshotRoundTrip(t *testing.T) {
 	}))
 	// A chunked transaction half received must survive the snapshot too.
 	big := h.txn(func(tx Tx) error {
-		return tx.Create(&api.Config{Spec: api.ConfigSpec{Name: "big", Data: make([]byte, 5000)}})
+		return tx.Create(&api.Config{Spec: api.ConfigSpec{Name: "big", Data: noise(5000)}})
 	})
 	chunks := splitTxn(big, 2048)
 	h.apply(chunks[0])
@@ -248,7 +262,7 @@ func TestFSMSnapshotRoundTrip(t *testing.T) {
 	}
 	want, _ := records(h.view().(*readTx).txn)
 	got, _ := records(h2.view().(*readTx).txn)
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(record{})); diff != "" {
 		t.Fatalf("restored state (-want +got):\n%s", diff)
 	}
 	if h2.f.index != h.f.index {
@@ -274,7 +288,7 @@ func TestFSMChunks(t *testing.T) {
 	cmd := h.txn(func(tx Tx) error {
 		for i := range 50 {
 			if err := tx.Create(&api.Config{Spec: api.ConfigSpec{Name: string(rune('a'+i%26)) + string(rune('a'+i/26)),
-				Data: bytes.Repeat([]byte{'x'}, 100)}}); err != nil {
+				Data: noise(100)}}); err != nil {
 				return err
 			}
 		}
@@ -303,7 +317,7 @@ func TestFSMChunks(t *testing.T) {
 	}
 	// A transaction abandoned by its leader is dropped at the next term.
 	cmd2 := h.txn(func(tx Tx) error {
-		return tx.Create(&api.Config{Spec: api.ConfigSpec{Name: "zz", Data: make([]byte, 3000)}})
+		return tx.Create(&api.Config{Spec: api.ConfigSpec{Name: "zz", Data: noise(3000)}})
 	})
 	chunks2 := splitTxn(cmd2, 1024)
 	h.apply(chunks2[0])
@@ -340,8 +354,17 @@ func FuzzApplyCommand(f *testing.F) {
 	f.Add([]byte{cmdTxn, txnFormat, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 3})
 	f.Add(h.txn(func(tx Tx) error { return tx.Create(&api.Service{Spec: api.ServiceSpec{Name: "web"}}) }))
 	f.Add(h.txn(func(tx Tx) error { return tx.Delete(KindTask, "t", 3) }))
-	f.Add(splitTxn(h.txn(func(tx Tx) error { return tx.Create(&api.Config{Spec: api.ConfigSpec{Data: make([]byte, 1500)}}) }), 1024)[0])
+	f.Add(splitTxn(h.txn(func(tx Tx) error { return tx.Create(&api.Config{Spec: api.ConfigSpec{Data: noise(1500)}}) }), 1024)[0])
 	f.Add(encodeAbort(txnID{1}))
+	f.Add(h.txn(func(tx Tx) error { // compressed
+		for i := range 20 {
+			if err := tx.Create(&api.Task{ServiceID: "svc", Slot: uint64(i), DesiredState: api.TaskRunning}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	f.Add(encodeGroup([][]byte{h.txn(func(tx Tx) error { return tx.Delete(KindTask, "t", 3) }), {cmdTxn}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fh := newFSMHarness(t)
 		fh.apply(data) // must not panic; an error is fine
@@ -370,5 +393,190 @@ func TestRetryConflicts(t *testing.T) {
 	calls = 0
 	if err := RetryConflicts(3, func() error { calls++; return ErrNotFound }); !errors.Is(err, ErrNotFound) || calls != 1 {
 		t.Errorf("other error retried: %d calls", calls)
+	}
+}
+
+// TestFSMGroup: the members of a group entry are applied in order, each on
+// its own: the stale one, the one that conflicts with an earlier member
+// and the malformed one fail alone and leave nothing behind; the others
+// apply at the group's index, and the state is what the same transactions
+// give as entries of their own.
+func TestFSMGroup(t *testing.T) {
+	build := func(h *fsmHarness) [][]byte {
+		base := &api.Service{Meta: api.Meta{ID: "s1"}, Spec: api.ServiceSpec{Name: "web"}}
+		if errs := h.apply(h.txn(func(tx Tx) error { return tx.Create(base) })); errs[0] != nil {
+			t.Fatal(errs[0])
+		}
+		fresh, stale := *base, *base
+		fresh.Spec.Replicas, stale.Spec.Replicas = 2, 3
+		fresh.Version, stale.Version = h.index, h.index-1 // stale: read before the create
+		return [][]byte{
+			h.txn(func(tx Tx) error { return tx.Update(&fresh) }),
+			h.txn(func(tx Tx) error {
+				if err := tx.Create(&api.Network{Meta: api.Meta{ID: "n-stale"}, Spec: api.NetworkSpec{Name: "stale"}}); err != nil {
+					return err
+				}
+				return tx.Update(&stale)
+			}),
+			h.txn(func(tx Tx) error {
+				return tx.Create(&api.Network{Meta: api.Meta{ID: "n1"}, Spec: api.NetworkSpec{Name: "front"}})
+			}),
+			h.txn(func(tx Tx) error { // the name the member before it took
+				return tx.Create(&api.Network{Meta: api.Meta{ID: "n2"}, Spec: api.NetworkSpec{Name: "front"}})
+			}),
+			{cmdTxn, txnFormat, 1}, // malformed
+			h.txn(func(tx Tx) error { return tx.Delete(KindService, "s1", 0) }),
+		}
+	}
+	want := []error{nil, ErrVersionConflict, nil, ErrNameConflict, ErrInvalid, nil}
+
+	g := newFSMHarness(t)
+	members := build(g)
+	errs := g.apply(encodeGroup(members))
+	if len(errs) != 1 || errs[0] != nil {
+		t.Fatalf("group entry: %v", errs)
+	}
+	res := g.lastResult
+	if len(res.errs) != len(want) {
+		t.Fatalf("%d member results, want %d", len(res.errs), len(want))
+	}
+	for i, w := range want {
+		if (w == nil) != (res.errs[i] == nil) || (w != nil && !errors.Is(res.errs[i], w)) {
+			t.Errorf("member %d: err = %v, want %v", i, res.errs[i], w)
+		}
+	}
+	n1, err := Get[api.Network](g.view(), "n1")
+	if err != nil || n1.Version != g.index {
+		t.Fatalf("n1 = %+v, %v; want version %d (the group's index)", n1, err, g.index)
+	}
+	for _, id := range []string{"n-stale", "n2"} {
+		if _, err := Get[api.Network](g.view(), id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("rejected member left %s behind: %v", id, err)
+		}
+	}
+	if _, err := Get[api.Service](g.view(), "s1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("s1 not deleted by the last member: %v", err)
+	}
+
+	// The same transactions, one entry each, in one Raft batch.
+	s := newFSMHarness(t)
+	s.key = g.key
+	members = build(s)
+	errs = s.apply(members...)
+	for i, w := range want {
+		if (w == nil) != (errs[i] == nil) || (w != nil && !errors.Is(errs[i], w)) {
+			t.Errorf("entry %d: err = %v, want %v", i, errs[i], w)
+		}
+	}
+	strip := func(rs []*record) []*record {
+		for _, r := range rs {
+			r.Version = 0 // versions are indexes: one group index against one index per entry
+		}
+		return rs
+	}
+	gotG, _ := records(g.view().(*readTx).txn)
+	gotS, _ := records(s.view().(*readTx).txn)
+	if diff := cmp.Diff(strip(gotS), strip(gotG), cmpopts.IgnoreUnexported(record{})); diff != "" {
+		t.Errorf("group state differs from separate entries (-separate +group):\n%s", diff)
+	}
+}
+
+func TestDecodeGroup(t *testing.T) {
+	a, b := []byte{cmdTxn, 1, 2}, []byte{cmdTxn, 3}
+	got, err := decodeGroup(encodeGroup([][]byte{a, b}))
+	if err != nil || len(got) != 2 || !bytes.Equal(got[0], a) || !bytes.Equal(got[1], b) {
+		t.Fatalf("round trip: %q, %v", got, err)
+	}
+	for _, tt := range []struct {
+		name string
+		data []byte
+	}{
+		{"empty", []byte{cmdGroup}},
+		{"no members", []byte{cmdGroup, 0}},
+		{"more members than bytes", []byte{cmdGroup, 5, 0}},
+		{"truncated member", []byte{cmdGroup, 1, 4, cmdTxn}},
+		{"trailing bytes", append(encodeGroup([][]byte{a}), 7)},
+		{"not a group", a},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := decodeGroup(tt.data); !errors.Is(err, ErrInvalid) {
+				t.Errorf("err = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+// TestFSMBatchMatchesSerial: entries applied together in Raft batches
+// (one database transaction each, read through batchTxn) give each the
+// same result, and the state the same records, as applied one batch each.
+// The transactions are random creates, renames and deletes of a few
+// services over a few names, with current or stale versions.
+func TestFSMBatchMatchesSerial(t *testing.T) {
+	for seed := range uint64(20) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			serial := newFSMHarness(t)
+			var entries [][]byte
+			var want []error
+			for range 40 {
+				cmd := serial.txn(func(tx Tx) error {
+					used := map[string]bool{}
+					for range 1 + rng.IntN(3) {
+						id := fmt.Sprintf("s%d", rng.IntN(5))
+						if used[id] {
+							continue
+						}
+						used[id] = true
+						cur, err := Get[api.Service](tx, id)
+						svc := &api.Service{Meta: api.Meta{ID: id}, Spec: api.ServiceSpec{Name: fmt.Sprintf("n%d", rng.IntN(3))}}
+						if err == nil {
+							svc.Version = cur.Version
+						}
+						if rng.IntN(4) == 0 {
+							svc.Version = uint64(rng.IntN(int(serial.index) + 1)) // likely stale
+						}
+						switch rng.IntN(3) {
+						case 0:
+							err = tx.Create(svc)
+						case 1:
+							err = tx.Update(svc)
+						default:
+							err = tx.Delete(KindService, id, svc.Version)
+						}
+						if err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				entries = append(entries, cmd)
+				want = append(want, serial.apply(cmd)[0])
+			}
+			batch := newFSMHarness(t)
+			batch.key = serial.key
+			var got []error
+			for rest := entries; len(rest) > 0; { // batches of 1 to 12 entries
+				n := min(1+rng.IntN(12), len(rest))
+				got = append(got, batch.apply(rest[:n]...)...)
+				rest = rest[n:]
+			}
+			failed := 0
+			for i := range want {
+				if fmt.Sprint(want[i]) != fmt.Sprint(got[i]) {
+					t.Errorf("entry %d: %v in one batch, %v alone", i, got[i], want[i])
+				}
+				if want[i] != nil {
+					failed++
+				}
+			}
+			if failed == 0 || failed == len(want) {
+				t.Errorf("%d of %d entries failed: the test exercises nothing", failed, len(want))
+			}
+			a, _ := records(serial.view().(*readTx).txn)
+			b, _ := records(batch.view().(*readTx).txn)
+			if diff := cmp.Diff(a, b, cmpopts.IgnoreUnexported(record{})); diff != "" {
+				t.Errorf("state (-serial +batch):\n%s", diff)
+			}
+		})
 	}
 }

@@ -48,10 +48,11 @@ type Store struct {
 
 // node is the running Raft half of a Store.
 type node struct {
-	raft *raft.Raft
-	bolt *raftboltdb.BoltStore
-	key  *DataKey
-	addr string
+	raft   *raft.Raft
+	bolt   *raftboltdb.BoltStore
+	key    *DataKey
+	addr   string
+	commit *committer
 }
 
 // New opens the store in cfg.DataDir and starts Raft. When the data key
@@ -184,6 +185,7 @@ func (s *Store) start(key *DataKey) (err error) {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n := &node{raft: r, bolt: bolt, key: key, addr: string(trans.LocalAddr())}
+	n.commit = newCommitter(s, n)
 	obs := make(chan raft.Observation, 64)
 	r.RegisterObserver(raft.NewObserver(obs, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
@@ -193,10 +195,14 @@ func (s *Store) start(key *DataKey) (err error) {
 		return false
 	}))
 	s.n.Store(n)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.leaderLoop(n, obs)
+	}()
+	go func() {
+		defer s.wg.Done()
+		n.commit.run()
 	}()
 	s.log.Info("store started", logKeyAddr, n.addr)
 	return nil
@@ -417,10 +423,12 @@ func (s *Store) propose(ctx context.Context, n *node, cmd []byte) (uint64, error
 	return idx, nil
 }
 
-// applyLocal proposes cmd on this node, which believes it leads.
+// applyLocal proposes cmd on this node, which believes it leads: with
+// the concurrent proposals it may be grouped with (commit.go) when it fits
+// in one entry, else as chunks.
 func (s *Store) applyLocal(ctx context.Context, n *node, cmd []byte) (uint64, error) {
 	if len(cmd) <= s.cfg.MaxEntryBytes {
-		return s.applyEntry(ctx, n, cmd, true)
+		return n.commit.submit(ctx, cmd)
 	}
 	chunks := splitTxn(cmd, s.cfg.MaxEntryBytes)
 	for i, c := range chunks {
@@ -458,34 +466,40 @@ func (s *Store) applyEntry(ctx context.Context, n *node, data []byte, decisive b
 		}
 	}
 	f := n.raft.Apply(data, timeout)
-	err := s.wait(ctx, f)
-	if errors.Is(err, errWaitEnded) {
-		if decisive {
-			return 0, fmt.Errorf("%w: %w", ErrUncertain, err)
-		}
-		return 0, err
-	}
-	switch {
-	case err == nil:
-	case errors.Is(err, raft.ErrNotLeader):
-		return 0, s.notLeader(n)
-	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return 0, fmt.Errorf("propose: %w", err)
-	case errors.Is(err, raft.ErrRaftShutdown):
-		if decisive {
-			return 0, fmt.Errorf("%w: %w", ErrUncertain, ErrClosed)
-		}
-		return 0, ErrClosed
-	default: // leadership lost and the like
-		if decisive {
-			return 0, fmt.Errorf("%w: %w", ErrUncertain, err)
-		}
-		return 0, fmt.Errorf("propose: %w", err)
+	if err := s.wait(ctx, f); err != nil {
+		return 0, s.futureErr(n, err, decisive)
 	}
 	if res, ok := f.Response().(*applyResult); ok && res.err != nil {
 		return 0, res.err
 	}
 	return f.Index(), nil
+}
+
+// futureErr turns the error of waiting for an entry's future into the
+// store's: nothing applied (NotLeaderError, a timeout to enqueue), or,
+// for a decisive entry proposed and then lost sight of, ErrUncertain.
+func (s *Store) futureErr(n *node, err error, decisive bool) error {
+	switch {
+	case errors.Is(err, errWaitEnded):
+		if decisive {
+			return fmt.Errorf("%w: %w", ErrUncertain, err)
+		}
+		return err
+	case errors.Is(err, raft.ErrNotLeader):
+		return s.notLeader(n)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("propose: %w", err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		if decisive {
+			return fmt.Errorf("%w: %w", ErrUncertain, ErrClosed)
+		}
+		return ErrClosed
+	default: // leadership lost and the like
+		if decisive {
+			return fmt.Errorf("%w: %w", ErrUncertain, err)
+		}
+		return fmt.Errorf("propose: %w", err)
+	}
 }
 
 // errWaitEnded marks a wait for a Raft future cut short by ctx or Close.

@@ -27,7 +27,7 @@ type ReadTx interface {
 // and applied atomically when the transaction commits.
 type Tx interface {
 	ReadTx
-	// Create stores a new object. An empty ID is filled with a random one;
+	// Create stores a new object. An empty ID is filled with a new one (idSeq);
 	// CreatedAt and UpdatedAt are set to the transaction's time, and
 	// Version to the commit index once the transaction commits.
 	Create(obj api.Object) error
@@ -171,6 +171,7 @@ func Find[T any, P object[T]](tx ReadTx, by By) ([]P, error) {
 type writeTx struct {
 	readTx
 	now  time.Time
+	ids  idSeq
 	ops  []op
 	objs []api.Object // per op: the caller's object to stamp after commit; nil for deletes
 }
@@ -180,7 +181,7 @@ var _ Tx = (*writeTx)(nil)
 func (w *writeTx) Create(obj api.Object) error {
 	m := obj.GetMeta()
 	if m.ID == "" {
-		id, err := newID(w.now)
+		id, err := w.ids.next(w.now)
 		if err != nil {
 			return err
 		}

@@ -118,7 +118,10 @@ func TestLeaderChangeMidSync(t *testing.T) {
 				return ctl, cl
 			}
 
-			first := sc.Leader()
+			first, err := sc.WaitLeader(30 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
 			firstStore := sc.Store(first)
 			ctl, cl := controller(firstStore)
 			good := r.commit(map[string]string{"web/compose.yaml": stack("app:1", 2)})
