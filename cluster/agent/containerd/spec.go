@@ -198,7 +198,6 @@ func specOpts(t *api.Task, img oci.Image, ic ocispec.ImageConfig, mounts []specs
 	opts := []oci.SpecOpts{
 		oci.WithImageConfig(img),
 		oci.WithProcessArgs(args...),
-		oci.WithAnnotations(map[string]string{shimGroupAnnotation: shimGroup(t)}),
 		oci.WithHostname(hostname(t)),
 		oci.WithMounts(append([]specs.Mount{cgroup}, mounts...)),
 	}
@@ -302,18 +301,4 @@ func stopSignal(c *api.ContainerSpec, ic ocispec.ImageConfig) string {
 		return ic.StopSignal
 	}
 	return "SIGTERM"
-}
-
-// The tasks of one service on a node share one runc shim (containerd's
-// runc v2 shim groups containers by this annotation, as Kubernetes groups
-// a pod's): a replica then starts without a new shim process, which on a
-// busy node is much of a start. A shim that dies takes only that
-// service's tasks on that node with it.
-const shimGroupAnnotation = "io.containerd.runc.v2.group"
-
-func shimGroup(t *api.Task) string {
-	if t.ServiceID == "" {
-		return "gitorc-" + t.ID
-	}
-	return "gitorc-" + t.ServiceID
 }
