@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,60 +15,29 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/reconcile/gitsource"
+	"github.com/gitorc/gitorc/reconcile/gittest"
 	"github.com/gitorc/gitorc/secrets"
 	"github.com/google/go-cmp/cmp"
 )
 
 // gitRepo is a real local repository driven with the git CLI.
 type gitRepo struct {
+	*gittest.Repo
 	t   testing.TB
 	dir string
 }
 
 func newGitRepo(t testing.TB) *gitRepo {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("needs the git CLI")
-	}
-	r := &gitRepo{t: t, dir: t.TempDir()}
-	r.git("init", "-q", "-b", "main")
-	return r
+	g := gittest.New(t, "")
+	return &gitRepo{Repo: g, t: t, dir: g.Dir}
 }
 
-func (r *gitRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = r.dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
+func (r *gitRepo) git(args ...string) string { r.t.Helper(); return r.Git(args...) }
 
-// commit writes files (an empty content removes the file) and commits.
 func (r *gitRepo) commit(msg string, files map[string]string) string {
 	r.t.Helper()
-	for name, content := range files {
-		p := filepath.Join(r.dir, name)
-		if content == "" {
-			if err := os.Remove(p); err != nil {
-				r.t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	r.git("add", "-A")
-	r.git("commit", "-q", "--allow-empty", "-m", msg)
-	return r.git("rev-parse", "HEAD")
+	return r.Commit(msg, files)
 }
 
 func (r *gitRepo) source() *gitsource.Source {

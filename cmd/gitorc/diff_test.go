@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,69 +13,32 @@ import (
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/reconcile"
+	"github.com/gitorc/gitorc/reconcile/gittest"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
 	"github.com/gitorc/gitorc/secrets"
 )
 
 // stacksRepo is a local Git repository of stacks, driven with the git CLI.
 type stacksRepo struct {
+	*gittest.Repo
 	t   *testing.T
 	dir string
 }
 
 func newStacksRepo(t *testing.T) *stacksRepo {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("needs the git CLI")
-	}
-	r := &stacksRepo{t: t, dir: filepath.Join(t.TempDir(), "stacks")}
-	if err := os.MkdirAll(r.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r.git("init", "-q", "-b", "main")
-	return r
+	g := gittest.New(t, filepath.Join(t.TempDir(), "stacks"))
+	return &stacksRepo{Repo: g, t: t, dir: g.Dir}
 }
 
-func (r *stacksRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = r.dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
+func (r *stacksRepo) git(args ...string) string { r.t.Helper(); return r.Git(args...) }
 
-// write changes the working tree: an empty content removes the file.
-func (r *stacksRepo) write(files map[string]string) {
-	r.t.Helper()
-	for name, content := range files {
-		p := filepath.Join(r.dir, name)
-		if content == "" {
-			if err := os.Remove(p); err != nil {
-				r.t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-}
+func (r *stacksRepo) write(files map[string]string) { r.t.Helper(); r.Write(files) }
 
 // commit writes files and commits them; it returns the commit.
 func (r *stacksRepo) commit(msg string, files map[string]string) string {
 	r.t.Helper()
-	r.write(files)
-	r.git("add", "-A")
-	r.git("commit", "-q", "--allow-empty", "-m", msg)
-	return r.git("rev-parse", "HEAD")
+	return r.Commit(msg, files)
 }
 
 // webStack is a stack whose service needs no worker to be synced: no

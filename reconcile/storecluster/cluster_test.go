@@ -3,9 +3,6 @@ package storecluster_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,60 +14,28 @@ import (
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/reconcile/gitsource"
+	"github.com/gitorc/gitorc/reconcile/gittest"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
 	"github.com/gitorc/gitorc/secrets"
 	"github.com/google/go-cmp/cmp"
 )
 
+// repo is a real local repository driven with the git CLI.
 type repo struct {
+	*gittest.Repo
 	t   *testing.T
 	dir string
 }
 
 func newRepo(t *testing.T) *repo {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("needs the git CLI")
-	}
-	r := &repo{t: t, dir: t.TempDir()}
-	r.git("init", "-q", "-b", "main")
-	return r
+	g := gittest.New(t, "")
+	return &repo{Repo: g, t: t, dir: g.Dir}
 }
 
-func (r *repo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = r.dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// commit writes files (empty content removes one) and commits them.
 func (r *repo) commit(files map[string]string) string {
 	r.t.Helper()
-	for name, content := range files {
-		p := filepath.Join(r.dir, name)
-		if content == "" {
-			if err := os.Remove(p); err != nil {
-				r.t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	r.git("add", "-A")
-	r.git("commit", "-q", "-m", "change")
-	return r.git("rev-parse", "HEAD")
+	return r.Commit("change", files)
 }
 
 // clock moves on by each wait's duration, after running onWait: what the
