@@ -13,7 +13,6 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
 	"github.com/gitorc/gitorc/e2e/harness"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // cluster is a gitorc cluster on netns hosts, driven with the real binary.
@@ -120,19 +119,13 @@ func hostsWithRegistry(t *testing.T, hosts int) *cluster {
 	ctx := context.Background()
 	c := &cluster{t: t, bin: buildGitorc(t), nw: harness.NewNetwork(t, hosts), logs: t.TempDir()}
 	tmp := t.TempDir()
-	reg, err := imagetest.StartRegistryOn(ctx, filepath.Join(tmp, "registry"), c.nw.Gateway.String(), 30*time.Second)
+	reg, err := imagetest.StartBusyboxRegistry(ctx, filepath.Join(tmp, "registry"), c.nw.Gateway.String(),
+		[]string{"sleep", "3600"}, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(reg.Stop)
 	c.reg = reg
-	img, err := imagetest.Busybox(ocispec.ImageConfig{Cmd: []string{"sleep", "3600"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Push(ctx, img, "gitorc/busybox", "1"); err != nil {
-		t.Fatal(err)
-	}
 	for i := range c.nw.Hosts {
 		c.dirs = append(c.dirs, filepath.Join(tmp, fmt.Sprintf("node%d", i+1)))
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -130,7 +131,13 @@ func (d *daemon) renewLoop(ctx context.Context) error {
 			return err
 		}
 		if err != nil {
-			d.log.Debug("certificate check", "manager", addr, "err", err)
+			// Routine while a manager is away; a warning once the
+			// certificate is due, since it stops working when it expires.
+			level := slog.LevelDebug
+			if d.pki.current().NeedsRenewal(time.Now()) {
+				level = slog.LevelWarn
+			}
+			d.log.Log(ctx, level, "certificate check failed", "manager", addr, "not_after", d.pki.current().Identity.NotAfter, "err", err)
 			next++
 		}
 	}

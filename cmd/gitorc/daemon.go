@@ -52,8 +52,9 @@ type daemon struct {
 	agent       *agent.Agent
 	exec        *containerd.Executor
 	stopSession context.CancelFunc
-	// left is closed by gitorc leave.
-	left chan struct{}
+	// left is closed by gitorc leave; leaving serialises leave requests.
+	left    chan struct{}
+	leaving sync.Mutex
 	// storeRef is the store for TLS admission checks, which may run
 	// before startManager has set d.store.
 	storeRef atomic.Pointer[store.Store]

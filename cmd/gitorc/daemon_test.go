@@ -16,7 +16,6 @@ import (
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/secrets"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func freeAddr(t *testing.T) string {
@@ -190,18 +189,12 @@ func testRegistry(t *testing.T, dir string) *imagetest.Registry {
 			t.Skipf("needs %s: run scripts/install-deps.sh", p)
 		}
 	}
-	reg, err := imagetest.StartRegistry(context.Background(), filepath.Join(dir, "registry"), 30*time.Second)
+	reg, err := imagetest.StartBusyboxRegistry(context.Background(), filepath.Join(dir, "registry"), "127.0.0.1",
+		[]string{"sleep", "3600"}, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(reg.Stop)
-	img, err := imagetest.Busybox(ocispec.ImageConfig{Cmd: []string{"sleep", "3600"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Push(context.Background(), img, "gitorc/busybox", "1"); err != nil {
-		t.Fatal(err)
-	}
 	return reg
 }
 

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
@@ -22,14 +21,12 @@ var errLeft = errors.New("left the cluster")
 // leaveDrainTimeout bounds the wait for a leaving node's containers.
 const leaveDrainTimeout = 2 * time.Minute
 
-var leaveOnce sync.Mutex
-
 // handleLeave is POST /v1/leave: the node stops its session, removes its
 // tasks' containers, and stops; run then deletes its state. A manager
 // leaves only with force: demoting it first keeps the quorum safe.
 func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
-	leaveOnce.Lock()
-	defer leaveOnce.Unlock()
+	d.leaving.Lock()
+	defer d.leaving.Unlock()
 	force := r.URL.Query().Get("force") == "1"
 	if d.state.Role == api.RoleManager && !force {
 		writeJSONResponse(w, http.StatusConflict, map[string]string{"error": fmt.Sprintf(

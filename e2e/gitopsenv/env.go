@@ -26,7 +26,6 @@ import (
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/e2e/gitserver"
 	"github.com/gitorc/gitorc/e2e/harness"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Options shape a cluster.
@@ -79,19 +78,13 @@ func Start(tb testing.TB, opts Options) *Env {
 	ctx := context.Background()
 	e := &Env{tb: tb, opts: opts, Net: harness.NewNetwork(tb, opts.Hosts), logs: tb.TempDir()}
 	tmp := tb.TempDir()
-	reg, err := imagetest.StartRegistryOn(ctx, filepath.Join(tmp, "registry"), e.Net.Gateway.String(), 30*time.Second)
+	reg, err := imagetest.StartBusyboxRegistry(ctx, filepath.Join(tmp, "registry"), e.Net.Gateway.String(),
+		[]string{"sleep", "3600"}, 30*time.Second)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(reg.Stop)
 	e.Reg = reg
-	img, err := imagetest.Busybox(ocispec.ImageConfig{Cmd: []string{"sleep", "3600"}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := reg.Push(ctx, img, "gitorc/busybox", "1"); err != nil {
-		tb.Fatal(err)
-	}
 	if e.Repo, err = gitserver.NewRepo(filepath.Join(tmp, "git")); err != nil {
 		tb.Fatal(err)
 	}

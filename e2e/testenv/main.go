@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func main() {
@@ -35,19 +34,12 @@ func run(dir, addrFile string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	reg, err := imagetest.StartRegistry(ctx, filepath.Join(dir, "registry"), 30*time.Second)
+	reg, err := imagetest.StartBusyboxRegistry(ctx, filepath.Join(dir, "registry"), "127.0.0.1", []string{"sh"}, 30*time.Second)
 	if err != nil {
 		return err
 	}
 	defer reg.Stop()
-	img, err := imagetest.Busybox(ocispec.ImageConfig{Cmd: []string{"sh"}})
-	if err != nil {
-		return err
-	}
-	ref, err := reg.Push(ctx, img, "gitorc/busybox", "1")
-	if err != nil {
-		return err
-	}
+	ref := reg.Addr + "/" + imagetest.BusyboxRepo + ":" + imagetest.BusyboxTag
 	if addrFile != "" {
 		if err := os.WriteFile(addrFile+".tmp", []byte(reg.Addr+"\n"), 0o644); err != nil {
 			return err

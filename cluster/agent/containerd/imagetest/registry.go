@@ -209,3 +209,28 @@ func do(req *http.Request, want int) error {
 	}
 	return nil
 }
+
+// BusyboxRef is the repository and tag of the image that the demo, the
+// daemon tests and the e2e clusters run: gitorc/busybox:1.
+const (
+	BusyboxRepo = "gitorc/busybox"
+	BusyboxTag  = "1"
+)
+
+// StartBusyboxRegistry starts a registry on host (as StartRegistryOn)
+// that holds Busybox as gitorc/busybox:1 with cmd as its default command.
+func StartBusyboxRegistry(ctx context.Context, dir, host string, cmd []string, timeout time.Duration) (*Registry, error) {
+	reg, err := StartRegistryOn(ctx, dir, host, timeout)
+	if err != nil {
+		return nil, err
+	}
+	img, err := Busybox(ocispec.ImageConfig{Cmd: cmd})
+	if err == nil {
+		_, err = reg.Push(ctx, img, BusyboxRepo, BusyboxTag)
+	}
+	if err != nil {
+		reg.Stop()
+		return nil, err
+	}
+	return reg, nil
+}
