@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -309,6 +310,12 @@ func (d *daemon) serveControl(ctx context.Context) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/leave", d.handleLeave)
+	// Go's profiles of this process, on every node (the socket is root's):
+	// go tool pprof 'http+unix:…' does not exist, so fetch them with
+	// curl --unix-socket SOCKET http://gitorc/debug/pprof/profile?seconds=10.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	if d.store == nil {
 		// A worker: its socket serves only gitorc leave.
 		return serveSocket(ctx, ln, mux, path)

@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -25,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/e2e/gitopsenv"
 	"github.com/gitorc/gitorc/e2e/gitserver"
 )
@@ -35,6 +36,7 @@ func main() {
 	replicas := flag.Int("replicas", 10, "replicas of each pushed service")
 	pushes := flag.Int("pushes", 20, "measured pushes")
 	bin := flag.String("bin", "", "the gitorc binary (default: built from ./cmd/gitorc)")
+	mode := flag.String("mode", "update", "update: each push changes the service's environment (a start-first rolling update of every replica at once); replace: each push replaces the service by a new one")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench: needs root (network namespaces, containers)")
@@ -56,7 +58,7 @@ func main() {
 	var res result
 	var failure string
 	br := testing.Benchmark(func(b *testing.B) {
-		res, failure = measure(b, *bin, *hosts, *replicas, *pushes)
+		res, failure = measure(b, *bin, *mode, *hosts, *replicas, *pushes)
 	})
 	if failure != "" {
 		fmt.Fprintln(os.Stderr, "bench:", failure)
@@ -66,7 +68,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: nothing measured (%v)\n", br)
 		os.Exit(1)
 	}
-	fmt.Printf("push-to-running with a webhook: %d hosts, %d replicas of a cached image, %d pushes\n\n", *hosts, *replicas, len(res.running))
+	fmt.Printf("push-to-running with a webhook (%s): %d hosts, %d replicas of a cached image, %d pushes\n\n", *mode, *hosts, *replicas, len(res.running))
 	fmt.Println("| measure | median | p90 | p99 | min | max |")
 	fmt.Println("| --- | --- | --- | --- | --- | --- |")
 	row("push → all replicas running", res.running)
@@ -80,16 +82,22 @@ type result struct {
 }
 
 // measure runs the pushes; a non-empty string says why it stopped.
-func measure(b *testing.B, bin string, hosts, replicas, pushes int) (result, string) {
+func measure(b *testing.B, bin, mode string, hosts, replicas, pushes int) (result, string) {
+	if mode != "update" && mode != "replace" {
+		return result{}, fmt.Sprintf("-mode %q: want update or replace", mode)
+	}
 	const secret = "bench-hook-secret"
 	env := gitopsenv.Start(b, gitopsenv.Options{Hosts: hosts, Bin: bin, Interval: time.Hour, Secret: secret})
 	ctx := context.Background()
 	var res result
 	// Push 0 warms up: every node pulls the image once.
 	for i := 0; i <= pushes; i++ {
-		name := fmt.Sprintf("w%d", i)
+		name, version := "w", fmt.Sprintf("w%d", i)
+		if mode == "replace" {
+			name = version
+		}
 		start := time.Now()
-		commit, err := env.Repo.Commit("main", "bench "+name, map[string]string{"stacks/bench/compose.yaml": env.Stack(name, replicas, name)})
+		commit, err := env.Repo.Commit("main", "bench "+version, map[string]string{"stacks/bench/compose.yaml": env.Stack(name, replicas, version)})
 		if err != nil {
 			return res, err.Error()
 		}
@@ -107,24 +115,23 @@ func measure(b *testing.B, bin string, hosts, replicas, pushes int) (result, str
 				env.DumpLogs()
 				return res, fmt.Sprintf("push %d: not running and synced after 2m\n%s", i, st)
 			}
-			svcs, err := env.Services(ctx)
-			if err == nil && running == 0 && svcs["bench_"+name].Running == uint64(replicas) {
-				running = time.Since(start)
+			if running == 0 {
+				if n, err := runningOf(ctx, env, version); err == nil && n == replicas {
+					running = time.Since(start)
+				}
 			}
-			if synced == 0 && isSynced(env, commit) {
-				synced = time.Since(start)
+			if synced == 0 {
+				if st, err := env.Sync(ctx); err == nil && st.Revision == commit && st.Phase == api.SyncSynced {
+					synced = time.Since(start)
+				}
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 		}
-		// The previous service is pruned with this revision: let its tasks
-		// stop before the next push, so pushes do not overlap.
-		for {
-			svcs, err := env.Services(ctx)
-			if err == nil && len(svcs) == 1 {
-				break
-			}
+		// Let the previous revision's tasks stop before the next push, so
+		// that no push pays for another's teardown.
+		for !quiet(ctx, env, "bench_"+name, version) {
 			if time.Now().After(deadline) {
-				return res, fmt.Sprintf("push %d: the previous service was not pruned", i)
+				return res, fmt.Sprintf("push %d: the previous service's tasks did not stop", i)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -143,18 +150,45 @@ func measure(b *testing.B, bin string, hosts, replicas, pushes int) (result, str
 	return res, ""
 }
 
-func isSynced(env *gitopsenv.Env, commit string) bool {
-	out, err := env.Gitorc("status", "-o", "json")
+// version is the environment entry that tells the pushes' tasks apart.
+func version(t controlapi.Task) string {
+	for _, e := range t.Spec.Container.Env {
+		if v, ok := strings.CutPrefix(e, "VERSION="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// runningOf counts the running tasks of a push.
+func runningOf(ctx context.Context, env *gitopsenv.Env, v string) (int, error) {
+	tasks, err := env.Tasks(ctx)
+	n := 0
+	for _, t := range tasks {
+		if version(t) == v && t.DesiredState == api.TaskRunning && t.Status.State == api.TaskRunning {
+			n++
+		}
+	}
+	return n, err
+}
+
+// quiet says whether the only service is the given one and every task of
+// an earlier push has stopped.
+func quiet(ctx context.Context, env *gitopsenv.Env, service, v string) bool {
+	svcs, err := env.Services(ctx)
+	if err != nil || len(svcs) != 1 || svcs[service].ID == "" {
+		return false
+	}
+	tasks, err := env.Tasks(ctx)
 	if err != nil {
 		return false
 	}
-	var st struct {
-		State struct {
-			Phase    string `json:"phase"`
-			Revision string `json:"revision"`
-		} `json:"state"`
+	for _, t := range tasks {
+		if version(t) != v && !t.Status.State.Terminal() {
+			return false
+		}
 	}
-	return json.Unmarshal([]byte(out), &st) == nil && st.State.Revision == commit && st.State.Phase == "synced"
+	return true
 }
 
 func row(what string, ds []time.Duration) {

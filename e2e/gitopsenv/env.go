@@ -6,7 +6,7 @@
 // workers. It drives the real gitorc binary as a user would.
 //
 // It imports no gitorc package but e2e's helpers, imagetest and the
-// control API's types; it needs root.
+// control API's and domain model's types; it needs root.
 package gitopsenv
 
 import (
@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
+	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/e2e/gitserver"
 	"github.com/gitorc/gitorc/e2e/harness"
@@ -160,20 +161,28 @@ func (e *Env) WaitFor(what string, timeout time.Duration, cond func() bool) {
 	}
 }
 
-// Services returns the cluster's services with their running counts, by
-// name, straight from the control API.
-func (e *Env) Services(ctx context.Context) (map[string]controlapi.Service, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://gitorc/v1/services", nil)
+// get decodes the JSON answer of a GET on the first manager's control API.
+func (e *Env) get(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://gitorc"+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := e.api.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// Services returns the cluster's services with their running counts, by
+// name, straight from the control API.
+func (e *Env) Services(ctx context.Context) (map[string]controlapi.Service, error) {
 	var list []controlapi.Service
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+	if err := e.get(ctx, "/v1/services", &list); err != nil {
 		return nil, err
 	}
 	out := map[string]controlapi.Service{}
@@ -181,6 +190,21 @@ func (e *Env) Services(ctx context.Context) (map[string]controlapi.Service, erro
 		out[s.Spec.Name] = s
 	}
 	return out, nil
+}
+
+// Tasks returns every task the store holds, history included.
+func (e *Env) Tasks(ctx context.Context) ([]controlapi.Task, error) {
+	var list []controlapi.Task
+	return list, e.get(ctx, "/v1/tasks", &list)
+}
+
+// Sync returns the sync state (what `gitorc status -o json` shows as
+// "state"), without starting a CLI process.
+func (e *Env) Sync(ctx context.Context) (api.SyncState, error) {
+	var rep struct {
+		State api.SyncState `json:"state"`
+	}
+	return rep.State, e.get(ctx, "/v1/sync", &rep)
 }
 
 // LogDir is where every node's log is.
@@ -216,11 +240,14 @@ func (e *Env) teardown() {
 
 // Stack is a stack file of one service: replicas of gitorc/busybox:1
 // sleeping, with an environment variable that tells revisions apart.
+// sleep, as a container's first process, ignores SIGTERM: a stop waits
+// for the grace period, which is short here.
 func (e *Env) Stack(service string, replicas int, version string) string {
 	return fmt.Sprintf(`services:
   %s:
     image: %s/gitorc/busybox:1
     command: ["sleep", "3600"]
+    stop_grace_period: 1s
     environment:
       VERSION: %q
     deploy:

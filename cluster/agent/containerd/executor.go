@@ -63,6 +63,8 @@ type Executor struct {
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
 
+	shims shimGroups // tasks of one shim group are created and deleted one at a time
+
 	mu      sync.Mutex
 	health  map[string]*monitor // by task ID
 	pulling map[string]*pull    // by image reference
@@ -258,12 +260,21 @@ func (e *Executor) Start(ctx context.Context, taskID string) error {
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("start: %w", err)
 	}
+	info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	group := info.Labels[labelShimGroup]
+	unlock := e.shims.lock(group)
 	t, err := c.NewTask(ctx, e.logCreator(taskID))
+	unlock()
 	if err != nil {
 		return fmt.Errorf("start: %w", cleanRuntimeErr(err))
 	}
 	if err := t.Start(ctx); err != nil {
+		unlock := e.shims.lock(group)
 		_, _ = t.Delete(ctx, client.WithProcessKill)
+		unlock()
 		return fmt.Errorf("start: %w", cleanRuntimeErr(err))
 	}
 	return nil
@@ -368,7 +379,11 @@ func (e *Executor) Remove(ctx context.Context, taskID string) (agent.Exit, error
 			if exit, err = e.stopTask(ctx, t, labels); err != nil {
 				return exit, fmt.Errorf("remove: %w", err)
 			}
-			if _, err := t.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			// The process has exited: no kill before the delete.
+			unlock := e.shims.lock(labels[labelShimGroup])
+			_, err = t.Delete(ctx)
+			unlock()
+			if err != nil && !errdefs.IsNotFound(err) {
 				return exit, fmt.Errorf("remove: delete task: %w", err)
 			}
 		} else if !errdefs.IsNotFound(err) {

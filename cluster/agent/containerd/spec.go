@@ -59,6 +59,7 @@ func containerLabels(t *api.Task, stopSignal string) (map[string]string, error) 
 	l[LabelServiceID] = t.ServiceID
 	l[LabelServiceName] = t.ServiceName
 	l[LabelSlot] = fmt.Sprint(t.Slot)
+	l[labelShimGroup] = shimGroup(t)
 	l[labelStopSignal] = stopSignal
 	grace := c.StopGracePeriod
 	if grace == 0 {
@@ -198,6 +199,7 @@ func specOpts(t *api.Task, img oci.Image, ic ocispec.ImageConfig, mounts []specs
 	opts := []oci.SpecOpts{
 		oci.WithImageConfig(img),
 		oci.WithProcessArgs(args...),
+		oci.WithAnnotations(map[string]string{shimGroupAnnotation: shimGroup(t)}),
 		oci.WithHostname(hostname(t)),
 		oci.WithMounts(append([]specs.Mount{cgroup}, mounts...)),
 	}

@@ -1,0 +1,72 @@
+package containerd
+
+import (
+	"sync"
+
+	"github.com/gitorc/gitorc/cluster/api"
+)
+
+// The replicas of a service on a node share one runc shim: containerd's
+// runc v2 shim groups containers by the shimGroupAnnotation of their OCI
+// spec, as Kubernetes groups a pod's containers. A replica then starts
+// without a shim of its own (two process starts and a resident process
+// fewer), which is a large part of a start on a busy node. A shim that
+// dies takes only that service's tasks on that node with it.
+//
+// containerd 1.6 does not guard a group's birth and death: two tasks
+// created at once race to start the group's shim, and a task created while
+// the group's last task is deleted may reach a shim that is shutting down.
+// The executor therefore creates and deletes the tasks of one group one at
+// a time (shimGroups); the shim serializes its creates anyway.
+const (
+	shimGroupAnnotation = "io.containerd.runc.v2.group"
+	labelShimGroup      = "gitorc.shim-group"
+)
+
+// shimGroup names the shim of a task: one per service, or the task's own
+// for a task without a service.
+func shimGroup(t *api.Task) string {
+	if t.ServiceID == "" {
+		return "gitorc-" + t.ID
+	}
+	return "gitorc-" + t.ServiceID
+}
+
+// shimGroups holds one lock per shim group in use.
+type shimGroups struct {
+	mu sync.Mutex
+	m  map[string]*shimGroupLock
+}
+
+type shimGroupLock struct {
+	sync.Mutex
+	users int // holders and waiters
+}
+
+// lock locks the group and returns its unlock; "" (a container made before
+// groups) locks nothing.
+func (s *shimGroups) lock(group string) (unlock func()) {
+	if group == "" {
+		return func() {}
+	}
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[string]*shimGroupLock{}
+	}
+	l := s.m[group]
+	if l == nil {
+		l = &shimGroupLock{}
+		s.m[group] = l
+	}
+	l.users++
+	s.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		s.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(s.m, group)
+		}
+		s.mu.Unlock()
+	}
+}
