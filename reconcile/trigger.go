@@ -58,6 +58,11 @@ const (
 	resync = time.Hour
 	// finishAttempts bounds the writes of a sync's outcome on its requests.
 	finishAttempts = 3
+	// revisionAttempts bounds the syncs run for a webhook that named a
+	// commit the source does not show; they are revisionRetry apart, then
+	// twice as far each time (1 s, 2 s, 4 s, 8 s: 15 s in all).
+	revisionAttempts = 5
+	revisionRetry    = time.Second
 )
 
 // TriggerConfig configures Controller.RunTriggers beyond the controller's
@@ -115,6 +120,9 @@ func (c *Controller) RunTriggers(ctx context.Context, tc TriggerConfig) error {
 	ctl, _ := c.cfg.Cluster.(SyncControl)
 	l := &triggerLoop{sync: c.Sync, state: c.cfg.Cluster, ctl: ctl, clock: c.cfg.Clock,
 		log: c.cfg.Logger, poll: c.cfg.PollInterval, cfg: tc.withDefaults()}
+	if rr, ok := c.cfg.Source.(RevisionResolver); ok {
+		l.has = func(rev string) bool { _, err := rr.ResolveRevision(rev); return err == nil }
+	}
 	return l.run(ctx)
 }
 
@@ -134,6 +142,9 @@ type triggerLoop struct {
 	poll  time.Duration
 	cfg   TriggerConfig
 	watch <-chan struct{} // changes of the sync state; nil without SyncControl
+	// has says whether the source holds a commit (after a fetch); nil:
+	// a webhook's named commit is not checked.
+	has func(commit string) bool
 }
 
 // sourceKey is what identifies the repository a loop follows.
@@ -204,11 +215,19 @@ func (l *triggerLoop) run(ctx context.Context) error {
 		open, openAt := windows.Open(now)
 		auto := open && !st.Suspended
 		var manual, webhook bool
+		var retryAt time.Time // the first webhook request waiting to run again
 		for _, r := range st.Requests {
-			if r.Pending() && l.ctl != nil {
-				manual = manual || r.Trigger == api.TriggerManual
-				webhook = webhook || r.Trigger != api.TriggerManual
+			if !r.Pending() || l.ctl == nil {
+				continue
 			}
+			if r.Trigger != api.TriggerManual && r.RetryAt.After(now) {
+				if retryAt.IsZero() || r.RetryAt.Before(retryAt) {
+					retryAt = r.RetryAt
+				}
+				continue
+			}
+			manual = manual || r.Trigger == api.TriggerManual
+			webhook = webhook || r.Trigger != api.TriggerManual
 		}
 		if !webhook && !manual {
 			requestAt = time.Time{}
@@ -272,6 +291,7 @@ func (l *triggerLoop) run(ctx context.Context) error {
 			if webhook {
 				due(requestAt.Add(l.cfg.Debounce))
 			}
+			due(retryAt)
 			if !changeAt.IsZero() {
 				due(changeAt.Add(l.cfg.Debounce))
 			}
@@ -335,10 +355,11 @@ func (l *triggerLoop) syncOnce(ctx context.Context, trigger api.SyncTrigger, req
 		st = api.SyncState{}
 	}
 	result, msg := outcome(trigger, rec, err, st)
+	unseen := l.unseen(taken)
 	// The requesters wait for this answer: try again a few times (a new
 	// leader would answer them too, by serving them again).
 	for attempt := 1; ; attempt++ {
-		ferr := l.finish(ctx, taken, rec.ID, result, msg)
+		ferr := l.finish(ctx, taken, unseen, rec.ID, result, msg)
 		if ferr == nil || ctx.Err() != nil {
 			return nil
 		}
@@ -376,8 +397,27 @@ func (l *triggerLoop) take(ctx context.Context) ([]api.SyncRequest, error) {
 	return taken, err
 }
 
-// finish writes the outcome of a sync on the requests it served.
-func (l *triggerLoop) finish(ctx context.Context, taken []api.SyncRequest, record string, result api.SyncPhase, msg string) error {
+// unseen returns the taken webhook requests whose named commit the source
+// does not hold after the sync: the Git server announced a push it does
+// not serve yet (a replica behind, a mirror not updated). A commit the ref
+// has moved past is held, so a later push does not count.
+func (l *triggerLoop) unseen(taken []api.SyncRequest) map[string]bool {
+	out := map[string]bool{}
+	if l.has == nil {
+		return out
+	}
+	for _, r := range taken {
+		if r.Trigger != api.TriggerManual && r.Revision != "" && !l.has(r.Revision) {
+			out[r.ID] = true
+		}
+	}
+	return out
+}
+
+// finish writes the outcome of a sync on the requests it served; a
+// webhook request whose commit the source does not show yet (unseen)
+// waits and runs again, revisionAttempts times at most.
+func (l *triggerLoop) finish(ctx context.Context, taken []api.SyncRequest, unseen map[string]bool, record string, result api.SyncPhase, msg string) error {
 	now := l.clock.Now()
 	ids := map[string]api.SyncRequest{}
 	for _, r := range taken {
@@ -389,8 +429,21 @@ func (l *triggerLoop) finish(ctx context.Context, taken []api.SyncRequest, recor
 			if _, ok := ids[r.ID]; !ok || r.Done() {
 				continue
 			}
+			if unseen[r.ID] && r.Attempts+1 < revisionAttempts {
+				r.Attempts++
+				r.RetryAt = now.Add(revisionRetry << (r.Attempts - 1))
+				r.StartedAt, r.Node = time.Time{}, ""
+				r.Message = fmt.Sprintf("the source does not show %s yet (fetch %d of %d); fetching again at %s",
+					short(r.Revision), r.Attempts, revisionAttempts, r.RetryAt.UTC().Format(time.TimeOnly))
+				continue
+			}
 			r.FinishedAt, r.Result, r.Record, r.Message = now, result, record, msg
-			if r.Revision != "" && st.Revision != "" && r.Revision != st.Revision {
+			switch {
+			case unseen[r.ID]:
+				r.Attempts++
+				r.Message += fmt.Sprintf(" (the webhook named %s, which the source did not show after %d fetches; the ref is at %s)",
+					short(r.Revision), r.Attempts, short(st.Revision))
+			case r.Revision != "" && st.Revision != "" && r.Revision != st.Revision:
 				r.Message += fmt.Sprintf(" (the webhook named %s; the source's ref was at %s)", short(r.Revision), short(st.Revision))
 			}
 		}
@@ -483,7 +536,8 @@ func QueueRequest(st *api.SyncState, r api.SyncRequest) api.SyncRequest {
 		if p.Pending() && p.Trigger == r.Trigger {
 			p.Count += n
 			if r.Revision != "" {
-				p.Revision = r.Revision
+				// A new commit: the waits for an earlier one end.
+				p.Revision, p.Attempts, p.RetryAt = r.Revision, 0, time.Time{}
 			}
 			return *p
 		}

@@ -153,6 +153,21 @@ type loopHarness struct {
 	changes chan struct{}
 	cancel  context.CancelFunc
 	done    chan error
+
+	mu     sync.Mutex
+	unseen map[string]bool // commits the source does not hold
+}
+
+func (h *loopHarness) has(commit string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.unseen[commit]
+}
+
+func (h *loopHarness) setUnseen(commit string, unseen bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.unseen[commit] = unseen
 }
 
 // startLoop runs a trigger loop over st with a 60s poll interval (unless
@@ -162,7 +177,7 @@ func startLoop(t *testing.T, now time.Time, st api.SyncState, rnd ...float64) *l
 	t.Helper()
 	h := &loopHarness{t: t, clock: newLoopClock(now), ctl: newMemControl(st),
 		syncs:   &fakeSyncs{calls: make(chan api.SyncTrigger, 10), release: make(chan struct{})},
-		changes: make(chan struct{}, 1), done: make(chan error, 1)}
+		changes: make(chan struct{}, 1), done: make(chan error, 1), unseen: map[string]bool{}}
 	var mu sync.Mutex
 	r := func() float64 {
 		mu.Lock()
@@ -175,7 +190,7 @@ func startLoop(t *testing.T, now time.Time, st api.SyncState, rnd ...float64) *l
 		return v
 	}
 	l := &triggerLoop{sync: h.syncs.sync, state: h.ctl, ctl: h.ctl, clock: h.clock, log: slog.New(slog.DiscardHandler),
-		poll: time.Minute, cfg: TriggerConfig{Changes: h.changes, Rand: r, Node: "m1"}.withDefaults()}
+		poll: time.Minute, cfg: TriggerConfig{Changes: h.changes, Rand: r, Node: "m1"}.withDefaults(), has: h.has}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- l.run(ctx) }()
@@ -317,6 +332,106 @@ func TestTriggerRequestsCoalesce(t *testing.T) {
 		"w9": "rec-4 count=1 done=true", "m2": "rec-4 count=2 done=true"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("requests:\n got %v\nwant %v", got, want)
+	}
+}
+
+// A webhook that names a commit the source does not show yet (the Git
+// server announced the push before serving it) is fetched again 1 s, 2 s,
+// 4 s and 8 s later, until the commit shows; then it is answered.
+func TestTriggerWebhookCommitNotServedYet(t *testing.T) {
+	h := startLoop(t, monday9, api.SyncState{Source: api.SourceSpec{URL: "/repo"}, Phase: api.SyncSynced})
+	h.synced()
+	h.idle()
+	h.setUnseen("bbbbbbb1", true)
+	h.ctl.set(func(s *api.SyncState) {
+		r := request("w1", api.TriggerWebhook)
+		r.Revision = "bbbbbbb1"
+		QueueRequest(s, r)
+	})
+	h.idle()
+	h.clock.Advance(DefaultDebounce)
+	h.synced()
+	for attempt, wait := range []time.Duration{time.Second, 2 * time.Second} {
+		if d := h.idle(); d != wait {
+			t.Fatalf("attempt %d: the loop sleeps %s, want %s until the next fetch", attempt+1, d, wait)
+		}
+		r, _ := FindRequest(h.ctl.state(), "w1")
+		if !r.Pending() || r.Attempts != attempt+1 || !r.RetryAt.Equal(h.clock.Now().Add(wait)) ||
+			!strings.Contains(r.Message, fmt.Sprintf("does not show bbbbbbb yet (fetch %d of 5)", attempt+1)) {
+			t.Fatalf("attempt %d: request %+v", attempt+1, r)
+		}
+		h.noSyncYet()
+		if attempt == 1 {
+			h.setUnseen("bbbbbbb1", false) // served by the third fetch
+		}
+		h.clock.Advance(wait)
+		h.idle() // the debounce
+		h.clock.Advance(DefaultDebounce)
+		if tr := h.synced(); tr != api.TriggerWebhook {
+			t.Fatalf("sync %s, want webhook", tr)
+		}
+	}
+	h.idle()
+	r, _ := FindRequest(h.ctl.state(), "w1")
+	if !r.Done() || r.Attempts != 2 || r.Message != "revision 4 synced" {
+		t.Errorf("request %+v, want done by the third sync", r)
+	}
+
+	// A commit that never shows: five fetches, then the answer says so.
+	h.setUnseen("ccccccc1", true)
+	h.ctl.set(func(s *api.SyncState) {
+		r := request("w2", api.TriggerWebhook)
+		r.Revision = "ccccccc1"
+		QueueRequest(s, r)
+	})
+	h.idle()
+	h.clock.Advance(DefaultDebounce)
+	h.synced()
+	for _, wait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
+		if d := h.idle(); d != wait {
+			t.Fatalf("the loop sleeps %s, want %s", d, wait)
+		}
+		h.clock.Advance(wait)
+		h.idle()
+		h.clock.Advance(DefaultDebounce)
+		h.synced()
+	}
+	if d := h.idle(); d < 30*time.Second {
+		t.Fatalf("the loop sleeps %s after the last fetch, want the poll interval", d)
+	}
+	r, _ = FindRequest(h.ctl.state(), "w2")
+	if !r.Done() || r.Attempts != 5 || !strings.Contains(r.Message, "the webhook named ccccccc, which the source did not show after 5 fetches") {
+		t.Errorf("request %+v", r)
+	}
+
+	// A new delivery while a request waits runs after the debounce, not at
+	// the wait's end.
+	h.setUnseen("ddddddd1", true)
+	h.ctl.set(func(s *api.SyncState) {
+		r := request("w3", api.TriggerWebhook)
+		r.Revision = "ddddddd1"
+		QueueRequest(s, r)
+	})
+	h.idle()
+	h.clock.Advance(DefaultDebounce)
+	h.synced()
+	if d := h.idle(); d != time.Second {
+		t.Fatalf("the loop sleeps %s, want 1s", d)
+	}
+	h.ctl.set(func(s *api.SyncState) {
+		r := request("w4", api.TriggerWebhook)
+		r.Revision = "eeeeeee1"
+		QueueRequest(s, r)
+	})
+	if d := h.idle(); d != DefaultDebounce {
+		t.Fatalf("after a new delivery the loop sleeps %s, want the debounce", d)
+	}
+	h.clock.Advance(DefaultDebounce)
+	h.synced()
+	h.idle()
+	r, _ = FindRequest(h.ctl.state(), "w3")
+	if !r.Done() || r.Revision != "eeeeeee1" || r.Attempts != 0 || r.Count != 2 {
+		t.Errorf("request %+v, want the second delivery folded in and served", r)
 	}
 }
 

@@ -97,6 +97,12 @@ type SyncRequest struct {
 	// Count is how many deliveries this request stands for (a burst of
 	// webhook deliveries folds into the one pending request).
 	Count int `json:"count,omitempty"`
+	// Attempts counts the syncs after which the source did not show the
+	// Revision a webhook named (a Git server may announce a push before
+	// every replica serves it); the request waits until RetryAt and runs
+	// again, a few times at most.
+	Attempts int       `json:"attempts,omitempty"`
+	RetryAt  time.Time `json:"retry_at,omitzero"`
 	// Node is the manager that took the request.
 	Node string `json:"node,omitempty"`
 	// StartedAt is when a leader took the request, FinishedAt when the sync

@@ -310,6 +310,9 @@ func printTriggers(w io.Writer, rep syncReport) {
 		if r.Count > 1 {
 			fmt.Fprintf(w, " (%d deliveries)", r.Count)
 		}
+		if r.Pending() && r.Attempts > 0 {
+			fmt.Fprintf(w, ": %s", r.Message)
+		}
 		fmt.Fprintln(w)
 	}
 }

@@ -277,6 +277,68 @@ func TestWebhooksOnDaemon(t *testing.T) {
 	}
 }
 
+// A webhook that names a commit the Git server does not serve yet (the
+// server announced the push first) is fetched again until the commit
+// shows, and deploys without waiting for a poll; status says it waits.
+func TestWebhookForCommitNotServedYet(t *testing.T) {
+	if why := gitserver.Requirements(); why != "" {
+		t.Skip(why)
+	}
+	ctx := context.Background()
+	tmp := t.TempDir()
+	repo, srv, first := servedRepo(t, tmp)
+	const secret = "hook-key"
+	hookAddr := freeAddr(t)
+	dir := filepath.Join(tmp, "m")
+	d, err := bootstrap(bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true,
+		repo: srv.URL, branch: "main", interval: time.Hour, webhookListen: hookAddr, webhookSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startLoggedNode(t, d)
+	socket := socketFile(dir)
+	var rep syncReport
+	wait := func(what string, cond func(syncReport) bool) {
+		t.Helper()
+		if err := storetest.WaitFor(func() bool {
+			out, _, code := run(t, "status", "--socket", socket, "-o", "json")
+			rep = syncReport{}
+			return code == 0 && json.Unmarshal([]byte(out), &rep) == nil && cond(rep)
+		}, 60*time.Second); err != nil {
+			t.Fatalf("never %s: %+v", what, rep.State)
+		}
+	}
+	wait("synced the first commit", func(r syncReport) bool { return r.State.Revision == first && r.State.Phase == api.SyncSynced })
+
+	second, err := repo.CommitLocal("main", "second", zeroReplicaStack("busybox:2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, msg, err := gitserver.Deliver(ctx, "http://"+hookAddr, []byte(secret), "main", second); err != nil || code != http.StatusAccepted {
+		t.Fatalf("deliver: %d %q %v", code, msg, err)
+	}
+	wait("retried the unserved commit", func(r syncReport) bool {
+		return len(r.State.Requests) == 1 && r.State.Requests[0].Pending() && r.State.Requests[0].Attempts >= 1
+	})
+	if req := rep.State.Requests[0]; !strings.Contains(req.Message, "the source does not show "+second[:7]+" yet") || rep.State.Revision != first {
+		t.Fatalf("waiting request %+v, revision %s", req, rep.State.Revision)
+	}
+	if out, _, _ := run(t, "status", "--socket", socket); !strings.Contains(out, "does not show "+second[:7]+" yet") {
+		t.Errorf("status does not say the webhook waits:\n%s", out)
+	}
+	if err := repo.Push("main"); err != nil {
+		t.Fatal(err)
+	}
+	wait("deployed the commit once served", func(r syncReport) bool {
+		return r.State.Revision == second && r.State.Phase == api.SyncSynced && len(r.State.Requests) == 1 && r.State.Requests[0].Done()
+	})
+	req := rep.State.Requests[0]
+	last := rep.History[len(rep.History)-1]
+	if req.Result != api.SyncSynced || last.Trigger != api.TriggerWebhook || last.Revision != second || last.Request != req.ID {
+		t.Errorf("request %+v, record %+v", req, last)
+	}
+}
+
 // gitorc source set checks what it is given, all at once, and changes
 // nothing when something is wrong; without a source, sync says how to
 // set one.

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,12 +74,14 @@ func main() {
 	fmt.Println("| --- | --- | --- | --- | --- | --- |")
 	row("push → all replicas running", res.running)
 	row("push → revision Synced", res.synced)
+	row("machine CPU time, push → running", res.cpu)
 	row("webhook answer (202)", res.hook)
 	row("git commit + push", res.push)
 }
 
 type result struct {
 	running, synced, hook, push []time.Duration
+	cpu                         []time.Duration // the machine's CPU time from push to running
 }
 
 // measure runs the pushes; a non-empty string says why it stopped.
@@ -96,7 +99,7 @@ func measure(b *testing.B, bin, mode string, hosts, replicas, pushes int) (resul
 		if mode == "replace" {
 			name = version
 		}
-		start := time.Now()
+		start, cpu0 := time.Now(), machineCPU()
 		commit, err := env.Repo.Commit("main", "bench "+version, map[string]string{"stacks/bench/compose.yaml": env.Stack(name, replicas, version)})
 		if err != nil {
 			return res, err.Error()
@@ -107,7 +110,7 @@ func measure(b *testing.B, bin, mode string, hosts, replicas, pushes int) (resul
 			return res, fmt.Sprintf("webhook: %d %q %v", code, msg, err)
 		}
 		hooked := time.Now()
-		var running, synced time.Duration
+		var running, synced, cpu time.Duration
 		deadline := time.Now().Add(2 * time.Minute)
 		for running == 0 || synced == 0 {
 			if time.Now().After(deadline) {
@@ -117,7 +120,7 @@ func measure(b *testing.B, bin, mode string, hosts, replicas, pushes int) (resul
 			}
 			if running == 0 {
 				if n, err := runningOf(ctx, env, version); err == nil && n == replicas {
-					running = time.Since(start)
+					running, cpu = time.Since(start), machineCPU()-cpu0
 				}
 			}
 			if synced == 0 {
@@ -141,6 +144,7 @@ func measure(b *testing.B, bin, mode string, hosts, replicas, pushes int) (resul
 		}
 		res.running = append(res.running, running)
 		res.synced = append(res.synced, synced)
+		res.cpu = append(res.cpu, cpu)
 		res.hook = append(res.hook, hooked.Sub(pushed))
 		res.push = append(res.push, pushed.Sub(start))
 	}
@@ -148,6 +152,25 @@ func measure(b *testing.B, bin, mode string, hosts, replicas, pushes int) (resul
 		_ = exec.Command("cp", "-r", env.LogDir(), dir).Run()
 	}
 	return res, ""
+}
+
+// machineCPU is the CPU time every process on the machine has used (from
+// /proc/stat; 0 where it cannot be read).
+func machineCPU() time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		if i < len(f) {
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 // version is the environment entry that tells the pushes' tasks apart.

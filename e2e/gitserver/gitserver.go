@@ -72,6 +72,22 @@ func NewRepo(dir string) (*Repo, error) {
 // Commit writes files (an empty content removes one), commits on branch
 // and pushes it; it returns the commit.
 func (r *Repo) Commit(branch, msg string, files map[string]string) (string, error) {
+	c, err := r.CommitLocal(branch, msg, files)
+	if err != nil {
+		return "", err
+	}
+	return c, r.Push(branch)
+}
+
+// Push pushes branch of the working clone to the served repository.
+func (r *Repo) Push(branch string) error {
+	_, err := git(r.Work, "push", "-q", "-f", "origin", "HEAD:refs/heads/"+branch)
+	return err
+}
+
+// CommitLocal is Commit without the push: the server does not show the
+// commit until Push.
+func (r *Repo) CommitLocal(branch, msg string, files map[string]string) (string, error) {
 	if _, err := git(r.Work, "checkout", "-q", "-B", branch); err != nil {
 		return "", err
 	}
@@ -94,9 +110,6 @@ func (r *Repo) Commit(branch, msg string, files map[string]string) (string, erro
 		return "", err
 	}
 	if _, err := git(r.Work, "commit", "-q", "--allow-empty", "-m", msg); err != nil {
-		return "", err
-	}
-	if _, err := git(r.Work, "push", "-q", "-f", "origin", "HEAD:refs/heads/"+branch); err != nil {
 		return "", err
 	}
 	return git(r.Work, "rev-parse", "HEAD")

@@ -323,3 +323,26 @@ func TestContextCancelled(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
+
+// ResolveRevision knows what a fetch brought in, history included, and
+// nothing more: the trigger loop asks it whether a webhook's commit shows.
+func TestResolveRevisionKnowsFetchedHistoryOnly(t *testing.T) {
+	up := newUpstream(t)
+	c1 := up.commit("first", map[string]string{"compose.yaml": "services: {}\n"})
+	c2 := up.commit("second", map[string]string{"compose.yaml": "services: {a: {image: x}}\n"})
+	s := newSource(t, Config{URL: up.bare, Ref: "main"})
+	mustFetch(t, s)
+	c3 := up.commit("third", map[string]string{"compose.yaml": "services: {b: {image: x}}\n"})
+	for _, c := range []string{c1, c2, c1[:7], "main"} {
+		if _, err := s.ResolveRevision(c); err != nil {
+			t.Errorf("ResolveRevision(%s): %v", c, err)
+		}
+	}
+	if h, err := s.ResolveRevision(c3); !errors.Is(err, ErrCommitNotFound) {
+		t.Errorf("ResolveRevision of a commit not fetched yet = %q, %v; want ErrCommitNotFound", h, err)
+	}
+	mustFetch(t, s)
+	if h, err := s.ResolveRevision(c3); err != nil || h != c3 {
+		t.Errorf("after the fetch, ResolveRevision(c3) = %q, %v", h, err)
+	}
+}
