@@ -68,7 +68,11 @@ func (readyFilter) Check(_ *group, n *nodeState) int {
 	case api.NodeDisconnected:
 		return readyDisconnected
 	default:
-		return readyUnknown
+		// Never connected: a node kept from tasks (a manager without a
+		// worker is registered drained) reads as what it was set to.
+		if n.node.Spec.Availability == api.AvailabilityActive {
+			return readyUnknown
+		}
 	}
 	switch n.node.Spec.Availability {
 	case api.AvailabilityActive:

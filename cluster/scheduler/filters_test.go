@@ -54,6 +54,9 @@ func TestReadyFilter(t *testing.T) {
 			want: readyPaused, explain: "2 nodes are paused"},
 		{name: "draining", node: mkNode("n1", withAvailability(api.AvailabilityDrain)), task: mkTask("t", "s", 1),
 			want: readyDraining, explain: "2 nodes are draining"},
+		{name: "never connected and drained reads draining (a manager without a worker)",
+			node: mkNode("n1", withState(api.NodeUnknown), withAvailability(api.AvailabilityDrain)),
+			task: mkTask("t", "s", 1), want: readyDraining, explain: "2 nodes are draining"},
 		{name: "down and draining reads down", node: mkNode("n1", withState(api.NodeDown), withAvailability(api.AvailabilityDrain)),
 			task: mkTask("t", "s", 1), want: readyDown, explain: "2 nodes are down"},
 	})

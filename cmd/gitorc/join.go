@@ -89,6 +89,9 @@ func (s joinServer) Join(ctx context.Context, req *wire.JoinRequest) (*wire.Join
 		n := &api.Node{Meta: api.Meta{ID: id}, Spec: api.NodeSpec{Role: api.RoleManager, Availability: api.AvailabilityActive},
 			Description: api.NodeDescription{Hostname: req.Hostname},
 			Manager:     &api.ManagerStatus{RaftID: id, Addr: req.Addr, RaftAddr: req.RaftAddr}}
+		if req.NoWorker {
+			n.Spec.Availability = api.AvailabilityDrain // see registerManager
+		}
 		if _, err := d.store.Update(ctx, func(tx store.Tx) error { return tx.Create(n) }); err != nil {
 			return nil, status.Error(codes.Unavailable, "record the new manager: "+err.Error())
 		}
@@ -151,7 +154,7 @@ func join(ctx context.Context, f bootstrapFlags, token, manager string) (*daemon
 	}
 	// The token does not say its role; the manager does. So the addresses
 	// a manager needs go along in any case.
-	req := &wire.JoinRequest{Token: token, CSR: csr}
+	req := &wire.JoinRequest{Token: token, CSR: csr, NoWorker: f.noWorker}
 	st := &nodeState{Worker: true, Insecure: f.insecure, Listen: f.listen}
 	if f.listen != "" {
 		if st.Advertise, err = advertiseAddr(f.listen, f.advertise); err != nil {

@@ -69,6 +69,11 @@ func (d *daemon) registerOnce(ctx context.Context) error {
 			if create {
 				n = &api.Node{Meta: api.Meta{ID: d.state.ID}, Spec: api.NodeSpec{Role: api.RoleManager, Availability: api.AvailabilityActive},
 					Description: api.NodeDescription{Hostname: host}}
+				if !d.state.Worker {
+					// No tasks come here (Swarm's way to keep a manager
+					// free of them), and the scheduler says so.
+					n.Spec.Availability = api.AvailabilityDrain
+				}
 			}
 			want := api.ManagerStatus{RaftID: d.state.ID, Addr: d.state.Advertise, RaftAddr: d.state.RaftAdvertise, CaughtUp: true}
 			if n.Manager != nil && *n.Manager == want {

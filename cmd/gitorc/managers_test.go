@@ -105,6 +105,15 @@ func TestJoinManagers(t *testing.T) {
 	if err := storetest.WaitFor(func() bool { return voters(m1) == 3 }, 60*time.Second); err != nil {
 		t.Fatalf("voters = %d, want 3", voters(m1))
 	}
+	// Managers without a worker are registered drained: no task is
+	// scheduled there, and a pending task does not blame them as not ready.
+	for _, d := range []*daemon{m1, m2, m3} {
+		var n *api.Node
+		err := m1.store.View(func(tx store.ReadTx) (err error) { n, err = store.Get[api.Node](tx, d.state.ID); return err })
+		if err != nil || n.Spec.Availability != api.AvailabilityDrain {
+			t.Errorf("manager %s without a worker: node %+v, %v; want availability drain", d.dir, n, err)
+		}
+	}
 
 	// A write on a follower is forwarded to the leader and reaches every
 	// replica: the worker token rotated through m2 is m3's too.

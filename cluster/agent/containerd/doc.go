@@ -14,6 +14,12 @@
 // container; stopping with the stop signal then SIGKILL after the grace
 // period; per-task log files with size-based rotation.
 //
+// Shims: the replicas of one service on a node share one runc shim
+// (containerd's io.containerd.runc.v2.group annotation), which saves a
+// shim process start per replica; the executor creates and deletes the
+// tasks of one group one at a time, because containerd 1.6 does not guard
+// a group shim's start and end (shim.go).
+//
 // Networking: containers run in a network namespace of their own that has
 // only a loopback interface, unless Config.HostNetwork puts them in the
 // host's. Attaching them to the overlay through CNI belongs to netplane.

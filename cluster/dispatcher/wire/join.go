@@ -46,6 +46,9 @@ type JoinRequest struct {
 	Addr     string `json:"addr,omitempty"`
 	RaftAddr string `json:"raft_addr,omitempty"`
 	Hostname string `json:"hostname,omitempty"`
+	// NoWorker: a joining manager that runs no tasks (its node is
+	// registered drained).
+	NoWorker bool `json:"no_worker,omitempty"`
 }
 
 // JoinResponse is the new node's identity.
