@@ -36,7 +36,12 @@
 //     entry of a later term is applied);
 //   - reads: View gives a consistent snapshot of the local state and the Raft
 //     index it reflects; ConsistentView first makes sure the local state
-//     holds everything committed before the call (a Raft barrier);
+//     holds everything committed before the call (a Raft barrier). A
+//     record's JSON is decoded once, by its first read, and the object is
+//     cached on the (immutable) record, without a secret's payload; every
+//     read (Get, Find, Event.Object) returns a deep copy of it that the
+//     caller owns and may change (copy.go: a reflection copier that works
+//     out once per type what must be copied beyond an assignment);
 //   - watches (watch.go): committed changes with their Raft index. A watcher
 //     has a bounded buffer and never blocks Apply: when it overflows, its
 //     channel is closed and Err reports ErrWatchOverflow; the consumer

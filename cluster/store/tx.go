@@ -89,8 +89,11 @@ func (r *readTx) Get(kind Kind, id string) (api.Object, error) {
 	return r.object(rec)
 }
 
+// object returns a copy of rec's object that the caller owns, with a
+// secret's payload opened: the payload is set on the copy only, never on
+// the object the record caches.
 func (r *readTx) object(rec *record) (api.Object, error) {
-	obj, err := rec.decode()
+	obj, err := rec.object()
 	if err != nil {
 		return nil, err
 	}

@@ -17,10 +17,10 @@ type Event struct {
 	rec     *record
 }
 
-// Object decodes the object as the change left it (as it was, for a
+// Object returns the object as the change left it (as it was, for a
 // delete). Each call returns a fresh copy the caller may change. A secret's
 // payload is not included: read it with Get.
-func (e Event) Object() (api.Object, error) { return e.rec.decode() }
+func (e Event) Object() (api.Object, error) { return e.rec.object() }
 
 // Watcher receives committed changes in commit order. It is bounded: when
 // it falls more than Config.WatchBuffer events behind, Apply drops it
