@@ -252,3 +252,25 @@ func TestObjectValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestCertRenewalOverdue(t *testing.T) {
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	st := NodeStatus{CertNotBefore: from, CertNotAfter: from.Add(90 * 24 * time.Hour)} // renewal due at day 60
+	for _, c := range []struct {
+		at   time.Time
+		want bool
+	}{
+		{from.Add(24 * time.Hour), false},
+		{from.Add(60 * 24 * time.Hour), false},
+		{from.Add(60*24*time.Hour + CertRenewalGrace), false},
+		{from.Add(60*24*time.Hour + CertRenewalGrace + time.Second), true},
+		{from.Add(100 * 24 * time.Hour), true},
+	} {
+		if got := st.CertRenewalOverdue(c.at); got != c.want {
+			t.Errorf("at %s: overdue %v, want %v", c.at, got, c.want)
+		}
+	}
+	if (NodeStatus{}).CertRenewalOverdue(from) {
+		t.Error("a node that never showed a certificate is overdue")
+	}
+}

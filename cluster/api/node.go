@@ -43,6 +43,27 @@ type NodeStatus struct {
 	Message       string    `json:"message,omitempty"`
 	Addr          string    `json:"addr,omitempty"`
 	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
+	// CertNotBefore and CertNotAfter are the validity of the certificate
+	// the node last showed a manager (it checks in every few seconds).
+	CertNotBefore time.Time `json:"cert_not_before,omitzero"`
+	CertNotAfter  time.Time `json:"cert_not_after,omitzero"`
+}
+
+// CertRenewalGrace is how long past its renewal point (a third of its
+// lifetime left) a node's certificate may be before the node is reported
+// as failing to renew it: a node tries every few seconds from then on.
+const CertRenewalGrace = time.Minute
+
+// CertRenewalOverdue reports whether the node's certificate is past its
+// renewal point by more than CertRenewalGrace: the node cannot renew it
+// (it cannot reach a manager, or is refused) and is locked out when it
+// expires.
+func (s NodeStatus) CertRenewalOverdue(now time.Time) bool {
+	if s.CertNotAfter.IsZero() {
+		return false
+	}
+	renewAt := s.CertNotAfter.Add(-s.CertNotAfter.Sub(s.CertNotBefore) / 3)
+	return now.After(renewAt.Add(CertRenewalGrace))
 }
 
 // ManagerStatus describes a manager's Raft membership.

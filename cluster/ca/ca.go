@@ -221,13 +221,14 @@ type Identity struct {
 	NodeID       string
 	Role         api.NodeRole
 	Organization string
+	NotBefore    time.Time
 	NotAfter     time.Time
 }
 
 // IdentityOf reads the node ID and role from a certificate. It does not
 // verify the certificate: use RootCA.Verify or a verified TLS peer.
 func IdentityOf(cert *x509.Certificate) (Identity, error) {
-	id := Identity{NodeID: cert.Subject.CommonName, NotAfter: cert.NotAfter}
+	id := Identity{NodeID: cert.Subject.CommonName, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter}
 	if len(cert.Subject.Organization) > 0 {
 		id.Organization = cert.Subject.Organization[0]
 	}

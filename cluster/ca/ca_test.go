@@ -75,7 +75,8 @@ func TestIssueAndVerify(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := Identity{NodeID: "node-" + role.String(), Role: role, Organization: "cluster1",
-				NotAfter: clk.Now().Add(DefaultCertValidity).Truncate(time.Second)}
+				NotBefore: clk.Now().Add(-ClockSkew).Truncate(time.Second),
+				NotAfter:  clk.Now().Add(DefaultCertValidity).Truncate(time.Second)}
 			if diff := cmp.Diff(want, id); diff != "" {
 				t.Errorf("identity (-want +got):\n%s", diff)
 			}

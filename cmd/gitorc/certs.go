@@ -126,9 +126,18 @@ func (d *daemon) renewLoop(ctx context.Context) error {
 			}
 			conns[addr] = cc
 		}
+		before := d.pki.current()
 		err := d.renewOnce(ctx, cc)
 		if errors.Is(err, errRoleChanged) {
 			return err
+		}
+		if d.pki.current() != before {
+			// New connections show the new certificate, so that the
+			// managers see (and record) what this node now holds.
+			for a, cc := range conns {
+				_ = cc.Close()
+				delete(conns, a)
+			}
 		}
 		if err != nil {
 			// Routine while a manager is away; a warning once the
@@ -323,6 +332,29 @@ func peerIdentity(ctx context.Context, roles ...api.NodeRole) (ca.Identity, erro
 	return ca.RequireRole(info.State, roles...)
 }
 
+// recordCert writes on the node the validity of the certificate it showed,
+// for gitorc node ls and status to report a node that fails to renew it.
+// Best effort: the node checks in again in a few seconds.
+func (d *daemon) recordCert(ctx context.Context, id ca.Identity) {
+	err := store.RetryConflicts(3, func() error {
+		_, err := d.store.Update(ctx, func(tx store.Tx) error {
+			n, err := store.Get[api.Node](tx, id.NodeID)
+			if err != nil {
+				return err
+			}
+			if n.Status.CertNotAfter.Equal(id.NotAfter) && n.Status.CertNotBefore.Equal(id.NotBefore) {
+				return nil
+			}
+			n.Status.CertNotBefore, n.Status.CertNotAfter = id.NotBefore, id.NotAfter
+			return tx.Update(n)
+		})
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		d.log.Debug("record a node's certificate", "node", id.NodeID, "err", err)
+	}
+}
+
 // Renew tells a node its wanted role and, for a CSR, issues its new
 // certificate in that role.
 func (s joinServer) Renew(ctx context.Context, req *wire.RenewRequest) (*wire.RenewResponse, error) {
@@ -342,6 +374,9 @@ func (s joinServer) Renew(ctx context.Context, req *wire.RenewRequest) (*wire.Re
 			return nil, status.Error(codes.PermissionDenied, "this node was removed from the cluster: join again with a token")
 		}
 		role = node.Spec.Role
+		if !node.Status.CertNotAfter.Equal(id.NotAfter) || !node.Status.CertNotBefore.Equal(id.NotBefore) {
+			d.recordCert(ctx, id)
+		}
 	}
 	resp := &wire.RenewResponse{Role: role, Managers: d.managerAddrs()}
 	if len(req.CSR) == 0 {

@@ -111,7 +111,11 @@ func age(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	d := now().Sub(t)
+	return coarse(now().Sub(t))
+}
+
+// coarse prints a duration as age does.
+func coarse(d time.Duration) string {
 	switch {
 	case d < 0:
 		return "0s"

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/controlapi/controlapitest"
@@ -89,7 +91,8 @@ func TestNoDaemon(t *testing.T) {
 func TestNodeCommands(t *testing.T) {
 	serveAPI(t)
 	out := mustRun(t, "node", "ls")
-	if r := rows(out); len(r) != 4 || strings.Join(r[0], " ") != "ID NAME ROLE STATUS AVAILABILITY MANAGER TASKS LABELS" {
+	if r := rows(out); len(r) != 5 || strings.Join(r[0], " ") != "ID NAME ROLE STATUS AVAILABILITY MANAGER TASKS LABELS" ||
+		strings.Join(r[4], " ") != "warning: node beta is down" {
 		t.Fatalf("node ls:\n%s", out)
 	}
 	wantLine(t, out, "n1", "alpha", "worker", "ready", "active", "2", "-")
@@ -225,5 +228,32 @@ func TestStackSubcommands(t *testing.T) {
 	svcs.SetOut(&b)
 	if err := svcs.Execute(); err != nil || len(rows(b.String())) != 3 {
 		t.Errorf("stack services: %v\n%s", err, b.String())
+	}
+}
+
+// What node ls and status flag: down nodes, and certificates their nodes
+// have not renewed; nothing for healthy or removed nodes.
+func TestNodeWarnings(t *testing.T) {
+	at := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	defer func(f func() time.Time) { now = f }(now)
+	now = func() time.Time { return at }
+	node := func(id, name string, st api.NodeStatus) controlapi.Node {
+		return controlapi.Node{Node: api.Node{Meta: api.Meta{ID: id}, Status: st}, Name: name}
+	}
+	fresh := api.NodeStatus{State: api.NodeReady, CertNotBefore: at.Add(-24 * time.Hour), CertNotAfter: at.Add(89 * 24 * time.Hour)}
+	stuck := api.NodeStatus{State: api.NodeReady, CertNotBefore: at.Add(-80 * 24 * time.Hour), CertNotAfter: at.Add(10 * 24 * time.Hour)}
+	expired := api.NodeStatus{State: api.NodeDown, Message: "missed 3 heartbeats", LastHeartbeat: at.Add(-3 * time.Hour),
+		CertNotBefore: at.Add(-92 * 24 * time.Hour), CertNotAfter: at.Add(-2 * 24 * time.Hour)}
+	removed := node("r1", "gone", stuck)
+	removed.RemovedAt = at.Add(-time.Hour)
+	got := nodeWarnings([]controlapi.Node{node("n1", "ok", fresh), node("n2", "stuck", stuck), node("n3", "old", expired), removed,
+		node("n4", "new", api.NodeStatus{State: api.NodeUnknown})}, at)
+	want := []string{
+		"node stuck has not renewed its certificate, which expires in 10d (2026-06-11 12:00 UTC): it must reach a manager to renew it; see its log",
+		"node old is down (last heartbeat 3h ago): missed 3 heartbeats",
+		"node old has not renewed its certificate, which expired 2d ago (2026-05-30 12:00 UTC): it must reach a manager to renew it; see its log",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 }

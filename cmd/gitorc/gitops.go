@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/reconcile/gitsource"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
@@ -212,7 +213,20 @@ func newStatusCmd() *cobra.Command {
 			if err := printStatus(cmd, rep); err != nil {
 				return err
 			}
-			return printRollouts(cmd, c)
+			if err := printRollouts(cmd, c); err != nil {
+				return err
+			}
+			var nodes []controlapi.Node
+			if err := c.call(cmd.Context(), http.MethodGet, "/v1/nodes", nil, &nodes); err != nil {
+				return err
+			}
+			if ws := nodeWarnings(nodes, now()); len(ws) > 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "nodes:")
+				for _, w := range ws {
+					fmt.Fprintf(cmd.OutOrStdout(), "  %s\n", w)
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringP("output", "o", "", "output format: text or json")

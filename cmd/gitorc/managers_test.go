@@ -323,6 +323,17 @@ func TestCertificateRenewedBeforeExpiry(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(pkiDir(m1.dir), nodeNextFile)); err == nil {
 		t.Error("the pending pair was left behind")
 	}
+	// Its node records the certificate it now shows, for node ls and
+	// status to flag a node that does not renew.
+	if err := storetest.WaitFor(func() bool {
+		var n *api.Node
+		err := m1.store.View(func(tx store.ReadTx) (err error) { n, err = store.Get[api.Node](tx, m1.state.ID); return err })
+		cur := m1.pki.current().Leaf
+		return err == nil && n.Status.CertNotAfter.Equal(cur.NotAfter) && n.Status.CertNotBefore.Equal(cur.NotBefore) &&
+			!n.Status.CertRenewalOverdue(time.Now())
+	}, 30*time.Second); err != nil {
+		t.Error("the renewed certificate is not recorded on the node")
+	}
 	// The node still serves with it.
 	var info map[string]any
 	if err := managerClient(m1).call(ctx, "GET", "/v1/tokens/worker", nil, &info); err != nil {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
@@ -84,7 +85,47 @@ func runNodeLs(cmd *cobra.Command, _ []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", shortID(n.ID), n.Name, n.Spec.Role, n.Status.State,
 			n.Spec.Availability, mgr, n.Tasks, labelList(n.Spec.Labels))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, w := range nodeWarnings(nodes, now()) {
+		fmt.Fprintln(cmd.OutOrStdout(), "warning: "+w)
+	}
+	return nil
+}
+
+// nodeWarnings says what is wrong with nodes that an operator must act
+// on: a node that is down, a certificate that its node fails to renew.
+func nodeWarnings(nodes []controlapi.Node, at time.Time) []string {
+	var out []string
+	for _, n := range nodes {
+		if n.Removed() {
+			continue
+		}
+		name := n.Name
+		if name == "" {
+			name = shortID(n.ID)
+		}
+		if n.Status.State == api.NodeDown {
+			msg := "node " + name + " is down"
+			if !n.Status.LastHeartbeat.IsZero() {
+				msg += fmt.Sprintf(" (last heartbeat %s ago)", age(n.Status.LastHeartbeat))
+			}
+			if n.Status.Message != "" {
+				msg += ": " + n.Status.Message
+			}
+			out = append(out, msg)
+		}
+		if st := n.Status; st.CertRenewalOverdue(at) {
+			when := "expired " + age(st.CertNotAfter) + " ago"
+			if st.CertNotAfter.After(at) {
+				when = "expires in " + coarse(st.CertNotAfter.Sub(at))
+			}
+			out = append(out, fmt.Sprintf("node %s has not renewed its certificate, which %s (%s): it must reach a manager to renew it; see its log",
+				name, when, st.CertNotAfter.UTC().Format("2006-01-02 15:04 MST")))
+		}
+	}
+	return out
 }
 
 func labelList(labels map[string]string) string {
