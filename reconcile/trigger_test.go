@@ -236,6 +236,22 @@ func (h *loopHarness) noSyncYet() {
 	}
 }
 
+// webhookSynced queues a webhook request naming rev, as another manager
+// would, and waits for the sync it starts after the debounce.
+func (h *loopHarness) webhookSynced(id, rev string) {
+	h.t.Helper()
+	h.ctl.set(func(s *api.SyncState) {
+		r := request(id, api.TriggerWebhook)
+		r.Revision = rev
+		QueueRequest(s, r)
+	})
+	h.idle()
+	h.clock.Advance(DefaultDebounce)
+	if tr := h.synced(); tr != api.TriggerWebhook {
+		h.t.Fatalf("sync %s, want webhook", tr)
+	}
+}
+
 func request(id string, tr api.SyncTrigger) api.SyncRequest {
 	return api.SyncRequest{ID: id, Trigger: tr, At: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
 }
@@ -343,14 +359,7 @@ func TestTriggerWebhookCommitNotServedYet(t *testing.T) {
 	h.synced()
 	h.idle()
 	h.setUnseen("bbbbbbb1", true)
-	h.ctl.set(func(s *api.SyncState) {
-		r := request("w1", api.TriggerWebhook)
-		r.Revision = "bbbbbbb1"
-		QueueRequest(s, r)
-	})
-	h.idle()
-	h.clock.Advance(DefaultDebounce)
-	h.synced()
+	h.webhookSynced("w1", "bbbbbbb1")
 	for attempt, wait := range []time.Duration{time.Second, 2 * time.Second} {
 		if d := h.idle(); d != wait {
 			t.Fatalf("attempt %d: the loop sleeps %s, want %s until the next fetch", attempt+1, d, wait)
@@ -379,14 +388,7 @@ func TestTriggerWebhookCommitNotServedYet(t *testing.T) {
 
 	// A commit that never shows: five fetches, then the answer says so.
 	h.setUnseen("ccccccc1", true)
-	h.ctl.set(func(s *api.SyncState) {
-		r := request("w2", api.TriggerWebhook)
-		r.Revision = "ccccccc1"
-		QueueRequest(s, r)
-	})
-	h.idle()
-	h.clock.Advance(DefaultDebounce)
-	h.synced()
+	h.webhookSynced("w2", "ccccccc1")
 	for _, wait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
 		if d := h.idle(); d != wait {
 			t.Fatalf("the loop sleeps %s, want %s", d, wait)
@@ -407,14 +409,7 @@ func TestTriggerWebhookCommitNotServedYet(t *testing.T) {
 	// A new delivery while a request waits runs after the debounce, not at
 	// the wait's end.
 	h.setUnseen("ddddddd1", true)
-	h.ctl.set(func(s *api.SyncState) {
-		r := request("w3", api.TriggerWebhook)
-		r.Revision = "ddddddd1"
-		QueueRequest(s, r)
-	})
-	h.idle()
-	h.clock.Advance(DefaultDebounce)
-	h.synced()
+	h.webhookSynced("w3", "ddddddd1")
 	if d := h.idle(); d != time.Second {
 		t.Fatalf("the loop sleeps %s, want 1s", d)
 	}

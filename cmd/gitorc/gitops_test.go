@@ -96,27 +96,48 @@ func servedRepo(t *testing.T, dir string) (repo *gitserver.Repo, srv *gitserver.
 	return repo, srv, first
 }
 
+// webhookManager bootstraps (without running it) a manager that runs no
+// tasks, follows a repository served by git http-backend (polling only
+// hourly) and serves webhooks signed with secret on hookAddr.
+func webhookManager(t *testing.T, secret string) (repo *gitserver.Repo, first, dir, hookAddr string, d *daemon) {
+	t.Helper()
+	if why := gitserver.Requirements(); why != "" {
+		t.Skip(why)
+	}
+	tmp := t.TempDir()
+	repo, srv, first := servedRepo(t, tmp)
+	hookAddr, dir = freeAddr(t), filepath.Join(tmp, "m")
+	d, err := bootstrap(bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true,
+		repo: srv.URL, branch: "main", interval: time.Hour, webhookListen: hookAddr, webhookSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo, first, dir, hookAddr, d
+}
+
+// waitSync polls gitorc status until cond holds, and returns that report.
+func waitSync(t *testing.T, socket, what string, cond func(syncReport) bool) syncReport {
+	t.Helper()
+	var rep syncReport
+	if err := storetest.WaitFor(func() bool {
+		out, _, code := run(t, "status", "--socket", socket, "-o", "json")
+		rep = syncReport{}
+		return code == 0 && json.Unmarshal([]byte(out), &rep) == nil && cond(rep)
+	}, 60*time.Second); err != nil {
+		t.Fatalf("never %s: %+v", what, rep.State)
+	}
+	return rep
+}
+
 // Webhooks on a real daemon following a repository served by git
 // http-backend: a bad signature is refused and changes nothing, a push to
 // another branch is ignored, a push to the followed branch deploys (the
 // history says the webhook did it); suspend, sync windows, gitorc sync
 // --wait, and a new secret. The secret never shows in logs or status.
 func TestWebhooksOnDaemon(t *testing.T) {
-	if why := gitserver.Requirements(); why != "" {
-		t.Skip(why)
-	}
 	ctx := context.Background()
-	tmp := t.TempDir()
-	repo, srv, first := servedRepo(t, tmp)
-
 	const secret = "s3cret-hook-key"
-	hookAddr := freeAddr(t)
-	dir := filepath.Join(tmp, "m")
-	d, err := bootstrap(bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true,
-		repo: srv.URL, branch: "main", interval: time.Hour, webhookListen: hookAddr, webhookSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, first, dir, hookAddr, d := webhookManager(t, secret)
 	if b, _ := os.ReadFile(stateFile(dir)); strings.Contains(string(b), secret) {
 		t.Fatal("the webhook secret is in node.json")
 	}
@@ -127,14 +148,7 @@ func TestWebhooksOnDaemon(t *testing.T) {
 	socket := socketFile(dir)
 	waitState := func(what string, cond func(api.SyncState) bool) syncReport {
 		t.Helper()
-		var rep syncReport
-		if err := storetest.WaitFor(func() bool {
-			out, _, code := run(t, "status", "--socket", socket, "-o", "json")
-			return code == 0 && json.Unmarshal([]byte(out), &rep) == nil && cond(rep.State)
-		}, 60*time.Second); err != nil {
-			t.Fatalf("never %s: %+v", what, rep.State)
-		}
-		return rep
+		return waitSync(t, socket, what, func(r syncReport) bool { return cond(r.State) })
 	}
 	waitState("synced the first commit", func(s api.SyncState) bool { return s.Revision == first && s.Phase == api.SyncSynced })
 	base := "http://" + hookAddr
@@ -239,7 +253,7 @@ func TestWebhooksOnDaemon(t *testing.T) {
 	}
 
 	// A new secret: the old one is refused.
-	keyFile := filepath.Join(tmp, "hook.secret")
+	keyFile := filepath.Join(t.TempDir(), "hook.secret")
 	if err := os.WriteFile(keyFile, []byte("n3w-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -281,33 +295,13 @@ func TestWebhooksOnDaemon(t *testing.T) {
 // server announced the push first) is fetched again until the commit
 // shows, and deploys without waiting for a poll; status says it waits.
 func TestWebhookForCommitNotServedYet(t *testing.T) {
-	if why := gitserver.Requirements(); why != "" {
-		t.Skip(why)
-	}
 	ctx := context.Background()
-	tmp := t.TempDir()
-	repo, srv, first := servedRepo(t, tmp)
 	const secret = "hook-key"
-	hookAddr := freeAddr(t)
-	dir := filepath.Join(tmp, "m")
-	d, err := bootstrap(bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true,
-		repo: srv.URL, branch: "main", interval: time.Hour, webhookListen: hookAddr, webhookSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, first, dir, hookAddr, d := webhookManager(t, secret)
 	startLoggedNode(t, d)
 	socket := socketFile(dir)
 	var rep syncReport
-	wait := func(what string, cond func(syncReport) bool) {
-		t.Helper()
-		if err := storetest.WaitFor(func() bool {
-			out, _, code := run(t, "status", "--socket", socket, "-o", "json")
-			rep = syncReport{}
-			return code == 0 && json.Unmarshal([]byte(out), &rep) == nil && cond(rep)
-		}, 60*time.Second); err != nil {
-			t.Fatalf("never %s: %+v", what, rep.State)
-		}
-	}
+	wait := func(what string, cond func(syncReport) bool) { t.Helper(); rep = waitSync(t, socket, what, cond) }
 	wait("synced the first commit", func(r syncReport) bool { return r.State.Revision == first && r.State.Phase == api.SyncSynced })
 
 	second, err := repo.CommitLocal("main", "second", zeroReplicaStack("busybox:2"))

@@ -45,15 +45,8 @@ func BenchmarkTaskStart_Root(b *testing.B) {
 	}
 
 	b.Run("gitorc", func(b *testing.B) {
-		sig := runningSignal{ch: make(chan api.TaskStatus, 16)}
-		a, err := agent.New(agent.Config{Executor: env.exec, Reporter: sig, Logger: testLogger(), Interval: time.Second})
-		if err != nil {
-			b.Fatal(err)
-		}
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); _ = a.Run(rctx) }()
-		defer func() { cancel(); <-done }()
+		a, sig, stop := runBenchAgent(b, 16)
+		defer stop()
 		for i := 0; i < b.N; i++ {
 			task := newTask(b, env.image)
 			a.Assign([]agent.Assignment{{Task: task}})
@@ -94,6 +87,22 @@ func BenchmarkTaskStart_Root(b *testing.B) {
 	})
 }
 
+// runBenchAgent runs an agent over the test executor until stop; sig
+// hears of each task that reaches running (or ends). A benchmark function
+// runs once per b.N tried: stop the agent before it returns, since an
+// agent reaps the containers of tasks it was not assigned.
+func runBenchAgent(b *testing.B, buffer int) (a *agent.Agent, sig runningSignal, stop func()) {
+	sig = runningSignal{ch: make(chan api.TaskStatus, buffer)}
+	a, err := agent.New(agent.Config{Executor: env.exec, Reporter: sig, Logger: testLogger(), Interval: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	return a, sig, func() { cancel(); <-done }
+}
+
 func removeCtr(ctx context.Context, id string) error {
 	ctx = namespaced(ctx)
 	c, err := env.exec.Client().LoadContainer(ctx, id)
@@ -120,15 +129,8 @@ func BenchmarkBurstStart_Root(b *testing.B) {
 	const burst = 10
 	ctx := context.Background()
 	b.Run("gitorc", func(b *testing.B) {
-		sig := runningSignal{ch: make(chan api.TaskStatus, burst)}
-		a, err := agent.New(agent.Config{Executor: env.exec, Reporter: sig, Logger: testLogger(), Interval: time.Second})
-		if err != nil {
-			b.Fatal(err)
-		}
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); _ = a.Run(rctx) }()
-		defer func() { cancel(); <-done }()
+		a, sig, stop := runBenchAgent(b, burst)
+		defer stop()
 		var cpu time.Duration
 		for i := 0; i < b.N; i++ {
 			var as []agent.Assignment
