@@ -163,6 +163,23 @@ func writeKeyFile(dir string, key *DataKey, unlock *UnlockKey) error {
 	return nil
 }
 
+// SaveDataKey keeps key as the data key of the store that will be opened
+// in dataDir, unless that directory holds one already. A manager given the
+// key (joining, or promoted) saves it before it records its new role, so
+// that a restart in between opens its store instead of finding a manager
+// role without a key (ErrNoDataKey).
+func SaveDataKey(dataDir string, key *DataKey) error {
+	if _, err := loadKeyFile(dataDir); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", keyFileName, err)
+	}
+	return writeKeyFile(dataDir, key, nil)
+}
+
 // resolveDataKey finds this manager's data key: from its key file, or from
 // the config for a new data dir (generated on bootstrap). It returns
 // ErrLocked when the file is sealed and no unlock key is configured.

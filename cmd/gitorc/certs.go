@@ -179,15 +179,21 @@ func (d *daemon) renewOnce(ctx context.Context, cc grpc.ClientConnInterface) err
 	req := &wire.RenewRequest{CSR: csr}
 	st := *d.state
 	if resp.Role == api.RoleManager && cur.Identity.Role != api.RoleManager {
-		// Promoted: this node will serve the managers' API and Raft.
+		// Promoted: this node will serve the managers' API and Raft, on
+		// the addresses it had as a manager before, if it was one (or
+		// was stopped half-way through this promotion).
 		if st.Listen == "" {
 			st.Listen = "0.0.0.0:4270"
 		}
-		if st.Advertise, err = advertiseAddr(st.Listen, ""); err != nil {
-			return err
+		if st.Advertise == "" {
+			if st.Advertise, err = advertiseAddr(st.Listen, ""); err != nil {
+				return err
+			}
 		}
-		if st.RaftListen, st.RaftAdvertise, err = raftAddrs(st.Listen, st.Advertise, ""); err != nil {
-			return err
+		if st.RaftListen == "" || st.RaftAdvertise == "" {
+			if st.RaftListen, st.RaftAdvertise, err = raftAddrs(st.Listen, st.Advertise, ""); err != nil {
+				return err
+			}
 		}
 		req.Addr, req.RaftAddr = st.Advertise, st.RaftAdvertise
 	}
@@ -222,7 +228,7 @@ func (d *daemon) renewOnce(ctx context.Context, cc grpc.ClientConnInterface) err
 			}
 		}
 		st.Role = next.Identity.Role
-		if err := saveState(d.dir, &st); err != nil {
+		if err := saveRole(d.dir, &st, d.joinKey); err != nil {
 			return err
 		}
 	}
@@ -330,6 +336,19 @@ func peerIdentity(ctx context.Context, roles ...api.NodeRole) (ca.Identity, erro
 		return ca.Identity{}, errors.New("no verified client certificate")
 	}
 	return ca.RequireRole(info.State, roles...)
+}
+
+// saveRole records a node's new role. A promoted node keeps the cluster's
+// data key first: one that stops before its manager certificate is saved
+// restarts as a manager that can open its store, and renews its
+// certificate then.
+func saveRole(dir string, st *nodeState, key *store.DataKey) error {
+	if st.Role == api.RoleManager && key != nil {
+		if err := store.SaveDataKey(raftDir(dir), key); err != nil {
+			return err
+		}
+	}
+	return saveState(dir, st)
 }
 
 // recordCert writes on the node the validity of the certificate it showed,

@@ -186,6 +186,9 @@ func join(ctx context.Context, f bootstrapFlags, token, manager string) (*daemon
 		}
 		d.joinKey = new(store.DataKey)
 		copy(d.joinKey[:], resp.DataKey)
+		if err := store.SaveDataKey(raftDir(f.dataDir), d.joinKey); err != nil {
+			return nil, err
+		}
 	}
 	dir := pkiDir(f.dataDir)
 	for name, data := range map[string][]byte{caCertFile: resp.CA, nodeCertFile: resp.Cert, nodeKeyFile: key} {

@@ -392,3 +392,62 @@ func TestWebhookOnFollower(t *testing.T) {
 		t.Fatalf("the leader did not deploy the commit pushed through the follower: %+v", statusOf(t, socketFile(m1.dir)).State)
 	}
 }
+
+// A node stopped in the middle of its promotion, after it recorded its
+// manager role (saveRole) but before it saved its manager certificate,
+// restarts as a manager: it opens its store with the data key it kept,
+// renews its certificate and becomes a voter again.
+func TestPromotionInterruptedBeforeCertificate(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	m1, _, token := firstManager(t, managerFlags(t, filepath.Join(tmp, "m1")))
+	c1 := managerClient(m1)
+	m2, err := join(ctx, managerFlags(t, filepath.Join(tmp, "m2")), token, m1.state.Advertise)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop2 := startNode(t, m2, "m2")
+	if err := storetest.WaitFor(func() bool { return voters(m1) == 2 }, 60*time.Second); err != nil {
+		t.Fatalf("voters = %d, want 2", voters(m1))
+	}
+	var n map[string]any
+	if err := c1.call(ctx, "POST", "/v1/nodes/"+m2.state.ID, map[string]string{"role": "worker"}, &n); err != nil {
+		t.Fatalf("demote: %v", err)
+	}
+	if err := storetest.WaitFor(func() bool {
+		return voters(m1) == 1 && m2.pki.current().Identity.Role == api.RoleWorker
+	}, 60*time.Second); err != nil {
+		t.Fatalf("after demote: voters %d, m2's certificate %s", voters(m1), m2.pki.current().Identity.Role)
+	}
+	stop2()
+
+	// Promoted while it is stopped; then the first half of what it does
+	// when it learns it: the role is recorded, the certificate is not.
+	if err := c1.call(ctx, "POST", "/v1/nodes/"+m2.state.ID, map[string]string{"role": "manager"}, &n); err != nil {
+		t.Fatalf("promote: %v", err)
+	}
+	key, err := m1.store.ExportDataKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := loadState(m2.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Role = api.RoleManager
+	if err := saveRole(m2.dir, st, key); err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadPKI(m2.dir)
+	if err != nil || p.current().Identity.Role != api.RoleWorker {
+		t.Fatalf("m2's certificate on disk: %v, %v; want its worker certificate", p, err)
+	}
+
+	again := &daemon{dir: m2.dir, state: st, pki: p}
+	startNode(t, again, "m2 again")
+	if err := storetest.WaitFor(func() bool {
+		return voters(m1) == 2 && again.pki.current().Identity.Role == api.RoleManager
+	}, 60*time.Second); err != nil {
+		t.Fatalf("after restart: voters %d, m2's certificate %s", voters(m1), again.pki.current().Identity.Role)
+	}
+}
