@@ -59,8 +59,8 @@ type daemon struct {
 	// storeRef is the store for TLS admission checks, which may run
 	// before startManager has set d.store.
 	storeRef atomic.Pointer[store.Store]
-	// webhookSecret is bootstrap's --webhook-secret, stored in the
-	// cluster (encrypted) once this manager leads (hooks.go).
+	// webhookSecret is bootstrap's --webhook-secret, sealed with the
+	// cluster's keys when the store opens (openSecrets).
 	webhookSecret api.SecretBytes
 
 	// mounts adds handlers to the control socket (the control API).
@@ -210,8 +210,9 @@ func (d *daemon) managerAddr(li store.LeaderInfo) string {
 }
 
 // openSecrets seals, on the bootstrapping manager, the cluster's new CA
-// key, join tokens and age identity with the store's data key, for
-// importClusterKeys to move into the store once this manager leads.
+// key, join tokens, age identity and webhook secret (if given) with the
+// store's data key, for importClusterKeys to move into the store once
+// this manager leads: a restart in between loses none of them.
 func (d *daemon) openSecrets(ctx context.Context) error {
 	if d.newRoot == nil {
 		return nil
@@ -236,6 +237,12 @@ func (d *daemon) openSecrets(ctx context.Context) error {
 	}
 	if err := sealFile(key, filepath.Join(pkiDir(d.dir), identSealed), id.SecretKey().Reveal()); err != nil {
 		return err
+	}
+	if d.webhookSecret != nil {
+		if err := sealFile(key, filepath.Join(pkiDir(d.dir), hookSealed), d.webhookSecret.Reveal()); err != nil {
+			return err
+		}
+		d.webhookSecret = nil
 	}
 	d.newRoot = nil
 	return writeFileAtomic(recipientPath(d.dir), []byte(id.Recipient()+"\n"), 0o644)

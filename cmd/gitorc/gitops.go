@@ -53,8 +53,9 @@ func (d *daemon) gitops(ctx context.Context) error {
 // local replica, so a revision is Synced soon after its tasks run.
 const trackInterval = 250 * time.Millisecond
 
-// recordBootstrapSource writes what bootstrap was given — the source and
-// the webhook secret — into the cluster when this manager first leads.
+// recordBootstrapSource writes the source bootstrap was given into the
+// cluster when this manager first leads (its webhook secret goes with the
+// cluster's keys: openSecrets).
 func (d *daemon) recordBootstrapSource(ctx context.Context, cl *storecluster.Cluster) error {
 	if d.state.Source != nil {
 		_, err := cl.UpdateSync(ctx, func(s *api.SyncState) error {
@@ -67,16 +68,6 @@ func (d *daemon) recordBootstrapSource(ctx context.Context, cl *storecluster.Clu
 		if err != nil {
 			return fmt.Errorf("record the source: %w", err)
 		}
-	}
-	if d.webhookSecret != nil {
-		if _, err := d.clusterKey(keyWebhookSecret); errors.Is(err, errNoClusterKey) {
-			if err := d.setClusterKey(ctx, keyWebhookSecret, d.webhookSecret.Reveal()); err != nil {
-				return err
-			}
-		} else if err != nil {
-			return err
-		}
-		d.webhookSecret = nil
 	}
 	return nil
 }

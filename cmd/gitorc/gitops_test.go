@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -151,6 +154,23 @@ func TestWebhooksOnDaemon(t *testing.T) {
 		return waitSync(t, socket, what, func(r syncReport) bool { return cond(r.State) })
 	}
 	waitState("synced the first commit", func(s api.SyncState) bool { return s.Revision == first && s.Phase == api.SyncSynced })
+	// Bootstrap's secret went into the store with the cluster's keys: no
+	// sealed file is left, and no file of the node holds it in clear.
+	if err := storetest.WaitFor(func() bool {
+		_, err := os.Stat(filepath.Join(pkiDir(dir), hookSealed))
+		return errors.Is(err, os.ErrNotExist)
+	}, 30*time.Second); err != nil {
+		t.Error("the sealed webhook secret was not imported")
+	}
+	_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() || e.Type()&fs.ModeSocket != 0 {
+			return nil
+		}
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(secret)) {
+			t.Errorf("%s holds the webhook secret in clear", p)
+		}
+		return nil
+	})
 	base := "http://" + hookAddr
 	deliver := func(key, branch, commit string) (int, string) {
 		t.Helper()

@@ -91,6 +91,8 @@ const (
 	caKeySealed  = "ca-key.sealed"
 	tokensSealed = "tokens.sealed"
 	identSealed  = "identity.sealed"
+	// hookSealed is bootstrap's webhook secret, when it was given one.
+	hookSealed = "webhook-secret.sealed"
 )
 
 func sealFile(key *store.DataKey, path string, plain []byte) error {
