@@ -228,22 +228,13 @@ func TestDemoteAndPromote(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
 	m1, _, token := firstManager(t, managerFlags(t, filepath.Join(tmp, "m1")))
-	c1 := managerClient(m1)
 	m3 := joinManagers(t, m1, token, filepath.Join(tmp, "m2"), filepath.Join(tmp, "m3"))[1]
 	if err := storetest.WaitFor(func() bool { return voters(m1) == 3 }, 60*time.Second); err != nil {
 		t.Fatalf("voters = %d, want 3", voters(m1))
 	}
 	managerCert := m3.pki.current()
 
-	var n map[string]any
-	if err := c1.call(ctx, "POST", "/v1/nodes/"+m3.state.ID, map[string]string{"role": "worker"}, &n); err != nil {
-		t.Fatalf("demote: %v", err)
-	}
-	if err := storetest.WaitFor(func() bool {
-		return voters(m1) == 2 && m3.pki.current().Identity.Role == api.RoleWorker
-	}, 60*time.Second); err != nil {
-		t.Fatalf("after demote: voters %d, m3's certificate %s", voters(m1), m3.pki.current().Identity.Role)
-	}
+	demote(t, m1, m3, 2)
 	st, err := loadState(m3.dir)
 	if err != nil || st.Role != api.RoleWorker {
 		t.Errorf("m3's state: %+v, %v; want the worker role", st, err)
@@ -266,14 +257,33 @@ func TestDemoteAndPromote(t *testing.T) {
 		t.Error("a demoted manager's certificate still reaches the store")
 	}
 
-	if err := c1.call(ctx, "POST", "/v1/nodes/"+m3.state.ID, map[string]string{"role": "manager"}, &n); err != nil {
-		t.Fatalf("promote: %v", err)
-	}
+	setRole(t, m1, m3.state.ID, api.RoleManager)
 	if err := storetest.WaitFor(func() bool { return voters(m1) == 3 }, 60*time.Second); err != nil {
 		t.Fatalf("after promote: voters %d, m3's certificate %s", voters(m1), m3.pki.current().Identity.Role)
 	}
 	if m3.pki.current().Identity.Role != api.RoleManager {
 		t.Errorf("m3's certificate is %s after promotion", m3.pki.current().Identity.Role)
+	}
+}
+
+// setRole asks the leader m1 to give node id a role.
+func setRole(t *testing.T, m1 *daemon, id string, role api.NodeRole) {
+	t.Helper()
+	var n map[string]any
+	if err := managerClient(m1).call(context.Background(), "POST", "/v1/nodes/"+id, map[string]string{"role": role.String()}, &n); err != nil {
+		t.Fatalf("make %s a %s: %v", id, role, err)
+	}
+}
+
+// demote makes manager d a worker and waits until m1 counts want
+// voters and d holds a worker certificate.
+func demote(t *testing.T, m1, d *daemon, want int) {
+	t.Helper()
+	setRole(t, m1, d.state.ID, api.RoleWorker)
+	if err := storetest.WaitFor(func() bool {
+		return voters(m1) == want && d.pki.current().Identity.Role == api.RoleWorker
+	}, 60*time.Second); err != nil {
+		t.Fatalf("after demote: voters %d, %s's certificate %s", voters(m1), d.dir, d.pki.current().Identity.Role)
 	}
 }
 
@@ -401,7 +411,6 @@ func TestPromotionInterruptedBeforeCertificate(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
 	m1, _, token := firstManager(t, managerFlags(t, filepath.Join(tmp, "m1")))
-	c1 := managerClient(m1)
 	m2, err := join(ctx, managerFlags(t, filepath.Join(tmp, "m2")), token, m1.state.Advertise)
 	if err != nil {
 		t.Fatal(err)
@@ -410,22 +419,12 @@ func TestPromotionInterruptedBeforeCertificate(t *testing.T) {
 	if err := storetest.WaitFor(func() bool { return voters(m1) == 2 }, 60*time.Second); err != nil {
 		t.Fatalf("voters = %d, want 2", voters(m1))
 	}
-	var n map[string]any
-	if err := c1.call(ctx, "POST", "/v1/nodes/"+m2.state.ID, map[string]string{"role": "worker"}, &n); err != nil {
-		t.Fatalf("demote: %v", err)
-	}
-	if err := storetest.WaitFor(func() bool {
-		return voters(m1) == 1 && m2.pki.current().Identity.Role == api.RoleWorker
-	}, 60*time.Second); err != nil {
-		t.Fatalf("after demote: voters %d, m2's certificate %s", voters(m1), m2.pki.current().Identity.Role)
-	}
+	demote(t, m1, m2, 1)
 	stop2()
 
 	// Promoted while it is stopped; then the first half of what it does
 	// when it learns it: the role is recorded, the certificate is not.
-	if err := c1.call(ctx, "POST", "/v1/nodes/"+m2.state.ID, map[string]string{"role": "manager"}, &n); err != nil {
-		t.Fatalf("promote: %v", err)
-	}
+	setRole(t, m1, m2.state.ID, api.RoleManager)
 	key, err := m1.store.ExportDataKey()
 	if err != nil {
 		t.Fatal(err)
