@@ -10,8 +10,10 @@ type Node struct {
 	Status      NodeStatus      `json:"status"`
 	// Manager is set on managers.
 	Manager *ManagerStatus `json:"manager,omitempty"`
-	// PodCIDR is the node's task subnet in the overlay.
-	PodCIDR string `json:"pod_cidr,omitempty"`
+	// Subnet is the node's share of the cluster's task pool (CIDR): its
+	// tasks' addresses. The allocator gives it when the node joins and
+	// takes it back when the node is removed.
+	Subnet string `json:"subnet,omitempty"`
 	// RemovedAt is set when an operator removed the node: it stays as a
 	// tombstone so that its certificate, valid until it expires, opens
 	// nothing (no session, no renewal, no manager call).
@@ -35,6 +37,19 @@ type NodeDescription struct {
 	Platform  Platform  `json:"platform"`
 	Resources Resources `json:"resources"`
 	Version   string    `json:"version,omitempty"`
+	// WireGuard is the node's overlay endpoint: its public key and UDP
+	// port. The private key never leaves the node.
+	WireGuard *WireGuardInfo `json:"wireguard,omitempty"`
+	// Addrs are the node's own unicast addresses, which the cluster's
+	// address pools must not overlap.
+	Addrs []string `json:"addrs,omitempty"`
+}
+
+// WireGuardInfo is what other nodes need to reach a node's overlay
+// interface; the endpoint's host is the address managers see the node at.
+type WireGuardInfo struct {
+	PublicKey string `json:"public_key"` // base64, as wg(8) prints it
+	Port      uint16 `json:"port"`
 }
 
 // NodeStatus is what the managers last heard of a node.

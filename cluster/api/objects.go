@@ -27,8 +27,6 @@ type StackSpec struct {
 type Network struct {
 	Meta
 	Spec NetworkSpec `json:"spec"`
-	// Subnet is what the allocator gave the network (CIDR notation).
-	Subnet string `json:"subnet,omitempty"`
 }
 
 // NetworkSpec is a network as a stack file declares it.
@@ -42,7 +40,9 @@ type NetworkSpec struct {
 	Attachable bool `json:"attachable,omitempty"`
 	// External networks are not created by the stack; they must exist.
 	External bool `json:"external,omitempty"`
-	// Subnet optionally fixes the network's subnet (ipam.config[0].subnet).
+	// Subnet is ipam.config[0].subnet. Tasks take their addresses from
+	// their node's share of the cluster's task pool whatever networks they
+	// join, so a subnet is only checked: it must not overlap the pools.
 	Subnet string `json:"subnet,omitempty"`
 }
 

@@ -231,12 +231,10 @@ type NetworkAttachment struct {
 
 // Endpoint is what the allocator assigned to a service.
 type Endpoint struct {
-	VIPs  []VIP        `json:"vips,omitempty"`
+	// VIP is the service's virtual address (vip endpoint mode) from the
+	// cluster's VIP pool, the same on every network the service is on. A
+	// connection to it, on any port, goes to one of the service's tasks in
+	// the load-balancing set, on the same port, as Swarm's VIPs do.
+	VIP   string       `json:"vip,omitempty"`
 	Ports []PortConfig `json:"ports,omitempty"` // with Published filled in
-}
-
-// VIP is a service's virtual address on one network.
-type VIP struct {
-	NetworkID string `json:"network_id"`
-	Addr      string `json:"addr"` // CIDR notation
 }

@@ -53,8 +53,12 @@ type Task struct {
 	Spec         TaskSpec   `json:"spec"`
 	DesiredState TaskState  `json:"desired_state"`
 	Status       TaskStatus `json:"status"`
-	// Networks are the task's addresses on each network it joins.
-	Networks []TaskNetwork `json:"networks,omitempty"`
+	// Addr is the task's address in the overlay, in CIDR notation of its
+	// node's subnet ("10.64.3.7/24"). The allocator gives it when the task
+	// is placed, so managers know it before the task starts; it is the
+	// task's one address on every network it joins (networks are isolation
+	// domains, not separate segments). Empty until placed.
+	Addr string `json:"addr,omitempty"`
 	// ReadyAt is when the task was first seen running and, if it has a
 	// healthcheck, healthy: an update's monitor window counts from it.
 	ReadyAt time.Time `json:"ready_at,omitzero"`
@@ -103,10 +107,4 @@ type TaskStatus struct {
 	Health    HealthState `json:"health"`
 	// ContainerID names the container on the node, for adoption on restart.
 	ContainerID string `json:"container_id,omitempty"`
-}
-
-// TaskNetwork is a task's address on a network.
-type TaskNetwork struct {
-	NetworkID string `json:"network_id"`
-	Addr      string `json:"addr"` // CIDR notation
 }

@@ -20,10 +20,11 @@ const (
 	KindConfig
 	KindSyncState
 	KindSyncRecord
+	KindCluster
 )
 
 var kindNames = []string{"", "node", "stack", "service", "task", "network", "volume",
-	"secret", "config", "sync_state", "sync_record"}
+	"secret", "config", "sync_state", "sync_record", "cluster"}
 
 // Kinds lists every kind, in table order.
 func Kinds() []Kind {
@@ -75,6 +76,8 @@ func KindOf(obj api.Object) (Kind, error) {
 		return KindSyncState, nil
 	case *api.SyncRecord:
 		return KindSyncRecord, nil
+	case *api.Cluster:
+		return KindCluster, nil
 	}
 	return 0, fmt.Errorf("%w: %T is not a stored type", ErrInvalid, obj)
 }
@@ -102,6 +105,8 @@ func (k Kind) newObject() api.Object {
 		return new(api.SyncState)
 	case KindSyncRecord:
 		return new(api.SyncRecord)
+	case KindCluster:
+		return new(api.Cluster)
 	}
 	return nil
 }

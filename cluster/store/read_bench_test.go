@@ -34,8 +34,8 @@ func benchTask(i int, now time.Time) *api.Task {
 		},
 		Status: api.TaskStatus{State: api.TaskRunning, Timestamp: now, Message: "started",
 			Health: api.HealthHealthy, ContainerID: fmt.Sprintf("c-%d", i)},
-		Networks: []api.TaskNetwork{{NetworkID: "net-front", Addr: fmt.Sprintf("10.0.1.%d/24", i%250+2)}},
-		ReadyAt:  now,
+		Addr:    fmt.Sprintf("10.0.1.%d/24", i%250+2),
+		ReadyAt: now,
 	}
 }
 
