@@ -58,10 +58,16 @@ func (c *converter) network(key string, n types.NetworkConfig) api.NetworkSpec {
 		spec.Driver = api.DefaultNetworkDriver
 	}
 	p := []string{"networks", key}
+	if d := n.Ipam.Driver; d != "" && d != "default" {
+		c.d.errorf(append(p, "ipam", "driver"), "ipam driver %q is not supported: tasks take their addresses from the cluster's task pool (gitorc bootstrap --task-pool)", d)
+	}
 	if len(n.Ipam.Config) > 0 && n.Ipam.Config[0] != nil {
 		spec.Subnet = n.Ipam.Config[0].Subnet
 		if len(n.Ipam.Config) > 1 {
-			c.d.warnf(append(p, "ipam", "config"), "only the first subnet is used")
+			c.d.warnf(append(p, "ipam", "config"), "only the first subnet is checked")
+		}
+		if spec.Subnet != "" {
+			c.d.warnf(append(p, "ipam", "config", "subnet"), "tasks take their addresses from their node's share of the cluster's task pool, whatever networks they join: the subnet is only checked not to overlap the cluster's pools")
 		}
 	}
 	if bool(n.External) && (n.Driver != "" || n.Internal || n.Attachable) {

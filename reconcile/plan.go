@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -70,6 +71,9 @@ type State struct {
 	Configs  []api.ConfigSpec  `json:"configs,omitempty"`
 	Volumes  []api.VolumeSpec  `json:"volumes,omitempty"`
 	Services []api.ServiceSpec `json:"services,omitempty"`
+	// Pools is the cluster's address plan (actual state only): desired
+	// network subnets must not overlap it.
+	Pools *api.NetworkConfig `json:"pools,omitempty"`
 }
 
 // Change is one field that differs. From is empty for a field being set,
@@ -176,6 +180,13 @@ func Plan(desired, actual State) Changeset {
 	for _, d := range objects(desired) {
 		k := key{d.kind, d.name}
 		a, exists := have[k]
+		if n, ok := d.spec.(api.NetworkSpec); ok && n.Subnet != "" && actual.Pools != nil {
+			if sub, err := netip.ParsePrefix(n.Subnet); err == nil {
+				if pool := actual.Pools.Overlaps(sub); pool != "" {
+					cs.Problems = append(cs.Problems, fmt.Sprintf("network %s: ipam.config.subnet %s overlaps %s: choose a subnet outside the cluster's pools, or remove it", d.name, n.Subnet, pool))
+				}
+			}
+		}
 		if d.external {
 			if !exists {
 				cs.Problems = append(cs.Problems, fmt.Sprintf("external %s %s does not exist in the cluster: create it, or remove external: true to let the stack create it", d.kind, d.name))

@@ -113,6 +113,14 @@ func TestPlanGolden(t *testing.T) {
 		// Zero is left out of a spec's JSON form: still a change to 0.
 		{"scaled-to-zero", func(s State) State { service(s, "web_web").Replicas = 0; return s }, nil},
 		{"scaled-from-zero", nil, func(s State) State { service(s, "web_web").Replicas = 0; return s }},
+		// A network subnet may not overlap the cluster's pools; one that
+		// does not is accepted.
+		{"subnet-overlaps-pools", func(s State) State {
+			s.Networks = append(s.Networks, api.NetworkSpec{Name: "ops_clash", Stack: "ops", Driver: "overlay", Subnet: "10.64.9.0/24"},
+				api.NetworkSpec{Name: "ops_vips", Stack: "ops", Driver: "overlay", Subnet: "10.96.0.0/20"},
+				api.NetworkSpec{Name: "ops_fine", Stack: "ops", Driver: "overlay", Subnet: "192.168.50.0/24"})
+			return s
+		}, func(s State) State { pools := api.DefaultNetworkConfig(); s.Pools = &pools; return s }},
 		{"foreign-and-external", func(s State) State {
 			s.Networks = append(s.Networks, api.NetworkSpec{Name: "ops_net", Driver: "overlay", External: true})
 			return s

@@ -1,7 +1,8 @@
 // Package controlapi is the manager's local control API: the JSON-over-HTTP
 // endpoints the gitorc CLI calls through a root-only unix socket to list and
 // change nodes, services and tasks (node ls/inspect/update/rm, service
-// ls/inspect/scale/rollback/update --force, ps).
+// ls/inspect/scale/rollback/update --force, ps) and to list networks
+// (network ls/inspect).
 //
 // Reads come from the local store replica; writes are store transactions
 // with optimistic version checks (a stale ?version=N is a 409). It never
@@ -22,6 +23,8 @@
 //	POST   /v1/services/{service}/rollback → Service
 //	POST   /v1/services/{service}/force   → Service
 //	GET    /v1/tasks[?service=S|stack=S][&node=N]  []Task (with node names)
+//	GET    /v1/networks                   []Network (with services, VIPs and task addresses)
+//	GET    /v1/networks/{network}         Network (by ID or name)
 //
 // controlapi is manager-side: it imports cluster/api, cluster/store and
 // cluster/orchestrator; never cluster/agent, reconcile or compose. Only

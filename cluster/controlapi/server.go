@@ -112,6 +112,8 @@ func (s *server) register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/services/{service}/rollback", s.handle(s.rollbackService))
 	mux.HandleFunc("POST /v1/services/{service}/force", s.handle(s.forceService))
 	mux.HandleFunc("GET /v1/tasks", s.handle(s.listTasks))
+	mux.HandleFunc("GET /v1/networks", s.handle(s.listNetworks))
+	mux.HandleFunc("GET /v1/networks/{network}", s.handle(s.getNetwork))
 }
 
 // httpError is an error with the status code it answers with.

@@ -77,3 +77,33 @@ type Task struct {
 type Error struct {
 	Error string `json:"error"`
 }
+
+// Network is a network with what is on it.
+type Network struct {
+	api.Network
+	Services []NetworkService `json:"services"`
+	// Tasks are the tasks on the network that hold an address and have
+	// not ended.
+	Tasks []NetworkTask `json:"tasks"`
+}
+
+// NetworkService is a service on a network: the names it answers to
+// there (its short name in its stack, then its aliases) and its VIP.
+type NetworkService struct {
+	Name    string   `json:"name"`
+	Aliases []string `json:"aliases,omitempty"`
+	Mode    string   `json:"endpoint_mode"`
+	VIP     string   `json:"vip,omitempty"`
+}
+
+// NetworkTask is a task's address on a network.
+type NetworkTask struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"` // service.slot
+	Service string `json:"service"`
+	Node    string `json:"node,omitempty"`
+	Addr    string `json:"addr"`
+	State   string `json:"state"`
+	// InLoadBalancer: the task gets the service's traffic (VIP, DNS).
+	InLoadBalancer bool `json:"in_load_balancer"`
+}

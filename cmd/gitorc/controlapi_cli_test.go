@@ -186,18 +186,18 @@ func TestPs(t *testing.T) {
 		t.Fatalf("ps shop_web:\n%s", out)
 	}
 	wantLine(t, out, "shop_web:", "updating,", "1", "failure") // its rollout, above its tasks
-	wantLine(t, out, "ID", "NAME", "IMAGE", "NODE", "DESIRED", "CURRENT", "AGE", "ERROR")
-	wantLine(t, out, "t-web-1", "shop_web.1", controlapitest.WebNew, "alpha", "running", "running", "30s", "-")
-	wantLine(t, out, "t-web-2", "shop_web.2", controlapitest.WebNew, "boss", "running", "running", "30s", "-")
-	wantLine(t, out, "t-web-2-old", "shop_web.2", controlapitest.WebNew, "alpha", "shutdown", "failed", "45s", "task:", "non-zero", "exit", "(1)")
-	wantCells(t, out, append([]string{"t-web-3", "shop_web.3", controlapitest.WebNew, "-", "running", "pending", "10s"},
+	wantLine(t, out, "ID", "NAME", "IMAGE", "NODE", "ADDRESS", "DESIRED", "CURRENT", "AGE", "ERROR")
+	wantLine(t, out, "t-web-1", "shop_web.1", controlapitest.WebNew, "alpha", "10.64.1.3/24", "running", "running", "30s", "-")
+	wantLine(t, out, "t-web-2", "shop_web.2", controlapitest.WebNew, "boss", "10.64.2.2/24", "running", "running", "30s", "-")
+	wantLine(t, out, "t-web-2-old", "shop_web.2", controlapitest.WebNew, "alpha", "10.64.1.2/24", "shutdown", "failed", "45s", "task:", "non-zero", "exit", "(1)")
+	wantCells(t, out, append([]string{"t-web-3", "shop_web.3", controlapitest.WebNew, "-", "-", "running", "pending", "10s"},
 		strings.Fields(controlapitest.PendingErr)...))
 
 	out = mustRun(t, "ps", "shop") // a stack
 	if r := rows(out); len(r) != 8 {
 		t.Errorf("ps shop:\n%s", out)
 	}
-	wantLine(t, out, "t-mon-a", "shop_mon.alpha", "registry.local/mon:1", "alpha", "running", "running", "30s", "-")
+	wantLine(t, out, "t-mon-a", "shop_mon.alpha", "registry.local/mon:1", "alpha", "10.64.1.4/24", "running", "running", "30s", "-")
 	if out := mustRun(t, "ps"); len(rows(out)) != 8 {
 		t.Errorf("ps:\n%s", out)
 	}
@@ -211,6 +211,29 @@ func TestPs(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &tasks); err != nil || len(tasks) != 4 || tasks[3].Status.Err != controlapitest.PendingErr || tasks[0].NodeName != "alpha" {
 		t.Errorf("ps -o json: %v\n%s", err, out)
 	}
+}
+
+// network ls and inspect show a network's services with their names and
+// VIPs, and its tasks with their addresses; ended tasks are not on it.
+func TestNetwork(t *testing.T) {
+	serveAPI(t)
+	out := mustRun(t, "network", "ls")
+	wantLine(t, out, "ID", "NAME", "STACK", "SCOPE", "SERVICES", "TASKS")
+	wantLine(t, out, "netdefault", "shop_default", "shop", "egress", "shop_mon,shop_web", "4")
+	out = mustRun(t, "network", "inspect", "shop_default")
+	wantLine(t, out, "shop_web", "shop_web,web,www", "vip", controlapitest.WebVIP)
+	wantLine(t, out, "shop_mon", "shop_mon,mon", "dnsrr", "-")
+	wantLine(t, out, "shop_web.1", "alpha", "10.64.1.3/24", "running", "true")
+	wantLine(t, out, "shop_mon.boss", "boss", "10.64.2.3/24", "running", "true")
+	if strings.Contains(out, "10.64.1.2/") {
+		t.Errorf("an ended task's address is listed:\n%s", out)
+	}
+	var nets []controlapi.Network
+	if err := json.Unmarshal([]byte(mustRun(t, "network", "inspect", "-o", "json", "netdefault")), &nets); err != nil ||
+		len(nets) != 1 || len(nets[0].Tasks) != 4 || nets[0].Services[1].VIP != controlapitest.WebVIP {
+		t.Errorf("network inspect -o json: %v %+v", err, nets)
+	}
+	mustFail(t, `network "nope" not found`, "network", "inspect", "nope")
 }
 
 func TestStackSubcommands(t *testing.T) {

@@ -103,14 +103,14 @@ func listTasks(cmd *cobra.Command, target, stack, node string) error {
 		fmt.Fprintln(cmd.OutOrStdout(), line)
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tIMAGE\tNODE\tDESIRED\tCURRENT\tAGE\tERROR")
+	fmt.Fprintln(tw, "ID\tNAME\tIMAGE\tNODE\tADDRESS\tDESIRED\tCURRENT\tAGE\tERROR")
 	for _, t := range tasks {
 		name := fmt.Sprintf("%s.%d", t.ServiceName, t.Slot)
 		if t.Slot == 0 {
 			name = t.ServiceName + "." + orDash(t.NodeName)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(t.ID), name, t.Spec.Container.Image, orDash(t.NodeName),
-			t.DesiredState, t.Status.State, age(t.Status.Timestamp), orDash(taskReason(&t.Task)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(t.ID), name, t.Spec.Container.Image, orDash(t.NodeName),
+			orDash(t.Addr), t.DesiredState, t.Status.State, age(t.Status.Timestamp), orDash(taskReason(&t.Task)))
 	}
 	return tw.Flush()
 }

@@ -76,6 +76,12 @@ func (c *Cluster) Actual(ctx context.Context) (reconcile.State, error) {
 		for _, x := range svcs {
 			s.Services = append(s.Services, x.Spec)
 		}
+		switch cl, err := store.Get[api.Cluster](tx, api.ClusterID); {
+		case err == nil:
+			s.Pools = &cl.Spec.Network
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
 		return nil
 	})
 	if err != nil {

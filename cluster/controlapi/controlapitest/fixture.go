@@ -2,6 +2,7 @@ package controlapitest
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -58,6 +59,8 @@ func New(tb testing.TB) *Fixture {
 const (
 	WebOld = "registry.local/web:1"
 	WebNew = "registry.local/web:2"
+	// WebVIP is shop_web's VIP.
+	WebVIP = "10.96.0.2"
 	// PendingErr is the reason shop_web's third slot is not placed.
 	PendingErr = "no suitable node: 2 nodes lack 512 MiB memory"
 )
@@ -67,6 +70,9 @@ const (
 // updating WebOld → WebNew: slot 1 on alpha, slot 2 on boss after a failed
 // task on alpha, slot 3 pending with PendingErr) and shop_mon (global, on
 // alpha and boss), and service solo (1 replica, no tasks, no previous spec).
+// shop_web (VIP WebVIP, alias "www") and shop_mon are on network
+// shop_default; running tasks hold addresses (alpha 10.64.1.0/24, boss
+// 10.64.2.0/24).
 func Seed(s *store.Store, now time.Time) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -78,15 +84,24 @@ func Seed(s *store.Store, now time.Time) error {
 			Status: ready, Manager: &api.ManagerStatus{RaftID: "m1", Addr: "127.0.0.1:4270", Leader: true}},
 	}
 	task := func(image string) api.TaskSpec { return api.TaskSpec{Container: api.ContainerSpec{Image: image}} }
-	oldSpec := api.ServiceSpec{Name: "shop_web", Stack: "shop", Mode: api.ModeReplicated, Replicas: 3, Task: task(WebOld)}
+	oldSpec := api.ServiceSpec{Name: "shop_web", Stack: "shop", Mode: api.ModeReplicated, Replicas: 3, Task: task(WebOld),
+		Networks: []api.NetworkAttachment{{Target: "shop_default", Aliases: []string{"www"}}}}
 	newSpec := oldSpec
 	newSpec.Task = task(WebNew)
-	web := &api.Service{Meta: api.Meta{ID: "svcweb"}, Spec: newSpec, PreviousSpec: &oldSpec,
+	web := &api.Service{Meta: api.Meta{ID: "svcweb"}, Spec: newSpec, PreviousSpec: &oldSpec, Endpoint: &api.Endpoint{VIP: WebVIP},
 		Update: &api.UpdateStatus{State: api.UpdateUpdating, StartedAt: now.Add(-time.Minute), Updated: 2, Failed: 1, Message: "updating 2/3"}}
-	mon := &api.Service{Meta: api.Meta{ID: "svcmon"}, Spec: api.ServiceSpec{Name: "shop_mon", Stack: "shop", Mode: api.ModeGlobal, Task: task("registry.local/mon:1")}}
+	mon := &api.Service{Meta: api.Meta{ID: "svcmon"}, Spec: api.ServiceSpec{Name: "shop_mon", Stack: "shop", Mode: api.ModeGlobal, Task: task("registry.local/mon:1"),
+		Networks: []api.NetworkAttachment{{Target: "shop_default"}}, Endpoint: api.EndpointSpec{Mode: api.EndpointDNSRR}}}
+	network := &api.Network{Meta: api.Meta{ID: "netdefault"}, Spec: api.NetworkSpec{Name: "shop_default", Stack: "shop", Driver: api.DefaultNetworkDriver}}
 	solo := &api.Service{Meta: api.Meta{ID: "svcsolo"}, Spec: api.ServiceSpec{Name: "solo", Mode: api.ModeReplicated, Replicas: 1, Task: task("registry.local/solo:1")}}
+	host := map[string]int{}
 	running := func(id string, svc *api.Service, slot uint64, node string) *api.Task {
-		return &api.Task{Meta: api.Meta{ID: id}, ServiceID: svc.ID, ServiceName: svc.Spec.Name, Slot: slot, NodeID: node,
+		addr := ""
+		if node != "" {
+			host[node]++
+			addr = fmt.Sprintf("10.64.%d.%d/24", map[string]int{"n1": 1, "m1": 2}[node], 1+host[node])
+		}
+		return &api.Task{Meta: api.Meta{ID: id}, ServiceID: svc.ID, ServiceName: svc.Spec.Name, Slot: slot, NodeID: node, Addr: addr,
 			Spec: svc.Spec.Task, DesiredState: api.TaskRunning,
 			Status: api.TaskStatus{State: api.TaskRunning, Timestamp: now.Add(-30 * time.Second), Message: "started"}}
 	}
@@ -105,7 +120,7 @@ func Seed(s *store.Store, now time.Time) error {
 				return err
 			}
 		}
-		for _, o := range []api.Object{&api.Stack{Spec: api.StackSpec{Name: "shop"}}, web, mon, solo} {
+		for _, o := range []api.Object{&api.Stack{Spec: api.StackSpec{Name: "shop"}}, network, web, mon, solo} {
 			if err := tx.Create(o); err != nil {
 				return err
 			}

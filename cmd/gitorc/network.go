@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newNetworkCmd) }
+
+func newNetworkCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "network",
+		Aliases: []string{"networks"},
+		Short:   "List and inspect networks: their services, VIPs and task addresses",
+		Long: `Networks are isolation domains of the cluster's encrypted overlay: tasks of services
+that share a network reach each other (by name, VIP or address), others cannot.
+Every task has one address, from its node's share of the task pool.`,
+	}
+	ls := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List networks with their services and tasks",
+		Args:    cobra.NoArgs,
+		RunE:    runNetworkLs,
+	}
+	addOutputFlag(ls)
+	inspect := &cobra.Command{
+		Use:   "inspect NETWORK...",
+		Short: "Show networks: services with their names and VIPs, tasks with their addresses",
+		Args:  cobra.MinimumNArgs(1),
+		RunE:  runNetworkInspect,
+	}
+	addOutputFlag(inspect)
+	cmd.AddCommand(ls, inspect)
+	return cmd
+}
+
+func runNetworkLs(cmd *cobra.Command, _ []string) error {
+	format, err := outputFormat(cmd, outText, outText, outJSON)
+	if err != nil {
+		return err
+	}
+	var nets []controlapi.Network
+	if err := newAPIClient(cmd).call(cmd.Context(), "GET", "/v1/networks", nil, &nets); err != nil {
+		return err
+	}
+	if format == outJSON {
+		return writeJSON(cmd.OutOrStdout(), nets)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTACK\tSCOPE\tSERVICES\tTASKS")
+	for _, n := range nets {
+		scope := "egress"
+		if n.Spec.Internal {
+			scope = "internal"
+		}
+		if n.Spec.External {
+			scope += ", external"
+		}
+		names := make([]string, len(n.Services))
+		for i, s := range n.Services {
+			names[i] = s.Name
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", shortID(n.ID), n.Spec.Name, orDash(n.Spec.Stack), scope,
+			orDash(strings.Join(names, ",")), len(n.Tasks))
+	}
+	return tw.Flush()
+}
+
+func runNetworkInspect(cmd *cobra.Command, args []string) error {
+	format, err := outputFormat(cmd, outText, outText, outJSON)
+	if err != nil {
+		return err
+	}
+	c := newAPIClient(cmd)
+	nets := make([]controlapi.Network, len(args))
+	for i, a := range args {
+		if err := c.call(cmd.Context(), "GET", "/v1/networks/"+url.PathEscape(a), nil, &nets[i]); err != nil {
+			return err
+		}
+	}
+	if format == outJSON {
+		return writeJSON(cmd.OutOrStdout(), nets)
+	}
+	w := cmd.OutOrStdout()
+	for i, n := range nets {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "network %s (%s)\n", n.Spec.Name, n.ID)
+		if n.Spec.Internal {
+			fmt.Fprintln(w, "  internal: no route out of the cluster")
+		} else {
+			fmt.Fprintln(w, "  egress: masqueraded out of the cluster")
+		}
+		if n.Spec.Subnet != "" {
+			fmt.Fprintf(w, "  subnet: %s (checked only: tasks take addresses from their node's subnet)\n", n.Spec.Subnet)
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  SERVICE\tNAMES\tMODE\tVIP")
+		for _, s := range n.Services {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.Name, orDash(strings.Join(append([]string{s.Name}, s.Aliases...), ",")), s.Mode, orDash(s.VIP))
+		}
+		fmt.Fprintln(tw, "  TASK\tNODE\tADDRESS\tSTATE\tIN LOAD BALANCER")
+		for _, t := range n.Tasks {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%t\n", t.Name, orDash(t.Node), t.Addr, t.State, t.InLoadBalancer)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
