@@ -102,17 +102,14 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// relevant reports whether a change may alter the node's assignment set.
-func relevant(ev store.Event, nodeID string, current map[string]bool) bool {
+// relevant reports whether a change may alter the node's assignment set;
+// obj is the changed object (ev.Object), nil if it could not be read.
+func relevant(ev store.Event, obj api.Object, nodeID string, current map[string]bool) bool {
 	switch ev.Kind {
 	case store.KindSecret, store.KindConfig:
 		return true // rare; the key comparison drops non-changes
 	case store.KindTask:
 		if current[ev.ID] {
-			return true
-		}
-		obj, err := ev.Object()
-		if err != nil {
 			return true
 		}
 		t, ok := obj.(*api.Task)

@@ -32,8 +32,9 @@ type Dispatcher struct {
 	sessions map[string]*session // by node ID
 	leading  bool
 
-	live    liveness
-	pending statusQueue
+	live       liveness
+	pending    statusQueue
+	netIndexes netIndexes
 }
 
 var _ wire.Server = (*Dispatcher)(nil)

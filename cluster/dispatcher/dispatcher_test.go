@@ -177,11 +177,11 @@ func TestCertificateIsIdentity(t *testing.T) {
 	if sess.NodeID != "node-b" {
 		t.Errorf("session node = %q, want node-b", sess.NodeID)
 	}
-	m, err := stream.Recv()
-	if err != nil {
-		t.Fatal(err)
+	msgs := newInbox(t, stream)
+	if v := msgs.next().Network; v == nil || v.NodeID != "node-b" {
+		t.Errorf("node-b's first message is not its network view: %+v", v)
 	}
-	if m.Assignments == nil || len(m.Assignments.Tasks) != 0 {
+	if m := msgs.next(); m.Assignments == nil || len(m.Assignments.Tasks) != 0 {
 		t.Errorf("node-b got assignments %+v, want an empty set", m.Assignments)
 	}
 	e.create(newTask("t-b", "node-b"))

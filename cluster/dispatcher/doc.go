@@ -19,6 +19,17 @@
 //     terminal, with the secret and config payloads they refer to. A
 //     session watches the store and sends a new set whenever it changes;
 //     secret plaintext leaves the store only on this stream;
+//   - network views (netview.go): each session also sends the node's
+//     api.NetView (cluster/netview) whenever it differs (deep compare)
+//     from the last one sent. A session reads its view and its
+//     assignment set from one store state, and sends the view first: a
+//     task is known to the node's network plane before the node starts
+//     it. Bursts of changes are coalesced into one read, as for
+//     assignments; a change that cannot alter the node's view (another
+//     node's status write, a service on a network the node is not on)
+//     costs no read. The cluster-wide part of the views, a netview.Index,
+//     is built once per store state (keyed by the state's Raft index) by
+//     the first session that needs it and shared by all the others;
 //   - task status (status.go): updates from all sessions are queued,
 //     coalesced per task and written in batched store transactions. A
 //     node may only update its own tasks, and a status only moves
@@ -29,7 +40,7 @@
 // caller (cmd/gitorc), which registers the Dispatcher with Register.
 //
 // Imports: cluster/api, cluster/store (through the narrow Store and
-// Leadership interfaces declared here), cluster/ca and
+// Leadership interfaces declared here), cluster/ca, cluster/netview and
 // cluster/dispatcher/wire. Being manager-side, it never imports
 // cluster/agent or its subpackages, nor reconcile or compose.
 package dispatcher

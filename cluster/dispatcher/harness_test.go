@@ -215,6 +215,13 @@ func clientTLS(t *testing.T, root *ca.RootCA, cert *ca.NodeCert) *tls.Config {
 // rawSession opens a session by hand, to drive the protocol directly.
 func (e *env) rawSession(tlsCfg *tls.Config, hostname string) (wire.SessionClient, *wire.Session, error) {
 	e.t.Helper()
+	return e.rawSessionAs(tlsCfg, api.NodeDescription{Hostname: hostname,
+		Platform: api.Platform{OS: "linux", Architecture: "amd64"}})
+}
+
+// rawSessionAs is rawSession with the node's whole description.
+func (e *env) rawSessionAs(tlsCfg *tls.Config, desc api.NodeDescription) (wire.SessionClient, *wire.Session, error) {
+	e.t.Helper()
 	cc, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 	if err != nil {
 		e.t.Fatal(err)
@@ -225,8 +232,7 @@ func (e *env) rawSession(tlsCfg *tls.Config, hostname string) (wire.SessionClien
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := stream.Send(&wire.WorkerMessage{Hello: &wire.Hello{Description: api.NodeDescription{Hostname: hostname,
-		Platform: api.Platform{OS: "linux", Architecture: "amd64"}}}}); err != nil {
+	if err := stream.Send(&wire.WorkerMessage{Hello: &wire.Hello{Description: desc}}); err != nil {
 		_, err = stream.Recv()
 		return nil, nil, err
 	}
@@ -309,4 +315,61 @@ func taskIDs(as []agent.Assignment) []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// inbox reads a raw session's manager messages in the background.
+type inbox struct {
+	t  *testing.T
+	ch chan *wire.ManagerMessage
+}
+
+func newInbox(t *testing.T, stream wire.SessionClient) *inbox {
+	t.Helper()
+	in := &inbox{t: t, ch: make(chan *wire.ManagerMessage)}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() {
+		defer close(in.ch)
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			select {
+			case in.ch <- m:
+			case <-done:
+				return
+			}
+		}
+	}()
+	return in
+}
+
+// next is the next message; it fails the test if the stream ends or the
+// hang guard trips.
+func (in *inbox) next() *wire.ManagerMessage {
+	in.t.Helper()
+	select {
+	case m, ok := <-in.ch:
+		if !ok {
+			in.t.Fatal("session stream ended")
+		}
+		if err := m.Validate(); err != nil {
+			in.t.Fatal(err)
+		}
+		return m
+	case <-time.After(waitLong):
+		in.t.Fatal("timed out waiting for a manager message")
+	}
+	return nil
+}
+
+// nextView is the next network view, skipping assignment sets.
+func (in *inbox) nextView() *api.NetView {
+	in.t.Helper()
+	for {
+		if m := in.next(); m.Network != nil {
+			return m.Network
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -75,7 +76,7 @@ func (d *Dispatcher) Session(stream wire.SessionStream) error {
 		defer wg.Done()
 		cancel(d.receive(ctx, s, stream))
 	}()
-	err = d.sendAssignments(ctx, s, stream)
+	err = d.sendUpdates(ctx, s, stream)
 	cancel(err)
 	wg.Wait()
 	log.Info("worker session ended", logKeyErr, context.Cause(ctx))
@@ -150,21 +151,38 @@ func (d *Dispatcher) receive(ctx context.Context, s *session, stream wire.Sessio
 	}
 }
 
-// sendAssignments sends the node's assignment set, then a new one each
-// time it changes, until ctx ends.
-func (d *Dispatcher) sendAssignments(ctx context.Context, s *session, stream wire.SessionStream) error {
+// watched are the kinds a session follows: those of its assignment set
+// and those of its network view.
+var watched = []store.Kind{store.KindTask, store.KindSecret, store.KindConfig,
+	store.KindNode, store.KindNetwork, store.KindService, store.KindCluster}
+
+// desired is what a session read of the node's desired state, from one
+// store state.
+type desired struct {
+	assign *assignment
+	net    *netState
+}
+
+// sent is what a session last sent the node.
+type sent struct {
+	assignKey string
+	view      *api.NetView
+}
+
+// sendUpdates sends the node's network view and assignment set, then a
+// new one of each whenever it changes, until ctx ends.
+func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.SessionStream) error {
 	node := s.id.NodeID
-	lastKey := "\x00" // never a real key: the first set is always sent
+	last := sent{assignKey: "\x00"} // never a real key: the first set is always sent; a nil view, the first view
 	for {
-		var cur *assignment
-		w, err := d.cfg.Store.ViewAndWatch(func(tx store.ReadTx) (err error) {
-			cur, err = assignmentOf(tx, node)
-			return err
-		}, store.KindTask, store.KindSecret, store.KindConfig)
+		var cur desired
+		w, err := d.cfg.Store.ViewAndWatch(func(tx store.ReadTx) error {
+			return d.read(tx, node, &cur, true, true)
+		}, watched...)
 		if err != nil {
-			return fmt.Errorf("watch assignments: %w", err)
+			return fmt.Errorf("watch assignments and network view: %w", err)
 		}
-		err = d.followAssignments(ctx, w, node, cur, &lastKey, stream)
+		err = d.follow(ctx, w, node, &cur, &last, stream)
 		w.Close()
 		if !errors.Is(err, store.ErrWatchOverflow) && !errors.Is(err, store.ErrResync) {
 			return err
@@ -173,15 +191,52 @@ func (d *Dispatcher) sendAssignments(ctx context.Context, s *session, stream wir
 	}
 }
 
-func (d *Dispatcher) followAssignments(ctx context.Context, w *store.Watcher, node string, cur *assignment, lastKey *string, stream wire.SessionStream) error {
+// read reads the parts of the node's desired state asked for, from tx.
+func (d *Dispatcher) read(tx store.ReadTx, node string, cur *desired, assign, view bool) error {
+	if view {
+		ix, err := d.netIndexes.get(tx)
+		if err != nil {
+			return fmt.Errorf("network view of node %s: %w", node, err)
+		}
+		cur.net = newNetState(ix.View(node))
+	}
+	if assign {
+		a, err := assignmentOf(tx, node)
+		if err != nil {
+			return err
+		}
+		cur.assign = a
+	}
+	return nil
+}
+
+// follow sends what changed, the view before the assignment set (a task
+// must be known to the node's network plane before it starts), then waits
+// for store changes, coalesces a burst of them and reads again the parts
+// they may alter, from one store state.
+func (d *Dispatcher) follow(ctx context.Context, w *store.Watcher, node string, cur *desired, last *sent, stream wire.SessionStream) error {
 	for {
-		if cur.key != *lastKey {
-			if err := stream.Send(&wire.ManagerMessage{Assignments: cur.set}); err != nil {
+		if !reflect.DeepEqual(cur.net.view, last.view) {
+			if err := stream.Send(&wire.ManagerMessage{Network: cur.net.view}); err != nil {
 				return err
 			}
-			*lastKey = cur.key
+			last.view = cur.net.view
 		}
-		dirty := false
+		if cur.assign.key != last.assignKey {
+			if err := stream.Send(&wire.ManagerMessage{Assignments: cur.assign.set}); err != nil {
+				return err
+			}
+			last.assignKey = cur.assign.key
+		}
+		assign, view := false, false
+		mark := func(ev store.Event) {
+			obj, err := ev.Object()
+			if err != nil {
+				obj = nil // relevant to both: read again
+			}
+			assign = assign || relevant(ev, obj, node, cur.assign.ids)
+			view = view || cur.net.relevant(ev, obj, node)
+		}
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
@@ -189,32 +244,27 @@ func (d *Dispatcher) followAssignments(ctx context.Context, w *store.Watcher, no
 			if !ok {
 				return w.Err()
 			}
-			dirty = relevant(ev, node, cur.ids)
+			mark(ev)
 		}
-	drain: // coalesce a burst of changes into one set
+	drain: // coalesce a burst of changes into one read
 		for {
 			select {
 			case ev, ok := <-w.Events():
 				if !ok {
 					return w.Err()
 				}
-				dirty = dirty || relevant(ev, node, cur.ids)
+				mark(ev)
 			default:
 				break drain
 			}
 		}
-		if !dirty {
+		if !assign && !view {
 			continue
 		}
-		err := d.cfg.Store.View(func(tx store.ReadTx) (err error) {
-			next, err := assignmentOf(tx, node)
-			if err == nil {
-				cur = next
-			}
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("read assignments: %w", err)
+		if err := d.cfg.Store.View(func(tx store.ReadTx) error {
+			return d.read(tx, node, cur, assign, view)
+		}); err != nil {
+			return fmt.Errorf("read assignments and network view: %w", err)
 		}
 	}
 }

@@ -22,6 +22,7 @@ const (
 	logKeyAddr = "addr"
 	logKeyErr  = "err"
 	logKeyWait = "wait"
+	logKeyN    = "n"
 )
 
 // Defaults.
@@ -38,6 +39,13 @@ type Assigner interface {
 	Assign([]agent.Assignment)
 }
 
+// NetConfigurer applies the node's whole network view (netplane's Plane
+// is one). Reconfig should be a no-op for a view equal to the one it
+// applied last: every new session sends the view again.
+type NetConfigurer interface {
+	Reconfig(ctx context.Context, v *api.NetView) error
+}
+
 // Config configures a Client.
 type Config struct {
 	// Managers are the dispatcher addresses (host:port) to try, in turn.
@@ -47,6 +55,10 @@ type Config struct {
 	TLS *tls.Config
 	// Agent receives the assignment sets.
 	Agent Assigner
+	// Network, optional, receives the network views. They are applied
+	// in the background, the latest first: a slow Reconfig never holds
+	// up assignments.
+	Network NetConfigurer
 	// Description is what the node says about itself in its Hello.
 	Description api.NodeDescription
 	// MinBackoff and MaxBackoff bound the wait between failed attempts.
@@ -87,6 +99,12 @@ type Client struct {
 	latest map[string]api.TaskStatus // by task ID: the latest reported status
 	unsent map[string]bool           // tasks whose latest status the leader has not been sent
 	nodeID string                    // as the last leader read it from the certificate
+
+	// view is the latest network view received and not yet taken by
+	// applyViews, which viewKick wakes.
+	viewMu   sync.Mutex
+	view     *api.NetView
+	viewKick chan struct{}
 }
 
 var _ agent.Reporter = (*Client)(nil)
@@ -108,7 +126,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Client{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1),
+	return &Client{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1), viewKick: make(chan struct{}, 1),
 		latest: map[string]api.TaskStatus{}, unsent: map[string]bool{}}, nil
 }
 
@@ -142,8 +160,22 @@ func (c *Client) NodeID() string {
 	return c.nodeID
 }
 
-// Run keeps a session with the leader until ctx ends.
+// Run keeps a session with the leader until ctx ends, and applies the
+// network views it receives (Config.Network).
 func (c *Client) Run(ctx context.Context) error {
+	if c.cfg.Network != nil {
+		viewCtx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.applyViews(viewCtx)
+		}()
+		defer func() {
+			cancel()
+			wg.Wait()
+		}()
+	}
 	next, redirects, failures := 0, 0, 0
 	target := ""
 	for ctx.Err() == nil {
@@ -285,19 +317,107 @@ func (c *Client) sendStatuses(stream wire.SessionClient) error {
 	return nil
 }
 
-// receive hands each assignment set to the agent until the stream fails.
+// receive hands each assignment set to the agent, and each network view
+// to applyViews, until the stream fails.
 func (c *Client) receive(stream wire.SessionClient) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
 			return err
 		}
-		if m.Assignments == nil {
+		switch {
+		case m.Network != nil:
+			c.offerView(m.Network)
+		case m.Assignments != nil:
+			as := Assignments(m.Assignments)
+			c.forget(as)
+			c.cfg.Agent.Assign(as)
+		}
+	}
+}
+
+// offerView makes v the view to apply next, replacing one not yet taken.
+// It never blocks.
+func (c *Client) offerView(v *api.NetView) {
+	if c.cfg.Network == nil {
+		return
+	}
+	c.viewMu.Lock()
+	c.view = v
+	c.viewMu.Unlock()
+	select {
+	case c.viewKick <- struct{}{}:
+	default:
+	}
+}
+
+// takeView takes the view offered last, nil if none is waiting.
+func (c *Client) takeView() *api.NetView {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	v := c.view
+	c.view = nil
+	return v
+}
+
+// applyViews applies the views offered, one at a time and the latest
+// first, until ctx ends. A view that fails is tried again after a backoff,
+// unless a newer one comes first. An error is logged once until its text
+// changes or a view applies.
+func (c *Client) applyViews(ctx context.Context) {
+	var (
+		failed   *api.NetView // the view to retry
+		retry    agent.Timer  // when to retry it; nil when none
+		failures int
+		lastErr  string
+	)
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
+	for {
+		var retryC <-chan time.Time
+		if retry != nil {
+			retryC = retry.C()
+		}
+		var v *api.NetView
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.viewKick:
+			v = c.takeView()
+		case <-retryC:
+			retry = nil
+			if v = c.takeView(); v == nil {
+				v = failed
+			}
+		}
+		if v == nil {
 			continue
 		}
-		as := Assignments(m.Assignments)
-		c.forget(as)
-		c.cfg.Agent.Assign(as)
+		if retry != nil {
+			retry.Stop()
+			retry = nil
+		}
+		err := c.cfg.Network.Reconfig(ctx, v)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			if lastErr != "" {
+				c.log.Info("network view applied after errors", logKeyN, failures)
+			}
+			failed, failures, lastErr = nil, 0, ""
+			continue
+		}
+		wait := c.backoff(failures)
+		if msg := err.Error(); msg != lastErr {
+			c.log.Warn("apply network view", logKeyErr, err, logKeyWait, wait)
+			lastErr = msg
+		}
+		failed, failures = v, failures+1
+		retry = c.cfg.Clock.NewTimer(wait)
 	}
 }
 

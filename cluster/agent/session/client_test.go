@@ -1,12 +1,25 @@
 package session
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	"github.com/gitorc/gitorc/cluster/agent"
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/ca"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/google/go-cmp/cmp"
 )
@@ -73,5 +86,357 @@ func TestBackoffDoublesUpToMax(t *testing.T) {
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("backoff (-want +got):\n%s", diff)
+	}
+}
+
+const waitLong = 15 * time.Second // a hang guard, never a timing assertion
+
+// waitFor polls cond until it holds or the hang guard trips.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for a condition
+	}
+}
+
+// fakeManager is a leader that acknowledges a hello, then sends what the
+// test gives it, over mutual TLS on 127.0.0.1.
+type fakeManager struct {
+	t    *testing.T
+	addr string
+	root *ca.RootCA
+	out  chan *wire.ManagerMessage
+}
+
+func newFakeManager(t *testing.T) *fakeManager {
+	t.Helper()
+	root, err := ca.NewRootCA(ca.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &fakeManager{t: t, root: root, out: make(chan *wire.ManagerMessage)}
+	srvTLS, err := ca.TLSConfig{CA: root.Certificate(), Cert: m.cert("m1", api.RoleManager)}.Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.addr = ln.Addr().String()
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(srvTLS)))
+	wire.Register(srv, m)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Stop(); <-done })
+	return m
+}
+
+func (m *fakeManager) cert(nodeID string, role api.NodeRole) *ca.NodeCert {
+	m.t.Helper()
+	csr, key, err := ca.NewCSR(nodeID)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	certPEM, err := m.root.Issue(csr, nodeID, role)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	nc, err := ca.LoadNodeCert(certPEM, key, m.root.Certificate())
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return nc
+}
+
+// clientTLS is worker w1's TLS config.
+func (m *fakeManager) clientTLS() *tls.Config {
+	m.t.Helper()
+	cfg, err := ca.TLSConfig{CA: m.root.Certificate(), Cert: m.cert("w1", api.RoleWorker), PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return cfg
+}
+
+// Session serves the worker (wire.Server).
+func (m *fakeManager) Session(stream wire.SessionStream) error {
+	if _, err := stream.Recv(); err != nil { // the hello
+		return err
+	}
+	if err := stream.Send(&wire.ManagerMessage{Session: &wire.Session{NodeID: "w1", HeartbeatPeriod: time.Hour}}); err != nil {
+		return err
+	}
+	go func() { // heartbeats and statuses: ignored
+		for {
+			if _, err := stream.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case msg := <-m.out:
+			if err := stream.Send(msg); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// send hands msg to the worker's session.
+func (m *fakeManager) send(msg *wire.ManagerMessage) {
+	m.t.Helper()
+	select {
+	case m.out <- msg:
+	case <-time.After(waitLong):
+		m.t.Fatal("timed out waiting for the worker's session")
+	}
+}
+
+// view is a network view labelled by its subnet.
+func view(label string) *wire.ManagerMessage {
+	return &wire.ManagerMessage{Network: &api.NetView{NodeID: "w1", Subnet: label}}
+}
+
+// fakeNet records the views it is asked to apply (by label) and answers
+// with reconfig.
+type fakeNet struct {
+	mu       sync.Mutex
+	calls    []string
+	reconfig func(ctx context.Context, v *api.NetView) error
+}
+
+func (f *fakeNet) Reconfig(ctx context.Context, v *api.NetView) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, v.Subnet)
+	f.mu.Unlock()
+	if f.reconfig == nil {
+		return nil
+	}
+	return f.reconfig(ctx, v)
+}
+
+func (f *fakeNet) called() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// recordingAgent records the assignment sets it is given.
+type recordingAgent struct {
+	mu   sync.Mutex
+	sets [][]agent.Assignment
+}
+
+func (a *recordingAgent) Assign(as []agent.Assignment) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sets = append(a.sets, as)
+}
+
+func (a *recordingAgent) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.sets)
+}
+
+// fakeClock is a manual clock; its timers fire when Advance passes them.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c    *fakeClock
+	at   time.Time
+	ch   chan time.Time
+	done bool
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) NewTimer(d time.Duration) agent.Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, at: c.now.Add(d), ch: make(chan time.Time, 1)}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	keep := c.timers[:0]
+	for _, t := range c.timers {
+		switch {
+		case t.done:
+		case !t.at.After(c.now):
+			t.done = true
+			t.ch <- c.now
+		default:
+			keep = append(keep, t)
+		}
+	}
+	c.timers = keep
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.ch }
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := !t.done
+	t.done = true
+	return was
+}
+
+// syncBuffer is a log sink safe to read while the client writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// runClient runs a client of m with net as its NetConfigurer; stop ends
+// Run and waits for it.
+func runClient(t *testing.T, m *fakeManager, fn *fakeNet, clk agent.Clock, log *slog.Logger) (ag *recordingAgent, stop func()) {
+	t.Helper()
+	ag = &recordingAgent{}
+	c, err := New(Config{Managers: []string{m.addr}, TLS: m.clientTLS(), Agent: ag, Network: fn, Clock: clk, Logger: log,
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return ag, stop
+}
+
+// Views are applied in the order they came, and those that came while one
+// was being applied are coalesced into the newest; assignment sets are
+// handed to the agent meanwhile.
+func TestViewsAppliedInOrderCoalesced(t *testing.T) {
+	m := newFakeManager(t)
+	gate := make(chan struct{})
+	fn := &fakeNet{reconfig: func(ctx context.Context, v *api.NetView) error {
+		if v.Subnet == "v1" {
+			select {
+			case <-gate:
+			case <-ctx.Done():
+			}
+		}
+		return nil
+	}}
+	ag, _ := runClient(t, m, fn, nil, nil)
+
+	m.send(view("v1"))
+	waitFor(t, "v1 being applied", func() bool { return slices.Equal(fn.called(), []string{"v1"}) })
+	for _, l := range []string{"v2", "v3", "v4"} {
+		m.send(view(l))
+	}
+	m.send(&wire.ManagerMessage{Assignments: &wire.AssignmentSet{Tasks: []*api.Task{{Meta: api.Meta{ID: "t1"}}}}})
+	// The stream is read in order: once the set is assigned, v2 to v4
+	// were received.
+	waitFor(t, "the assignment set, while v1 is still being applied", func() bool { return ag.count() == 1 })
+	close(gate)
+	waitFor(t, "v4 applied", func() bool { return len(fn.called()) == 2 })
+	if got := fn.called(); !slices.Equal(got, []string{"v1", "v4"}) {
+		t.Errorf("applied %v, want [v1 v4] (v2 and v3 superseded)", got)
+	}
+}
+
+// A Reconfig that never returns holds up neither assignment sets nor the
+// end of Run, which cancels it and waits for it.
+func TestSlowReconfigDoesNotBlockAssignments(t *testing.T) {
+	m := newFakeManager(t)
+	var returned atomic.Bool
+	fn := &fakeNet{reconfig: func(ctx context.Context, v *api.NetView) error {
+		defer returned.Store(true)
+		<-ctx.Done()
+		return ctx.Err()
+	}}
+	ag, stop := runClient(t, m, fn, nil, nil)
+	m.send(view("v1"))
+	waitFor(t, "v1 being applied", func() bool { return len(fn.called()) == 1 })
+	for range 3 {
+		m.send(&wire.ManagerMessage{Assignments: &wire.AssignmentSet{Tasks: []*api.Task{}}})
+	}
+	m.send(view("v2"))
+	waitFor(t, "three assignment sets", func() bool { return ag.count() == 3 })
+	stop()
+	if !returned.Load() {
+		t.Error("Run returned while Reconfig was still running")
+	}
+	if got := fn.called(); !slices.Equal(got, []string{"v1"}) {
+		t.Errorf("applied %v, want only v1 (Run ended before v2)", got)
+	}
+}
+
+// A view that fails is tried again after a backoff until it applies, with
+// its error logged once; a newer view is applied at once, without
+// waiting for the backoff.
+func TestReconfigErrorsRetried(t *testing.T) {
+	m := newFakeManager(t)
+	clk := &fakeClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var logs syncBuffer
+	var mu sync.Mutex
+	failures := map[string]int{"v1": 2, "v2": 1 << 30} // v2 never applies
+	fn := &fakeNet{reconfig: func(ctx context.Context, v *api.NetView) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if failures[v.Subnet] > 0 {
+			failures[v.Subnet]--
+			return errors.New("nft: table busy")
+		}
+		return nil
+	}}
+	runClient(t, m, fn, clk, slog.New(slog.NewTextHandler(&logs, nil)))
+
+	m.send(view("v1"))
+	waitFor(t, "v1 tried", func() bool { return len(fn.called()) == 1 })
+	waitFor(t, "v1 applied on the third try", func() bool {
+		clk.Advance(time.Second) // past any backoff
+		return len(fn.called()) == 3
+	})
+	if n := strings.Count(logs.String(), "nft: table busy"); n != 1 {
+		t.Errorf("error logged %d times, want once:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "applied after errors") {
+		t.Errorf("recovery not logged:\n%s", logs.String())
+	}
+
+	m.send(view("v2"))
+	waitFor(t, "v2 tried", func() bool { return len(fn.called()) == 4 })
+	m.send(view("v3")) // the clock stands still: only a new view can wake the applier
+	waitFor(t, "v3 applied", func() bool { return len(fn.called()) == 5 })
+	if got := fn.called(); !slices.Equal(got, []string{"v1", "v1", "v1", "v2", "v3"}) {
+		t.Errorf("applied %v, want v1 three times, v2, v3", got)
 	}
 }

@@ -6,7 +6,15 @@
 // node, then heartbeats at the period the leader asks for, forwards the
 // agent's task statuses in batches (it is the agent's Reporter), and hands
 // each assignment set it receives to the agent's Assign, with the secret
-// and config payloads every task refers to. When the stream breaks it
+// and config payloads every task refers to. The network views it
+// receives go to Config.Network (a NetConfigurer, netplane's Plane) in
+// one goroutine owned by Run, so that a slow Reconfig never holds up the
+// stream: latest wins (views that arrive while one is being applied are
+// coalesced into the newest), a failed view is retried after a backoff
+// or as soon as a newer one arrives, and a repeated error is logged once.
+// The leader sends a view before an assignment set made from the same
+// store state; applied in the background, the view may still land after
+// the agent started on the assignment. When the stream breaks it
 // reconnects with exponential backoff. On every new session it sends the
 // latest status of each task again, since the old leader may have lost
 // what it had not yet written; the leader ignores what it already has.

@@ -38,11 +38,30 @@ type TaskStatusUpdate struct {
 }
 
 // ManagerMessage is what the leader sends: a Session first, then the
-// complete assignment set of the node whenever it changes. Exactly one
-// field is set.
+// node's network view and its complete assignment set, each whenever it
+// changes. A view always comes before an assignment set made from the
+// same store state, so that the node's network plane knows a task before
+// the task starts. Exactly one field is set.
 type ManagerMessage struct {
 	Session     *Session       `json:"session,omitempty"`
 	Assignments *AssignmentSet `json:"assignments,omitempty"`
+	// Network is the node's whole network view; it replaces the previous
+	// one.
+	Network *api.NetView `json:"network,omitempty"`
+}
+
+// Validate checks that exactly one field of a manager message is set.
+func (m *ManagerMessage) Validate() error {
+	n := 0
+	for _, set := range []bool{m.Session != nil, m.Assignments != nil, m.Network != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("manager message: %d fields set, want 1", n)
+	}
+	return nil
 }
 
 // Session acknowledges a Hello.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/gitorc/gitorc/cluster/api"
 )
 
@@ -57,5 +59,52 @@ func TestWorkerMessageValidate(t *testing.T) {
 	}
 	if err := (&WorkerMessage{Heartbeat: &Heartbeat{}}).Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestManagerMessageValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		m    ManagerMessage
+		ok   bool
+	}{
+		{"empty", ManagerMessage{}, false},
+		{"session", ManagerMessage{Session: &Session{}}, true},
+		{"assignments", ManagerMessage{Assignments: &AssignmentSet{}}, true},
+		{"network", ManagerMessage{Network: &api.NetView{NodeID: "n1"}}, true},
+		{"network and assignments", ManagerMessage{Network: &api.NetView{}, Assignments: &AssignmentSet{}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.m.Validate(); (err == nil) != tc.ok {
+				t.Errorf("Validate() = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// A network view survives the codec whole.
+func TestNetworkViewRoundTrip(t *testing.T) {
+	v := &api.NetView{NodeID: "n1", Subnet: "10.64.1.0/24", TaskPool: api.DefaultTaskPool, VIPPool: api.DefaultVIPPool,
+		Peers:    []api.NetPeer{{NodeID: "n2", PublicKey: "k2", Endpoint: "192.0.2.2:51820", Subnet: "10.64.2.0/24"}},
+		Networks: []api.NetNetwork{{ID: "nw", Name: "shop_backend", Internal: true, Members: []string{"10.64.1.2"}}},
+		Services: []api.NetService{{ID: "s", Name: "shop_api", ShortName: "api", Mode: api.EndpointVIP, VIP: "10.96.0.2",
+			Networks: []api.NetAttachment{{NetworkID: "nw", Aliases: []string{"shop-api"}}},
+			Ports:    []api.PortConfig{{Protocol: api.ProtocolUDP, Target: 53, Published: 5353, Mode: api.PublishHost}},
+			Backends: []api.NetBackend{{TaskID: "t", NodeID: "n1", Addr: "10.64.1.2"}}}},
+		Tasks: []api.NetTask{{ID: "t", ServiceID: "s", Addr: "10.64.1.2", Networks: []string{"nw"}}},
+	}
+	raw, err := Codec{}.Marshal(&ManagerMessage{Network: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back ManagerMessage
+	if err := (Codec{}).Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	if err := back.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(v, back.Network); diff != "" {
+		t.Errorf("view after the codec (-want +got):\n%s", diff)
 	}
 }
