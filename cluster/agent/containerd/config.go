@@ -1,6 +1,7 @@
 package containerd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,14 @@ const (
 	DefaultLogMaxSize  = 10 << 20
 	DefaultLogMaxFiles = 3
 )
+
+// TaskNetwork attaches tasks' network namespaces to the node's network plane.
+type TaskNetwork interface {
+	// Attach connects the namespace at nsPath with the task's address (Task.Addr, CIDR) and returns
+	// the nameserver the task's resolv.conf names.
+	Attach(ctx context.Context, taskID, addr, nsPath string) (nameserver string, err error)
+	Detach(ctx context.Context, taskID, nsPath string) error
+}
 
 // Config configures an Executor.
 type Config struct {
@@ -39,6 +48,10 @@ type Config struct {
 	// HostNetwork runs containers in the host network namespace. By default
 	// each container has a network namespace of its own with loopback only.
 	HostNetwork bool
+	// Network, when set, attaches the namespace of each task that has an
+	// address (Task.Addr) to the node's network plane; the namespace is
+	// bound at DataDir/netns/<task ID>. HostNetwork wins over it.
+	Network TaskNetwork
 	// LogMaxSize is the size at which a task log is rotated; LogMaxFiles
 	// the number of rotated files kept.
 	LogMaxSize  int64

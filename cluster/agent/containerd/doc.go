@@ -20,19 +20,27 @@
 // tasks of one group one at a time, because containerd 1.6 does not guard
 // a group shim's start and end (shim.go).
 //
-// Networking: containers run in a network namespace of their own that has
-// only a loopback interface, unless Config.HostNetwork puts them in the
-// host's. Attaching them to the overlay through CNI belongs to netplane.
+// Networking: with Config.Network set, a task that has an address
+// (Task.Addr) runs in a network namespace the executor creates and binds
+// at netns/<id> (netplane/netns) before the container exists; the
+// TaskNetwork (netplane's CNI attachment, in production) connects it to
+// the overlay and names the nameserver; the task's resolv.conf names it
+// (options ndots:0) and its hosts file maps the hostname to the task's
+// address. Remove detaches and removes the namespace after the container
+// is gone, deriving the path from the ID alone. Other containers run in a
+// network namespace of their own that has only a loopback interface, or
+// in the host's with Config.HostNetwork (which wins over Network).
 //
 // Layout under Config.DataDir:
 //
 //	containerd/   config.toml, root/, state/, containerd.sock, containerd.log (own daemon only)
-//	tasks/<id>/   per-task files: hosts, hostname, and files/ (the tmpfs of secrets and configs)
+//	tasks/<id>/   per-task files: hosts, hostname, resolv.conf (on the network plane), and files/ (the tmpfs of secrets and configs)
+//	netns/<id>    the task's network namespace, bound to the file (on the network plane only)
 //	volumes/<name>/ named node-local volumes
 //	logs/<id>.log stdout and stderr of a task, with rotated .1 … .N beside it
 //
-// It implements agent.Executor and imports cluster/api and cluster/agent
-// only among gitorc packages; never manager-side packages (cluster/store,
+// It implements agent.Executor and imports cluster/api, cluster/agent and
+// netplane/netns only among gitorc packages; never manager-side packages (cluster/store,
 // cluster/orchestrator, cluster/scheduler, cluster/dispatcher), reconcile
 // or compose.
 package containerd

@@ -360,7 +360,8 @@ func (e *Executor) stopTask(ctx context.Context, t client.Task, labels map[strin
 }
 
 // Remove stops the task if it runs, then deletes its process, container,
-// snapshot, secret tmpfs and per-task files. Its log stays (RemoveLog).
+// snapshot, network attachment and namespace, secret tmpfs and per-task
+// files. Its log stays (RemoveLog).
 func (e *Executor) Remove(ctx context.Context, taskID string) (agent.Exit, error) {
 	ctx = e.ctx(ctx)
 	e.stopMonitor(taskID)
@@ -392,6 +393,9 @@ func (e *Executor) Remove(ctx context.Context, taskID string) (agent.Exit, error
 		if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 			return exit, fmt.Errorf("remove: delete container: %w", err)
 		}
+	}
+	if err := e.detachNetwork(ctx, taskID); err != nil {
+		return exit, fmt.Errorf("remove: %w", err)
 	}
 	if err := removeTaskDir(e.taskDir(taskID)); err != nil {
 		return exit, fmt.Errorf("remove: %w", err)

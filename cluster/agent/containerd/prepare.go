@@ -13,9 +13,11 @@ import (
 )
 
 // Prepare pulls the task's image when the node lacks it, creates its
-// mounts, secret tmpfs and /etc files, and creates its container (ID = task
-// ID) on a new snapshot. A container that already exists is left alone.
-// On failure nothing is left: no container, snapshot, mount or directory.
+// mounts, secret tmpfs, network namespace (attached to the network plane,
+// for a task with an address when Config.Network is set) and /etc files,
+// and creates its container (ID = task ID) on a new snapshot. A container
+// that already exists is left alone. On failure nothing is left: no
+// container, snapshot, mount, directory, attachment or namespace.
 func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) (err error) {
 	ctx = e.ctx(ctx)
 	if err := checkID(t.ID); err != nil {
@@ -51,7 +53,20 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 	if err != nil {
 		return err
 	}
-	etc, err := etcFiles(t, dir, e.cfg.HostNetwork)
+	tn, err := e.attachNetwork(ctx, t)
+	if err != nil {
+		return err
+	}
+	if tn != nil {
+		defer func() {
+			if err != nil {
+				if derr := e.detachNetwork(context.WithoutCancel(ctx), t.ID); derr != nil {
+					e.log.Warn("detach after failed prepare", logKeyTask, t.ID, logKeyErr, derr)
+				}
+			}
+		}()
+	}
+	etc, err := etcFiles(t, dir, e.cfg.HostNetwork, tn)
 	if err != nil {
 		return err
 	}
@@ -60,7 +75,7 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 		return err
 	}
 	mounts = append(append(etc, mounts...), secretMounts...)
-	opts, err := specOpts(t, img, ispec.Config, mounts, e.cfg.HostNetwork)
+	opts, err := specOpts(t, img, ispec.Config, mounts, e.cfg.HostNetwork, tn)
 	if err != nil {
 		return err
 	}

@@ -98,16 +98,27 @@ func withHealthDefaults(h api.Healthcheck) api.Healthcheck {
 	return h
 }
 
-// etcFiles writes the task's /etc/hosts and /etc/hostname (not secret: on
-// disk, in the task directory) and returns their bind mounts.
-func etcFiles(t *api.Task, taskDir string, hostNetwork bool) ([]specs.Mount, error) {
+// etcFiles writes the task's /etc/hosts, /etc/hostname and, for a task on
+// the network plane (tn not nil), /etc/resolv.conf (not secret: on disk,
+// in the task directory) and returns their bind mounts. On the network
+// plane the hostname names the task's address, as under Docker.
+func etcFiles(t *api.Task, taskDir string, hostNetwork bool, tn *taskNet) ([]specs.Mount, error) {
 	host := hostname(t)
 	var mounts []specs.Mount
 	files := map[string]string{"hostname": host + "\n"}
+	if tn != nil {
+		// ndots:0: every name goes to the node's server as written,
+		// service names included, without search-domain rounds.
+		files["resolv.conf"] = fmt.Sprintf("nameserver %s\noptions ndots:0\n", tn.nameserver)
+	}
 	if !hostNetwork {
 		var b strings.Builder
 		b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-		fmt.Fprintf(&b, "127.0.1.1\t%s\n", host)
+		self := "127.0.1.1"
+		if tn != nil {
+			self = tn.addr.String()
+		}
+		fmt.Fprintf(&b, "%s\t%s\n", self, host)
 		for _, h := range t.Spec.Container.ExtraHosts {
 			name, ip, ok := strings.Cut(h, ":")
 			if !ok {
@@ -117,7 +128,7 @@ func etcFiles(t *api.Task, taskDir string, hostNetwork bool) ([]specs.Mount, err
 		}
 		files["hosts"] = b.String()
 	}
-	for _, name := range []string{"hostname", "hosts"} {
+	for _, name := range []string{"hostname", "hosts", "resolv.conf"} {
 		content, ok := files[name]
 		if !ok {
 			continue
@@ -185,8 +196,8 @@ func userMounts(c *api.ContainerSpec, volumesDir, taskDir string) ([]specs.Mount
 
 // specOpts builds the OCI spec of a task's container on top of the image's
 // config. mounts are appended after the default ones (/proc, /dev, /run…),
-// in order.
-func specOpts(t *api.Task, img oci.Image, ic ocispec.ImageConfig, mounts []specs.Mount, hostNetwork bool) ([]oci.SpecOpts, error) {
+// in order. A task on the network plane (tn not nil) joins its namespace.
+func specOpts(t *api.Task, img oci.Image, ic ocispec.ImageConfig, mounts []specs.Mount, hostNetwork bool, tn *taskNet) ([]oci.SpecOpts, error) {
 	c := &t.Spec.Container
 	args, err := processArgs(ic, c)
 	if err != nil {
@@ -218,8 +229,11 @@ func specOpts(t *api.Task, img oci.Image, ic ocispec.ImageConfig, mounts []specs
 	if c.ReadOnly {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
-	if hostNetwork {
+	switch {
+	case hostNetwork:
 		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
+	case tn != nil:
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: tn.nsPath}))
 	}
 	l, r := t.Spec.Resources.Limits, t.Spec.Resources.Reservations
 	if l.Memory > 0 {
