@@ -23,9 +23,12 @@
 //   - a cluster name asked for another type than A (AAAA above all: stub
 //     resolvers send A and AAAA together), or one with no address (tasks.x
 //     of a service without backends): NOERROR, no answer (NODATA);
-//   - a service name of the view that the caller does not see, any name
-//     under a service name ("x.api", "a.tasks.api"), and reverse names of
-//     the task and VIP pools: NXDOMAIN, answered here.
+//   - a service name of the view that the caller does not see (and
+//     tasks.<it>), and reverse names of the task and VIP pools: NXDOMAIN,
+//     answered here.
+//
+// Names under a service name ("x.api", "a.tasks.api") are forwarded: with
+// a service named app or dev, x.app and x.dev may be real domains.
 //
 // Every other name is forwarded to Config.Upstreams in order, over udp
 // (tcp when the answer is truncated), with the client's query (and its
