@@ -45,12 +45,13 @@ func RemoveStack(ctx context.Context, cl Cluster, stack string) (Changeset, erro
 
 // scope hides the objects other stacks own, so that planning one stack
 // never prunes another; foreign objects stay visible, so a name clash with
-// them is still a problem.
+// them is still a problem. Other stacks' services are kept aside (Kept):
+// their published ports still conflict with the stack's.
 func scope(actual State, stack string) State {
 	keep := func(labels map[string]string) bool {
 		return !Owned(labels) || labels[api.LabelStack] == stack
 	}
-	var out State
+	out := State{Pools: actual.Pools}
 	for _, x := range actual.Networks {
 		if keep(x.Labels) {
 			out.Networks = append(out.Networks, x)
@@ -74,6 +75,8 @@ func scope(actual State, stack string) State {
 	for _, x := range actual.Services {
 		if keep(x.Labels) {
 			out.Services = append(out.Services, x)
+		} else {
+			out.Kept = append(out.Kept, x)
 		}
 	}
 	return out

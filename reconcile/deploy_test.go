@@ -75,3 +75,29 @@ func TestDeployStackRefusesForeignNames(t *testing.T) {
 		t.Errorf("cross-stack object: %v", err)
 	}
 }
+
+// A stack deployed by hand may not publish a port another stack's service
+// publishes: the deploy is refused and nothing is committed.
+func TestDeployStackRefusesAnotherStacksPort(t *testing.T) {
+	ctx := context.Background()
+	cl := newMemCluster()
+	withPort := func(s State) State {
+		s.Services[0].Endpoint.Ports = []api.PortConfig{{Protocol: api.ProtocolTCP, Target: 80, Published: 8080, Mode: api.PublishIngress}}
+		return s
+	}
+	if _, err := DeployStack(ctx, cl, "a", withPort(stackState("a", "web"))); err != nil {
+		t.Fatal(err)
+	}
+	before := cl.commits
+	_, err := DeployStack(ctx, cl, "b", withPort(stackState("b", "proxy")))
+	if err == nil || !strings.Contains(err.Error(), "services a_web, b_proxy all publish tcp port 8080") {
+		t.Fatalf("err %v", err)
+	}
+	if cl.commits != before {
+		t.Error("a refused deploy committed")
+	}
+	// Redeploying the stack that holds the port is fine.
+	if _, err := DeployStack(ctx, cl, "a", withPort(stackState("a", "web", "db"))); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -74,6 +74,10 @@ type State struct {
 	// Pools is the cluster's address plan (actual state only): desired
 	// network subnets must not overlap it.
 	Pools *api.NetworkConfig `json:"pools,omitempty"`
+	// Kept are services outside the plan's scope that stay whatever it
+	// does (other stacks', when one stack is deployed by hand; actual
+	// state only): their published ports count for conflicts.
+	Kept []api.ServiceSpec `json:"kept,omitempty"`
 }
 
 // Change is one field that differs. From is empty for a field being set,
@@ -233,6 +237,7 @@ func Plan(desired, actual State) Changeset {
 		return deletes[i].Name < deletes[j].Name
 	})
 	cs.Steps = append(steps, deletes...)
+	cs.Problems = append(cs.Problems, portConflicts(desired, actual, want)...)
 	sort.Strings(cs.Problems)
 	return cs
 }
@@ -440,4 +445,72 @@ func DesiredState(bundles []api.Bundle) State {
 		}
 	}
 	return s
+}
+
+// portConflicts finds published ports that cannot all be served once the
+// plan is applied: two services publishing the same protocol and port in
+// ingress mode (which answers on every node), or one in ingress mode and
+// another in host mode. Host-mode ports of different services may share
+// a port: the scheduler keeps their tasks on different nodes. The
+// services that remain are the desired ones and the actual ones the plan
+// keeps (foreign, or of stacks not in this plan).
+func portConflicts(desired, actual State, want map[key]string) []string {
+	type pub struct {
+		proto api.Protocol
+		port  uint32
+	}
+	type user struct {
+		service string
+		mode    api.PublishMode
+	}
+	users := map[pub][]user{}
+	add := func(s api.ServiceSpec) {
+		for _, p := range s.Endpoint.Ports {
+			if p.Published == 0 {
+				continue
+			}
+			k := pub{p.Protocol, p.Published}
+			users[k] = append(users[k], user{s.Name, p.Mode})
+		}
+	}
+	for _, s := range desired.Services {
+		add(s)
+	}
+	for _, s := range actual.Services {
+		_, wanted := want[key{KindService, s.Name}]
+		if wanted || Owned(s.Labels) {
+			continue // replaced by the desired spec, or pruned
+		}
+		add(s)
+	}
+	for _, s := range actual.Kept {
+		add(s)
+	}
+	var out []string
+	for k, us := range users {
+		var ingress, host []string
+		for _, u := range us {
+			if u.mode == api.PublishIngress {
+				ingress = append(ingress, u.service)
+			} else {
+				host = append(host, u.service)
+			}
+		}
+		ingress, host = uniq(ingress), uniq(host)
+		switch {
+		case len(ingress) > 1:
+			out = append(out, fmt.Sprintf("services %s all publish %s port %d on every node (ingress): give each its own port",
+				strings.Join(ingress, ", "), k.proto, k.port))
+		case len(ingress) == 1 && len(host) > 0:
+			out = append(out, fmt.Sprintf("service %s publishes %s port %d on every node (ingress), which %s also publishes in host mode: give one of them another port",
+				ingress[0], k.proto, k.port, strings.Join(host, ", ")))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func uniq(s []string) []string {
+	sort.Strings(s)
+	return slices.Compact(s)
 }

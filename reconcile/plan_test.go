@@ -94,6 +94,7 @@ func TestPlanGolden(t *testing.T) {
 		{"service-added", func(s State) State {
 			extra := *service(s, "web_web")
 			extra.Name, extra.Replicas = "web_worker", 2
+			extra.Endpoint.Ports = nil // a second service on web's port would be a problem
 			s.Services = append(s.Services, extra)
 			return s
 		}, nil},
@@ -121,6 +122,31 @@ func TestPlanGolden(t *testing.T) {
 				api.NetworkSpec{Name: "ops_fine", Stack: "ops", Driver: "overlay", Subnet: "192.168.50.0/24"})
 			return s
 		}, func(s State) State { pools := api.DefaultNetworkConfig(); s.Pools = &pools; return s }},
+		// Published ports: two ingress services on one port, ingress and
+		// host mode on one port, and a port of another stack's service
+		// (kept aside when one stack is deployed by hand) are problems;
+		// host-mode services may share a port.
+		{"port-conflicts", func(s State) State {
+			clash := *service(s, "web_web")
+			clash.Name, clash.Stack = "ops_proxy", "ops"
+			host := *service(s, "web_web")
+			host.Name, host.Stack = "ops_agent", "ops"
+			host.Endpoint.Ports = []api.PortConfig{{Protocol: api.ProtocolTCP, Target: 80, Published: 8081, Mode: api.PublishHost}}
+			hostA, hostB := host, host
+			hostA.Name, hostB.Name = "ops_edge_a", "ops_edge_b"
+			hostA.Endpoint.Ports = []api.PortConfig{{Protocol: api.ProtocolUDP, Target: 53, Published: 5353, Mode: api.PublishHost}}
+			hostB.Endpoint.Ports = hostA.Endpoint.Ports
+			kept := host
+			kept.Name, kept.Endpoint.Ports = "ops_dns", []api.PortConfig{{Protocol: api.ProtocolUDP, Target: 53, Published: 53, Mode: api.PublishIngress}}
+			s.Services = append(s.Services, clash, host, hostA, hostB, kept)
+			return s
+		}, func(s State) State {
+			other := *service(s, "web_web")
+			other.Name, other.Stack = "infra_dns", "infra"
+			other.Endpoint.Ports = []api.PortConfig{{Protocol: api.ProtocolUDP, Target: 53, Published: 53, Mode: api.PublishIngress}}
+			s.Kept = append(s.Kept, other)
+			return s
+		}},
 		{"foreign-and-external", func(s State) State {
 			s.Networks = append(s.Networks, api.NetworkSpec{Name: "ops_net", Driver: "overlay", External: true})
 			return s

@@ -660,7 +660,7 @@ type loaded struct {
 // controller's copy.
 func (s State) clone() State {
 	return State{Networks: slices.Clone(s.Networks), Secrets: slices.Clone(s.Secrets), Configs: slices.Clone(s.Configs),
-		Volumes: slices.Clone(s.Volumes), Services: slices.Clone(s.Services), Pools: s.Pools}
+		Volumes: slices.Clone(s.Volumes), Services: slices.Clone(s.Services), Pools: s.Pools, Kept: slices.Clone(s.Kept)}
 }
 
 func (c *Controller) loadCommit(ctx context.Context, commit string) (State, []string, error) {
