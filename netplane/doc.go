@@ -20,7 +20,7 @@
 // Layout on a node (in Config.NS, the process's network namespace unless
 // told otherwise):
 //
-//	gtrc-gw   dummy interface holding the gateway address, where the DNS
+//	lo        also holds the gateway address (/32), where the DNS
 //	          server listens (port 53, udp and tcp)
 //	gtrc-wg   WireGuard: kernel through wgctrl when the module exists,
 //	          else wireguard-go over /dev/net/tun (subpackage wg); one peer
