@@ -12,7 +12,8 @@ import (
 // bigView is node n0's view in a cluster of nodes+1 nodes running tasks
 // tasks of services services (each on one of networks networks, with
 // tasks/services backends spread over the nodes), every service and
-// network in the view.
+// network in the view. Every service publishes a tcp port in ingress
+// mode, every fourth a udp port in host mode too.
 func bigView(nodes, tasks, services, networks int) *api.NetView {
 	base := netip.MustParseAddr("10.64.0.0").As4()
 	subnet := func(n int) netip.Prefix {
@@ -29,8 +30,12 @@ func bigView(nodes, tasks, services, networks int) *api.NetView {
 		v.Networks = append(v.Networks, api.NetNetwork{ID: fmt.Sprintf("%02dnet%021d", i, i), Name: fmt.Sprintf("net%d", i), Internal: i%5 == 0})
 	}
 	for s := range services {
+		ports := []api.PortConfig{{Protocol: api.ProtocolTCP, Published: uint32(30000 + s), Target: 8080}}
+		if s%4 == 0 {
+			ports = append(ports, api.PortConfig{Protocol: api.ProtocolUDP, Published: uint32(40000 + s), Target: 5353, Mode: api.PublishHost})
+		}
 		v.Services = append(v.Services, api.NetService{ID: fmt.Sprintf("%03dsvc%019d", s, s), Name: fmt.Sprintf("svc%d", s), Mode: api.EndpointVIP,
-			VIP: netip.AddrFrom4([4]byte{10, 96, byte(s >> 8), byte(s) + 1}).String()})
+			VIP: netip.AddrFrom4([4]byte{10, 96, byte(s >> 8), byte(s) + 1}).String(), Ports: ports})
 	}
 	for j := range tasks {
 		node := j % (nodes + 1)
@@ -55,7 +60,7 @@ func bigRuleset(b *testing.B) *Ruleset {
 }
 
 // BenchmarkBuild computes one node's ruleset in a cluster of 1,001 nodes
-// and 10,000 tasks (200 services, 50 networks).
+// and 10,000 tasks (200 services, 50 networks, 250 published ports).
 func BenchmarkBuild(b *testing.B) {
 	v := bigView(1000, 10000, 200, 50)
 	b.ReportAllocs()

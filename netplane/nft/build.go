@@ -32,20 +32,37 @@ const (
 
 // HairpinMark is the bit of the packet mark that a backend chain sets (OR,
 // keeping the other bits) on a connection from a task to its own service
-// that picked the task itself; postrouting masquerades marked packets, so
-// that the task sees the connection come from its gateway and answers
-// through the node (kube-proxy's masquerade mark, another bit).
+// (VIP or published port) that picked the task itself; postrouting
+// masquerades marked packets, so that the task sees the connection come
+// from its gateway and answers through the node (kube-proxy's masquerade
+// mark, another bit).
 const HairpinMark uint32 = 0x00200000
+
+// PublishedMark is the bit of the conntrack mark that a published port's
+// chain sets (OR, keeping the other bits) on the connections it DNATs:
+// filter-forward lets them pass whoever the client is (isolation is for
+// VIPs, which not everyone may reach), and postrouting masquerades those
+// leaving by WireGuard or coming from the node's loopback. A conntrack
+// mark, not a packet mark, because it must hold for every packet of the
+// connection that forward sees before the first answer (a retransmitted
+// SYN, a second datagram), which nat chains no longer see. Another bit
+// than HairpinMark: software that copies the conntrack mark into the
+// packet mark (connmark restore) must not make it a masquerade mark.
+const PublishedMark uint32 = 0x00400000
 
 // Names of the table's fixed sets, maps and chains. Per-object names are
 // derived from IDs: "net-<12>" (a network's members), "svc-<12>" (a
-// service), "be-<12>-<12>" (a service's backend, service and task ID);
-// the first 12 characters of the ID, all of it when two IDs share them.
+// service's VIP), "be-<12>-<12>" (a VIP's backend, service and task ID),
+// "pub-<12>-<proto>-<port>" (a published port of a service),
+// "pbe-<12>-<12>-<proto>-<target>" (a published port's backend, service
+// and task ID, protocol and target port); the first 12 characters of the
+// ID, all of it when two IDs share them.
 const (
 	SetGateways     = "gateways"       // every node's gateway
 	SetEgress       = "tasks-egress"   // local tasks on a network that is not internal
 	SetConfined     = "tasks-confined" // local tasks on internal networks only
 	MapVIPs         = "vips"           // VIP: goto svc-<12>
+	MapPorts        = "ports"          // protocol . published port: goto pub-<12>-<proto>-<port>
 	ChainForward    = "filter-forward"
 	ChainInput      = "filter-input"
 	ChainOutput     = "filter-output"
@@ -62,6 +79,8 @@ const (
 	prefixNetwork = "net-"
 	prefixService = "svc-"
 	prefixBackend = "be-"
+	prefixPort    = "pub-"
+	prefixPortBE  = "pbe-"
 	shortIDLen    = 12
 	// maxIDNameLen bounds the part of a name taken from an ID; longer IDs
 	// are named by a hash.
@@ -71,6 +90,17 @@ const (
 
 // ErrInvalidView is wrapped by Build's errors about the view.
 var ErrInvalidView = errors.New("invalid network view")
+
+// ErrPortConflict is wrapped (with ErrInvalidView) by Build's errors
+// about a protocol and published port that two services (or two ports of
+// one service) would take on the node. The managers refuse such specs;
+// this is the last guard.
+var ErrPortConflict = errors.New("published port conflict")
+
+// loopback is where the node's own connections to 127.0.0.1:PORT come
+// from (the plane sets route_localnet, so that they may leave lo after
+// DNAT; they are masqueraded, answers could not come back otherwise).
+var loopback = netip.MustParsePrefix("127.0.0.0/8")
 
 // WithDefaults fills in the defaults.
 func (o Options) WithDefaults() Options {
@@ -143,6 +173,15 @@ type builder struct {
 	vipPool  netip.Prefix
 	subnet   netip.Prefix // invalid before the node has one
 	gateway  netip.Addr   // invalid without a subnet
+	// svcBackends are the parsed backends of services, by ID: services
+	// and ports share them.
+	svcBackends map[string]parsedBackends
+}
+
+// parsedBackends are a service's backends, sorted, and their names.
+type parsedBackends struct {
+	bes   []backend
+	short map[string]string
 }
 
 func (b *builder) build() error {
@@ -170,6 +209,9 @@ func (b *builder) build() error {
 		return err
 	}
 	if err := b.services(); err != nil {
+		return err
+	}
+	if err := b.ports(); err != nil {
 		return err
 	}
 	b.filter(netSets)
@@ -307,7 +349,8 @@ func (b *builder) services() error {
 	b.r.Chains = slices.Grow(b.r.Chains, n)
 	vips := &Set{Name: MapVIPs, KeyType: nftables.TypeIPAddr.Name, Map: true, keyType: nftables.TypeIPAddr}
 	byVIP := make(map[netip.Addr]string)
-	for _, s := range b.v.Services {
+	for i := range b.v.Services {
+		s := &b.v.Services[i]
 		if s.VIP == "" {
 			continue // dnsrr, or no VIP yet: DNS answers the tasks
 		}
@@ -337,16 +380,17 @@ type backend struct {
 	node string
 }
 
-func (b *builder) service(s api.NetService, chain string) error {
+// backends parses a service's backends, sorted by address as the view
+// has them; a task listed twice counts once.
+func (b *builder) backends(s api.NetService) ([]backend, error) {
 	bes := make([]backend, 0, len(s.Backends))
 	for _, be := range s.Backends {
 		a, err := parseAddr(be.Addr)
 		if err != nil {
-			return fmt.Errorf("backends: %s: addr: %w", be.TaskID, err)
+			return nil, fmt.Errorf("backends: %s: addr: %w", be.TaskID, err)
 		}
 		bes = append(bes, backend{id: be.TaskID, addr: a, node: be.NodeID})
 	}
-	// By address, as the view has them; a task listed twice counts once.
 	slices.SortFunc(bes, func(x, y backend) int {
 		return cmp.Or(strings.Compare(x.id, y.id), x.addr.Compare(y.addr))
 	})
@@ -354,23 +398,71 @@ func (b *builder) service(s api.NetService, chain string) error {
 	slices.SortFunc(bes, func(x, y backend) int {
 		return cmp.Or(x.addr.Compare(y.addr), strings.Compare(x.id, y.id))
 	})
-	svc := &Chain{Name: chain}
-	b.r.Chains = append(b.r.Chains, svc)
-	if len(bes) == 0 {
-		// No backend: refuse at once rather than let the VIP black-hole.
-		svc.Rules = []Rule{
-			newRule().l4proto(protoTCP).rejectTCP().done(),
-			newRule().rejectICMPX(icmpxPortUnreachable).done(),
-		}
-		return nil
+	return bes, nil
+}
+
+// backendsOf returns a service's backends (b.backends) and their names
+// (backendNames), parsed once per Build.
+func (b *builder) backendsOf(s *api.NetService) (parsedBackends, error) {
+	if p, ok := b.svcBackends[s.ID]; ok {
+		return p, nil
 	}
+	bes, err := b.backends(*s)
+	if err != nil {
+		return parsedBackends{}, err
+	}
+	short, err := backendNames(bes)
+	if err != nil {
+		return parsedBackends{}, err
+	}
+	if b.svcBackends == nil {
+		b.svcBackends = make(map[string]parsedBackends)
+	}
+	p := parsedBackends{bes: bes, short: short}
+	b.svcBackends[s.ID] = p
+	return p, nil
+}
+
+// local reports whether a backend runs on this node.
+func (b *builder) local(be backend) bool {
+	return be.node == b.v.NodeID || b.subnet.IsValid() && b.subnet.Contains(be.addr)
+}
+
+// backendNames names the backends by task ID (12 characters, more when
+// two share them).
+func backendNames(bes []backend) (map[string]string, error) {
 	ids := make([]string, len(bes))
 	for i, be := range bes {
 		ids[i] = be.id
 	}
 	short, err := shortNames("", ids)
 	if err != nil {
-		return fmt.Errorf("backends: %w", err)
+		return nil, fmt.Errorf("backends: %w", err)
+	}
+	return short, nil
+}
+
+// rejectRules refuse a connection at once: tcp reset, else icmp port
+// unreachable (a service without backend, rather than a black hole).
+func rejectRules() []Rule {
+	return []Rule{
+		newRule().l4proto(protoTCP).rejectTCP().done(),
+		newRule().rejectICMPX(icmpxPortUnreachable).done(),
+	}
+}
+
+func (b *builder) service(s *api.NetService, chain string) error {
+	p, err := b.backendsOf(s)
+	if err != nil {
+		return err
+	}
+	bes, short := p.bes, p.short
+	svc := &Chain{Name: chain}
+	b.r.Chains = append(b.r.Chains, svc)
+	if len(bes) == 0 {
+		// No backend: refuse at once rather than let the VIP black-hole.
+		svc.Rules = rejectRules()
+		return nil
 	}
 	chains := make([]string, len(bes))
 	cs := make([]Chain, len(bes))
@@ -383,7 +475,7 @@ func (b *builder) service(s api.NetService, chain string) error {
 		// Only a local task can reach its own service through this
 		// node's nat and pick itself.
 		start := len(rules)
-		if be.node == b.v.NodeID || b.subnet.IsValid() && b.subnet.Contains(be.addr) {
+		if b.local(be) {
 			rules = append(rules, r.reset().ipPrefix(src, false, netip.PrefixFrom(be.addr, 32)).markOr(HairpinMark).done())
 		}
 		rules = append(rules, r.reset().dnat(be.addr).done())
@@ -409,9 +501,13 @@ func (b *builder) filter(netSets []string) {
 		newRule().ctStateEstRel().accept(),
 		// Still a VIP after nat: no service has it.
 		newRule().ipPrefix(dst, false, vp).gotoChain(ChainReject),
+		// Through a published port: anyone may, task or not, sharing
+		// a network with the backend or not.
+		newRule().ctDNAT().ctMarkHas(PublishedMark).accept(),
 		newRule().ipPrefix(src, false, tp).ipPrefix(dst, false, tp).gotoChain(ChainIsolate),
 		newRule().ipPrefix(src, false, tp).gotoChain(ChainEgress),
-		// From outside the pools to a task: not through a published port.
+		// From outside the pools to a task, not through a published
+		// port.
 		newRule().ipPrefix(dst, false, tp).gotoChain(ChainReject),
 	)
 	iso := []*rule{newRule().ipSet(src, false, SetGateways).accept()}
@@ -439,8 +535,9 @@ func (b *builder) filter(netSets []string) {
 		newRule().ipPrefix(dst, false, vp).gotoChain(ChainReject))
 }
 
-// nat makes the nat chains: VIPs (prerouting for tasks, output for the
-// node itself) and masquerade.
+// nat makes the nat chains: VIPs and published ports (prerouting for
+// tasks and clients beyond the node, output for the node itself) and
+// masquerade.
 func (b *builder) nat() {
 	dstnat := func(hook string) *Hook {
 		return &Hook{Type: nftables.ChainTypeNAT, Hook: hook, Priority: PriorityDstNAT}
@@ -450,7 +547,12 @@ func (b *builder) nat() {
 			newRule().l4protoIn(protoTCP, protoUDP, protoSCTP).ipVmap(dst, MapVIPs),
 			// Unknown VIP: refused before routing, which may have no
 			// route for it. (Known ones without backend: svc-<id>.)
-			newRule().ipPrefix(dst, false, b.vipPool).gotoChain(ChainReject))
+			newRule().ipPrefix(dst, false, b.vipPool).gotoChain(ChainReject),
+			// Published ports, on every address of the node (127.0.0.1
+			// included) but the gateways, where tasks ask the node's DNS
+			// server (a service publishing port 53 must not answer for
+			// it). IPv4 only (ip daddr): tasks have no IPv6 address.
+			newRule().ipSet(dst, true, SetGateways).fibLocal().portVmap(MapPorts))
 	}
 	vips("prerouting")
 	vips("output")
@@ -462,6 +564,11 @@ func (b *builder) nat() {
 		// The node's own traffic (or ingress) to a remote task: peers
 		// accept only sources of our subnet.
 		newRule().oifname(false, b.o.WGInterface).ipPrefix(src, true, tp).masquerade(),
+		// A published port's remote backend, whoever the client (a task
+		// too: the backend's node lets gateways in, not every task).
+		newRule().oifname(false, b.o.WGInterface).ctMarkHas(PublishedMark).masquerade(),
+		// The node's own 127.0.0.1:PORT: that source cannot leave lo.
+		newRule().ipPrefix(src, false, loopback).ctMarkHas(PublishedMark).masquerade(),
 	)
 }
 

@@ -270,6 +270,38 @@ func TestApply_Root(t *testing.T) {
 	}
 }
 
+// Published ports: the ports map (a concatenation) and its chains, as
+// nft lists them, applied whole and by difference.
+func TestApplyPorts_Root(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t, "node")
+	r := mustBuild(t, portsView(), Options{})
+	tb := NewTable(ns, Options{})
+	apply(t, ns, tb, r, true)
+	checkListed(t, ns, r)
+	// nft reads back what String renders, and takes it for the table it
+	// has (a map defined otherwise would be "File exists").
+	nftIn(t, ns, "", "-c", "-f", writeTemp(t, r.String()))
+	for _, edit := range []func(v *api.NetView){
+		func(v *api.NetView) { service(v, idSvcAPI).Backends = service(v, idSvcAPI).Backends[1:] },
+		func(v *api.NetView) { service(v, idSvcDB).Backends = nil },
+		func(v *api.NetView) {
+			service(v, idSvcWeb).Ports[0].Target = 9090
+			service(v, idSvcMetrics).Backends = append(service(v, idSvcMetrics).Backends,
+				api.NetBackend{TaskID: idTaskMon, NodeID: "n1", Addr: "10.64.1.30"})
+		},
+		func(v *api.NetView) { v.Services = v.Services[:1] },
+	} {
+		v := portsView()
+		edit(v)
+		r2 := mustBuild(t, v, Options{})
+		apply(t, ns, tb, r2, true)
+		checkListed(t, ns, r2)
+		apply(t, ns, tb, r, true)
+		checkListed(t, ns, r)
+	}
+}
+
 // A service with more backends than one netlink message holds.
 func TestApplyBigService_Root(t *testing.T) {
 	needRoot(t)

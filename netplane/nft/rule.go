@@ -40,13 +40,19 @@ const (
 	stOifname                     // oifname [!=] "<name>"
 	stMarkHas                     // meta mark & <m> == <m>
 	stMarkOr                      // meta mark set meta mark | <m>
-	stDNAT                        // dnat ip to <addr>
+	stDNAT                        // dnat ip to <addr>[:<port>]
 	stMasq                        // masquerade
 	stRejectTCP                   // reject with tcp reset
 	stRejectICMPX                 // reject [with icmpx <code>]
 	stAccept                      // accept
 	stGoto                        // goto <name>
 	stNumgenVmap                  // numgen random mod N vmap { i : goto <chains[i]> }
+	stNFProto4                    // meta nfproto ipv4
+	stFibLocal                    // fib daddr type local
+	stPortVmap                    // meta l4proto . th dport vmap @<name>
+	stCtDNAT                      // ct status dnat
+	stCtMarkHas                   // ct mark & <m> == <m>
+	stCtMarkOr                    // ct mark set ct mark | <m>
 )
 
 // stmt is one statement of a rule, its operands inline.
@@ -57,6 +63,7 @@ type stmt struct {
 	bits   uint8 // prefix length
 	addr   [4]byte
 	n      uint32 // mark, port, icmpx code
+	port   uint16 // dnat: the new port, 0 to keep it
 	name   string // set, map, chain or interface
 	protos []byte
 	chains []string
@@ -69,11 +76,14 @@ type anonSet struct {
 	elems   []nftables.SetElement
 }
 
-// Registers: nftables' verdict register and the first 16-byte data
-// register, the only one these rules need.
+// Registers: nftables' verdict register, the first two 16-byte data
+// registers, and the second 4-byte one (the second field of a
+// concatenation, reg1 holding the first).
 const (
 	regVerdict = 0
-	reg1       = 1
+	reg1       = unix.NFT_REG_1
+	reg2       = unix.NFT_REG_2
+	reg32Field = unix.NFT_REG32_01
 )
 
 // Constants of the expressions (linux/netfilter/nf_tables.h and others).
@@ -85,6 +95,7 @@ const (
 	transportDportOffset = 2
 	ctStateEstablished   = 0x02
 	ctStateRelated       = 0x04
+	ctStatusDstNAT       = 0x20 // IPS_DST_NAT
 	ifNameSize           = 16
 	protoTCP             = unix.IPPROTO_TCP
 	protoUDP             = unix.IPPROTO_UDP
@@ -223,6 +234,60 @@ func (b *rule) dnat(a netip.Addr) *rule {
 	b.word("dnat ip to ")
 	b.text = a.AppendTo(b.text)
 	b.stmts = append(b.stmts, stmt{kind: stDNAT, addr: a.As4()})
+	return b
+}
+
+// dnatPort rewrites the destination address and port. The rule must have
+// matched the transport protocol (nft refuses a port without it).
+func (b *rule) dnatPort(a netip.Addr, port uint16) *rule {
+	b.word("dnat ip to ")
+	b.text = a.AppendTo(b.text)
+	b.text = strconv.AppendUint(append(b.text, ':'), uint64(port), 10)
+	b.stmts = append(b.stmts, stmt{kind: stDNAT, addr: a.As4(), port: port})
+	return b
+}
+
+// nfproto4 matches IPv4 packets (of the inet family's two).
+func (b *rule) nfproto4() *rule {
+	b.word("meta nfproto ipv4")
+	b.stmts = append(b.stmts, stmt{kind: stNFProto4})
+	return b
+}
+
+// fibLocal matches packets to an address of the node: any local route,
+// loopback included.
+func (b *rule) fibLocal() *rule {
+	b.word("fib daddr type local")
+	b.stmts = append(b.stmts, stmt{kind: stFibLocal})
+	return b
+}
+
+// portVmap jumps by a named verdict map keyed by the transport protocol
+// and destination port, "inet_proto . inet_service".
+func (b *rule) portVmap(m string) *rule {
+	b.word("meta l4proto . th dport vmap @", m)
+	b.stmts = append(b.stmts, stmt{kind: stPortVmap, name: m})
+	return b
+}
+
+// ctDNAT matches connections whose destination was translated.
+func (b *rule) ctDNAT() *rule {
+	b.word("ct status dnat")
+	b.stmts = append(b.stmts, stmt{kind: stCtDNAT})
+	return b
+}
+
+// ctMarkHas matches connections whose conntrack mark has every bit of m.
+func (b *rule) ctMarkHas(m uint32) *rule {
+	b.word("ct mark & ", hex32(m), " == ", hex32(m))
+	b.stmts = append(b.stmts, stmt{kind: stCtMarkHas, n: m})
+	return b
+}
+
+// ctMarkOr sets the bits of m in the conntrack mark, keeping the others.
+func (b *rule) ctMarkOr(m uint32) *rule {
+	b.word("ct mark set ct mark | ", hex32(m))
+	b.stmts = append(b.stmts, stmt{kind: stCtMarkOr, n: m})
 	return b
 }
 
@@ -381,8 +446,41 @@ func (r *Rule) exprs() (out []expr.Any, anon *anonSet, at int) {
 					Mask: binaryutil.NativeEndian.PutUint32(^s.n), Xor: binaryutil.NativeEndian.PutUint32(s.n)},
 				&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1})
 		case stDNAT:
-			out = append(out, &expr.Immediate{Register: reg1, Data: append([]byte(nil), s.addr[:]...)},
-				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1})
+			out = append(out, &expr.Immediate{Register: reg1, Data: append([]byte(nil), s.addr[:]...)})
+			if s.port == 0 {
+				out = append(out, &expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1})
+				break
+			}
+			out = append(out, &expr.Immediate{Register: reg2, Data: binaryutil.BigEndian.PutUint16(s.port)},
+				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1, RegProtoMin: reg2, Specified: true})
+		case stNFProto4:
+			nfproto = true
+			out = append(out, &expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.NFPROTO_IPV4}})
+		case stFibLocal:
+			out = append(out, &expr.Fib{Register: reg1, FlagDADDR: true, ResultADDRTYPE: true},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
+		case stPortVmap:
+			// A concatenation: each field in a 4-byte register of its
+			// own, zero padded, the key their 8 bytes.
+			out = append(out, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+				&expr.Payload{DestRegister: reg32Field, Base: expr.PayloadBaseTransportHeader, Offset: transportDportOffset, Len: 2},
+				&expr.Lookup{SourceRegister: reg1, DestRegister: regVerdict, IsDestRegSet: true, SetName: s.name})
+		case stCtDNAT:
+			out = append(out, &expr.Ct{Key: expr.CtKeySTATUS, Register: reg1},
+				&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+					Mask: binaryutil.NativeEndian.PutUint32(ctStatusDstNAT), Xor: make([]byte, 4)},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)})
+		case stCtMarkHas:
+			out = append(out, &expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+				&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+					Mask: binaryutil.NativeEndian.PutUint32(s.n), Xor: make([]byte, 4)},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(s.n)})
+		case stCtMarkOr:
+			out = append(out, &expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+				&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+					Mask: binaryutil.NativeEndian.PutUint32(^s.n), Xor: binaryutil.NativeEndian.PutUint32(s.n)},
+				&expr.Ct{Key: expr.CtKeyMARK, SourceRegister: true, Register: reg1})
 		case stMasq:
 			out = append(out, &expr.Masq{})
 		case stRejectTCP:

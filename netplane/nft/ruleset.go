@@ -24,19 +24,22 @@ type Ruleset struct {
 // Set is a named set, or a verdict map when Map is set.
 type Set struct {
 	Name string
-	// KeyType is nft's name of the key type ("ipv4_addr"; a concatenation
-	// such as "inet_proto . inet_service" would fit the model too).
+	// KeyType is nft's name of the key type: "ipv4_addr", or a
+	// concatenation such as "inet_proto . inet_service".
 	KeyType string
 	Map     bool
-	// Elems are sorted by key, in the kernel's byte order of the key, as
-	// nft lists them.
-	Elems   []Elem
+	// Elems are sorted by the bytes of their key, as the kernel holds it.
+	Elems []Elem
+	// keyType is the kernel's; a concatenation's fields are 4-byte
+	// aligned. Like nft, no set is flagged NFT_SET_CONCAT (nft does so
+	// for interval sets only, and the kernel takes a set defined
+	// otherwise for another one).
 	keyType nftables.SetDatatype
 }
 
 // Elem is an element of a set, or of a verdict map with its verdict.
 type Elem struct {
-	Key     string // nft text of the key: "10.64.1.5"
+	Key     string // nft text of the key: "10.64.1.5", "tcp . 8080"
 	Verdict string // maps only: "goto svc-0123456789ab"
 	key     []byte
 	chain   string // the verdict's chain (goto)

@@ -66,6 +66,12 @@ func prefix(s string) *net.IPNet {
 // vethPair makes a veth pair, ours (named here) in a and "eth0" in b.
 func vethPair(t *testing.T, a, b *host, here string) (la, lb netlink.Link) {
 	t.Helper()
+	return vethPairNamed(t, a, b, here, "eth0")
+}
+
+// vethPairNamed makes a veth pair, here in a and there in b.
+func vethPairNamed(t *testing.T, a, b *host, here, there string) (la, lb netlink.Link) {
+	t.Helper()
 	must(t, "veth", a.h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: here}, PeerName: "peer-" + here}))
 	peer, err := a.h.LinkByName("peer-" + here)
 	must(t, "veth peer", err)
@@ -75,7 +81,7 @@ func vethPair(t *testing.T, a, b *host, here string) (la, lb netlink.Link) {
 	must(t, "veth to netns", a.h.LinkSetNsFd(peer, int(fd)))
 	lb, err = b.h.LinkByName("peer-" + here)
 	must(t, "veth peer", err)
-	must(t, "rename", b.h.LinkSetName(lb, "eth0"))
+	must(t, "rename", b.h.LinkSetName(lb, there))
 	la, err = a.h.LinkByName(here)
 	must(t, "veth", err)
 	must(t, "up", a.h.LinkSetUp(la))
@@ -206,16 +212,13 @@ func dial(hst *host, addr string) (name, from string, err error) {
 	return name, from, err
 }
 
+// wantRefused fails unless a connection is refused (a black hole times
+// out: another error).
 func wantRefused(t *testing.T, hst *host, addr string) {
 	t.Helper()
-	start := time.Now()
 	_, _, err := dial(hst, addr)
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("%s to %s: err = %v, want connection refused", hst.name, addr, err)
-		return
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("%s to %s: refused after %v, not at once", hst.name, addr, d)
 	}
 }
 
