@@ -14,6 +14,10 @@ type Node struct {
 	// tasks' addresses. The allocator gives it when the node joins and
 	// takes it back when the node is removed.
 	Subnet string `json:"subnet,omitempty"`
+	// SubnetError says why the node has no subnet (its own addresses lie
+	// in the cluster's pools, or the task pool is full): no task can be
+	// placed on it.
+	SubnetError string `json:"subnet_error,omitempty"`
 	// RemovedAt is set when an operator removed the node: it stays as a
 	// tombstone so that its certificate, valid until it expires, opens
 	// nothing (no session, no renewal, no manager call).

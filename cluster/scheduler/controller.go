@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/gitorc/gitorc/cluster/allocator"
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/store"
 )
@@ -74,6 +75,7 @@ func (c *Controller) Pass(ctx context.Context) error {
 
 func (c *Controller) pass(ctx context.Context) error {
 	var decisions []Decision
+	var addrs map[string]*allocator.TaskAddrs // by node ID, for the nodes placed on
 	err := c.cfg.Store.View(func(tx store.ReadTx) error {
 		nodes, err := store.Find[api.Node](tx, store.All())
 		if err != nil {
@@ -108,8 +110,20 @@ func (c *Controller) pass(ctx context.Context) error {
 				}
 			}
 		}
-		if len(pending) > 0 {
-			decisions = New(infos, byService).Schedule(pending)
+		if len(pending) == 0 {
+			return nil
+		}
+		decisions = New(infos, byService, WithAddresses()).Schedule(pending)
+		addrs = map[string]*allocator.TaskAddrs{}
+		for _, d := range decisions {
+			if d.NodeID == "" || addrs[d.NodeID] != nil {
+				continue
+			}
+			a, err := allocator.NewTaskAddrs(infos[index[d.NodeID]].Node, tasks)
+			if err != nil {
+				return err
+			}
+			addrs[d.NodeID] = a
 		}
 		return nil
 	})
@@ -122,7 +136,12 @@ func (c *Controller) pass(ctx context.Context) error {
 			t := d.Task
 			switch {
 			case d.NodeID != "":
-				t.NodeID = d.NodeID
+				addr, err := addrs[d.NodeID].Next()
+				if err != nil { // the address filter let it through: a bug, but say so on the task
+					t.Status = api.TaskStatus{State: api.TaskPending, Timestamp: now, Message: "waiting for a node", Err: err.Error()}
+					break
+				}
+				t.NodeID, t.Addr = d.NodeID, addr
 				t.Status = api.TaskStatus{State: api.TaskAssigned, Timestamp: now, Message: "assigned to node " + d.NodeID}
 			case d.Err == nil:
 				continue // nothing decided for it in this batch

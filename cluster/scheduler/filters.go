@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/gitorc/gitorc/cluster/api"
@@ -32,10 +33,11 @@ var pipeline = []filter{
 	platformFilter{},
 	hostPortFilter{},
 	maxReplicasFilter{},
+	addressFilter{},
 }
 
 // Static filters are evaluated once per group; the others at each pick.
-var staticFilter = []bool{true, false, true, true, false, false}
+var staticFilter = []bool{true, false, true, true, false, false, false}
 
 // count phrases "1 node is" / "2 nodes are".
 func count(n int, singular, plural string) string {
@@ -286,4 +288,55 @@ func (maxReplicasFilter) Check(g *group, n *nodeState) int {
 func (maxReplicasFilter) Explain(g *group, _, n int) string {
 	return count(n, "already runs", "already run") +
 		fmt.Sprintf(" max_replicas_per_node=%d tasks of the service", g.spec.Placement.MaxReplicasPerNode)
+}
+
+// addressFilter passes nodes with a task subnet that has a free address
+// (WithAddresses): every task gets one when it is placed.
+type addressFilter struct{}
+
+const (
+	addrNoSubnet = iota + 1
+	addrFull
+)
+
+func (addressFilter) Name() string { return "addresses" }
+
+func (addressFilter) Enabled(g *group) bool { return g.addrs }
+
+func (addressFilter) Check(g *group, n *nodeState) int {
+	subnet, err := netip.ParsePrefix(n.node.Subnet)
+	if err != nil {
+		return addrNoSubnet
+	}
+	// Every task on the node that has not ended holds an address.
+	if n.total >= usable(subnet) {
+		g.full = n.node
+		return addrFull
+	}
+	return 0
+}
+
+func (addressFilter) Explain(g *group, code, n int) string {
+	if code == addrNoSubnet {
+		return count(n, "has no task subnet", "have no task subnet")
+	}
+	if n == 1 && g.full != nil {
+		subnet, _ := netip.ParsePrefix(g.full.Subnet)
+		return fmt.Sprintf("1 node has no free task address (pool %s exhausted on node %s)", subnet.Masked(), nodeName(g.full))
+	}
+	return count(n, "has no free task address", "have no free task address") + " (their subnets are exhausted)"
+}
+
+// usable counts a node subnet's task addresses: all but the network,
+// gateway and broadcast addresses (as cluster/allocator gives them).
+func usable(subnet netip.Prefix) int { return max(1<<(32-subnet.Bits())-3, 0) }
+
+func nodeName(n *api.Node) string {
+	if n.Spec.Name != "" {
+		return n.Spec.Name
+	}
+	if n.Description.Hostname != "" {
+		return n.Description.Hostname
+	}
+	return n.ID
 }

@@ -36,7 +36,19 @@ type Scheduler struct {
 	static   map[string]*staticResult
 	counts   map[string]map[int]int // tasks per node (index) by service ID
 	scratch  []entry                // a leaf heap reused across groups
+	// addrs: a task needs an address of its node's subnet (the address
+	// filter runs); see WithAddresses.
+	addrs bool
 }
+
+// Option changes how a Scheduler decides.
+type Option func(*Scheduler)
+
+// WithAddresses makes every placement need an overlay address: a node
+// without a task subnet, or whose subnet has no free address, takes no
+// task (the address filter). The leader's Controller sets it; the
+// allocator gives the address when the placement is committed.
+func WithAddresses() Option { return func(s *Scheduler) { s.addrs = true } }
 
 // nodeState is a node as the scheduler sees it during a batch.
 type nodeState struct {
@@ -56,7 +68,7 @@ type hostPort struct {
 // services: it is read for host-mode published ports, of pending tasks and
 // of tasks already on nodes (a task whose service is absent publishes
 // nothing). Neither nodes nor services are modified.
-func New(nodes []NodeInfo, services map[string]*api.Service) *Scheduler {
+func New(nodes []NodeInfo, services map[string]*api.Service, opts ...Option) *Scheduler {
 	s := &Scheduler{
 		nodes:    make([]*nodeState, 0, len(nodes)),
 		byID:     make(map[string]int, len(nodes)),
@@ -64,6 +76,9 @@ func New(nodes []NodeInfo, services map[string]*api.Service) *Scheduler {
 		ports:    map[string][]hostPort{},
 		static:   map[string]*staticResult{},
 		counts:   map[string]map[int]int{},
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	for _, ni := range nodes {
 		if ni.Node != nil {
@@ -167,6 +182,10 @@ type group struct {
 	counts    map[int]int // tasks of the service per node index
 	tasks     []int       // indices into pending
 	filters   []int       // enabled dynamic filters (pipeline indices)
+	addrs     bool        // tasks need an address (WithAddresses)
+	// full is the last node the address filter found without a free
+	// address, named when it is the only one.
+	full *api.Node
 }
 
 func (s *Scheduler) newGroup(t *api.Task) *group {
@@ -178,6 +197,7 @@ func (s *Scheduler) newGroup(t *api.Task) *group {
 		mem:       int64(r.Memory),
 		ports:     s.hostPorts(t.ServiceID),
 		counts:    s.serviceCounts(t.ServiceID),
+		addrs:     s.addrs,
 	}
 	for i, f := range pipeline {
 		if !staticFilter[i] && f.Enabled(g) {
