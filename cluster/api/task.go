@@ -71,8 +71,9 @@ type Task struct {
 	// update. Nil (tasks made before it was recorded) never differs.
 	Endpoint *EndpointSpec `json:"endpoint,omitempty"`
 	// DrainingSince is when the orchestrator took the task out of its
-	// service's load-balancing set ahead of stopping it (see
-	// InLoadBalancer); zero while it is not draining.
+	// service's load-balancing set ahead of stopping it, for any reason
+	// (see InLoadBalancer); zero while it is not draining. It stays set
+	// once the task is stopped.
 	DrainingSince time.Time `json:"draining_since,omitzero"`
 }
 
@@ -84,11 +85,13 @@ type Task struct {
 //
 // A task joins the set once it is wanted running, runs, and passed its
 // healthcheck if it has one; it leaves as soon as any of that stops being
-// true, or when the orchestrator marks it draining. The orchestrator's
-// rolling updater commits DrainingSince before, never with, the change
-// that tells the node to stop the task, and stops it only after
-// DrainDelay (cluster/orchestrator), so that traffic has moved away
-// before the task gets its stop signal.
+// true, or when the orchestrator marks it draining. Whatever stops a task
+// in the set (a rolling update, a scale-down, a drained, down or removed
+// node, a removed service, a global service's node that no longer
+// matches), the orchestrator commits DrainingSince before, never with,
+// the change that tells the node to stop the task, and stops it only the
+// drain delay later (orchestrator.Config.DrainDelay, 500 ms by default),
+// so that traffic has moved away before the task gets its stop signal.
 func (t *Task) InLoadBalancer() bool {
 	if t.DesiredState != TaskRunning || !t.DrainingSince.IsZero() || t.Status.State != TaskRunning {
 		return false

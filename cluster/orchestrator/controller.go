@@ -19,6 +19,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
+	// DrainDelay is how long a task stays out of its service's
+	// load-balancing set before its node is told to stop it, whatever
+	// stops it (update, scale-down, node drain or removal, service
+	// removal): DefaultDrainDelay when zero; negative stops tasks at once,
+	// in the set or not.
+	DrainDelay time.Duration
 }
 
 // Validate checks the configuration.
@@ -33,9 +39,10 @@ func (c *Config) Validate() error {
 // or nodes change, it decides every service's tasks and commits the
 // decisions in one transaction.
 type Controller struct {
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	drain time.Duration // resolved Config.DrainDelay: 0 is no drain
 }
 
 // New returns a controller; Run starts it.
@@ -43,7 +50,13 @@ func New(cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Controller{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	c := &Controller{cfg: cfg, log: cfg.Logger, now: cfg.Now, drain: cfg.DrainDelay}
+	switch {
+	case c.drain == 0:
+		c.drain = DefaultDrainDelay
+	case c.drain < 0:
+		c.drain = 0
+	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -104,8 +117,16 @@ func (c *Controller) pass(ctx context.Context) (time.Time, error) {
 			}
 			tasks[svc.ID] = ts
 		}
-		updates, commit, wake = decideAll(services, tasks, nodes, now)
-		return orphans(tx, services, &commit)
+		updates, commit, wake = decideAll(services, tasks, nodes, now, c.drain)
+		od, err := orphans(tx, services, now, c.drain)
+		if err != nil {
+			return err
+		}
+		wake = earliest(wake, od.Wake)
+		if !od.Empty() {
+			commit = append(commit, od)
+		}
+		return nil
 	})
 	if err != nil || len(commit)+len(updates) == 0 {
 		return wake, err
@@ -133,8 +154,14 @@ func (c *Controller) pass(ctx context.Context) (time.Time, error) {
 // decideAll decides every service of a snapshot (tasks by service ID):
 // the updater first, then, unless the updater moved tasks or holds the
 // service, the orchestrator. It returns what to commit and when to look
-// again.
-func decideAll(services []*api.Service, tasks map[string][]api.Task, nodes Nodes, now time.Time) (updates []serviceUpdate, commit []Decision, wake time.Time) {
+// again. drain is how long a task leaves the load-balancing set before it
+// is stopped (retire).
+//
+// Both decide on every pass, even when only the updater's decision is
+// committed: a draining task rejoins the set only when neither stops it
+// (the updater does not know a scale-down, nor the orchestrator an
+// update).
+func decideAll(services []*api.Service, tasks map[string][]api.Task, nodes Nodes, now time.Time, drain time.Duration) (updates []serviceUpdate, commit []Decision, wake time.Time) {
 	byName := make(map[string]Dependency, len(services))
 	for _, svc := range services {
 		byName[svc.Spec.Name] = Dependency{Service: svc, Tasks: tasks[svc.ID]}
@@ -143,7 +170,10 @@ func decideAll(services []*api.Service, tasks map[string][]api.Task, nodes Nodes
 	for _, svc := range services {
 		tasks := slices.Clone(tasks[svc.ID])
 		gate := func() []string { return waitingFor(svc, byName, nodes, now, settled) }
-		ud := DecideUpdate(svc, tasks, nodes, gate, now)
+		ud := DecideUpdate(svc, tasks, nodes, gate, now, drain)
+		adopted(tasks, ud.Adopt, svc)
+		d := decide(svc, tasks, nodes, now, drain)
+		ud.Undrain, d.Undrain = both(ud.Undrain, d.Undrain), nil
 		if !ud.Empty() {
 			updates = append(updates, serviceUpdate{svc.ID, svc.Spec.Task, svc.Version, ud})
 		}
@@ -151,14 +181,26 @@ func decideAll(services []*api.Service, tasks map[string][]api.Task, nodes Nodes
 		if ud.Hold || !ud.Quiet() {
 			continue // waiting, or the updater moved tasks: the rest waits for the next pass
 		}
-		adopted(tasks, ud.Adopt, svc)
-		d := decide(svc, tasks, nodes, now)
 		wake = earliest(wake, d.Wake)
 		if !d.Empty() {
 			commit = append(commit, d)
 		}
 	}
 	return updates, commit, wake
+}
+
+// both returns the IDs that are in a and in b, in a's order.
+func both(a, b []string) []string {
+	if len(a) == 0 || len(b) == 0 {
+		return nil
+	}
+	var out []string
+	for _, id := range a {
+		if slices.Contains(b, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // adopted gives the adopted tasks the service's spec in memory, as the
@@ -240,7 +282,7 @@ func (e *taskEdits) flush() error {
 
 // applyUpdate writes an updater decision: the service's update status
 // (and, for a rollback, its swapped specs), ready stamps, adopted specs,
-// drains, and the tasks it creates and stops.
+// and its Decision.
 func applyUpdate(tx store.Tx, edits *taskEdits, u serviceUpdate, now time.Time) error {
 	if u.Status != nil || u.ClearStatus || u.Rollback {
 		svc, err := store.Get[api.Service](tx, u.serviceID)
@@ -272,28 +314,18 @@ func applyUpdate(tx store.Tx, edits *taskEdits, u serviceUpdate, now time.Time) 
 			return err
 		}
 	}
-	for _, id := range u.Drain {
-		if err := edits.edit(id, func(t *api.Task) bool { t.DrainingSince = now; return true }); err != nil {
-			return err
-		}
-	}
-	for _, id := range u.Undrain {
-		if err := edits.edit(id, func(t *api.Task) bool { t.DrainingSince = time.Time{}; return true }); err != nil {
-			return err
-		}
-	}
 	return apply(tx, edits, u.Decision, now)
 }
 
 // decide picks the decision function for the service's mode.
-func decide(svc *api.Service, tasks []api.Task, nodes Nodes, now time.Time) Decision {
+func decide(svc *api.Service, tasks []api.Task, nodes Nodes, now time.Time, drain time.Duration) Decision {
 	switch svc.Spec.Mode {
 	case api.ModeGlobal, api.ModeGlobalJob:
-		return DecideGlobal(svc, tasks, nodes, func(n api.Node) bool { return eligible(svc, &n) }, now)
+		return DecideGlobal(svc, tasks, nodes, func(n api.Node) bool { return eligible(svc, &n) }, now, drain)
 	case api.ModeReplicatedJob:
-		return DecideReplicatedJob(svc, tasks, nodes, now)
+		return DecideReplicatedJob(svc, tasks, nodes, now, drain)
 	default:
-		return DecideReplicated(svc, tasks, nodes, now)
+		return DecideReplicated(svc, tasks, nodes, now, drain)
 	}
 }
 
@@ -317,16 +349,25 @@ func eligible(svc *api.Service, n *api.Node) bool {
 	return false
 }
 
-// orphans stops the live tasks of services that no longer exist (a stack
-// removed from Git must not keep running anywhere).
-func orphans(tx store.ReadTx, services []*api.Service, commit *[]Decision) error {
+// orphans decides the tasks of services that no longer exist
+// (decideOrphans).
+func orphans(tx store.ReadTx, services []*api.Service, now time.Time, drain time.Duration) (Decision, error) {
+	tasks, err := store.Find[api.Task](tx, store.All())
+	if err != nil {
+		return Decision{}, err
+	}
+	return decideOrphans(services, tasks, now, drain), nil
+}
+
+// decideOrphans stops the live tasks of services that no longer exist (a
+// stack removed from Git, a service deleted from it: none may keep
+// running anywhere), those in the load-balancing set after draining for
+// drain (retire), and deletes them once they ended. A draining orphan
+// never rejoins the set: a service that comes back is a new one.
+func decideOrphans(services []*api.Service, tasks []*api.Task, now time.Time, drain time.Duration) Decision {
 	known := map[string]bool{}
 	for _, s := range services {
 		known[s.ID] = true
-	}
-	tasks, err := store.Find[api.Task](tx, store.All())
-	if err != nil {
-		return err
 	}
 	var d Decision
 	for _, t := range tasks {
@@ -334,22 +375,45 @@ func orphans(tx store.ReadTx, services []*api.Service, commit *[]Decision) error
 			continue
 		}
 		if live(t) {
-			d.Shutdown = append(d.Shutdown, Stop{TaskID: t.ID, Reason: "service removed"})
+			d.retire(t, "service removed", now, drain)
 		} else if t.Status.State.Terminal() {
 			d.Delete = append(d.Delete, t.ID)
 		}
 	}
-	if !d.Empty() {
-		*commit = append(*commit, d)
-	}
-	return nil
+	sortDecision(&d)
+	return d
 }
 
-// apply writes one decision into a transaction.
+// apply writes one decision into a transaction: drains (DrainingSince),
+// undrains, creations, stops and deletions.
 func apply(tx store.Tx, edits *taskEdits, d Decision, now time.Time) error {
 	for i := range d.Create {
 		t := d.Create[i]
 		if err := tx.Create(&t); err != nil {
+			return err
+		}
+	}
+	for _, id := range d.Drain {
+		err := edits.edit(id, func(t *api.Task) bool {
+			if !t.DrainingSince.IsZero() || t.DesiredState != api.TaskRunning {
+				return false
+			}
+			t.DrainingSince = now
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, id := range d.Undrain {
+		err := edits.edit(id, func(t *api.Task) bool {
+			if t.DrainingSince.IsZero() {
+				return false
+			}
+			t.DrainingSince = time.Time{}
+			return true
+		})
+		if err != nil {
 			return err
 		}
 	}

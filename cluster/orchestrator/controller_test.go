@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -23,6 +24,7 @@ func managers(t *testing.T) *store.Store {
 		t.Fatal(err)
 	}
 	s := c.Store(c.Leader())
+	noStopInSet(t, s)
 	orch, err := orchestrator.New(orchestrator.Config{Store: s})
 	if err != nil {
 		t.Fatal(err)
@@ -39,6 +41,49 @@ func managers(t *testing.T) *store.Store {
 	return s
 }
 
+// noStopInSet fails the test if, while it runs, a committed change stops
+// a task (desired state shutdown) that the version before left in its
+// service's load-balancing set: every stop drains first.
+func noStopInSet(t *testing.T, s *store.Store) {
+	t.Helper()
+	w, err := s.Watch(store.KindTask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []string)
+	go func() {
+		last := map[string]api.Task{}
+		var bad []string
+		for e := range w.Events() {
+			if e.Action == store.ActionDelete {
+				delete(last, e.ID)
+				continue
+			}
+			obj, err := e.Object()
+			if err != nil {
+				bad = append(bad, fmt.Sprintf("%s: %v", e.ID, err))
+				continue
+			}
+			tk := *obj.(*api.Task)
+			if prev, ok := last[e.ID]; ok && prev.InLoadBalancer() && tk.DesiredState == api.TaskShutdown {
+				bad = append(bad, fmt.Sprintf("%s (%s)", e.ID, tk.Status.Message))
+			}
+			last[e.ID] = tk
+		}
+		done <- bad
+	}()
+	t.Cleanup(func() {
+		w.Close()
+		bad := <-done
+		if err := w.Err(); !errors.Is(err, store.ErrClosed) {
+			t.Errorf("task watch: %v", err)
+		}
+		if len(bad) > 0 {
+			t.Errorf("tasks stopped while in the load-balancing set: %v", bad)
+		}
+	})
+}
+
 func update(t *testing.T, s *store.Store, fn func(store.Tx) error) {
 	t.Helper()
 	if _, err := s.Update(context.Background(), fn); err != nil {
@@ -46,9 +91,17 @@ func update(t *testing.T, s *store.Store, fn func(store.Tx) error) {
 	}
 }
 
+// addNode adds a ready node with a task subnet of its own (10.64.N.0/24,
+// N counting the nodes), as cluster/allocator would give it: the
+// scheduler places tasks only on nodes that have one.
 func addNode(t *testing.T, s *store.Store, id string, labels map[string]string) {
+	t.Helper()
 	update(t, s, func(tx store.Tx) error {
-		return tx.Create(&api.Node{Meta: api.Meta{ID: id},
+		nodes, err := store.Find[api.Node](tx, store.All())
+		if err != nil {
+			return err
+		}
+		return tx.Create(&api.Node{Meta: api.Meta{ID: id}, Subnet: fmt.Sprintf("10.64.%d.0/24", len(nodes)+1),
 			Spec:        api.NodeSpec{Name: id, Labels: labels},
 			Description: api.NodeDescription{Hostname: id, Platform: api.Platform{OS: "linux", Architecture: "amd64"}, Resources: api.Resources{NanoCPUs: 2e9, Memory: 4 << 30}},
 			Status:      api.NodeStatus{State: api.NodeReady}})

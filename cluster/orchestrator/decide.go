@@ -14,14 +14,28 @@ import (
 const HistoryPerSlot = 5
 
 // Decision is what the orchestrator wants committed for one service.
+// Every task it stops goes through retire: one in the load-balancing set
+// is drained first and stopped only the drain delay later, on another
+// pass.
 type Decision struct {
 	// Create are new tasks, without IDs (the store assigns them).
 	Create []api.Task
+	// Drain are tasks that leave their service's load-balancing set now
+	// (DrainingSince = now) because the decision stops them: they are
+	// stopped (Shutdown) by a pass at least the drain delay later.
+	Drain []string
+	// Draining are tasks already draining that the decision stops once
+	// their drain delay is over (Wake); nothing is committed for them.
+	Draining []string
+	// Undrain are draining tasks that rejoin the set: nothing stops them
+	// any more.
+	Undrain []string
 	// Shutdown are tasks whose desired state becomes shutdown, with why.
 	Shutdown []Stop
 	// Delete are ended tasks beyond the history limit.
 	Delete []string
-	// Wake is when a delayed restart falls due; zero when nothing waits.
+	// Wake is when a delayed restart or a drain falls due; zero when
+	// nothing waits.
 	Wake time.Time
 }
 
@@ -33,7 +47,7 @@ type Stop struct {
 
 // Empty reports whether the decision changes nothing.
 func (d Decision) Empty() bool {
-	return len(d.Create) == 0 && len(d.Shutdown) == 0 && len(d.Delete) == 0
+	return len(d.Create)+len(d.Drain)+len(d.Undrain)+len(d.Shutdown)+len(d.Delete) == 0
 }
 
 func (d *Decision) wakeAt(t time.Time) {
@@ -51,7 +65,7 @@ func (n Nodes) usable(id string) (bool, string) {
 	switch {
 	case id == "":
 		return true, "" // not scheduled yet
-	case !ok:
+	case !ok, node.Removed():
 		return false, "node removed"
 	case node.Status.State == api.NodeDown:
 		return false, "node down"
@@ -145,13 +159,15 @@ func (g group) reap(d *Decision) {
 	}
 }
 
-// evictions stops the live tasks of a group that sit on nodes that cannot
-// keep them, and returns the tasks that remain.
-func (g group) evict(nodes Nodes, d *Decision) []*api.Task {
+// evict retires the live tasks of a group that sit on nodes that cannot
+// keep them (drained, down, removed), and returns the tasks that remain.
+// A task that still drains does not remain: its slot is refilled at once,
+// while it drains.
+func (g group) evict(nodes Nodes, d *Decision, now time.Time, drain time.Duration) []*api.Task {
 	var keep []*api.Task
 	for _, t := range g.liveTasks() {
 		if ok, why := nodes.usable(t.NodeID); !ok {
-			d.Shutdown = append(d.Shutdown, Stop{TaskID: t.ID, Reason: why})
+			d.retire(t, why, now, drain)
 			continue
 		}
 		keep = append(keep, t)

@@ -39,6 +39,15 @@ func summary(d Decision) []string {
 	for _, c := range d.Create {
 		out = append(out, fmt.Sprintf("create slot=%d node=%s restarts=%d", c.Slot, c.NodeID, len(c.Restarts)))
 	}
+	for _, id := range d.Drain {
+		out = append(out, "drain "+id)
+	}
+	for _, id := range d.Draining {
+		out = append(out, "draining "+id)
+	}
+	for _, id := range d.Undrain {
+		out = append(out, "undrain "+id)
+	}
 	for _, s := range d.Shutdown {
 		out = append(out, fmt.Sprintf("shutdown %s (%s)", s.TaskID, s.Reason))
 	}
@@ -76,24 +85,28 @@ func TestDecideReplicated(t *testing.T) {
 			[]api.Task{tk("a", 1, "n1", api.TaskComplete, t0)}, nodes, t0.Add(time.Hour), nil},
 		{"none never restarts", service(api.ModeReplicated, 1, api.RestartPolicy{Condition: api.RestartNone}),
 			[]api.Task{tk("a", 1, "n1", api.TaskFailed, t0)}, nodes, t0.Add(time.Hour), nil},
-		{"node down: replaced at once, no attempt counted", service(api.ModeReplicated, 1, any5s),
+		{"node down: replaced at once, no attempt counted, the old task drains", service(api.ModeReplicated, 1, any5s),
 			[]api.Task{tk("a", 1, "n1", api.TaskRunning, t0)},
+			Nodes{"n1": {Meta: api.Meta{ID: "n1"}, Status: api.NodeStatus{State: api.NodeDown}}}, t0.Add(time.Second),
+			[]string{"create slot=1 node= restarts=0", "drain a", "wake +1.5s"}},
+		{"node down: a task that does not run yet is stopped at once", service(api.ModeReplicated, 1, any5s),
+			[]api.Task{tk("a", 1, "n1", api.TaskAssigned, t0)},
 			Nodes{"n1": {Meta: api.Meta{ID: "n1"}, Status: api.NodeStatus{State: api.NodeDown}}}, t0.Add(time.Second),
 			[]string{"create slot=1 node= restarts=0", "shutdown a (node down)"}},
 		{"drained node", service(api.ModeReplicated, 1, any5s),
 			[]api.Task{tk("a", 1, "n1", api.TaskRunning, t0)},
 			Nodes{"n1": {Meta: api.Meta{ID: "n1"}, Spec: api.NodeSpec{Availability: api.AvailabilityDrain}, Status: api.NodeStatus{State: api.NodeReady}}}, t0,
-			[]string{"create slot=1 node= restarts=0", "shutdown a (node drained)"}},
+			[]string{"create slot=1 node= restarts=0", "drain a", "wake +500ms"}},
 		{"scale down: pending first, then busiest node, then highest slot", service(api.ModeReplicated, 2, any5s),
 			[]api.Task{tk("a", 1, "n1", api.TaskRunning, t0), tk("b", 2, "n1", api.TaskRunning, t0),
 				tk("c", 3, "n2", api.TaskRunning, t0), tk("d", 4, "", api.TaskPending, t0)}, nodes, t0,
-			[]string{"shutdown b (scaled down)", "shutdown d (scaled down)"}},
+			[]string{"drain b", "shutdown d (scaled down)", "wake +500ms"}},
 		{"scaled-down slot is not refilled", service(api.ModeReplicated, 1, any5s),
 			[]api.Task{tk("a", 1, "n1", api.TaskRunning, t0), tk("b", 2, "n1", api.TaskFailed, t0)}, nodes, t0.Add(time.Hour), nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := summary(DecideReplicated(tc.svc, tc.tasks, tc.nodes, tc.now))
+			got := summary(DecideReplicated(tc.svc, tc.tasks, tc.nodes, tc.now, DefaultDrainDelay))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
@@ -114,7 +127,7 @@ func TestRestartAttemptsWithinWindow(t *testing.T) {
 	restarts := 0
 	for i := 1; i <= 5; i++ {
 		now = now.Add(time.Second)
-		d := DecideReplicated(svc, tasks, nodes, now)
+		d := DecideReplicated(svc, tasks, nodes, now, DefaultDrainDelay)
 		if len(d.Create) == 0 {
 			break
 		}
@@ -131,7 +144,7 @@ func TestRestartAttemptsWithinWindow(t *testing.T) {
 	last := tasks[len(tasks)-1]
 	last.Status.Timestamp = now.Add(2 * time.Minute)
 	tasks[len(tasks)-1] = last
-	d := DecideReplicated(svc, tasks, nodes, now.Add(2*time.Minute))
+	d := DecideReplicated(svc, tasks, nodes, now.Add(2*time.Minute), DefaultDrainDelay)
 	if len(d.Create) != 1 || len(d.Create[0].Restarts) != 1 {
 		t.Fatalf("after the window: %v", summary(d))
 	}
@@ -144,7 +157,7 @@ func TestHistoryIsReaped(t *testing.T) {
 		tasks = append(tasks, tk(fmt.Sprintf("old%d", i), 1, "n1", api.TaskFailed, t0.Add(time.Duration(i)*time.Second)))
 	}
 	tasks = append(tasks, tk("live", 1, "n1", api.TaskRunning, t0.Add(time.Hour)))
-	d := DecideReplicated(svc, tasks, readyNodes("n1"), t0.Add(time.Hour))
+	d := DecideReplicated(svc, tasks, readyNodes("n1"), t0.Add(time.Hour), DefaultDrainDelay)
 	if diff := cmp.Diff([]string{"delete old0", "delete old1", "delete old2"}, summary(d)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
@@ -159,8 +172,8 @@ func TestDecideGlobal(t *testing.T) {
 	nodes["n4"] = api.Node{Meta: api.Meta{ID: "n4"}, Spec: api.NodeSpec{Labels: map[string]string{"gpu": "no"}}, Status: api.NodeStatus{State: api.NodeReady}}
 	eligible := func(n api.Node) bool { return n.Spec.Labels["gpu"] != "no" }
 	tasks := []api.Task{tk("a", 0, "n1", api.TaskRunning, t0), tk("c", 0, "n3", api.TaskRunning, t0), tk("d", 0, "n4", api.TaskRunning, t0)}
-	got := summary(DecideGlobal(svc, tasks, nodes, eligible, t0))
-	want := []string{"create slot=0 node=n2 restarts=0", "shutdown d (node no longer eligible)"}
+	got := summary(DecideGlobal(svc, tasks, nodes, eligible, t0, DefaultDrainDelay))
+	want := []string{"create slot=0 node=n2 restarts=0", "drain d", "wake +500ms"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
@@ -170,7 +183,7 @@ func TestDecideReplicatedJob(t *testing.T) {
 	svc := service(api.ModeReplicatedJob, 0, api.RestartPolicy{Condition: api.RestartOnFailure})
 	svc.Spec.MaxConcurrent, svc.Spec.TotalCompletions = 2, 3
 	nodes := readyNodes("n1")
-	got := summary(DecideReplicatedJob(svc, nil, nodes, t0))
+	got := summary(DecideReplicatedJob(svc, nil, nodes, t0, DefaultDrainDelay))
 	if diff := cmp.Diff([]string{"create slot=1 node= restarts=0", "create slot=2 node= restarts=0"}, got); diff != "" {
 		t.Errorf("start (-want +got):\n%s", diff)
 	}
@@ -181,17 +194,17 @@ func TestDecideReplicatedJob(t *testing.T) {
 	}
 	running := tk("b", 2, "n1", api.TaskRunning, t0)
 	running.DesiredState = api.TaskComplete
-	got = summary(DecideReplicatedJob(svc, []api.Task{done("a", 1), running}, nodes, t0))
+	got = summary(DecideReplicatedJob(svc, []api.Task{done("a", 1), running}, nodes, t0, DefaultDrainDelay))
 	if diff := cmp.Diff([]string{"create slot=3 node= restarts=0"}, got); diff != "" {
 		t.Errorf("one done (-want +got):\n%s", diff)
 	}
 	failed := tk("c", 3, "n1", api.TaskFailed, t0)
 	failed.DesiredState = api.TaskComplete
-	got = summary(DecideReplicatedJob(svc, []api.Task{done("a", 1), done("b", 2), failed}, nodes, t0))
+	got = summary(DecideReplicatedJob(svc, []api.Task{done("a", 1), done("b", 2), failed}, nodes, t0, DefaultDrainDelay))
 	if diff := cmp.Diff([]string{"create slot=3 node= restarts=1"}, got); diff != "" {
 		t.Errorf("retry a failure (-want +got):\n%s", diff)
 	}
-	if d := DecideReplicatedJob(svc, []api.Task{done("a", 1), done("b", 2), done("c", 3)}, nodes, t0); !d.Empty() {
+	if d := DecideReplicatedJob(svc, []api.Task{done("a", 1), done("b", 2), done("c", 3)}, nodes, t0, DefaultDrainDelay); !d.Empty() {
 		t.Errorf("finished job: %v", summary(d))
 	}
 }

@@ -7,15 +7,22 @@
 // Its rolling updater (update.go) replaces out-of-date tasks batch by
 // batch, health-gated, and pauses or rolls back a failing rollout; the
 // rollout's progress lives in api.UpdateStatus. A placement-only change
-// keeps the tasks whose node still fits (placement.go). A task leaves its
-// service's load-balancing set (api.Task.InLoadBalancer) DrainDelay
-// before it is stopped (traffic.go). A service's rollout, and its first
-// tasks, wait for the services it comes after (depends_on, resolved into
-// ServiceSpec.RolloutAfter by reconcile) to finish theirs (gate.go).
+// keeps the tasks whose node still fits (placement.go). A service's
+// rollout, and its first tasks, wait for the services it comes after
+// (depends_on, resolved into ServiceSpec.RolloutAfter by reconcile) to
+// finish theirs (gate.go).
 //
-// Deciding is pure (Decide*: service, tasks, nodes and the time in, the
-// changes to commit out); a leader-side controller reads the store, calls
-// them and commits the result in batches.
+// Whatever stops a task — an update, a scale-down, its node drained, down
+// or removed, its service removed, its global service's node no longer
+// eligible, a duplicate — a task in its service's load-balancing set
+// (api.Task.InLoadBalancer) leaves it first (Task.DrainingSince, committed
+// on its own) and is stopped only Config.DrainDelay later
+// (DefaultDrainDelay); a task not in the set is stopped at once (retire,
+// traffic.go).
+//
+// Deciding is pure (Decide*: service, tasks, nodes, the time and the drain
+// delay in, the changes to commit out); a leader-side controller reads the
+// store, calls them and commits the result in batches.
 //
 // orchestrator imports cluster/api (and other manager-side cluster
 // packages); never cluster/agent, reconcile or compose.

@@ -13,8 +13,10 @@ type Eligible func(node api.Node) bool
 
 // DecideGlobal keeps one task of a global service (or global job) on each
 // eligible node that is ready and not drained; paused nodes keep theirs
-// but get no new one. Ended tasks are replaced by the restart policy.
-func DecideGlobal(svc *api.Service, tasks []api.Task, nodes Nodes, eligible Eligible, now time.Time) Decision {
+// but get no new one. Ended tasks are replaced by the restart policy. A
+// task it stops that is in the load-balancing set drains for drain first
+// (retire).
+func DecideGlobal(svc *api.Service, tasks []api.Task, nodes Nodes, eligible Eligible, now time.Time, drain time.Duration) Decision {
 	var d Decision
 	byNode := groupBy(tasks, func(t *api.Task) string { return t.NodeID })
 	ids := make([]string, 0, len(nodes))
@@ -25,10 +27,10 @@ func DecideGlobal(svc *api.Service, tasks []api.Task, nodes Nodes, eligible Elig
 	for nodeID, g := range byNode {
 		g.reap(&d)
 		node, known := nodes[nodeID]
-		keep := g.evict(nodes, &d)
+		keep := g.evict(nodes, &d, now, drain)
 		if known && len(keep) > 0 && !eligible(node) {
 			for _, t := range keep {
-				d.Shutdown = append(d.Shutdown, Stop{TaskID: t.ID, Reason: "node no longer eligible"})
+				d.retire(t, "node no longer eligible", now, drain)
 			}
 			continue
 		}
@@ -36,7 +38,7 @@ func DecideGlobal(svc *api.Service, tasks []api.Task, nodes Nodes, eligible Elig
 			continue
 		}
 		for _, extra := range duplicates(svc, keep) {
-			d.Shutdown = append(d.Shutdown, Stop{TaskID: extra.ID, Reason: "duplicate task on node"})
+			d.retire(extra, "duplicate task on node", now, drain)
 		}
 	}
 	for _, id := range ids {
@@ -69,6 +71,7 @@ func DecideGlobal(svc *api.Service, tasks []api.Task, nodes Nodes, eligible Elig
 			d.Create = append(d.Create, newTask(svc, 0, id, v.history, now))
 		}
 	}
+	d.undrainRest(tasks)
 	sortDecision(&d)
 	return d
 }

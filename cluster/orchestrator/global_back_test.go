@@ -21,11 +21,11 @@ func TestDecideGlobalNodeBack(t *testing.T) {
 	running := tk("a", 0, "n1", api.TaskRunning, t0)
 	running.Spec = svc.Spec.Task
 
-	got := summary(DecideGlobal(svc, []api.Task{running, stopped("b", "n2", "web:1")}, nodes, func(api.Node) bool { return true }, t0))
+	got := summary(DecideGlobal(svc, []api.Task{running, stopped("b", "n2", "web:1")}, nodes, func(api.Node) bool { return true }, t0, DefaultDrainDelay))
 	if diff := cmp.Diff([]string{"create slot=0 node=n2 restarts=0"}, got); diff != "" {
 		t.Errorf("node back after a drain (-want +got):\n%s", diff)
 	}
-	got = summary(DecideGlobal(svc, []api.Task{running, stopped("b", "n2", "web:0")}, nodes, func(api.Node) bool { return true }, t0))
+	got = summary(DecideGlobal(svc, []api.Task{running, stopped("b", "n2", "web:0")}, nodes, func(api.Node) bool { return true }, t0, DefaultDrainDelay))
 	if len(got) != 0 {
 		t.Errorf("a task stopped by an update was replaced by the global orchestrator: %v", got)
 	}

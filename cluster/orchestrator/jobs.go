@@ -9,8 +9,9 @@ import (
 
 // DecideReplicatedJob runs a replicated job to TotalCompletions successful
 // tasks, at most MaxConcurrent at a time; failed tasks are retried in their
-// slot by the restart policy.
-func DecideReplicatedJob(svc *api.Service, tasks []api.Task, nodes Nodes, now time.Time) Decision {
+// slot by the restart policy. A job's task is never in a load-balancing
+// set: drain (retire) stops it at once in practice.
+func DecideReplicatedJob(svc *api.Service, tasks []api.Task, nodes Nodes, now time.Time, drain time.Duration) Decision {
 	var d Decision
 	slots := groupBy(tasks, func(t *api.Task) string { return strconv.FormatUint(t.Slot, 10) })
 	total, max := svc.Spec.TotalCompletions, svc.Spec.MaxConcurrent
@@ -21,7 +22,7 @@ func DecideReplicatedJob(svc *api.Service, tasks []api.Task, nodes Nodes, now ti
 	for key, g := range slots {
 		slot, _ := strconv.ParseUint(key, 10, 64)
 		g.reap(&d)
-		keep := g.evict(nodes, &d)
+		keep := g.evict(nodes, &d, now, drain)
 		evicted := len(keep) < len(g.liveTasks())
 		switch {
 		case len(keep) > 0:
@@ -49,6 +50,7 @@ func DecideReplicatedJob(svc *api.Service, tasks []api.Task, nodes Nodes, now ti
 			active++
 		}
 	}
+	d.undrainRest(tasks)
 	sortDecision(&d)
 	return d
 }

@@ -12,8 +12,9 @@ import (
 // refills slots whose task ended (restart policy, delay, attempts), moves
 // tasks off nodes that are down or drained, adds slots when scaled up and
 // removes the highest-cost ones when scaled down, and reaps history.
-// Tasks whose spec is out of date are left to the updater.
-func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.Time) Decision {
+// Tasks whose spec is out of date are left to the updater. A task it stops
+// that is in the load-balancing set drains for drain first (retire).
+func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.Time, drain time.Duration) Decision {
 	var d Decision
 	slots := groupBy(tasks, func(t *api.Task) string { return strconv.FormatUint(t.Slot, 10) })
 	want := svc.Spec.Replicas
@@ -25,12 +26,12 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 	for key, g := range slots {
 		slot, _ := strconv.ParseUint(key, 10, 64)
 		g.reap(&d)
-		keep := g.evict(nodes, &d)
+		keep := g.evict(nodes, &d, now, drain)
 		evicted := len(keep) < len(g.liveTasks())
 		if len(keep) > 0 {
 			running = append(running, candidate{slot, keep[0]})
 			for _, extra := range duplicates(svc, keep) { // a slot runs one task
-				d.Shutdown = append(d.Shutdown, Stop{TaskID: extra.ID, Reason: "duplicate task in slot"})
+				d.retire(extra, "duplicate task in slot", now, drain)
 			}
 			continue
 		}
@@ -46,7 +47,8 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 			d.Create = append(d.Create, newTask(svc, slot, "", v.history, now))
 		}
 	}
-	// Scale down: stop the slots above the count, costliest first.
+	// Scale down: stop the slots above the count, costliest first; the
+	// ones an earlier pass chose, and which drain, are chosen again.
 	if uint64(len(running)) > want {
 		perNode := map[string]int{}
 		for _, c := range running {
@@ -58,6 +60,9 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 			if ar != br {
 				return !ar // not yet running goes first
 			}
+			if as, bs := scalingDown(svc, a.task), scalingDown(svc, b.task); as != bs {
+				return as
+			}
 			if perNode[a.task.NodeID] != perNode[b.task.NodeID] {
 				return perNode[a.task.NodeID] > perNode[b.task.NodeID]
 			}
@@ -65,7 +70,7 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 		})
 		excess := uint64(len(running)) - want
 		for _, c := range running[:excess] {
-			d.Shutdown = append(d.Shutdown, Stop{TaskID: c.task.ID, Reason: "scaled down"})
+			d.retire(c.task, "scaled down", now, drain)
 			perNode[c.task.NodeID]--
 		}
 	}
@@ -75,6 +80,7 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 			d.Create = append(d.Create, newTask(svc, slot, "", nil, now))
 		}
 	}
+	d.undrainRest(tasks)
 	sortDecision(&d)
 	return d
 }
@@ -102,5 +108,8 @@ func sortDecision(d *Decision) {
 		return d.Create[i].NodeID < d.Create[j].NodeID
 	})
 	sort.Slice(d.Shutdown, func(i, j int) bool { return d.Shutdown[i].TaskID < d.Shutdown[j].TaskID })
+	sort.Strings(d.Drain)
+	sort.Strings(d.Draining)
+	sort.Strings(d.Undrain)
 	sort.Strings(d.Delete)
 }

@@ -30,12 +30,16 @@ type world struct {
 	now    time.Time
 	nextID int
 	log    []string
+	// wake is when the last step's decisions asked to be run again.
+	wake time.Time
 	// observe, when set, sees the world after every commit: the
 	// orchestrator's, then the agent's.
 	observe func(when string)
+	// drain is the drain delay the orchestrator is given.
+	drain time.Duration
 	// inSet is the load-balancing set as the step found it; stoppedInSet
-	// the tasks the updater stopped while they were in it (or drained for
-	// less than DrainDelay).
+	// the tasks stopped while they were in it, or drained for less than
+	// drain, whoever stopped them.
 	inSet        map[string]bool
 	stoppedInSet []string
 }
@@ -47,7 +51,7 @@ func newWorld(t *testing.T, replicas uint64, cfg api.UpdateConfig) *world {
 // newWorldOn is a world whose tasks the scheduler places on nodes, named
 // by ID with their labels; without nodes, tasks run unplaced.
 func newWorldOn(t *testing.T, replicas uint64, cfg api.UpdateConfig, nodes map[string]map[string]string) *world {
-	w := &world{t: t, now: t0, nodes: Nodes{}}
+	w := &world{t: t, now: t0, nodes: Nodes{}, drain: DefaultDrainDelay}
 	for id, labels := range nodes {
 		w.addNode(id, labels)
 	}
@@ -60,6 +64,13 @@ func newWorldOn(t *testing.T, replicas uint64, cfg api.UpdateConfig, nodes map[s
 	}
 	w.schedule()
 	w.agent()
+	// Whatever a test does, no task is stopped while it is in the
+	// load-balancing set, nor before it drained for w.drain.
+	t.Cleanup(func() {
+		if len(w.stoppedInSet) > 0 {
+			t.Errorf("stopped while in the load-balancing set, or drained for less than %s: %v", w.drain, w.stoppedInSet)
+		}
+	})
 	return w
 }
 
@@ -196,13 +207,20 @@ func (w *world) step() UpdateDecision {
 			w.inSet[w.tasks[i].ID] = true
 		}
 	}
-	first := DecideUpdate(w.svc, byID[w.svc.ID], w.nodes, func() []string { return WaitingFor(w.svc, deps, w.nodes, w.now) }, w.now)
-	updates, commit, _ := decideAll(w.svcs, byID, w.nodes, w.now)
+	first := DecideUpdate(w.svc, byID[w.svc.ID], w.nodes, func() []string { return WaitingFor(w.svc, deps, w.nodes, w.now) }, w.now, w.drain)
+	updates, commit, wake := decideAll(w.svcs, byID, w.nodes, w.now, w.drain)
+	w.wake = wake
 	for _, u := range updates {
 		w.applyUpdate(u)
 	}
-	for _, d := range commit {
-		w.apply(d, false)
+	all := make([]*api.Task, len(w.tasks))
+	for i := range w.tasks {
+		all[i] = &w.tasks[i]
+	}
+	orphaned := decideOrphans(w.svcs, all, w.now, w.drain)
+	w.wake = earliest(w.wake, orphaned.Wake)
+	for _, d := range append(commit, orphaned) {
+		w.apply(d)
 	}
 	if w.observe != nil {
 		w.observe("commit")
@@ -242,25 +260,26 @@ func (w *world) applyUpdate(u serviceUpdate) {
 		t := w.task(id)
 		t.Spec, t.SpecVersion = u.spec, u.specVersion
 	}
-	for _, id := range u.Drain {
-		w.task(id).DrainingSince = w.now
-	}
-	for _, id := range u.Undrain {
-		w.task(id).DrainingSince = time.Time{}
-	}
 	if s == w.svc && len(u.Create) > 0 {
 		w.log = append(w.log, fmt.Sprintf("create %d", len(u.Create)))
 	}
-	w.apply(u.Decision, true)
+	w.apply(u.Decision)
 }
 
-// apply commits a decision; byUpdater notes the updater's stops, which
-// must find their task out of the load-balancing set.
-func (w *world) apply(d Decision, byUpdater bool) {
+// apply commits a decision as the controller does. Every stop must find
+// its task out of the load-balancing set, drained for w.drain (unless
+// that is zero: no drain).
+func (w *world) apply(d Decision) {
+	for _, id := range d.Drain {
+		w.task(id).DrainingSince = w.now
+	}
+	for _, id := range d.Undrain {
+		w.task(id).DrainingSince = time.Time{}
+	}
 	for _, s := range d.Shutdown {
 		t := w.task(s.TaskID)
-		if byUpdater && (w.inSet[t.ID] || !t.DrainingSince.IsZero() && w.now.Before(t.DrainingSince.Add(DrainDelay))) {
-			w.stoppedInSet = append(w.stoppedInSet, fmt.Sprintf("%s at %s", t.ID, w.now.Sub(t0)))
+		if w.drain > 0 && w.inSet[t.ID] || !t.DrainingSince.IsZero() && w.now.Before(t.DrainingSince.Add(w.drain)) {
+			w.stoppedInSet = append(w.stoppedInSet, fmt.Sprintf("%s (%s) at %s", t.ID, s.Reason, w.now.Sub(t0)))
 		}
 		t.DesiredState = api.TaskShutdown
 		if t.Status.State < api.TaskAssigned {

@@ -19,7 +19,7 @@ func withHealthcheck(w *world) {
 }
 
 // The load-balancing set during rolling updates: a task leaves it a
-// commit before it is told to stop, and DrainDelay before; new tasks join
+// commit before it is told to stop, and DefaultDrainDelay before; new tasks join
 // it only once healthy; start-first never has fewer than replicas in it.
 func TestLoadBalancerSetDuringUpdates(t *testing.T) {
 	for _, tc := range []struct {
@@ -46,8 +46,8 @@ func TestLoadBalancerSetDuringUpdates(t *testing.T) {
 				}
 			}
 			w.deploy("web:2")
-			// A tick shorter than DrainDelay: the drain spans several steps.
-			w.run(DrainDelay/5, 400)
+			// A tick shorter than DefaultDrainDelay: the drain spans several steps.
+			w.run(DefaultDrainDelay/5, 400)
 			if w.svc.Update.State != api.UpdateCompleted {
 				t.Fatalf("update %s: %v", w.svc.Update.State, w.log)
 			}
@@ -61,7 +61,7 @@ func TestLoadBalancerSetDuringUpdates(t *testing.T) {
 				t.Errorf("%d time(s) a task not yet healthy was in the set", unhealthyIn)
 			}
 			if len(w.stoppedInSet) > 0 {
-				t.Errorf("stopped while in the set, or drained for less than %s: %v", DrainDelay, w.stoppedInSet)
+				t.Errorf("stopped while in the set, or drained for less than %s: %v", DefaultDrainDelay, w.stoppedInSet)
 			}
 			if n := w.balanced(w.svc); n != 10 {
 				t.Errorf("%d tasks in the set after the update, want 10", n)
@@ -85,7 +85,7 @@ func TestDrainedTaskRejoinsWhenNoLongerReplaced(t *testing.T) {
 	if w.task(drained).InLoadBalancer() {
 		t.Fatal("a draining task is still in the set")
 	}
-	w.now = w.now.Add(DrainDelay / 2)
+	w.now = w.now.Add(DefaultDrainDelay / 2)
 	w.deploy("web:1") // back to what it runs
 	d = w.step()
 	if diff := cmp.Diff([]string{drained}, d.Undrain); diff != "" || len(d.Shutdown) != 0 {
@@ -122,19 +122,19 @@ func TestInLoadBalancer(t *testing.T) {
 	}
 }
 
-// The drain takes DrainDelay of the fake clock, no more.
+// The drain takes DefaultDrainDelay of the fake clock, no more.
 func TestDrainDelay(t *testing.T) {
 	w := newWorld(t, 1, cfg(1, api.OrderStopFirst, api.FailurePause))
 	w.deploy("web:2")
 	d := w.step()
-	if want := t0.Add(DrainDelay); len(d.Drain) != 1 || !d.Wake.Equal(want) {
+	if want := t0.Add(DefaultDrainDelay); len(d.Drain) != 1 || !d.Wake.Equal(want) {
 		t.Fatalf("drain %v wake %v, want one drain and a wake at %v", d.Drain, d.Wake, want)
 	}
-	w.now = t0.Add(DrainDelay - time.Millisecond)
+	w.now = t0.Add(DefaultDrainDelay - time.Millisecond)
 	if d := w.step(); len(d.Shutdown) != 0 {
 		t.Fatalf("stopped %v before the drain delay", d.Shutdown)
 	}
-	w.now = t0.Add(DrainDelay)
+	w.now = t0.Add(DefaultDrainDelay)
 	if d := w.step(); len(d.Shutdown) != 1 || len(d.Create) != 1 {
 		t.Fatalf("after the drain delay: %+v, want the old task stopped and replaced", d)
 	}

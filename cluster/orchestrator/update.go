@@ -30,12 +30,6 @@ type UpdateDecision struct {
 	// placement, where the new placement still allows them: they take the
 	// service's task spec in place, without a restart.
 	Adopt []string
-	// Drain are tasks that leave the load-balancing set now
-	// (DrainingSince = now), DrainDelay before they are stopped.
-	Drain []string
-	// Undrain are draining tasks that rejoin the set: the update that was
-	// to stop them paused, rolled back, or no longer replaces them.
-	Undrain []string
 	// Hold keeps the orchestrator from creating the first tasks of a
 	// service that waits for the services it comes after.
 	Hold bool
@@ -44,7 +38,7 @@ type UpdateDecision struct {
 // Empty reports whether the decision changes nothing.
 func (d UpdateDecision) Empty() bool {
 	return d.Decision.Empty() && d.Status == nil && !d.ClearStatus && !d.Rollback &&
-		len(d.Ready)+len(d.Adopt)+len(d.Drain)+len(d.Undrain) == 0
+		len(d.Ready)+len(d.Adopt) == 0
 }
 
 // Quiet reports whether the decision moves no task: the orchestrator may
@@ -102,15 +96,18 @@ func isReady(t *api.Task) bool {
 // differs from the service's, or when its node no longer satisfies the
 // service's placement; tasks that differ only in placement and still fit
 // are adopted in place (UpdateDecision.Adopt). A task leaves the
-// load-balancing set (UpdateDecision.Drain) DrainDelay before it is
-// stopped, in stop-first and start-first alike, and new tasks join it by
-// becoming ready (api.Task.InLoadBalancer).
+// load-balancing set (Decision.Drain) drain before it is stopped, in
+// stop-first and start-first alike (retire), and new tasks join it by
+// becoming ready (api.Task.InLoadBalancer). Draining tasks the update
+// does not replace (it paused, rolled back, or a new spec cancelled it)
+// are in Undrain, those the orchestrator drains (a scale-down, a drained
+// node) too: the controller puts back only the tasks neither stops.
 //
 // gate says which services this one's rollout must wait for: while there
 // are any, an update does not start and a service without tasks gets none
 // (Hold); the status says "waiting for …". It is asked only when a
 // rollout is about to start; nil waits for nothing.
-func DecideUpdate(svc *api.Service, tasks []api.Task, nodes Nodes, gate Gate, now time.Time) UpdateDecision {
+func DecideUpdate(svc *api.Service, tasks []api.Task, nodes Nodes, gate Gate, now time.Time, drain time.Duration) UpdateDecision {
 	if gate == nil {
 		gate = func() []string { return nil }
 	}
@@ -120,7 +117,7 @@ func DecideUpdate(svc *api.Service, tasks []api.Task, nodes Nodes, gate Gate, no
 	if svc.Spec.Mode.IsJob() {
 		return UpdateDecision{}
 	}
-	u := newUpdater(svc, tasks, nodes, now)
+	u := newUpdater(svc, tasks, nodes, now, drain)
 	u.decide(gate)
 	return u.finish()
 }
@@ -156,6 +153,7 @@ type updater struct {
 	svc      *api.Service
 	tasks    []api.Task
 	now      time.Time
+	drain    time.Duration
 	target   string // specKey of the service's task spec
 	targetID string
 	rollback bool
@@ -164,14 +162,11 @@ type updater struct {
 	groups   map[string]group
 	keys     []string // of groups, slot (or node) order
 	d        UpdateDecision
-	// draining are tasks the decision leaves draining: their drain
-	// delay is not over. Other draining tasks rejoin the set.
-	draining map[string]bool
 }
 
-func newUpdater(svc *api.Service, tasks []api.Task, nodes Nodes, now time.Time) *updater {
-	u := &updater{svc: svc, tasks: tasks, now: now, target: specKey(svc.Spec.Task), targetID: SpecTarget(svc.Spec.Task),
-		fits: classify(svc, tasks, nodes), draining: map[string]bool{}}
+func newUpdater(svc *api.Service, tasks []api.Task, nodes Nodes, now time.Time, drain time.Duration) *updater {
+	u := &updater{svc: svc, tasks: tasks, now: now, drain: drain, target: specKey(svc.Spec.Task), targetID: SpecTarget(svc.Spec.Task),
+		fits: classify(svc, tasks, nodes)}
 	st := svc.Update
 	u.rollback = st != nil && st.State.IsRollback() && st.Target == u.targetID
 	u.cfg = svc.Spec.Update
@@ -243,7 +238,7 @@ func (u *updater) decide(gate Gate) {
 		case anyReady(liveNew):
 			// start-first: the replacement serves, the old task may go.
 			for _, t := range liveOld {
-				u.retire(t, "replaced by update")
+				u.d.retire(t, "replaced by update", u.now, u.drain)
 			}
 		}
 	}
@@ -304,7 +299,7 @@ func (u *updater) decide(gate Gate) {
 			if now.Sub(t.CreatedAt) > timeout {
 				failed++
 				lastErr = fmt.Sprintf("not ready within %s (%s)", timeout, t.Status.State)
-				d.Shutdown = append(d.Shutdown, Stop{TaskID: t.ID, Reason: lastErr})
+				d.retire(t, lastErr, now, u.drain) // not ready: not in the set, stopped at once
 			} else {
 				inFlight++
 				d.wakeAt(t.CreatedAt.Add(timeout + time.Millisecond))
@@ -404,7 +399,7 @@ func (u *updater) stopFirst(k string) bool {
 	old, _ := u.split(k)
 	stopped := true
 	for _, t := range old {
-		if !u.retire(t, "updating") {
+		if !u.d.retire(t, "updating", u.now, u.drain) {
 			stopped = false
 		}
 	}
@@ -427,8 +422,7 @@ func (u *updater) create(k string) {
 // standStill drops whatever the decision would move: the rollout waits,
 // stopped, or turned into a rollback.
 func (u *updater) standStill() {
-	u.d.Create, u.d.Shutdown, u.d.Drain = nil, nil, nil
-	clear(u.draining)
+	u.d.Create, u.d.Shutdown, u.d.Drain, u.d.Draining = nil, nil, nil, nil
 }
 
 // setStatus records the status when it differs from the stored one, or
@@ -458,16 +452,7 @@ func sameStatus(a *api.UpdateStatus, b api.UpdateStatus) bool {
 // retires back in the load-balancing set.
 func (u *updater) finish() UpdateDecision {
 	d := u.d
-	stopping := map[string]bool{}
-	for _, s := range d.Shutdown {
-		stopping[s.TaskID] = true
-	}
-	for i := range u.tasks {
-		t := &u.tasks[i]
-		if !t.DrainingSince.IsZero() && live(t) && t.DesiredState == api.TaskRunning && !u.draining[t.ID] && !stopping[t.ID] {
-			d.Undrain = append(d.Undrain, t.ID)
-		}
-	}
+	d.undrainRest(u.tasks)
 	return d
 }
 

@@ -86,7 +86,7 @@ func TestDelayBetweenBatches(t *testing.T) {
 	if d := w.step(); len(d.Drain) != 1 || !w.svc.Update.NextBatchAt.IsZero() {
 		t.Fatalf("second batch did not start after the delay: %+v, status %+v", d, w.svc.Update)
 	}
-	w.now = w.now.Add(DrainDelay)
+	w.now = w.now.Add(DefaultDrainDelay)
 	if d := w.step(); len(d.Create) != 1 {
 		t.Fatalf("second batch's task not replaced after the drain delay: %+v", d)
 	}
@@ -210,7 +210,7 @@ func TestNewSpecCancelsAndSameSpecIsNoOp(t *testing.T) {
 	}
 	// Applying the same spec again changes nothing.
 	w.svc.PreviousSpec = &w.svc.Spec
-	if d := DecideUpdate(w.svc, w.tasks, w.nodes, nil, w.now.Add(time.Hour)); !d.Empty() {
+	if d := DecideUpdate(w.svc, w.tasks, w.nodes, nil, w.now.Add(time.Hour), DefaultDrainDelay); !d.Empty() {
 		t.Errorf("identical spec: %+v", d)
 	}
 }
@@ -235,8 +235,8 @@ func TestResumeAfterLeaderChange(t *testing.T) {
 	if err := json.Unmarshal(b, &restored); err != nil {
 		t.Fatal(err)
 	}
-	want := DecideUpdate(w.svc, w.tasks, w.nodes, nil, w.now)
-	got := DecideUpdate(&restored.Svc, restored.Tasks, w.nodes, nil, w.now)
+	want := DecideUpdate(w.svc, w.tasks, w.nodes, nil, w.now, DefaultDrainDelay)
+	got := DecideUpdate(&restored.Svc, restored.Tasks, w.nodes, nil, w.now, DefaultDrainDelay)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decision after a restart differs (-before +after):\n%s", diff)
 	}
