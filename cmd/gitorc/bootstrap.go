@@ -36,6 +36,10 @@ type bootstrapFlags struct {
 	interval                               time.Duration
 	// Webhooks (hooks.go): where this manager serves them, and the secret.
 	webhookListen, webhookSecret, webhookSecretFile string
+	// net are the network plane's flags (network_flags.go).
+	net netFlags
+	// plan is the cluster's address plan (network_flags.go).
+	plan planFlags
 }
 
 func newBootstrapCmd() *cobra.Command {
@@ -68,6 +72,8 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.`,
 	fl.StringVar(&f.path, "path", "", "sub-directory of the repository holding the stacks")
 	fl.DurationVar(&f.interval, "interval", time.Minute, "how often to poll the repository")
 	fl.StringVar(&f.webhookListen, "webhook-listen", "", "serve POST /hooks/{github,gitlab,gitea,generic} on this address, e.g. :4280 (plain HTTP: put a TLS proxy in front); default off")
+	f.net.add(fl)
+	f.plan.add(fl)
 	fl.StringVar(&f.webhookSecret, "webhook-secret", "", "the webhooks' shared secret (HMAC key, GitLab token); prefer --webhook-secret-file")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret")
 	return cmd
@@ -124,6 +130,14 @@ func bootstrap(f bootstrapFlags) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	hostNets, err := hostPrefixes()
+	if err != nil {
+		return nil, err
+	}
+	plan, err := f.plan.plan(hostNets)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -169,7 +183,10 @@ func bootstrap(f bootstrapFlags) (*daemon, error) {
 	}
 	st := &nodeState{ID: id, Source: source, Role: api.RoleManager, Listen: f.listen, Advertise: advertise,
 		RaftListen: raftListen, RaftAdvertise: raftAdvertise, Managers: []string{advertise},
-		Worker: !f.noWorker, Insecure: f.insecure, WebhookListen: f.webhookListen}
+		Worker: !f.noWorker, Insecure: f.insecure, WebhookListen: f.webhookListen, Network: &plan}
+	if err := f.net.record(st); err != nil {
+		return nil, err
+	}
 	p, err := loadPKI(f.dataDir)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +28,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/scheduler"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storerpc"
+	"github.com/gitorc/gitorc/netplane"
 	"github.com/gitorc/gitorc/secrets"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -52,6 +55,7 @@ type daemon struct {
 	// leave empties the node before it goes.
 	agent       *agent.Agent
 	exec        *containerd.Executor
+	plane       *netplane.Plane
 	stopSession context.CancelFunc
 	// left is closed by gitorc leave; leaving serialises leave requests.
 	left    chan struct{}
@@ -104,7 +108,12 @@ func (d *daemon) runRole(ctx context.Context) error {
 	d.log.Info("node running", "id", d.state.ID, "role", d.state.Role, "listen", d.state.Listen, "worker", d.state.Worker)
 	select {
 	case <-ctx.Done():
-		return nil
+		select {
+		case <-d.left: // left, then stopped: the state still goes
+			return errLeft
+		default:
+			return nil
+		}
 	case err := <-errc:
 		return err
 	case <-d.left:
@@ -288,8 +297,14 @@ func (d *daemon) leaderControllers(ctx context.Context) error {
 			}
 			lctx, lcancel := context.WithCancel(ctx)
 			cancel = lcancel
-			wg.Add(4)
+			wg.Add(5)
 			go func() { defer wg.Done(); _ = d.membership(lctx) }()
+			go func() {
+				defer wg.Done()
+				if err := d.runAllocator(lctx); err != nil && lctx.Err() == nil {
+					d.log.Error("allocator stopped", "err", err)
+				}
+			}()
 			go func() { defer wg.Done(); _ = orch.Run(lctx) }()
 			go func() { defer wg.Done(); _ = sched.Run(lctx) }()
 			go func() {
@@ -343,10 +358,23 @@ func (d *daemon) serveControl(ctx context.Context) error {
 	return serveSocket(ctx, ln, mux, path)
 }
 
+// socketShutdownGrace bounds the wait for requests in flight when the
+// control socket closes.
+const socketShutdownGrace = 2 * time.Second
+
 // serveSocket serves the control socket until ctx ends.
 func serveSocket(ctx context.Context, ln net.Listener, mux *http.ServeMux, path string) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { <-ctx.Done(); _ = srv.Close() }()
+	go func() {
+		// Requests in flight get a moment to finish (the answer to
+		// gitorc leave is one of them); streams are then cut.
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), socketShutdownGrace)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close()
+		}
+	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
@@ -357,8 +385,21 @@ func serveSocket(ctx context.Context, ln net.Listener, mux *http.ServeMux, path 
 // startWorker runs the agent on this host, with its own session to the
 // managers as any worker has.
 func (d *daemon) startWorker(ctx context.Context, goRun func(string, func(context.Context) error)) error {
+	ups := d.state.DNSUpstreams
+	if len(ups) == 0 {
+		var err error
+		if ups, err = hostResolvers("/etc/resolv.conf"); err != nil {
+			d.log.Warn("no upstream resolvers: names outside the cluster will not resolve", "err", err)
+		}
+	}
+	plane, err := netplane.New(netplane.Config{DataDir: networkDir(d.dir), WireGuardPort: d.state.WireGuardPort,
+		Upstreams: ups, Logger: d.log.With("component", "network")})
+	if err != nil {
+		return err
+	}
+	goRun("network", plane.Run)
 	exec, err := containerd.New(ctx, containerd.Config{DataDir: executorDir(d.dir), InsecureRegistries: d.state.Insecure,
-		Logger: d.log.With("component", "executor")})
+		Network: plane, Logger: d.log.With("component", "executor")})
 	if err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
@@ -377,15 +418,20 @@ func (d *daemon) startWorker(ctx context.Context, goRun func(string, func(contex
 		return err
 	}
 	host, _ := os.Hostname()
-	sess, err := session.New(session.Config{Managers: d.state.Managers, TLS: cliTLS, Agent: ag,
+	wgInfo := plane.WireGuard()
+	addrs, err := plane.HostAddrs()
+	if err != nil {
+		d.log.Warn("list this host's addresses", "err", err)
+	}
+	sess, err := session.New(session.Config{Managers: d.state.Managers, TLS: cliTLS, Agent: ag, Network: plane,
 		Description: api.NodeDescription{Hostname: host, Platform: api.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH},
-			Resources: hostResources()},
+			Resources: hostResources(), WireGuard: &wgInfo, Addrs: addrs},
 		Logger: d.log.With("component", "session")})
 	if err != nil {
 		return err
 	}
 	bridge.set(sess)
-	d.agent, d.exec = ag, exec
+	d.agent, d.exec, d.plane = ag, exec, plane
 	sctx, stopSession := context.WithCancel(ctx)
 	d.stopSession = stopSession
 	goRun("agent", ag.Run)
@@ -426,8 +472,13 @@ func hostResources() api.Resources {
 	return r
 }
 
+// writeJSONResponse answers v as JSON with the status code. The body has a length, so a client has all of it once it is flushed,
+// even when the node stops right after (gitorc leave).
 func writeJSONResponse(w http.ResponseWriter, code int, v any) {
+	var b bytes.Buffer
+	_ = writeJSON(&b, v)
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
 	w.WriteHeader(code)
-	_ = writeJSON(w, v)
+	_, _ = w.Write(b.Bytes())
 }

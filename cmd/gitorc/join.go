@@ -130,6 +130,7 @@ Then runs the node in the foreground; restart it later with gitorc daemon --data
 	fl.StringVar(&f.raftListen, "raft-listen", "", "a manager's Raft address (default: the listen port + 1)")
 	fl.BoolVar(&f.noWorker, "no-worker", false, "a manager that runs no tasks")
 	fl.StringVar(&f.webhookListen, "webhook-listen", "", "a manager serves POST /hooks/{github,gitlab,gitea,generic} on this address (plain HTTP: put a TLS proxy in front); default off")
+	f.net.add(fl)
 	_ = cmd.MarkFlagRequired("token")
 	return cmd
 }
@@ -156,6 +157,9 @@ func join(ctx context.Context, f bootstrapFlags, token, manager string) (*daemon
 	// a manager needs go along in any case.
 	req := &wire.JoinRequest{Token: token, CSR: csr, NoWorker: f.noWorker}
 	st := &nodeState{Worker: true, Insecure: f.insecure, Listen: f.listen}
+	if err := f.net.record(st); err != nil {
+		return nil, err
+	}
 	if f.listen != "" {
 		if st.Advertise, err = advertiseAddr(f.listen, f.advertise); err != nil {
 			return nil, err

@@ -51,21 +51,29 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writeJSONResponse(w, http.StatusOK, map[string]string{"node": d.state.ID})
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
+	if d.plane != nil {
+		// No task is left: the network plane goes too (interfaces,
+		// routes, the nftables table, attachments, keys).
+		if err := d.plane.Teardown(r.Context()); err != nil {
+			writeJSONResponse(w, http.StatusInternalServerError, map[string]string{"error": "remove the network plane: " + err.Error()})
+			return
+		}
 	}
+	// The node stops before the answer goes out, so that a client that
+	// has it finds the node gone; the control socket lets this request
+	// finish (serveSocket).
 	select {
 	case <-d.left:
 	default:
 		close(d.left)
 	}
+	writeJSONResponse(w, http.StatusOK, map[string]string{"node": d.state.ID})
 }
 
 // forget deletes what a node that left kept in its data dir.
 func (d *daemon) forget() error {
 	var errs []error
-	for _, p := range []string{stateFile(d.dir), pkiDir(d.dir), raftDir(d.dir), executorDir(d.dir),
+	for _, p := range []string{stateFile(d.dir), pkiDir(d.dir), raftDir(d.dir), executorDir(d.dir), networkDir(d.dir),
 		filepath.Join(d.dir, "gitops"), recipientPath(d.dir), socketFile(d.dir)} {
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)

@@ -30,6 +30,15 @@ type nodeState struct {
 	// Source is the Git source given at bootstrap, recorded in the
 	// cluster's sync state when the node first leads.
 	Source *api.SourceSpec `json:"source,omitempty"`
+	// WireGuardPort is the overlay's UDP port (0: netplane's default);
+	// DNSUpstreams the resolvers (host:port) the node's DNS server
+	// forwards names outside the cluster to (none: the host's, read from
+	// /etc/resolv.conf when the node starts).
+	WireGuardPort uint16 `json:"wireguard_port,omitempty"`
+	// Network is the address plan given at bootstrap, written into the
+	// store's cluster object when the node first leads.
+	Network      *api.NetworkConfig `json:"network,omitempty"`
+	DNSUpstreams []string           `json:"dns_upstreams,omitempty"`
 	// WebhookListen is where this manager serves POST /hooks/{provider}
 	// (plain HTTP, for a TLS proxy in front); empty: no webhooks.
 	WebhookListen string `json:"webhook_listen,omitempty"`
@@ -39,6 +48,7 @@ type nodeState struct {
 func stateFile(dir string) string     { return filepath.Join(dir, "node.json") }
 func pkiDir(dir string) string        { return filepath.Join(dir, "pki") }
 func raftDir(dir string) string       { return filepath.Join(dir, "raft") }
+func networkDir(dir string) string    { return filepath.Join(dir, "network") }
 func socketFile(dir string) string    { return filepath.Join(dir, "gitorc.sock") }
 func recipientPath(dir string) string { return filepath.Join(dir, "recipient.txt") }
 

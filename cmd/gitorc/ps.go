@@ -16,7 +16,10 @@ import (
 func init() { register(newPsCmd) }
 
 func newPsCmd() *cobra.Command {
-	var node string
+	var (
+		node  string
+		quiet bool
+	)
 	cmd := &cobra.Command{
 		Use:   "ps [SERVICE|STACK]",
 		Short: "List tasks: where they run, their desired and current state, and why they fail",
@@ -29,22 +32,36 @@ current state, and the error or reason (e.g. "no suitable node: …").`,
 			if len(args) == 1 {
 				target = args[0]
 			}
+			if quiet {
+				return listRunningIDs(cmd, target, node)
+			}
 			return listTasks(cmd, target, "", node)
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "only tasks on this node")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the full IDs of the tasks that run (current and desired state running), one per line")
 	addOutputFlag(cmd)
 	return cmd
 }
 
-// listTasks prints the tasks of a service or stack (target, tried in that
-// order), or of the stack named by stack, or all, optionally on one node.
-func listTasks(cmd *cobra.Command, target, stack, node string) error {
-	format, err := outputFormat(cmd, outText, outText, outJSON)
+// listRunningIDs prints the IDs of the running tasks that ps would list.
+func listRunningIDs(cmd *cobra.Command, target, node string) error {
+	tasks, err := findTasks(cmd, newAPIClient(cmd), target, "", node)
 	if err != nil {
 		return err
 	}
-	c := newAPIClient(cmd)
+	for _, t := range tasks {
+		if t.DesiredState == api.TaskRunning && t.Status.State == api.TaskRunning {
+			fmt.Fprintln(cmd.OutOrStdout(), t.ID)
+		}
+	}
+	return nil
+}
+
+// findTasks returns the tasks of a service or stack (target, tried in
+// that order), or of the stack named by stack, or all, optionally on one
+// node.
+func findTasks(cmd *cobra.Command, c *apiClient, target, stack, node string) ([]controlapi.Task, error) {
 	q := url.Values{}
 	if node != "" {
 		q.Set("node", node)
@@ -61,6 +78,7 @@ func listTasks(cmd *cobra.Command, target, stack, node string) error {
 		}
 		return c.call(cmd.Context(), "GET", path, nil, &tasks)
 	}
+	var err error
 	switch {
 	case stack != "":
 		err = get("stack", stack)
@@ -76,6 +94,18 @@ func listTasks(cmd *cobra.Command, target, stack, node string) error {
 	default:
 		err = get("", "")
 	}
+	return tasks, err
+}
+
+// listTasks prints the tasks of a service or stack (target, tried in that
+// order), or of the stack named by stack, or all, optionally on one node.
+func listTasks(cmd *cobra.Command, target, stack, node string) error {
+	format, err := outputFormat(cmd, outText, outText, outJSON)
+	if err != nil {
+		return err
+	}
+	c := newAPIClient(cmd)
+	tasks, err := findTasks(cmd, c, target, stack, node)
 	if err != nil {
 		return err
 	}
