@@ -17,7 +17,7 @@ import (
 
 // cluster is a gitorc cluster on netns hosts, driven with the real binary.
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	bin    string
 	nw     *harness.Network
 	dirs   []string // data dir of each host
@@ -25,11 +25,12 @@ type cluster struct {
 	logs   string
 	socket string // the manager's control socket (a file: reachable from here)
 	reg    *imagetest.Registry
+	extra  []string // flags every node starts with
 }
 
 func (c *cluster) registryAddr() string { return c.reg.Addr }
 
-func requireE2E(t *testing.T) {
+func requireE2E(t testing.TB) {
 	if why := harness.Requirements(); why != "" {
 		t.Skip("e2e: " + why)
 	}
@@ -41,7 +42,7 @@ func requireE2E(t *testing.T) {
 }
 
 // buildGitorc builds the binary under test.
-func buildGitorc(t *testing.T) string {
+func buildGitorc(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "gitorc")
 	out, err := exec.Command("go", "build", "-o", bin, "../cmd/gitorc").CombinedOutput()
@@ -114,7 +115,7 @@ func total(m map[string]int) int {
 // hostsWithRegistry lays out a cluster of hosts that runs no node yet: the
 // binary, the network, a registry on the bridge holding
 // gitorc/busybox:1, a data dir per host, and the teardown.
-func hostsWithRegistry(t *testing.T, hosts int) *cluster {
+func hostsWithRegistry(t testing.TB, hosts int) *cluster {
 	requireE2E(t)
 	ctx := context.Background()
 	c := &cluster{t: t, bin: buildGitorc(t), nw: harness.NewNetwork(t, hosts), logs: t.TempDir()}
@@ -134,12 +135,24 @@ func hostsWithRegistry(t *testing.T, hosts int) *cluster {
 }
 
 // newCluster bootstraps h1 and joins the other hosts as workers.
-func newCluster(t *testing.T, hosts int) (*cluster, string) {
+func newCluster(t testing.TB, hosts int) (*cluster, string) { return newClusterWith(t, hosts, nil) }
+
+// newClusterWith is newCluster with extra flags for every node's
+// bootstrap or join.
+func newClusterWith(t testing.TB, hosts int, extra []string) (*cluster, string) {
 	c := hostsWithRegistry(t, hosts)
+	startNodes(c, hosts, extra)
+	return c, c.reg.Addr
+}
+
+// startNodes bootstraps h1 and joins the other hosts as workers, with
+// extra flags for each, and waits until every node is ready.
+func startNodes(c *cluster, hosts int, extra []string) {
+	t := c.t
 	reg := c.reg
 	h1 := c.nw.Host(1)
 	manager := h1.Addr.String() + ":4270"
-	p, err := h1.Start(c.logs, c.bin, "bootstrap", "--data-dir", c.dirs[0], "--listen", manager, "--insecure-registry", reg.Addr)
+	p, err := h1.Start(c.logs, c.bin, append([]string{"bootstrap", "--data-dir", c.dirs[0], "--listen", manager, "--insecure-registry", reg.Addr}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +165,7 @@ func newCluster(t *testing.T, hosts int) (*cluster, string) {
 		return err == nil && strings.HasPrefix(token, "GTRC-1-")
 	})
 	for i := 2; i <= hosts; i++ {
-		p, err := c.nw.Host(i).Start(c.logs, c.bin, "join", "--token", token, "--data-dir", c.dirs[i-1], "--insecure-registry", reg.Addr, manager)
+		p, err := c.nw.Host(i).Start(c.logs, c.bin, append([]string{"join", "--token", token, "--data-dir", c.dirs[i-1], "--insecure-registry", reg.Addr, manager}, extra...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +175,6 @@ func newCluster(t *testing.T, hosts int) (*cluster, string) {
 		out, err := c.gitorc("node", "ls", "-o", "json")
 		return err == nil && strings.Count(out, `"state": "ready"`) == hosts
 	})
-	return c, reg.Addr
 }
 
 // teardown removes every stack, stops the nodes, and clears what a killed

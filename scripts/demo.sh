@@ -77,6 +77,36 @@ wait_for "the fixed revision to roll out healthy" 180 phase synced
 "$gitorc" service ls
 "$gitorc" ps shop
 
+say "The routing mesh: port 8080 answers on every node, 127.0.0.1 included"
+wait_for "port 8080" 30 curl -fsS -m 2 -o /dev/null http://127.0.0.1:8080/
+echo "\$ curl http://127.0.0.1:8080/"
+curl -fsS -m 2 http://127.0.0.1:8080/
+
+say "Services reach each other by name over the overlay: a frontend task asks http://api:9000/"
+front=$("$gitorc" ps shop_frontend -q | head -n 1)
+echo "\$ wget -qO- http://api:9000/status.json   (in task $front)"
+ctr --address "$work/node/executor/containerd/containerd.sock" --namespace gitorc \
+  task exec --exec-id "demo-$$" "$front" timeout 5 wget -qO- http://api:9000/status.json
+"$gitorc" network ls
+
+say "Push a new page: a rolling update while requests keep coming"
+sed -i 's|<p>Deployed by gitorc from Git.</p>|<p>Deployed by gitorc from Git, version 2.</p>|' "$work/repo/web/index.html"
+sed -i 's|PAGE_VERSION: "1"|PAGE_VERSION: "2"|' "$work/repo/web/compose.yaml"
+commit "web: version 2 of the page"
+ok=0 failed=0 updated=
+for _ in $(seq 1200); do   # at most 1,200 requests, 2 s each at worst
+  if page=$(curl -fsS -m 2 http://127.0.0.1:8080/ 2>/dev/null); then ok=$((ok + 1)); else failed=$((failed + 1)); fi
+  if [[ $page == *"version 2"* ]] && phase synced && [ -z "$("$gitorc" ps web_web -o json | grep -o '"draining_since"')" ]; then
+    updated=1; break
+  fi
+  sleep 0.05
+done
+echo "$((ok + failed)) requests during the update: $ok answered, $failed failed"
+echo "\$ curl http://127.0.0.1:8080/"
+curl -fsS -m 2 http://127.0.0.1:8080/
+[ -n "$updated" ] || { echo "the update did not finish" >&2; "$gitorc" ps web >&2; exit 1; }
+[ "$failed" = 0 ] || { echo "requests failed during the update" >&2; exit 1; }
+
 say "Remove the web stack from Git: gitorc prunes it"
 git -C "$work/repo" rm -rq web
 commit "remove web"

@@ -13,6 +13,9 @@ declare -A probe=(
   [iproute2]=/usr/sbin/ip
   [git]=/usr/bin/git
   [busybox-static]=/bin/busybox
+  [curl]=/usr/bin/curl
+  [tcpdump]=/usr/bin/tcpdump
+  [iperf3]=/usr/bin/iperf3
 )
 
 missing=()

@@ -133,6 +133,10 @@ func run(args ...string) ([]byte, error) {
 	return out.Bytes(), err
 }
 
+// Veth is the root-side end of the host's link: capture there to see
+// what the host sends and receives.
+func (h *Host) Veth() string { return h.veth }
+
 // Host returns host i (1-based).
 func (nw *Network) Host(i int) *Host { return nw.Hosts[i-1] }
 
