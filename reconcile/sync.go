@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -715,6 +716,12 @@ func (c *Controller) loadTree(ctx context.Context, dir string) (State, []string,
 				problems = append(problems, p)
 			}
 		}
+		b.Configs = slices.Clone(b.Configs)
+		for i := range b.Configs {
+			if p := readConfig(dir, dirs[b.Stack.Name], &b.Configs[i]); p != "" {
+				problems = append(problems, p)
+			}
+		}
 		bundles = append(bundles, b)
 	}
 	if len(problems) > 0 {
@@ -745,6 +752,25 @@ func (c *Controller) openSecret(root, stackDir string, s *api.SecretSpec) string
 		return fmt.Sprintf("%s: secret %s: %v", shown, s.Name, err)
 	}
 	s.Data, s.DataHash = plain, c.cfg.Secrets.Hash(plain)
+	return ""
+}
+
+// readConfig fills a file config's Data and DataHash from the commit's
+// file, or returns the problem.
+func readConfig(root, stackDir string, c *api.ConfigSpec) string {
+	if c.External || c.File == "" {
+		return ""
+	}
+	shown := filepath.ToSlash(filepath.Join(stackDir, c.File))
+	if filepath.IsAbs(c.File) || !filepath.IsLocal(filepath.Join(stackDir, c.File)) {
+		return fmt.Sprintf("%s: config %s: the file must be inside the repository", shown, c.Name)
+	}
+	data, err := os.ReadFile(filepath.Join(root, stackDir, c.File))
+	if err != nil {
+		return fmt.Sprintf("%s: config %s: %s", shown, c.Name, relativize(err.Error(), root))
+	}
+	sum := sha256.Sum256(data)
+	c.Data, c.DataHash = data, "sha256:"+hex.EncodeToString(sum[:])
 	return ""
 }
 

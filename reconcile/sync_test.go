@@ -460,6 +460,29 @@ func TestSyncOpensSealedSecrets(t *testing.T) {
 	}
 }
 
+// A config from a file carries the commit's content, and a changed file
+// changes the config.
+func TestSyncReadsConfigFiles(t *testing.T) {
+	h := newHarness(t)
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	stack := "services:\n  app:\n    image: app:1\n    configs:\n      - source: page\n        target: /www/index.html\nconfigs:\n  page:\n    file: ./index.html\n"
+	for _, page := range []string{"<p>one</p>\n", "<p>two</p>\n"} {
+		h.repo.commit("page", map[string]string{"web/compose.yaml": stack, "web/index.html": page})
+		rec := h.sync(t)
+		if rec.Result != api.SyncSynced {
+			t.Fatalf("record %+v", rec)
+		}
+		if len(h.cluster.state.Configs) != 1 || string(h.cluster.state.Configs[0].Data) != page {
+			t.Fatalf("configs %+v, want the data %q", h.cluster.state.Configs, page)
+		}
+	}
+	// A file that leaves the repository is a problem of the revision.
+	h.repo.commit("outside", map[string]string{"web/compose.yaml": strings.Replace(stack, "./index.html", "../../index.html", 1)})
+	if rec := h.sync(t); rec.Result != api.SyncFailed {
+		t.Errorf("record %+v, want failed", rec)
+	}
+}
+
 func TestSyncCommitFailureChangesNothing(t *testing.T) {
 	h := newHarness(t)
 	h.repo.commit("first", map[string]string{"web/compose.yaml": stack("app:1", 1)})

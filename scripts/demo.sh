@@ -17,15 +17,18 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 cleanup() {
   set +e
   if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-    for s in web shop; do "$gitorc" stack rm "$s" >/dev/null 2>&1; done
-    for _ in $(seq 60); do
-      [ "$("$gitorc" ps -o json 2>/dev/null | grep -c '"state": *"\(running\|starting\|preparing\)"')" = 0 ] && break
-      sleep 1
-    done
-    kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null
+    # The node leaves: its tasks stop, its network plane (links, routes,
+    # the nftables table) goes, and the daemon ends.
+    timeout 180 "$gitorc" leave --force >/dev/null 2>&1
+    for _ in $(seq 30); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 1; done
+    kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null
   fi
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
-  pkill -f -- "-address $work/" 2>/dev/null   # shims of a daemon that died early
+  # A daemon that died early leaves shims and their containers behind.
+  for shim in $(pgrep -f -- "-address $work/"); do
+    pkill -KILL -P "$shim" 2>/dev/null
+    kill -KILL "$shim" 2>/dev/null
+  done
   grep " $work/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
 }
@@ -86,17 +89,18 @@ say "Services reach each other by name over the overlay: a frontend task asks ht
 front=$("$gitorc" ps shop_frontend -q | head -n 1)
 echo "\$ wget -qO- http://api:9000/status.json   (in task $front)"
 ctr --address "$work/node/executor/containerd/containerd.sock" --namespace gitorc \
-  task exec --exec-id "demo-$$" "$front" timeout 5 wget -qO- http://api:9000/status.json
+  task exec --exec-id "demo-$$" "$front" sh -c 'timeout 5 wget -qO- http://api:9000/status.json'
 "$gitorc" network ls
 
 say "Push a new page: a rolling update while requests keep coming"
 sed -i 's|<p>Deployed by gitorc from Git.</p>|<p>Deployed by gitorc from Git, version 2.</p>|' "$work/repo/web/index.html"
 sed -i 's|PAGE_VERSION: "1"|PAGE_VERSION: "2"|' "$work/repo/web/compose.yaml"
 commit "web: version 2 of the page"
+rev=$(git -C "$work/repo" rev-parse HEAD)
 ok=0 failed=0 updated=
 for _ in $(seq 1200); do   # at most 1,200 requests, 2 s each at worst
   if page=$(curl -fsS -m 2 http://127.0.0.1:8080/ 2>/dev/null); then ok=$((ok + 1)); else failed=$((failed + 1)); fi
-  if [[ $page == *"version 2"* ]] && phase synced && [ -z "$("$gitorc" ps web_web -o json | grep -o '"draining_since"')" ]; then
+  if [[ $page == *"version 2"* ]] && phase synced && "$gitorc" status -o json | grep -q "\"revision\": *\"$rev\""; then
     updated=1; break
   fi
   sleep 0.05
