@@ -148,6 +148,12 @@ func progress(name string, o Observed) ServiceProgress {
 			return p
 		}
 	}
+	if e := svc.Endpoint; e != nil && e.Problem != "" {
+		// Running tasks that cannot be reached by their VIP or port are
+		// not a rollout done: it waits, then the deadline degrades it.
+		p.Message = e.Problem
+		return p
+	}
 	spec := specKey(svc.Spec.Task)
 	endpoint := endpointKey(&svc.Spec.Endpoint)
 	// current: the task runs the service's spec. The orchestrator gives

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
@@ -198,11 +199,13 @@ func Decide(cfg api.NetworkConfig, nodes []*api.Node, svcs []*api.Service) (Chan
 	ports := NewPorts(svcs)
 	for _, s := range svcs {
 		changed := false
+		var problems []string
 		has := s.Endpoint != nil && s.Endpoint.VIP != ""
 		switch want := WantsVIP(s); {
 		case want && !has:
 			v, err := vips.Next()
 			if err != nil {
+				problems = append(problems, err.Error())
 				out.Problems = append(out.Problems, fmt.Errorf("service %s gets no VIP: %w", s.Spec.Name, err))
 				break
 			}
@@ -215,6 +218,7 @@ func Decide(cfg api.NetworkConfig, nodes []*api.Node, svcs []*api.Service) (Chan
 		}
 		ps, err := ports.For(s)
 		if err != nil {
+			problems = append(problems, err.Error())
 			out.Problems = append(out.Problems, err)
 		}
 		var cur []api.PortConfig
@@ -226,6 +230,19 @@ func Decide(cfg api.NetworkConfig, nodes []*api.Node, svcs []*api.Service) (Chan
 				s.Endpoint = &api.Endpoint{}
 			}
 			s.Endpoint.Ports, changed = ps, true
+		}
+		// What could not be given stays on the service, where status and
+		// the rollout's tracking see it, not in a log only.
+		problem := strings.Join(problems, "; ")
+		had := ""
+		if s.Endpoint != nil {
+			had = s.Endpoint.Problem
+		}
+		if had != problem {
+			if s.Endpoint == nil {
+				s.Endpoint = &api.Endpoint{}
+			}
+			s.Endpoint.Problem, changed = problem, true
 		}
 		if changed {
 			out.Services = append(out.Services, s)

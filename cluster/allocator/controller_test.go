@@ -250,8 +250,8 @@ func TestControllerServices(t *testing.T) {
 	if a.Endpoint == nil || a.Endpoint.VIP != "10.96.0.2" || len(a.Endpoint.Ports) != 1 || a.Endpoint.Ports[0].Published != 30001 {
 		t.Errorf("api endpoint = %+v, want 10.96.0.2 and port 30001", a.Endpoint)
 	}
-	if s := f.service(late); s.Endpoint != nil {
-		t.Errorf("late got %+v from a full VIP pool", s.Endpoint)
+	if s := f.service(late); s.Endpoint == nil || s.Endpoint.VIP != "" || s.Endpoint.Problem != "VIP pool 10.96.0.0/30 exhausted" {
+		t.Errorf("late got %+v from a full VIP pool, want no VIP and the problem", s.Endpoint)
 	}
 	if logs := f.logs.String(); strings.Count(logs, "service 4late gets no VIP: VIP pool 10.96.0.0/30 exhausted") != 1 {
 		t.Errorf("logs do not say once that late has no VIP:\n%s", logs)

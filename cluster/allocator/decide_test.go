@@ -64,29 +64,33 @@ func TestDecideServices(t *testing.T) {
 		e := "-"
 		if s.Endpoint != nil {
 			e = s.Endpoint.VIP + "|" + published(s.Endpoint.Ports)
+			if s.Endpoint.Problem != "" {
+				e += "|" + s.Endpoint.Problem
+			}
 		}
 		got = append(got, s.ID+"="+e)
 	}
-	// rr's VIP counted as used this pass: it is free from the next.
-	if want := "s1=10.96.0.2| s2=| s3=- s4=|30000:80/tcp/ingress"; strings.Join(got, " ") != want {
+	// rr's VIP counted as used this pass: it is free from the next. The
+	// services left without one say so.
+	if want := "s1=10.96.0.2| s2=| s3=||VIP pool 10.96.0.0/30 exhausted s4=|30000:80/tcp/ingress|VIP pool 10.96.0.0/30 exhausted"; strings.Join(got, " ") != want {
 		t.Errorf("services = %q, want %q", strings.Join(got, " "), want)
 	}
-	if len(ch.Services) != 3 {
-		t.Errorf("changed %d services, want 3", len(ch.Services))
+	if len(ch.Services) != 4 {
+		t.Errorf("changed %d services, want 4", len(ch.Services))
 	}
 	if len(ch.Problems) != 2 || !strings.Contains(ch.Problems[0].Error(), "service svc-s3 gets no VIP: VIP pool 10.96.0.0/30 exhausted") {
 		t.Errorf("problems = %v", ch.Problems)
 	}
 	// Next pass: the freed VIP goes to s3, then s4 waits.
 	ch, _ = Decide(cfg, nil, svcs)
-	if vip2.Endpoint == nil || vip2.Endpoint.VIP != "10.96.0.1" || vip3.Endpoint.VIP != "" || len(ch.Services) != 1 || len(ch.Problems) != 1 {
+	if vip2.Endpoint == nil || vip2.Endpoint.VIP != "10.96.0.1" || vip2.Endpoint.Problem != "" || vip3.Endpoint.VIP != "" || vip3.Endpoint.Problem == "" || len(ch.Services) != 1 || len(ch.Problems) != 1 {
 		t.Errorf("second pass: s3 %+v, s4 %+v, %d changes, problems %v", vip2.Endpoint, vip3.Endpoint, len(ch.Services), ch.Problems)
 	}
 	// s1 switches to dnsrr: its VIP goes to s4 on the pass after.
 	vip1.Spec.Endpoint.Mode = api.EndpointDNSRR
 	_, _ = Decide(cfg, nil, svcs)
 	_, _ = Decide(cfg, nil, svcs)
-	if vip1.Endpoint.VIP != "" || vip3.Endpoint.VIP != "10.96.0.2" {
+	if vip1.Endpoint.VIP != "" || vip3.Endpoint.VIP != "10.96.0.2" || vip3.Endpoint.Problem != "" {
 		t.Errorf("after s1 went dnsrr: s1 %q, s4 %q", vip1.Endpoint.VIP, vip3.Endpoint.VIP)
 	}
 }

@@ -237,4 +237,8 @@ type Endpoint struct {
 	// the load-balancing set, on the same port, as Swarm's VIPs do.
 	VIP   string       `json:"vip,omitempty"`
 	Ports []PortConfig `json:"ports,omitempty"` // with Published filled in
+	// Problem is what the allocator could not give the service (a VIP
+	// from a full pool, a published port from a full range); "" when
+	// nothing is missing. A service with a problem is not rolled out.
+	Problem string `json:"problem,omitempty"`
 }

@@ -142,10 +142,12 @@ func TestNodeCommands(t *testing.T) {
 func TestServiceCommands(t *testing.T) {
 	serveAPI(t)
 	out := mustRun(t, "service", "ls")
-	wantLine(t, out, "ID", "NAME", "MODE", "REPLICAS", "IMAGE", "UPDATE")
-	wantLine(t, out, "svcweb", "shop_web", "replicated", "2/3", controlapitest.WebNew, "updating,", "1", "failure")
-	wantLine(t, out, "svcmon", "shop_mon", "global", "2/2", "registry.local/mon:1", "-")
-	wantLine(t, out, "svcsolo", "solo", "replicated", "0/1", "registry.local/solo:1", "-")
+	wantLine(t, out, "ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS", "UPDATE")
+	wantLine(t, out, "svcweb", "shop_web", "replicated", "2/3", controlapitest.WebNew, "*:8080->80/tcp,host:5353->53/udp", "updating,", "1", "failure")
+	wantLine(t, out, "svcmon", "shop_mon", "global", "2/2", "registry.local/mon:1", "-", "-")
+	wantLine(t, out, "svcsolo", "solo", "replicated", "0/1", "registry.local/solo:1", "-", "-")
+	// What the allocator could not give is said under the table.
+	wantLine(t, out, "solo:", "VIP", "pool", "10.96.0.0/30", "exhausted")
 
 	out = mustRun(t, "service", "inspect", "shop_web")
 	var svcs []controlapi.Service

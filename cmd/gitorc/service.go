@@ -63,7 +63,8 @@ func listServices(cmd *cobra.Command, stack string) error {
 		return writeJSON(cmd.OutOrStdout(), svcs)
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tMODE\tREPLICAS\tIMAGE\tUPDATE")
+	fmt.Fprintln(tw, "ID\tNAME\tMODE\tREPLICAS\tIMAGE\tPORTS\tUPDATE")
+	var problems []string
 	for _, s := range svcs {
 		replicas := fmt.Sprintf("%d/%d", s.Running, s.Desired)
 		if s.Spec.Mode.IsJob() {
@@ -73,9 +74,45 @@ func listServices(cmd *cobra.Command, stack string) error {
 		if progress == "" {
 			progress = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shortID(s.ID), s.Spec.Name, s.Spec.Mode, replicas, s.Spec.Task.Container.Image, progress)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(s.ID), s.Spec.Name, s.Spec.Mode, replicas, s.Spec.Task.Container.Image, ports(s.Service), progress)
+		if s.Endpoint != nil && s.Endpoint.Problem != "" {
+			problems = append(problems, s.Spec.Name+": "+s.Endpoint.Problem)
+		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range problems {
+		fmt.Fprintln(cmd.OutOrStdout(), p)
+	}
+	return nil
+}
+
+// ports is a service's published ports as docker service ls shows them:
+// *:8080->80/tcp on every node (ingress), host:8080->80/tcp on the nodes
+// of its tasks; "-" when none. Ports the allocator has not filled in yet
+// show *:?.
+func ports(s api.Service) string {
+	ps := s.Spec.Endpoint.Ports
+	if s.Endpoint != nil && len(s.Endpoint.Ports) > 0 {
+		ps = s.Endpoint.Ports
+	}
+	var out []string
+	for _, p := range ps {
+		where := "*"
+		if p.Mode == api.PublishHost {
+			where = "host"
+		}
+		pub := "?"
+		if p.Published != 0 {
+			pub = strconv.FormatUint(uint64(p.Published), 10)
+		}
+		out = append(out, fmt.Sprintf("%s:%s->%d/%s", where, pub, p.Target, p.Protocol))
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ",")
 }
 
 // rollouts returns a "NAME: progress" line for each service whose rollout

@@ -88,12 +88,15 @@ func Seed(s *store.Store, now time.Time) error {
 		Networks: []api.NetworkAttachment{{Target: "shop_default", Aliases: []string{"www"}}}}
 	newSpec := oldSpec
 	newSpec.Task = task(WebNew)
-	web := &api.Service{Meta: api.Meta{ID: "svcweb"}, Spec: newSpec, PreviousSpec: &oldSpec, Endpoint: &api.Endpoint{VIP: WebVIP},
+	web := &api.Service{Meta: api.Meta{ID: "svcweb"}, Spec: newSpec, PreviousSpec: &oldSpec, Endpoint: &api.Endpoint{VIP: WebVIP, Ports: []api.PortConfig{
+		{Protocol: api.ProtocolTCP, Target: 80, Published: 8080, Mode: api.PublishIngress},
+		{Protocol: api.ProtocolUDP, Target: 53, Published: 5353, Mode: api.PublishHost}}},
 		Update: &api.UpdateStatus{State: api.UpdateUpdating, StartedAt: now.Add(-time.Minute), Updated: 2, Failed: 1, Message: "updating 2/3"}}
 	mon := &api.Service{Meta: api.Meta{ID: "svcmon"}, Spec: api.ServiceSpec{Name: "shop_mon", Stack: "shop", Mode: api.ModeGlobal, Task: task("registry.local/mon:1"),
 		Networks: []api.NetworkAttachment{{Target: "shop_default"}}, Endpoint: api.EndpointSpec{Mode: api.EndpointDNSRR}}}
 	network := &api.Network{Meta: api.Meta{ID: "netdefault"}, Spec: api.NetworkSpec{Name: "shop_default", Stack: "shop", Driver: api.DefaultNetworkDriver}}
-	solo := &api.Service{Meta: api.Meta{ID: "svcsolo"}, Spec: api.ServiceSpec{Name: "solo", Mode: api.ModeReplicated, Replicas: 1, Task: task("registry.local/solo:1")}}
+	solo := &api.Service{Meta: api.Meta{ID: "svcsolo"}, Spec: api.ServiceSpec{Name: "solo", Mode: api.ModeReplicated, Replicas: 1, Task: task("registry.local/solo:1")},
+		Endpoint: &api.Endpoint{Problem: "VIP pool 10.96.0.0/30 exhausted"}}
 	host := map[string]int{}
 	running := func(id string, svc *api.Service, slot uint64, node string) *api.Task {
 		addr := ""
