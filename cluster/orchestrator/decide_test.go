@@ -33,6 +33,12 @@ func tk(id string, slot uint64, node string, state api.TaskState, at time.Time) 
 		DesiredState: desired, Status: api.TaskStatus{State: state, Timestamp: at}}
 }
 
+// stopped is a task the orchestrator stopped (a scale-down, an update).
+func stopped(t api.Task) api.Task {
+	t.DesiredState = api.TaskShutdown
+	return t
+}
+
 // summary prints a decision compactly for comparisons.
 func summary(d Decision) []string {
 	var out []string
@@ -103,6 +109,15 @@ func TestDecideReplicated(t *testing.T) {
 			[]string{"drain b", "shutdown d (scaled down)", "wake +500ms"}},
 		{"scaled-down slot is not refilled", service(api.ModeReplicated, 1, any5s),
 			[]api.Task{tk("a", 1, "n1", api.TaskRunning, t0), tk("b", 2, "n1", api.TaskFailed, t0)}, nodes, t0.Add(time.Hour), nil},
+		{"scaled up again: a slot a scale-down stopped is refilled", service(api.ModeReplicated, 2, any5s),
+			[]api.Task{tk("a", 1, "n1", api.TaskRunning, t0), stopped(tk("b", 2, "n2", api.TaskShutdown, t0))}, nodes, t0.Add(time.Second),
+			[]string{"create slot=2 node= restarts=0"}},
+		{"a scale-down that stopped a low slot keeps the count", service(api.ModeReplicated, 2, any5s),
+			[]api.Task{stopped(tk("a", 1, "n1", api.TaskShutdown, t0)), tk("b", 2, "n1", api.TaskRunning, t0), tk("c", 3, "n2", api.TaskRunning, t0)},
+			nodes, t0.Add(time.Second), nil},
+		{"scaled up from there: the stopped low slot first", service(api.ModeReplicated, 4, any5s),
+			[]api.Task{stopped(tk("a", 1, "n1", api.TaskShutdown, t0)), tk("b", 2, "n1", api.TaskRunning, t0), tk("c", 3, "n2", api.TaskRunning, t0)},
+			nodes, t0.Add(time.Second), []string{"create slot=1 node= restarts=0", "create slot=4 node= restarts=0"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,7 +22,9 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 		slot uint64
 		task *api.Task
 	}
-	var running []candidate // one live task per kept slot
+	var running []candidate   // one live task per kept slot
+	taken := 0                // slots refilled now, after their delay, or left ended by the restart policy
+	free := map[uint64]bool{} // slots whose last task we stopped (a scale-down)
 	for key, g := range slots {
 		slot, _ := strconv.ParseUint(key, 10, 64)
 		g.reap(&d)
@@ -41,9 +43,16 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 		v := decideRestart(svc.Spec.Task.Restart, g[0], svc.Spec.Mode, evicted)
 		switch {
 		case !v.restart:
+			if stoppedByUs(g[0]) {
+				free[slot] = true
+			} else {
+				taken++ // the restart policy keeps it ended: the slot stays taken
+			}
 		case now.Before(v.at):
+			taken++
 			d.wakeAt(v.at)
 		default:
+			taken++
 			d.Create = append(d.Create, newTask(svc, slot, "", v.history, now))
 		}
 	}
@@ -74,10 +83,15 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 			perNode[c.task.NodeID]--
 		}
 	}
-	// Scale up: new slots for the numbers never used.
-	for slot := uint64(1); slot <= want; slot++ {
-		if _, used := slots[strconv.FormatUint(slot, 10)]; !used {
+	// Scale up: as many slots as are missing, the lowest numbers first
+	// among those never used and those a scale-down stopped (which one a
+	// scale-down picks is the costliest, not the highest: a slot within
+	// the count may be one it stopped, and so may be refilled).
+	need := int64(want) - int64(len(running)) - int64(taken)
+	for slot := uint64(1); need > 0; slot++ {
+		if _, used := slots[strconv.FormatUint(slot, 10)]; !used || free[slot] {
 			d.Create = append(d.Create, newTask(svc, slot, "", nil, now))
+			need--
 		}
 	}
 	d.undrainRest(tasks)
