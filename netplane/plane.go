@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -264,7 +263,7 @@ func (p *Plane) reconfig(v *api.NetView) error {
 	if p.down {
 		return errors.New("network plane: removed")
 	}
-	if p.applied != nil && reflect.DeepEqual(p.applied, v) {
+	if p.applied != nil && p.applied.Equal(v) {
 		return nil
 	}
 	if err := p.apply(v); err != nil {

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // ClusterID is the ID of the cluster's one Cluster object.
@@ -221,4 +222,31 @@ type NetTask struct {
 	Addr      string `json:"addr"` // plain address
 	// Networks are the IDs of the networks the task is on, sorted.
 	Networks []string `json:"networks,omitempty"`
+}
+
+// Equal reports whether two views hold the same configuration (nil and
+// empty lists alike). A node compares each view it gets with the one it
+// applied: equal, nothing is done. Every field counts (a test makes sure).
+func (v *NetView) Equal(o *NetView) bool {
+	if v == o {
+		return true
+	}
+	if v == nil || o == nil {
+		return false
+	}
+	return v.NodeID == o.NodeID && v.Subnet == o.Subnet && v.TaskPool == o.TaskPool && v.VIPPool == o.VIPPool &&
+		slices.Equal(v.Peers, o.Peers) &&
+		slices.EqualFunc(v.Networks, o.Networks, func(a, b NetNetwork) bool {
+			return a.ID == b.ID && a.Name == b.Name && a.Internal == b.Internal && slices.Equal(a.Members, b.Members)
+		}) &&
+		slices.EqualFunc(v.Services, o.Services, func(a, b NetService) bool {
+			return a.ID == b.ID && a.Name == b.Name && a.ShortName == b.ShortName && a.Mode == b.Mode && a.VIP == b.VIP &&
+				slices.EqualFunc(a.Networks, b.Networks, func(x, y NetAttachment) bool {
+					return x.NetworkID == y.NetworkID && slices.Equal(x.Aliases, y.Aliases)
+				}) &&
+				slices.Equal(a.Ports, b.Ports) && slices.Equal(a.Backends, b.Backends)
+		}) &&
+		slices.EqualFunc(v.Tasks, o.Tasks, func(a, b NetTask) bool {
+			return a.ID == b.ID && a.ServiceID == b.ServiceID && a.Addr == b.Addr && slices.Equal(a.Networks, b.Networks)
+		})
 }

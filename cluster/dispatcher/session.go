@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"reflect"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -216,7 +215,7 @@ func (d *Dispatcher) read(tx store.ReadTx, node string, cur *desired, assign, vi
 // they may alter, from one store state.
 func (d *Dispatcher) follow(ctx context.Context, w *store.Watcher, node string, cur *desired, last *sent, stream wire.SessionStream) error {
 	for {
-		if !reflect.DeepEqual(cur.net.view, last.view) {
+		if !cur.net.view.Equal(last.view) {
 			if err := stream.Send(&wire.ManagerMessage{Network: cur.net.view}); err != nil {
 				return err
 			}
