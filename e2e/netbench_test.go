@@ -183,13 +183,12 @@ func BenchmarkBackendPropagation_Root(b *testing.B) {
 // keeps, for each task ID seen, when its chain was first seen and when it
 // was first missing after that.
 type chainWatch struct {
-	b     *testing.B
-	mu    sync.Mutex
-	seen  []map[string]time.Time // per host: task ID (12) → first seen
-	gone  []map[string]time.Time // per host: task ID (12) → first missing
-	quit  chan struct{}
-	wg    sync.WaitGroup
-	fails []error
+	b    *testing.B
+	mu   sync.Mutex
+	seen []map[string]time.Time // per host: task ID (12) → first seen
+	gone []map[string]time.Time // per host: task ID (12) → first missing
+	quit chan struct{}
+	wg   sync.WaitGroup
 }
 
 func newChainWatch(b *testing.B, c *cluster, n int) *chainWatch {

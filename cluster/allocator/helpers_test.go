@@ -1,9 +1,6 @@
 package allocator
 
 import (
-	"net/netip"
-	"testing"
-
 	"github.com/gitorc/gitorc/cluster/api"
 )
 
@@ -42,14 +39,4 @@ func udp(p api.PortConfig) api.PortConfig { p.Protocol = api.ProtocolUDP; return
 
 func plan(task string, bits int, vip string) api.NetworkConfig {
 	return api.NetworkConfig{TaskPool: task, NodeSubnetBits: bits, VIPPool: vip}
-}
-
-// addrOf is the plain address of "a.b.c.d/n".
-func addrOf(t *testing.T, s string) netip.Addr {
-	t.Helper()
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		t.Fatalf("%q is not an address with a prefix: %v", s, err)
-	}
-	return p.Addr()
 }

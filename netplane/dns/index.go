@@ -312,21 +312,6 @@ func (ix *index) local(name string) bool {
 	return false
 }
 
-// nextLabel returns the offset of the label after the one at off in
-// a fully qualified name, and whether there is none (off was the last).
-func nextLabel(name string, off int) (int, bool) {
-	for i := off; i < len(name)-1; i++ {
-		if name[i] == '\\' {
-			i++ // an escaped character, a dot maybe
-			continue
-		}
-		if name[i] == '.' {
-			return i + 1, false
-		}
-	}
-	return len(name), true
-}
-
 // reverseName returns the in-addr.arpa name of an IPv4 address ("" for
 // IPv6).
 func reverseName(a netip.Addr) string {

@@ -247,13 +247,6 @@ func (b *rule) dnatPort(a netip.Addr, port uint16) *rule {
 	return b
 }
 
-// nfproto4 matches IPv4 packets (of the inet family's two).
-func (b *rule) nfproto4() *rule {
-	b.word("meta nfproto ipv4")
-	b.stmts = append(b.stmts, stmt{kind: stNFProto4})
-	return b
-}
-
 // fibLocal matches packets to an address of the node: any local route,
 // loopback included.
 func (b *rule) fibLocal() *rule {
