@@ -43,6 +43,9 @@ func serviceView(tx store.ReadTx, svc *api.Service) (Service, error) {
 		if t.DesiredState <= api.TaskRunning && t.Status.State == api.TaskRunning {
 			v.Running++
 		}
+		if t.InLoadBalancer() {
+			v.Serving++
+		}
 		if t.Status.State == api.TaskComplete && t.DesiredState <= api.TaskComplete {
 			v.Completed++
 		}

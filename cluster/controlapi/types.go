@@ -33,6 +33,10 @@ type Service struct {
 	api.Service
 	// Running counts tasks that should run and do.
 	Running uint64 `json:"running"`
+	// Serving counts tasks in the load-balancing set (running, healthy
+	// when there is a healthcheck, not draining): those that VIPs and
+	// published ports send connections to.
+	Serving uint64 `json:"serving"`
 	// Desired is the replica count, or the number of nodes of a global service.
 	Desired uint64 `json:"desired"`
 	// Completed counts tasks of a job that exited successfully.

@@ -34,7 +34,31 @@ func TestRollouts(t *testing.T) {
 	}
 }
 
-// gitorc status ends with the rollouts in flight.
+func TestUnserved(t *testing.T) {
+	svc := func(name string, serving uint64, e *api.Endpoint) controlapi.Service {
+		var s controlapi.Service
+		s.Spec.Name, s.Serving, s.Endpoint = name, serving, e
+		s.Spec.Endpoint.Ports = []api.PortConfig{{Protocol: api.ProtocolTCP, Target: 80, Published: 8080, Mode: api.PublishIngress}}
+		return s
+	}
+	quiet := svc("quiet", 0, nil)
+	quiet.Spec.Endpoint.Ports = nil // no port: nothing to serve
+	got := unserved([]controlapi.Service{
+		svc("web", 0, nil),
+		svc("api", 2, nil),
+		svc("solo", 1, &api.Endpoint{Problem: "VIP pool 10.96.0.0/30 exhausted"}),
+		quiet,
+	})
+	want := []string{
+		"solo: VIP pool 10.96.0.0/30 exhausted",
+		"web: *:8080->80/tcp: no healthy task, connections are refused",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("unserved:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// gitorc status ends with the rollouts in flight and what is not served.
 func TestPrintRollouts(t *testing.T) {
 	serveAPI(t)
 	cmd := &cobra.Command{}
@@ -43,7 +67,7 @@ func TestPrintRollouts(t *testing.T) {
 	if err := printRollouts(cmd, newAPIClient(cmd)); err != nil {
 		t.Fatal(err)
 	}
-	if want := "rollouts:\n  shop_web: updating, 1 failure\n"; b.String() != want {
+	if want := "rollouts:\n  shop_web: updating, 1 failure\nnot served:\n  solo: VIP pool 10.96.0.0/30 exhausted\n"; b.String() != want {
 		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }

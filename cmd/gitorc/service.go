@@ -137,16 +137,37 @@ func printRollouts(cmd *cobra.Command, c *apiClient) error {
 	if err != nil {
 		return err
 	}
-	lines := rollouts(svcs, now())
-	if len(lines) == 0 {
-		return nil
-	}
 	w := cmd.OutOrStdout()
-	fmt.Fprintln(w, "rollouts:")
-	for _, l := range lines {
-		fmt.Fprintf(w, "  %s\n", l)
+	if lines := rollouts(svcs, now()); len(lines) > 0 {
+		fmt.Fprintln(w, "rollouts:")
+		for _, l := range lines {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+	if lines := unserved(svcs); len(lines) > 0 {
+		fmt.Fprintln(w, "not served:")
+		for _, l := range lines {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
 	}
 	return nil
+}
+
+// unserved is a line for each service whose published ports or VIP
+// cannot be served: no task in its load-balancing set (connections are
+// refused), or what the allocator could not give it.
+func unserved(svcs []controlapi.Service) []string {
+	var out []string
+	for _, s := range svcs {
+		if s.Endpoint != nil && s.Endpoint.Problem != "" {
+			out = append(out, s.Spec.Name+": "+s.Endpoint.Problem)
+		}
+		if p := ports(s.Service); p != "-" && s.Serving == 0 && !s.Spec.Mode.IsJob() {
+			out = append(out, fmt.Sprintf("%s: %s: no healthy task, connections are refused", s.Spec.Name, p))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // getServices fetches every service.
