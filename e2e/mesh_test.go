@@ -42,7 +42,7 @@ func pushPageImage(t testing.TB, c *cluster) {
 
 // meshCluster is a netCluster of nodes hosts plus one more host that runs
 // no node: the client outside the cluster (the last host).
-func meshCluster(t *testing.T, nodes int) (*cluster, *client) {
+func meshCluster(t testing.TB, nodes int) (*cluster, *client) {
 	requireE2E(t)
 	c := hostsWithRegistry(t, nodes+1)
 	res := startResolver(t, c.nw.Gateway.String(), net.IP(c.nw.Gateway.AsSlice()))

@@ -278,3 +278,94 @@ func (w *chainWatch) stop() {
 	close(w.quit)
 	w.wg.Wait()
 }
+
+// A busybox httpd task on h1 published as 8080 (ingress), a client host
+// outside the cluster: wrk without keep-alive (a new connection per
+// request, as Swarm's figures were taken) against the task's address from
+// its own node, the port on 127.0.0.1 of that node, the port on that
+// node's address from the client (a local backend: DNAT only), and on
+// the other node's address (a remote backend: DNAT, the overlay and
+// masquerade). 3 rounds alternating, medians.
+func BenchmarkMeshRequestRate_Root(b *testing.B) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		b.Skip("needs wrk (apt install wrk)")
+	}
+	c, _ := meshCluster(b, 2)
+	c.deployApp(fmt.Sprintf(`services:
+  web:
+    image: %s/gitorc/busybox:1
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 80 -h /www"]
+    ports: ["8080:80"]
+    deploy:
+      placement:
+        constraints: [node.labels.host == h1]
+`, c.registryAddr()))
+	c.waitFor("web running", 2*time.Minute, func() bool { return len(c.liveTasks("app_web")) == 1 })
+	web := c.liveTasks("app_web")[0]
+	h1, h2, client := c.nw.Host(1), c.nw.Host(2), c.nw.Host(3)
+	type path struct {
+		name, ns, url string
+	}
+	paths := []path{
+		{"direct", h1.NS, "http://" + plain(web.Addr) + "/"},
+		{"loopback", h1.NS, "http://127.0.0.1:8080/"},
+		{"mesh-local", client.NS, "http://" + h1.Addr.String() + ":8080/"},
+		{"mesh-remote", client.NS, "http://" + h2.Addr.String() + ":8080/"},
+	}
+	c.waitFor("the port on every node", time.Minute, func() bool {
+		for _, p := range paths {
+			if exec.Command("nsenter", "--net=/run/netns/"+p.ns, "curl", "-fsS", "-m", "2", "-o", "/dev/null", p.url).Run() != nil {
+				return false
+			}
+		}
+		return true
+	})
+	// A new connection per request leaves the closing side's ports in
+	// TIME_WAIT for a minute: past ~28,000 of them connect() spends its
+	// time searching for a free port (system time near 100% and the rate
+	// falling round after round). A load generator reuses them.
+	for _, ns := range []string{h1.NS, client.NS} {
+		if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1").CombinedOutput(); err != nil {
+			b.Fatalf("tcp_tw_reuse in %s: %v\n%s", ns, err, out)
+		}
+	}
+	rates, p99s := map[string][]float64{}, map[string][]float64{}
+	for round := 0; round < 3; round++ {
+		for _, p := range paths {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			out, err := exec.CommandContext(ctx, "nsenter", "--net=/run/netns/"+p.ns, "wrk", "-t", "2", "-c", "32", "-d", "5s",
+				"--latency", "-H", "Connection: close", p.url).CombinedOutput()
+			cancel()
+			if err != nil {
+				b.Fatalf("wrk %s: %v\n%s", p.url, err, out)
+			}
+			rates[p.name] = append(rates[p.name], wrkRate(b, string(out)))
+			p99s[p.name] = append(p99s[p.name], wrkP99(b, string(out)))
+		}
+	}
+	direct := median(rates["direct"])
+	for _, p := range paths {
+		r, l := median(rates[p.name]), median(p99s[p.name])
+		b.Logf("%-11s %s: %.0f req/s (%v), p99 %.1f ms, %.2f of direct", p.name, p.url, r, rates[p.name], l, r/direct)
+		b.ReportMetric(r, p.name+"-req/s")
+		b.ReportMetric(l, p.name+"-p99-ms")
+	}
+}
+
+var wrkP99Re = regexp.MustCompile(`\s99%\s+([0-9.]+)(us|ms|s)\b`)
+
+// wrkP99 is the 99th percentile of wrk --latency, in milliseconds.
+func wrkP99(b *testing.B, out string) float64 {
+	m := wrkP99Re.FindStringSubmatch(out)
+	if m == nil {
+		b.Fatalf("no 99%% latency in wrk's output:\n%s", out)
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	switch m[2] {
+	case "us":
+		v /= 1000
+	case "s":
+		v *= 1000
+	}
+	return v
+}
