@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +78,23 @@ func netCluster(t testing.TB, hosts int) (*cluster, *resolver) {
 	return c, res
 }
 
+// outsideServer serves HTTP on the bridge's gateway, an address outside
+// the cluster, for the rest of the test: each answer is "from-outside"
+// and the caller's address. It reads the request before it answers (a
+// socket closed with a request unread resets the connection).
+func outsideServer(t testing.TB, c *cluster) string {
+	l, err := net.Listen("tcp", net.JoinHostPort(c.nw.Gateway.String(), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, "from-outside %s\n", r.RemoteAddr)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + l.Addr().String() + "/"
+}
+
 // nodeIDs maps host numbers to node IDs.
 func (c *cluster) nodeIDs() map[int]string {
 	c.t.Helper()
@@ -141,7 +159,8 @@ func (c *cluster) deployApp(stack string) {
 // liveTasks returns the running tasks of a service, wanted running.
 func (c *cluster) liveTasks(service string) []api.Task {
 	var out []api.Task
-	for _, t := range c.tasks("app") {
+	stack, _, _ := strings.Cut(service, "_")
+	for _, t := range c.tasks(stack) {
 		if t.ServiceName == service && t.DesiredState == api.TaskRunning && t.Status.State == api.TaskRunning {
 			out = append(out, t)
 		}
@@ -231,21 +250,7 @@ const pageCmd = `["sh", "-c", "mkdir -p /www && hostname > /www/index.html && ex
 func TestOverlayDiscoveryIsolation_Root(t *testing.T) {
 	c, res := netCluster(t, 3)
 	reg := c.registryAddr()
-	outside, err := net.Listen("tcp", net.JoinHostPort(c.nw.Gateway.String(), "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outside.Close()
-	go func() {
-		for {
-			conn, err := outside.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = fmt.Fprintf(conn, "HTTP/1.0 200 OK\r\n\r\nfrom-outside %s\n", conn.RemoteAddr())
-			conn.Close()
-		}
-	}()
+	outURL := outsideServer(t, c)
 	back := `    deploy:
       replicas: 2
       placement:
@@ -347,7 +352,6 @@ networks:
 		t.Errorf("the client reached lonely's address: %s", out)
 	}
 	// Egress: the client's network has it, the internal one none.
-	outURL := "http://" + outside.Addr().String() + "/"
 	if out, err := c.exec(client, 20*time.Second, "sh", "-c", "timeout 5 wget -q -O - "+outURL); err != nil || !strings.Contains(out, "from-outside") {
 		t.Errorf("the client (network back) cannot reach outside the cluster: %v %s", err, out)
 	} else if strings.Contains(out, plain(client.Addr)) {
