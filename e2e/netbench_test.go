@@ -56,14 +56,7 @@ func BenchmarkVIPRequestRate_Root(b *testing.B) {
 	vip := c.vip("app_web")
 	ns := filepath.Join(c.dirs[c.host(client.NodeID)-1], "executor", "netns", client.ID)
 	wrk := func(addr string) float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "nsenter", "--net="+ns, "wrk", "-t", "2", "-c", "16", "-d", "5s",
-			"http://"+addr+"/").CombinedOutput()
-		if err != nil {
-			b.Fatalf("wrk %s: %v\n%s", addr, err, out)
-		}
-		return wrkRate(b, string(out))
+		return wrkRate(b, runWrk(b, ns, "-c", "16", "http://"+addr+"/"))
 	}
 	var direct, viaVIP []float64
 	for round := 0; round < 3; round++ {
@@ -75,6 +68,19 @@ func BenchmarkVIPRequestRate_Root(b *testing.B) {
 	b.ReportMetric(d, "direct-req/s")
 	b.ReportMetric(v, "vip-req/s")
 	b.ReportMetric(v/d, "vip/direct")
+}
+
+// runWrk runs wrk for 5 s with 2 threads in the network namespace at
+// nsPath (args: the rest of its flags and the URL), bounded at 30 s, and
+// returns its output.
+func runWrk(b *testing.B, nsPath string, args ...string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + nsPath, "wrk", "-t", "2", "-d", "5s"}, args...)...).CombinedOutput()
+	if err != nil {
+		b.Fatalf("wrk %v: %v\n%s", args, err, out)
+	}
+	return string(out)
 }
 
 var wrkRateRe = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
@@ -332,15 +338,9 @@ func BenchmarkMeshRequestRate_Root(b *testing.B) {
 	rates, p99s := map[string][]float64{}, map[string][]float64{}
 	for round := 0; round < 3; round++ {
 		for _, p := range paths {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			out, err := exec.CommandContext(ctx, "nsenter", "--net=/run/netns/"+p.ns, "wrk", "-t", "2", "-c", "32", "-d", "5s",
-				"--latency", "-H", "Connection: close", p.url).CombinedOutput()
-			cancel()
-			if err != nil {
-				b.Fatalf("wrk %s: %v\n%s", p.url, err, out)
-			}
-			rates[p.name] = append(rates[p.name], wrkRate(b, string(out)))
-			p99s[p.name] = append(p99s[p.name], wrkP99(b, string(out)))
+			out := runWrk(b, "/run/netns/"+p.ns, "-c", "32", "--latency", "-H", "Connection: close", p.url)
+			rates[p.name] = append(rates[p.name], wrkRate(b, out))
+			p99s[p.name] = append(p99s[p.name], wrkP99(b, out))
 		}
 	}
 	direct := median(rates["direct"])
