@@ -51,7 +51,7 @@ func scope(actual State, stack string) State {
 	keep := func(labels map[string]string) bool {
 		return !Owned(labels) || labels[api.LabelStack] == stack
 	}
-	out := State{Pools: actual.Pools}
+	out := State{Pools: actual.Pools, Reserved: actual.Reserved}
 	for _, x := range actual.Networks {
 		if keep(x.Labels) {
 			out.Networks = append(out.Networks, x)

@@ -78,6 +78,17 @@ type State struct {
 	// does (other stacks', when one stack is deployed by hand; actual
 	// state only): their published ports count for conflicts.
 	Kept []api.ServiceSpec `json:"kept,omitempty"`
+	// Reserved are the ports the cluster itself listens on, on its nodes'
+	// addresses (actual state only): a published port there would take
+	// the nodes' own traffic (WireGuard, the managers' API and Raft).
+	Reserved []ReservedPort `json:"reserved,omitempty"`
+}
+
+// ReservedPort is a port gitorc uses on a node: Use says for what.
+type ReservedPort struct {
+	Protocol api.Protocol `json:"protocol"`
+	Port     uint32       `json:"port"`
+	Use      string       `json:"use"`
 }
 
 // Change is one field that differs. From is empty for a field being set,
@@ -487,7 +498,25 @@ func portConflicts(desired, actual State, want map[key]string) []string {
 		add(s)
 	}
 	var out []string
+	reserved := map[pub][]string{}
+	for _, r := range actual.Reserved {
+		k := pub{r.Protocol, r.Port}
+		reserved[k] = append(reserved[k], r.Use)
+	}
 	for k, us := range users {
+		if uses, ok := reserved[k]; ok {
+			var names []string
+			for _, u := range us {
+				names = append(names, u.service)
+			}
+			subject := "service " + strings.Join(uniq(names), ", ") + " publishes"
+			if len(uniq(names)) > 1 {
+				subject = "services " + strings.Join(uniq(names), ", ") + " publish"
+			}
+			out = append(out, fmt.Sprintf("%s %s port %d, which the cluster uses on its nodes (%s): give it another port",
+				subject, k.proto, k.port, strings.Join(uniq(uses), "; ")))
+			continue
+		}
 		var ingress, host []string
 		for _, u := range us {
 			if u.mode == api.PublishIngress {

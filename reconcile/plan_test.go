@@ -147,6 +147,26 @@ func TestPlanGolden(t *testing.T) {
 			s.Kept = append(s.Kept, other)
 			return s
 		}},
+		// The ports the cluster listens on are not a service's to take,
+		// in either mode; a port beside them is.
+		{"reserved-ports", func(s State) State {
+			wg := *service(s, "web_web")
+			wg.Name, wg.Stack = "ops_vpn", "ops"
+			wg.Endpoint.Ports = []api.PortConfig{{Protocol: api.ProtocolUDP, Target: 51820, Published: 51820, Mode: api.PublishIngress}}
+			apiPort := wg
+			apiPort.Name = "ops_proxy"
+			apiPort.Endpoint.Ports = []api.PortConfig{{Protocol: api.ProtocolTCP, Target: 80, Published: 4270, Mode: api.PublishHost}}
+			fine := wg
+			fine.Name = "ops_fine"
+			fine.Endpoint.Ports = []api.PortConfig{{Protocol: api.ProtocolTCP, Target: 51820, Published: 51820, Mode: api.PublishIngress}}
+			s.Services = append(s.Services, wg, apiPort, fine)
+			return s
+		}, func(s State) State {
+			s.Reserved = []ReservedPort{{Protocol: api.ProtocolTCP, Port: 4270, Use: "the managers' API"},
+				{Protocol: api.ProtocolTCP, Port: 4271, Use: "Raft between managers"},
+				{Protocol: api.ProtocolUDP, Port: 51820, Use: "WireGuard between nodes"}}
+			return s
+		}},
 		{"foreign-and-external", func(s State) State {
 			s.Networks = append(s.Networks, api.NetworkSpec{Name: "ops_net", Driver: "overlay", External: true})
 			return s

@@ -661,7 +661,8 @@ type loaded struct {
 // controller's copy.
 func (s State) clone() State {
 	return State{Networks: slices.Clone(s.Networks), Secrets: slices.Clone(s.Secrets), Configs: slices.Clone(s.Configs),
-		Volumes: slices.Clone(s.Volumes), Services: slices.Clone(s.Services), Pools: s.Pools, Kept: slices.Clone(s.Kept)}
+		Volumes: slices.Clone(s.Volumes), Services: slices.Clone(s.Services), Pools: s.Pools, Kept: slices.Clone(s.Kept),
+		Reserved: slices.Clone(s.Reserved)}
 }
 
 func (c *Controller) loadCommit(ctx context.Context, commit string) (State, []string, error) {

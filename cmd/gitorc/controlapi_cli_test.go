@@ -188,18 +188,20 @@ func TestPs(t *testing.T) {
 		t.Fatalf("ps shop_web:\n%s", out)
 	}
 	wantLine(t, out, "shop_web:", "updating,", "1", "failure") // its rollout, above its tasks
-	wantLine(t, out, "ID", "NAME", "IMAGE", "NODE", "ADDRESS", "DESIRED", "CURRENT", "AGE", "ERROR")
-	wantLine(t, out, "t-web-1", "shop_web.1", controlapitest.WebNew, "alpha", "10.64.1.3/24", "running", "running", "30s", "-")
-	wantLine(t, out, "t-web-2", "shop_web.2", controlapitest.WebNew, "boss", "10.64.2.2/24", "running", "running", "30s", "-")
-	wantLine(t, out, "t-web-2-old", "shop_web.2", controlapitest.WebNew, "alpha", "10.64.1.2/24", "shutdown", "failed", "45s", "task:", "non-zero", "exit", "(1)")
-	wantCells(t, out, append([]string{"t-web-3", "shop_web.3", controlapitest.WebNew, "-", "-", "running", "pending", "10s"},
+	wantLine(t, out, "ID", "NAME", "IMAGE", "NODE", "ADDRESS", "PORTS", "DESIRED", "CURRENT", "AGE", "ERROR")
+	// The host-mode port is on the nodes of the tasks that should run;
+	// the ingress port is the service's (service ls).
+	wantLine(t, out, "t-web-1", "shop_web.1", controlapitest.WebNew, "alpha", "10.64.1.3/24", "*:5353->53/udp", "running", "running", "30s", "-")
+	wantLine(t, out, "t-web-2", "shop_web.2", controlapitest.WebNew, "boss", "10.64.2.2/24", "*:5353->53/udp", "running", "running", "30s", "-")
+	wantLine(t, out, "t-web-2-old", "shop_web.2", controlapitest.WebNew, "alpha", "10.64.1.2/24", "-", "shutdown", "failed", "45s", "task:", "non-zero", "exit", "(1)")
+	wantCells(t, out, append([]string{"t-web-3", "shop_web.3", controlapitest.WebNew, "-", "-", "-", "running", "pending", "10s"},
 		strings.Fields(controlapitest.PendingErr)...))
 
 	out = mustRun(t, "ps", "shop") // a stack
 	if r := rows(out); len(r) != 8 {
 		t.Errorf("ps shop:\n%s", out)
 	}
-	wantLine(t, out, "t-mon-a", "shop_mon.alpha", "registry.local/mon:1", "alpha", "10.64.1.4/24", "running", "running", "30s", "-")
+	wantLine(t, out, "t-mon-a", "shop_mon.alpha", "registry.local/mon:1", "alpha", "10.64.1.4/24", "-", "running", "running", "30s", "-")
 	if out := mustRun(t, "ps"); len(rows(out)) != 8 {
 		t.Errorf("ps:\n%s", out)
 	}

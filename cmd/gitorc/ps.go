@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/gitorc/gitorc/cluster/api"
@@ -121,6 +122,10 @@ func listTasks(cmd *cobra.Command, target, stack, node string) error {
 	for _, t := range tasks {
 		listed[t.ServiceID] = true
 	}
+	hostPorts := map[string]string{}
+	for _, s := range svcs {
+		hostPorts[s.ID] = taskPorts(s.Service)
+	}
 	shown := svcs[:0]
 	for _, s := range svcs {
 		// A service held by depends_on has no task yet: show it too.
@@ -133,16 +138,38 @@ func listTasks(cmd *cobra.Command, target, stack, node string) error {
 		fmt.Fprintln(cmd.OutOrStdout(), line)
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tIMAGE\tNODE\tADDRESS\tDESIRED\tCURRENT\tAGE\tERROR")
+	fmt.Fprintln(tw, "ID\tNAME\tIMAGE\tNODE\tADDRESS\tPORTS\tDESIRED\tCURRENT\tAGE\tERROR")
 	for _, t := range tasks {
 		name := fmt.Sprintf("%s.%d", t.ServiceName, t.Slot)
 		if t.Slot == 0 {
 			name = t.ServiceName + "." + orDash(t.NodeName)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(t.ID), name, t.Spec.Container.Image, orDash(t.NodeName),
-			orDash(t.Addr), t.DesiredState, t.Status.State, age(t.Status.Timestamp), orDash(taskReason(&t.Task)))
+		pub := ""
+		if t.DesiredState == api.TaskRunning && t.NodeName != "" {
+			pub = hostPorts[t.ServiceID]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(t.ID), name, t.Spec.Container.Image, orDash(t.NodeName),
+			orDash(t.Addr), orDash(pub), t.DesiredState, t.Status.State, age(t.Status.Timestamp), orDash(taskReason(&t.Task)))
 	}
 	return tw.Flush()
+}
+
+// taskPorts are the host-mode ports a task of s publishes on its node, as
+// docker service ps shows them (*:5353->53/udp: every address of the
+// task's node); ingress ports answer on every node and belong to the
+// service (service ls), not to a task.
+func taskPorts(s api.Service) string {
+	ps := s.Spec.Endpoint.Ports
+	if s.Endpoint != nil && len(s.Endpoint.Ports) > 0 {
+		ps = s.Endpoint.Ports
+	}
+	var out []string
+	for _, p := range ps {
+		if p.Mode == api.PublishHost && p.Published != 0 {
+			out = append(out, fmt.Sprintf("*:%d->%d/%s", p.Published, p.Target, p.Protocol))
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // taskReason is what a user needs to know about a task that is not simply

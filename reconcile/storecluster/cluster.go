@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 
 	"github.com/gitorc/gitorc/cluster/api"
@@ -76,6 +77,11 @@ func (c *Cluster) Actual(ctx context.Context) (reconcile.State, error) {
 		for _, x := range svcs {
 			s.Services = append(s.Services, x.Spec)
 		}
+		nodes, err := store.Find[api.Node](tx, store.All())
+		if err != nil {
+			return err
+		}
+		s.Reserved = reservedPorts(nodes)
 		switch cl, err := store.Get[api.Cluster](tx, api.ClusterID); {
 		case err == nil:
 			s.Pools = &cl.Spec.Network
@@ -88,6 +94,47 @@ func (c *Cluster) Actual(ctx context.Context) (reconcile.State, error) {
 		return reconcile.State{}, fmt.Errorf("read cluster state: %w", err)
 	}
 	return s, nil
+}
+
+// reservedPorts are the ports the nodes listen on for the cluster
+// itself, as they advertise them: WireGuard (udp) on every node, the API
+// and Raft (tcp) on managers. A removed node's ports are free again.
+func reservedPorts(nodes []*api.Node) []reconcile.ReservedPort {
+	var out []reconcile.ReservedPort
+	seen := map[reconcile.ReservedPort]bool{}
+	add := func(proto api.Protocol, port uint32, use string) {
+		r := reconcile.ReservedPort{Protocol: proto, Port: port, Use: use}
+		if port != 0 && !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	addrPort := func(addr string) uint32 {
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil {
+			return 0
+		}
+		return uint32(ap.Port())
+	}
+	for _, n := range nodes {
+		if n.Removed() {
+			continue
+		}
+		if wg := n.Description.WireGuard; wg != nil {
+			add(api.ProtocolUDP, uint32(wg.Port), "WireGuard between nodes")
+		}
+		if m := n.Manager; m != nil {
+			add(api.ProtocolTCP, addrPort(m.Addr), "the managers' API")
+			add(api.ProtocolTCP, addrPort(m.RaftAddr), "Raft between managers")
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Protocol != out[j].Protocol {
+			return out[i].Protocol < out[j].Protocol
+		}
+		return out[i].Port < out[j].Port
+	})
+	return out
 }
 
 // Observe returns each named service and its tasks.

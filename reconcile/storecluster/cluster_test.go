@@ -378,3 +378,48 @@ func TestHistoryIsTrimmed(t *testing.T) {
 		t.Errorf("history runs %s..%s, want r007..r%03d", first, last, total-1)
 	}
 }
+
+// TestActualReservesClusterPorts: the planner sees the ports the nodes
+// listen on for the cluster (a service publishing one is refused), and
+// no more once a node is removed.
+func TestActualReservesClusterPorts(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.New(t, storetest.Options{Managers: 1}).Store(0)
+	cl := storecluster.New(st)
+	_, err := st.Update(ctx, func(tx store.Tx) error {
+		for _, n := range []*api.Node{
+			{Meta: api.Meta{ID: "m1"}, Spec: api.NodeSpec{Role: api.RoleManager},
+				Description: api.NodeDescription{WireGuard: &api.WireGuardInfo{PublicKey: "k1", Port: 51820}},
+				Manager:     &api.ManagerStatus{RaftID: "m1", Addr: "192.0.2.1:4270", RaftAddr: "192.0.2.1:4271"}},
+			{Meta: api.Meta{ID: "w1"}, Spec: api.NodeSpec{Role: api.RoleWorker},
+				Description: api.NodeDescription{WireGuard: &api.WireGuardInfo{PublicKey: "k2", Port: 51820}}},
+			{Meta: api.Meta{ID: "w2"}, Spec: api.NodeSpec{Role: api.RoleWorker}, RemovedAt: time.Unix(1, 0),
+				Description: api.NodeDescription{WireGuard: &api.WireGuardInfo{PublicKey: "k3", Port: 51999}}},
+		} {
+			if err := tx.Create(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actual, err := cl.Actual(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []reconcile.ReservedPort{
+		{Protocol: api.ProtocolTCP, Port: 4270, Use: "the managers' API"},
+		{Protocol: api.ProtocolTCP, Port: 4271, Use: "Raft between managers"},
+		{Protocol: api.ProtocolUDP, Port: 51820, Use: "WireGuard between nodes"},
+	}
+	if diff := cmp.Diff(want, actual.Reserved); diff != "" {
+		t.Errorf("reserved ports (-want +got):\n%s", diff)
+	}
+	desired := reconcile.State{Services: []api.ServiceSpec{{Name: "ops_vpn", Stack: "ops",
+		Endpoint: api.EndpointSpec{Ports: []api.PortConfig{{Protocol: api.ProtocolUDP, Target: 51820, Published: 51820, Mode: api.PublishIngress}}}}}}
+	if cs := reconcile.Plan(desired, actual); len(cs.Problems) != 1 || !strings.Contains(cs.Problems[0], "udp port 51820") {
+		t.Errorf("plan of a service on the WireGuard port: problems %q", cs.Problems)
+	}
+}
