@@ -64,6 +64,7 @@ type Executor struct {
 	bgWG     sync.WaitGroup
 
 	shims shimGroups // tasks of one shim group are created and deleted one at a time
+	ports portHolds  // host-mode ports of the tasks that run here
 
 	mu      sync.Mutex
 	health  map[string]*monitor // by task ID
@@ -184,6 +185,7 @@ func (e *Executor) Close() error {
 	e.closed = true
 	e.mu.Unlock()
 	e.stopBackground()
+	e.ports.releaseAll()
 	var err error
 	if e.client != nil {
 		err = e.client.Close()
@@ -224,6 +226,13 @@ func (e *Executor) Observe(ctx context.Context) ([]agent.Observed, error) {
 				if p.ExitedAt != nil {
 					o.ExitedAt = p.ExitedAt.AsTime()
 				}
+			}
+		}
+		if ps := c.Labels[labelHostPorts]; ps != "" && o.State == agent.ContainerRunning {
+			// Held again after a restart of the executor (the sockets
+			// died with the process); a no-op when held already.
+			if err := e.ports.hold(o.TaskID, parseHostPorts(ps), false); err != nil {
+				e.log.Warn("hold host ports of a running task", logKeyTask, o.TaskID, logKeyErr, err)
 			}
 		}
 		if hc := c.Labels[labelHealthcheck]; hc != "" {
@@ -282,8 +291,13 @@ func (e *Executor) Start(ctx context.Context, taskID string) error {
 
 // Stop stops the task's process: its stop signal, then SIGKILL once the
 // grace period has passed. The container stays.
-func (e *Executor) Stop(ctx context.Context, taskID string) (agent.Exit, error) {
+func (e *Executor) Stop(ctx context.Context, taskID string) (exit agent.Exit, err error) {
 	ctx = e.ctx(ctx)
+	defer func() {
+		if err == nil { // the process is gone: so is its claim on the node's ports
+			e.ports.release(taskID)
+		}
+	}()
 	c, err := e.client.LoadContainer(ctx, taskID)
 	if err != nil {
 		return agent.Exit{}, fmt.Errorf("stop: %w", notFound(err))
@@ -394,6 +408,7 @@ func (e *Executor) Remove(ctx context.Context, taskID string) (agent.Exit, error
 			return exit, fmt.Errorf("remove: delete container: %w", err)
 		}
 	}
+	e.ports.release(taskID)
 	if err := e.detachNetwork(ctx, taskID); err != nil {
 		return exit, fmt.Errorf("remove: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -239,6 +240,13 @@ func TestTaskNetworkPrepareFails_Root(t *testing.T) {
 	requireRoot(t)
 	ctx := context.Background()
 	dir := netTestDir(t)
+	// Another program of the node listens on the port a task publishes.
+	other, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	taken := uint32(other.Addr().(*net.TCPAddr).Port)
 	tests := []struct {
 		name    string
 		fail    error
@@ -251,6 +259,8 @@ func TestTaskNetworkPrepareFails_Root(t *testing.T) {
 		{name: "secret missing after attach", mod: func(t *api.Task) {
 			t.Spec.Container.Secrets = []api.FileRef{{Name: "nope", Target: "/run/secrets/nope"}}
 		}, wantIs: containerd.ErrMissingFile},
+		{name: "host port in use", mod: withHostPort(taken),
+			wantErr: fmt.Sprintf("invalid task spec: host port %d/tcp is in use on this node by a program gitorc does not run: publish another port, or stop that program", taken)},
 	}
 	for _, tc := range tests {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
@@ -282,6 +292,46 @@ func TestTaskNetworkPrepareFails_Root(t *testing.T) {
 
 // With a network configured, a task without an address runs as without
 // one: a namespace of its own with loopback only, no calls.
+func withHostPort(port uint32) func(*api.Task) {
+	return func(t *api.Task) {
+		t.Endpoint = &api.EndpointSpec{Ports: []api.PortConfig{{Protocol: api.ProtocolTCP, Target: 80, Published: port, Mode: api.PublishHost}}}
+	}
+}
+
+// TestTaskHostPorts_Root: a task's host-mode port is held on the node
+// from its prepare to its removal, so that no other program takes it.
+func TestTaskHostPorts_Root(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	dir := netTestDir(t)
+	e := netExecutor(t, dir, &fakeNetwork{nameserver: "10.64.3.1"})
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint32(l.Addr().(*net.TCPAddr).Port)
+	_ = l.Close()
+	task := newTask(t, env.image, withAddr("10.64.3.8/24"), withHostPort(port))
+	if err := e.Prepare(ctx, task, agent.Files{}); err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	removeOnCleanup(t, e, task.ID)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if l, err := net.Listen("tcp4", addr); err == nil {
+		_ = l.Close()
+		t.Errorf("another program could listen on %s while the task holds it", addr)
+	}
+	if _, err := e.Remove(ctx, task.ID); err != nil {
+		t.Fatal(err)
+	}
+	l, err = net.Listen("tcp4", addr)
+	if err != nil {
+		t.Errorf("%s still held after the task was removed: %v", addr, err)
+	} else {
+		_ = l.Close()
+	}
+}
+
 func TestTaskNetworkNoAddr_Root(t *testing.T) {
 	requireRoot(t)
 	ctx := context.Background()

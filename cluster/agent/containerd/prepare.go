@@ -57,12 +57,24 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 	if err != nil {
 		return err
 	}
+	var hostPorts []hostPort
 	if tn != nil {
 		defer func() {
 			if err != nil {
 				if derr := e.detachNetwork(context.WithoutCancel(ctx), t.ID); derr != nil {
 					e.log.Warn("detach after failed prepare", logKeyTask, t.ID, logKeyErr, derr)
 				}
+			}
+		}()
+		// The plane publishes the task's host ports by DNAT; the node
+		// must not have another program on them.
+		hostPorts = taskHostPorts(t)
+		if err := e.ports.hold(t.ID, hostPorts, true); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				e.ports.release(t.ID)
 			}
 		}()
 	}
@@ -82,6 +94,9 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 	labels, err := containerLabels(t, stopSignal(c, ispec.Config))
 	if err != nil {
 		return err
+	}
+	if len(hostPorts) > 0 {
+		labels[labelHostPorts] = formatHostPorts(hostPorts)
 	}
 	_, err = e.client.NewContainer(ctx, t.ID,
 		client.WithImage(img),
