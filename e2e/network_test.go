@@ -546,3 +546,81 @@ func readPcap(b []byte) ([]packet, error) {
 	}
 	return out, nil
 }
+
+// A node killed and started again rebuilds its plane (WireGuard, routes,
+// the nftables table, DNS) from its last view and the managers' new one,
+// without touching its running tasks: the same processes, in the same
+// namespaces, with the same addresses, reached by name from another host
+// again, and a change made after the restart reaches the rebuilt plane.
+func TestRestartedNodeRebuildsPlane_Root(t *testing.T) {
+	c, _ := netCluster(t, 3)
+	reg := c.registryAddr()
+	c.deployApp(fmt.Sprintf(`services:
+  api:
+    image: %[1]s/gitorc/busybox:1
+    command: %[2]s
+    deploy:
+      placement:
+        constraints: [node.labels.host == h2]
+  client:
+    image: %[1]s/gitorc/busybox:1
+    command: ["sleep", "3600"]
+    deploy:
+      placement:
+        constraints: [node.labels.host == h3]
+`, reg, pageCmd))
+	c.waitFor("api and client running", 120*time.Second, func() bool {
+		return len(c.liveTasks("app_api")) == 1 && len(c.liveTasks("app_client")) == 1
+	})
+	apiTask, client := c.liveTasks("app_api")[0], c.liveTasks("app_client")[0]
+	if c.host(apiTask.NodeID) != 2 || c.host(client.NodeID) != 3 {
+		t.Fatalf("api on h%d, client on h%d", c.host(apiTask.NodeID), c.host(client.NodeID))
+	}
+	if seen, err := c.spread(client, "http://api/", 3); err != nil || !slices.Equal(seen, hostnames([]api.Task{apiTask})) {
+		t.Fatalf("before the restart: %v %v", seen, err)
+	}
+	// The task's process (its start time, in clock ticks since boot) and
+	// the address in its namespace.
+	identity := func() string {
+		out, err := c.exec(apiTask, 15*time.Second, "sh", "-c", "cut -d' ' -f22 /proc/1/stat; ip -4 -o addr show dev eth0")
+		if err != nil {
+			t.Fatalf("exec in api: %v %s", err, out)
+		}
+		return out
+	}
+	before := identity()
+	if !strings.Contains(before, "inet "+apiTask.Addr) {
+		t.Fatalf("api's namespace does not hold %s:\n%s", apiTask.Addr, before)
+	}
+
+	c.procs[1].Kill()
+	p, err := c.nw.Host(2).Start(c.logs, c.bin, "daemon", "--data-dir", c.dirs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.procs[1] = p
+	c.waitFor("api reached from h3 after h2's restart", 90*time.Second, func() bool {
+		seen, err := c.spread(client, "http://api/", 3)
+		return err == nil && slices.Equal(seen, hostnames([]api.Task{apiTask}))
+	})
+	if after := identity(); after != before {
+		t.Errorf("the restart touched the running task:\nbefore %s\nafter  %s", before, after)
+	}
+	if now := c.liveTasks("app_api"); len(now) != 1 || now[0].ID != apiTask.ID || now[0].Addr != apiTask.Addr {
+		t.Errorf("api tasks after the restart: %+v, want %s at %s only", now, apiTask.ID, apiTask.Addr)
+	}
+
+	// The rebuilt plane takes the managers' changes: a second api task
+	// on h2 joins the VIP, seen from h3.
+	if out, err := c.gitorc("service", "scale", "app_api=2"); err != nil {
+		t.Fatalf("scale: %v %s", err, out)
+	}
+	c.waitFor("both api tasks answering h3", 120*time.Second, func() bool {
+		now := c.liveTasks("app_api")
+		if len(now) != 2 {
+			return false
+		}
+		seen, err := c.spread(client, "http://api/", 12)
+		return err == nil && slices.Equal(seen, hostnames(now))
+	})
+}
