@@ -1,6 +1,8 @@
 package compose
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"math"
 	"os"
 	"path"
@@ -106,7 +108,14 @@ func (c *converter) secret(key string, s types.FileObjectConfig) api.SecretSpec 
 		Environment: s.Environment, External: bool(s.External),
 	}
 	p := []string{"secrets", key}
-	if s.Content != "" {
+	switch {
+	case s.Environment != "" && !c.envSet(s.Environment):
+		c.d.errorf(append(p, "environment"), "variable %s is not set: the secret would be empty", s.Environment)
+	case s.Environment != "":
+		// compose-go filled Content from the variable, which an env file
+		// of the stack sets: in plaintext, in Git.
+		c.d.errorf(append(p, "environment"), "variable %s comes from an env file, in plaintext: seal the value into a file with gitorc seal and use file:", s.Environment)
+	case s.Content != "":
 		c.d.errorf(p, "inline content would put the secret in Git in plaintext: seal it into a file with gitorc seal")
 	}
 	if s.File != "" {
@@ -127,14 +136,26 @@ func (c *converter) config(key string, s types.FileObjectConfig) api.ConfigSpec 
 	}
 	p := []string{"configs", key}
 	switch {
+	case s.Environment != "" && !c.envSet(s.Environment):
+		c.d.errorf(append(p, "environment"), "variable %s is not set: the config would be empty", s.Environment)
 	case s.File != "":
 		spec.File = c.relFile(s.File)
 		c.checkFile(append(p, "file"), s.File, spec.File)
-	case s.Content != "":
+	case s.Content != "" || s.Environment != "":
+		// Inline, or from a variable the stack's environment sets.
 		spec.Data = []byte(s.Content)
+		sum := sha256.Sum256(spec.Data)
+		spec.DataHash = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	c.validate(p, spec.Validate(), nil)
 	return spec
+}
+
+// envSet reports whether the stack's environment (its env files and the
+// variables given to the loader) sets name, to empty or not.
+func (c *converter) envSet(name string) bool {
+	_, ok := c.proj.Environment[name]
+	return ok
 }
 
 func (c *converter) checkFile(p []string, abs, shown string) {

@@ -3,6 +3,7 @@ package compose
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,28 @@ var invalidStacks = []struct {
 	yaml string
 	want []string
 }{
+	// A secret or config from a variable the stack's environment does
+	// not set would deploy empty; a secret from one that is set would
+	// come from an env file in Git, in plaintext.
+	{
+		name: `env_sourced_unset`,
+		yaml: `services:
+  web:
+    image: x
+    secrets: [token]
+    configs: [motd]
+secrets:
+  token:
+    environment: TOKEN
+configs:
+  motd:
+    environment: MOTD
+`,
+		want: []string{
+			`compose.yaml:8: secrets.token.environment: variable TOKEN is not set: the secret would be empty`,
+			`compose.yaml:11: configs.motd.environment: variable MOTD is not set: the config would be empty`,
+		},
+	},
 	{
 		name: `bad_constraint`,
 		yaml: `services:
@@ -552,6 +575,38 @@ func TestLoadInvalid(t *testing.T) {
 				t.Errorf("diagnostics (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A variable the stack's env file sets feeds a config (its content and
+// hash), never a secret: that would be plaintext in Git.
+func TestEnvSourcedObjects(t *testing.T) {
+	files := map[string]string{".env": "MOTD=hello\nTOKEN=hunter2\n", "compose.yaml": `services:
+  web:
+    image: x
+    configs: [motd]
+configs:
+  motd:
+    environment: MOTD
+`}
+	dir := writeStack(t, files)
+	st, err := Load(context.Background(), Source{Name: "test", Files: []string{filepath.Join(dir, "compose.yaml")}, Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := st.Bundle.Configs; len(c) != 1 || string(c[0].Data) != "hello" || !strings.HasPrefix(c[0].DataHash, "sha256:") {
+		t.Errorf("configs %+v, want motd holding hello, with its hash", c)
+	}
+
+	files["compose.yaml"] = "services:\n  web:\n    image: x\n    secrets: [token]\nsecrets:\n  token:\n    environment: TOKEN\n"
+	dir = writeStack(t, files)
+	_, err = Load(context.Background(), Source{Name: "test", Files: []string{filepath.Join(dir, "compose.yaml")}, Root: dir})
+	want := []string{"compose.yaml:7: secrets.token.environment: variable TOKEN comes from an env file, in plaintext: seal the value into a file with gitorc seal and use file:"}
+	if diff := cmp.Diff(want, diagStrings(t, err)); diff != "" {
+		t.Errorf("diagnostics (-want +got):\n%s", diff)
+	}
+	if strings.Contains(fmt.Sprint(err), "hunter2") {
+		t.Error("the error shows the variable's value")
 	}
 }
 
