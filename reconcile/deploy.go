@@ -23,6 +23,7 @@ func DeployStack(ctx context.Context, cl Cluster, stack string, desired State) (
 	if err != nil {
 		return Changeset{}, err
 	}
+	desired = Pin(desired)
 	cs := Plan(desired, scope(actual, stack))
 	if len(cs.Problems) > 0 {
 		return cs, errors.New(strings.Join(cs.Problems, "\n"))

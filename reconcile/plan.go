@@ -424,6 +424,42 @@ func zeroIn(fields map[string]string, p, v string) string {
 	return ""
 }
 
+// Pin sets each service's secret and config references to the content
+// the desired state gives those objects (FileRef.Version, their
+// DataHash), so that a change of content is a change of every service
+// that uses it, which rolls its tasks as any spec change does; running
+// tasks keep the version they were made with. References to external
+// objects, and to objects whose hash is not known, stay unpinned.
+func Pin(s State) State {
+	secrets, configs := map[string]string{}, map[string]string{}
+	for _, x := range s.Secrets {
+		if !x.External {
+			secrets[x.Name] = x.DataHash
+		}
+	}
+	for _, x := range s.Configs {
+		if !x.External {
+			configs[x.Name] = x.DataHash
+		}
+	}
+	pin := func(refs []api.FileRef, hashes map[string]string) []api.FileRef {
+		if len(refs) == 0 {
+			return refs
+		}
+		out := slices.Clone(refs)
+		for i := range out {
+			out[i].Version = hashes[out[i].Name]
+		}
+		return out
+	}
+	s.Services = slices.Clone(s.Services)
+	for i := range s.Services {
+		c := &s.Services[i].Task.Container
+		c.Secrets, c.Configs = pin(c.Secrets, secrets), pin(c.Configs, configs)
+	}
+	return s
+}
+
 // DesiredState merges the bundles of a revision into one desired state,
 // and fills in each service's RolloutAfter: the full names of its
 // depends_on services and of every service of the stacks its stack

@@ -629,6 +629,7 @@ func (c *Controller) plan(ctx context.Context, desired State, problems []string)
 	if err != nil {
 		return State{}, Changeset{}, fmt.Errorf("read cluster: %w", err)
 	}
+	desired = Pin(desired)
 	return desired, Plan(desired, actual), nil
 }
 

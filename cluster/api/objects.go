@@ -71,6 +71,20 @@ const LabelInternal = "gitorc.internal"
 // Internal reports whether the secret is one of the cluster's own.
 func (s *Secret) Internal() bool { return s.Spec.Labels[LabelInternal] != "" }
 
+// LabelVersionOf marks a secret or config that keeps an earlier version
+// of the object it names (VersionName), for the tasks and the rollback
+// that still refer to it; the managers delete it once none does. It is
+// never part of a plan.
+const LabelVersionOf = "gitorc.version-of"
+
+// VersionOf returns the object a secret keeps an earlier version of, or
+// "" when it is an object of its own.
+func (s *Secret) VersionOf() string { return s.Spec.Labels[LabelVersionOf] }
+
+// VersionOf returns the object a config keeps an earlier version of, or
+// "" when it is an object of its own.
+func (c *Config) VersionOf() string { return c.Spec.Labels[LabelVersionOf] }
+
 type Secret struct {
 	Meta
 	Spec SecretSpec `json:"spec"`

@@ -105,12 +105,31 @@ type Mount struct {
 // FileRef places a secret or config in a task's filesystem.
 type FileRef struct {
 	// Name is the cluster-wide secret or config name.
-	Name   string   `json:"name"`
-	Target string   `json:"target"` // absolute path in the container
-	UID    string   `json:"uid"`
-	GID    string   `json:"gid"`
-	Mode   FileMode `json:"mode"`
+	Name string `json:"name"`
+	// Version is the DataHash of the content the task gets: a task keeps
+	// the version it was made with until it is replaced, and a service
+	// whose version changes rolls (reconcile pins it from the desired
+	// state). Empty: the object's current content (an external object).
+	Version string   `json:"version,omitempty"`
+	Target  string   `json:"target"` // absolute path in the container
+	UID     string   `json:"uid"`
+	GID     string   `json:"gid"`
+	Mode    FileMode `json:"mode"`
 }
+
+// Key names the content a reference wants: the name, and the version
+// when it is pinned. Assignments carry the payloads by key, so that tasks
+// of one node may hold two versions of an object during a rollout.
+func (r FileRef) Key() string {
+	if r.Version == "" {
+		return r.Name
+	}
+	return VersionName(r.Name, r.Version)
+}
+
+// VersionName is the name of the object that keeps an earlier version of
+// a secret or config for the tasks that still refer to it.
+func VersionName(name, version string) string { return name + "@" + version }
 
 // FileMode is a file permission that prints in octal ("0444").
 type FileMode uint32

@@ -37,7 +37,7 @@ func assignmentOf(tx store.ReadTx, nodeID string) (*assignment, error) {
 	}
 	a := &assignment{set: &wire.AssignmentSet{Tasks: []*api.Task{}}, ids: map[string]bool{}}
 	var key strings.Builder
-	secrets, configs := map[string]bool{}, map[string]bool{}
+	secrets, configs := map[string]api.FileRef{}, map[string]api.FileRef{}
 	for _, t := range tasks {
 		if !Assigned(t) {
 			continue
@@ -46,32 +46,32 @@ func assignmentOf(tx store.ReadTx, nodeID string) (*assignment, error) {
 		a.ids[t.ID] = true
 		fmt.Fprintf(&key, "t%s@%d;", t.ID, t.Version)
 		for _, r := range t.Spec.Container.Secrets {
-			secrets[r.Name] = true
+			secrets[r.Key()] = r
 		}
 		for _, r := range t.Spec.Container.Configs {
-			configs[r.Name] = true
+			configs[r.Key()] = r
 		}
 	}
-	for _, name := range sortedKeys(secrets) {
-		s, err := findByName[api.Secret](tx, name)
+	for _, k := range sortedKeys(secrets) {
+		s, err := secretVersion(tx, secrets[k])
 		if err != nil {
 			return nil, err
 		}
 		if s == nil || s.Internal() {
 			continue // the agent rejects the task that needs it
 		}
-		a.set.Secrets = append(a.set.Secrets, wire.SecretFile{Name: name, Data: wire.Plaintext(s.Spec.Data.Reveal())})
+		a.set.Secrets = append(a.set.Secrets, wire.SecretFile{Name: k, Data: wire.Plaintext(s.Spec.Data.Reveal())})
 		fmt.Fprintf(&key, "s%s@%d;", s.ID, s.Version)
 	}
-	for _, name := range sortedKeys(configs) {
-		c, err := findByName[api.Config](tx, name)
+	for _, k := range sortedKeys(configs) {
+		c, err := configVersion(tx, configs[k])
 		if err != nil {
 			return nil, err
 		}
 		if c == nil {
 			continue
 		}
-		a.set.Configs = append(a.set.Configs, wire.ConfigFile{Name: name, Data: c.Spec.Data})
+		a.set.Configs = append(a.set.Configs, wire.ConfigFile{Name: k, Data: c.Spec.Data})
 		fmt.Fprintf(&key, "c%s@%d;", c.ID, c.Version)
 	}
 	a.key = key.String()
@@ -93,7 +93,35 @@ func findByName[T any, P interface {
 	return objs[0], nil
 }
 
-func sortedKeys(m map[string]bool) []string {
+// secretVersion returns the secret holding the content r wants: the
+// object itself when r is not pinned or its content is that version, else
+// the object that keeps the earlier version; nil when neither exists.
+func secretVersion(tx store.ReadTx, r api.FileRef) (*api.Secret, error) {
+	s, err := findByName[api.Secret](tx, r.Name)
+	if err != nil || (s != nil && (r.Version == "" || s.Spec.DataHash == r.Version)) {
+		return s, err
+	}
+	old, err := findByName[api.Secret](tx, r.Key())
+	if err != nil || old == nil || old.VersionOf() != r.Name {
+		return nil, err
+	}
+	return old, nil
+}
+
+// configVersion is secretVersion for configs.
+func configVersion(tx store.ReadTx, r api.FileRef) (*api.Config, error) {
+	c, err := findByName[api.Config](tx, r.Name)
+	if err != nil || (c != nil && (r.Version == "" || c.Spec.DataHash == r.Version)) {
+		return c, err
+	}
+	old, err := findByName[api.Config](tx, r.Key())
+	if err != nil || old == nil || old.VersionOf() != r.Name {
+		return nil, err
+	}
+	return old, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

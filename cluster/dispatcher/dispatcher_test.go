@@ -256,3 +256,29 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// Two tasks of one node pinned to two versions of a secret (a rollout
+// under way) each get their own content: the current one, and the kept
+// earlier version; a version nobody keeps is not delivered.
+func TestPinnedSecretVersions(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	_, ag, _ := e.startWorker("w1")
+	waitFor(t, "node w1 ready", func() bool { return e.nodeState("w1") == api.NodeReady })
+	pinned := func(id, version string) *api.Task {
+		tk := newTask(id, "w1", "db_pw")
+		tk.Spec.Container.Secrets[0].Version = version
+		return tk
+	}
+	e.create(&api.Secret{Spec: api.SecretSpec{Name: "db_pw", DataHash: "h2", Data: api.SecretBytes("new-pw")}},
+		&api.Secret{Spec: api.SecretSpec{Name: api.VersionName("db_pw", "h1"), DataHash: "h1", Data: api.SecretBytes("old-pw"),
+			Labels: map[string]string{api.LabelVersionOf: "db_pw"}}},
+		pinned("t-new", "h2"), pinned("t-old", "h1"), pinned("t-gone", "h0"))
+	waitFor(t, "three tasks assigned", func() bool { return len(ag.last()) == 3 })
+	for _, a := range ag.last() {
+		s, ok := a.Files.Secrets["db_pw"]
+		want := map[string]string{"t-new": "new-pw", "t-old": "old-pw"}[a.Task.ID]
+		if got := string(s.Reveal()); got != want || ok != (want != "") {
+			t.Errorf("task %s got secret %q (present %v), want %q", a.Task.ID, got, ok, want)
+		}
+	}
+}

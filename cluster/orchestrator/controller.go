@@ -92,6 +92,7 @@ func (c *Controller) pass(ctx context.Context) (time.Time, error) {
 	var wake time.Time
 	var commit []Decision
 	var updates []serviceUpdate
+	var stale []staleVersion
 	err := c.cfg.Store.View(func(tx store.ReadTx) error {
 		services, err := store.Find[api.Service](tx, store.All())
 		if err != nil {
@@ -118,8 +119,12 @@ func (c *Controller) pass(ctx context.Context) (time.Time, error) {
 			tasks[svc.ID] = ts
 		}
 		updates, commit, wake = decideAll(services, tasks, nodes, now, c.drain)
-		od, err := orphans(tx, services, now, c.drain)
+		all, err := store.Find[api.Task](tx, store.All())
 		if err != nil {
+			return err
+		}
+		od := decideOrphans(services, all, now, c.drain)
+		if stale, err = staleVersions(tx, services, all); err != nil {
 			return err
 		}
 		wake = earliest(wake, od.Wake)
@@ -128,7 +133,7 @@ func (c *Controller) pass(ctx context.Context) (time.Time, error) {
 		}
 		return nil
 	})
-	if err != nil || len(commit)+len(updates) == 0 {
+	if err != nil || len(commit)+len(updates)+len(stale) == 0 {
 		return wake, err
 	}
 	_, err = c.cfg.Store.Update(ctx, func(tx store.Tx) error {
@@ -142,6 +147,9 @@ func (c *Controller) pass(ctx context.Context) (time.Time, error) {
 			if err := apply(tx, edits, d, now); err != nil {
 				return err
 			}
+		}
+		if err := deleteVersions(tx, stale); err != nil {
+			return err
 		}
 		return edits.flush()
 	})
@@ -347,16 +355,6 @@ func eligible(svc *api.Service, n *api.Node) bool {
 		}
 	}
 	return false
-}
-
-// orphans decides the tasks of services that no longer exist
-// (decideOrphans).
-func orphans(tx store.ReadTx, services []*api.Service, now time.Time, drain time.Duration) (Decision, error) {
-	tasks, err := store.Find[api.Task](tx, store.All())
-	if err != nil {
-		return Decision{}, err
-	}
-	return decideOrphans(services, tasks, now, drain), nil
 }
 
 // decideOrphans stops the live tasks of services that no longer exist (a

@@ -53,6 +53,9 @@ func (c *Cluster) Actual(ctx context.Context) (reconcile.State, error) {
 			return err
 		}
 		for _, x := range secs {
+			if x.VersionOf() != "" {
+				continue // an earlier version, the orchestrator's to delete
+			}
 			x.Spec.Data = nil
 			s.Secrets = append(s.Secrets, x.Spec)
 		}
@@ -61,7 +64,9 @@ func (c *Cluster) Actual(ctx context.Context) (reconcile.State, error) {
 			return err
 		}
 		for _, x := range cfgs {
-			s.Configs = append(s.Configs, x.Spec)
+			if x.VersionOf() == "" {
+				s.Configs = append(s.Configs, x.Spec)
+			}
 		}
 		vols, err := store.Find[api.Volume](tx, store.All())
 		if err != nil {
@@ -307,8 +312,18 @@ func (w *writer) network(spec api.NetworkSpec) {
 	}
 }
 
+// secret writes a secret; when its content changes, the content it had
+// is kept as an object of its own (api.VersionName), for the tasks that
+// still refer to it until they are replaced and for a rollback to the
+// previous spec. The orchestrator deletes it once nothing refers to it.
 func (w *writer) secret(spec api.SecretSpec) {
 	if cur := one[api.Secret](w, spec.Name); cur != nil {
+		if old := cur.Spec; old.DataHash != "" && old.DataHash != spec.DataHash &&
+			one[api.Secret](w, api.VersionName(old.Name, old.DataHash)) == nil && w.err == nil {
+			kept := api.SecretSpec{Name: api.VersionName(old.Name, old.DataHash), Stack: old.Stack,
+				Labels: versionLabels(old.Labels, old.Name), DataHash: old.DataHash, Data: old.Data}
+			w.fail(w.tx.Create(&api.Secret{Spec: kept}))
+		}
 		cur.Spec = spec
 		w.fail(w.tx.Update(cur))
 	} else if w.err == nil {
@@ -316,13 +331,32 @@ func (w *writer) secret(spec api.SecretSpec) {
 	}
 }
 
+// config writes a config, keeping the content it had as secret does.
 func (w *writer) config(spec api.ConfigSpec) {
 	if cur := one[api.Config](w, spec.Name); cur != nil {
+		if old := cur.Spec; old.DataHash != "" && old.DataHash != spec.DataHash &&
+			one[api.Config](w, api.VersionName(old.Name, old.DataHash)) == nil && w.err == nil {
+			kept := api.ConfigSpec{Name: api.VersionName(old.Name, old.DataHash), Stack: old.Stack,
+				Labels: versionLabels(old.Labels, old.Name), DataHash: old.DataHash, Data: old.Data}
+			w.fail(w.tx.Create(&api.Config{Spec: kept}))
+		}
 		cur.Spec = spec
 		w.fail(w.tx.Update(cur))
 	} else if w.err == nil {
 		w.fail(w.tx.Create(&api.Config{Spec: spec}))
 	}
+}
+
+// versionLabels are the labels of a kept version: the object's own but
+// gitorc's ownership (no plan sees it), and LabelVersionOf.
+func versionLabels(labels map[string]string, of string) map[string]string {
+	out := map[string]string{api.LabelVersionOf: of}
+	for k, v := range labels {
+		if k != api.LabelManagedBy && k != api.LabelRevision && k != api.LabelStack {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func (w *writer) volume(spec api.VolumeSpec) {

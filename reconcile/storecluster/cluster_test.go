@@ -423,3 +423,57 @@ func TestActualReservesClusterPorts(t *testing.T) {
 		t.Errorf("plan of a service on the WireGuard port: problems %q", cs.Problems)
 	}
 }
+
+// TestChangedContentKeepsTheOldVersion: a commit that changes a secret's
+// or config's content keeps what it had as an object of its own, which
+// the planner never sees; the same content again keeps nothing more.
+func TestChangedContentKeepsTheOldVersion(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.New(t, storetest.Options{Managers: 1}).Store(0)
+	cl := storecluster.New(st)
+	owned := map[string]string{api.LabelManagedBy: "gitorc", api.LabelStack: "app"}
+	put := func(pw, motd string) {
+		t.Helper()
+		err := cl.Commit(ctx, reconcile.Commit{Put: reconcile.State{
+			Secrets: []api.SecretSpec{{Name: "app_pw", Stack: "app", Labels: owned, DataHash: "h-" + pw, Data: api.SecretBytes(pw)}},
+			Configs: []api.ConfigSpec{{Name: "app_motd", Stack: "app", Labels: owned, DataHash: "h-" + motd, Data: []byte(motd)}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("one", "hello")
+	put("two", "hello")
+	put("two", "hello")
+	var secrets, configs []string
+	if err := st.View(func(tx store.ReadTx) error {
+		ss, err := store.Find[api.Secret](tx, store.All())
+		for _, s := range ss {
+			secrets = append(secrets, fmt.Sprintf("%s=%s of %q", s.Spec.Name, s.Spec.Data.Reveal(), s.VersionOf()))
+		}
+		if err != nil {
+			return err
+		}
+		cs, err := store.Find[api.Config](tx, store.All())
+		for _, c := range cs {
+			configs = append(configs, fmt.Sprintf("%s=%s", c.Spec.Name, c.Spec.Data))
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(secrets)
+	if want := []string{`app_pw=two of ""`, `app_pw@h-one=one of "app_pw"`}; !slices.Equal(secrets, want) {
+		t.Errorf("secrets %q, want %q", secrets, want)
+	}
+	if want := []string{"app_motd=hello"}; !slices.Equal(configs, want) {
+		t.Errorf("configs %q, want %q (the content did not change)", configs, want)
+	}
+	actual, err := cl.Actual(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(actual.Secrets) != 1 || actual.Secrets[0].Name != "app_pw" {
+		t.Errorf("the planner sees secrets %+v, want app_pw alone", actual.Secrets)
+	}
+}

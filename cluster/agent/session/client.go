@@ -456,7 +456,7 @@ func Assignments(set *wire.AssignmentSet) []agent.Assignment {
 		}
 		var files agent.Files
 		for _, r := range t.Spec.Container.Secrets {
-			if data, ok := secrets[r.Name]; ok {
+			if data, ok := secrets[r.Key()]; ok {
 				if files.Secrets == nil {
 					files.Secrets = map[string]api.SecretBytes{}
 				}
@@ -464,7 +464,7 @@ func Assignments(set *wire.AssignmentSet) []agent.Assignment {
 			}
 		}
 		for _, r := range t.Spec.Container.Configs {
-			if data, ok := configs[r.Name]; ok {
+			if data, ok := configs[r.Key()]; ok {
 				if files.Configs == nil {
 					files.Configs = map[string][]byte{}
 				}

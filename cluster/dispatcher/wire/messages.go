@@ -82,7 +82,8 @@ type AssignmentSet struct {
 	Configs []ConfigFile `json:"configs,omitempty"`
 }
 
-// SecretFile is a secret's plaintext.
+// SecretFile is a secret's plaintext. Name is the tasks' reference key
+// (api.FileRef.Key): the name, with the version when pinned.
 type SecretFile struct {
 	Name string    `json:"name"`
 	Data Plaintext `json:"data"`
