@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/controlapi/controlapitest"
 	"github.com/gitorc/gitorc/cluster/orchestrator"
+	"github.com/gitorc/gitorc/cluster/store"
 )
 
 type client struct {
@@ -257,4 +260,54 @@ func TestTasks(t *testing.T) {
 	c.wantErr("GET", "/v1/tasks?service=a&stack=b", "", 400, "not both")
 	c.wantErr("GET", "/v1/tasks?node=zeta", "", 404, `node "zeta" not found`)
 	c.wantErr("GET", "/v1/nothing", "", 404, "no endpoint GET /v1/nothing")
+}
+
+// Secrets and configs list each version with the services and live tasks
+// that use it, never their content nor the cluster's own secrets.
+func TestSecretsAndConfigs(t *testing.T) {
+	c, f := newClient(t)
+	pinned := func(name, version string) []api.FileRef {
+		return []api.FileRef{{Name: name, Version: version, Target: "/run/secrets/pw"}}
+	}
+	objs := []api.Object{
+		&api.Secret{Meta: api.Meta{ID: "s-cur"}, Spec: api.SecretSpec{Name: "app_pw", Stack: "app", DataHash: "h2", Data: api.SecretBytes("plain-new")}},
+		&api.Secret{Meta: api.Meta{ID: "s-old"}, Spec: api.SecretSpec{Name: api.VersionName("app_pw", "h1"), DataHash: "h1",
+			Labels: map[string]string{api.LabelVersionOf: "app_pw"}, Data: api.SecretBytes("plain-old")}},
+		&api.Secret{Meta: api.Meta{ID: "s-int"}, Spec: api.SecretSpec{Name: "ca-key", Labels: map[string]string{api.LabelInternal: "ca"}, Data: api.SecretBytes("k")}},
+		&api.Config{Meta: api.Meta{ID: "c-motd"}, Spec: api.ConfigSpec{Name: "app_motd", DataHash: "m1", Data: []byte("hello")}},
+		&api.Service{Meta: api.Meta{ID: "svc-app"}, Spec: api.ServiceSpec{Name: "app_api", Task: api.TaskSpec{Container: api.ContainerSpec{
+			Image: "x", Secrets: pinned("app_pw", "h2"), Configs: []api.FileRef{{Name: "app_motd", Target: "/motd"}}}}}},
+		&api.Task{Meta: api.Meta{ID: "t-app-old"}, ServiceID: "svc-app", DesiredState: api.TaskRunning, Status: api.TaskStatus{State: api.TaskRunning},
+			Spec: api.TaskSpec{Container: api.ContainerSpec{Image: "x", Secrets: pinned("app_pw", "h1")}}},
+	}
+	if _, err := f.Store.Update(context.Background(), func(tx store.Tx) error {
+		for _, o := range objs {
+			if err := tx.Create(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var secrets []controlapi.FileObject
+	c.mustOK("GET", "/v1/secrets", "", &secrets)
+	var got []string
+	for _, s := range secrets {
+		got = append(got, fmt.Sprintf("%s %s of=%q services=%v tasks=%d", s.Name, s.DataHash, s.VersionOf, s.Services, s.Tasks))
+	}
+	want := []string{`app_pw h2 of="" services=[app_api] tasks=0`, `app_pw h1 of="app_pw@h1" services=[] tasks=1`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("secrets\n got %q\nwant %q", got, want)
+	}
+	var configs []controlapi.FileObject
+	c.mustOK("GET", "/v1/configs", "", &configs)
+	if len(configs) != 1 || configs[0].Name != "app_motd" || !slices.Equal(configs[0].Services, []string{"app_api"}) {
+		t.Errorf("configs %+v", configs)
+	}
+	var raw json.RawMessage
+	c.mustOK("GET", "/v1/secrets", "", &raw)
+	if strings.Contains(string(raw), "plain-") {
+		t.Errorf("a secret's content in the answer: %s", raw)
+	}
 }

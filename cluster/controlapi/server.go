@@ -114,6 +114,8 @@ func (s *server) register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/tasks", s.handle(s.listTasks))
 	mux.HandleFunc("GET /v1/networks", s.handle(s.listNetworks))
 	mux.HandleFunc("GET /v1/networks/{network}", s.handle(s.getNetwork))
+	mux.HandleFunc("GET /v1/secrets", s.handle(s.listSecrets))
+	mux.HandleFunc("GET /v1/configs", s.handle(s.listConfigs))
 }
 
 // httpError is an error with the status code it answers with.

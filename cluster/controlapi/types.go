@@ -2,6 +2,7 @@ package controlapi
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 )
@@ -110,4 +111,23 @@ type NetworkTask struct {
 	State   string `json:"state"`
 	// InLoadBalancer: the task gets the service's traffic (VIP, DNS).
 	InLoadBalancer bool `json:"in_load_balancer"`
+}
+
+// FileObject is one version of a secret or config, without its content:
+// the current one (VersionOf empty), or an earlier one the cluster keeps
+// while tasks or a rollback still use it (VersionOf names the object's
+// stored name, Name the secret or config it is a version of).
+type FileObject struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Stack     string `json:"stack,omitempty"`
+	DataHash  string `json:"data_hash,omitempty"`
+	External  bool   `json:"external,omitempty"`
+	VersionOf string `json:"version_of,omitempty"`
+	// Services refer to this version in their spec; Tasks counts the
+	// tasks not ended that run with it.
+	Services  []string  `json:"services,omitempty"`
+	Tasks     int       `json:"tasks"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }

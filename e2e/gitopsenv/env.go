@@ -257,3 +257,29 @@ func (e *Env) Stack(service string, replicas int, version string) string {
         order: start-first
 `, service, e.Reg.Addr, version, replicas)
 }
+
+// DataDir is host i's data dir (1-based).
+func (e *Env) DataDir(i int) string { return e.dirs[i-1] }
+
+// Exec runs a command in a running task's container, on whichever node
+// runs it, and returns its output.
+func (e *Env) Exec(ctx context.Context, t api.Task, args ...string) (string, error) {
+	dir := ""
+	for _, d := range e.dirs {
+		b, err := os.ReadFile(filepath.Join(d, "node.json"))
+		var st struct {
+			ID string `json:"id"`
+		}
+		if err == nil && json.Unmarshal(b, &st) == nil && st.ID == t.NodeID {
+			dir = d
+		}
+	}
+	if dir == "" {
+		return "", fmt.Errorf("no host runs node %s", t.NodeID)
+	}
+	sock := filepath.Join(dir, "executor", "containerd", "containerd.sock")
+	id := fmt.Sprintf("e2e-%d", time.Now().UnixNano())
+	out, err := exec.CommandContext(ctx, "ctr", append([]string{"--address", sock, "--namespace", "gitorc", "task", "exec",
+		"--exec-id", id, t.ID}, args...)...).CombinedOutput()
+	return string(out), err
+}
