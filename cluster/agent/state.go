@@ -91,7 +91,14 @@ func Step(cur api.TaskStatus, desired api.TaskState, obs *Observed) (tr Transiti
 		if desired < api.TaskRunning {
 			return Transition{}, false
 		}
-		return Transition{Action: ActStart, To: api.TaskRunning, Message: "started", FailTo: api.TaskFailed}, true
+		tr := Transition{Action: ActStart, To: api.TaskRunning, Message: "started", FailTo: api.TaskFailed}
+		if obs != nil {
+			// A container with a healthcheck (the spec's or its image's)
+			// is running with its health starting from its first report
+			// on: the managers never take it for one without a check.
+			tr.Health = obs.Health
+		}
+		return tr, true
 
 	case s == api.TaskRunning:
 		switch {

@@ -84,8 +84,8 @@ type Task struct {
 // node computes the same set from the same store state.
 //
 // A task joins the set once it is wanted running, runs, and passed its
-// healthcheck if it has one; it leaves as soon as any of that stops being
-// true, or when the orchestrator marks it draining. Whatever stops a task
+// healthcheck if it has one (HealthChecked); it leaves as soon as any of
+// that stops being true, or when the orchestrator marks it draining. Whatever stops a task
 // in the set (a rolling update, a scale-down, a drained, down or removed
 // node, a removed service, a global service's node that no longer
 // matches), the orchestrator commits DrainingSince before, never with,
@@ -96,7 +96,17 @@ func (t *Task) InLoadBalancer() bool {
 	if t.DesiredState != TaskRunning || !t.DrainingSince.IsZero() || t.Status.State != TaskRunning {
 		return false
 	}
-	return t.Spec.Container.Healthcheck.Disabled() || t.Status.Health == HealthHealthy
+	return !t.HealthChecked() || t.Status.Health == HealthHealthy
+}
+
+// HealthChecked reports whether a healthcheck judges the task: its spec
+// has one, or its node reports a health (not HealthNone), as for a spec
+// without one whose image has a HEALTHCHECK, which the node runs. The node
+// reports that health from the first report of the task running on, so a
+// running task is never taken for one without a check. A spec that
+// disables the check (test NONE) switches the image's off too.
+func (t *Task) HealthChecked() bool {
+	return !t.Spec.Container.Healthcheck.Disabled() || t.Status.Health != HealthNone
 }
 
 // TaskStatus is the truth a node reports about a task. Every failure a user

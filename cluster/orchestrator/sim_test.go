@@ -17,7 +17,10 @@ import (
 // the world has nodes) and the "agent" runs tasks as their image says:
 // images named bad:* exit at once, slow:* never become ready, crash:* run
 // healthy for 2s then exit; others are ready. A task with a healthcheck
-// runs one step with its health starting before it is healthy.
+// runs one step with its health starting before it is healthy. Images
+// named hc*:* have a HEALTHCHECK of their own, which the agent runs (and
+// reports the health of) when the spec has no healthcheck (nil, not
+// disabled); hcslow:* never passes it.
 //
 // The first service is the one the update tests watch: step returns its
 // updater decision and the log records its state changes and creations.
@@ -130,7 +133,8 @@ func (w *world) agent() {
 			continue
 		}
 		img := t.Spec.Container.Image
-		checked := !t.Spec.Container.Healthcheck.Disabled()
+		hc := t.Spec.Container.Healthcheck
+		checked := !hc.Disabled() || hc == nil && strings.HasPrefix(img, "hc")
 		switch {
 		case t.DesiredState == api.TaskShutdown:
 			t.Status = api.TaskStatus{State: api.TaskShutdown, Timestamp: w.now}
@@ -147,7 +151,7 @@ func (w *world) agent() {
 			if checked {
 				t.Status.Health = api.HealthStarting
 			}
-		case checked && t.Status.Health == api.HealthStarting:
+		case checked && t.Status.Health == api.HealthStarting && !strings.HasPrefix(img, "hcslow:"):
 			t.Status.Health, t.Status.Timestamp = api.HealthHealthy, w.now
 		}
 	}

@@ -61,24 +61,38 @@ func SpecTarget(s api.TaskSpec) string {
 
 // startTimeout is how long a new task of an update may take to become
 // ready: the configured value, or enough for its healthcheck to pass and
-// its image to be pulled.
-func startTimeout(cfg api.UpdateConfig, spec api.TaskSpec) time.Duration {
+// its image to be pulled. A task whose spec has no healthcheck but whose
+// node runs its image's (it reports a health: api.Task.HealthChecked) gets
+// the time of a healthcheck with the default timing, as the managers do
+// not know the image's.
+func startTimeout(cfg api.UpdateConfig, spec api.TaskSpec, t *api.Task) time.Duration {
 	if cfg.StartTimeout > 0 {
 		return cfg.StartTimeout.Std()
 	}
 	d := time.Minute + cfg.Monitor.Std()
-	if h := spec.Container.Healthcheck; !h.Disabled() {
-		d += h.StartPeriod.Std() + time.Duration(h.Retries+1)*(h.Interval.Std()+h.Timeout.Std())
+	switch h := spec.Container.Healthcheck; {
+	case !h.Disabled():
+		d += healthTime(*h)
+	case t.HealthChecked():
+		d += healthTime(api.DefaultHealthcheck())
 	}
 	return d
 }
 
-// isReady is a running task that passed its healthcheck, if it has one.
+// healthTime is how long a healthcheck may take to pass: its start period
+// and retries+1 probes that each wait their interval and time out.
+func healthTime(h api.Healthcheck) time.Duration {
+	return h.StartPeriod.Std() + time.Duration(h.Retries+1)*(h.Interval.Std()+h.Timeout.Std())
+}
+
+// isReady is a running task that passed its healthcheck, if it has one:
+// its spec's or, when its node reports a health, its image's
+// (api.Task.HealthChecked).
 func isReady(t *api.Task) bool {
 	if t.Status.State != api.TaskRunning {
 		return false
 	}
-	return t.Spec.Container.Healthcheck.Disabled() || t.Status.Health == api.HealthHealthy
+	return !t.HealthChecked() || t.Status.Health == api.HealthHealthy
 }
 
 // DecideUpdate drives a service's rolling update or rollback, one step per
@@ -278,7 +292,6 @@ func (u *updater) decide(gate Gate) {
 	var inFlight int
 	var lastReady time.Time
 	var lastErr string
-	timeout := startTimeout(u.cfg, svc.Spec.Task)
 	for i := range u.tasks {
 		t := &u.tasks[i]
 		if specKey(t.Spec) != u.target || t.CreatedAt.Before(st.StartedAt) {
@@ -296,6 +309,7 @@ func (u *updater) decide(gate Gate) {
 				lastErr = taskError(t)
 			}
 		case !t.Status.State.Terminal() && readyAt.IsZero() && live(t):
+			timeout := startTimeout(u.cfg, svc.Spec.Task, t)
 			if now.Sub(t.CreatedAt) > timeout {
 				failed++
 				lastErr = fmt.Sprintf("not ready within %s (%s)", timeout, t.Status.State)

@@ -245,3 +245,77 @@ func TestResumeAfterLeaderChange(t *testing.T) {
 		t.Errorf("state %s", w.svc.Update.State)
 	}
 }
+
+// A task whose spec has no healthcheck but whose image has one (its node
+// runs it and reports its health) is gated on it as on a compose one; a
+// spec that disables the check is not.
+func TestImageHealthcheckGatesUpdate(t *testing.T) {
+	none := &api.Healthcheck{Test: []string{"NONE"}}
+	cases := []struct {
+		name      string
+		image     string
+		hc        *api.Healthcheck
+		wantState api.UpdateState
+		wantMsg   string
+		wantLive  map[string]int
+	}{
+		{"passes its image's healthcheck", "hc:2", nil, api.UpdateCompleted, "update completed", map[string]int{"hc:2": 3}},
+		// The managers do not know the image's timing: the default's.
+		{"never passes its image's healthcheck", "hcslow:2", nil, api.UpdateRollbackCompleted,
+			"rolled back: 1 of 1 updated tasks failed: not ready within 5m5s (running)", map[string]int{"web:1": 3}},
+		{"disable switches the image's off", "hcslow:2", none, api.UpdateCompleted, "update completed", map[string]int{"hcslow:2": 3}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, 3, cfg(1, api.OrderStopFirst, api.FailureRollback))
+			w.observe = func(when string) {
+				for i := range w.tasks {
+					tk := &w.tasks[i]
+					if !tk.HealthChecked() || tk.Status.Health == api.HealthHealthy {
+						continue
+					}
+					if tk.InLoadBalancer() || !tk.ReadyAt.IsZero() {
+						t.Errorf("after %s: task %s (%s) health %s, yet balanced %v, ready at %v",
+							when, tk.ID, tk.Spec.Container.Image, tk.Status.Health, tk.InLoadBalancer(), tk.ReadyAt)
+					}
+				}
+			}
+			w.change(w.svc, func(s *api.ServiceSpec) { s.Task.Container.Image, s.Task.Container.Healthcheck = tc.image, tc.hc })
+			w.run(10*time.Second, 200)
+			if w.svc.Update.State != tc.wantState || w.svc.Update.Message != tc.wantMsg {
+				t.Errorf("state %s %q, want %s %q (log %v)", w.svc.Update.State, w.svc.Update.Message, tc.wantState, tc.wantMsg, w.log)
+			}
+			if diff := cmp.Diff(tc.wantLive, w.live()); diff != "" {
+				t.Errorf("live (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestIsReadyImageHealthcheck(t *testing.T) {
+	hc := &api.Healthcheck{Test: []string{"CMD", "true"}}
+	none := &api.Healthcheck{Test: []string{"NONE"}}
+	tests := []struct {
+		name   string
+		hc     *api.Healthcheck
+		health api.HealthState
+		ready  bool
+	}{
+		{"no healthcheck at all", nil, api.HealthNone, true},
+		{"image healthcheck starting", nil, api.HealthStarting, false},
+		{"image healthcheck healthy", nil, api.HealthHealthy, true},
+		{"image healthcheck unhealthy", nil, api.HealthUnhealthy, false},
+		{"compose healthcheck not reported yet", hc, api.HealthNone, false},
+		{"compose healthcheck healthy", hc, api.HealthHealthy, true},
+		{"disabled", none, api.HealthNone, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tk := &api.Task{Status: api.TaskStatus{State: api.TaskRunning, Health: tc.health}}
+			tk.Spec.Container.Healthcheck = tc.hc
+			if got := isReady(tk); got != tc.ready {
+				t.Errorf("isReady = %v, want %v", got, tc.ready)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package containerd_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/agent"
 	"github.com/gitorc/gitorc/cluster/agent/containerd"
+	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
 	"github.com/gitorc/gitorc/cluster/api"
 )
 
@@ -256,4 +258,52 @@ func taskPIDs(t *testing.T, e *containerd.Executor) map[string]uint32 {
 		out[o.TaskID] = tk.Pid()
 	}
 	return out
+}
+
+// TestAgentImageHealthcheck_Root: a task whose spec has no healthcheck,
+// from an image with a HEALTHCHECK, is reported running with its health
+// starting from its first running report on (the managers gate on the
+// reported health: they must never see it running without one), then
+// healthy.
+func TestAgentImageHealthcheck_Root(t *testing.T) {
+	requireRoot(t)
+	image := pushWithHealthcheck(t, "test/agent-image-hc", imagetest.Healthcheck{
+		Test:          []string{"CMD-SHELL", "test -f /ctl/healthy"},
+		Interval:      100 * time.Millisecond,
+		StartPeriod:   time.Hour,
+		StartInterval: 100 * time.Millisecond,
+	})
+	ctl := t.TempDir()
+	task := newTask(t, image, func(t *api.Task) {
+		t.Spec.Container.Mounts = []api.Mount{{Type: api.MountBind, Source: ctl, Target: "/ctl", ReadOnly: true}}
+	})
+	rep := &statusLog{}
+	a, _ := startAgent(t, env.exec, rep)
+	a.Assign([]agent.Assignment{{Task: task}})
+	defer func() {
+		stopping := *task
+		stopping.DesiredState = api.TaskShutdown
+		a.Assign([]agent.Assignment{{Task: &stopping}})
+		waitState(t, a, task.ID, isTerminal, "terminal")
+		waitGone(t, env.exec, nodeDir(), task.ID)
+	}()
+	waitState(t, a, task.ID, func(s api.TaskState) bool { return s == api.TaskRunning }, "running")
+	if err := os.WriteFile(filepath.Join(ctl, "healthy"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		st, _ := a.Status(task.ID)
+		return st.Health == api.HealthHealthy, fmt.Sprintf("task %s, health %s", st.State, st.Health)
+	})
+	var got []string
+	rep.mu.Lock()
+	for _, st := range rep.seen[task.ID] {
+		if st.State == api.TaskRunning {
+			got = append(got, st.Health.String())
+		}
+	}
+	rep.mu.Unlock()
+	if want := []string{"starting", "healthy"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("health in the running reports %v, want %v", got, want)
+	}
 }

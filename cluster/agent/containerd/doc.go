@@ -11,7 +11,9 @@
 // labels, cgroup limits, volumes, binds, tmpfs); delivering secrets and
 // configs as files of a per-task host tmpfs (nodev,nosuid,noexec)
 // bind-mounted read-only at their targets; healthchecks run inside the
-// container; stopping with the stop signal then SIGKILL after the grace
+// container: the spec's, else the HEALTHCHECK Docker keeps in the image's
+// config (its config.Healthcheck, read from the raw config blob), which a
+// spec that disables the check switches off too; stopping with the stop signal then SIGKILL after the grace
 // period; per-task log files with size-based rotation.
 //
 // Shims: the replicas of one service on a node share one runc shim

@@ -47,6 +47,71 @@ func nextHealth(cur health, ok bool, output string, inStartPeriod bool, retries 
 	return next
 }
 
+// dockerHealthConfig is the healthcheck Docker and buildkit write into an
+// image's config (config.Healthcheck, from a Dockerfile's HEALTHCHECK): a
+// field the OCI image spec does not define. Durations are nanoseconds.
+type dockerHealthConfig struct {
+	Test          []string
+	Interval      time.Duration
+	Timeout       time.Duration
+	StartPeriod   time.Duration
+	StartInterval time.Duration
+	Retries       int
+}
+
+// imageHealthcheck reads the healthcheck of an image's raw config blob:
+// nil when the image has none or switches it off (HEALTHCHECK NONE). Its
+// zero timings take the defaults when it runs, as Docker's do.
+func imageHealthcheck(config []byte) (*api.Healthcheck, error) {
+	var img struct {
+		Config struct {
+			Healthcheck *dockerHealthConfig
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(config, &img); err != nil {
+		return nil, err
+	}
+	h := img.Config.Healthcheck
+	if h == nil || len(h.Test) == 0 || h.Test[0] == "NONE" {
+		return nil, nil
+	}
+	switch h.Test[0] {
+	case "CMD", "CMD-SHELL":
+		if len(h.Test) < 2 {
+			return nil, fmt.Errorf("healthcheck: %s needs a command", h.Test[0])
+		}
+	default:
+		return nil, fmt.Errorf("healthcheck: test must start with CMD, CMD-SHELL or NONE, not %q", h.Test[0])
+	}
+	if h.Interval < 0 || h.Timeout < 0 || h.StartPeriod < 0 || h.StartInterval < 0 || h.Retries < 0 {
+		return nil, fmt.Errorf("healthcheck: durations and retries must not be negative")
+	}
+	return &api.Healthcheck{
+		Test:          append([]string(nil), h.Test...),
+		Interval:      api.Duration(h.Interval),
+		Timeout:       api.Duration(h.Timeout),
+		Retries:       uint64(h.Retries),
+		StartPeriod:   api.Duration(h.StartPeriod),
+		StartInterval: api.Duration(h.StartInterval),
+	}, nil
+}
+
+// taskHealthcheck is the healthcheck a task's container runs, nil for
+// none: the spec's when it has one, else its image's HEALTHCHECK, as
+// under Docker. A spec that switches the check off (test NONE: compose's
+// disable: true) switches the image's off too; only a spec without one
+// (nil) takes the image's.
+func taskHealthcheck(spec, image *api.Healthcheck) *api.Healthcheck {
+	hc := spec
+	if hc == nil {
+		hc = image
+	}
+	if hc.Disabled() {
+		return nil
+	}
+	return hc
+}
+
 // monitor runs a container's healthcheck until cancelled.
 type monitor struct {
 	cancel context.CancelFunc

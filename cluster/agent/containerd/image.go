@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,11 +11,14 @@ import (
 	"sync/atomic"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/gitorc/gitorc/cluster/api"
 )
 
 // Progress is a snapshot of a pull: how many blobs (index, manifests,
@@ -148,6 +152,28 @@ func (e *Executor) pull(ctx context.Context, ref, name string, progress func(Pro
 	}
 	e.log.Info("pulled image", logKeyImage, ref)
 	return img, nil
+}
+
+// imageConfig reads an image's config blob once: its OCI config, and the
+// healthcheck Docker keeps beside it (imageHealthcheck), nil for none.
+func imageConfig(ctx context.Context, img client.Image) (ocispec.Image, *api.Healthcheck, error) {
+	var spec ocispec.Image
+	desc, err := img.Config(ctx)
+	if err != nil {
+		return spec, nil, err
+	}
+	blob, err := content.ReadBlob(ctx, img.ContentStore(), desc)
+	if err != nil {
+		return spec, nil, err
+	}
+	if err := json.Unmarshal(blob, &spec); err != nil {
+		return spec, nil, err
+	}
+	hc, err := imageHealthcheck(blob)
+	if err != nil {
+		return spec, nil, err
+	}
+	return spec, hc, nil
 }
 
 // pullErr reduces containerd's nested pull errors to their cause.

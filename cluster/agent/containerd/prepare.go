@@ -33,7 +33,7 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 	if err != nil {
 		return err
 	}
-	ispec, err := img.Spec(ctx)
+	ispec, imageHC, err := imageConfig(ctx, img)
 	if err != nil {
 		return fmt.Errorf("image %s: config: %w", c.Image, err)
 	}
@@ -91,7 +91,7 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 	if err != nil {
 		return err
 	}
-	labels, err := containerLabels(t, stopSignal(c, ispec.Config))
+	labels, err := containerLabels(t, stopSignal(c, ispec.Config), taskHealthcheck(c.Healthcheck, imageHC))
 	if err != nil {
 		return err
 	}

@@ -48,8 +48,9 @@ func hostname(t *api.Task) string {
 	return t.ID
 }
 
-// containerLabels are the spec's labels plus gitorc's own, which win.
-func containerLabels(t *api.Task, stopSignal string) (map[string]string, error) {
+// containerLabels are the spec's labels plus gitorc's own, which win. hc
+// is the healthcheck the container runs (taskHealthcheck), nil for none.
+func containerLabels(t *api.Task, stopSignal string, hc *api.Healthcheck) (map[string]string, error) {
 	c := &t.Spec.Container
 	l := map[string]string{}
 	for k, v := range c.Labels {
@@ -70,7 +71,7 @@ func containerLabels(t *api.Task, stopSignal string) (map[string]string, error) 
 		l[labelReserveCPUs] = r.NanoCPUs.String()
 		l[labelReserveBytes] = fmt.Sprint(int64(r.Memory))
 	}
-	if hc := c.Healthcheck; !hc.Disabled() {
+	if !hc.Disabled() {
 		b, err := json.Marshal(withHealthDefaults(*hc))
 		if err != nil {
 			return nil, fmt.Errorf("healthcheck: %w", err)

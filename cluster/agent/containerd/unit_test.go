@@ -1,15 +1,19 @@
 package containerd
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
 	"github.com/gitorc/gitorc/cluster/api"
 )
 
@@ -42,6 +46,106 @@ func TestNextHealth(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, h); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestImageHealthcheck(t *testing.T) {
+	// As docker build writes a HEALTHCHECK into the image's config.
+	docker := `{"architecture":"amd64","os":"linux","config":{"Cmd":["nginx"],` +
+		`"Healthcheck":{"Test":["CMD-SHELL","curl -f http://localhost/ || exit 1"],` +
+		`"Interval":30000000000,"Timeout":3000000000,"StartPeriod":5000000000,"StartInterval":1000000000,"Retries":4}},` +
+		`"rootfs":{"type":"layers","diff_ids":[]}}`
+	tests := []struct {
+		name    string
+		config  string
+		want    *api.Healthcheck
+		wantErr string
+	}{
+		{"docker's", docker, &api.Healthcheck{Test: []string{"CMD-SHELL", "curl -f http://localhost/ || exit 1"},
+			Interval: api.Duration(30 * time.Second), Timeout: api.Duration(3 * time.Second),
+			StartPeriod: api.Duration(5 * time.Second), StartInterval: api.Duration(time.Second), Retries: 4}, ""},
+		{"exec form, timings left to the defaults", `{"config":{"Healthcheck":{"Test":["CMD","/bin/check","-q"]}}}`,
+			&api.Healthcheck{Test: []string{"CMD", "/bin/check", "-q"}}, ""},
+		{"none", `{"config":{"Cmd":["sh"]}}`, nil, ""},
+		{"no config at all", `{"architecture":"amd64"}`, nil, ""},
+		{"HEALTHCHECK NONE", `{"config":{"Healthcheck":{"Test":["NONE"]}}}`, nil, ""},
+		{"empty test inherits nothing", `{"config":{"Healthcheck":{"Interval":1000}}}`, nil, ""},
+		{"unknown test", `{"config":{"Healthcheck":{"Test":["RUN","x"]}}}`, nil,
+			`healthcheck: test must start with CMD, CMD-SHELL or NONE, not "RUN"`},
+		{"no command", `{"config":{"Healthcheck":{"Test":["CMD-SHELL"]}}}`, nil, "healthcheck: CMD-SHELL needs a command"},
+		{"negative", `{"config":{"Healthcheck":{"Test":["CMD","true"],"Retries":-1}}}`, nil,
+			"healthcheck: durations and retries must not be negative"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := imageHealthcheck([]byte(tc.config))
+			if gotErr := fmt.Sprint(err); err != nil || tc.wantErr != "" {
+				if gotErr != tc.wantErr {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// imagetest writes a healthcheck where Docker does, and the executor
+// reads it back.
+func TestImageHealthcheckFromImagetest(t *testing.T) {
+	img, err := imagetest.Build(ocispec.ImageConfig{Cmd: []string{"sleep", "1"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc, err := imageHealthcheck(img.Config); err != nil || hc != nil {
+		t.Fatalf("plain image: healthcheck %+v, err %v", hc, err)
+	}
+	withHC, err := img.WithHealthcheck(imagetest.Healthcheck{Test: []string{"CMD", "true"},
+		Interval: time.Second, StartPeriod: time.Minute, StartInterval: 100 * time.Millisecond, Retries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := imageHealthcheck(withHC.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &api.Healthcheck{Test: []string{"CMD", "true"}, Interval: api.Duration(time.Second),
+		StartPeriod: api.Duration(time.Minute), StartInterval: api.Duration(100 * time.Millisecond), Retries: 2}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(withHC.Config, &cfg); err != nil || cfg.Config.Cmd[0] != "sleep" {
+		t.Errorf("the rest of the config changed: %+v, %v", cfg.Config, err)
+	}
+	if withHC.ConfigDesc.Digest == img.ConfigDesc.Digest || !strings.Contains(string(withHC.Manifest), withHC.ConfigDesc.Digest.String()) {
+		t.Errorf("manifest does not name the new config")
+	}
+}
+
+func TestTaskHealthcheck(t *testing.T) {
+	spec := &api.Healthcheck{Test: []string{"CMD", "spec"}}
+	image := &api.Healthcheck{Test: []string{"CMD", "image"}}
+	disabled := &api.Healthcheck{Test: []string{"NONE"}}
+	tests := []struct {
+		name        string
+		spec, image *api.Healthcheck
+		want        *api.Healthcheck
+	}{
+		{"neither", nil, nil, nil},
+		{"the spec's", spec, nil, spec},
+		{"the spec's wins over the image's", spec, image, spec},
+		{"the image's when the spec has none", nil, image, image},
+		{"disable switches the image's off", disabled, image, nil},
+		{"disable without an image healthcheck", disabled, nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := taskHealthcheck(tc.spec, tc.image); got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
 	}

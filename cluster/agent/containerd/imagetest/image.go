@@ -88,23 +88,78 @@ func Build(cfg ocispec.ImageConfig, files []File) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Image{Config: cb, Layers: [][]byte{layer}}
-	out.ConfigDesc = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cb), Size: int64(len(cb))}
+	out := &Image{Layers: [][]byte{layer}}
 	out.LayerDescs = []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(layer), Size: int64(len(layer))}}
-	m := ocispec.Manifest{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageManifest,
-		Config:    out.ConfigDesc,
-		Layers:    out.LayerDescs,
+	if err := out.setConfig(cb); err != nil {
+		return nil, err
 	}
-	mb, err := json.Marshal(m)
+	return out, nil
+}
+
+// Healthcheck is a Dockerfile's HEALTHCHECK as Docker and buildkit write
+// it into an image's config (config.Healthcheck), a field the OCI image
+// spec does not define: Test is ["CMD", args...], ["CMD-SHELL", command]
+// or ["NONE"]; durations are nanoseconds in the JSON.
+type Healthcheck struct {
+	Test          []string      `json:"Test,omitempty"`
+	Interval      time.Duration `json:"Interval,omitempty"`
+	Timeout       time.Duration `json:"Timeout,omitempty"`
+	StartPeriod   time.Duration `json:"StartPeriod,omitempty"`
+	StartInterval time.Duration `json:"StartInterval,omitempty"`
+	Retries       int           `json:"Retries,omitempty"`
+}
+
+// WithHealthcheck returns a copy of the image whose config carries hc as
+// its config.Healthcheck, with the manifest made anew. The layers and the
+// rest of the config stay as they are.
+func (img *Image) WithHealthcheck(hc Healthcheck) (*Image, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(img.Config, &doc); err != nil {
+		return nil, fmt.Errorf("image config: %w", err)
+	}
+	cfg := map[string]json.RawMessage{}
+	if raw, ok := doc["config"]; ok {
+		if err := json.Unmarshal(raw, &cfg); err != nil {
+			return nil, fmt.Errorf("image config: %w", err)
+		}
+	}
+	var err error
+	if cfg["Healthcheck"], err = json.Marshal(hc); err != nil {
+		return nil, err
+	}
+	if doc["config"], err = json.Marshal(cfg); err != nil {
+		return nil, err
+	}
+	cb, err := json.Marshal(doc)
 	if err != nil {
 		return nil, err
 	}
-	out.Manifest = mb
-	out.ManifestDesc = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mb), Size: int64(len(mb)),
-		Platform: &ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}}
+	out := &Image{Layers: img.Layers, LayerDescs: img.LayerDescs}
+	if err := out.setConfig(cb); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// setConfig sets the image's config blob and makes its manifest, which
+// names it and the layers.
+func (img *Image) setConfig(cb []byte) error {
+	img.Config = cb
+	img.ConfigDesc = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cb), Size: int64(len(cb))}
+	m := ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config:    img.ConfigDesc,
+		Layers:    img.LayerDescs,
+	}
+	mb, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	img.Manifest = mb
+	img.ManifestDesc = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mb), Size: int64(len(mb)),
+		Platform: &ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}}
+	return nil
 }
 
 // tarGz writes files as a gzipped tar and returns it with the digest of
