@@ -223,9 +223,10 @@ func progress(name string, o Observed) ServiceProgress {
 	return p
 }
 
-// ready is a running task that passed its healthcheck, if it has one.
+// ready is a running task that passed its healthcheck, if it has one
+// (its spec's, or its image's: the node reports a health).
 func ready(t api.Task) bool {
-	if t.Spec.Container.Healthcheck.Disabled() {
+	if !t.HealthChecked() {
 		return true
 	}
 	return t.Status.Health == api.HealthHealthy
