@@ -311,3 +311,39 @@ func TestSecretsAndConfigs(t *testing.T) {
 		t.Errorf("a secret's content in the answer: %s", raw)
 	}
 }
+
+// Registry logins: set, listed without their password, replaced,
+// removed; a bad host or a missing field is refused.
+func TestRegistries(t *testing.T) {
+	c, _ := newClient(t)
+	var reg controlapi.Registry
+	c.mustOK("PUT", "/v1/registries/registry.example.com:5000", `{"username":"ci","password":"pw-one"}`, &reg)
+	c.mustOK("PUT", "/v1/registries/registry.example.com:5000", `{"username":"deploy","password":"pw-two"}`, &reg)
+	var raw json.RawMessage
+	c.mustOK("GET", "/v1/registries", "", &raw)
+	var list []controlapi.Registry
+	if err := json.Unmarshal(raw, &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Host != "registry.example.com:5000" || list[0].Username != "deploy" {
+		t.Errorf("registries %+v, want one login, deploy@registry.example.com:5000", list)
+	}
+	if strings.Contains(string(raw), "pw-") {
+		t.Errorf("a password in the answer: %s", raw)
+	}
+	var secrets []controlapi.FileObject
+	c.mustOK("GET", "/v1/secrets", "", &secrets)
+	for _, s := range secrets {
+		if strings.Contains(s.Name, "registry") {
+			t.Errorf("a registry login listed as a secret tasks use: %+v", s)
+		}
+	}
+	c.wantErr("PUT", "/v1/registries/registry.example.com:5000", `{"username":"x"}`, 400, "username and password are required")
+	c.wantErr("PUT", "/v1/registries/https:%2F%2Fexample.com", `{"username":"x","password":"y"}`, 400, "without a scheme")
+	c.mustOK("DELETE", "/v1/registries/registry.example.com:5000", "", &reg)
+	c.mustOK("GET", "/v1/registries", "", &list)
+	if len(list) != 0 {
+		t.Errorf("after logout: %+v", list)
+	}
+	c.wantErr("DELETE", "/v1/registries/registry.example.com:5000", "", 404, "no login for registry registry.example.com:5000")
+}

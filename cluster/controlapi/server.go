@@ -116,6 +116,9 @@ func (s *server) register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/networks/{network}", s.handle(s.getNetwork))
 	mux.HandleFunc("GET /v1/secrets", s.handle(s.listSecrets))
 	mux.HandleFunc("GET /v1/configs", s.handle(s.listConfigs))
+	mux.HandleFunc("GET /v1/registries", s.handle(s.listRegistries))
+	mux.HandleFunc("PUT /v1/registries/{host}", s.handle(s.loginRegistry))
+	mux.HandleFunc("DELETE /v1/registries/{host}", s.handle(s.logoutRegistry))
 }
 
 // httpError is an error with the status code it answers with.

@@ -131,3 +131,16 @@ type FileObject struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// Registry is a registry login as the API shows it: never its password.
+type Registry struct {
+	Host      string    `json:"host"`
+	Username  string    `json:"username,omitempty"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// RegistryLoginRequest sets a registry's login (PUT /v1/registries/{host}).
+type RegistryLoginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}

@@ -38,6 +38,7 @@ func assignmentOf(tx store.ReadTx, nodeID string) (*assignment, error) {
 	a := &assignment{set: &wire.AssignmentSet{Tasks: []*api.Task{}}, ids: map[string]bool{}}
 	var key strings.Builder
 	secrets, configs := map[string]api.FileRef{}, map[string]api.FileRef{}
+	registries := map[string]bool{}
 	for _, t := range tasks {
 		if !Assigned(t) {
 			continue
@@ -45,6 +46,7 @@ func assignmentOf(tx store.ReadTx, nodeID string) (*assignment, error) {
 		a.set.Tasks = append(a.set.Tasks, t)
 		a.ids[t.ID] = true
 		fmt.Fprintf(&key, "t%s@%d;", t.ID, t.Version)
+		registries[api.ImageRegistry(t.Spec.Container.Image)] = true
 		for _, r := range t.Spec.Container.Secrets {
 			secrets[r.Key()] = r
 		}
@@ -73,6 +75,21 @@ func assignmentOf(tx store.ReadTx, nodeID string) (*assignment, error) {
 		}
 		a.set.Configs = append(a.set.Configs, wire.ConfigFile{Name: k, Data: c.Spec.Data})
 		fmt.Fprintf(&key, "c%s@%d;", c.ID, c.Version)
+	}
+	for _, host := range sortedKeys(registries) {
+		s, err := findByName[api.Secret](tx, api.RegistrySecretPrefix+host)
+		if err != nil {
+			return nil, err
+		}
+		if s == nil || s.RegistryHost() != host {
+			continue
+		}
+		l, err := s.RegistryLogin()
+		if err != nil {
+			return nil, err
+		}
+		a.set.Registries = append(a.set.Registries, wire.RegistryLogin{Host: host, Username: l.Username, Password: wire.Plaintext(l.Password.Reveal())})
+		fmt.Fprintf(&key, "r%s@%d;", s.ID, s.Version)
 	}
 	a.key = key.String()
 	return a, nil

@@ -23,7 +23,7 @@ func (e *env) startWorker(nodeID string, managers ...string) (*session.Client, *
 	}
 	ag, clk := &fakeAgent{}, newFakeClock()
 	c, err := session.New(session.Config{Managers: managers, TLS: clientTLS(e.t, e.root, e.cert(nodeID, api.RoleWorker)),
-		Agent: ag, Clock: agentClock{clk}, Description: api.NodeDescription{Hostname: nodeID + ".example",
+		Agent: ag, Registries: ag, Clock: agentClock{clk}, Description: api.NodeDescription{Hostname: nodeID + ".example",
 			Platform: api.Platform{OS: "linux", Architecture: "amd64"}}})
 	if err != nil {
 		e.t.Fatal(err)
@@ -280,5 +280,31 @@ func TestPinnedSecretVersions(t *testing.T) {
 		if got := string(s.Reveal()); got != want || ok != (want != "") {
 			t.Errorf("task %s got secret %q (present %v), want %q", a.Task.ID, got, ok, want)
 		}
+	}
+}
+
+// A node gets the registry logins of its tasks' images, and only those.
+func TestRegistryLoginsDelivered(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	_, ag, _ := e.startWorker("w1")
+	waitFor(t, "node w1 ready", func() bool { return e.nodeState("w1") == api.NodeReady })
+	login := func(host, user string) *api.Secret {
+		spec, err := api.RegistrySecret(host, api.RegistryLogin{Username: user, Password: api.SecretBytes("pw-" + user)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &api.Secret{Spec: spec}
+	}
+	tk := newTask("t1", "w1")
+	tk.Spec.Container.Image = "registry.example.com:5000/team/app:1"
+	other := newTask("t2", "w2")
+	other.Spec.Container.Image = "other.example.com/app:1"
+	e.create(login("registry.example.com:5000", "ci"), login("other.example.com", "ops"), tk, other)
+	waitFor(t, "the login for t1's registry", func() bool {
+		l, ok := ag.logins()["registry.example.com:5000"]
+		return ok && l.Username == "ci" && string(l.Password.Reveal()) == "pw-ci"
+	})
+	if got := ag.logins(); len(got) != 1 {
+		t.Errorf("w1 got logins for %d registries, want only its task's: %v", len(got), got)
 	}
 }

@@ -90,10 +90,24 @@ type agentClock struct{ *fakeClock }
 
 func (c agentClock) NewTimer(d time.Duration) agent.Timer { return c.timer(d) }
 
-// fakeAgent records the assignment sets it is given.
+// fakeAgent records the assignment sets it is given, and the registry
+// logins.
 type fakeAgent struct {
-	mu   sync.Mutex
-	sets [][]agent.Assignment
+	mu         sync.Mutex
+	sets       [][]agent.Assignment
+	registries map[string]api.RegistryLogin
+}
+
+func (a *fakeAgent) SetRegistryLogins(m map[string]api.RegistryLogin) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.registries = m
+}
+
+func (a *fakeAgent) logins() map[string]api.RegistryLogin {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.registries
 }
 
 func (a *fakeAgent) Assign(as []agent.Assignment) {

@@ -63,8 +63,9 @@ type Executor struct {
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
 
-	shims shimGroups // tasks of one shim group are created and deleted one at a time
-	ports portHolds  // host-mode ports of the tasks that run here
+	shims  shimGroups // tasks of one shim group are created and deleted one at a time
+	ports  portHolds  // host-mode ports of the tasks that run here
+	logins *registryLogins
 
 	mu      sync.Mutex
 	health  map[string]*monitor // by task ID
@@ -84,11 +85,12 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 			return nil, fmt.Errorf("executor: %w", err)
 		}
 	}
-	hosts, err := registryHosts(cfg.InsecureRegistries, cfg.AuthFile)
+	logins := &registryLogins{}
+	hosts, err := registryHosts(cfg.InsecureRegistries, cfg.AuthFile, logins.get)
 	if err != nil {
 		return nil, fmt.Errorf("executor: %w", err)
 	}
-	e := &Executor{cfg: cfg, log: cfg.Logger, hosts: hosts,
+	e := &Executor{cfg: cfg, log: cfg.Logger, hosts: hosts, logins: logins,
 		health: map[string]*monitor{}, pulling: map[string]*pull{}}
 	e.bg, e.bgCancel = context.WithCancel(context.Background())
 

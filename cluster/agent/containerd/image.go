@@ -148,6 +148,9 @@ func (e *Executor) pull(ctx context.Context, ref, name string, progress func(Pro
 		client.WithImageHandlerWrapper(announce),
 	)
 	if err != nil {
+		if refused := e.refusedPull(ref, err); refused != nil {
+			return nil, refused
+		}
 		return nil, fmt.Errorf("pull %s: %w", ref, pullErr(err))
 	}
 	e.log.Info("pulled image", logKeyImage, ref)

@@ -46,6 +46,13 @@ type NetConfigurer interface {
 	Reconfig(ctx context.Context, v *api.NetView) error
 }
 
+// RegistryLogins receives the registry credentials of each assignment
+// set, by registry host, before the agent sees the set's tasks (whose
+// pulls need them). They must be kept in memory only.
+type RegistryLogins interface {
+	SetRegistryLogins(map[string]api.RegistryLogin)
+}
+
 // Config configures a Client.
 type Config struct {
 	// Managers are the dispatcher addresses (host:port) to try, in turn.
@@ -59,6 +66,8 @@ type Config struct {
 	// in the background, the latest first: a slow Reconfig never holds
 	// up assignments.
 	Network NetConfigurer
+	// Registries, optional, receives the registry logins.
+	Registries RegistryLogins
 	// Description is what the node says about itself in its Hello.
 	Description api.NodeDescription
 	// MinBackoff and MaxBackoff bound the wait between failed attempts.
@@ -329,6 +338,9 @@ func (c *Client) receive(stream wire.SessionClient) error {
 		case m.Network != nil:
 			c.offerView(m.Network)
 		case m.Assignments != nil:
+			if c.cfg.Registries != nil {
+				c.cfg.Registries.SetRegistryLogins(LoginsOf(m.Assignments))
+			}
 			as := Assignments(m.Assignments)
 			c.forget(as)
 			c.cfg.Agent.Assign(as)
@@ -436,6 +448,15 @@ func (c *Client) forget(as []agent.Assignment) {
 			delete(c.unsent, id)
 		}
 	}
+}
+
+// LoginsOf returns an assignment set's registry logins by host.
+func LoginsOf(set *wire.AssignmentSet) map[string]api.RegistryLogin {
+	out := make(map[string]api.RegistryLogin, len(set.Registries))
+	for _, r := range set.Registries {
+		out[r.Host] = api.RegistryLogin{Username: r.Username, Password: api.SecretBytes(r.Password)}
+	}
+	return out
 }
 
 // Assignments converts an assignment set to what the agent takes: each

@@ -80,6 +80,16 @@ type AssignmentSet struct {
 	Tasks   []*api.Task  `json:"tasks"`
 	Secrets []SecretFile `json:"secrets,omitempty"`
 	Configs []ConfigFile `json:"configs,omitempty"`
+	// Registries are the logins for the registries the tasks' images
+	// come from (gitorc registry login), and only those.
+	Registries []RegistryLogin `json:"registries,omitempty"`
+}
+
+// RegistryLogin is a registry's credentials, for the node's pulls.
+type RegistryLogin struct {
+	Host     string    `json:"host"`
+	Username string    `json:"username"`
+	Password Plaintext `json:"password"`
 }
 
 // SecretFile is a secret's plaintext. Name is the tasks' reference key

@@ -19,6 +19,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // RegistryPath is where Debian's docker-registry installs its binary.
@@ -30,6 +31,9 @@ type Registry struct {
 	Addr string
 	cmd  *exec.Cmd
 	done chan struct{}
+	// user and password, when set, are what the registry asks for
+	// (htpasswd); Push sends them.
+	user, password string
 }
 
 // StartRegistry starts a registry with its config and storage under dir
@@ -42,9 +46,16 @@ func StartRegistry(ctx context.Context, dir string, timeout time.Duration) (*Reg
 // machine, such as the bridge of an e2e network, so that hosts in network
 // namespaces can pull from it).
 func StartRegistryOn(ctx context.Context, dir, host string, timeout time.Duration) (*Registry, error) {
+	return StartAuthRegistryOn(ctx, dir, host, "", "", timeout)
+}
+
+// StartAuthRegistryOn is StartRegistryOn for a registry that serves only
+// clients that give user and password (htpasswd, basic auth), as a
+// private registry does; empty user: no authentication.
+func StartAuthRegistryOn(ctx context.Context, dir, host, user, password string, timeout time.Duration) (*Registry, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		r, err := startRegistry(ctx, dir, host, timeout)
+		r, err := startRegistry(ctx, dir, host, user, password, timeout)
 		if err == nil {
 			return r, nil
 		}
@@ -53,12 +64,27 @@ func StartRegistryOn(ctx context.Context, dir, host string, timeout time.Duratio
 	return nil, lastErr
 }
 
-func startRegistry(ctx context.Context, dir, host string, timeout time.Duration) (*Registry, error) {
+func startRegistry(ctx context.Context, dir, host, user, password string, timeout time.Duration) (*Registry, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	authCfg := ""
+	if user != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+		if err != nil {
+			return nil, err
+		}
+		htpasswd := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		authCfg = fmt.Sprintf("auth:\n  htpasswd:\n    realm: imagetest\n    path: %s\n", htpasswd)
+	}
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: error
@@ -72,10 +98,7 @@ storage:
 http:
   addr: %s
   secret: imagetest
-`, filepath.Join(dir, "storage"), addr)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
+%s`, filepath.Join(dir, "storage"), addr, authCfg)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -91,7 +114,7 @@ http:
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
-	r := &Registry{Addr: addr, cmd: cmd, done: make(chan struct{})}
+	r := &Registry{Addr: addr, cmd: cmd, done: make(chan struct{}), user: user, password: password}
 	go func() {
 		_ = cmd.Wait()
 		close(r.done)
@@ -101,7 +124,8 @@ http:
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// A registry that asks for credentials answers, too.
+			if resp.StatusCode == http.StatusOK || (user != "" && resp.StatusCode == http.StatusUnauthorized) {
 				return r, nil
 			}
 		}
@@ -162,7 +186,7 @@ func (r *Registry) Push(ctx context.Context, img *Image, repo, tag string) (stri
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, base+"/manifests/"+tag, bytes.NewReader(img.Manifest))
 	req.Header.Set("Content-Type", ocispec.MediaTypeImageManifest)
-	if err := do(req, http.StatusCreated); err != nil {
+	if err := r.do(req, http.StatusCreated); err != nil {
 		return "", fmt.Errorf("push %s manifest: %w", repo, err)
 	}
 	return r.Addr + "/" + repo + ":" + tag, nil
@@ -170,10 +194,11 @@ func (r *Registry) Push(ctx context.Context, img *Image, repo, tag string) (stri
 
 func (r *Registry) pushBlob(ctx context.Context, base string, d digest.Digest, data []byte) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, base+"/blobs/"+d.String(), nil)
-	if do(req, http.StatusOK) == nil {
+	if r.do(req, http.StatusOK) == nil {
 		return nil
 	}
 	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, base+"/blobs/uploads/", nil)
+	r.authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -194,10 +219,18 @@ func (r *Registry) pushBlob(ctx context.Context, base string, d digest.Digest, d
 	req, _ = http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), bytes.NewReader(data))
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.ContentLength = int64(len(data))
-	return do(req, http.StatusCreated)
+	return r.do(req, http.StatusCreated)
 }
 
-func do(req *http.Request, want int) error {
+// authorize adds the registry's credentials to a request, if it has any.
+func (r *Registry) authorize(req *http.Request) {
+	if r.user != "" {
+		req.SetBasicAuth(r.user, r.password)
+	}
+}
+
+func (r *Registry) do(req *http.Request, want int) error {
+	r.authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runStdin is run with standard input.
+func runStdin(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out, errw bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errw)
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err != nil {
+		return out.String(), errw.String() + err.Error(), 1
+	}
+	return out.String(), errw.String(), 0
+}
+
+func TestRegistryLogin(t *testing.T) {
+	serveAPI(t)
+	out, errOut, code := runStdin(t, "pw-one\n", "registry", "login", "registry.example.com:5000", "-u", "ci", "--password-stdin")
+	if code != 0 || !strings.Contains(out, "login for registry.example.com:5000 set (user ci)") {
+		t.Fatalf("login: exit %d\n%s%s", code, out, errOut)
+	}
+	// A docker config.json: auth and username/password entries.
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	auth := base64.StdEncoding.EncodeToString([]byte("robot:pw-two"))
+	if err := os.WriteFile(cfg, []byte(`{"auths": {"https://index.docker.io/v1/": {"auth": "`+auth+`"},
+		"ghcr.example.com": {"username": "bot", "password": "pw-three"}, "helper.example.com": {}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "registry", "login", "--docker-config", cfg)
+	out = mustRun(t, "registry", "ls")
+	var got []string
+	for _, r := range rows(out) {
+		got = append(got, strings.Join(r[:2], " "))
+	}
+	if want := "HOST USER|ghcr.example.com bot|registry-1.docker.io robot|registry.example.com:5000 ci"; strings.Join(got, "|") != want {
+		t.Errorf("registry ls: %q, want %q", got, want)
+	}
+	if strings.Contains(out, "pw-") || len(rows(out)) != 4 {
+		t.Errorf("registry ls:\n%s", out)
+	}
+	if out := mustRun(t, "registry", "ls", "-o", "json"); strings.Contains(out, "pw-") || !strings.Contains(out, `"host": "ghcr.example.com"`) {
+		t.Errorf("registry ls -o json:\n%s", out)
+	}
+	mustFail(t, "never on the command line", "registry", "login", "registry.example.com:5000", "-u", "ci")
+	mustRun(t, "registry", "logout", "ghcr.example.com")
+	mustFail(t, "no login for registry ghcr.example.com", "registry", "logout", "ghcr.example.com")
+	if out := mustRun(t, "registry", "ls"); len(rows(out)) != 3 {
+		t.Errorf("after logout:\n%s", out)
+	}
+}
