@@ -16,7 +16,9 @@ import (
 // current content is stale at once.
 func TestStaleVersions(t *testing.T) {
 	st := storetest.New(t, storetest.Options{Managers: 1}).Store(0)
-	ref := func(name, version string) []api.FileRef { return []api.FileRef{{Name: name, Version: version, Target: "/run/secrets/x"}} }
+	ref := func(name, version string) []api.FileRef {
+		return []api.FileRef{{Name: name, Version: version, Target: "/run/secrets/x"}}
+	}
 	kept := func(name, hash string) *api.Secret {
 		return &api.Secret{Meta: api.Meta{ID: "v-" + name + "-" + hash}, Spec: api.SecretSpec{Name: api.VersionName(name, hash), DataHash: hash,
 			Labels: map[string]string{api.LabelVersionOf: name}, Data: api.SecretBytes("old " + hash)}}
