@@ -423,7 +423,7 @@ func (d *daemon) startWorker(ctx context.Context, goRun func(string, func(contex
 	if err != nil {
 		d.log.Warn("list this host's addresses", "err", err)
 	}
-	sess, err := session.New(session.Config{Managers: d.state.Managers, TLS: cliTLS, Agent: ag, Network: plane,
+	sess, err := session.New(session.Config{Managers: d.state.Managers, TLS: cliTLS, Agent: ag, Network: plane, Registries: exec,
 		Description: api.NodeDescription{Hostname: host, Platform: api.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH},
 			Resources: hostResources(), WireGuard: &wgInfo, Addrs: addrs},
 		Logger: d.log.With("component", "session")})
