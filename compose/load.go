@@ -29,6 +29,10 @@ type Source struct {
 	EnvFiles []string
 	// Env are variables for interpolation; they win over env files.
 	Env map[string]string
+	// Profiles are the active profiles: a service that lists profiles is
+	// deployed only when one of them is active, and said to be left out
+	// otherwise (Stack.Warnings). "*" activates every profile.
+	Profiles []string
 	// Root, when set, makes file names in diagnostics relative to it (the
 	// repository root, or the CLI's working directory).
 	Root string
@@ -127,6 +131,7 @@ func (l *load) run(ctx context.Context) (*Stack, error) {
 		return nil, l.composeError(err)
 	}
 	l.warnUnset()
+	l.warnDisabled(proj)
 	// 3. Conversion to api specs with Swarm's semantics, and validation.
 	c := converter{d: l.d, proj: proj, stack: l.src.Name, wd: l.src.WorkingDir}
 	bundle := c.convert()
@@ -139,6 +144,20 @@ func (l *load) run(ctx context.Context) (*Stack, error) {
 		return nil, errs
 	}
 	return &Stack{Bundle: bundle, Warnings: warns}, nil
+}
+
+// warnDisabled says which services the active profiles leave out, so
+// that none disappears silently.
+func (l *load) warnDisabled(proj *types.Project) {
+	active := "no profile is active"
+	if len(l.src.Profiles) > 0 {
+		active = "the active profiles are " + strings.Join(l.src.Profiles, ", ")
+	}
+	for _, name := range sortedKeys(proj.DisabledServices) {
+		svc := proj.DisabledServices[name]
+		l.d.warnf([]string{"services", name, "profiles"}, "not deployed: it runs only with profile %s, and %s (profiles: in gitorc.yaml, --profile for stack deploy)",
+			strings.Join(svc.Profiles, " or "), active)
+	}
 }
 
 func hasSyntaxError(ds []Diagnostic) bool {
@@ -228,6 +247,7 @@ func (l *load) loadProject(ctx context.Context) (*types.Project, error) {
 		cli.WithEnvFiles(envFiles...),
 		cli.WithDotEnv,
 		cli.WithEnv(env),           // explicit variables win over env files
+		cli.WithProfiles(l.src.Profiles),
 		cli.WithConsistency(false), // references are checked here, all at once
 		cli.WithLoadOptions(func(o *loader.Options) {
 			if o.Interpolate == nil || o.Interpolate.LookupValue == nil {

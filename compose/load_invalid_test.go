@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -742,5 +743,44 @@ func TestEveryServiceKeyHasAPolicy(t *testing.T) {
 		if _, ok := serviceKeys[k]; !ok {
 			t.Errorf("service key %q has no policy in serviceKeys", k)
 		}
+	}
+}
+
+// A service whose profiles are not active is left out, and the loader
+// says so at its line; with its profile active, it loads.
+func TestProfiles(t *testing.T) {
+	dir := writeStack(t, map[string]string{"compose.yaml": `services:
+  web:
+    image: x
+  debug:
+    image: x
+    profiles: [debug]
+`})
+	load := func(profiles ...string) *Stack {
+		t.Helper()
+		st, err := Load(context.Background(), Source{Name: "test", Files: []string{filepath.Join(dir, "compose.yaml")}, Root: dir, Profiles: profiles})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := load()
+	var names []string
+	for _, s := range st.Bundle.Services {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "test_web" {
+		t.Errorf("services without a profile: %v, want test_web", names)
+	}
+	var warns []string
+	for _, w := range st.Warnings {
+		warns = append(warns, w.String())
+	}
+	want := "compose.yaml:6: warning: services.debug.profiles: not deployed: it runs only with profile debug, and no profile is active (profiles: in gitorc.yaml, --profile for stack deploy)"
+	if !slices.Contains(warns, want) {
+		t.Errorf("warnings %q, want %q", warns, want)
+	}
+	if st := load("debug"); len(st.Bundle.Services) != 2 || len(st.Warnings) != 0 {
+		t.Errorf("with profile debug: %d services, warnings %v", len(st.Bundle.Services), st.Warnings)
 	}
 }

@@ -36,6 +36,9 @@ type StackSource struct {
 	Files     []string `yaml:"files"`     // relative to the layout root
 	EnvFiles  []string `yaml:"env_files"` // relative to the layout root
 	DependsOn []string `yaml:"depends_on"`
+	// Profiles are the stack's active compose profiles: services that
+	// list others are left out (and said to be).
+	Profiles []string `yaml:"profiles"`
 	// Dir is the stack's working directory, relative to the layout root:
 	// by default the directory of its first file.
 	Dir string `yaml:"dir"`
@@ -241,7 +244,7 @@ func dependencyOrder(stacks []StackSource) ([]StackSource, error) {
 
 // Source returns the compose source of a stack of a layout rooted at root.
 func (s StackSource) Source(root string) compose.Source {
-	src := compose.Source{Name: s.Name, WorkingDir: filepath.Join(root, s.Dir)}
+	src := compose.Source{Name: s.Name, WorkingDir: filepath.Join(root, s.Dir), Profiles: s.Profiles}
 	for _, f := range s.Files {
 		src.Files = append(src.Files, filepath.Join(root, f))
 	}

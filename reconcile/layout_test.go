@@ -149,3 +149,30 @@ func TestLoadAllReportsEveryBrokenStack(t *testing.T) {
 		}
 	}
 }
+
+// gitorc.yaml's profiles: of a stack are its active compose profiles.
+func TestLayoutProfiles(t *testing.T) {
+	stack := "services:\n  app:\n    image: app:1\n  debug:\n    image: debug:1\n    profiles: [debug]\n  metrics:\n    image: m:1\n    profiles: [ops]\n"
+	root := writeTree(t, map[string]string{
+		"gitorc.yaml":      "stacks:\n  - name: web\n    files: [web/compose.yaml]\n    profiles: [ops]\n",
+		"web/compose.yaml": stack,
+	})
+	l, err := ReadLayout(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacks, err := LoadAll(context.Background(), root, root, l)
+	if err != nil || len(stacks) != 1 {
+		t.Fatalf("%d stacks, %v", len(stacks), err)
+	}
+	var got []string
+	for _, s := range stacks[0].Bundle.Services {
+		got = append(got, s.Name)
+	}
+	if strings.Join(got, ",") != "web_app,web_metrics" {
+		t.Errorf("services %v, want web_app and web_metrics (profile ops)", got)
+	}
+	if len(stacks[0].Warnings) != 1 || !strings.Contains(stacks[0].Warnings[0].String(), "services.debug.profiles: not deployed") {
+		t.Errorf("warnings %v, want one about debug", stacks[0].Warnings)
+	}
+}
