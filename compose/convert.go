@@ -232,10 +232,29 @@ func (c *converter) service(name string, s types.ServiceConfig) api.ServiceSpec 
 	c.ports(at("ports"), s.Ports, &spec.Endpoint)
 	c.networks(at("networks"), s.Networks, &spec)
 	for _, dep := range sortedKeys(s.DependsOn) {
-		if _, ok := c.proj.Services[dep]; !ok {
+		other, ok := c.proj.Services[dep]
+		if !ok {
 			c.d.errorf(at("depends_on", dep), "undefined service %q", dep)
 		}
 		spec.DependsOn = append(spec.DependsOn, dep)
+		var cond api.DependCondition
+		switch s.DependsOn[dep].Condition {
+		case "", types.ServiceConditionStarted:
+			cond = api.DependStarted
+		case types.ServiceConditionHealthy:
+			cond = api.DependHealthy
+		case types.ServiceConditionCompletedSuccessfully:
+			cond = api.DependCompleted
+			if m, err := api.ParseServiceMode(deployMode(other)); ok && (err != nil || !m.IsJob()) {
+				c.d.errorf(at("depends_on", dep, "condition"), "service_completed_successfully waits for a job, and %s is not one (deploy.mode: replicated-job or global-job)", dep)
+			}
+		default:
+			c.d.errorf(at("depends_on", dep, "condition"), "unknown condition %q: want service_started, service_healthy or service_completed_successfully", s.DependsOn[dep].Condition)
+		}
+		if spec.Conditions == nil {
+			spec.Conditions = map[string]api.DependCondition{}
+		}
+		spec.Conditions[dep] = cond
 	}
 	if s.Deploy != nil {
 		c.deploy(at("deploy"), s.Deploy, &spec)
@@ -250,6 +269,15 @@ func toSecretRefs(in []types.ServiceConfigObjConfig) []types.ServiceSecretConfig
 		out[i] = types.ServiceSecretConfig(r)
 	}
 	return out
+}
+
+// deployMode is a service's deploy.mode as written ("replicated" when
+// none).
+func deployMode(s types.ServiceConfig) string {
+	if s.Deploy == nil || s.Deploy.Mode == "" {
+		return "replicated"
+	}
+	return s.Deploy.Mode
 }
 
 func (c *converter) deploy(p []string, d *types.DeployConfig, spec *api.ServiceSpec) {

@@ -43,6 +43,21 @@ configs:
 		},
 	},
 	{
+		name: `depends_on_completed_not_a_job`,
+		yaml: `services:
+  web:
+    image: x
+    depends_on:
+      migrate:
+        condition: service_completed_successfully
+  migrate:
+    image: x
+`,
+		want: []string{
+			`compose.yaml:6: services.web.depends_on.migrate.condition: service_completed_successfully waits for a job, and migrate is not one (deploy.mode: replicated-job or global-job)`,
+		},
+	},
+	{
 		name: `bad_constraint`,
 		yaml: `services:
   web:

@@ -480,8 +480,15 @@ func DesiredState(bundles []api.Bundle) State {
 		s.Volumes = append(s.Volumes, b.Volumes...)
 		for _, svc := range b.Services {
 			var after []string
+			conds := map[string]api.DependCondition{}
 			for _, dep := range svc.DependsOn {
 				after = append(after, svc.Stack+"_"+dep)
+				if c, ok := svc.Conditions[dep]; ok {
+					conds[svc.Stack+"_"+dep] = c
+				}
+			}
+			if len(conds) > 0 {
+				svc.Conditions = conds
 			}
 			for _, st := range b.Stack.DependsOn {
 				after = append(after, byStack[st]...)

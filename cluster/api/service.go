@@ -44,7 +44,29 @@ type ServiceSpec struct {
 	// update of them, only once each of these has finished its own rollout
 	// with every task ready. reconcile fills it in (DesiredState).
 	RolloutAfter []string `json:"rollout_after,omitempty"`
+	// Conditions are depends_on's conditions, by short name as DependsOn
+	// (reconcile keys RolloutAfter's by full name in the same map): what
+	// the dependent waits for. A service named without one is waited for
+	// as DependHealthy.
+	Conditions map[string]DependCondition `json:"conditions,omitempty"`
 }
+
+// DependCondition is what a service waits for of one it depends on, as
+// compose's depends_on conditions say.
+type DependCondition string
+
+const (
+	// DependStarted: every task of the dependency's current spec runs
+	// (service_started, compose's default).
+	DependStarted DependCondition = "started"
+	// DependHealthy: the dependency finished its rollout with every task
+	// ready: running, and healthy if it has a healthcheck
+	// (service_healthy).
+	DependHealthy DependCondition = "healthy"
+	// DependCompleted: the dependency, a job, completed
+	// (service_completed_successfully).
+	DependCompleted DependCondition = "completed"
+)
 
 // TaskSpec is what every task of a service runs.
 type TaskSpec struct {

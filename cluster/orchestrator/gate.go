@@ -19,7 +19,8 @@ type Dependency struct {
 // WaitingFor returns, sorted, the services of svc.Spec.RolloutAfter that
 // svc must still wait for before it starts its first tasks or an update
 // (depends_on between services and between stacks). A service is waited
-// for while
+// for, under depends_on's service_healthy and service_completed_successfully
+// (and by a stack's depends_on), while
 //   - its own rollout is not over: waiting, updating, paused, rolling back
 //     or with a rollback paused;
 //   - its rollback completed since svc began to wait: the update svc was
@@ -28,6 +29,9 @@ type Dependency struct {
 //   - not every one of its tasks runs its current spec and is ready
 //     (running, and healthy if it has a healthcheck); for jobs, until they
 //     have completed.
+//
+// Under service_started, only while not every task of its current spec
+// runs: neither its rollout nor its tasks' health is waited for.
 //
 // Names that are not services (any more) are not waited for: waiting for
 // nothing would never end. The result depends only on its arguments.
@@ -51,14 +55,19 @@ func waitingFor(svc *api.Service, deps map[string]Dependency, nodes Nodes, now t
 		if !ok || dep.Service == nil || name == svc.Spec.Name {
 			continue
 		}
-		if !rolledOut(dep.Service, since) {
+		started := svc.Spec.Conditions[name] == api.DependStarted && !dep.Service.Spec.Mode.IsJob()
+		if !started && !rolledOut(dep.Service, since) {
 			out = append(out, name)
 			continue
 		}
-		ok, known := tasksSettled[name]
+		key := name
+		if started {
+			key += "/started"
+		}
+		ok, known := tasksSettled[key]
 		if !known {
-			ok = tasksReady(dep, nodes)
-			tasksSettled[name] = ok
+			ok = tasksReady(dep, nodes, !started)
+			tasksSettled[key] = ok
 		}
 		if !ok {
 			out = append(out, name)
@@ -86,8 +95,9 @@ func rolledOut(svc *api.Service, since time.Time) bool {
 
 // tasksReady reports whether every task of a dependency runs its current
 // spec and is ready (for jobs: has completed), on every node that should
-// run one for a global service.
-func tasksReady(dep Dependency, nodes Nodes) bool {
+// run one for a global service. Without healthy, running is enough
+// (depends_on's service_started).
+func tasksReady(dep Dependency, nodes Nodes, healthy bool) bool {
 	svc := dep.Service
 	loose := specKey(withoutPlacement(svc.Spec.Task))
 	current := func(t *api.Task) bool { return specKey(withoutPlacement(t.Spec)) == loose }
@@ -102,7 +112,7 @@ func tasksReady(dep Dependency, nodes Nodes) bool {
 		case t.Status.State.Terminal() || t.DesiredState != desiredFor(svc.Spec.Mode):
 		case !current(t):
 			return false // a task of an older spec still runs
-		case isReady(t):
+		case isReady(t) || !healthy && t.Status.State == api.TaskRunning:
 			ready++
 			readyOn[t.NodeID] = true
 		case !svc.Spec.Mode.IsJob():

@@ -262,3 +262,45 @@ func TestWaitingFor(t *testing.T) {
 		})
 	}
 }
+
+// depends_on's conditions: service_started waits only until every task
+// of the dependency's spec runs, whatever its health or its rollout;
+// service_healthy (and no condition) until its rollout is over with
+// every task healthy.
+func TestDependConditions(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	db := &api.Service{Meta: api.Meta{ID: "db"}, Spec: dbSpec("db:1"), Update: &api.UpdateStatus{State: api.UpdateUpdating}}
+	task := func(id string, state api.TaskState, health api.HealthState) api.Task {
+		return api.Task{Meta: api.Meta{ID: id}, ServiceID: "db", Spec: db.Spec.Task, DesiredState: api.TaskRunning,
+			Status: api.TaskStatus{State: state, Health: health}}
+	}
+	web := func(c api.DependCondition) *api.Service {
+		s := &api.Service{Meta: api.Meta{ID: "web"}, Spec: api.ServiceSpec{Name: "s_web", RolloutAfter: []string{"s_db"}}}
+		if c != "" {
+			s.Spec.Conditions = map[string]api.DependCondition{"s_db": c}
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name  string
+		tasks []api.Task
+		cond  api.DependCondition
+		want  []string
+	}{
+		{"started, both running unhealthy", []api.Task{task("a", api.TaskRunning, api.HealthStarting), task("b", api.TaskRunning, api.HealthUnhealthy)}, api.DependStarted, nil},
+		{"started, one still starting", []api.Task{task("a", api.TaskRunning, api.HealthStarting), task("b", api.TaskStarting, api.HealthNone)}, api.DependStarted, []string{"s_db"}},
+		{"healthy, running but rolling out", []api.Task{task("a", api.TaskRunning, api.HealthHealthy), task("b", api.TaskRunning, api.HealthHealthy)}, api.DependHealthy, []string{"s_db"}},
+		{"no condition, as healthy", []api.Task{task("a", api.TaskRunning, api.HealthHealthy), task("b", api.TaskRunning, api.HealthHealthy)}, "", []string{"s_db"}},
+	} {
+		deps := map[string]Dependency{"s_db": {Service: db, Tasks: tc.tasks}}
+		if got := WaitingFor(web(tc.cond), deps, Nodes{}, now); !cmp.Equal(got, tc.want) {
+			t.Errorf("%s: waiting for %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// The rollout over, healthy tasks satisfy service_healthy.
+	db.Update.State = api.UpdateCompleted
+	deps := map[string]Dependency{"s_db": {Service: db, Tasks: []api.Task{task("a", api.TaskRunning, api.HealthHealthy), task("b", api.TaskRunning, api.HealthHealthy)}}}
+	if got := WaitingFor(web(api.DependHealthy), deps, Nodes{}, now); len(got) != 0 {
+		t.Errorf("healthy after the rollout: waiting for %v", got)
+	}
+}
