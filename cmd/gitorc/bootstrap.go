@@ -17,6 +17,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/secrets"
 	"github.com/spf13/cobra"
 )
 
@@ -50,9 +51,13 @@ func newBootstrapCmd() *cobra.Command {
 		Long: `Creates the cluster's root CA, this node's certificate, the Raft store and the
 cluster's age identity (its public recipient is written to DATA-DIR/recipient.txt for
 gitorc seal), then runs the node in the foreground. Restart it later with
-gitorc daemon --data-dir DATA-DIR: everything is kept there.`,
+gitorc daemon --data-dir DATA-DIR: everything is kept there.
+` + nodeReportDoc,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := outputFormat(cmd, outText, outText, outJSON); err != nil {
+				return err
+			}
 			d, err := bootstrap(f)
 			if err != nil {
 				return err
@@ -76,6 +81,7 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.`,
 	f.plan.add(fl)
 	fl.StringVar(&f.webhookSecret, "webhook-secret", "", "the webhooks' shared secret (HMAC key, GitLab token); prefer --webhook-secret-file")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret")
+	addOutputFlag(cmd)
 	return cmd
 }
 
@@ -84,8 +90,12 @@ func newDaemonCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run this node from its data dir (after bootstrap or join)",
+		Long:  "Runs this node from its data dir (after bootstrap or join), in the foreground.\n" + nodeReportDoc,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := outputFormat(cmd, outText, outText, outJSON); err != nil {
+				return err
+			}
 			st, err := loadState(dataDir)
 			if err != nil {
 				return err
@@ -108,13 +118,67 @@ func newDaemonCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", DefaultDataDir, "where the node keeps its state")
 	cmd.Flags().StringVar(&webhookListen, "webhook-listen", "", "serve webhooks on this address from now on (\"off\": stop); kept in the data dir")
+	addOutputFlag(cmd)
 	return cmd
 }
 
-// runDaemon runs a node until SIGINT or SIGTERM.
+// nodeReport is what bootstrap, join and daemon print with -o json, once,
+// when the node first serves its control socket: who the node is and
+// where it is reached. The addresses are a manager's; Recipient is the
+// cluster's public age recipient (for gitorc seal), once the node has it.
+type nodeReport struct {
+	Node          string       `json:"node"`
+	Role          api.NodeRole `json:"role"`
+	Worker        bool         `json:"worker"` // it runs tasks
+	DataDir       string       `json:"data_dir"`
+	Socket        string       `json:"socket"` // the control socket
+	Listen        string       `json:"listen,omitempty"`
+	Advertise     string       `json:"advertise,omitempty"`
+	RaftListen    string       `json:"raft_listen,omitempty"`
+	RaftAdvertise string       `json:"raft_advertise,omitempty"`
+	WebhookListen string       `json:"webhook_listen,omitempty"`
+	Managers      []string     `json:"managers"` // the managers it knows
+	Recipient     string       `json:"recipient,omitempty"`
+}
+
+// nodeReportDoc documents nodeReport in the commands' help.
+const nodeReportDoc = `With -o json: once the node serves its control socket, {"node", "role", "worker",
+"data_dir", "socket", "managers"}, and for a manager "listen", "advertise",
+"raft_listen", "raft_advertise", "webhook_listen" and "recipient", are printed on
+standard output, once, while the node keeps running; the log stays on standard error.`
+
+// report is the node as nodeReport shows it.
+func (d *daemon) report() nodeReport {
+	st := d.state
+	dir, err := filepath.Abs(d.dir)
+	if err != nil {
+		dir = d.dir
+	}
+	r := nodeReport{Node: st.ID, Role: st.Role, Worker: st.Worker, DataDir: dir, Socket: socketFile(dir),
+		Listen: st.Listen, Advertise: st.Advertise, RaftListen: st.RaftListen, RaftAdvertise: st.RaftAdvertise,
+		WebhookListen: st.WebhookListen, Managers: append([]string{}, st.Managers...)}
+	if st.Role == api.RoleManager {
+		if f, err := os.Open(recipientPath(dir)); err == nil {
+			r.Recipient, _ = secrets.ReadRecipientFile(f)
+			f.Close()
+		}
+	}
+	return r
+}
+
+// runDaemon runs a node until SIGINT or SIGTERM; with -o json, it prints
+// the node's report once the node is up.
 func runDaemon(cmd *cobra.Command, d *daemon) error {
 	if d.log == nil {
 		d.log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	if format, _ := outputFormat(cmd, outText, outText, outJSON); format == outJSON {
+		w := cmd.OutOrStdout()
+		d.up = func() {
+			if err := writeJSON(w, d.report()); err != nil {
+				d.log.Warn("print the node's report", "err", err)
+			}
+		}
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -49,9 +49,12 @@ func unixClient(socket string) *http.Client {
 }
 
 // apiError is an error answer of the API; its message is the daemon's.
+// body is the whole answer, for the commands whose error answers carry
+// more than the message (stack deploy's plan).
 type apiError struct {
 	code int
 	msg  string
+	body []byte
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -90,9 +93,9 @@ func (c *apiClient) call(ctx context.Context, method, path string, in, out any) 
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return &apiError{code: resp.StatusCode, msg: e.Error}
+			return &apiError{code: resp.StatusCode, msg: e.Error, body: b}
 		}
-		return &apiError{code: resp.StatusCode, msg: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
+		return &apiError{code: resp.StatusCode, msg: fmt.Sprintf("%s %s: %s", method, path, resp.Status), body: b}
 	}
 	if out == nil {
 		return nil

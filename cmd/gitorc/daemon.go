@@ -69,6 +69,10 @@ type daemon struct {
 
 	// mounts adds handlers to the control socket (the control API).
 	mounts []func(d *daemon, mux *http.ServeMux)
+	// up, if set, is called once, when the node first serves its control
+	// socket (bootstrap, join and daemon -o json print the node then).
+	up     func()
+	upOnce sync.Once
 }
 
 // controlMounts are the control socket's handler groups; files add theirs.
@@ -330,6 +334,11 @@ func (d *daemon) serveControl(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
+	d.upOnce.Do(func() {
+		if d.up != nil {
+			d.up()
+		}
+	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/leave", d.handleLeave)
 	// Go's profiles of this process, on every node (the socket is root's):

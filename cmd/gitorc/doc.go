@@ -4,4 +4,10 @@
 // implementations (store, executor, network plane, Git source); libraries
 // never read flags or the environment. Each top-level subcommand lives in
 // its own file and registers itself with register() from an init function.
+//
+// Every command that prints takes -o/--output json (addOutputFlag,
+// outputFormat, writeJSON) and prints one JSON document, described in its
+// help; human output is the default. jsonoutput_test.go walks the command
+// tree: a command without --output json, or that no test runs with it,
+// fails it.
 package main

@@ -66,6 +66,9 @@ func newHistoryCmd() *cobra.Command {
 				return err
 			}
 			if format == outJSON {
+				if hist == nil {
+					hist = []api.SyncRecord{} // an array, also when empty
+				}
 				return writeJSON(cmd.OutOrStdout(), hist)
 			}
 			if len(hist) == 0 {

@@ -111,9 +111,13 @@ func newJoinCmd() *cobra.Command {
 worker|manager on a manager). The connection trusts only the CA whose digest the token
 carries. A manager token makes this node a manager too: it receives the cluster's data
 key, copies the store as a Raft learner and becomes a voter once it has caught up.
-Then runs the node in the foreground; restart it later with gitorc daemon --data-dir.`,
+Then runs the node in the foreground; restart it later with gitorc daemon --data-dir.
+` + nodeReportDoc,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := outputFormat(cmd, outText, outText, outJSON); err != nil {
+				return err
+			}
 			d, err := join(cmd.Context(), f, token, args[0])
 			if err != nil {
 				return err
@@ -131,6 +135,7 @@ Then runs the node in the foreground; restart it later with gitorc daemon --data
 	fl.BoolVar(&f.noWorker, "no-worker", false, "a manager that runs no tasks")
 	fl.StringVar(&f.webhookListen, "webhook-listen", "", "a manager serves POST /hooks/{github,gitlab,gitea,generic} on this address (plain HTTP: put a TLS proxy in front); default off")
 	f.net.add(fl)
+	addOutputFlag(cmd)
 	_ = cmd.MarkFlagRequired("token")
 	return cmd
 }
@@ -237,25 +242,47 @@ func mountTokens(d *daemon, mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/tokens/{role}/rotate", func(w http.ResponseWriter, r *http.Request) { get(w, r, true) })
 }
 
+// tokenReport is gitorc token -o json, as GET /v1/tokens/{role} answers:
+// the role the token admits, the token, and the address of the manager
+// that answered, for gitorc join. Rotated says the old token stopped
+// working.
+type tokenReport struct {
+	Role    string `json:"role"`
+	Token   string `json:"token"`
+	Manager string `json:"manager"`
+	Rotated bool   `json:"rotated"`
+}
+
 func newTokenCmd() *cobra.Command {
 	var rotate bool
 	cmd := &cobra.Command{
 		Use:   "token worker|manager",
 		Short: "Print (or rotate) the token that admits a new node",
-		Args:  cobra.ExactArgs(1),
+		Long: `Prints the join token of a role, and the command that joins a node with it.
+With -o json: {"role", "token", "manager" (the address to join at), "rotated"}.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
 			method, path := http.MethodGet, "/v1/tokens/"+args[0]
 			if rotate {
 				method, path = http.MethodPost, path+"/rotate"
 			}
-			var out map[string]string
+			var out tokenReport
 			if err := newAPIClient(cmd).call(cmd.Context(), method, path, nil, &out); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s\n\nOn the new node:\n  gitorc join --token %s %s\n", out["token"], out["token"], out["manager"])
+			if format == outJSON {
+				out.Rotated = rotate
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n\nOn the new node:\n  gitorc join --token %s %s\n", out.Token, out.Token, out.Manager)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&rotate, "rotate", false, "replace the token: the old one stops working")
+	addOutputFlag(cmd)
 	return cmd
 }

@@ -33,7 +33,19 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 			"node %s is a manager: demote it first (gitorc node demote %s), or leave with --force, which can cost the cluster its quorum", d.state.ID, d.state.ID)})
 		return
 	}
+	rep := leaveReport{Node: d.state.ID, Role: d.state.Role, DataDir: d.dir}
+	if abs, err := filepath.Abs(d.dir); err == nil {
+		rep.DataDir = abs
+	}
+	for _, p := range stateFiles(rep.DataDir) {
+		if _, err := os.Lstat(p); err == nil {
+			rep.Removes = append(rep.Removes, p)
+		}
+	}
 	if d.agent != nil {
+		if obs, err := d.exec.Observe(r.Context()); err == nil {
+			rep.Containers = len(obs)
+		}
 		d.stopSession()
 		d.agent.Assign(nil)
 		ctx, cancel := context.WithTimeout(r.Context(), leaveDrainTimeout)
@@ -58,6 +70,7 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 			writeJSONResponse(w, http.StatusInternalServerError, map[string]string{"error": "remove the network plane: " + err.Error()})
 			return
 		}
+		rep.NetworkPlane = true
 	}
 	// The node stops before the answer goes out, so that a client that
 	// has it finds the node gone; the control socket lets this request
@@ -67,14 +80,33 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 	default:
 		close(d.left)
 	}
-	writeJSONResponse(w, http.StatusOK, map[string]string{"node": d.state.ID})
+	writeJSONResponse(w, http.StatusOK, rep)
+}
+
+// leaveReport answers POST /v1/leave, and is gitorc leave -o json: the
+// node that left, its role, how many task containers it removed, whether
+// it removed its network plane, and the paths of its data dir (those
+// that exist) that it deletes as it stops, just after this answer.
+type leaveReport struct {
+	Node         string       `json:"node"`
+	Role         api.NodeRole `json:"role"`
+	DataDir      string       `json:"data_dir"`
+	Containers   int          `json:"containers_removed"`
+	NetworkPlane bool         `json:"network_plane_removed"`
+	Removes      []string     `json:"removes"`
+}
+
+// stateFiles are what a node keeps in its data dir, which it deletes
+// when it leaves.
+func stateFiles(dir string) []string {
+	return []string{stateFile(dir), pkiDir(dir), raftDir(dir), executorDir(dir), networkDir(dir),
+		filepath.Join(dir, "gitops"), recipientPath(dir), socketFile(dir)}
 }
 
 // forget deletes what a node that left kept in its data dir.
 func (d *daemon) forget() error {
 	var errs []error
-	for _, p := range []string{stateFile(d.dir), pkiDir(d.dir), raftDir(d.dir), executorDir(d.dir), networkDir(d.dir),
-		filepath.Join(d.dir, "gitops"), recipientPath(d.dir), socketFile(d.dir)} {
+	for _, p := range stateFiles(d.dir) {
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)
 		}
@@ -90,21 +122,33 @@ func newLeaveCmd() *cobra.Command {
 		Long: `Stops this node's tasks, stops the node and deletes its state from its data dir.
 The managers then see it down and move its tasks; remove it from the list with
 gitorc node rm on a manager. A manager must be demoted first (gitorc node demote),
-or leave with --force.`,
+or leave with --force.
+
+With -o json: {"node", "role", "data_dir", "containers_removed",
+"network_plane_removed", "removes" (the data dir's paths the node deletes as it
+stops)}.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
 			path := "/v1/leave"
 			if force {
 				path += "?force=1"
 			}
-			var out map[string]string
+			var out leaveReport
 			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, path, nil, &out); err != nil {
 				return err
 			}
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "node %s left the cluster: on a manager, gitorc node rm %s\n", out["node"], out["node"])
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "node %s left the cluster: on a manager, gitorc node rm %s\n", out.Node, out.Node)
 			return err
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "leave even as a manager")
+	addOutputFlag(cmd)
 	return cmd
 }

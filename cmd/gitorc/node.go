@@ -38,23 +38,47 @@ manager cannot be demoted.`))
 
 // newNodeRoleCmd is node promote|demote: node update --role for each node.
 func newNodeRoleCmd(verb string, role api.NodeRole, long string) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   verb + " NODE...",
 		Short: strings.ToUpper(verb[:1]) + verb[1:] + " nodes to " + role.String() + "s",
-		Long:  long,
+		Long:  long + "\n" + nodesJSONDoc("changed"),
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
 			c := newAPIClient(cmd)
+			var done []controlapi.Node
 			for _, ref := range args {
 				var n controlapi.Node
 				if err := c.call(cmd.Context(), "POST", "/v1/nodes/"+url.PathEscape(ref), controlapi.NodeUpdate{Role: role.String()}, &n); err != nil {
-					return fmt.Errorf("%s %s: %w", verb, ref, err)
+					err = fmt.Errorf("%s %s: %w", verb, ref, err)
+					if format == outJSON {
+						return writeDoneThen(cmd, done, err)
+					}
+					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "node %s is to be a %s\n", n.Name, role)
+				done = append(done, n)
+				if format == outText {
+					fmt.Fprintf(cmd.OutOrStdout(), "node %s is to be a %s\n", n.Name, role)
+				}
+			}
+			if format == outJSON {
+				return writeDoneThen(cmd, done, nil)
 			}
 			return nil
 		},
 	}
+	addOutputFlag(cmd)
+	return cmd
+}
+
+// nodesJSONDoc documents the -o json output of the node commands that
+// change nodes one by one.
+func nodesJSONDoc(what string) string {
+	return `With -o json: an array of the nodes ` + what + `, as gitorc node inspect shows
+them; when one fails, those before it are printed and the exit code is 1.`
 }
 
 func runNodeLs(cmd *cobra.Command, _ []string) error {
@@ -220,24 +244,40 @@ func newNodeRmCmd() *cobra.Command {
 		Aliases: []string{"remove"},
 		Short:   "Remove nodes that left the cluster",
 		Long: `Removes nodes from the cluster's state. A node that is still ready is refused
-unless --force is given; a manager must be demoted first.`,
+unless --force is given; a manager must be demoted first.
+` + nodesJSONDoc("removed"),
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
 			c := newAPIClient(cmd)
 			path := "/v1/nodes/%s"
 			if force {
 				path += "?force=1"
 			}
+			var done []controlapi.Node
 			for _, a := range args {
 				var n controlapi.Node
 				if err := c.call(cmd.Context(), "DELETE", fmt.Sprintf(path, url.PathEscape(a)), nil, &n); err != nil {
+					if format == outJSON {
+						return writeDoneThen(cmd, done, err)
+					}
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "removed node %s (%s)\n", n.Name, n.ID)
+				done = append(done, n)
+				if format == outText {
+					fmt.Fprintf(cmd.OutOrStdout(), "removed node %s (%s)\n", n.Name, n.ID)
+				}
+			}
+			if format == outJSON {
+				return writeDoneThen(cmd, done, nil)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove a node even if it is ready")
+	addOutputFlag(cmd)
 	return cmd
 }

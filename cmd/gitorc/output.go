@@ -36,6 +36,23 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// writeDoneThen prints, as a JSON array, what a command that acts on
+// its arguments one by one did, and returns err: when it failed on one,
+// what it did before is printed, so that a script knows. Nothing is
+// printed when it failed on the first.
+func writeDoneThen[T any](cmd *cobra.Command, done []T, err error) error {
+	if err != nil && len(done) == 0 {
+		return err
+	}
+	if done == nil {
+		done = []T{}
+	}
+	if werr := writeJSON(cmd.OutOrStdout(), done); werr != nil && err == nil {
+		return werr
+	}
+	return err
+}
+
 // writeYAML prints v as YAML with the field names and order of its JSON
 // form, so the two outputs always agree.
 func writeYAML(w io.Writer, v any) error {

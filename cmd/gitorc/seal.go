@@ -27,9 +27,20 @@ age recipient. Only the cluster's managers can open the result; commit it and re
 to it from a stack: secrets: { db_password: { file: ./db_password.age } }.
 
 The recipient is --recipient, or else the first ` + recipientFile + ` found in the
-output file's directory or above (bootstrap writes it).`,
+output file's directory or above (bootstrap writes it).
+
+-o is the sealed file, as age's -o; the output format is --output (no short form).
+With --output json and -o FILE: {"output": FILE, "recipients": ["age1…"]} on
+standard output; the plaintext and the sealed content are never printed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return fmt.Errorf("%w: it is the output format; the sealed file is -o/--out", err)
+			}
+			if format == outJSON && (out == "" || out == "-") {
+				return errors.New("--output json needs -o FILE: the sealed file would go to standard output")
+			}
 			if recipient == "" {
 				start := out
 				if start == "" {
@@ -66,13 +77,27 @@ output file's directory or above (bootstrap writes it).`,
 			if err := os.WriteFile(out, sealed, 0o644); err != nil {
 				return err
 			}
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), sealReport{Output: out, Recipients: []string{recipient}})
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "sealed %s for %s\n", out, recipient)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&recipient, "recipient", "", "the cluster's age recipient (age1…)")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write the sealed file here (default: standard output)")
+	// -o is taken by the sealed file (as age's): the format has the long
+	// form only.
+	cmd.Flags().String("output", "", "output format: text or json (json needs -o FILE)")
 	return cmd
+}
+
+// sealReport is gitorc seal --output json: the sealed file written, and
+// the public recipients it was sealed for. It holds neither the
+// plaintext nor the sealed content.
+type sealReport struct {
+	Output     string   `json:"output"`
+	Recipients []string `json:"recipients"`
 }
 
 // findRecipient looks for .gitorc/recipient.txt from path upwards.

@@ -226,7 +226,11 @@ func newServiceScaleCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "scale SERVICE=REPLICAS...",
 		Short: "Set the replica count of replicated services (drift from Git until Git agrees)",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Sets the replica count of replicated services; the GitOps loop reports it as
+drift until Git says the same.
+With -o json: an array of the services scaled, as gitorc service inspect shows
+them; when one fails, those before it are printed and the exit code is 1.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			type scale struct {
 				name string
@@ -240,6 +244,22 @@ func newServiceScaleCmd() *cobra.Command {
 					return fmt.Errorf("%q: want SERVICE=REPLICAS, e.g. shop_web=5", a)
 				}
 				todo = append(todo, scale{name, n})
+			}
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			if format == outJSON {
+				// One document for all: an array of the services scaled.
+				var done []controlapi.Service
+				for _, s := range todo {
+					var svc controlapi.Service
+					if err := newAPIClient(cmd).call(cmd.Context(), "POST", "/v1/services/"+url.PathEscape(s.name)+"/scale", controlapi.ScaleRequest{Replicas: &s.n}, &svc); err != nil {
+						return writeDoneThen(cmd, done, err)
+					}
+					done = append(done, svc)
+				}
+				return writeDoneThen(cmd, done, nil)
 			}
 			for _, s := range todo {
 				err := serviceAction(cmd, s.name, "scale", controlapi.ScaleRequest{Replicas: &s.n}, func(svc controlapi.Service) string {

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/reconcile"
 	"github.com/spf13/cobra"
 )
 
@@ -73,4 +76,41 @@ secrets known by their file and never by their content.`,
 	cmd.Flags().StringArrayVar(&envFiles, "env-file", nil, "env file for interpolation of a single file (default: .env beside it)")
 	cmd.Flags().StringP("output", "o", "", "output format: yaml or json")
 	return cmd
+}
+
+// stackChange is gitorc stack deploy|rm -o json: the stack, and the plan
+// the manager made for it (reconcile.Changeset: "steps", each with its
+// "kind", "name", "stack", "action" and field "changes", secrets by hash
+// only; and "problems"). A plan with problems was refused and nothing of
+// it applied; otherwise it was applied in one transaction.
+type stackChange struct {
+	Stack string `json:"stack"`
+	reconcile.Changeset
+}
+
+// stackChangeDoc documents stackChange in the commands' help.
+const stackChangeDoc = `With -o json: {"stack", "steps": [{"kind", "name", "stack", "action", "changes"}],
+"problems"}; a plan refused for its problems is printed too, with exit code 1.`
+
+// writeStackChange prints a stack deploy or rm as JSON, and returns err.
+// A plan the manager refused for its problems (a conflict answer that
+// carries it) is printed as well: the problems are what a script wants.
+func writeStackChange(w io.Writer, stack string, cs reconcile.Changeset, err error) error {
+	if err != nil {
+		var ae *apiError
+		var ans struct {
+			Plan *reconcile.Changeset `json:"plan"`
+		}
+		if !errors.As(err, &ae) || json.Unmarshal(ae.body, &ans) != nil || ans.Plan == nil || len(ans.Plan.Problems) == 0 {
+			return err
+		}
+		cs = *ans.Plan
+	}
+	if cs.Steps == nil {
+		cs.Steps = []reconcile.Step{}
+	}
+	if werr := writeJSON(w, stackChange{Stack: stack, Changeset: cs}); werr != nil && err == nil {
+		return werr
+	}
+	return err
 }

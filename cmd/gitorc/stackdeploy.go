@@ -79,8 +79,15 @@ func newStackDeployCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deploy -c FILE [-c FILE...] NAME",
 		Short: "Deploy a stack by hand, as docker stack deploy does (Git is the usual way)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Deploys a stack by hand, as docker stack deploy does (Git is the usual way),
+and prints the plan the manager applied.
+` + stackChangeDoc,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
 			if len(files) == 0 {
 				return fmt.Errorf("no stack file: give one or more with -c FILE")
 			}
@@ -97,7 +104,11 @@ func newStackDeployCmd() *cobra.Command {
 				return err
 			}
 			var cs reconcile.Changeset
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPut, "/v1/stacks/"+args[0], req, &cs); err != nil {
+			err = newAPIClient(cmd).call(cmd.Context(), http.MethodPut, "/v1/stacks/"+args[0], req, &cs)
+			if format == outJSON {
+				return writeStackChange(cmd.OutOrStdout(), args[0], cs, err)
+			}
+			if err != nil {
 				return err
 			}
 			return reconcile.Format(cmd.OutOrStdout(), cs, false, false)
@@ -105,6 +116,7 @@ func newStackDeployCmd() *cobra.Command {
 	}
 	cmd.Flags().StringArrayVarP(&files, "compose-file", "c", nil, "stack file (repeat to merge overrides)")
 	cmd.Flags().StringArrayVar(&envFiles, "env-file", nil, "env file for interpolation")
+	addOutputFlag(cmd)
 	return cmd
 }
 
@@ -141,8 +153,15 @@ func newStackRmCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rm NAME",
 		Short: "Remove a stack's services, networks, secrets, configs and volumes",
-		Args:  cobra.ExactArgs(1),
+		Long: `Removes a stack's services, networks, secrets, configs and volumes, and prints
+the plan the manager applied; a stack with nothing to remove is an error.
+` + stackChangeDoc,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
 			var cs reconcile.Changeset
 			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodDelete, "/v1/stacks/"+args[0], nil, &cs); err != nil {
 				return err
@@ -150,8 +169,12 @@ func newStackRmCmd() *cobra.Command {
 			if !cs.HasChanges() {
 				return fmt.Errorf("stack %s: nothing to remove", strings.TrimSpace(args[0]))
 			}
+			if format == outJSON {
+				return writeStackChange(cmd.OutOrStdout(), args[0], cs, nil)
+			}
 			return reconcile.Format(cmd.OutOrStdout(), cs, false, false)
 		},
 	}
+	addOutputFlag(cmd)
 	return cmd
 }

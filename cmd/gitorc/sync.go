@@ -185,32 +185,46 @@ func waitRequest(ctx context.Context, c *apiClient, id string, timeout time.Dura
 	}
 }
 
+// suspension is gitorc suspend|resume -o json: whether automatic syncs
+// are now suspended, as the manager answered.
+type suspension struct {
+	Suspended bool `json:"suspended"`
+}
+
 func newSuspendCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "suspend",
-		Short: "Stop automatic syncs (polls, webhooks, local changes); gitorc sync still syncs",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/sync/suspend", struct{}{}, nil); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "automatic syncs suspended: polls, webhooks and local changes no longer sync; gitorc sync still does; gitorc resume ends this")
-			return nil
-		},
-	}
+	return newSuspensionCmd("suspend", "Stop automatic syncs (polls, webhooks, local changes); gitorc sync still syncs",
+		"automatic syncs suspended: polls, webhooks and local changes no longer sync; gitorc sync still does; gitorc resume ends this")
 }
 
 func newResumeCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "resume",
-		Short: "Resume automatic syncs",
-		Args:  cobra.NoArgs,
+	return newSuspensionCmd("resume", "Resume automatic syncs", "automatic syncs resumed")
+}
+
+// newSuspensionCmd is gitorc suspend or resume: it posts to
+// /v1/sync/VERB and prints done, or the suspension as JSON.
+func newSuspensionCmd(verb, short, done string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   verb,
+		Short: short,
+		Long: short + `.
+With -o json: {"suspended": true|false}, the state after the change.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/sync/resume", struct{}{}, nil); err != nil {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "automatic syncs resumed")
+			var st suspension
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/sync/"+verb, struct{}{}, &st); err != nil {
+				return err
+			}
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), st)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), done)
 			return nil
 		},
 	}
+	addOutputFlag(cmd)
+	return cmd
 }
