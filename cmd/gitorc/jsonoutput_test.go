@@ -50,6 +50,9 @@ var jsonTests = map[string]string{
 	"network inspect":  byFakeAPI,
 	"secret ls":        byFakeAPI,
 	"config ls":        byFakeAPI,
+	"registry login":   byFakeAPI,
+	"registry ls":      byFakeAPI,
+	"registry logout":  byFakeAPI,
 
 	"version":      byLocal,
 	"validate":     byLocal,
@@ -281,6 +284,12 @@ var (
 func TestJSONOutputOnFakeAPI(t *testing.T) {
 	serveAPI(t)
 	r := newJSONRuns(t, byFakeAPI)
+	// Registry logins, from a docker config.json: their passwords are
+	// never printed.
+	dockerConfig := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(dockerConfig, []byte(`{"auths": {"ghcr.example.com": {"username": "bot", "password": "pw-secret"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		path  string
 		args  []string
@@ -307,8 +316,14 @@ func TestJSONOutputOnFakeAPI(t *testing.T) {
 		// The seed has no secrets nor configs.
 		{"secret ls", []string{"secret", "ls"}, jsonShape{array: true, empty: true}},
 		{"config ls", []string{"config", "ls"}, jsonShape{array: true, empty: true}},
+		{"registry login", []string{"registry", "login", "--docker-config", dockerConfig}, array("host", "username")},
+		{"registry ls", []string{"registry", "ls"}, array("host", "username")},
+		{"registry logout", []string{"registry", "logout", "ghcr.example.com"}, object("host")},
 	} {
-		r.run(t, c.path, c.shape, c.args...)
+		v := r.run(t, c.path, c.shape, c.args...)
+		if b, _ := json.Marshal(v); strings.Contains(string(b), "pw-secret") {
+			t.Errorf("gitorc %s -o json prints a registry password: %s", strings.Join(c.args, " "), b)
+		}
 	}
 
 	// Several services scaled are one array, in order; several nodes too.
