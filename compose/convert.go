@@ -446,6 +446,9 @@ func (c *converter) mounts(p []string, s types.ServiceConfig, ct *api.ContainerS
 					c.d.errorf(vp, "undefined volume %q: declare it under the top-level volumes", v.Source)
 				}
 				m.Source = vol.Name
+				if len(vol.DriverOpts) > 0 {
+					m.VolumeOptions = map[string]string(vol.DriverOpts)
+				}
 			}
 			if v.Volume != nil {
 				m.NoCopy = v.Volume.NoCopy

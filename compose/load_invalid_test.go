@@ -58,6 +58,22 @@ configs:
 		},
 	},
 	{
+		name: `volume_driver_opts`,
+		yaml: `services:
+  web:
+    image: x
+    volumes: [data:/data]
+volumes:
+  data:
+    driver_opts:
+      type: nfs
+      o: addr=127.0.0.1
+`,
+		want: []string{
+			`compose.yaml:8: volumes.data.driver_opts: device is required (what to mount, e.g. :/export/path for nfs, a host path for a bind)`,
+		},
+	},
+	{
 		name: `bad_constraint`,
 		yaml: `services:
   web:

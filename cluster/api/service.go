@@ -118,6 +118,10 @@ type Mount struct {
 	Source   string    `json:"source,omitempty"` // volume name or host path
 	Target   string    `json:"target"`
 	ReadOnly bool      `json:"read_only,omitempty"`
+	// VolumeOptions are the named volume's driver_opts (type, o,
+	// device): the node mounts that filesystem as the volume, as Docker's
+	// local driver does. Empty: a directory of the node.
+	VolumeOptions map[string]string `json:"volume_options,omitempty"`
 	// NoCopy skips copying the image's content into a new volume.
 	NoCopy    bool   `json:"nocopy,omitempty"`
 	TmpfsSize Bytes  `json:"tmpfs_size,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -266,7 +267,34 @@ func (v *VolumeSpec) Validate() error {
 	if v.Driver != DefaultVolumeDriver {
 		es.add("driver", "driver %q is not supported: gitorc volumes are %q", v.Driver, DefaultVolumeDriver)
 	}
+	if err := ValidVolumeOptions(v.DriverOpts); err != nil {
+		es.add("driver_opts", "%v", err)
+	}
 	return es.Err()
+}
+
+// ValidVolumeOptions checks a local volume's driver_opts as Docker's
+// local driver takes them: type (the filesystem: nfs, tmpfs, none for a
+// bind with o: bind, …), device (what is mounted) and o (mount(8)
+// options); all of type and device, or none of the three.
+func ValidVolumeOptions(opts map[string]string) error {
+	if len(opts) == 0 {
+		return nil
+	}
+	for k := range opts {
+		if k != "type" && k != "device" && k != "o" {
+			return fmt.Errorf("option %q is not one of the local driver's: type, device, o", k)
+		}
+	}
+	switch {
+	case opts["type"] == "":
+		return fmt.Errorf("type is required (the filesystem to mount: nfs, tmpfs, or none with o: bind)")
+	case opts["device"] == "":
+		return fmt.Errorf("device is required (what to mount, e.g. :/export/path for nfs, a host path for a bind)")
+	case opts["type"] == "none" && !slices.Contains(strings.Split(opts["o"], ","), "bind"):
+		return fmt.Errorf("type none mounts nothing without o: bind")
+	}
+	return nil
 }
 
 func validateSource(es *FieldErrors, external bool, file, env string) {

@@ -170,6 +170,11 @@ func userMounts(c *api.ContainerSpec, volumesDir, taskDir string) ([]specs.Mount
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return nil, fmt.Errorf("volume %s: %w", m.Source, err)
 			}
+			if m.Source != "" && len(m.VolumeOptions) > 0 {
+				if err := mountVolume(m.Source, dir, m.VolumeOptions); err != nil {
+					return nil, err
+				}
+			}
 			out = append(out, specs.Mount{Destination: m.Target, Type: "bind", Source: dir, Options: opts})
 		case api.MountBind:
 			if _, err := os.Stat(m.Source); err != nil {
