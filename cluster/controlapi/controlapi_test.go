@@ -347,3 +347,21 @@ func TestRegistries(t *testing.T) {
 	}
 	c.wantErr("DELETE", "/v1/registries/registry.example.com:5000", "", 404, "no login for registry registry.example.com:5000")
 }
+
+// External objects: a subnet inside the cluster's pools and an object a
+// stack owns are refused.
+func TestExternalObjectsRefused(t *testing.T) {
+	c, f := newClient(t)
+	owned := map[string]string{api.LabelManagedBy: "gitorc", api.LabelStack: "app"}
+	if _, err := f.Store.Update(context.Background(), func(tx store.Tx) error {
+		if err := tx.Create(&api.Cluster{Meta: api.Meta{ID: api.ClusterID}, Spec: api.ClusterSpec{Network: api.DefaultNetworkConfig()}}); err != nil {
+			return err
+		}
+		return tx.Create(&api.Secret{Spec: api.SecretSpec{Name: "app_pw", Labels: owned, Data: api.SecretBytes("x")}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.wantErr("POST", "/v1/networks", `{"name":"clash","subnet":"10.64.9.0/24"}`, 400, "subnet 10.64.9.0/24 overlaps the cluster's")
+	c.wantErr("DELETE", "/v1/secrets/app_pw", "", 409, "secret app_pw belongs to a stack (or to the cluster): change it in Git")
+	c.wantErr("POST", "/v1/secrets", `{"name":"app_pw","data":"eA=="}`, 409, "secret app_pw exists")
+}

@@ -32,6 +32,9 @@ type Config struct {
 	// Leader returns the leading manager's node ID, shown on its node
 	// (nil: the nodes' stored manager status is shown as it is).
 	Leader func() string
+	// HashSecret is the keyed hash of a secret's content (the cluster
+	// identity's), for secrets created here; nil: none can be.
+	HashSecret func(ctx context.Context, plain []byte) (string, error)
 }
 
 // Validate reports a missing store.
@@ -57,6 +60,7 @@ type server struct {
 	now    func() time.Time
 	log    *slog.Logger
 	leader func() string
+	hash   func(ctx context.Context, plain []byte) (string, error)
 }
 
 // New returns the API's handler: the endpoints of Register, and a JSON
@@ -90,7 +94,7 @@ func newServer(cfg Config) (*server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &server{st: cfg.Store, now: cfg.Now, log: cfg.Logger, leader: cfg.Leader}
+	s := &server{st: cfg.Store, now: cfg.Now, log: cfg.Logger, leader: cfg.Leader, hash: cfg.HashSecret}
 
 	if s.now == nil {
 		s.now = time.Now
@@ -116,6 +120,12 @@ func (s *server) register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/networks/{network}", s.handle(s.getNetwork))
 	mux.HandleFunc("GET /v1/secrets", s.handle(s.listSecrets))
 	mux.HandleFunc("GET /v1/configs", s.handle(s.listConfigs))
+	mux.HandleFunc("POST /v1/secrets", s.handle(s.createSecret))
+	mux.HandleFunc("DELETE /v1/secrets/{name}", s.handle(s.removeSecret))
+	mux.HandleFunc("POST /v1/configs", s.handle(s.createConfig))
+	mux.HandleFunc("DELETE /v1/configs/{name}", s.handle(s.removeConfig))
+	mux.HandleFunc("POST /v1/networks", s.handle(s.createNetwork))
+	mux.HandleFunc("DELETE /v1/networks/{network}", s.handle(s.removeNetwork))
 	mux.HandleFunc("GET /v1/registries", s.handle(s.listRegistries))
 	mux.HandleFunc("PUT /v1/registries/{host}", s.handle(s.loginRegistry))
 	mux.HandleFunc("DELETE /v1/registries/{host}", s.handle(s.logoutRegistry))

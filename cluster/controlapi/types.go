@@ -144,3 +144,20 @@ type RegistryLoginRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
 }
+
+// CreateFileRequest makes an external secret or config (POST
+// /v1/secrets, /v1/configs). Data is the content (base64 in JSON).
+type CreateFileRequest struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Data   []byte            `json:"data"`
+}
+
+// CreateNetworkRequest makes an external network (POST /v1/networks).
+type CreateNetworkRequest struct {
+	Name       string            `json:"name"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Internal   bool              `json:"internal,omitempty"`
+	Attachable bool              `json:"attachable,omitempty"`
+	Subnet     string            `json:"subnet,omitempty"`
+}

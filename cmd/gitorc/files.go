@@ -2,6 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -60,8 +64,119 @@ a task or a rollback may still need it, then deletes it.`, kind),
 		},
 	}
 	addOutputFlag(ls)
-	cmd.AddCommand(ls)
+	inspect := &cobra.Command{
+		Use:   "inspect NAME...",
+		Short: fmt.Sprintf("Show %s: every version with its users (never the content)", plural),
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var objs []controlapi.FileObject
+			if err := newAPIClient(cmd).call(cmd.Context(), "GET", "/v1/"+plural, nil, &objs); err != nil {
+				return err
+			}
+			out := []controlapi.FileObject{}
+			for _, name := range args {
+				n := len(out)
+				for _, o := range objs {
+					if o.Name == name || o.ID == name {
+						out = append(out, o)
+					}
+				}
+				if len(out) == n {
+					return fmt.Errorf("%s %q not found", kind, name)
+				}
+			}
+			return writeJSON(cmd.OutOrStdout(), out)
+		},
+	}
+	addOutputFlag(inspect)
+	var labels []string
+	create := &cobra.Command{
+		Use:   "create NAME FILE|-",
+		Short: fmt.Sprintf("Create an external %s from a file or standard input, for stacks that declare it external: true", kind),
+		Long: fmt.Sprintf(`Creates a %[1]s that stacks use as external (external: true). It is stored in the
+cluster's replicated store (a secret encrypted, as every secret); Git never holds it,
+and no sync changes or prunes it. A name a stack owns is refused. To change one,
+remove it (gitorc %[1]s rm, once no service uses it) and create it again.`, kind),
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			var data []byte
+			if args[1] == "-" {
+				data, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
+			} else {
+				data, err = os.ReadFile(args[1])
+			}
+			if err != nil {
+				return err
+			}
+			lm, err := labelMap(labels)
+			if err != nil {
+				return err
+			}
+			var o controlapi.FileObject
+			req := controlapi.CreateFileRequest{Name: args[0], Labels: lm, Data: data}
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/"+plural, req, &o); err != nil {
+				return err
+			}
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), o)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s created (%s)\n", kind, o.Name, shortHash(o.DataHash))
+			return nil
+		},
+	}
+	create.Flags().StringArrayVarP(&labels, "label", "l", nil, "label KEY=VALUE (repeat)")
+	addOutputFlag(create)
+	rm := &cobra.Command{
+		Use:     "rm NAME...",
+		Aliases: []string{"remove"},
+		Short:   fmt.Sprintf("Remove external %s no service uses", plural),
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			c := newAPIClient(cmd)
+			removed := []string{}
+			for _, name := range args {
+				var o controlapi.FileObject
+				if err := c.call(cmd.Context(), http.MethodDelete, "/v1/"+plural+"/"+url.PathEscape(name), nil, &o); err != nil {
+					return err
+				}
+				removed = append(removed, name)
+				if format != outJSON {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s %s removed\n", kind, name)
+				}
+			}
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), map[string][]string{"removed": removed})
+			}
+			return nil
+		},
+	}
+	addOutputFlag(rm)
+	cmd.AddCommand(ls, inspect, create, rm)
 	return cmd
+}
+
+// labelMap parses KEY=VALUE labels.
+func labelMap(ls []string) (map[string]string, error) {
+	if len(ls) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, l := range ls {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("label %q: want KEY=VALUE", l)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // shortHash is a content hash as a person compares them: its algorithm

@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/spf13/cobra"
 )
@@ -36,7 +38,67 @@ Every task has one address, from its node's share of the task pool.`,
 		RunE:  runNetworkInspect,
 	}
 	addOutputFlag(inspect)
-	cmd.AddCommand(ls, inspect)
+	var req controlapi.CreateNetworkRequest
+	var labels []string
+	create := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create an external network, for stacks that declare it external: true",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			req.Name = args[0]
+			if req.Labels, err = labelMap(labels); err != nil {
+				return err
+			}
+			var n api.Network
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/networks", req, &n); err != nil {
+				return err
+			}
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), n)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "network %s created (%s)\n", n.Spec.Name, shortID(n.ID))
+			return nil
+		},
+	}
+	create.Flags().BoolVar(&req.Internal, "internal", false, "no route out of the cluster")
+	create.Flags().BoolVar(&req.Attachable, "attachable", false, "services of any stack may join it")
+	create.Flags().StringVar(&req.Subnet, "subnet", "", "a subnet (CIDR) to check against the cluster's pools")
+	create.Flags().StringArrayVarP(&labels, "label", "l", nil, "label KEY=VALUE (repeat)")
+	addOutputFlag(create)
+	rm := &cobra.Command{
+		Use:     "rm NETWORK...",
+		Aliases: []string{"remove"},
+		Short:   "Remove external networks no service is on",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			c := newAPIClient(cmd)
+			removed := []string{}
+			for _, name := range args {
+				var n api.Network
+				if err := c.call(cmd.Context(), http.MethodDelete, "/v1/networks/"+url.PathEscape(name), nil, &n); err != nil {
+					return err
+				}
+				removed = append(removed, n.Spec.Name)
+				if format != outJSON {
+					fmt.Fprintf(cmd.OutOrStdout(), "network %s removed\n", n.Spec.Name)
+				}
+			}
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), map[string][]string{"removed": removed})
+			}
+			return nil
+		},
+	}
+	addOutputFlag(rm)
+	cmd.AddCommand(ls, inspect, create, rm)
 	return cmd
 }
 

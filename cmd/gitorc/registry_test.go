@@ -59,3 +59,44 @@ func TestRegistryLogin(t *testing.T) {
 		t.Errorf("after logout:\n%s", out)
 	}
 }
+
+// External secrets, configs and networks: created for stacks that
+// declare them external, listed, refused when they exist or when a stack
+// owns or a service uses them, removed.
+func TestExternalObjects(t *testing.T) {
+	serveAPI(t)
+	out, errOut, code := runStdin(t, "s3cret-content", "secret", "create", "shared_token", "-")
+	if code != 0 || !strings.Contains(out, "secret shared_token created (hmac-sha256:") {
+		t.Fatalf("secret create: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, errOut, _ := runStdin(t, "x", "secret", "create", "shared_token", "-"); !strings.Contains(errOut, "secret shared_token exists") {
+		t.Errorf("second create: %s", errOut)
+	}
+	out = mustRun(t, "secret", "ls")
+	if !strings.Contains(out, "shared_token") || !strings.Contains(out, "current, external") || strings.Contains(out, "s3cret") {
+		t.Errorf("secret ls:\n%s", out)
+	}
+	if out := mustRun(t, "secret", "inspect", "shared_token"); strings.Contains(out, "s3cret") || !strings.Contains(out, `"external": true`) {
+		t.Errorf("secret inspect:\n%s", out)
+	}
+	mustRun(t, "secret", "rm", "shared_token")
+	mustFail(t, `secret "shared_token" not found`, "secret", "rm", "shared_token")
+
+	cfg := filepath.Join(t.TempDir(), "motd")
+	if err := os.WriteFile(cfg, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "config", "create", "shared_motd", cfg)
+	if out := mustRun(t, "config", "ls", "-o", "json"); !strings.Contains(out, `"name": "shared_motd"`) {
+		t.Errorf("config ls:\n%s", out)
+	}
+	mustRun(t, "config", "rm", "shared_motd")
+
+	mustRun(t, "network", "create", "shared_net", "--internal")
+	if out := mustRun(t, "network", "ls"); !strings.Contains(out, "shared_net") {
+		t.Errorf("network ls:\n%s", out)
+	}
+	mustFail(t, "network shop_default has services [shop_mon shop_web]: remove them from it first", "network", "rm", "shop_default")
+	mustFail(t, `"10.64.9/24" is not a CIDR subnet`, "network", "create", "clash", "--subnet", "10.64.9/24")
+	mustRun(t, "network", "rm", "shared_net")
+}

@@ -2,6 +2,9 @@ package controlapitest
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -34,7 +37,13 @@ func New(tb testing.TB) *Fixture {
 	if err := Seed(f.Store, f.Now); err != nil {
 		tb.Fatal(err)
 	}
-	h, err := controlapi.New(controlapi.Config{Store: f.Store, Now: func() time.Time { return f.Now }})
+	// A stand-in for the cluster identity's keyed hash.
+	hash := func(_ context.Context, plain []byte) (string, error) {
+		m := hmac.New(sha256.New, []byte("controlapitest"))
+		m.Write(plain)
+		return "hmac-sha256:" + hex.EncodeToString(m.Sum(nil)), nil
+	}
+	h, err := controlapi.New(controlapi.Config{Store: f.Store, Now: func() time.Time { return f.Now }, HashSecret: hash})
 	if err != nil {
 		tb.Fatal(err)
 	}
