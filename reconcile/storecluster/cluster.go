@@ -232,6 +232,19 @@ func (c *Cluster) History(ctx context.Context) ([]api.SyncRecord, error) {
 // reads see the state before it, so objects are looked up by name once and
 // each written once.
 func (c *Cluster) Commit(ctx context.Context, cm reconcile.Commit) error {
+	// A controller that wrote one of the objects between this
+	// transaction's reads and its commit (the allocator filling in a new
+	// service's endpoint) makes it conflict: it runs again on what is
+	// there now, so a stack deploy or rm right after another never fails
+	// for it.
+	err := store.RetryConflicts(5, func() error { return c.commit(ctx, cm) })
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (c *Cluster) commit(ctx context.Context, cm reconcile.Commit) error {
 	_, err := c.st.Update(ctx, func(tx store.Tx) error {
 		w := writer{tx: tx}
 		p := cm.Put
@@ -265,10 +278,7 @@ func (c *Cluster) Commit(ctx context.Context, cm reconcile.Commit) error {
 		}
 		return w.err
 	})
-	if err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return err
 }
 
 // writer adds a commit's operations to a transaction, keeping the first
