@@ -293,7 +293,7 @@ func (a *Agent) removeLog(id string) error {
 func (a *Agent) do(ctx context.Context, t *api.Task, files Files, act Action) (Exit, error) {
 	switch act {
 	case ActPrepare:
-		return Exit{}, a.cfg.Executor.Prepare(ctx, t, files)
+		return Exit{}, a.cfg.Executor.Prepare(WithProgress(ctx, a.progress(ctx, t.ID)), t, files)
 	case ActStart:
 		return Exit{}, a.cfg.Executor.Start(ctx, t.ID)
 	case ActRemove:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,8 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/compose"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
@@ -75,7 +78,9 @@ func mountStacks(d *daemon, mux *http.ServeMux) {
 }
 
 func newStackDeployCmd() *cobra.Command {
-	var files, envFiles []string
+	var files, envFiles, profiles []string
+	var wait bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "deploy -c FILE [-c FILE...] NAME",
 		Short: "Deploy a stack by hand, as docker stack deploy does (Git is the usual way)",
@@ -92,7 +97,7 @@ and prints the plan the manager applied.
 				return fmt.Errorf("no stack file: give one or more with -c FILE")
 			}
 			cwd, _ := os.Getwd()
-			st, err := compose.Load(cmd.Context(), compose.Source{Name: args[0], Files: files, EnvFiles: envFiles, Root: cwd})
+			st, err := compose.Load(cmd.Context(), compose.Source{Name: args[0], Files: files, EnvFiles: envFiles, Root: cwd, Profiles: profiles})
 			if err != nil {
 				return err
 			}
@@ -111,10 +116,16 @@ and prints the plan the manager applied.
 			if err != nil {
 				return err
 			}
-			return reconcile.Format(cmd.OutOrStdout(), cs, false, false)
+			if err := reconcile.Format(cmd.OutOrStdout(), cs, false, false); err != nil || !wait {
+				return err
+			}
+			return waitStack(cmd, newAPIClient(cmd), args[0], timeout)
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "compose-file", "c", nil, "stack file (repeat to merge overrides)")
+	cmd.Flags().StringArrayVar(&profiles, "profile", nil, "an active compose profile (repeat; \"*\" for all)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every service of the stack has rolled out, printing image pulls per node as they go")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait, give up after this long")
 	cmd.Flags().StringArrayVar(&envFiles, "env-file", nil, "env file for interpolation")
 	addOutputFlag(cmd)
 	return cmd
@@ -177,4 +188,53 @@ the plan the manager applied; a stack with nothing to remove is an error.
 	}
 	addOutputFlag(cmd)
 	return cmd
+}
+
+// waitStack waits until every service of a stack runs its desired tasks
+// with no rollout in flight, printing the image pulls per node as they
+// go; a rollout that failed (paused, rolled back) ends the wait with an
+// error.
+func waitStack(cmd *cobra.Command, c *apiClient, stack string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+	defer cancel()
+	var pulls pullWatch
+	for {
+		pulls.poll(ctx, c, cmd.OutOrStdout())
+		var svcs []controlapi.Service
+		err := c.call(ctx, http.MethodGet, "/v1/services", nil, &svcs)
+		if err == nil {
+			done, failed := true, []string{}
+			for _, s := range svcs {
+				if s.Spec.Stack != stack {
+					continue
+				}
+				switch u := s.Update; {
+				case u != nil && (u.State == api.UpdatePaused || u.State == api.UpdateRollbackCompleted || u.State == api.UpdateRollbackPaused):
+					failed = append(failed, fmt.Sprintf("%s (%s)", s.Spec.Name, s.Progress()))
+				case u != nil && u.State != api.UpdateCompleted && u.State != api.UpdateNone:
+					done = false
+				case s.Spec.Mode.IsJob():
+					done = done && s.Completed >= s.Desired
+				case s.Spec.Mode.IsGlobal():
+					// Desired counts the nodes given a task: none yet is
+					// not done.
+					done = done && s.Desired > 0 && s.Running >= s.Desired
+				default:
+					done = done && s.Running >= s.Desired
+				}
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("stack %s did not roll out: %s", stack, strings.Join(failed, ", "))
+			}
+			if done {
+				fmt.Fprintf(cmd.OutOrStdout(), "stack %s rolled out\n", stack)
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stack %s still rolling out after %s: see gitorc stack ps %s", stack, timeout, stack)
+		case <-time.After(syncPollEvery):
+		}
+	}
 }

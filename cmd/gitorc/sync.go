@@ -157,6 +157,7 @@ func waitRequest(ctx context.Context, c *apiClient, id string, timeout time.Dura
 		defer cancel()
 	}
 	started := false
+	var pulls pullWatch
 	for {
 		var req api.SyncRequest
 		err := c.call(ctx, http.MethodGet, "/v1/sync/requests/"+id, nil, &req)
@@ -173,6 +174,9 @@ func waitRequest(ctx context.Context, c *apiClient, id string, timeout time.Dura
 		if err == nil && !started && !req.Pending() && progress {
 			started = true
 			fmt.Fprintf(w, "syncing (taken by manager %s)\n", shortID(req.Node))
+		}
+		if started {
+			pulls.poll(ctx, c, w) // a line per node and image as it is pulled
 		}
 		select {
 		case <-ctx.Done():

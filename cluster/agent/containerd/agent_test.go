@@ -307,3 +307,36 @@ func TestAgentImageHealthcheck_Root(t *testing.T) {
 		t.Errorf("health in the running reports %v, want %v", got, want)
 	}
 }
+
+// A task whose image the node lacks reports the pull's progress while it
+// prepares: a preparing status whose message says what is pulled.
+func TestAgentPullProgress_Root(t *testing.T) {
+	requireRoot(t)
+	ref, err := env.reg.Push(context.Background(), env.sleepy, "test/agent-progress", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := newTask(t, ref)
+	rep := &statusLog{}
+	a, _ := startAgent(t, env.exec, rep)
+	a.Assign([]agent.Assignment{{Task: task}})
+	defer func() {
+		stopping := *task
+		stopping.DesiredState = api.TaskShutdown
+		a.Assign([]agent.Assignment{{Task: &stopping}})
+		waitState(t, a, task.ID, isTerminal, "terminal")
+		waitGone(t, env.exec, nodeDir(), task.ID)
+	}()
+	waitState(t, a, task.ID, func(s api.TaskState) bool { return s == api.TaskRunning }, "running")
+	var pulling []string
+	rep.mu.Lock()
+	for _, st := range rep.seen[task.ID] {
+		if st.State == api.TaskPreparing && strings.HasPrefix(st.Message, "pulling "+ref+": ") {
+			pulling = append(pulling, st.Message)
+		}
+	}
+	rep.mu.Unlock()
+	if len(pulling) == 0 || !strings.Contains(pulling[0], " blobs, ") || !strings.Contains(pulling[0], " MiB of ") {
+		t.Errorf("preparing reports with the pull's progress: %q", pulling)
+	}
+}

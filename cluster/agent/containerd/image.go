@@ -18,6 +18,7 @@ import (
 	"github.com/distribution/reference"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/gitorc/gitorc/cluster/agent"
 	"github.com/gitorc/gitorc/cluster/api"
 )
 
@@ -28,6 +29,13 @@ type Progress struct {
 	Fetched, Total   int
 	FetchedB, TotalB int64
 }
+
+// Line is the progress as a task's status shows it.
+func (p Progress) Line() string {
+	return fmt.Sprintf("pulling %s: %d/%d blobs, %s of %s", p.Ref, p.Fetched, p.Total, mib(p.FetchedB), mib(p.TotalB))
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 func (p Progress) String() string {
 	return fmt.Sprintf("pull %s: %d/%d blobs, %d/%d bytes", p.Ref, p.Fetched, p.Total, p.FetchedB, p.TotalB)
@@ -66,7 +74,8 @@ func (e *Executor) ensureImage(ctx context.Context, ref string) (client.Image, e
 	case !errdefs.IsNotFound(err):
 		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
-	return e.Pull(ctx, ref, nil)
+	// The task's status says how far the pull is (agent.WithProgress).
+	return e.Pull(ctx, ref, func(p Progress) { agent.Progress(ctx, p.Line()) })
 }
 
 func (e *Executor) unpack(ctx context.Context, img client.Image) error {
