@@ -566,6 +566,15 @@ func AddDelivery(st *api.SyncState, d api.WebhookDelivery) {
 	}
 }
 
+// AddNotification records a notification's outcome, keeping the last
+// few.
+func AddNotification(st *api.SyncState, d api.NotifyDelivery) {
+	st.Notifications = append(st.Notifications, d)
+	if n := len(st.Notifications); n > maxDeliveries {
+		st.Notifications = append([]api.NotifyDelivery(nil), st.Notifications[n-maxDeliveries:]...)
+	}
+}
+
 // trimRequests keeps every unfinished request and the last finished ones.
 func trimRequests(st *api.SyncState) {
 	done := 0

@@ -72,6 +72,35 @@ type SourceSpec struct {
 	SelfHeal string `json:"self_heal,omitempty"`
 	// Windows allow or deny automatic syncs at times (manual syncs always run).
 	Windows []SyncWindow `json:"windows,omitempty"`
+	// Notify says where sync outcomes are posted (reconcile/notify).
+	Notify *NotifySpec `json:"notify,omitempty"`
+}
+
+// NotifySpec is where the leader tells of each sync: a JSON event to a
+// URL (signed with HMAC-SHA256 when the cluster has a notify secret), and
+// the commit's status on its Git host. The secret and the Git host's
+// token are cluster keys, never in the spec.
+type NotifySpec struct {
+	URL string `json:"url,omitempty"`
+	// CommitStatus is github, gitea or gitlab; CommitStatusAPI the host's
+	// API base (https://api.github.com, https://gitea.example.com,
+	// https://gitlab.example.com); CommitStatusRepo owner/name (the
+	// project's path on GitLab).
+	CommitStatus     string `json:"commit_status,omitempty"`
+	CommitStatusAPI  string `json:"commit_status_api,omitempty"`
+	CommitStatusRepo string `json:"commit_status_repo,omitempty"`
+}
+
+// NotifyDelivery is the outcome of one notification: the last ones are
+// kept on the sync state, for gitorc status.
+type NotifyDelivery struct {
+	Time     time.Time `json:"time"`
+	Target   string    `json:"target"` // "url" or the commit status provider
+	Revision string    `json:"revision"`
+	Event    string    `json:"event"`
+	Attempts int       `json:"attempts"`
+	// Error is empty when the receiver accepted it.
+	Error string `json:"error,omitempty"`
 }
 
 // SyncWindow allows or denies automatic syncs (poll, webhook, watch) for
@@ -163,6 +192,8 @@ type SyncState struct {
 	Requests []SyncRequest `json:"requests,omitempty"`
 	// Deliveries are the last webhook deliveries, oldest first.
 	Deliveries []WebhookDelivery `json:"deliveries,omitempty"`
+	// Notifications are the last notifications sent, oldest first.
+	Notifications []NotifyDelivery `json:"notifications,omitempty"`
 }
 
 // SyncInFlight is an applied revision whose rollout is not judged yet.

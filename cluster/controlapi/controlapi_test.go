@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
@@ -364,4 +365,79 @@ func TestExternalObjectsRefused(t *testing.T) {
 	c.wantErr("POST", "/v1/networks", `{"name":"clash","subnet":"10.64.9.0/24"}`, 400, "subnet 10.64.9.0/24 overlaps the cluster's")
 	c.wantErr("DELETE", "/v1/secrets/app_pw", "", 409, "secret app_pw belongs to a stack (or to the cluster): change it in Git")
 	c.wantErr("POST", "/v1/secrets", `{"name":"app_pw","data":"eA=="}`, 409, "secret app_pw exists")
+}
+
+// The event stream: --since replays what changed since, then each
+// committed change arrives as a typed line, filtered by type.
+func TestEvents(t *testing.T) {
+	c, f := newClient(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://gitorc/v1/events?type=task,sync&since=87600h", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("events: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	dec := json.NewDecoder(resp.Body)
+	next := func() controlapi.Event {
+		t.Helper()
+		var e controlapi.Event
+		if err := dec.Decode(&e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	// The stream is up (its watch made before the replay): change the
+	// store, then read the replay and the live changes.
+	if _, err := f.Store.Update(context.Background(), func(tx store.Tx) error {
+		tk, err := store.Get[api.Task](tx, "t-web-1")
+		if err != nil {
+			return err
+		}
+		tk.Status = api.TaskStatus{State: api.TaskFailed, Err: "task: non-zero exit (1)", Timestamp: f.Now.Add(time.Minute)}
+		if err := tx.Update(tk); err != nil {
+			return err
+		}
+		if err := tx.Update(mustNode(t, tx)); err != nil { // a node change: filtered out
+			return err
+		}
+		return tx.Create(&api.SyncRecord{Meta: api.Meta{ID: "rec-1"}, Revision: "abc123", StartedAt: f.Now})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	replayed := 0
+	var e controlapi.Event
+	for e = next(); e.Replayed; e = next() {
+		if e.Type != controlapi.EventTask && e.Type != controlapi.EventSync {
+			t.Errorf("replayed a %s event with type=task,sync: %+v", e.Type, e)
+		}
+		replayed++
+	}
+	if replayed < 6 {
+		t.Errorf("%d events replayed, want the seed's 6 tasks at least", replayed)
+	}
+	got := []controlapi.Event{e, next()}
+	if got[0].Type != controlapi.EventTask || got[0].Name != "shop_web.1" || got[0].State != "failed" || got[0].Message != "task: non-zero exit (1)" {
+		t.Errorf("task event %+v", got[0])
+	}
+	if got[1].Type != controlapi.EventSync || got[1].Action != "started" || got[1].Revision != "abc123" {
+		t.Errorf("sync event %+v", got[1])
+	}
+	c.wantErr("GET", "/v1/events?type=pods", "", 400, `event type "pods"`)
+}
+
+func mustNode(t *testing.T, tx store.Tx) *api.Node {
+	ns, err := store.Find[api.Node](tx, store.All())
+	if err != nil || len(ns) == 0 {
+		t.Fatalf("nodes: %v", err)
+	}
+	ns[0].Spec.Labels = map[string]string{"touched": "yes"}
+	return ns[0]
 }

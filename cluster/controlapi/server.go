@@ -126,6 +126,7 @@ func (s *server) register(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /v1/configs/{name}", s.handle(s.removeConfig))
 	mux.HandleFunc("POST /v1/networks", s.handle(s.createNetwork))
 	mux.HandleFunc("DELETE /v1/networks/{network}", s.handle(s.removeNetwork))
+	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("GET /v1/registries", s.handle(s.listRegistries))
 	mux.HandleFunc("PUT /v1/registries/{host}", s.handle(s.loginRegistry))
 	mux.HandleFunc("DELETE /v1/registries/{host}", s.handle(s.logoutRegistry))

@@ -161,3 +161,29 @@ type CreateNetworkRequest struct {
 	Attachable bool              `json:"attachable,omitempty"`
 	Subnet     string            `json:"subnet,omitempty"`
 }
+
+// Event is one change in the cluster (GET /v1/events, a line each).
+type Event struct {
+	Time time.Time `json:"time"`
+	// Type is service, task, node or sync; "gap" when events were lost.
+	Type string `json:"type"`
+	// Action is create, update or delete; for a sync, started or
+	// finished.
+	Action string `json:"action,omitempty"`
+	ID     string `json:"id,omitempty"`
+	// Name is the service's, service.slot for a task, the node's, or the
+	// revision of a sync.
+	Name string `json:"name,omitempty"`
+	// State is a task's or node's state, a service's rollout state, a
+	// sync's result.
+	State    string `json:"state,omitempty"`
+	Message  string `json:"message,omitempty"`
+	Service  string `json:"service,omitempty"`
+	Node     string `json:"node,omitempty"`
+	Desired  string `json:"desired,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Trigger  string `json:"trigger,omitempty"`
+	// Replayed: the object's latest state, sent for --since, not a change
+	// seen as it happened.
+	Replayed bool `json:"replayed,omitempty"`
+}

@@ -301,8 +301,9 @@ func (d *daemon) leaderControllers(ctx context.Context) error {
 			}
 			lctx, lcancel := context.WithCancel(ctx)
 			cancel = lcancel
-			wg.Add(5)
+			wg.Add(6)
 			go func() { defer wg.Done(); _ = d.membership(lctx) }()
+			go func() { defer wg.Done(); _ = d.runNotifier(lctx) }()
 			go func() {
 				defer wg.Done()
 				if err := d.runAllocator(lctx); err != nil && lctx.Err() == nil {

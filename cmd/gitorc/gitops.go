@@ -322,6 +322,34 @@ func printTriggers(w io.Writer, rep syncReport) {
 	}
 }
 
+// printNotifications prints where sync outcomes go and the last
+// notifications sent, failures first in mind: they never block a sync,
+// so this is where they show.
+func printNotifications(w io.Writer, st api.SyncState) {
+	n := st.Source.Notify
+	if n == nil && len(st.Notifications) == 0 {
+		return
+	}
+	if n != nil {
+		var to []string
+		if n.URL != "" {
+			to = append(to, gitsource.RedactURL(n.URL))
+		}
+		if n.CommitStatus != "" {
+			to = append(to, n.CommitStatus+" commit status of "+n.CommitStatusRepo)
+		}
+		fmt.Fprintf(w, "notify:     %s\n", strings.Join(to, ", "))
+	}
+	for i := len(st.Notifications) - 1; i >= 0 && i >= len(st.Notifications)-5; i-- {
+		d := st.Notifications[i]
+		outcome := "delivered"
+		if d.Error != "" {
+			outcome = "FAILED: " + d.Error
+		}
+		fmt.Fprintf(w, "  %-4s %-8s %-9s %s %s\n", age(d.Time), d.Target, d.Event, shortCommit(d.Revision), outcome)
+	}
+}
+
 // printWebhooks prints whether webhooks work and their last deliveries.
 func printWebhooks(w io.Writer, rep syncReport) {
 	st := rep.State
@@ -340,6 +368,7 @@ func printWebhooks(w io.Writer, rep syncReport) {
 		hook += "; this manager serves no webhooks (gitorc daemon --webhook-listen ADDR)"
 	}
 	fmt.Fprintf(w, "webhook:    %s\n", hook)
+	printNotifications(w, st)
 	if n := len(st.Deliveries); n > 0 {
 		fmt.Fprintln(w, "deliveries:")
 		for i := n - 1; i >= 0 && i >= n-5; i-- {

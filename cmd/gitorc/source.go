@@ -14,6 +14,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/reconcile/gitsource"
+	"github.com/gitorc/gitorc/reconcile/notify"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
 	"github.com/spf13/cobra"
 )
@@ -34,12 +35,23 @@ type sourcePatch struct {
 	SelfHeal      *string           `json:"self_heal,omitempty"`
 	Windows       *[]api.SyncWindow `json:"windows,omitempty"`
 	WebhookSecret *string           `json:"webhook_secret,omitempty"`
+	// Notifications: "off" clears the URL or the commit status. The
+	// notify secret and the Git host's token become cluster keys.
+	NotifyURL         *string `json:"notify_url,omitempty"`
+	CommitStatus      *string `json:"commit_status,omitempty"`
+	CommitStatusAPI   *string `json:"commit_status_api,omitempty"`
+	CommitStatusRepo  *string `json:"commit_status_repo,omitempty"`
+	NotifySecret      *string `json:"notify_secret,omitempty"`
+	CommitStatusToken *string `json:"commit_status_token,omitempty"`
 }
 
 // sourceReport answers PATCH /v1/source: the source now followed.
 type sourceReport struct {
 	Source           api.SourceSpec `json:"source"`
 	WebhookSecretSet bool           `json:"webhook_secret_set"`
+	// NotifySecretSet and CommitStatusTokenSet: those keys exist.
+	NotifySecretSet      bool `json:"notify_secret_set"`
+	CommitStatusTokenSet bool `json:"commit_status_token_set"`
 }
 
 // apply returns s changed by the patch, or every problem with it.
@@ -65,7 +77,34 @@ func (p sourcePatch) apply(s api.SourceSpec) (api.SourceSpec, error) {
 	if p.Windows != nil {
 		s.Windows = *p.Windows
 	}
+	if p.NotifyURL != nil || p.CommitStatus != nil || p.CommitStatusAPI != nil || p.CommitStatusRepo != nil {
+		n := api.NotifySpec{}
+		if s.Notify != nil {
+			n = *s.Notify
+		}
+		set := func(dst *string, v *string) {
+			if v != nil {
+				*dst = *v
+				if *v == "off" {
+					*dst = ""
+				}
+			}
+		}
+		set(&n.URL, p.NotifyURL)
+		set(&n.CommitStatus, p.CommitStatus)
+		set(&n.CommitStatusAPI, p.CommitStatusAPI)
+		set(&n.CommitStatusRepo, p.CommitStatusRepo)
+		s.Notify = &n
+		if n == (api.NotifySpec{}) {
+			s.Notify = nil
+		}
+	}
 	var errs []error
+	if s.Notify != nil {
+		if err := notify.Validate(*s.Notify); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if s.URL == "" {
 		errs = append(errs, errors.New("--repo: the cluster follows no repository yet: give one"))
 	} else {
@@ -120,8 +159,15 @@ func mountSource(d *daemon, mux *http.ServeMux) {
 			fail(http.StatusBadRequest, fmt.Errorf("source not changed: %w", err))
 			return
 		}
-		if p.WebhookSecret != nil {
-			if err := d.setClusterKey(r.Context(), keyWebhookSecret, []byte(strings.TrimSpace(*p.WebhookSecret))); err != nil {
+		for key, v := range map[string]*string{keyWebhookSecret: p.WebhookSecret, keyNotifySecret: p.NotifySecret, keyCommitStatusToken: p.CommitStatusToken} {
+			if v == nil {
+				continue
+			}
+			if strings.TrimSpace(*v) == "" {
+				fail(http.StatusBadRequest, errors.New("source not changed: a secret file is empty"))
+				return
+			}
+			if err := d.setClusterKey(r.Context(), key, []byte(strings.TrimSpace(*v))); err != nil {
 				fail(http.StatusServiceUnavailable, err)
 				return
 			}
@@ -143,7 +189,10 @@ func mountSource(d *daemon, mux *http.ServeMux) {
 			return
 		}
 		_, kerr := d.clusterKey(keyWebhookSecret)
-		writeJSONResponse(w, http.StatusOK, sourceReport{Source: st.Source, WebhookSecretSet: kerr == nil})
+		_, nerr := d.clusterKey(keyNotifySecret)
+		_, terr := d.clusterKey(keyCommitStatusToken)
+		writeJSONResponse(w, http.StatusOK, sourceReport{Source: st.Source, WebhookSecretSet: kerr == nil,
+			NotifySecretSet: nerr == nil, CommitStatusTokenSet: terr == nil})
 	})
 }
 
@@ -229,8 +278,36 @@ gitorc sync always runs.
 				}
 				p.WebhookSecret = &secret
 			}
+			for flag, dst := range map[string]**string{"notify": &p.NotifyURL, "commit-status": &p.CommitStatus,
+				"commit-status-api": &p.CommitStatusAPI, "commit-status-repo": &p.CommitStatusRepo} {
+				if f.Changed(flag) {
+					v, _ := f.GetString(flag)
+					*dst = &v
+				}
+			}
+			for flag, dst := range map[string]**string{"notify-secret-file": &p.NotifySecret, "commit-status-token-file": &p.CommitStatusToken} {
+				file, _ := f.GetString(flag)
+				if file == "" {
+					continue
+				}
+				var b []byte
+				var err error
+				if file == "-" {
+					b, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 64<<10))
+				} else {
+					b, err = os.ReadFile(file)
+				}
+				if err != nil {
+					return fmt.Errorf("--%s %s: %w", flag, file, err)
+				}
+				v := strings.TrimSpace(string(b))
+				if v == "" {
+					return fmt.Errorf("--%s %s: the file is empty", flag, file)
+				}
+				*dst = &v
+			}
 			if p == (sourcePatch{}) {
-				return errors.New("nothing to change: give --repo, --branch, --path, --interval, --revert, --self-heal, --window, --no-windows or --webhook-secret-file")
+				return errors.New("nothing to change: give --repo, --branch, --path, --interval, --revert, --self-heal, --window, --no-windows, --webhook-secret-file, --notify or --commit-status")
 			}
 			var rep sourceReport
 			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPatch, "/v1/source", p, &rep); err != nil {
@@ -257,6 +334,12 @@ gitorc sync always runs.
 	f.StringArrayVar(&windows, "window", nil, "sync window \"allow|deny CRON DURATION\" (repeatable; replaces the windows)")
 	f.BoolVar(&noWindows, "no-windows", false, "remove every sync window")
 	f.StringVar(&secretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret (- for standard input)")
+	f.String("notify", "", "post a JSON event of each sync's outcome to this URL (off: stop)")
+	f.String("notify-secret-file", "", "file holding the key that signs the events (HMAC-SHA256, header "+notify.SignatureHeader+": sha256=<hex>)")
+	f.String("commit-status", "", "set each synced commit's status on its Git host: github, gitea or gitlab (off: stop)")
+	f.String("commit-status-api", "", "the Git host's address (default https://api.github.com for github)")
+	f.String("commit-status-repo", "", "the repository on the Git host: owner/name (the project's path on GitLab)")
+	f.String("commit-status-token-file", "", "file holding the Git host's API token")
 	addOutputFlag(cmd)
 	return cmd
 }
@@ -292,4 +375,20 @@ func printSource(w io.Writer, rep sourceReport) {
 		secret = "set"
 	}
 	fmt.Fprintf(w, "webhook secret: %s\n", secret)
+	if n := s.Notify; n != nil {
+		if n.URL != "" {
+			signed := "unsigned"
+			if rep.NotifySecretSet {
+				signed = "signed"
+			}
+			fmt.Fprintf(w, "notify:     %s (%s)\n", gitsource.RedactURL(n.URL), signed)
+		}
+		if n.CommitStatus != "" {
+			token := "no token: gitorc source set --commit-status-token-file FILE"
+			if rep.CommitStatusTokenSet {
+				token = "token set"
+			}
+			fmt.Fprintf(w, "commit status: %s %s (%s)\n", n.CommitStatus, n.CommitStatusRepo, token)
+		}
+	}
 }

@@ -92,6 +92,7 @@ func readSync(tx store.ReadTx) (api.SyncState, bool, error) {
 func cloneSync(s api.SyncState) api.SyncState {
 	s.Requests = slices.Clone(s.Requests)
 	s.Deliveries = slices.Clone(s.Deliveries)
+	s.Notifications = slices.Clone(s.Notifications)
 	s.Source.Windows = slices.Clone(s.Source.Windows)
 	s.FailedRevisions = slices.Clone(s.FailedRevisions)
 	return s
@@ -134,6 +135,7 @@ func markRecords(tx store.Tx, before, after []api.SyncRequest) error {
 // undo them.
 func keepControl(s *api.SyncState, cur *api.SyncState) {
 	s.Source, s.Suspended, s.Requests, s.Deliveries = cur.Source, cur.Suspended, cur.Requests, cur.Deliveries
+	s.Notifications = cur.Notifications
 }
 
 // watcher is the store's watch, an optional ability of Store.

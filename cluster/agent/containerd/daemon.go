@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -83,6 +85,9 @@ func (d *daemon) start(ctx context.Context, timeout time.Duration) error {
 	}()
 	d.cmd, d.done = cmd, done
 	d.log.Info("started containerd", "pid", cmd.Process.Pid, "socket", d.socket())
+	if err := os.WriteFile(d.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		d.log.Warn("write containerd's pid file", "err", err)
+	}
 
 	deadline := d.clock.Now().Add(timeout)
 	for {
@@ -105,6 +110,41 @@ func (d *daemon) start(ctx context.Context, timeout time.Duration) error {
 		case <-t.C():
 		}
 	}
+}
+
+func (d *daemon) pidFile() string { return filepath.Join(d.dir, "containerd.pid") }
+
+// stopOrphan stops the containerd an earlier run of this executor started
+// and left behind (it was killed: its child outlived it), so that this
+// run starts and supervises its own; its containers keep running in their
+// shims and the new containerd adopts them. It reports whether it found
+// and stopped one; a process that is not that containerd is left alone.
+func (d *daemon) stopOrphan(grace time.Duration) bool {
+	b, err := os.ReadFile(d.pidFile())
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), filepath.Join(d.dir, "config.toml")) {
+		return false
+	}
+	if syscall.Kill(pid, syscall.SIGTERM) != nil {
+		return false
+	}
+	deadline := d.clock.Now().Add(grace)
+	for syscall.Kill(pid, 0) == nil {
+		if d.clock.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		t := d.clock.NewTimer(20 * time.Millisecond)
+		<-t.C()
+	}
+	d.log.Info("stopped the containerd a killed run left behind", "pid", pid)
+	return true
 }
 
 // stop sends SIGTERM, then SIGKILL after grace. Containers keep running in

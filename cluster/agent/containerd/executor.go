@@ -98,12 +98,14 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if !reachable(addr) {
 		e.daemon = newDaemon(filepath.Join(cfg.DataDir, "containerd"), cfg.ContainerdBinary, cfg.Logger, cfg.Clock)
 		addr = e.daemon.socket()
-		if !reachable(addr) { // not left running by an earlier agent
+		// One a killed run of this executor left behind is stopped: this
+		// run supervises its own (and stops it when it ends).
+		if !reachable(addr) || e.daemon.stopOrphan(10*time.Second) {
 			if err := e.daemon.start(ctx, cfg.StartTimeout); err != nil {
 				return nil, fmt.Errorf("executor: no containerd at %s: %w", cfg.Address, err)
 			}
 		} else {
-			e.daemon = nil
+			e.daemon = nil // someone else's: used, not supervised
 		}
 	}
 	c, err := client.New(addr, client.WithDefaultNamespace(cfg.Namespace), client.WithTimeout(cfg.StartTimeout))

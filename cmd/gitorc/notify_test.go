@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/store/storetest"
+	"github.com/gitorc/gitorc/reconcile/notify"
+)
+
+// hookReceiver is a notification receiver and a GitHub-like commit
+// status API on loopback, recording what they get.
+type hookReceiver struct {
+	mu       sync.Mutex
+	events   []notify.Event
+	sigOK    []bool
+	statuses []string // state:description of each commit status
+	failURL  bool
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case r.URL.Path == "/events":
+		if h.failURL {
+			http.Error(w, "receiver down", http.StatusBadGateway)
+			return
+		}
+		var ev notify.Event
+		_ = json.Unmarshal(b, &ev)
+		h.events = append(h.events, ev)
+		h.sigOK = append(h.sigOK, r.Header.Get(notify.SignatureHeader) == notify.Sign([]byte("notify-key"), b))
+	case strings.HasPrefix(r.URL.Path, "/repos/ops/stacks/statuses/") && r.Header.Get("Authorization") == "Bearer gh-token":
+		var st map[string]string
+		_ = json.Unmarshal(b, &st)
+		h.statuses = append(h.statuses, st["state"]+":"+strings.TrimPrefix(r.URL.Path, "/repos/ops/stacks/statuses/"))
+	default:
+		http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotFound)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+// A daemon following a repository tells of each sync: a signed JSON
+// event to the notify URL, and the commit's status (pending, then
+// success) on a GitHub-like API; a receiver that fails is retried,
+// reported in gitorc status, and holds nothing up.
+func TestNotificationsOnDaemon(t *testing.T) {
+	old := notifyBackoff
+	notifyBackoff = 10 * time.Millisecond
+	t.Cleanup(func() { notifyBackoff = old })
+	repo, first, dir, _, d := webhookManager(t, "hook-secret")
+	h := &hookReceiver{}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	startLoggedNode(t, d)
+	socket := socketFile(dir)
+	waitSync(t, socket, "synced the first commit", func(r syncReport) bool { return r.State.Revision == first && r.State.Phase == api.SyncSynced })
+
+	keyFile, tokenFile := filepath.Join(t.TempDir(), "notify.key"), filepath.Join(t.TempDir(), "gh.token")
+	_ = os.WriteFile(keyFile, []byte("notify-key\n"), 0o600)
+	_ = os.WriteFile(tokenFile, []byte("gh-token\n"), 0o600)
+	out, errOut, code := run(t, "source", "set", "--socket", socket, "--notify", srv.URL+"/events", "--notify-secret-file", keyFile,
+		"--commit-status", "github", "--commit-status-api", srv.URL, "--commit-status-repo", "ops/stacks", "--commit-status-token-file", tokenFile)
+	if code != 0 || !strings.Contains(out, "(signed)") || !strings.Contains(out, "github ops/stacks (token set)") {
+		t.Fatalf("source set: exit %d\n%s%s", code, out, errOut)
+	}
+	second, err := repo.Commit("main", "second", zeroReplicaStack("busybox:2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := run(t, "sync", "--socket", socket, "--wait", "--timeout", "60s"); code != 0 {
+		t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
+	}
+	if err := storetest.WaitFor(func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.events) == 1 && len(h.statuses) == 2
+	}, 30*time.Second); err != nil {
+		h.mu.Lock()
+		t.Fatalf("events %+v, statuses %v", h.events, h.statuses)
+	}
+	h.mu.Lock()
+	ev, sigOK, statuses := h.events[0], h.sigOK[0], h.statuses
+	h.failURL = true
+	h.mu.Unlock()
+	if ev.Event != "synced" || ev.Revision != second || ev.Trigger != "manual" || !strings.Contains(ev.Message, "synced") || !sigOK {
+		t.Errorf("event %+v (signature ok %v)", ev, sigOK)
+	}
+	if want := []string{"pending:" + second, "success:" + second}; strings.Join(statuses, " ") != strings.Join(want, " ") {
+		t.Errorf("commit statuses %v, want %v", statuses, want)
+	}
+
+	// The receiver fails: the sync still completes, and status says so.
+	third, err := repo.Commit("main", "third", zeroReplicaStack("busybox:3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := run(t, "sync", "--socket", socket, "--wait", "--timeout", "60s"); code != 0 {
+		t.Fatalf("sync with the receiver down: exit %d\n%s%s", code, out, errOut)
+	}
+	rep := waitSync(t, socket, "a failed notification reported", func(r syncReport) bool {
+		for _, n := range r.State.Notifications {
+			if n.Target == "url" && n.Revision == third && n.Attempts > 1 && strings.Contains(n.Error, "502 Bad Gateway receiver down") {
+				return true
+			}
+		}
+		return false
+	})
+	if rep.State.Revision != third || rep.State.Phase != api.SyncSynced {
+		t.Errorf("the sync did not complete: %+v", rep.State)
+	}
+	if out, _, _ := run(t, "status", "--socket", socket); !strings.Contains(out, "FAILED: POST "+srv.URL+"/events: 502 Bad Gateway") {
+		t.Errorf("gitorc status does not show the failed notification:\n%s", out)
+	}
+}
