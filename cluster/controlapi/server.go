@@ -35,6 +35,8 @@ type Config struct {
 	// HashSecret is the keyed hash of a secret's content (the cluster
 	// identity's), for secrets created here; nil: none can be.
 	HashSecret func(ctx context.Context, plain []byte) (string, error)
+	// Logs answers GET /v1/logs (nil: 501).
+	Logs LogStreamer
 }
 
 // Validate reports a missing store.
@@ -61,6 +63,7 @@ type server struct {
 	log    *slog.Logger
 	leader func() string
 	hash   func(ctx context.Context, plain []byte) (string, error)
+	logs   LogStreamer
 }
 
 // New returns the API's handler: the endpoints of Register, and a JSON
@@ -94,7 +97,7 @@ func newServer(cfg Config) (*server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &server{st: cfg.Store, now: cfg.Now, log: cfg.Logger, leader: cfg.Leader, hash: cfg.HashSecret}
+	s := &server{st: cfg.Store, now: cfg.Now, log: cfg.Logger, leader: cfg.Leader, hash: cfg.HashSecret, logs: cfg.Logs}
 
 	if s.now == nil {
 		s.now = time.Now
@@ -116,6 +119,7 @@ func (s *server) register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/services/{service}/rollback", s.handle(s.rollbackService))
 	mux.HandleFunc("POST /v1/services/{service}/force", s.handle(s.forceService))
 	mux.HandleFunc("GET /v1/tasks", s.handle(s.listTasks))
+	mux.HandleFunc("GET /v1/logs", s.streamLogs)
 	mux.HandleFunc("GET /v1/networks", s.handle(s.listNetworks))
 	mux.HandleFunc("GET /v1/networks/{network}", s.handle(s.getNetwork))
 	mux.HandleFunc("GET /v1/secrets", s.handle(s.listSecrets))

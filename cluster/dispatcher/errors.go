@@ -13,4 +13,9 @@ var (
 	// ErrNodeRemoved: the node was removed from the cluster; it must join
 	// again with a token.
 	ErrNodeRemoved = errors.New("this node was removed from the cluster: join again with a token")
+	// ErrNoSession: the node holds no session with this manager (it is
+	// down, or its session is with another manager).
+	ErrNoSession = errors.New("node has no session with this manager")
+	// ErrSessionEnded: the node's session ended during a log request.
+	ErrSessionEnded = errors.New("node's session ended")
 )

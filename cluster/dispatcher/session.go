@@ -23,6 +23,34 @@ type session struct {
 	id     ca.Identity
 	addr   string
 	cancel context.CancelCauseFunc
+
+	// sendMu serialises sends on the stream: the session's updates and
+	// the log requests of other goroutines.
+	sendMu sync.Mutex
+	stream wire.SessionStream
+	closed bool // the handler returns: no more sends
+	logs   logReqs
+}
+
+// send sends m on the session's stream.
+func (s *session) send(m *wire.ManagerMessage) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if s.closed {
+		return ErrSessionEnded
+	}
+	return s.stream.Send(m)
+}
+
+// close ends the session's log requests and its sends.
+func (s *session) close(cause error) {
+	if cause == nil {
+		cause = context.Canceled
+	}
+	s.logs.end(fmt.Errorf("%w: %v", ErrSessionEnded, cause))
+	s.sendMu.Lock()
+	s.closed = true
+	s.sendMu.Unlock()
 }
 
 // Session serves one worker's stream (wire.Server).
@@ -38,7 +66,8 @@ func (d *Dispatcher) Session(stream wire.SessionStream) error {
 
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
-	s := &session{id: id, addr: addr, cancel: cancel}
+	s := &session{id: id, addr: addr, cancel: cancel, stream: stream}
+	defer func() { s.close(context.Cause(ctx)) }()
 	stop, err := d.addSession(s)
 	if err != nil {
 		return err
@@ -65,9 +94,10 @@ func (d *Dispatcher) Session(stream wire.SessionStream) error {
 	}
 	d.live.beat(id.NodeID, d.cfg.Clock.Now())
 	log.Info("worker session started", "addr", addr, "hostname", first.Hello.Description.Hostname)
-	if err := stream.Send(&wire.ManagerMessage{Session: &wire.Session{NodeID: id.NodeID, HeartbeatPeriod: d.cfg.HeartbeatPeriod}}); err != nil {
+	if err := s.send(&wire.ManagerMessage{Session: &wire.Session{NodeID: id.NodeID, HeartbeatPeriod: d.cfg.HeartbeatPeriod}}); err != nil {
 		return d.endError(ctx, err)
 	}
+	s.logs.setReady()
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -144,8 +174,13 @@ func (d *Dispatcher) receive(ctx context.Context, s *session, stream wire.Sessio
 				d.log.Warn("mark node ready again", logKeyNode, s.id.NodeID, logKeyErr, err)
 			}
 		}
-		if m.Status != nil {
+		switch {
+		case m.Status != nil:
 			d.pending.add(s.id.NodeID, m.Status.Updates)
+		case m.LogsChunk != nil:
+			s.onChunk(m.LogsChunk)
+		case m.LogsEnd != nil:
+			s.onEnd(m.LogsEnd)
 		}
 	}
 }
@@ -181,7 +216,7 @@ func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.Se
 		if err != nil {
 			return fmt.Errorf("watch assignments and network view: %w", err)
 		}
-		err = d.follow(ctx, w, node, &cur, &last, stream)
+		err = d.follow(ctx, w, node, &cur, &last, s)
 		w.Close()
 		if !errors.Is(err, store.ErrWatchOverflow) && !errors.Is(err, store.ErrResync) {
 			return err
@@ -213,16 +248,16 @@ func (d *Dispatcher) read(tx store.ReadTx, node string, cur *desired, assign, vi
 // must be known to the node's network plane before it starts), then waits
 // for store changes, coalesces a burst of them and reads again the parts
 // they may alter, from one store state.
-func (d *Dispatcher) follow(ctx context.Context, w *store.Watcher, node string, cur *desired, last *sent, stream wire.SessionStream) error {
+func (d *Dispatcher) follow(ctx context.Context, w *store.Watcher, node string, cur *desired, last *sent, s *session) error {
 	for {
 		if !cur.net.view.Equal(last.view) {
-			if err := stream.Send(&wire.ManagerMessage{Network: cur.net.view}); err != nil {
+			if err := s.send(&wire.ManagerMessage{Network: cur.net.view}); err != nil {
 				return err
 			}
 			last.view = cur.net.view
 		}
 		if cur.assign.key != last.assignKey {
-			if err := stream.Send(&wire.ManagerMessage{Assignments: cur.assign.set}); err != nil {
+			if err := s.send(&wire.ManagerMessage{Assignments: cur.assign.set}); err != nil {
 				return err
 			}
 			last.assignKey = cur.assign.key

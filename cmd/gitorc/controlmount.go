@@ -22,7 +22,7 @@ func mountControlAPI(d *daemon, mux *http.ServeMux) {
 	}
 	// Register fails only without a store, which a manager always has.
 	if err := controlapi.Register(mux, controlapi.Config{Store: d.store, Logger: d.log, HashSecret: hash,
-		Leader: func() string { return d.store.Leader().ID }}); err != nil {
+		Leader: func() string { return d.store.Leader().ID }, Logs: d.logsStreamer()}); err != nil {
 		panic(err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/ca"
 	"github.com/gitorc/gitorc/cluster/dispatcher"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
+	"github.com/gitorc/gitorc/cluster/logs"
 	"github.com/gitorc/gitorc/cluster/orchestrator"
 	"github.com/gitorc/gitorc/cluster/scheduler"
 	"github.com/gitorc/gitorc/cluster/store"
@@ -66,6 +67,8 @@ type daemon struct {
 	// webhookSecret is bootstrap's --webhook-secret, sealed with the
 	// cluster's keys when the store opens (openSecrets).
 	webhookSecret api.SecretBytes
+	// logs answers gitorc logs (logs.go); nil on a worker.
+	logs *logs.Service
 
 	// mounts adds handlers to the control socket (the control API).
 	mounts []func(d *daemon, mux *http.ServeMux)
@@ -186,6 +189,9 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	}
 	srv := grpc.NewServer(append(wire.ServerOptions(), grpc.Creds(credentials.NewTLS(srvTLS)))...)
 	disp.Register(srv)
+	if err := d.startLogs(disp, srv, raftCli); err != nil {
+		return err
+	}
 	wire.RegisterJoin(srv, joinServer{d})
 	storerpc.Register(srv, s, d.managersOnly)
 	ln, err := net.Listen("tcp", d.state.Listen)
@@ -409,7 +415,7 @@ func (d *daemon) startWorker(ctx context.Context, goRun func(string, func(contex
 	}
 	goRun("network", plane.Run)
 	exec, err := containerd.New(ctx, containerd.Config{DataDir: executorDir(d.dir), InsecureRegistries: d.state.Insecure,
-		Network: plane, Logger: d.log.With("component", "executor")})
+		Network: plane, LogDriver: logDriver(), Logger: d.log.With("component", "executor")})
 	if err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
@@ -433,7 +439,7 @@ func (d *daemon) startWorker(ctx context.Context, goRun func(string, func(contex
 	if err != nil {
 		d.log.Warn("list this host's addresses", "err", err)
 	}
-	sess, err := session.New(session.Config{Managers: d.state.Managers, TLS: cliTLS, Agent: ag, Network: plane, Registries: exec,
+	sess, err := session.New(session.Config{Managers: d.state.Managers, TLS: cliTLS, Agent: ag, Network: plane, Registries: exec, Logs: exec,
 		Description: api.NodeDescription{Hostname: host, Platform: api.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH},
 			Resources: hostResources(), WireGuard: &wgInfo, Addrs: addrs},
 		Logger: d.log.With("component", "session")})

@@ -85,12 +85,15 @@ var jsonTests = map[string]string{
 	"diff":       "a Git server with commits: TestDiffOnDaemon runs diff -o json",
 	"rollback":   "a sync history of a Git source: TestSelfHealHistoryRollbackOnDaemon runs rollback",
 	"image load": "containerd, as root: the executor's tests import archives",
+	"logs":       "tasks on nodes with containerd: cluster/logs, cluster/dispatcher's TestTaskLogsOverSession and cmd/gitorc's TestLogsLineFormat cover it; no test here runs logs -o json yet",
 }
 
 // noOutputFlag lists the runnable commands that print nothing, or cannot
 // print JSON, with the reason. Every command prints JSON today; a
 // command added here must say why it cannot.
-var noOutputFlag = map[string]string{}
+var noOutputFlag = map[string]string{
+	"log-driver": "hidden: containerd's shim runs it as a task's log driver; it prints nothing",
+}
 
 // shortOutputTaken lists the commands whose -o is not the output format,
 // with what it is: --output is their format.

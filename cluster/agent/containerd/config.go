@@ -56,6 +56,12 @@ type Config struct {
 	// the number of rotated files kept.
 	LogMaxSize  int64
 	LogMaxFiles int
+	// LogDriver is the absolute path of a binary the runc shim runs, with
+	// the arguments "log-driver FILE", as each task's log driver
+	// (RunLogDriver: cmd/gitorc passes itself). It writes every line with
+	// its time and stream. Empty: the shim appends the raw output to the
+	// file, and the lines carry neither.
+	LogDriver string
 	// StartTimeout bounds waiting for an own containerd to serve (default 30s).
 	StartTimeout time.Duration
 	Logger       *slog.Logger

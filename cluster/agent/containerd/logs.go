@@ -1,7 +1,6 @@
 package containerd
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,10 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/cio"
+
+	"github.com/gitorc/gitorc/cluster/api"
 )
 
 // The shim appends the task's stdout and stderr to its log file directly,
@@ -24,6 +24,9 @@ func (e *Executor) logPath(taskID string) string {
 }
 
 func (e *Executor) logCreator(taskID string) cio.Creator {
+	if e.cfg.LogDriver != "" {
+		return cio.BinaryIO(e.cfg.LogDriver, map[string]string{LogDriverArg: e.logPath(taskID)})
+	}
 	return cio.LogFile(e.logPath(taskID))
 }
 
@@ -103,91 +106,17 @@ func copyFile(from, to string) error {
 	return dst.Close()
 }
 
-// Logs writes a task's output to w: its last tail lines (all when tail is
-// negative), then, with follow, what it writes next until ctx ends.
+// Logs writes a task's output to w, a line at a time without time or
+// stream: its last tail lines (all when tail is negative), then, with
+// follow, what it writes next until ctx ends.
 func (e *Executor) Logs(ctx context.Context, taskID string, tail int, follow bool, w io.Writer) error {
-	if err := checkID(taskID); err != nil {
+	return e.ReadLogs(ctx, taskID, api.LogOptions{Tail: tail, Follow: follow}, func(recs []api.LogRecord, _ bool) error {
+		var b bytes.Buffer
+		for _, r := range recs {
+			b.WriteString(r.Line)
+			b.WriteByte('\n')
+		}
+		_, err := w.Write(b.Bytes())
 		return err
-	}
-	p := e.logPath(taskID)
-	f, err := os.Open(p)
-	if err != nil {
-		return fmt.Errorf("logs: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return fmt.Errorf("logs: %w", err)
-	}
-	if tail >= 0 {
-		lines := countLines(data)
-		if lines < tail {
-			if prev, err := os.ReadFile(p + ".1"); err == nil {
-				data = append(lastLines(prev, tail-lines), data...)
-			}
-		}
-		data = lastLines(data, tail)
-	}
-	if _, err := w.Write(data); err != nil {
-		return err
-	}
-	if !follow {
-		return nil
-	}
-	offset, _ := f.Seek(0, io.SeekCurrent)
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			offset += int64(n)
-			if _, err := w.Write(buf[:n]); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil && err != io.EOF {
-			return fmt.Errorf("logs: %w", err)
-		}
-		if fi, err := f.Stat(); err == nil && fi.Size() < offset {
-			// Truncated by rotation: start over.
-			if offset, err = f.Seek(0, io.SeekStart); err != nil {
-				return fmt.Errorf("logs: %w", err)
-			}
-		}
-		t := e.cfg.Clock.NewTimer(200 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C():
-		}
-	}
-}
-
-func countLines(b []byte) int {
-	n := bytes.Count(b, []byte{'\n'})
-	if len(b) > 0 && b[len(b)-1] != '\n' {
-		n++
-	}
-	return n
-}
-
-// lastLines returns the last n lines of b.
-func lastLines(b []byte, n int) []byte {
-	if n <= 0 {
-		return nil
-	}
-	var lines []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	if len(lines) == 0 {
-		return nil
-	}
-	return []byte(strings.Join(lines, "\n") + "\n")
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/agent"
+	"github.com/gitorc/gitorc/cluster/api"
 )
 
 // syncBuffer is a strings.Builder safe for one writer and one reader.
@@ -56,6 +57,17 @@ func TestLogsTailFollow_Root(t *testing.T) {
 		l := logs(t, env.exec, task.ID)
 		return strings.Contains(l, "oops"), "log: " + l
 	})
+	var recs []api.LogRecord
+	if err := env.exec.ReadLogs(context.Background(), task.ID, api.LogOptions{Tail: 2}, func(rs []api.LogRecord, _ bool) error {
+		recs = append(recs, rs...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Stream != api.LogStdout || recs[1].Stream != api.LogStderr || recs[1].Line != "oops" ||
+		recs[0].Time.IsZero() || recs[1].Time.Before(recs[0].Time) {
+		t.Errorf("records %+v, want 5 on stdout then oops on stderr, timed in order", recs)
+	}
 	var tail strings.Builder
 	if err := env.exec.Logs(context.Background(), task.ID, 2, false, &tail); err != nil {
 		t.Fatal(err)

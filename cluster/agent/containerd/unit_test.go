@@ -234,12 +234,3 @@ func TestRotate(t *testing.T) {
 		t.Errorf("kept more than 2 rotated files")
 	}
 }
-
-func TestLastLines(t *testing.T) {
-	if got := string(lastLines([]byte("a\nb\nc\n"), 2)); got != "b\nc\n" {
-		t.Errorf("got %q", got)
-	}
-	if got := lastLines([]byte("a\n"), 0); got != nil {
-		t.Errorf("got %q", got)
-	}
-}

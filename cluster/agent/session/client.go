@@ -68,6 +68,9 @@ type Config struct {
 	Network NetConfigurer
 	// Registries, optional, receives the registry logins.
 	Registries RegistryLogins
+	// Logs, optional, serves the managers' task log requests (logs.go);
+	// without it they are answered with ErrNoLogs.
+	Logs LogReader
 	// Description is what the node says about itself in its Hello.
 	Description api.NodeDescription
 	// MinBackoff and MaxBackoff bound the wait between failed attempts.
@@ -270,20 +273,23 @@ func (c *Client) session(ctx context.Context, addr string) (established bool, er
 	c.mu.Unlock()
 	c.log.Info("session started", logKeyAddr, addr, "node", m.Session.NodeID)
 
+	out := &sender{stream: stream}
+	logs := newLogServer(ctx, c.cfg.Logs, out)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		cancel(c.send(ctx, stream, period))
+		cancel(c.send(ctx, out, period))
 	}()
-	err = c.receive(stream)
+	err = c.receive(stream, logs)
 	cancel(err)
 	wg.Wait()
+	logs.wait()
 	return true, err
 }
 
 // send sends heartbeats and status batches until ctx ends or a send fails.
-func (c *Client) send(ctx context.Context, stream wire.SessionClient, period time.Duration) error {
+func (c *Client) send(ctx context.Context, stream *sender, period time.Duration) error {
 	c.wake() // statuses to resend
 	for {
 		t := c.cfg.Clock.NewTimer(period)
@@ -297,14 +303,14 @@ func (c *Client) send(ctx context.Context, stream wire.SessionClient, period tim
 				return err
 			}
 		case <-t.C():
-			if err := stream.Send(&wire.WorkerMessage{Heartbeat: &wire.Heartbeat{}}); err != nil {
+			if err := stream.send(&wire.WorkerMessage{Heartbeat: &wire.Heartbeat{}}); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-func (c *Client) sendStatuses(stream wire.SessionClient) error {
+func (c *Client) sendStatuses(stream *sender) error {
 	c.mu.Lock()
 	batch := &wire.StatusBatch{}
 	for id := range c.unsent {
@@ -315,7 +321,7 @@ func (c *Client) sendStatuses(stream wire.SessionClient) error {
 	if len(batch.Updates) == 0 {
 		return nil
 	}
-	if err := stream.Send(&wire.WorkerMessage{Status: batch}); err != nil {
+	if err := stream.send(&wire.WorkerMessage{Status: batch}); err != nil {
 		c.mu.Lock()
 		for _, u := range batch.Updates {
 			c.unsent[u.TaskID] = true
@@ -326,15 +332,17 @@ func (c *Client) sendStatuses(stream wire.SessionClient) error {
 	return nil
 }
 
-// receive hands each assignment set to the agent, and each network view
-// to applyViews, until the stream fails.
-func (c *Client) receive(stream wire.SessionClient) error {
+// receive hands each assignment set to the agent, each network view to
+// applyViews and each log message to logs, until the stream fails.
+func (c *Client) receive(stream wire.SessionClient, logs *logServer) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
 			return err
 		}
 		switch {
+		case m.LogsRequest != nil, m.LogsAck != nil, m.LogsCancel != nil:
+			logs.handle(m)
 		case m.Network != nil:
 			c.offerView(m.Network)
 		case m.Assignments != nil:

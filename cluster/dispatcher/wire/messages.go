@@ -15,6 +15,9 @@ type WorkerMessage struct {
 	Hello     *Hello       `json:"hello,omitempty"`
 	Heartbeat *Heartbeat   `json:"heartbeat,omitempty"`
 	Status    *StatusBatch `json:"status,omitempty"`
+	// LogsChunk and LogsEnd answer a manager's LogsRequest (logs.go).
+	LogsChunk *LogsChunk `json:"logs_chunk,omitempty"`
+	LogsEnd   *LogsEnd   `json:"logs_end,omitempty"`
 }
 
 // Hello opens a session. It describes the node; who the node is comes
@@ -48,12 +51,18 @@ type ManagerMessage struct {
 	// Network is the node's whole network view; it replaces the previous
 	// one.
 	Network *api.NetView `json:"network,omitempty"`
+	// LogsRequest, LogsAck and LogsCancel drive the task log requests of
+	// managers (logs.go).
+	LogsRequest *LogsRequest `json:"logs_request,omitempty"`
+	LogsAck     *LogsAck     `json:"logs_ack,omitempty"`
+	LogsCancel  *LogsCancel  `json:"logs_cancel,omitempty"`
 }
 
 // Validate checks that exactly one field of a manager message is set.
 func (m *ManagerMessage) Validate() error {
 	n := 0
-	for _, set := range []bool{m.Session != nil, m.Assignments != nil, m.Network != nil} {
+	for _, set := range []bool{m.Session != nil, m.Assignments != nil, m.Network != nil,
+		m.LogsRequest != nil, m.LogsAck != nil, m.LogsCancel != nil} {
 		if set {
 			n++
 		}

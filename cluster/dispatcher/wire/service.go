@@ -90,7 +90,7 @@ func LeaderAddr(err error) (string, bool) {
 // Validate checks that exactly one field of a worker message is set.
 func (m *WorkerMessage) Validate() error {
 	n := 0
-	for _, set := range []bool{m.Hello != nil, m.Heartbeat != nil, m.Status != nil} {
+	for _, set := range []bool{m.Hello != nil, m.Heartbeat != nil, m.Status != nil, m.LogsChunk != nil, m.LogsEnd != nil} {
 		if set {
 			n++
 		}

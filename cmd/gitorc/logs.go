@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/gitorc/gitorc/cluster/agent/containerd"
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/dispatcher"
+	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
+	"github.com/gitorc/gitorc/cluster/logs"
+)
+
+func init() { register(newLogsCmd); register(newLogDriverCmd) }
+
+func newLogsCmd() *cobra.Command {
+	var (
+		follow, times bool
+		tail, since   string
+	)
+	cmd := &cobra.Command{
+		Use:   "logs SERVICE|TASK",
+		Short: "Print the output of a service's tasks (or of one task), from every node, in time order",
+		Long: `Prints what the tasks of a service (or one task) wrote on stdout and stderr,
+read from the nodes that run them and merged by time, each line prefixed
+as docker service logs does: "name.slot@node | " (a global service's task:
+"name.node@node | "). Rotated log files are read too. Works on any manager.
+
+With -f it follows: new output, and the output of tasks that start while it
+runs (a rolling update or a scale shows up as it happens). A task whose node
+is down is reported in one line on stderr; the others still print.
+-o json prints one JSON object a line: time, task, service, slot, node,
+stream (stdout or stderr), line, and error for a task that cannot be read.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			if tail != "" && tail != "all" {
+				if _, err := strconv.Atoi(tail); err != nil {
+					return fmt.Errorf("--tail %q: want a number or all", tail)
+				}
+				q.Set("tail", tail)
+			}
+			if since != "" {
+				t, err := parseSince(since, now())
+				if err != nil {
+					return err
+				}
+				q.Set("since", t.UTC().Format(time.RFC3339Nano))
+			}
+			if follow {
+				q.Set("follow", "1")
+			}
+			return streamLogs(cmd, args[0], q, func(l logs.Line) error {
+				switch {
+				case format == outJSON:
+					b, err := json.Marshal(l)
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
+					return err
+				case l.Error != "":
+					fmt.Fprintln(cmd.ErrOrStderr(), l.Error)
+					return nil
+				}
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), formatLogLine(l, times))
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow: print new output, also of tasks that start meanwhile, until interrupted")
+	cmd.Flags().BoolVarP(&times, "timestamps", "t", false, "print each line's time")
+	cmd.Flags().StringVarP(&tail, "tail", "n", "all", "print the last N lines of each task")
+	cmd.Flags().StringVar(&since, "since", "", "only lines after this time: RFC 3339 or a duration ago (10m)")
+	addOutputFlag(cmd)
+	return cmd
+}
+
+// formatLogLine is docker's "prefix | line", with -t the time first.
+func formatLogLine(l logs.Line, times bool) string {
+	s := l.Prefix() + " | " + l.Line
+	if times {
+		s = l.Time.UTC().Format(time.RFC3339Nano) + " " + s
+	}
+	return s
+}
+
+// parseSince reads --since: a duration ago, or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: want a duration (10m) or an RFC 3339 time", s)
+}
+
+// streamLogs asks for ref as a service, then as a task, and hands each
+// line to fn as it arrives.
+func streamLogs(cmd *cobra.Command, ref string, q url.Values, fn func(logs.Line) error) error {
+	c := newAPIClient(cmd)
+	base, err := logsBase(c)
+	if err != nil {
+		return err
+	}
+	hc := *c.hc
+	hc.Timeout = 0 // a follow lasts
+	for _, key := range []string{"service", "task"} {
+		qq := url.Values{}
+		for k, v := range q {
+			qq[k] = v
+		}
+		qq.Set(key, ref)
+		req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, base+"/v1/logs?"+qq.Encode(), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return fmt.Errorf("cannot reach the gitorc daemon: %w", err)
+		}
+		if resp.StatusCode == http.StatusNotFound && key == "service" {
+			resp.Body.Close()
+			continue
+		}
+		err = readLogLines(resp, fn)
+		resp.Body.Close()
+		if cmd.Context().Err() != nil {
+			return nil
+		}
+		return err
+	}
+	return fmt.Errorf("no service or task %q", ref)
+}
+
+// logsBase is the URL the logs stream is read from: the control
+// socket's. (A remote API target, once the CLI has one, sets its own.)
+var logsBase = func(c *apiClient) (string, error) {
+	if c.hc == nil {
+		return "", errors.New("no control API to read the logs from")
+	}
+	return "http://gitorc", nil
+}
+
+func readLogLines(resp *http.Response, fn func(logs.Line) error) error {
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
+			return &apiError{code: resp.StatusCode, msg: e.Error}
+		}
+		return fmt.Errorf("GET /v1/logs: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var l logs.Line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return fmt.Errorf("GET /v1/logs: %w", err)
+		}
+		if l.Task == "" && l.Error != "" {
+			return errors.New(l.Error)
+		}
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// newLogDriverCmd is what containerd's shim runs as a task's log driver
+// (containerd.RunLogDriver); not for people.
+func newLogDriverCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    containerd.LogDriverArg + " FILE",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return containerd.RunLogDriver(args[0])
+		},
+	}
+}
+
+// logDriver is this binary, which the shim runs as the tasks' log driver;
+// empty (raw logs) if it cannot be found.
+func logDriver() string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return self
+}
+
+// startLogs serves gitorc logs on this manager: from the dispatcher's
+// sessions when it leads, else forwarded to the leader (managers only,
+// with this manager's certificate).
+func (d *daemon) startLogs(disp *dispatcher.Dispatcher, srv *grpc.Server, cliTLS *tls.Config) error {
+	svc, err := logs.New(logs.Config{Store: d.store, Source: disp, NoSession: dispatcher.ErrNoSession,
+		Leader: func() bool { return d.store.Leader().IsLeader },
+		Forward: func(ctx context.Context, q logs.Query, emit func(logs.Line) error) error {
+			li := d.store.Leader()
+			addr := d.managerAddr(li)
+			if li.ID == "" || addr == "" {
+				return logs.ErrNoLeader
+			}
+			cc, err := grpc.NewClient(addr, append(wire.DialOptions(), grpc.WithTransportCredentials(credentials.NewTLS(cliTLS)))...)
+			if err != nil {
+				return err
+			}
+			defer cc.Close()
+			return logs.Forward(ctx, cc, q, emit)
+		},
+		Logger: d.log.With("component", "logs")})
+	if err != nil {
+		return err
+	}
+	logs.Register(srv, svc, d.managersOnly)
+	d.logs = svc
+	return nil
+}
+
+// logsStreamer is the control API's logs, nil without them.
+func (d *daemon) logsStreamer() controlapi.LogStreamer {
+	if d.logs == nil {
+		return nil
+	}
+	return d.logs
+}
