@@ -2,7 +2,10 @@
 // created at bootstrap, the node certificates it issues from certificate
 // signing requests (node ID in the CN, role in the OU), the join tokens
 // that admit a worker or a manager and pin the CA by its digest, and the
-// tls.Config builders for the mutual TLS every node-to-node link uses.
+// tls.Config builders for the mutual TLS every node-to-node link uses;
+// and the admin client certificates (OU gitorc-admin, client
+// authentication only) with which the CLI reaches a manager's control API
+// from elsewhere (admin.go). The two kinds never stand in for each other.
 //
 // Everything is stdlib crypto: ECDSA P-256 keys, x509 certificates, TLS 1.3.
 // Time comes from Config.Now (or TLSConfig.Now), so expiry is testable

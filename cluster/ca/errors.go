@@ -24,4 +24,9 @@ var (
 	ErrUntrusted = errors.New("certificate not signed by the cluster's CA")
 	// ErrRoleNotAllowed is returned when a peer's role may not make the call.
 	ErrRoleNotAllowed = errors.New("role not allowed")
+	// ErrNotAdmin is returned for a certificate that is not an admin
+	// certificate (a node's, say) where only an admin's opens the door.
+	ErrNotAdmin = errors.New("not an admin certificate")
+	// ErrNoClientCert is returned when a client showed no certificate.
+	ErrNoClientCert = errors.New("no client certificate")
 )

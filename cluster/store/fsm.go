@@ -167,7 +167,7 @@ var indexFields = map[string]fieldIndex{
 // secondaryIndexes lists the indexes each kind has besides id.
 func (k Kind) secondaryIndexes() []string {
 	switch k {
-	case KindNode:
+	case KindNode, KindAdminCert:
 		return []string{idxName}
 	case KindTask:
 		return []string{idxService, idxNode, idxDesired}

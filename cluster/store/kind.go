@@ -21,10 +21,11 @@ const (
 	KindSyncState
 	KindSyncRecord
 	KindCluster
+	KindAdminCert
 )
 
 var kindNames = []string{"", "node", "stack", "service", "task", "network", "volume",
-	"secret", "config", "sync_state", "sync_record", "cluster"}
+	"secret", "config", "sync_state", "sync_record", "cluster", "admin_cert"}
 
 // Kinds lists every kind, in table order.
 func Kinds() []Kind {
@@ -78,6 +79,8 @@ func KindOf(obj api.Object) (Kind, error) {
 		return KindSyncRecord, nil
 	case *api.Cluster:
 		return KindCluster, nil
+	case *api.AdminCert:
+		return KindAdminCert, nil
 	}
 	return 0, fmt.Errorf("%w: %T is not a stored type", ErrInvalid, obj)
 }
@@ -107,6 +110,8 @@ func (k Kind) newObject() api.Object {
 		return new(api.SyncRecord)
 	case KindCluster:
 		return new(api.Cluster)
+	case KindAdminCert:
+		return new(api.AdminCert)
 	}
 	return nil
 }
@@ -144,6 +149,8 @@ func keysOf(obj api.Object) Keys {
 		return Keys{Name: o.Spec.Name, Stack: o.Spec.Stack}
 	case *api.Config:
 		return Keys{Name: o.Spec.Name, Stack: o.Spec.Stack}
+	case *api.AdminCert:
+		return Keys{Name: o.Name}
 	}
 	return Keys{}
 }

@@ -29,15 +29,32 @@ func socketPath(cmd *cobra.Command) string {
 	return defaultSocket
 }
 
-// apiClient calls the control API (cluster/controlapi) over the socket.
+// apiClient calls the control API (cluster/controlapi): over a control
+// socket, or over mutual TLS on a manager's API port (host set). A client
+// whose target could not be set up carries the reason in err, which its
+// calls return.
 type apiClient struct {
 	socket string
 	hc     *http.Client
+	// host is the manager's API address (host:port) of a remote client;
+	// from says how it was chosen, for error messages.
+	host, from string
+	err        error
 }
 
 func newAPIClient(cmd *cobra.Command) *apiClient {
-	socket := socketPath(cmd)
-	return &apiClient{socket: socket, hc: unixClient(socket)}
+	t, err := resolveTarget(cmd)
+	if err != nil {
+		return &apiClient{err: err}
+	}
+	if t.host == "" {
+		return &apiClient{socket: t.socket, hc: unixClient(t.socket)}
+	}
+	hc, err := remoteClient(t.tlsDir)
+	if err != nil {
+		return &apiClient{err: fmt.Errorf("%s (%s): %w", t.host, t.from, err)}
+	}
+	return &apiClient{host: t.host, from: t.from, hc: hc}
 }
 
 // unixClient is an HTTP client whose every request goes to the socket.
@@ -59,35 +76,75 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
-// call sends in (if not nil) as JSON and decodes the answer into out (if not nil).
+// maxLeaderHops bounds how often a call follows a follower to the leader.
+const maxLeaderHops = 3
+
+// call sends in (if not nil) as JSON and decodes the answer into out (if
+// not nil). A remote call that a follower could not serve (503) and that
+// names the leader is sent again to the leader.
 func (c *apiClient) call(ctx context.Context, method, path string, in, out any) error {
+	if c.err != nil {
+		return c.err
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://gitorc"+path, body)
+	for hop := 0; ; hop++ {
+		resp, b, err := c.send(ctx, method, path, body, in != nil)
+		if err != nil {
+			return err
+		}
+		if leader := resp.Header.Get(leaderHeader); c.host != "" && resp.StatusCode == http.StatusServiceUnavailable &&
+			leader != "" && leader != c.host && hop < maxLeaderHops {
+			c.host, c.from = leader, "the leader, named by "+c.host
+			continue
+		}
+		return decodeAnswer(method, path, resp, b, out)
+	}
+}
+
+// send makes one request and reads its whole answer.
+func (c *apiClient) send(ctx context.Context, method, path string, body []byte, hasBody bool) (*http.Response, []byte, error) {
+	base := "http://gitorc"
+	if c.host != "" {
+		base = "https://" + c.host
+	}
+	var rd io.Reader
+	if hasBody {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if in != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the gitorc daemon at %s: %w (is it running, and are you root? set --socket or GITORC_SOCKET)", c.socket, err)
+		if c.host != "" {
+			return nil, nil, fmt.Errorf("cannot reach the manager at %s (%s): %w", c.host, c.from, remoteErr(err))
+		}
+		return nil, nil, fmt.Errorf("cannot reach the gitorc daemon at %s: %w (is it running, and are you root? set --socket or GITORC_SOCKET, or --host)", c.socket, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
+	return resp, b, nil
+}
+
+// decodeAnswer turns an answer into out or an *apiError.
+func decodeAnswer(method, path string, resp *http.Response, b []byte, out any) error {
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`

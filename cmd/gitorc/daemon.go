@@ -198,17 +198,22 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", d.state.Listen, err)
 	}
+	// One port, two protocols: gRPC for nodes, the control API for admins.
+	port := newAPIPort(ln, d.log.With("component", "api"))
+	goRun("api port", port.Run)
 	goRun("dispatcher", disp.Run)
 	goRun("grpc", func(ctx context.Context) error {
 		go func() { <-ctx.Done(); srv.Stop() }()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := srv.Serve(port.grpc); err != nil && !errors.Is(err, grpc.ErrServerStopped) && ctx.Err() == nil {
 			return err
 		}
 		return nil
 	})
+	ctl := d.controlAPI()
+	goRun("admin api", func(ctx context.Context) error { return d.serveAdmin(ctx, port.admin, ctl) })
 	goRun("controllers", d.leaderControllers)
 	goRun("manager registration", d.registerManager)
-	goRun("control socket", d.serveControl)
+	goRun("control socket", func(ctx context.Context) error { return d.serveControl(ctx, ctl) })
 	goRun("webhooks", d.serveHooks)
 	return nil
 }
@@ -329,8 +334,10 @@ func (d *daemon) leaderControllers(ctx context.Context) error {
 	}
 }
 
-// serveControl serves the control socket the CLI talks to (root only).
-func (d *daemon) serveControl(ctx context.Context) error {
+// serveControl serves the control socket the CLI talks to (root only):
+// the node-local handlers and, on a manager, the control API (api), which
+// managers also serve to admins on their API port (adminapi.go).
+func (d *daemon) serveControl(ctx context.Context, api http.Handler) error {
 	path := socketFile(d.dir)
 	_ = os.Remove(path)
 	ln, err := net.Listen("unix", path)
@@ -354,10 +361,18 @@ func (d *daemon) serveControl(ctx context.Context) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	if d.store == nil {
-		// A worker: its socket serves only gitorc leave.
-		return serveSocket(ctx, ln, mux, path)
+	if api != nil {
+		mux.Handle("/", api)
 	}
+	// A worker's socket serves only gitorc leave (and the profiles).
+	return serveSocket(ctx, ln, mux, path)
+}
+
+// controlAPI is a manager's control API: every handler group, built once
+// for the socket and the API port to share (the diff handler keeps a
+// clone of the source, one per node).
+func (d *daemon) controlAPI() http.Handler {
+	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
 		li := d.store.Leader()
 		info := map[string]any{"node": d.state.ID, "role": d.state.Role, "leader": li.ID, "is_leader": li.IsLeader}
@@ -371,7 +386,7 @@ func (d *daemon) serveControl(ctx context.Context) error {
 	for _, m := range append(controlMounts, d.mounts...) {
 		m(d, mux)
 	}
-	return serveSocket(ctx, ln, mux, path)
+	return mux
 }
 
 // socketShutdownGrace bounds the wait for requests in flight when the
@@ -453,7 +468,7 @@ func (d *daemon) startWorker(ctx context.Context, goRun func(string, func(contex
 	goRun("agent", ag.Run)
 	goRun("session", func(context.Context) error { return sess.Run(sctx) })
 	if d.state.Role != api.RoleManager {
-		goRun("control socket", d.serveControl)
+		goRun("control socket", func(ctx context.Context) error { return d.serveControl(ctx, nil) })
 	}
 	return nil
 }

@@ -10,4 +10,11 @@
 // help; human output is the default. jsonoutput_test.go walks the command
 // tree: a command without --output json, or that no test runs with it,
 // fails it.
+//
+// Commands reach the control API through newAPIClient: the local socket
+// (root), or a manager's API port over mutual TLS with an admin
+// certificate (target.go: --host, GITORC_HOST, contexts.go). Managers
+// split their API port between the nodes' gRPC and the admins' HTTP/1.1
+// by ALPN (apiport.go) and admit admin certificates only (adminapi.go,
+// admincert.go).
 package main

@@ -81,6 +81,14 @@ var jsonTests = map[string]string{
 	"source set":   byNode,
 	"sync":         byNode,
 
+	"admin-cert issue":  byRemote,
+	"admin-cert ls":     byRemote,
+	"admin-cert revoke": byRemote,
+	"context create":    byRemote,
+	"context ls":        byRemote,
+	"context use":       byRemote,
+	"context rm":        byRemote,
+
 	// Not run here: each needs what these tests lack.
 	"diff":       "a Git server with commits: TestDiffOnDaemon runs diff -o json",
 	"rollback":   "a sync history of a Git source: TestSelfHealHistoryRollbackOnDaemon runs rollback",

@@ -133,6 +133,9 @@ stops)}.`,
 			if err != nil {
 				return err
 			}
+			if isRemote(cmd) {
+				return fmt.Errorf("gitorc leave: %w", errNodeLocal)
+			}
 			path := "/v1/leave"
 			if force {
 				path += "?force=1"

@@ -1,0 +1,395 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/store"
+	"github.com/spf13/cobra"
+)
+
+// Admin certificates: gitorc admin-cert issue makes a key and a CSR on
+// the admin's side and has a manager sign it with the cluster's CA; the
+// store records every certificate issued (api.AdminCert, by serial), and
+// a revocation marks its record, which every manager checks on every
+// request of the API port (adminapi.go).
+
+func init() {
+	register(newAdminCertCmd)
+	controlMounts = append(controlMounts, mountAdminCerts)
+}
+
+// adminIssueRequest asks a manager to sign an admin certificate.
+type adminIssueRequest struct {
+	Name string `json:"name"`
+	CSR  string `json:"csr"`
+	// TTL is a Go duration ("720h"); empty is ca.DefaultAdminValidity.
+	TTL string `json:"ttl,omitempty"`
+}
+
+// adminIssued is the signed certificate, the CA, and where managers are.
+type adminIssued struct {
+	adminCertReport
+	Cert     string   `json:"cert"`
+	CA       string   `json:"ca"`
+	Managers []string `json:"managers"`
+}
+
+// adminCertReport is a certificate's record as the API and -o json show it.
+type adminCertReport struct {
+	Name      string    `json:"name"`
+	Serial    string    `json:"serial"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// State is valid, expired or revoked.
+	State string `json:"state"`
+}
+
+func reportAdminCert(c *api.AdminCert, now time.Time) adminCertReport {
+	r := adminCertReport{Name: c.Name, Serial: c.ID, NotBefore: c.NotBefore, NotAfter: c.NotAfter, RevokedAt: c.RevokedAt, State: "valid"}
+	switch {
+	case c.Revoked():
+		r.State = "revoked"
+	case now.After(c.NotAfter):
+		r.State = "expired"
+	}
+	return r
+}
+
+// adminRevokeRequest names the certificates to revoke: a serial, or a
+// name (every certificate of that name).
+type adminRevokeRequest struct {
+	Cert string `json:"cert"`
+}
+
+// adminCertKeep is how long the record of an expired certificate stays
+// listed before an issue prunes it.
+const adminCertKeep = 30 * 24 * time.Hour
+
+func mountAdminCerts(d *daemon, mux *http.ServeMux) {
+	fail := func(w http.ResponseWriter, code int, err error) {
+		writeJSONResponse(w, code, map[string]string{"error": err.Error()})
+	}
+	mux.HandleFunc("POST /v1/admin-certs", func(w http.ResponseWriter, r *http.Request) {
+		var req adminIssueRequest
+		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			fail(w, http.StatusBadRequest, fmt.Errorf("bad request: %w", err))
+			return
+		}
+		var ttl time.Duration
+		if req.TTL != "" {
+			var err error
+			if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 {
+				fail(w, http.StatusBadRequest, fmt.Errorf("ttl %q: want a positive duration such as 720h", req.TTL))
+				return
+			}
+		}
+		caKey, err := d.clusterKey(keyCA)
+		if err != nil {
+			fail(w, http.StatusServiceUnavailable, fmt.Errorf("this manager cannot issue certificates yet: %w", err))
+			return
+		}
+		root, err := ca.LoadRootCA(ca.DefaultConfig(), d.pki.caCert, caKey)
+		if err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		certPEM, id, err := root.IssueAdmin([]byte(req.CSR), req.Name, ttl)
+		if err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		rec := &api.AdminCert{Meta: api.Meta{ID: id.Serial}, Name: id.Name, NotBefore: id.NotBefore, NotAfter: id.NotAfter}
+		now := time.Now()
+		_, err = d.store.Update(r.Context(), func(tx store.Tx) error {
+			old, err := store.Find[api.AdminCert](tx, store.All())
+			if err != nil {
+				return err
+			}
+			for _, o := range old {
+				if now.After(o.NotAfter.Add(adminCertKeep)) {
+					if err := tx.Delete(store.KindAdminCert, o.ID, o.Version); err != nil {
+						return err
+					}
+				}
+			}
+			return tx.Create(rec)
+		})
+		if err != nil {
+			// The certificate is not handed out unless it is on record.
+			fail(w, http.StatusServiceUnavailable, fmt.Errorf("record the admin certificate: %w", err))
+			return
+		}
+		d.log.Info("admin certificate issued", "name", id.Name, "serial", id.Serial, "not_after", id.NotAfter)
+		writeJSONResponse(w, http.StatusOK, adminIssued{adminCertReport: reportAdminCert(rec, now), Cert: string(certPEM),
+			CA: string(d.pki.caCert), Managers: d.managerAddrs()})
+	})
+	mux.HandleFunc("GET /v1/admin-certs", func(w http.ResponseWriter, r *http.Request) {
+		var recs []*api.AdminCert
+		err := d.store.View(func(tx store.ReadTx) error {
+			var err error
+			recs, err = store.Find[api.AdminCert](tx, store.All())
+			return err
+		})
+		if err != nil {
+			fail(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		writeJSONResponse(w, http.StatusOK, adminReports(recs, time.Now()))
+	})
+	mux.HandleFunc("POST /v1/admin-certs/revoke", func(w http.ResponseWriter, r *http.Request) {
+		var req adminRevokeRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil || req.Cert == "" {
+			fail(w, http.StatusBadRequest, errors.New("bad request: name the certificate to revoke by its name or serial"))
+			return
+		}
+		now := time.Now().UTC()
+		var revoked []*api.AdminCert
+		err := store.RetryConflicts(3, func() error {
+			revoked = nil
+			_, err := d.store.Update(r.Context(), func(tx store.Tx) error {
+				matched, err := matchAdminCerts(tx, req.Cert)
+				if err != nil {
+					return err
+				}
+				for _, c := range matched {
+					if c.Revoked() {
+						continue
+					}
+					c.RevokedAt = now
+					if err := tx.Update(c); err != nil {
+						return err
+					}
+					revoked = append(revoked, c)
+				}
+				if len(revoked) == 0 {
+					return &httpErr{code: http.StatusConflict, msg: fmt.Sprintf("every admin certificate %s names is revoked already", req.Cert)}
+				}
+				return nil
+			})
+			return err
+		})
+		var he *httpErr
+		switch {
+		case errors.As(err, &he):
+			fail(w, he.code, he)
+			return
+		case err != nil:
+			fail(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		for _, c := range revoked {
+			d.log.Info("admin certificate revoked", "name", c.Name, "serial", c.ID)
+		}
+		writeJSONResponse(w, http.StatusOK, adminReports(revoked, now))
+	})
+}
+
+// httpErr is an answer's status and message, out of a transaction.
+type httpErr struct {
+	code int
+	msg  string
+}
+
+func (e *httpErr) Error() string { return e.msg }
+
+// matchAdminCerts finds the records a revocation names: the one with
+// that serial (hex, any case, with or without colons), else every one of
+// that name.
+func matchAdminCerts(tx store.ReadTx, what string) ([]*api.AdminCert, error) {
+	if n, ok := new(big.Int).SetString(strings.ReplaceAll(strings.ToLower(what), ":", ""), 16); ok {
+		c, err := store.Get[api.AdminCert](tx, n.Text(16))
+		if err == nil {
+			return []*api.AdminCert{c}, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
+	cs, err := store.Find[api.AdminCert](tx, store.ByName(what))
+	if err != nil {
+		return nil, err
+	}
+	if len(cs) == 0 {
+		return nil, &httpErr{code: http.StatusNotFound, msg: fmt.Sprintf("no admin certificate named %s or with that serial: see gitorc admin-cert ls", what)}
+	}
+	return cs, nil
+}
+
+// adminReports lists records by name, then expiry.
+func adminReports(recs []*api.AdminCert, now time.Time) []adminCertReport {
+	out := make([]adminCertReport, 0, len(recs))
+	for _, c := range recs {
+		out = append(out, reportAdminCert(c, now))
+	}
+	slices.SortFunc(out, func(a, b adminCertReport) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return a.NotAfter.Compare(b.NotAfter)
+	})
+	return out
+}
+
+func newAdminCertCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "admin-cert",
+		Short: "Admin client certificates: the CLI's access to the managers' API from elsewhere",
+		Long: `An admin certificate opens a manager's control API on its API port (default 4270)
+over mutual TLS: gitorc --host tcp://MANAGER:4270 --tls-dir DIR, or a context
+(gitorc context create). Node certificates do not open it. Revoking a certificate
+takes effect on every manager as soon as the revocation is replicated.`,
+	}
+	var ttl time.Duration
+	var out string
+	issue := &cobra.Command{
+		Use:   "issue NAME --out DIR [--ttl 2160h]",
+		Short: "Make a key here and have the cluster's CA sign its certificate; writes DIR/{ca,cert,key}.pem",
+		Long: `Makes a P-256 key on this machine and sends only a certificate request: the key
+never reaches the managers. Writes DIR/ca.pem (the cluster's CA), DIR/cert.pem and
+DIR/key.pem (mode 0600). Run it on a manager as root (the local socket), or with
+another admin certificate.
+
+With -o json: {"name", "serial", "not_before", "not_after", "state", "dir", "managers"}.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			name := args[0]
+			if out == "" {
+				return errors.New("give --out DIR: where ca.pem, cert.pem and key.pem go")
+			}
+			for _, f := range []string{tlsCAFile, tlsCertFile, tlsKeyFile} {
+				if _, err := os.Stat(filepath.Join(out, f)); err == nil {
+					return fmt.Errorf("%s exists: give another --out, or remove it first", filepath.Join(out, f))
+				}
+			}
+			csr, key, err := ca.NewAdminCSR(name)
+			if err != nil {
+				return err
+			}
+			req := adminIssueRequest{Name: name, CSR: string(csr)}
+			if ttl != 0 {
+				req.TTL = ttl.String()
+			}
+			var got adminIssued
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/admin-certs", req, &got); err != nil {
+				return err
+			}
+			if err := writeTLSDir(out, []byte(got.CA), []byte(got.Cert), key); err != nil {
+				return err
+			}
+			dir, _ := filepath.Abs(out)
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), struct {
+					adminCertReport
+					Dir      string   `json:"dir"`
+					Managers []string `json:"managers"`
+				}{got.adminCertReport, dir, got.Managers})
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "admin certificate %s (serial %s), valid until %s, in %s\n", got.Name, got.Serial,
+				got.NotAfter.UTC().Format(time.RFC3339), dir)
+			host := "MANAGER:" + defaultAPIPort
+			if len(got.Managers) > 0 {
+				host = got.Managers[0]
+			}
+			fmt.Fprintf(w, "use it with:\n  gitorc context create %s --host tcp://%s --tls-dir %s\n  gitorc context use %s\n", name, host, dir, name)
+			return nil
+		},
+	}
+	issue.Flags().DurationVar(&ttl, "ttl", 0, "lifetime of the certificate (default 2160h, 90 days)")
+	issue.Flags().StringVar(&out, "out", "", "directory to write ca.pem, cert.pem and key.pem to")
+	addOutputFlag(issue)
+
+	ls := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List the admin certificates the cluster issued, with their state",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			var certs []adminCertReport
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodGet, "/v1/admin-certs", nil, &certs); err != nil {
+				return err
+			}
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), certs)
+			}
+			return printAdminCerts(cmd.OutOrStdout(), certs)
+		},
+	}
+	addOutputFlag(ls)
+
+	revoke := &cobra.Command{
+		Use:   "revoke NAME|SERIAL",
+		Short: "Revoke an admin certificate (by serial), or every one of a name",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			var certs []adminCertReport
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/admin-certs/revoke", adminRevokeRequest{Cert: args[0]}, &certs); err != nil {
+				return err
+			}
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), certs)
+			}
+			for _, c := range certs {
+				fmt.Fprintf(cmd.OutOrStdout(), "revoked %s (serial %s)\n", c.Name, c.Serial)
+			}
+			return nil
+		},
+	}
+	addOutputFlag(revoke)
+	cmd.AddCommand(issue, ls, revoke)
+	return cmd
+}
+
+func printAdminCerts(w io.Writer, certs []adminCertReport) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSERIAL\tSTATE\tEXPIRES")
+	for _, c := range certs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.Serial, c.State, c.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+// writeTLSDir writes a TLS directory: the key 0600, the rest 0644.
+func writeTLSDir(dir string, caPEM, certPEM, keyPEM []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		b    []byte
+		mode os.FileMode
+	}{{tlsKeyFile, keyPEM, 0o600}, {tlsCertFile, certPEM, 0o644}, {tlsCAFile, caPEM, 0o644}} {
+		if err := writeFileAtomic(filepath.Join(dir, f.name), f.b, f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
