@@ -90,6 +90,7 @@ var jsonTests = map[string]string{
 	"context rm":        byRemote,
 
 	// Not run here: each needs what these tests lack.
+	"events":     "a stream, one JSON object a line: TestEventsCommand runs events -o json",
 	"diff":       "a Git server with commits: TestDiffOnDaemon runs diff -o json",
 	"rollback":   "a sync history of a Git source: TestSelfHealHistoryRollbackOnDaemon runs rollback",
 	"image load": "containerd, as root: the executor's tests import archives",
