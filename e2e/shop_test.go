@@ -6,9 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
 )
 
 // examples/shop as a user deploys it, on two nodes: its secret sealed for
@@ -41,8 +44,13 @@ func TestShopTiersTalk_Root(t *testing.T) {
 	if out, err := c.gitorc("stack", "deploy", "-c", filepath.Join(dir, "compose.yaml"), "--env-file", filepath.Join(dir, ".env"), "shop"); err != nil {
 		t.Fatalf("deploy: %v\n%s", err, out)
 	}
-	c.waitFor("every tier running", 3*time.Minute, func() bool {
-		return len(c.liveTasks("shop_frontend")) == 2 && len(c.liveTasks("shop_api")) == 2 && len(c.liveTasks("shop_db")) == 1
+	// Running and healthy: in their services' load-balancing sets.
+	serving := func(svc string, n int) bool {
+		ts := c.liveTasks(svc)
+		return len(ts) == n && !slices.ContainsFunc(ts, func(t api.Task) bool { return !t.InLoadBalancer() })
+	}
+	c.waitFor("every tier serving", 3*time.Minute, func() bool {
+		return serving("shop_frontend", 2) && serving("shop_api", 2) && serving("shop_db", 1)
 	})
 	status, err := os.ReadFile("../examples/shop/status.json")
 	if err != nil {

@@ -152,10 +152,16 @@ func streamLogs(cmd *cobra.Command, ref string, q url.Values, fn func(logs.Line)
 }
 
 // logsBase is the URL the logs stream is read from: the control
-// socket's. (A remote API target, once the CLI has one, sets its own.)
+// socket's, or a remote manager's API (--host, a context).
 var logsBase = func(c *apiClient) (string, error) {
+	if c.err != nil {
+		return "", c.err
+	}
 	if c.hc == nil {
 		return "", errors.New("no control API to read the logs from")
+	}
+	if c.host != "" {
+		return "https://" + c.host, nil
 	}
 	return "http://gitorc", nil
 }
