@@ -89,6 +89,9 @@ type ControllerConfig struct {
 	TrackInterval time.Duration
 	// ProgressDeadline bounds a rollout (DefaultProgressDeadline).
 	ProgressDeadline time.Duration
+	// Metrics counts the syncs and their durations (metrics.go); nil:
+	// none. One Metrics serves every controller of a process.
+	Metrics *Metrics
 }
 
 // Validate reports what is missing or wrong.
@@ -193,6 +196,14 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 // The error is for the caller's logs; what a user must act on is on the
 // sync state.
 func (c *Controller) Sync(ctx context.Context, trigger api.SyncTrigger) (api.SyncRecord, error) {
+	start := c.cfg.Clock.Now()
+	rec, err := c.sync(ctx, trigger)
+	c.cfg.Metrics.observe(ctx, trigger, rec, err, c.cfg.Clock.Now().Sub(start))
+	return rec, err
+}
+
+// sync is Sync without its metrics.
+func (c *Controller) sync(ctx context.Context, trigger api.SyncTrigger) (api.SyncRecord, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if b, ok := c.cfg.Cluster.(Barrier); ok && !c.caughtUp {

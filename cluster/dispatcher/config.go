@@ -56,6 +56,8 @@ type Config struct {
 	// Clock defaults to the wall clock.
 	Clock  Clock
 	Logger *slog.Logger
+	// Metrics receives the task start latencies (metrics.go); nil: none.
+	Metrics *Metrics
 }
 
 // Validate checks the configuration.

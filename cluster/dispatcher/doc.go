@@ -39,6 +39,9 @@
 // The gRPC server, its listener and its TLS credentials belong to the
 // caller (cmd/gitorc), which registers the Dispatcher with Register.
 //
+// Metrics (metrics.go): the task start latency, from a task's creation
+// to the status write that makes it running, as a Prometheus histogram.
+//
 // Imports: cluster/api, cluster/store (through the narrow Store and
 // Leadership interfaces declared here), cluster/ca, cluster/netview and
 // cluster/dispatcher/wire. Being manager-side, it never imports

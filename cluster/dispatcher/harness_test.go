@@ -140,6 +140,7 @@ type envOptions struct {
 	leadership dispatcher.Leadership // default: the store
 	root       *ca.RootCA            // default: a new CA
 	store      *store.Store          // default: a new 1-manager store
+	metrics    *dispatcher.Metrics   // default: none
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -151,7 +152,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if e.root == nil {
 		e.root = newCA(t)
 	}
-	d, err := dispatcher.New(dispatcher.Config{Store: e.store, Leadership: o.leadership, Clock: e.clock})
+	d, err := dispatcher.New(dispatcher.Config{Store: e.store, Leadership: o.leadership, Clock: e.clock, Metrics: o.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
@@ -111,7 +112,10 @@ func (d *Dispatcher) writeStatuses(ctx context.Context) {
 // writeBatch applies a batch in one transaction: each update only if the
 // task is the reporting node's and the status moves forward.
 func (d *Dispatcher) writeBatch(ctx context.Context, batch map[string]queuedStatus) error {
-	return d.retryConflicts(ctx, func(tx store.Tx) error {
+	var started []time.Duration // the tasks this batch makes running
+	err := d.retryConflicts(ctx, func(tx store.Tx) error {
+		started = started[:0]
+		now := d.cfg.Clock.Now()
 		for id, u := range batch {
 			t, err := store.Get[api.Task](tx, id)
 			if err != nil {
@@ -124,6 +128,9 @@ func (d *Dispatcher) writeBatch(ctx context.Context, batch map[string]queuedStat
 			if !Advances(t.Status, u.st) {
 				continue
 			}
+			if lat, ok := startLatency(t, u.st, now); ok {
+				started = append(started, lat)
+			}
 			t.Status = u.st
 			if err := tx.Update(t); err != nil {
 				return err
@@ -131,4 +138,8 @@ func (d *Dispatcher) writeBatch(ctx context.Context, batch map[string]queuedStat
 		}
 		return nil
 	})
+	if err == nil {
+		d.cfg.Metrics.observeStarts(started)
+	}
+	return err
 }

@@ -24,6 +24,10 @@
 // delay in, the changes to commit out); a leader-side controller reads the
 // store, calls them and commits the result in batches.
 //
+// StateCollector (metrics.go) exports services by rollout state and
+// tasks by service and state for Prometheus, read from the store at each
+// scrape.
+//
 // orchestrator imports cluster/api (and other manager-side cluster
 // packages); never cluster/agent, reconcile or compose.
 package orchestrator

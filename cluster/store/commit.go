@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -173,12 +174,16 @@ func (c *committer) propose(group []*proposal) {
 		}
 		data = encodeGroup(cmds)
 	}
+	start := time.Now()
 	f := c.n.raft.Apply(data, c.s.cfg.ApplyTimeout)
 	go func() {
 		// With BatchApplyCh a future queued when Raft shuts down never
 		// resolves: this goroutine then stays, and the proposers stop
 		// waiting at Close.
 		err := f.Error()
+		if err == nil {
+			c.s.cfg.Metrics.commit.Observe(time.Since(start).Seconds())
+		}
 		<-c.slots
 		c.finish(group, f, err)
 	}()

@@ -59,6 +59,10 @@ type Config struct {
 	// ApplyTimeout bounds how long a write waits to be enqueued on the
 	// leader when the context has no deadline. Default 10 s.
 	ApplyTimeout time.Duration
+
+	// Metrics receives the store's Raft numbers (metrics.go); nil: the
+	// store keeps its own, unregistered.
+	Metrics *Metrics
 }
 
 // RaftTuning holds Raft's timing and batching knobs.

@@ -68,6 +68,10 @@
 // benchmarks measure real loopback TCP, and a partition is a real cut:
 // connections across it are closed and new dials refused.
 //
+// Metrics (metrics.go): whether this manager leads, commit and apply
+// times, measured by the store itself and exported through
+// prometheus/client_golang collectors that the composition root registers.
+//
 // Imports: among gitorc packages, cluster/api only. It must never import
 // reconcile, compose, cluster/agent or any other cluster/* package; they
 // import it (through narrow interfaces of their own).

@@ -109,6 +109,7 @@ func (s *Store) leaderLoop(n *node, obs chan raft.Observation) {
 		case <-tick.C:
 		}
 		li := leaderInfo(n, s.cfg.ID)
+		s.cfg.Metrics.setLeader(li.IsLeader)
 		s.leaders.mu.Lock()
 		changed := li != s.leaders.last
 		s.leaders.mu.Unlock()

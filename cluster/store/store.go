@@ -65,6 +65,9 @@ func New(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
 	s := &Store{cfg: cfg, log: cfg.Logger.With("component", "store", logKeyID, cfg.ID),
 		hub: newHub(cfg.WatchBuffer), done: make(chan struct{})}
 	s.fsm = newFSM(s.log, s.hub)
@@ -180,7 +183,7 @@ func (s *Store) start(key *DataKey) (err error) {
 			}
 		}
 	}
-	r, err := raft.NewRaft(rc, s.fsm, logs, bolt, snaps, trans)
+	r, err := raft.NewRaft(rc, timedFSM{s.fsm, cfg.Metrics}, logs, bolt, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
@@ -249,6 +252,7 @@ func (s *Store) Close() error {
 		}
 	}
 	s.wg.Wait()
+	s.cfg.Metrics.setLeader(false)
 	s.hub.closeAll(ErrClosed)
 	s.leaders.closeAll()
 	return errors.Join(errs...)
@@ -465,10 +469,12 @@ func (s *Store) applyEntry(ctx context.Context, n *node, data []byte, decisive b
 			return 0, ctx.Err()
 		}
 	}
+	start := time.Now()
 	f := n.raft.Apply(data, timeout)
 	if err := s.wait(ctx, f); err != nil {
 		return 0, s.futureErr(n, err, decisive)
 	}
+	s.cfg.Metrics.commit.Observe(time.Since(start).Seconds())
 	if res, ok := f.Response().(*applyResult); ok && res.err != nil {
 		return 0, res.err
 	}

@@ -37,6 +37,8 @@ type bootstrapFlags struct {
 	interval                               time.Duration
 	// Webhooks (hooks.go): where this manager serves them, and the secret.
 	webhookListen, webhookSecret, webhookSecretFile string
+	// metricsListen is where the node serves GET /metrics (metrics.go).
+	metricsListen string
 	// net are the network plane's flags (network_flags.go).
 	net netFlags
 	// plan is the cluster's address plan (network_flags.go).
@@ -77,6 +79,7 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 	fl.StringVar(&f.path, "path", "", "sub-directory of the repository holding the stacks")
 	fl.DurationVar(&f.interval, "interval", time.Minute, "how often to poll the repository")
 	fl.StringVar(&f.webhookListen, "webhook-listen", "", "serve POST /hooks/{github,gitlab,gitea,generic} on this address, e.g. :4280 (plain HTTP: put a TLS proxy in front); default off")
+	fl.StringVar(&f.metricsListen, "metrics-listen", "", metricsListenHelp)
 	f.net.add(fl)
 	f.plan.add(fl)
 	fl.StringVar(&f.webhookSecret, "webhook-secret", "", "the webhooks' shared secret (HMAC key, GitLab token); prefer --webhook-secret-file")
@@ -86,7 +89,7 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 }
 
 func newDaemonCmd() *cobra.Command {
-	var dataDir, webhookListen string
+	var dataDir, webhookListen, metricsListen string
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run this node from its data dir (after bootstrap or join)",
@@ -113,11 +116,20 @@ func newDaemonCmd() *cobra.Command {
 					return err
 				}
 			}
+			if cmd.Flags().Changed("metrics-listen") {
+				if st.MetricsListen = metricsListen; metricsListen == metricsOff {
+					st.MetricsListen = ""
+				}
+				if err := saveState(dataDir, st); err != nil {
+					return err
+				}
+			}
 			return runDaemon(cmd, &daemon{dir: dataDir, state: st, pki: p})
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", DefaultDataDir, "where the node keeps its state")
 	cmd.Flags().StringVar(&webhookListen, "webhook-listen", "", "serve webhooks on this address from now on (\"off\": stop); kept in the data dir")
+	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics (GET /metrics) on this address from now on (\"off\": stop); kept in the data dir")
 	addOutputFlag(cmd)
 	return cmd
 }
@@ -137,13 +149,14 @@ type nodeReport struct {
 	RaftListen    string       `json:"raft_listen,omitempty"`
 	RaftAdvertise string       `json:"raft_advertise,omitempty"`
 	WebhookListen string       `json:"webhook_listen,omitempty"`
+	MetricsListen string       `json:"metrics_listen,omitempty"`
 	Managers      []string     `json:"managers"` // the managers it knows
 	Recipient     string       `json:"recipient,omitempty"`
 }
 
 // nodeReportDoc documents nodeReport in the commands' help.
 const nodeReportDoc = `With -o json: once the node serves its control socket, {"node", "role", "worker",
-"data_dir", "socket", "managers"}, and for a manager "listen", "advertise",
+"data_dir", "socket", "managers"}, "metrics_listen" when it serves metrics, and for a manager "listen", "advertise",
 "raft_listen", "raft_advertise", "webhook_listen" and "recipient", are printed on
 standard output, once, while the node keeps running; the log stays on standard error.`
 
@@ -156,7 +169,7 @@ func (d *daemon) report() nodeReport {
 	}
 	r := nodeReport{Node: st.ID, Role: st.Role, Worker: st.Worker, DataDir: dir, Socket: socketFile(dir),
 		Listen: st.Listen, Advertise: st.Advertise, RaftListen: st.RaftListen, RaftAdvertise: st.RaftAdvertise,
-		WebhookListen: st.WebhookListen, Managers: append([]string{}, st.Managers...)}
+		WebhookListen: st.WebhookListen, MetricsListen: st.MetricsListen, Managers: append([]string{}, st.Managers...)}
 	if st.Role == api.RoleManager {
 		if f, err := os.Open(recipientPath(dir)); err == nil {
 			r.Recipient, _ = secrets.ReadRecipientFile(f)
@@ -247,7 +260,7 @@ func bootstrap(f bootstrapFlags) (*daemon, error) {
 	}
 	st := &nodeState{ID: id, Source: source, Role: api.RoleManager, Listen: f.listen, Advertise: advertise,
 		RaftListen: raftListen, RaftAdvertise: raftAdvertise, Managers: []string{advertise},
-		Worker: !f.noWorker, Insecure: f.insecure, WebhookListen: f.webhookListen, Network: &plan}
+		Worker: !f.noWorker, Insecure: f.insecure, WebhookListen: f.webhookListen, MetricsListen: f.metricsListen, Network: &plan}
 	if err := f.net.record(st); err != nil {
 		return nil, err
 	}

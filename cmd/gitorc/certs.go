@@ -47,6 +47,11 @@ var errRoleChanged = errors.New("the cluster changed this node's role")
 // run serves until ctx ends, in whatever role the cluster gives the node.
 func (d *daemon) run(ctx context.Context) error {
 	d.left = make(chan struct{})
+	stopMetrics, err := d.startMetrics(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	for {
 		err := d.runRole(ctx)
 		if errors.Is(err, errLeft) {

@@ -69,6 +69,9 @@ type daemon struct {
 	webhookSecret api.SecretBytes
 	// logs answers gitorc logs (logs.go); nil on a worker.
 	logs *logs.Service
+	// metrics are the node's Prometheus metrics (metrics.go), made once
+	// per run and shared by the stores and dispatchers it opens.
+	metrics *nodeMetrics
 
 	// mounts adds handlers to the control socket (the control API).
 	mounts []func(d *daemon, mux *http.ServeMux)
@@ -162,7 +165,8 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	}()
 	s, err := store.New(store.Config{ID: d.state.ID, DataDir: raftDir(d.dir),
 		StreamLayer: &tlsLayer{TCPStreamLayer: tcp, server: raftSrv, client: raftCli},
-		Bootstrap:   d.first, DataKey: d.joinKey, Forwarder: fwd, Logger: d.log.With("component", "store")})
+		Bootstrap:   d.first, DataKey: d.joinKey, Forwarder: fwd, Logger: d.log.With("component", "store"),
+		Metrics: d.metrics.storeMetrics()})
 	if err != nil {
 		tcp.Close()
 		return err
@@ -183,7 +187,7 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 
 	// The dispatcher: every worker's session, over mutual TLS.
 	disp, err := dispatcher.New(dispatcher.Config{Store: s, Leadership: s, Logger: d.log.With("component", "dispatcher"),
-		LeaderAddr: func(li store.LeaderInfo) string { return d.managerAddr(li) }})
+		LeaderAddr: func(li store.LeaderInfo) string { return d.managerAddr(li) }, Metrics: d.metrics.dispatcherMetrics()})
 	if err != nil {
 		return err
 	}

@@ -103,7 +103,7 @@ func (d *daemon) follow(ctx context.Context, cl *storecluster.Cluster, st api.Sy
 	}
 	ctrl, err := reconcile.NewController(reconcile.ControllerConfig{Source: src, Cluster: cl, Secrets: ident,
 		Logger: d.log.With("component", "gitops"), Workdir: filepath.Join(d.dir, "gitops", "work"),
-		PollInterval: st.Source.Interval.Std(), TrackInterval: trackInterval})
+		PollInterval: st.Source.Interval.Std(), TrackInterval: trackInterval, Metrics: d.metrics.syncMetrics()})
 	if err != nil {
 		return failed(err)
 	}

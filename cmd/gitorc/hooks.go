@@ -95,7 +95,8 @@ func (h *hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusServiceUnavailable, "read the webhook secret: "+err.Error())
 		return
 	}
-	hh, err := webhook.NewHandler(webhook.Config{Secret: secret, Ref: st.Source.Ref, Logger: h.log, OnDelivery: h.delivered}, h)
+	hh, err := webhook.NewHandler(webhook.Config{Secret: secret, Ref: st.Source.Ref, Logger: h.log, OnDelivery: h.delivered,
+		Metrics: h.d.metrics.webhookMetrics()}, h)
 	if err != nil {
 		h.refuse(w, r, http.StatusInternalServerError, err.Error())
 		return
@@ -107,6 +108,7 @@ func (h *hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *hooks) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	resp := webhook.Response{Action: webhook.ActionRefused, Provider: r.PathValue("provider"), Message: msg}
 	h.log.Warn("webhook delivery", "provider", resp.Provider, "status", status, "outcome", msg)
+	h.d.metrics.webhookMetrics().Observe(resp.Provider, resp.Action)
 	h.delivered(r.Context(), status, resp)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -134,6 +134,7 @@ Then runs the node in the foreground; restart it later with gitorc daemon --data
 	fl.StringVar(&f.raftListen, "raft-listen", "", "a manager's Raft address (default: the listen port + 1)")
 	fl.BoolVar(&f.noWorker, "no-worker", false, "a manager that runs no tasks")
 	fl.StringVar(&f.webhookListen, "webhook-listen", "", "a manager serves POST /hooks/{github,gitlab,gitea,generic} on this address (plain HTTP: put a TLS proxy in front); default off")
+	fl.StringVar(&f.metricsListen, "metrics-listen", "", metricsListenHelp)
 	f.net.add(fl)
 	addOutputFlag(cmd)
 	_ = cmd.MarkFlagRequired("token")
@@ -161,7 +162,7 @@ func join(ctx context.Context, f bootstrapFlags, token, manager string) (*daemon
 	// The token does not say its role; the manager does. So the addresses
 	// a manager needs go along in any case.
 	req := &wire.JoinRequest{Token: token, CSR: csr, NoWorker: f.noWorker}
-	st := &nodeState{Worker: true, Insecure: f.insecure, Listen: f.listen}
+	st := &nodeState{Worker: true, Insecure: f.insecure, Listen: f.listen, MetricsListen: f.metricsListen}
 	if err := f.net.record(st); err != nil {
 		return nil, err
 	}

@@ -42,6 +42,9 @@ type nodeState struct {
 	// WebhookListen is where this manager serves POST /hooks/{provider}
 	// (plain HTTP, for a TLS proxy in front); empty: no webhooks.
 	WebhookListen string `json:"webhook_listen,omitempty"`
+	// MetricsListen is where this node serves GET /metrics (Prometheus,
+	// plain HTTP); empty: no metrics.
+	MetricsListen string `json:"metrics_listen,omitempty"`
 }
 
 // Files of a data dir.

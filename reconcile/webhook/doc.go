@@ -13,6 +13,10 @@
 // store instead of with the Coalescer: a delivery is answered 202 only
 // once its sync request is committed, folded into the pending one.
 //
-// Imports: the standard library only (cluster/api at most). Never
-// cluster/store, cluster/agent or compose.
+// Metrics (metrics.go) counts the deliveries by provider and outcome for
+// Prometheus, registered by the composition root.
+//
+// Imports: the standard library (cluster/api at most) and
+// prometheus/client_golang for its Metrics. Never cluster/store,
+// cluster/agent or compose.
 package webhook

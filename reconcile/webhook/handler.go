@@ -51,6 +51,8 @@ type Config struct {
 	// it is sent (to keep the last deliveries where users look). It must
 	// not block for long: the sender is waiting.
 	OnDelivery func(ctx context.Context, status int, resp Response)
+	// Metrics, when set, counts every delivery (metrics.go).
+	Metrics *Metrics
 }
 
 var fullCommit = regexp.MustCompile(`^[0-9a-f]{40}$`)
@@ -229,6 +231,7 @@ func (h *Handler) reply(r *http.Request, w http.ResponseWriter, status int, resp
 	}
 	h.log.Log(r.Context(), lvl, "webhook delivery", logKeyProvider, resp.Provider, logKeyEvent, resp.Event,
 		logKeyDelivery, resp.Delivery, logKeyStatus, status, logKeyOutcome, resp.Message)
+	h.cfg.Metrics.Observe(resp.Provider, resp.Action)
 	if h.cfg.OnDelivery != nil {
 		h.cfg.OnDelivery(r.Context(), status, resp)
 	}

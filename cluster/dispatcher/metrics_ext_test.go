@@ -1,0 +1,57 @@
+package dispatcher_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/dispatcher"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// startCount is the number of task starts the histogram observed.
+func startCount(t *testing.T, reg *prometheus.Registry) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "gitorc_task_start_latency_seconds" {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatal("no gitorc_task_start_latency_seconds")
+	return 0
+}
+
+// A status write that makes a task running observes its start latency,
+// once: a later running report (a health change) does not.
+func TestStatusWriteObservesStartLatency(t *testing.T) {
+	m := dispatcher.NewMetrics()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(m.Collectors()...)
+	e := newEnv(t, envOptions{metrics: m})
+	c, ag, _ := e.startWorker("w1")
+	waitFor(t, "node w1 ready", func() bool { return e.nodeState("w1") == api.NodeReady })
+	e.create(newTask("t1", "w1"))
+	waitFor(t, "task t1 assigned to w1", func() bool { return len(ag.last()) == 1 })
+	if n := startCount(t, reg); n != 0 {
+		t.Fatalf("%d starts before any task ran", n)
+	}
+	ts := time.Date(2030, 1, 1, 0, 0, 1, 0, time.UTC)
+	report := func(st api.TaskStatus) {
+		t.Helper()
+		if err := c.ReportTaskStatus(context.Background(), "t1", st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(api.TaskStatus{State: api.TaskRunning, Timestamp: ts, Message: "started"})
+	waitFor(t, "t1 running in the store", func() bool { return e.task("t1").Status.State == api.TaskRunning })
+	report(api.TaskStatus{State: api.TaskRunning, Timestamp: ts.Add(time.Second), Health: api.HealthHealthy})
+	waitFor(t, "t1 healthy in the store", func() bool { return e.task("t1").Status.Health == api.HealthHealthy })
+	if n := startCount(t, reg); n != 1 {
+		t.Errorf("%d starts observed, want 1", n)
+	}
+}
