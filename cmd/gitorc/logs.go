@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -206,14 +207,27 @@ func newLogDriverCmd() *cobra.Command {
 	}
 }
 
-// logDriver is this binary, which the shim runs as the tasks' log driver;
-// empty (raw logs) if it cannot be found.
+// loggerName is the small log driver built beside gitorc (make build).
+const loggerName = "gitorc-logger"
+
+// logDriver is what the shim runs as each task's log driver: the
+// gitorc-logger beside this binary (a small program: one runs per task),
+// else this binary itself ("gitorc log-driver FILE", ten times the
+// memory); empty (raw logs) if neither can be found.
 func logDriver() string {
 	self, err := os.Executable()
 	if err != nil {
 		return ""
 	}
+	if l := filepath.Join(filepath.Dir(self), loggerName); isExecutable(l) {
+		return l
+	}
 	return self
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
 }
 
 // startLogs serves gitorc logs on this manager: from the dispatcher's

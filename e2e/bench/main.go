@@ -55,6 +55,10 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bench: build gitorc: %v\n%s", err, out)
 			os.Exit(1)
 		}
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "gitorc-logger"), "./cmd/gitorc-logger").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: build gitorc-logger: %v\n%s", err, out)
+			os.Exit(1)
+		}
 	}
 	var res result
 	var failure string

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gitorc/gitorc/cluster/agent/containerd/logdriver"
 	"github.com/gitorc/gitorc/cluster/api"
 )
 
@@ -20,8 +21,8 @@ import (
 
 // Bounds of reading.
 const (
-	maxLogLine  = 16 << 10 // longer lines are cut in pieces (driver) or truncated
-	logBatch    = 256      // records handed over at a time
+	maxLogLine  = logdriver.MaxLine // longer lines are cut in pieces (driver) or truncated
+	logBatch    = 256               // records handed over at a time
 	logReadSize = 32 << 10
 	logPoll     = 200 * time.Millisecond
 )

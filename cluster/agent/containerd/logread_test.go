@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gitorc/gitorc/cluster/agent"
+	"github.com/gitorc/gitorc/cluster/agent/containerd/logdriver"
 	"github.com/gitorc/gitorc/cluster/api"
 )
 
@@ -21,12 +22,12 @@ import (
 func TestLogDriverRecordsParse(t *testing.T) {
 	at := time.Date(2030, 1, 1, 0, 0, 0, 123456789, time.UTC)
 	var b bytes.Buffer
-	w := &recordWriter{w: &b, now: func() time.Time { return at }}
+	w := &logdriver.Writer{W: &b, Now: func() time.Time { return at }}
 	long := strings.Repeat("x", maxLogLine+10)
-	if err := w.copy(strings.NewReader("one\n\ntwo"), api.LogStdout); err != nil {
+	if err := w.Copy(strings.NewReader("one\n\ntwo"), api.LogStdout); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.copy(strings.NewReader("err 1\n"+long+"\n"), api.LogStderr); err != nil {
+	if err := w.Copy(strings.NewReader("err 1\n"+long+"\n"), api.LogStderr); err != nil {
 		t.Fatal(err)
 	}
 	var got []api.LogRecord
