@@ -246,7 +246,7 @@ func (l *load) loadProject(ctx context.Context) (*types.Project, error) {
 		cli.WithEnv(env),
 		cli.WithEnvFiles(envFiles...),
 		cli.WithDotEnv,
-		cli.WithEnv(env),           // explicit variables win over env files
+		cli.WithEnv(env), // explicit variables win over env files
 		cli.WithProfiles(l.src.Profiles),
 		cli.WithConsistency(false), // references are checked here, all at once
 		cli.WithLoadOptions(func(o *loader.Options) {
