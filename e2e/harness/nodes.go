@@ -10,13 +10,18 @@ import (
 )
 
 // ClearNodeDirs removes what nodes killed with containers running can leave
-// under their data dirs: container shims (their containers first) and
-// mounts.
+// under their data dirs: container shims (their containers first), the
+// node's own containerd (a killed node's outlives it until the node
+// starts again) and mounts.
 func ClearNodeDirs(dirs []string) {
 	for _, d := range dirs {
 		out, _ := exec.Command("pgrep", "-f", "--", "-address "+d+"/").Output()
 		for _, pid := range strings.Fields(string(out)) {
 			_ = exec.Command("pkill", "-9", "-P", pid).Run()
+			_ = exec.Command("kill", "-9", pid).Run()
+		}
+		out, _ = exec.Command("pgrep", "-f", "--", "--config "+d+"/").Output()
+		for _, pid := range strings.Fields(string(out)) {
 			_ = exec.Command("kill", "-9", pid).Run()
 		}
 		mounts, _ := os.ReadFile("/proc/mounts")
