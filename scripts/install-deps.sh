@@ -16,6 +16,7 @@ declare -A probe=(
   [curl]=/usr/bin/curl
   [tcpdump]=/usr/bin/tcpdump
   [iperf3]=/usr/bin/iperf3
+  [chromium]=/usr/bin/chromium
 )
 
 missing=()

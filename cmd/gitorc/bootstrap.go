@@ -39,6 +39,8 @@ type bootstrapFlags struct {
 	webhookListen, webhookSecret, webhookSecretFile string
 	// metricsListen is where the node serves GET /metrics (metrics.go).
 	metricsListen string
+	// uiListen is where the manager serves its status page (ui.go).
+	uiListen string
 	// net are the network plane's flags (network_flags.go).
 	net netFlags
 	// plan is the cluster's address plan (network_flags.go).
@@ -80,6 +82,7 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 	fl.DurationVar(&f.interval, "interval", time.Minute, "how often to poll the repository")
 	fl.StringVar(&f.webhookListen, "webhook-listen", "", "serve POST /hooks/{github,gitlab,gitea,generic} on this address, e.g. :4280 (plain HTTP: put a TLS proxy in front); default off")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", metricsListenHelp)
+	fl.StringVar(&f.uiListen, "ui-listen", "", uiListenHelp)
 	f.net.add(fl)
 	f.plan.add(fl)
 	fl.StringVar(&f.webhookSecret, "webhook-secret", "", "the webhooks' shared secret (HMAC key, GitLab token); prefer --webhook-secret-file")
@@ -89,7 +92,7 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 }
 
 func newDaemonCmd() *cobra.Command {
-	var dataDir, webhookListen, metricsListen string
+	var dataDir, webhookListen, metricsListen, uiListen string
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run this node from its data dir (after bootstrap or join)",
@@ -124,12 +127,21 @@ func newDaemonCmd() *cobra.Command {
 					return err
 				}
 			}
+			if cmd.Flags().Changed("ui-listen") {
+				if st.UIListen = uiListen; uiListen == "off" {
+					st.UIListen = ""
+				}
+				if err := saveState(dataDir, st); err != nil {
+					return err
+				}
+			}
 			return runDaemon(cmd, &daemon{dir: dataDir, state: st, pki: p})
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", DefaultDataDir, "where the node keeps its state")
 	cmd.Flags().StringVar(&webhookListen, "webhook-listen", "", "serve webhooks on this address from now on (\"off\": stop); kept in the data dir")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics (GET /metrics) on this address from now on (\"off\": stop); kept in the data dir")
+	cmd.Flags().StringVar(&uiListen, "ui-listen", "", "serve the read-only status page on this address from now on, on a manager (\"off\": stop); kept in the data dir")
 	addOutputFlag(cmd)
 	return cmd
 }
@@ -260,7 +272,7 @@ func bootstrap(f bootstrapFlags) (*daemon, error) {
 	}
 	st := &nodeState{ID: id, Source: source, Role: api.RoleManager, Listen: f.listen, Advertise: advertise,
 		RaftListen: raftListen, RaftAdvertise: raftAdvertise, Managers: []string{advertise},
-		Worker: !f.noWorker, Insecure: f.insecure, WebhookListen: f.webhookListen, MetricsListen: f.metricsListen, Network: &plan}
+		Worker: !f.noWorker, Insecure: f.insecure, WebhookListen: f.webhookListen, MetricsListen: f.metricsListen, UIListen: f.uiListen, Network: &plan}
 	if err := f.net.record(st); err != nil {
 		return nil, err
 	}

@@ -215,6 +215,9 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	})
 	ctl := d.controlAPI()
 	goRun("admin api", func(ctx context.Context) error { return d.serveAdmin(ctx, port.admin, ctl) })
+	if d.state.UIListen != "" {
+		goRun("status page", func(ctx context.Context) error { return d.serveUI(ctx, ctl) })
+	}
 	goRun("controllers", d.leaderControllers)
 	goRun("manager registration", d.registerManager)
 	goRun("control socket", func(ctx context.Context) error { return d.serveControl(ctx, ctl) })

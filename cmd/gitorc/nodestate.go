@@ -45,6 +45,9 @@ type nodeState struct {
 	// MetricsListen is where this node serves GET /metrics (Prometheus,
 	// plain HTTP); empty: no metrics.
 	MetricsListen string `json:"metrics_listen,omitempty"`
+	// UIListen is where this manager serves its read-only status page
+	// (ui.go; plain HTTP: loopback, or behind a proxy); empty: off.
+	UIListen string `json:"ui_listen,omitempty"`
 }
 
 // Files of a data dir.
