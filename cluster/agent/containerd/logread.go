@@ -86,7 +86,14 @@ func (e *Executor) ReadLogs(ctx context.Context, taskID string, opts api.LogOpti
 	var live *lineReader
 	if f, err := os.Open(p); err == nil {
 		defer f.Close()
-		live = &lineReader{f: f}
+		live = &lineReader{f: f, rotated: p + ".1"}
+		if err := live.each(backlog, false); err != nil {
+			return err
+		}
+		// Rotated while read: the rest of what was read is in .1.
+		if err := live.rewindIfTruncated(backlog); err != nil {
+			return err
+		}
 		if err := live.each(backlog, !opts.Follow); err != nil {
 			return err
 		}
@@ -120,7 +127,7 @@ func (e *Executor) ReadLogs(ctx context.Context, taskID string, opts api.LogOpti
 		if live == nil {
 			if f, err := os.Open(p); err == nil {
 				defer f.Close()
-				live = &lineReader{f: f}
+				live = &lineReader{f: f, rotated: p + ".1"}
 			}
 		}
 		if live != nil {
@@ -130,7 +137,7 @@ func (e *Executor) ReadLogs(ctx context.Context, taskID string, opts api.LogOpti
 			if err := flush(true); err != nil {
 				return err
 			}
-			if err := live.rewindIfTruncated(); err != nil {
+			if err := live.rewindIfTruncated(add); err != nil {
 				return err
 			}
 		}
@@ -178,6 +185,9 @@ type lineReader struct {
 	offset int64
 	carry  []byte
 	buf    []byte
+	// rotated is where rotation copies the file before it truncates it
+	// (live file only).
+	rotated string
 }
 
 // each calls fn with every complete line from the current position to the
@@ -227,11 +237,27 @@ func (l *lineReader) each(fn func(api.LogRecord) error, final bool) error {
 	return nil
 }
 
-// rewindIfTruncated starts over when rotation truncated the file.
-func (l *lineReader) rewindIfTruncated() error {
+// rewindIfTruncated starts over when rotation truncated the file. What
+// was written after the point read and before the truncation is in the
+// copy rotation made first (rotated: copy, then truncate): fn gets it
+// from there, from that point on, before the file is read again.
+func (l *lineReader) rewindIfTruncated(fn func(api.LogRecord) error) error {
 	fi, err := l.f.Stat()
 	if err != nil || fi.Size() >= l.offset {
 		return nil
+	}
+	if l.rotated != "" {
+		if f, err := os.Open(l.rotated); err == nil {
+			rest := &lineReader{f: f, carry: l.carry, buf: l.buf}
+			_, err = f.Seek(l.offset, io.SeekStart)
+			if err == nil {
+				err = rest.each(fn, true)
+			}
+			f.Close()
+			if err != nil {
+				return err
+			}
+		}
 	}
 	if _, err := l.f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("logs: %w", err)

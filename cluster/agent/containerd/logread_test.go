@@ -106,3 +106,59 @@ func TestReadLogsRotatedTailSince(t *testing.T) {
 		t.Errorf("missing log: %q", got)
 	}
 }
+
+// A read that rotation overtakes (copy to .1, then truncate) loses
+// nothing: what was written after the point read is taken from .1, then
+// the file is read again from its start.
+func TestLogReadAcrossRotation(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "t.log")
+	write := func(path string, from, to int, flag int) {
+		t.Helper()
+		f, err := os.OpenFile(path, flag|os.O_WRONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &logdriver.Writer{W: f, Now: time.Now}
+		var b strings.Builder
+		for i := from; i < to; i++ {
+			fmt.Fprintf(&b, "line %d\n", i)
+		}
+		if err := w.Copy(strings.NewReader(b.String()), api.LogStdout); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	write(p, 0, 100, os.O_APPEND)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var got []string
+	collect := func(r api.LogRecord) error { got = append(got, r.Line); return nil }
+	l := &lineReader{f: f, rotated: p + ".1"}
+	if err := l.each(collect, false); err != nil {
+		t.Fatal(err)
+	}
+	// The task writes on; rotation copies and truncates; it writes more.
+	write(p, 100, 150, os.O_APPEND)
+	if err := rotate(p, 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	write(p, 150, 160, os.O_APPEND)
+	if err := l.rewindIfTruncated(collect); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.each(collect, true); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 160 {
+		t.Fatalf("%d lines read across the rotation, want 160", len(got))
+	}
+	for i, line := range got {
+		if line != fmt.Sprintf("line %d", i) {
+			t.Fatalf("line %d = %q", i, line)
+		}
+	}
+}
