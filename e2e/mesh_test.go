@@ -322,6 +322,11 @@ services:
     deploy:
       replicas: 3
       update_config: {order: stop-first, parallelism: 1, monitor: 2s}
+      # At most two a node: the drain below leaves one of three's
+      # backends in the set (a node holding every replica would leave
+      # none until a replacement is healthy; the scheduler may put them
+      # so), and the two nodes left can hold all three.
+      placement: {max_replicas_per_node: 2}
 `, reg, pageImage, one, sixReplicas, six, three)
 	}
 	c.deployApp(stack("v1", "v1", "v1", 6))
