@@ -436,9 +436,9 @@ networks:
 	}
 }
 
-// A worker cut off from the managers keeps its tasks talking to tasks on
-// other nodes with the last view; healed, it converges to the new one.
-func TestCutOffWorkerKeepsTalking_Root(t *testing.T) {
+// apiAndClient deploys a page service api on h2 and a client on h3 of a
+// 3-host cluster, and checks the client reaches api by name.
+func apiAndClient(t *testing.T) (*cluster, api.Task, api.Task) {
 	c, _ := netCluster(t, 3)
 	reg := c.registryAddr()
 	c.deployApp(fmt.Sprintf(`services:
@@ -463,8 +463,15 @@ func TestCutOffWorkerKeepsTalking_Root(t *testing.T) {
 		t.Fatalf("api on h%d, client on h%d", c.host(apiTask.NodeID), c.host(client.NodeID))
 	}
 	if seen, err := c.spread(client, "http://api/", 3); err != nil || !slices.Equal(seen, hostnames([]api.Task{apiTask})) {
-		t.Fatalf("before the cut: %v %v", seen, err)
+		t.Fatalf("before the test: %v %v", seen, err)
 	}
+	return c, apiTask, client
+}
+
+// A worker cut off from the managers keeps its tasks talking to tasks on
+// other nodes with the last view; healed, it converges to the new one.
+func TestCutOffWorkerKeepsTalking_Root(t *testing.T) {
+	c, apiTask, client := apiAndClient(t)
 
 	// Cut the manager (h1) off from both workers, past the heartbeat
 	// timeout: the workers serve on with their last view.
@@ -553,32 +560,7 @@ func readPcap(b []byte) ([]packet, error) {
 // namespaces, with the same addresses, reached by name from another host
 // again, and a change made after the restart reaches the rebuilt plane.
 func TestRestartedNodeRebuildsPlane_Root(t *testing.T) {
-	c, _ := netCluster(t, 3)
-	reg := c.registryAddr()
-	c.deployApp(fmt.Sprintf(`services:
-  api:
-    image: %[1]s/gitorc/busybox:1
-    command: %[2]s
-    deploy:
-      placement:
-        constraints: [node.labels.host == h2]
-  client:
-    image: %[1]s/gitorc/busybox:1
-    command: ["sleep", "3600"]
-    deploy:
-      placement:
-        constraints: [node.labels.host == h3]
-`, reg, pageCmd))
-	c.waitFor("api and client running", 120*time.Second, func() bool {
-		return len(c.liveTasks("app_api")) == 1 && len(c.liveTasks("app_client")) == 1
-	})
-	apiTask, client := c.liveTasks("app_api")[0], c.liveTasks("app_client")[0]
-	if c.host(apiTask.NodeID) != 2 || c.host(client.NodeID) != 3 {
-		t.Fatalf("api on h%d, client on h%d", c.host(apiTask.NodeID), c.host(client.NodeID))
-	}
-	if seen, err := c.spread(client, "http://api/", 3); err != nil || !slices.Equal(seen, hostnames([]api.Task{apiTask})) {
-		t.Fatalf("before the restart: %v %v", seen, err)
-	}
+	c, apiTask, client := apiAndClient(t)
 	// The task's process (its start time, in clock ticks since boot) and
 	// the address in its namespace.
 	identity := func() string {

@@ -136,31 +136,41 @@ remove it (gitorc %[1]s rm, once no service uses it) and create it again.`, kind
 		Short:   fmt.Sprintf("Remove external %s no service uses", plural),
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := outputFormat(cmd, outText, outText, outJSON)
-			if err != nil {
-				return err
-			}
-			c := newAPIClient(cmd)
-			removed := []string{}
-			for _, name := range args {
+			return removeEach(cmd, kind, args, func(c *apiClient, name string) (string, error) {
 				var o controlapi.FileObject
-				if err := c.call(cmd.Context(), http.MethodDelete, "/v1/"+plural+"/"+url.PathEscape(name), nil, &o); err != nil {
-					return err
-				}
-				removed = append(removed, name)
-				if format != outJSON {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s %s removed\n", kind, name)
-				}
-			}
-			if format == outJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string][]string{"removed": removed})
-			}
-			return nil
+				return name, c.call(cmd.Context(), http.MethodDelete, "/v1/"+plural+"/"+url.PathEscape(name), nil, &o)
+			})
 		},
 	}
 	addOutputFlag(rm)
 	cmd.AddCommand(ls, inspect, create, rm)
 	return cmd
+}
+
+// removeEach is an rm command: it removes each named object in turn (rm
+// returns the name removed) and prints what it removed, a line each or
+// {"removed": [...]} with -o json; it stops at the first refusal.
+func removeEach(cmd *cobra.Command, kind string, names []string, rm func(c *apiClient, name string) (string, error)) error {
+	format, err := outputFormat(cmd, outText, outText, outJSON)
+	if err != nil {
+		return err
+	}
+	c := newAPIClient(cmd)
+	removed := []string{}
+	for _, name := range names {
+		got, err := rm(c, name)
+		if err != nil {
+			return err
+		}
+		removed = append(removed, got)
+		if format != outJSON {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s removed\n", kind, got)
+		}
+	}
+	if format == outJSON {
+		return writeJSON(cmd.OutOrStdout(), map[string][]string{"removed": removed})
+	}
+	return nil
 }
 
 // labelMap parses KEY=VALUE labels.

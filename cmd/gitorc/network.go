@@ -75,26 +75,11 @@ Every task has one address, from its node's share of the task pool.`,
 		Short:   "Remove external networks no service is on",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := outputFormat(cmd, outText, outText, outJSON)
-			if err != nil {
-				return err
-			}
-			c := newAPIClient(cmd)
-			removed := []string{}
-			for _, name := range args {
+			return removeEach(cmd, "network", args, func(c *apiClient, name string) (string, error) {
 				var n api.Network
-				if err := c.call(cmd.Context(), http.MethodDelete, "/v1/networks/"+url.PathEscape(name), nil, &n); err != nil {
-					return err
-				}
-				removed = append(removed, n.Spec.Name)
-				if format != outJSON {
-					fmt.Fprintf(cmd.OutOrStdout(), "network %s removed\n", n.Spec.Name)
-				}
-			}
-			if format == outJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string][]string{"removed": removed})
-			}
-			return nil
+				err := c.call(cmd.Context(), http.MethodDelete, "/v1/networks/"+url.PathEscape(name), nil, &n)
+				return n.Spec.Name, err
+			})
 		},
 	}
 	addOutputFlag(rm)
