@@ -462,6 +462,9 @@ func (c *Controller) apply(ctx context.Context, st *api.SyncState, rec *api.Sync
 	put, del := Changes(cs, desired)
 	st.Phase, st.Revision, st.Message = api.SyncProgressing, rec.Revision, msg
 	rec.Result, rec.Message = api.SyncProgressing, msg
+	touched := RolloutOf(cs, time.Time{})
+	rec.Services = append(touched.Changed, touched.Removed...)
+	st.LastDiff = lastDiff(*rec, cs, c.cfg.Clock.Now())
 	r := c.rolloutOf(cs, desired)
 	st.InFlight = inFlight(*rec, r, "")
 	if err := c.write(ctx, st, Commit{Put: put, Delete: del, Records: []api.SyncRecord{*rec}}); err != nil {
@@ -480,6 +483,22 @@ func (c *Controller) rolloutOf(cs Changeset, desired State) Rollout {
 	}
 	r.Deadline = c.cfg.ProgressDeadline
 	return r
+}
+
+// lastDiffBytes bounds the plan kept on the sync state (it is replicated
+// and read by every status).
+const lastDiffBytes = 32 << 10
+
+// lastDiff is an apply's plan as the sync state keeps it.
+func lastDiff(rec api.SyncRecord, cs Changeset, at time.Time) *api.SyncDiff {
+	var b strings.Builder
+	_ = Format(&b, cs, false, false)
+	d := &api.SyncDiff{Revision: rec.Revision, Record: rec.ID, At: at, Text: b.String()}
+	if len(d.Text) > lastDiffBytes {
+		cut := strings.LastIndexByte(d.Text[:lastDiffBytes], '\n')
+		d.Text, d.Truncated = d.Text[:cut+1], true
+	}
+	return d
 }
 
 func inFlight(rec api.SyncRecord, r Rollout, reason string) *api.SyncInFlight {

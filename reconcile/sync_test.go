@@ -289,6 +289,13 @@ func TestSyncDeploysTracksAndIsIdempotent(t *testing.T) {
 	if diff := cmp.Diff([]string{"db_app", "web_app"}, h.cluster.serviceNames()); diff != "" {
 		t.Errorf("services (-want +got):\n%s", diff)
 	}
+	if slices.Sort(rec.Services); strings.Join(rec.Services, " ") != "db_app web_app" {
+		t.Errorf("the record names services %v, want those it created", rec.Services)
+	}
+	if d := st.LastDiff; d == nil || d.Revision != c1 || d.Record != rec.ID || !strings.Contains(d.Text, "+ service web_app") ||
+		!strings.Contains(d.Text, "+ service db_app") {
+		t.Errorf("last diff %+v", d)
+	}
 	for _, s := range h.cluster.state.Services {
 		if !Owned(s.Labels) || s.Labels[LabelSpecHash] == "" {
 			t.Errorf("%s not stamped: %v", s.Name, s.Labels)
@@ -296,7 +303,7 @@ func TestSyncDeploysTracksAndIsIdempotent(t *testing.T) {
 	}
 	// Same HEAD, synced: nothing happens but the fetch time.
 	commits := h.cluster.commits
-	if rec := h.sync(t); rec != (api.SyncRecord{}) {
+	if rec := h.sync(t); rec.ID != "" {
 		t.Errorf("second sync of the same commit: %+v", rec)
 	}
 	if len(h.cluster.records) != 1 || h.cluster.commits != commits+1 || len(h.cluster.state.Services) != 2 {
@@ -337,7 +344,7 @@ func TestSyncBrokenCommitAppliesNothing(t *testing.T) {
 		t.Errorf("state %+v", st)
 	}
 	// Not retried until HEAD moves; then the next good commit deploys.
-	if rec := h.sync(t); rec != (api.SyncRecord{}) {
+	if rec := h.sync(t); rec.ID != "" {
 		t.Errorf("broken commit retried: %+v", rec)
 	}
 	good := h.repo.commit("fixed", map[string]string{"api/compose.yaml": "", "job/compose.yaml": ""})
@@ -371,7 +378,7 @@ func TestSyncDegradedRevertsToLastGood(t *testing.T) {
 		t.Errorf("history %+v", recs)
 	}
 	// The failed commit is not retried while HEAD stays on it.
-	if rec := h.sync(t); rec != (api.SyncRecord{}) || len(h.cluster.records) != 3 {
+	if rec := h.sync(t); rec.ID != "" || len(h.cluster.records) != 3 {
 		t.Errorf("failed commit retried: %+v", rec)
 	}
 	next := h.repo.commit("fixed image", map[string]string{"web/compose.yaml": stack("app:2", 2)})
@@ -455,8 +462,9 @@ func TestSyncOpensSealedSecrets(t *testing.T) {
 			t.Errorf("plaintext in a record: %+v", r)
 		}
 	}
-	if strings.Contains(fmt.Sprintf("%+v", h.cluster.sync), plain) {
-		t.Error("plaintext in the sync state")
+	if strings.Contains(fmt.Sprintf("%+v", h.cluster.sync), plain) || h.cluster.sync.LastDiff == nil ||
+		strings.Contains(h.cluster.sync.LastDiff.Text, plain) {
+		t.Error("plaintext in the sync state, or no diff kept")
 	}
 }
 
@@ -504,7 +512,7 @@ func TestSyncSuspendedSkipsAutomaticSyncs(t *testing.T) {
 	h := newHarness(t)
 	h.cluster.sync.Suspended = true
 	h.repo.commit("first", map[string]string{"web/compose.yaml": stack("app:1", 1)})
-	if rec, err := h.ctl.Sync(context.Background(), api.TriggerPoll); err != nil || rec != (api.SyncRecord{}) || h.cluster.commits != 0 {
+	if rec, err := h.ctl.Sync(context.Background(), api.TriggerPoll); err != nil || rec.ID != "" || h.cluster.commits != 0 {
 		t.Errorf("suspended poll synced: %+v %v", rec, err)
 	}
 }
@@ -633,7 +641,7 @@ func TestSyncSelfHealRestoresDrift(t *testing.T) {
 				t.Errorf("%d records, want the deploy and the self-heal", n)
 			}
 			// Nothing drifted: nothing to do.
-			if rec := h.sync(t); rec != (api.SyncRecord{}) || len(h.cluster.records) != 2 {
+			if rec := h.sync(t); rec.ID != "" || len(h.cluster.records) != 2 {
 				t.Errorf("second self-heal: %+v", rec)
 			}
 		})
@@ -656,7 +664,7 @@ func TestSyncSelfHealOffReportsOnly(t *testing.T) {
 	h.sync(t)
 	h.cluster.scale("web_app", 5)
 	for _, trig := range []api.SyncTrigger{api.TriggerPoll, api.TriggerWebhook, api.TriggerWatch} {
-		if rec, err := h.ctl.Sync(context.Background(), trig); err != nil || rec != (api.SyncRecord{}) {
+		if rec, err := h.ctl.Sync(context.Background(), trig); err != nil || rec.ID != "" {
 			t.Errorf("%s sync with self-heal off: %+v %v", trig, rec, err)
 		}
 	}
@@ -701,7 +709,7 @@ func TestSyncRollbackPin(t *testing.T) {
 		t.Fatalf("after the rollback: image %s, state %+v pin %+v", h.cluster.image("web_app"), st, st.Pin)
 	}
 	// It holds while HEAD stays; drift is healed to the pinned revision.
-	if rec := poll(); rec != (api.SyncRecord{}) {
+	if rec := poll(); rec.ID != "" {
 		t.Errorf("pinned, same HEAD: %+v", rec)
 	}
 	h.cluster.scale("web_app", 7)
@@ -1010,7 +1018,7 @@ func TestSyncSuspendedFinishesARolloutInFlight(t *testing.T) {
 	if st := h.cluster.sync; st.InFlight != nil || st.Revision != two || h.cluster.image("web_app") != "app:2" {
 		t.Errorf("state %+v, image %s", st, h.cluster.image("web_app"))
 	}
-	if rec, err := h.ctl.Sync(context.Background(), api.TriggerPoll); err != nil || rec != (api.SyncRecord{}) {
+	if rec, err := h.ctl.Sync(context.Background(), api.TriggerPoll); err != nil || rec.ID != "" {
 		t.Errorf("suspended sync deployed: %+v %v", rec, err)
 	}
 }
@@ -1028,7 +1036,7 @@ func BenchmarkSyncNothingToHeal(b *testing.B) {
 	h.repo.commit("twenty stacks", files)
 	h.sync(b)
 	for b.Loop() {
-		if rec := h.sync(b); rec != (api.SyncRecord{}) {
+		if rec := h.sync(b); rec.ID != "" {
 			b.Fatalf("healed something: %+v", rec)
 		}
 	}

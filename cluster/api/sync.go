@@ -89,6 +89,10 @@ type NotifySpec struct {
 	CommitStatus     string `json:"commit_status,omitempty"`
 	CommitStatusAPI  string `json:"commit_status_api,omitempty"`
 	CommitStatusRepo string `json:"commit_status_repo,omitempty"`
+	// Since is when this spec was set: the syncs that ended after it are
+	// told at least once, also when the leader changed before a delivery
+	// was done (a new leader tells what its predecessor left).
+	Since time.Time `json:"since,omitzero"`
 }
 
 // NotifyDelivery is the outcome of one notification: the last ones are
@@ -182,6 +186,8 @@ type SyncState struct {
 	// InFlight is the apply whose rollout is being tracked, nil when
 	// none: a new leader resumes it instead of starting over.
 	InFlight *SyncInFlight `json:"in_flight,omitempty"`
+	// LastDiff is what the last apply changed, as gitorc diff prints it.
+	LastDiff *SyncDiff `json:"last_diff,omitempty"`
 	// Pin holds the cluster on an older revision (gitorc rollback --to)
 	// until gitorc sync or a new commit on the followed ref.
 	Pin *SyncPin `json:"pin,omitempty"`
@@ -194,6 +200,17 @@ type SyncState struct {
 	Deliveries []WebhookDelivery `json:"deliveries,omitempty"`
 	// Notifications are the last notifications sent, oldest first.
 	Notifications []NotifyDelivery `json:"notifications,omitempty"`
+}
+
+// SyncDiff is the plan of an apply, in text: no secret's content is in
+// it (plans show a secret's version, never its value).
+type SyncDiff struct {
+	Revision string    `json:"revision"`
+	Record   string    `json:"record"`
+	At       time.Time `json:"at"`
+	Text     string    `json:"text"`
+	// Truncated is set when Text was cut to its bound.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // SyncInFlight is an applied revision whose rollout is not judged yet.
@@ -230,6 +247,11 @@ type SyncRecord struct {
 	Message    string      `json:"message,omitempty"`
 	// Request is the sync request this sync served, if one started it.
 	Request string `json:"request,omitempty"`
+	// Services are those the sync's apply created, updated or removed.
+	Services []string `json:"services,omitempty"`
+	// Notified is the last outcome told of this record (pending, synced,
+	// …) by the notifications, when the source has some.
+	Notified string `json:"notified,omitempty"`
 }
 
 // Bundle is the desired state of one stack: what its files declare.

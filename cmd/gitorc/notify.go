@@ -45,6 +45,13 @@ func (d *daemon) runNotifier(ctx context.Context) error {
 				d.log.Warn("record a notification", "err", err)
 			}
 		},
+		Told: func(rec api.SyncRecord, ev string) {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := cl.MarkNotified(rctx, rec.ID, ev); err != nil {
+				d.log.Warn("record a notification", "err", err)
+			}
+		},
 	})
 	go func() { _ = n.Run(ctx) }()
 	// What was told of each record: a record is written again after it
@@ -53,8 +60,8 @@ func (d *daemon) runNotifier(ctx context.Context) error {
 	var order []string
 	tell := func(st api.SyncState, rec *api.SyncRecord) {
 		ev := notify.EventOf(*rec)
-		if told[rec.ID] == ev {
-			return
+		if told[rec.ID] == ev || len(notify.Owed(st.Source.Notify, []api.SyncRecord{*rec})) == 0 {
+			return // told, or ended before notifications were set
 		}
 		if _, ok := told[rec.ID]; !ok {
 			order = append(order, rec.ID)
@@ -70,6 +77,15 @@ func (d *daemon) runNotifier(ctx context.Context) error {
 		w, err := d.store.Watch(store.KindSyncRecord)
 		if err != nil {
 			return err
+		}
+		// What the last leader (or this one, before its watch
+		// overflowed) did not tell: the watch started after it.
+		if st, err := cl.Sync(ctx); err == nil {
+			if recs, err := cl.History(ctx); err == nil {
+				for _, rec := range notify.Owed(st.Source.Notify, recs) {
+					tell(st, &rec)
+				}
+			}
 		}
 		for ev := range w.Events() {
 			if ev.Action == store.ActionDelete {

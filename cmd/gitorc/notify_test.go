@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/reconcile/notify"
+	"github.com/gitorc/gitorc/reconcile/storecluster"
 )
 
 // hookReceiver is a notification receiver and a GitHub-like commit
@@ -25,6 +28,7 @@ type hookReceiver struct {
 	sigOK    []bool
 	statuses []string // state:description of each commit status
 	failURL  bool
+	tries    int // posts to /events, failed ones too
 }
 
 func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +37,7 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.mu.Unlock()
 	switch {
 	case r.URL.Path == "/events":
+		h.tries++
 		if h.failURL {
 			http.Error(w, "receiver down", http.StatusBadGateway)
 			return
@@ -95,7 +100,8 @@ func TestNotificationsOnDaemon(t *testing.T) {
 	ev, sigOK, statuses := h.events[0], h.sigOK[0], h.statuses
 	h.failURL = true
 	h.mu.Unlock()
-	if ev.Event != "synced" || ev.Revision != second || ev.Trigger != "manual" || !strings.Contains(ev.Message, "synced") || !sigOK {
+	if ev.Event != "synced" || ev.Revision != second || ev.Trigger != "manual" || !strings.Contains(ev.Message, "synced") || !sigOK ||
+		strings.Join(ev.Services, " ") != "app_web" {
 		t.Errorf("event %+v (signature ok %v)", ev, sigOK)
 	}
 	if want := []string{"pending:" + second, "success:" + second}; strings.Join(statuses, " ") != strings.Join(want, " ") {
@@ -123,5 +129,92 @@ func TestNotificationsOnDaemon(t *testing.T) {
 	}
 	if out, _, _ := run(t, "status", "--socket", socket); !strings.Contains(out, "FAILED: POST "+srv.URL+"/events: 502 Bad Gateway") {
 		t.Errorf("gitorc status does not show the failed notification:\n%s", out)
+	}
+}
+
+// A notification the leader could not deliver before it stopped is owed
+// to the next leader, which tells it; what was told is not told again.
+func TestNotificationOwedAcrossRestart(t *testing.T) {
+	old := notifyBackoff
+	notifyBackoff = time.Hour // the first leader waits to retry until it stops
+	t.Cleanup(func() { notifyBackoff = old })
+	repo, first, dir, _, d := webhookManager(t, "hook-secret")
+	h := &hookReceiver{failURL: true}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	logs := &strings.Builder{}
+	start := func(d *daemon) (stop func()) {
+		d.log = slog.New(slog.NewTextHandler(&syncWriter{w: logs}, nil))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.run(ctx) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("daemon: %v", err)
+			}
+		}
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("daemon logs:\n%s", logs.String())
+		}
+	}()
+	stop := start(d)
+	socket := socketFile(dir)
+	waitSync(t, socket, "synced the first commit", func(r syncReport) bool { return r.State.Revision == first && r.State.Phase == api.SyncSynced })
+	if out, errOut, code := run(t, "source", "set", "--socket", socket, "--notify", srv.URL+"/events"); code != 0 {
+		t.Fatalf("source set: exit %d\n%s%s", code, out, errOut)
+	}
+	second, err := repo.Commit("main", "second", zeroReplicaStack("busybox:2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := run(t, "sync", "--socket", socket, "--wait", "--timeout", "60s"); code != 0 {
+		t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
+	}
+	tries := func() int { h.mu.Lock(); defer h.mu.Unlock(); return h.tries }
+	if err := storetest.WaitFor(func() bool { return tries() == 1 }, 30*time.Second); err != nil {
+		t.Fatalf("the synced event was tried %d times, want once before the leader stops", tries())
+	}
+	stop()
+
+	h.mu.Lock()
+	h.failURL = false
+	h.mu.Unlock()
+	notifyBackoff = 10 * time.Millisecond
+	st, err := loadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadPKI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := &daemon{dir: dir, state: st, pki: p}
+	defer start(again)()
+	told := func() []api.SyncRecord {
+		s := again.storeRef.Load()
+		if s == nil {
+			return nil
+		}
+		recs, _ := storecluster.New(s).History(context.Background())
+		var out []api.SyncRecord
+		for _, r := range recs {
+			if r.Revision == second && r.Notified == "synced" {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	if err := storetest.WaitFor(func() bool { return len(told()) == 1 }, 60*time.Second); err != nil {
+		t.Fatal("the restarted leader never told the owed notification")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.events) != 1 || h.events[0].Revision != second || h.events[0].Event != "synced" {
+		st, _ := storecluster.New(again.storeRef.Load()).Sync(context.Background())
+		recs, _ := storecluster.New(again.storeRef.Load()).History(context.Background())
+		t.Errorf("events %+v: want the second commit's synced, once; notify %+v; history %+v", h.events, st.Source.Notify, recs)
 	}
 }

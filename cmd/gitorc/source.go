@@ -94,8 +94,11 @@ func (p sourcePatch) apply(s api.SourceSpec) (api.SourceSpec, error) {
 		set(&n.CommitStatus, p.CommitStatus)
 		set(&n.CommitStatusAPI, p.CommitStatusAPI)
 		set(&n.CommitStatusRepo, p.CommitStatusRepo)
+		if old := s.Notify; old == nil || !sameNotify(*old, n) {
+			n.Since = time.Now() // what ended before is not told
+		}
 		s.Notify = &n
-		if n == (api.NotifySpec{}) {
+		if sameNotify(n, api.NotifySpec{}) {
 			s.Notify = nil
 		}
 	}
@@ -391,4 +394,11 @@ func printSource(w io.Writer, rep sourceReport) {
 			fmt.Fprintf(w, "commit status: %s %s (%s)\n", n.CommitStatus, n.CommitStatusRepo, token)
 		}
 	}
+}
+
+// sameNotify reports whether two notify specs send the same, whenever
+// they were set.
+func sameNotify(a, b api.NotifySpec) bool {
+	a.Since, b.Since = time.Time{}, time.Time{}
+	return a == b
 }

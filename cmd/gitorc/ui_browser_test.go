@@ -172,7 +172,11 @@ func TestStatusPageInChromium(t *testing.T) {
 	if n := strings.Count(text, "\nsource\t"); n != 1 {
 		t.Errorf("the sync table has %d source rows, want 1 (refreshed in place):\n%s", n, text)
 	}
-	for _, want := range []string{"app_web\treplicated\t0/0\tbusybox:2", "sync\tsynced", "revision\t" + second[:12]} {
+	if diff := page.eval(t, `document.getElementById("diff").textContent`); !strings.Contains(diff, "~ service app_web") ||
+		!strings.Contains(diff, "busybox:2") {
+		t.Errorf("the page's last diff is not the second commit's:\n%s", diff)
+	}
+	for _, want := range []string{"app_web\treplicated\t0/0\tbusybox:2", "sync\tsynced", "revision\t" + second[:12], "Last diff (" + second[:12]} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the page lacks %q:\n%s", want, text)
 		}

@@ -63,6 +63,10 @@ type Config struct {
 	Keys func() Keys
 	// Report receives the outcome of each delivery, retries done.
 	Report func(api.NotifyDelivery)
+	// Told is called when every delivery of a record's outcome ev is done
+	// (delivered, or given up after its retries), not when the notifier
+	// stopped first: what is not told is owed (Owed) to the next leader.
+	Told   func(rec api.SyncRecord, ev string)
 	Client *http.Client
 	Logger *slog.Logger
 	// Backoff is the first wait before a retry, doubled each time
@@ -112,6 +116,9 @@ func New(cfg Config) *Notifier {
 	if cfg.Report == nil {
 		cfg.Report = func(api.NotifyDelivery) {}
 	}
+	if cfg.Told == nil {
+		cfg.Told = func(api.SyncRecord, string) {}
+	}
 	return &Notifier{cfg: cfg, queue: make(chan job, queueSize)}
 }
 
@@ -137,7 +144,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case j := <-n.queue:
-			n.deliver(ctx, j)
+			if n.deliver(ctx, j) {
+				n.cfg.Told(j.rec, EventOf(j.rec))
+			}
 		}
 	}
 }
@@ -157,7 +166,29 @@ func EventOf(rec api.SyncRecord) string {
 	return "failed"
 }
 
-func (n *Notifier) deliver(ctx context.Context, j job) {
+// Owed are the records whose outcome spec asks to tell and that were not
+// told yet (Notified differs), oldest first as recs are: those that ended
+// since the spec was set, and those that run (pending). A new leader
+// tells them, so that a leader change loses no notification (it may tell
+// one twice: at least once, as Flux and Argo CD deliver).
+func Owed(spec *api.NotifySpec, recs []api.SyncRecord) []api.SyncRecord {
+	if spec == nil || (spec.URL == "" && spec.CommitStatus == "") {
+		return nil
+	}
+	var out []api.SyncRecord
+	for _, r := range recs {
+		ev := EventOf(r)
+		if r.Notified == ev || r.StartedAt.Before(spec.Since) && (r.FinishedAt.IsZero() || r.FinishedAt.Before(spec.Since)) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// deliver makes a job's deliveries and reports whether they are done:
+// false when ctx ended first.
+func (n *Notifier) deliver(ctx context.Context, j job) bool {
 	ev := EventOf(j.rec)
 	if j.spec.URL != "" && ev != "pending" {
 		body, _ := json.Marshal(Event{Event: ev, Revision: j.rec.Revision, Trigger: j.rec.Trigger.String(), Record: j.rec.ID,
@@ -179,9 +210,15 @@ func (n *Notifier) deliver(ctx context.Context, j job) {
 			return StatusRequest(ctx, j.spec, j.rec.Revision, ev, j.rec.Message, k.Token)
 		})
 	}
+	return ctx.Err() == nil
 }
 
-func (j job) services() []string { return j.svcs }
+func (j job) services() []string {
+	if len(j.rec.Services) > 0 {
+		return j.rec.Services
+	}
+	return j.svcs
+}
 
 // try sends a request up to Attempts times, waiting Backoff, doubled,
 // between tries, and reports the outcome.

@@ -181,3 +181,96 @@ func TestValidate(t *testing.T) {
 		t.Errorf("a good spec: %v", err)
 	}
 }
+
+// What a new leader owes: the outcomes not told yet of syncs that ended
+// (or run) since the spec was set; nothing without a spec.
+func TestOwed(t *testing.T) {
+	spec := &api.NotifySpec{URL: "http://127.0.0.1:1/hook", Since: time.Unix(150, 0)}
+	at := func(id string, start, end int64, notified string) api.SyncRecord {
+		r := api.SyncRecord{Meta: api.Meta{ID: id}, StartedAt: time.Unix(start, 0), Result: api.SyncSynced, Notified: notified}
+		if end > 0 {
+			r.FinishedAt = time.Unix(end, 0)
+		}
+		return r
+	}
+	recs := []api.SyncRecord{
+		at("ended-before", 100, 120, ""),             // before the spec: never owed
+		at("ended-after", 140, 160, ""),              // started before, ended after: owed
+		at("told", 160, 170, "synced"),               // told already
+		at("pending-told-only", 170, 180, "pending"), // its end is owed
+		at("running", 190, 0, ""),                    // its start is owed
+		at("running-told", 195, 0, "pending"),        // told
+	}
+	var ids []string
+	for _, r := range Owed(spec, recs) {
+		ids = append(ids, r.ID)
+	}
+	if got, want := strings.Join(ids, " "), "ended-after pending-told-only running"; got != want {
+		t.Errorf("owed %q, want %q", got, want)
+	}
+	if got := Owed(nil, recs); got != nil {
+		t.Errorf("owed without a spec: %v", got)
+	}
+	if got := Owed(&api.NotifySpec{Since: time.Unix(0, 0)}, recs); got != nil {
+		t.Errorf("owed with an empty spec: %v", got)
+	}
+}
+
+// A record is told when its deliveries are done, retries included; a
+// notifier stopped during a retry does not mark it told, so that the next
+// leader tells it again. The event names the record's services.
+func TestToldOnlyWhenDone(t *testing.T) {
+	r := &receiver{fail: 1 << 20}
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	told := make(chan string, 4)
+	newNotifier := func(backoff time.Duration) *Notifier {
+		return New(Config{Backoff: backoff, Attempts: 2, Told: func(rec api.SyncRecord, ev string) { told <- rec.ID + ":" + ev }})
+	}
+	rec := finished
+	rec.Services = []string{"shop_web", "shop_db"}
+	spec := api.NotifySpec{URL: srv.URL + "/hook"}
+
+	// Given up after its retries: told (and reported failed).
+	ctx, cancel := context.WithCancel(context.Background())
+	n := newNotifier(time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	n.Notify(&spec, rec, nil)
+	if got := <-told; got != "rec-1:degraded" {
+		t.Errorf("told %q", got)
+	}
+	cancel()
+	<-done
+	var ev Event
+	if got := r.got(); len(got) != 2 || json.Unmarshal(got[0].body, &ev) != nil || strings.Join(ev.Services, " ") != "shop_web shop_db" {
+		t.Errorf("%d requests, event %+v: want 2 tries of an event naming the record's services", len(got), ev)
+	}
+
+	// Stopped while it waits to retry: not told.
+	ctx, cancel = context.WithCancel(context.Background())
+	n = newNotifier(time.Hour)
+	go func() { done <- n.Run(ctx) }()
+	before := len(r.got())
+	n.Notify(&spec, rec, nil)
+	if err := waitFor(func() bool { return len(r.got()) > before }); err != nil {
+		t.Fatal("the notification was never tried")
+	}
+	cancel()
+	<-done
+	select {
+	case got := <-told:
+		t.Errorf("told %q although the notifier stopped before its retry", got)
+	default:
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(cond func() bool) error {
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return nil
+		}
+	}
+	return context.DeadlineExceeded
+}

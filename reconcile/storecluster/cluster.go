@@ -469,6 +469,9 @@ func (w *writer) record(r api.SyncRecord) bool {
 		w.fail(err)
 	default:
 		r.Meta = cur.Meta
+		if r.Notified == "" {
+			r.Notified = cur.Notified // the notifier's mark, not the controller's to clear
+		}
 		w.fail(w.tx.Update(&r))
 	}
 	return false

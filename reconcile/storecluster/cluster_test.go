@@ -267,7 +267,7 @@ func TestSyncOverStore(t *testing.T) {
 		t.Errorf("PreviousSpec %+v", svc.PreviousSpec)
 	}
 	n := len(history(t, cl))
-	if rec := sync(); rec != (api.SyncRecord{}) || len(history(t, cl)) != n {
+	if rec := sync(); rec.ID != "" || len(history(t, cl)) != n {
 		t.Errorf("failed commit retried with the same HEAD: %+v", rec)
 	}
 
@@ -475,5 +475,45 @@ func TestChangedContentKeepsTheOldVersion(t *testing.T) {
 	}
 	if len(actual.Secrets) != 1 || actual.Secrets[0].Name != "app_pw" {
 		t.Errorf("the planner sees secrets %+v, want app_pw alone", actual.Secrets)
+	}
+}
+
+// The notifier's mark on a record survives the controller writing the
+// record again (its end), which knows nothing of it; a record gone from
+// the history is no error.
+func TestNotifiedMarkKept(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.New(t, storetest.Options{Managers: 1}).Store(0)
+	cl := storecluster.New(st)
+	state, err := cl.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := api.SyncRecord{Meta: api.Meta{ID: "r1"}, Revision: "abc", StartedAt: time.Now(), Result: api.SyncProgressing}
+	if err := cl.Commit(ctx, reconcile.Commit{State: state, Records: []api.SyncRecord{rec}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.MarkNotified(ctx, "r1", "pending"); err != nil {
+		t.Fatal(err)
+	}
+	if state, err = cl.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec.Result, rec.FinishedAt = api.SyncSynced, time.Now()
+	if err := cl.Commit(ctx, reconcile.Commit{State: state, Records: []api.SyncRecord{rec}}); err != nil {
+		t.Fatal(err)
+	}
+	h := history(t, cl)
+	if len(h) != 1 || h[0].Notified != "pending" || h[0].Result != api.SyncSynced {
+		t.Fatalf("history %+v: want r1 synced, its pending told", h)
+	}
+	if err := cl.MarkNotified(ctx, "r1", "synced"); err != nil {
+		t.Fatal(err)
+	}
+	if h := history(t, cl); h[0].Notified != "synced" {
+		t.Errorf("notified %q, want synced", h[0].Notified)
+	}
+	if err := cl.MarkNotified(ctx, "gone", "synced"); err != nil {
+		t.Errorf("a record gone from the history: %v", err)
 	}
 }

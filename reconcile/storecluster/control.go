@@ -77,6 +77,33 @@ func (c *Cluster) UpdateSync(ctx context.Context, fn func(*api.SyncState) error)
 	return out, nil
 }
 
+// MarkNotified records on a history record that its outcome ev was told
+// (reconcile/notify). A record trimmed from the history meanwhile is no
+// error.
+func (c *Cluster) MarkNotified(ctx context.Context, id, ev string) error {
+	err := store.RetryConflicts(conflictRetries, func() error {
+		_, err := c.st.Update(ctx, func(tx store.Tx) error {
+			rec, err := store.Get[api.SyncRecord](tx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if rec.Notified == ev {
+				return nil
+			}
+			rec.Notified = ev
+			return tx.Update(rec)
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("mark sync record %s notified: %w", id, err)
+	}
+	return nil
+}
+
 func readSync(tx store.ReadTx) (api.SyncState, bool, error) {
 	cur, err := store.Get[api.SyncState](tx, SyncStateID)
 	if errors.Is(err, store.ErrNotFound) {

@@ -205,7 +205,7 @@ func TestLeaderChangeMidSync(t *testing.T) {
 				t.Errorf("web_app %+v, want image %s", svc, tc.wantImage)
 			}
 			// The next sync has nothing left to finish.
-			if rec, err := ctl2.Sync(context.Background(), api.TriggerPoll); err != nil || rec != (api.SyncRecord{}) {
+			if rec, err := ctl2.Sync(context.Background(), api.TriggerPoll); err != nil || rec.ID != "" {
 				t.Errorf("sync after the take-over: %+v %v", rec, err)
 			}
 
