@@ -181,9 +181,11 @@ func (s *Service) Local(ctx context.Context, q Query, emit func(Line) error) err
 	var err error
 	if q.Options.Follow && q.Service != "" {
 		w, err = s.cfg.Store.ViewAndWatch(read, store.KindTask, store.KindNode)
-		if w != nil {
-			defer w.Close()
-		}
+		defer func() {
+			if w != nil {
+				w.Close() // the last one: a watch that ended is opened again
+			}
+		}()
 	} else {
 		err = s.cfg.Store.View(read)
 	}
@@ -271,10 +273,33 @@ func (s *Service) Local(ctx context.Context, q Query, emit func(Line) error) err
 			}
 		case sev, ok := <-watchC:
 			if !ok {
-				// Fell behind the store: new tasks are no longer seen,
-				// the streams already open go on.
-				s.cfg.Logger.Warn("logs: store watch ended", "err", w.Err())
-				watchC = nil
+				// Fell behind the store: watch again, and start the
+				// tasks that came meanwhile (the open streams go on).
+				s.cfg.Logger.Info("logs: store watch ended: watching again", "err", w.Err())
+				w.Close()
+				var missed []*api.Task
+				w, err = s.cfg.Store.ViewAndWatch(func(tx store.ReadTx) error {
+					ns, err := store.Find[api.Node](tx, store.All())
+					if err != nil {
+						return err
+					}
+					for _, n := range ns {
+						nodes[n.ID] = n
+					}
+					missed, err = store.Find[api.Task](tx, store.ByService(svcID))
+					return err
+				}, store.KindTask, store.KindNode)
+				if err != nil {
+					return err
+				}
+				watchC = w.Events()
+				for _, o := range missed {
+					if o.NodeID != "" && !byTaskID[o.ID] {
+						t := s.newTask(0, o, nodes)
+						start(t)
+						all[t.id] = t
+					}
+				}
 				continue
 			}
 			obj, err := sev.Object()
