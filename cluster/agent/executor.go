@@ -68,6 +68,9 @@ type Observed struct {
 	// HealthMessage explains an unhealthy verdict
 	// ("unhealthy: 3 consecutive failures: …").
 	HealthMessage string
+	// Warning is what is wrong with a running container that does not
+	// stop it (see api.TaskStatus.Warning).
+	Warning string
 }
 
 // Exit is how a removed task's process ended.

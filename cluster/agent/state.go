@@ -37,6 +37,8 @@ type Transition struct {
 	Err      string
 	ExitCode int
 	Health   api.HealthState
+	// Warning is the status's warning (running tasks only).
+	Warning string
 	// FailTo is the state when Action fails, with the action's error as
 	// message; zero (TaskNew) keeps the status as it is and retries later.
 	FailTo api.TaskState
@@ -49,7 +51,7 @@ type Transition struct {
 // States only move forward: To is never before cur.State.
 func Step(cur api.TaskStatus, desired api.TaskState, obs *Observed) (tr Transition, ok bool) {
 	s := cur.State
-	keep := Transition{To: s, Message: cur.Message, Err: cur.Err, ExitCode: cur.ExitCode, Health: cur.Health}
+	keep := Transition{To: s, Message: cur.Message, Err: cur.Err, ExitCode: cur.ExitCode, Health: cur.Health, Warning: cur.Warning}
 	switch {
 	case s.Terminal():
 		// A finished task holds nothing on the node: no process, no
@@ -119,8 +121,8 @@ func Step(cur api.TaskStatus, desired api.TaskState, obs *Observed) (tr Transiti
 				msg = "unhealthy"
 			}
 			return Transition{Action: ActRemove, To: api.TaskFailed, Message: msg, Err: msg, Health: api.HealthUnhealthy}, true
-		case obs.Health != cur.Health:
-			keep.Health = obs.Health
+		case obs.Health != cur.Health || obs.Warning != cur.Warning:
+			keep.Health, keep.Warning = obs.Health, obs.Warning
 			return keep, true
 		}
 	}
@@ -139,8 +141,8 @@ func Apply(cur api.TaskStatus, tr Transition, exit Exit, actionErr error, now ti
 			Health: cur.Health, ContainerID: cur.ContainerID}
 	}
 	next := api.TaskStatus{State: tr.To, Timestamp: now, Message: tr.Message, Err: tr.Err,
-		ExitCode: tr.ExitCode, Health: tr.Health, ContainerID: cur.ContainerID}
-	if tr.To == cur.State && tr.Health == cur.Health && tr.Message == cur.Message && tr.Err == cur.Err {
+		ExitCode: tr.ExitCode, Health: tr.Health, Warning: tr.Warning, ContainerID: cur.ContainerID}
+	if tr.To == cur.State && tr.Health == cur.Health && tr.Message == cur.Message && tr.Err == cur.Err && tr.Warning == cur.Warning {
 		// Nothing changed: keep the time of the last change. (A health
 		// change is a change: it gets a new time, or the managers could not
 		// tell it from a stale report.)

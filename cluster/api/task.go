@@ -118,6 +118,9 @@ type TaskStatus struct {
 	Err       string      `json:"err,omitempty"`
 	ExitCode  int         `json:"exit_code,omitempty"`
 	Health    HealthState `json:"health"`
+	// Warning is what is wrong with a task that runs on (a host port it
+	// publishes that another process took while the executor restarted).
+	Warning string `json:"warning,omitempty"`
 	// ContainerID names the container on the node, for adoption on restart.
 	ContainerID string `json:"container_id,omitempty"`
 }

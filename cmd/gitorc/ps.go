@@ -182,6 +182,9 @@ func taskReason(t *api.Task) string {
 	if t.Status.State != api.TaskRunning {
 		return t.Status.Message
 	}
+	if t.Status.Warning != "" {
+		return "warning: " + t.Status.Warning
+	}
 	if !t.DrainingSince.IsZero() && t.DesiredState == api.TaskRunning {
 		return "draining: out of the load balancer, to be replaced"
 	}

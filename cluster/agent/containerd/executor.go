@@ -235,8 +235,10 @@ func (e *Executor) Observe(ctx context.Context) ([]agent.Observed, error) {
 		if ps := c.Labels[labelHostPorts]; ps != "" && o.State == agent.ContainerRunning {
 			// Held again after a restart of the executor (the sockets
 			// died with the process); a no-op when held already.
+			// One that another process took meanwhile is reported on
+			// the task's status: the task runs on, its port in doubt.
 			if err := e.ports.hold(o.TaskID, parseHostPorts(ps), false); err != nil {
-				e.log.Warn("hold host ports of a running task", logKeyTask, o.TaskID, logKeyErr, err)
+				o.Warning = err.Error()
 			}
 		}
 		if hc := c.Labels[labelHealthcheck]; hc != "" {

@@ -332,6 +332,64 @@ func TestTaskHostPorts_Root(t *testing.T) {
 	}
 }
 
+// TestHostPortTakenWhileRestarting_Root: a restarted executor holds a
+// running task's host port again; one another program took meanwhile is
+// reported on the task (its observation's warning), until it is free and
+// held again.
+func TestHostPortTakenWhileRestarting_Root(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	dir := netTestDir(t)
+	e := netExecutor(t, dir, &fakeNetwork{nameserver: "10.64.3.1"})
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint32(l.Addr().(*net.TCPAddr).Port)
+	_ = l.Close()
+	task := newTask(t, env.image, withAddr("10.64.3.9/24"), withHostPort(port))
+	if err := e.Prepare(ctx, task, agent.Files{}); err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	removeOnCleanup(t, e, task.ID)
+	if err := e.Start(ctx, task.ID); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	observed := func() agent.Observed {
+		t.Helper()
+		obs, err := e.Observe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range obs {
+			if o.TaskID == task.ID {
+				return o
+			}
+		}
+		t.Fatalf("task %s not observed", task.ID)
+		return agent.Observed{}
+	}
+	// The sockets die with the executor's process; another program
+	// listens on the port before the new one observes the task.
+	containerd.ReleaseHostPorts(e)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	other, err := net.Listen("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := observed(); o.State != agent.ContainerRunning || !strings.Contains(o.Warning, fmt.Sprintf("host port %d/tcp is in use", port)) {
+		t.Errorf("observed %+v: want the task running with a warning that its port is taken", o)
+	}
+	_ = other.Close()
+	if o := observed(); o.Warning != "" {
+		t.Errorf("warning %q once the port is free", o.Warning)
+	}
+	if l, err := net.Listen("tcp4", addr); err == nil {
+		_ = l.Close()
+		t.Errorf("another program could listen on %s: the task's port is not held again", addr)
+	}
+}
+
 func TestTaskNetworkNoAddr_Root(t *testing.T) {
 	requireRoot(t)
 	ctx := context.Background()
