@@ -57,9 +57,13 @@ func newAPIClient(cmd *cobra.Command) *apiClient {
 	return &apiClient{host: t.host, from: t.from, hc: hc}
 }
 
+// callTimeout bounds a CLI call; commands whose work the daemon bounds
+// longer (leave) wait longer (withTimeout). Tests shorten it.
+var callTimeout = time.Minute
+
 // unixClient is an HTTP client whose every request goes to the socket.
 func unixClient(socket string) *http.Client {
-	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+	return &http.Client{Timeout: callTimeout, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
 		}}}
@@ -199,4 +203,15 @@ func shortID(id string) string {
 
 func addOutputFlag(cmd *cobra.Command) {
 	cmd.Flags().StringP("output", "o", "", "output format: text or json")
+}
+
+// withTimeout is c with calls bounded by d instead of callTimeout: for a
+// call the daemon may take longer to answer than that, by design.
+func (c *apiClient) withTimeout(d time.Duration) *apiClient {
+	if c.hc != nil {
+		hc := *c.hc
+		hc.Timeout = d
+		c.hc = &hc
+	}
+	return c
 }

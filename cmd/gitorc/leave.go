@@ -141,7 +141,9 @@ stops)}.`,
 				path += "?force=1"
 			}
 			var out leaveReport
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, path, nil, &out); err != nil {
+			// The node answers once its containers stopped, which it bounds
+			// by leaveDrainTimeout: wait for that answer.
+			if err := newAPIClient(cmd).withTimeout(leaveDrainTimeout+time.Minute).call(cmd.Context(), http.MethodPost, path, nil, &out); err != nil {
 				return err
 			}
 			if format == outJSON {

@@ -180,7 +180,7 @@ func remoteClient(dir string) (*http.Client, error) {
 		return nil, err
 	}
 	// HTTP/1.1 by ALPN: h2 on the API port is the nodes' gRPC.
-	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: cfg,
+	return &http.Client{Timeout: callTimeout, Transport: &http.Transport{TLSClientConfig: cfg,
 		TLSHandshakeTimeout: 10 * time.Second, ForceAttemptHTTP2: false}}, nil
 }
 
