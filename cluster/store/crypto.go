@@ -167,8 +167,9 @@ func writeKeyFile(dir string, key *DataKey, unlock *UnlockKey) error {
 // in dataDir, unless that directory holds one already. A manager given the
 // key (joining, or promoted) saves it before it records its new role, so
 // that a restart in between opens its store instead of finding a manager
-// role without a key (ErrNoDataKey).
-func SaveDataKey(dataDir string, key *DataKey) error {
+// role without a key (ErrNoDataKey). Under autolock, unlock seals it: the
+// key is never on disk in clear.
+func SaveDataKey(dataDir string, key *DataKey, unlock *UnlockKey) error {
 	if _, err := loadKeyFile(dataDir); err == nil {
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -177,7 +178,25 @@ func SaveDataKey(dataDir string, key *DataKey) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("write %s: %w", keyFileName, err)
 	}
-	return writeKeyFile(dataDir, key, nil)
+	return writeKeyFile(dataDir, key, unlock)
+}
+
+// KeyFileOpens reports whether the data key file in dataDir is sealed by
+// unlock (autolock): for checks that a rotation reached a manager.
+func KeyFileOpens(dataDir string, unlock *UnlockKey) (bool, error) {
+	kf, err := loadKeyFile(dataDir)
+	if err != nil {
+		return false, err
+	}
+	if !kf.Sealed {
+		return false, nil
+	}
+	if _, err := kf.unwrap(unlock); errors.Is(err, ErrBadUnlockKey) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // resolveDataKey finds this manager's data key: from its key file, or from

@@ -86,6 +86,9 @@ func New(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// Locked reports whether the store waits for its unlock key (Unlock).
+func (s *Store) Locked() bool { return s.n.Load() == nil && !s.closed.Load() }
+
 // Unlock opens an autolocked store's data key with key and starts Raft.
 // It is a no-op on a store that is not locked.
 func (s *Store) Unlock(key *UnlockKey) error {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/secrets"
 	"github.com/spf13/cobra"
 )
@@ -45,6 +46,8 @@ type bootstrapFlags struct {
 	net netFlags
 	// plan is the cluster's address plan (network_flags.go).
 	plan planFlags
+	// autolock seals managers' data keys by an unlock key (autolock.go).
+	autolock bool
 }
 
 func newBootstrapCmd() *cobra.Command {
@@ -66,6 +69,13 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 			if err != nil {
 				return err
 			}
+			if d.unlockKey != nil {
+				if format, _ := outputFormat(cmd, outText, outText, outJSON); format == outJSON {
+					d.reportUnlockKey = d.unlockKey.Encode()
+				} else {
+					printUnlockKey(cmd.OutOrStdout(), d.unlockKey.Encode())
+				}
+			}
 			return runDaemon(cmd, d)
 		},
 	}
@@ -75,6 +85,7 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 	fl.StringVar(&f.advertise, "advertise", "", "address other nodes reach the API at (default: the listen address, or this host's first address)")
 	fl.StringVar(&f.raftListen, "raft-listen", "", "address of the managers' Raft transport (default: the listen port + 1)")
 	fl.BoolVar(&f.noWorker, "no-worker", false, "run no tasks on this node")
+	fl.BoolVar(&f.autolock, "autolock", false, "lock managers that restart until they are given the unlock key printed now (gitorc unlock)")
 	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry reached over plain HTTP (host:port), e.g. a loopback test registry")
 	fl.StringVar(&f.repo, "repo", "", "Git repository the cluster follows: https or ssh URL, or a local path")
 	fl.StringVar(&f.branch, "branch", "", "branch, tag or commit to follow (default: the repository's HEAD)")
@@ -164,12 +175,14 @@ type nodeReport struct {
 	MetricsListen string       `json:"metrics_listen,omitempty"`
 	Managers      []string     `json:"managers"` // the managers it knows
 	Recipient     string       `json:"recipient,omitempty"`
+	// UnlockKey is bootstrap --autolock's key, printed this once.
+	UnlockKey string `json:"unlock_key,omitempty"`
 }
 
 // nodeReportDoc documents nodeReport in the commands' help.
 const nodeReportDoc = `With -o json: once the node serves its control socket, {"node", "role", "worker",
 "data_dir", "socket", "managers"}, "metrics_listen" when it serves metrics, and for a manager "listen", "advertise",
-"raft_listen", "raft_advertise", "webhook_listen" and "recipient", are printed on
+"raft_listen", "raft_advertise", "webhook_listen" and "recipient" ("unlock_key" from bootstrap --autolock), are printed on
 standard output, once, while the node keeps running; the log stays on standard error.`
 
 // report is the node as nodeReport shows it.
@@ -181,7 +194,8 @@ func (d *daemon) report() nodeReport {
 	}
 	r := nodeReport{Node: st.ID, Role: st.Role, Worker: st.Worker, DataDir: dir, Socket: socketFile(dir),
 		Listen: st.Listen, Advertise: st.Advertise, RaftListen: st.RaftListen, RaftAdvertise: st.RaftAdvertise,
-		WebhookListen: st.WebhookListen, MetricsListen: st.MetricsListen, Managers: append([]string{}, st.Managers...)}
+		WebhookListen: st.WebhookListen, MetricsListen: st.MetricsListen, Managers: append([]string{}, st.Managers...),
+		UnlockKey: d.reportUnlockKey}
 	if st.Role == api.RoleManager {
 		if f, err := os.Open(recipientPath(dir)); err == nil {
 			r.Recipient, _ = secrets.ReadRecipientFile(f)
@@ -281,6 +295,11 @@ func bootstrap(f bootstrapFlags) (*daemon, error) {
 		return nil, err
 	}
 	d := &daemon{dir: f.dataDir, state: st, pki: p, first: true, newRoot: root, webhookSecret: secret}
+	if f.autolock {
+		if d.unlockKey, err = store.NewUnlockKey(); err != nil {
+			return nil, err
+		}
+	}
 	// The state file goes last: a bootstrap cut short can simply be rerun.
 	if err := saveState(f.dataDir, st); err != nil {
 		return nil, err

@@ -225,6 +225,9 @@ func (d *daemon) renewOnce(ctx context.Context, cc grpc.ClientConnInterface) err
 			}
 			d.joinKey = new(store.DataKey)
 			copy(d.joinKey[:], resp.DataKey)
+			if d.unlockKey, err = unlockKeyOf(resp.UnlockKey); err != nil {
+				return fmt.Errorf("promoted: %w", err)
+			}
 		default:
 			// Demoted: this node's replica of the store goes. (It runs
 			// tasks if it did; a --no-worker node stays without tasks.)
@@ -233,7 +236,7 @@ func (d *daemon) renewOnce(ctx context.Context, cc grpc.ClientConnInterface) err
 			}
 		}
 		st.Role = next.Identity.Role
-		if err := saveRole(d.dir, &st, d.joinKey); err != nil {
+		if err := saveRole(d.dir, &st, d.joinKey, d.unlockKey); err != nil {
 			return err
 		}
 	}
@@ -347,9 +350,9 @@ func peerIdentity(ctx context.Context, roles ...api.NodeRole) (ca.Identity, erro
 // data key first: one that stops before its manager certificate is saved
 // restarts as a manager that can open its store, and renews its
 // certificate then.
-func saveRole(dir string, st *nodeState, key *store.DataKey) error {
+func saveRole(dir string, st *nodeState, key *store.DataKey, unlock *store.UnlockKey) error {
 	if st.Role == api.RoleManager && key != nil {
-		if err := store.SaveDataKey(raftDir(dir), key); err != nil {
+		if err := store.SaveDataKey(raftDir(dir), key, unlock); err != nil {
 			return err
 		}
 	}
@@ -430,6 +433,12 @@ func (s joinServer) Renew(ctx context.Context, req *wire.RenewRequest) (*wire.Re
 			return nil, status.Error(codes.Unavailable, "record the promoted manager: "+err.Error())
 		}
 		resp.DataKey = key[:]
+		if resp.UnlockKey, err = d.clusterKey(keyUnlock); errors.Is(err, errNoClusterKey) {
+			resp.UnlockKey, err = nil, nil
+		}
+		if err != nil {
+			return nil, status.Error(codes.Unavailable, err.Error())
+		}
 	}
 	if resp.Cert, err = d.issue(req.CSR, id.NodeID, role); err != nil {
 		return nil, err

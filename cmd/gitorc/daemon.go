@@ -52,6 +52,12 @@ type daemon struct {
 	newRoot *ca.RootCA
 	// joinKey is the data key a joining manager was given.
 	joinKey *store.DataKey
+	// unlockKey seals the data key on disk when the cluster is
+	// autolocked: given at bootstrap (--autolock) or with the data key to
+	// a joining or promoted manager (autolock.go).
+	unlockKey *store.UnlockKey
+	// reportUnlockKey is bootstrap's unlock key for its -o json report.
+	reportUnlockKey string
 	// The worker's agent and executor, and what stops its session: gitorc
 	// leave empties the node before it goes.
 	agent       *agent.Agent
@@ -165,11 +171,19 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	}()
 	s, err := store.New(store.Config{ID: d.state.ID, DataDir: raftDir(d.dir),
 		StreamLayer: &tlsLayer{TCPStreamLayer: tcp, server: raftSrv, client: raftCli},
-		Bootstrap:   d.first, DataKey: d.joinKey, Forwarder: fwd, Logger: d.log.With("component", "store"),
+		Bootstrap:   d.first, DataKey: d.joinKey, UnlockKey: d.unlockKey, Forwarder: fwd, Logger: d.log.With("component", "store"),
 		Metrics: d.metrics.storeMetrics()})
 	if err != nil {
 		tcp.Close()
 		return err
+	}
+	if s.Locked() {
+		// Autolocked: nothing of the manager runs until gitorc unlock
+		// gives the key (the node's tasks keep running meanwhile).
+		if err := d.waitUnlocked(ctx, s); err != nil {
+			_ = s.Close()
+			return err
+		}
 	}
 	d.store = s
 	d.joinKey = nil
@@ -183,7 +197,9 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	if err := d.openSecrets(ctx); err != nil {
 		return err
 	}
+	d.unlockKey = nil // the key file is sealed by it, and the store follows it (followUnlockKey)
 	goRun("cluster keys", d.importClusterKeys)
+	goRun("autolock", d.followUnlockKey)
 
 	// The dispatcher: every worker's session, over mutual TLS.
 	disp, err := dispatcher.New(dispatcher.Config{Store: s, Leadership: s, Logger: d.log.With("component", "dispatcher"),
@@ -274,6 +290,11 @@ func (d *daemon) openSecrets(ctx context.Context) error {
 			return err
 		}
 		d.webhookSecret = nil
+	}
+	if d.unlockKey != nil {
+		if err := sealFile(key, filepath.Join(pkiDir(d.dir), unlockSealed), []byte(d.unlockKey.Encode())); err != nil {
+			return err
+		}
 	}
 	d.newRoot = nil
 	return writeFileAtomic(recipientPath(d.dir), []byte(id.Recipient()+"\n"), 0o644)

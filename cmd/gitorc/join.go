@@ -96,6 +96,12 @@ func (s joinServer) Join(ctx context.Context, req *wire.JoinRequest) (*wire.Join
 			return nil, status.Error(codes.Unavailable, "record the new manager: "+err.Error())
 		}
 		resp.DataKey = key[:]
+		if resp.UnlockKey, err = d.clusterKey(keyUnlock); errors.Is(err, errNoClusterKey) {
+			resp.UnlockKey, err = nil, nil
+		}
+		if err != nil {
+			return nil, status.Error(codes.Unavailable, err.Error())
+		}
 	}
 	d.log.Info("node joined", "node", id, "role", role)
 	return resp, nil
@@ -196,7 +202,11 @@ func join(ctx context.Context, f bootstrapFlags, token, manager string) (*daemon
 		}
 		d.joinKey = new(store.DataKey)
 		copy(d.joinKey[:], resp.DataKey)
-		if err := store.SaveDataKey(raftDir(f.dataDir), d.joinKey); err != nil {
+		var err error
+		if d.unlockKey, err = unlockKeyOf(resp.UnlockKey); err != nil {
+			return nil, fmt.Errorf("join %s: %w", manager, err)
+		}
+		if err := store.SaveDataKey(raftDir(f.dataDir), d.joinKey, d.unlockKey); err != nil {
 			return nil, err
 		}
 	}

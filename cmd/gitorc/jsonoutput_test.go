@@ -90,11 +90,14 @@ var jsonTests = map[string]string{
 	"context rm":        byRemote,
 
 	// Not run here: each needs what these tests lack.
-	"events":     "a stream, one JSON object a line: TestEventsCommand runs events -o json",
-	"diff":       "a Git server with commits: TestDiffOnDaemon runs diff -o json",
-	"rollback":   "a sync history of a Git source: TestSelfHealHistoryRollbackOnDaemon runs rollback",
-	"image load": "containerd, as root: the executor's tests import archives",
-	"logs":       "tasks on nodes with containerd: cluster/logs, cluster/dispatcher's TestTaskLogsOverSession and cmd/gitorc's TestLogsLineFormat cover it; no test here runs logs -o json yet",
+	"events":         "a stream, one JSON object a line: TestEventsCommand runs events -o json",
+	"diff":           "a Git server with commits: TestDiffOnDaemon runs diff -o json",
+	"rollback":       "a sync history of a Git source: TestSelfHealHistoryRollbackOnDaemon runs rollback",
+	"image load":     "containerd, as root: the executor's tests import archives",
+	"unlock":         "an autolocked manager restarted: TestAutolock runs unlock, unlock-key and cluster update -o json",
+	"unlock-key":     "an autolocked cluster: TestAutolock runs it with -o json",
+	"cluster update": "an autolocked cluster: TestAutolock runs it with -o json",
+	"logs":           "tasks on nodes with containerd: cluster/logs, cluster/dispatcher's TestTaskLogsOverSession and cmd/gitorc's TestLogsLineFormat cover it; no test here runs logs -o json yet",
 }
 
 // noOutputFlag lists the runnable commands that print nothing, or cannot

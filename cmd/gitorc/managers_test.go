@@ -434,7 +434,7 @@ func TestPromotionInterruptedBeforeCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Role = api.RoleManager
-	if err := saveRole(m2.dir, st, key); err != nil {
+	if err := saveRole(m2.dir, st, key, nil); err != nil {
 		t.Fatal(err)
 	}
 	p, err := loadPKI(m2.dir)

@@ -124,7 +124,7 @@ func planFlagError(err error) error {
 
 // hostPrefixes are the IPv4 networks of this host's interfaces, but for
 // loopback (which also holds a running node's gateway address) and the
-// network plane's own interfaces.
+// network plane's own interfaces; host addresses (/32) are no networks.
 func hostPrefixes() ([]netip.Prefix, error) {
 	ifs, err := net.Interfaces()
 	if err != nil {
@@ -144,7 +144,11 @@ func hostPrefixes() ([]netip.Prefix, error) {
 			if !ok {
 				continue
 			}
-			if p, err := netip.ParsePrefix(n.String()); err == nil && p.Addr().Is4() {
+			// A /32 is an address of the host alone (a point-to-point
+			// link's, as the task veths' gateway address of a network
+			// plane already on this host), not a network the pools
+			// could hide: only networks count.
+			if p, err := netip.ParsePrefix(n.String()); err == nil && p.Addr().Is4() && p.Bits() < 32 {
 				out = append(out, p.Masked())
 			}
 		}

@@ -109,6 +109,8 @@ const (
 	identSealed  = "identity.sealed"
 	// hookSealed is bootstrap's webhook secret, when it was given one.
 	hookSealed = "webhook-secret.sealed"
+	// unlockSealed is bootstrap's unlock key, under --autolock.
+	unlockSealed = "unlock-key.sealed"
 )
 
 func sealFile(key *store.DataKey, path string, plain []byte) error {

@@ -29,10 +29,13 @@ type RenewRequest struct {
 // RenewResponse is the role the cluster wants the node in and, for a CSR,
 // its new certificate (and the data key if it becomes a manager).
 type RenewResponse struct {
-	Role     api.NodeRole `json:"role"`
-	Cert     []byte       `json:"cert,omitempty"`
-	DataKey  []byte       `json:"data_key,omitempty"`
-	Managers []string     `json:"managers,omitempty"`
+	Role    api.NodeRole `json:"role"`
+	Cert    []byte       `json:"cert,omitempty"`
+	DataKey []byte       `json:"data_key,omitempty"`
+	// UnlockKey seals the data key on the new manager's disk when the
+	// cluster is autolocked.
+	UnlockKey []byte   `json:"unlock_key,omitempty"`
+	Managers  []string `json:"managers,omitempty"`
 }
 
 // JoinRequest is a new node asking for its certificate. The token's secret
@@ -62,6 +65,9 @@ type JoinResponse struct {
 	// of the store is encrypted with it. The connection is TLS to the CA
 	// the token pinned.
 	DataKey []byte `json:"data_key,omitempty"`
+	// UnlockKey, when the cluster is autolocked, seals the data key on
+	// the new manager's disk.
+	UnlockKey []byte `json:"unlock_key,omitempty"`
 }
 
 // JoinServer is what a manager implements.

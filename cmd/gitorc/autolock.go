@@ -1,0 +1,413 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/store"
+	"github.com/spf13/cobra"
+)
+
+// Autolock, as Swarm's: a manager's data key (what opens its replica of
+// the store) is sealed on disk by the cluster's unlock key, which only
+// the operator holds outside the cluster. A restarted manager starts
+// locked: it serves only gitorc unlock (and says it is locked to any
+// other call) until it is given the key; its node's tasks keep running.
+//
+// The unlock key is a cluster key in the store (keyUnlock, sealed there by
+// the data key like every internal secret). Each manager follows it
+// (followUnlockKey): a rotation, autolock turned on or off, seals its key
+// file anew; a joining or promoted manager gets it with the data key and
+// never writes its key in clear.
+
+// keyUnlock is the cluster key holding the unlock key, present when the
+// cluster is autolocked.
+const keyUnlock = "gitorc-internal-unlock-key"
+
+func init() {
+	controlMounts = append(controlMounts, mountAutolock)
+	register(newUnlockCmd)
+	register(newUnlockKeyCmd)
+	register(newClusterCmd)
+}
+
+// errLockedManager answers every call but unlock on a locked manager.
+var errLockedManager = errors.New("this manager is locked (autolock): give it its unlock key with gitorc unlock")
+
+// unlockKeyOf parses the unlock key a manager sent with the data key;
+// nil when the cluster is not autolocked.
+func unlockKeyOf(b []byte) (*store.UnlockKey, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	k, err := store.ParseUnlockKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("the cluster's unlock key: %w", err)
+	}
+	return k, nil
+}
+
+// waitUnlocked serves the control socket of a locked manager until
+// gitorc unlock opens its store, or ctx ends.
+func (d *daemon) waitUnlocked(ctx context.Context, s *store.Store) error {
+	d.log.Warn("this manager is locked (autolock): run gitorc unlock on it")
+	unlocked := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/unlock", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Key string `json:"key"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil {
+			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "unlock: " + err.Error()})
+			return
+		}
+		k, err := store.ParseUnlockKey(req.Key)
+		if err != nil {
+			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": err.Error() + ": want the key gitorc bootstrap --autolock or gitorc unlock-key printed"})
+			return
+		}
+		if err := s.Unlock(k); err != nil {
+			if errors.Is(err, store.ErrBadUnlockKey) {
+				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "the unlock key is wrong: this manager stays locked (after a rotation, a manager that was down needs the key it was locked with)"})
+				return
+			}
+			writeJSONResponse(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		d.log.Info("manager unlocked")
+		writeJSONResponse(w, http.StatusOK, map[string]any{"unlocked": true, "node": d.state.ID})
+		select {
+		case <-unlocked:
+		default:
+			close(unlocked)
+		}
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": errLockedManager.Error()})
+	})
+	path := socketFile(d.dir)
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- serveSocket(sctx, ln, mux, path) }()
+	select {
+	case <-ctx.Done():
+	case <-unlocked:
+	}
+	stop()
+	err = <-served // the socket is free for the manager's own
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// followUnlockKey keeps this manager's key file sealed by the cluster's
+// unlock key, as it changes (autolock on, off, rotated), until ctx ends.
+func (d *daemon) followUnlockKey(ctx context.Context) error {
+	applied, known := "", false
+	apply := func() {
+		b, err := d.clusterKey(keyUnlock)
+		switch {
+		case errors.Is(err, errNoClusterKey):
+			if _, err := os.Stat(filepath.Join(pkiDir(d.dir), unlockSealed)); err == nil {
+				return // bootstrap's key, not in the store yet: it stays as it is
+			}
+			b = nil
+		case err != nil:
+			return
+		}
+		if known && string(b) == applied {
+			return
+		}
+		k, err := unlockKeyOf(b)
+		if err != nil {
+			d.log.Warn("autolock", "err", err)
+			return
+		}
+		if err := d.store.SetUnlockKey(k); err != nil {
+			d.log.Warn("autolock: seal the data key", "err", err)
+			return
+		}
+		if known || k != nil {
+			d.log.Info("autolock: data key sealed anew", "autolock", k != nil)
+		}
+		applied, known = string(b), true
+	}
+	for ctx.Err() == nil {
+		w, err := d.store.Watch(store.KindSecret)
+		if err != nil {
+			return nil // the store closed
+		}
+		apply()
+		for range w.Events() {
+			apply()
+		}
+		w.Close()
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second): // the watch fell behind: watch again
+		}
+	}
+	return nil
+}
+
+// unlockKeyReport answers the unlock-key endpoints.
+type unlockKeyReport struct {
+	Autolock bool   `json:"autolock"`
+	Key      string `json:"key,omitempty"`
+}
+
+// mountAutolock serves the cluster's unlock key (to the root-only socket
+// and admin certificates, as the control API is), its rotation, and
+// autolock on or off.
+func mountAutolock(d *daemon, mux *http.ServeMux) {
+	current := func() (unlockKeyReport, error) {
+		b, err := d.clusterKey(keyUnlock)
+		if errors.Is(err, errNoClusterKey) {
+			return unlockKeyReport{}, nil
+		}
+		if err != nil {
+			return unlockKeyReport{}, err
+		}
+		return unlockKeyReport{Autolock: true, Key: string(b)}, nil
+	}
+	fail := func(w http.ResponseWriter, code int, err error) {
+		writeJSONResponse(w, code, map[string]string{"error": err.Error()})
+	}
+	setKey := func(w http.ResponseWriter, r *http.Request, on bool) {
+		if !on {
+			if err := d.deleteClusterKey(r.Context(), keyUnlock); err != nil {
+				fail(w, http.StatusServiceUnavailable, err)
+				return
+			}
+			writeJSONResponse(w, http.StatusOK, unlockKeyReport{})
+			return
+		}
+		k, err := store.NewUnlockKey()
+		if err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		if err := d.setClusterKey(r.Context(), keyUnlock, []byte(k.Encode())); err != nil {
+			fail(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		writeJSONResponse(w, http.StatusOK, unlockKeyReport{Autolock: true, Key: k.Encode()})
+	}
+	mux.HandleFunc("GET /v1/unlock-key", func(w http.ResponseWriter, r *http.Request) {
+		rep, err := current()
+		if err != nil {
+			fail(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		writeJSONResponse(w, http.StatusOK, rep)
+	})
+	mux.HandleFunc("POST /v1/unlock-key/rotate", func(w http.ResponseWriter, r *http.Request) {
+		rep, err := current()
+		if err != nil {
+			fail(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		if !rep.Autolock {
+			fail(w, http.StatusConflict, errors.New("autolock is off: turn it on with gitorc cluster update --autolock=true"))
+			return
+		}
+		setKey(w, r, true)
+	})
+	mux.HandleFunc("POST /v1/autolock", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Autolock bool `json:"autolock"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		rep, err := current()
+		if err != nil {
+			fail(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		if rep.Autolock == req.Autolock {
+			writeJSONResponse(w, http.StatusOK, unlockKeyReport{Autolock: rep.Autolock})
+			return
+		}
+		setKey(w, r, req.Autolock)
+	})
+	mux.HandleFunc("POST /v1/unlock", func(w http.ResponseWriter, r *http.Request) {
+		fail(w, http.StatusConflict, errors.New("this manager is not locked"))
+	})
+}
+
+// deleteClusterKey removes an internal secret, if it is there.
+func (d *daemon) deleteClusterKey(ctx context.Context, name string) error {
+	_, err := d.store.Update(ctx, func(tx store.Tx) error {
+		s, err := findSecret(tx, name)
+		if err != nil || s == nil {
+			return err
+		}
+		return tx.Delete(store.KindSecret, s.ID, s.Version)
+	})
+	if err != nil {
+		return fmt.Errorf("remove the cluster's %s: %w", name, err)
+	}
+	return nil
+}
+
+// printUnlockKey tells the operator the key, once.
+func printUnlockKey(w io.Writer, key string) {
+	fmt.Fprintf(w, "Autolock is on. A manager that restarts stays locked until it is given this key with gitorc unlock;\n"+
+		"keep it safe, outside the cluster (gitorc unlock-key shows it again on an unlocked manager):\n\n    %s\n\n", key)
+}
+
+func newUnlockCmd() *cobra.Command {
+	var keyFile string
+	cmd := &cobra.Command{
+		Use:   "unlock",
+		Short: "Give a locked manager (autolock) its unlock key",
+		Long: `Reads the unlock key from standard input (or --key-file) and gives it to this
+node's manager, which then opens its store and starts. A wrong key is refused and
+the manager stays locked.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			if isRemote(cmd) {
+				return fmt.Errorf("gitorc unlock: %w", errNodeLocal)
+			}
+			var in io.Reader = cmd.InOrStdin()
+			if keyFile != "" && keyFile != "-" {
+				f, err := os.Open(keyFile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
+			}
+			line, rerr := bufio.NewReader(io.LimitReader(in, 4<<10)).ReadString('\n')
+			if rerr != nil && !errors.Is(rerr, io.EOF) {
+				return rerr
+			}
+			key := strings.TrimSpace(line)
+			if key == "" {
+				return errors.New("gitorc unlock: no key given: pipe it on standard input or give --key-file")
+			}
+			var rep struct {
+				Unlocked bool   `json:"unlocked"`
+				Node     string `json:"node"`
+			}
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/unlock", map[string]string{"key": key}, &rep); err != nil {
+				return err
+			}
+			if format == outJSON {
+				return writeJSON(cmd.OutOrStdout(), rep)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "manager unlocked: node %s starts\n", rep.Node)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "file holding the unlock key (- for standard input, the default)")
+	addOutputFlag(cmd)
+	return cmd
+}
+
+func newUnlockKeyCmd() *cobra.Command {
+	var rotate, quiet bool
+	cmd := &cobra.Command{
+		Use:   "unlock-key",
+		Short: "Show (or rotate) the cluster's unlock key (autolock)",
+		Long: `Prints the key that unlocks the cluster's managers after a restart. With --rotate, a
+new key replaces it: every running manager seals its data key with the new one at once,
+and only the new key unlocks them afterwards. -q prints the key alone.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			var rep unlockKeyReport
+			c := newAPIClient(cmd)
+			if rotate {
+				err = c.call(cmd.Context(), http.MethodPost, "/v1/unlock-key/rotate", nil, &rep)
+			} else {
+				err = c.call(cmd.Context(), http.MethodGet, "/v1/unlock-key", nil, &rep)
+			}
+			if err != nil {
+				return err
+			}
+			switch {
+			case format == outJSON:
+				return writeJSON(cmd.OutOrStdout(), rep)
+			case !rep.Autolock:
+				return errors.New("autolock is off: turn it on with gitorc cluster update --autolock=true")
+			case quiet:
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), rep.Key)
+				return err
+			}
+			printUnlockKey(cmd.OutOrStdout(), rep.Key)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&rotate, "rotate", false, "replace the key by a new one")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the key alone")
+	addOutputFlag(cmd)
+	return cmd
+}
+
+func newClusterCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "cluster", Short: "Cluster-wide settings"}
+	var autolock bool
+	update := &cobra.Command{
+		Use:   "update",
+		Short: "Change cluster-wide settings (--autolock)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := outputFormat(cmd, outText, outText, outJSON)
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("autolock") {
+				return errors.New("gitorc cluster update: nothing to change: give --autolock=true|false")
+			}
+			var rep unlockKeyReport
+			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/autolock", map[string]bool{"autolock": autolock}, &rep); err != nil {
+				return err
+			}
+			switch {
+			case format == outJSON:
+				return writeJSON(cmd.OutOrStdout(), rep)
+			case rep.Key != "":
+				printUnlockKey(cmd.OutOrStdout(), rep.Key)
+			case rep.Autolock:
+				fmt.Fprintln(cmd.OutOrStdout(), "autolock is on already (gitorc unlock-key shows the key)")
+			default:
+				fmt.Fprintln(cmd.OutOrStdout(), "autolock is off: managers keep their data key unsealed")
+			}
+			return nil
+		},
+	}
+	update.Flags().BoolVar(&autolock, "autolock", false, "lock managers that restart until they get the unlock key (true|false)")
+	addOutputFlag(update)
+	cmd.AddCommand(update)
+	return cmd
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitorc/gitorc/cluster/store"
+	"github.com/gitorc/gitorc/cluster/store/storetest"
+)
+
+// keyFileSealed reports whether a manager's data key file is sealed.
+func keyFileSealed(t *testing.T, dir string) bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(raftDir(dir), "datakey.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kf struct {
+		Sealed bool `json:"sealed"`
+	}
+	if err := json.Unmarshal(b, &kf); err != nil {
+		t.Fatal(err)
+	}
+	return kf.Sealed
+}
+
+// filesHolding lists the files under dir that hold key, raw or base64.
+func filesHolding(t *testing.T, dir string, key *store.DataKey) []string {
+	t.Helper()
+	forms := [][]byte{key[:], []byte(base64.StdEncoding.EncodeToString(key[:])), []byte(base64.RawURLEncoding.EncodeToString(key[:]))}
+	var out []string
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		for _, f := range forms {
+			if bytes.Contains(b, f) {
+				out = append(out, path)
+				break
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// restarted is the node of dir started again from its files alone.
+func restarted(t *testing.T, dir, name string) (*daemon, func()) {
+	t.Helper()
+	st, err := loadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadPKI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{dir: dir, state: st, pki: p}
+	return d, startNode(t, d, name)
+}
+
+// unlockWith runs gitorc unlock on dir's socket with key.
+func unlockWith(t *testing.T, dir, key string) (string, int) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(f, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, "unlock", "--socket", socketFile(dir), "--key-file", f, "-o", "json")
+	var rep struct {
+		Unlocked bool   `json:"unlocked"`
+		Node     string `json:"node"`
+	}
+	if code == 0 && (json.Unmarshal([]byte(out), &rep) != nil || !rep.Unlocked || rep.Node == "") {
+		t.Errorf("unlock -o json: %s", out)
+	}
+	return out + errOut, code
+}
+
+// waitLocked waits until dir's manager answers that it is locked.
+func waitLocked(t *testing.T, dir string) {
+	t.Helper()
+	var errOut string
+	if err := storetest.WaitFor(func() bool {
+		_, errOut, _ = run(t, "status", "--socket", socketFile(dir))
+		return strings.Contains(errOut, "this manager is locked (autolock)")
+	}, 30*time.Second); err != nil {
+		t.Fatalf("the restarted manager does not say it is locked: %s", errOut)
+	}
+}
+
+// Autolock: bootstrap --autolock seals the data key by a key only the
+// operator gets; a restarted manager waits locked (and says so) until
+// gitorc unlock gives it that key, refusing a wrong one; a manager that
+// joins seals its key from the start; a rotation re-seals every running
+// manager's key, so that only the new key unlocks them; autolock off
+// unseals it.
+func TestAutolock(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	f := managerFlags(t, filepath.Join(tmp, "m1"))
+	f.autolock = true
+	m1, stop1, token := firstManager(t, f)
+	c1 := managerClient(m1)
+	var rep unlockKeyReport
+	if err := storetest.WaitFor(func() bool {
+		return c1.call(ctx, "GET", "/v1/unlock-key", nil, &rep) == nil && rep.Autolock
+	}, 30*time.Second); err != nil {
+		t.Fatalf("the unlock key never reached the store: %+v", rep)
+	}
+	first := rep.Key
+	dk, err := m1.store.ExportDataKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !keyFileSealed(t, m1.dir) {
+		t.Error("bootstrap --autolock left the data key unsealed")
+	}
+
+	// A manager that joins gets the key and never writes its data key in
+	// clear.
+	m2, err := join(ctx, managerFlags(t, filepath.Join(tmp, "m2")), token, m1.state.Advertise)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopFirst2 := startNode(t, m2, "m2")
+	if !keyFileSealed(t, m2.dir) {
+		t.Error("the joined manager's data key is not sealed")
+	}
+
+	// Restarted, m2 is locked: its files hold nothing that opens the
+	// store; a wrong key is refused, the right one unlocks it.
+	if err := storetest.WaitFor(func() bool { return voters(m1) == 2 }, 60*time.Second); err != nil {
+		t.Fatalf("voters = %d, want 2", voters(m1))
+	}
+	stopFirst2()
+	for _, dir := range []string{m1.dir, m2.dir} {
+		if files := filesHolding(t, dir, dk); len(files) > 0 {
+			t.Errorf("the data key is in clear in %v", files)
+		}
+	}
+	m2again, stop2 := restarted(t, m2.dir, "m2 again")
+	waitLocked(t, m2.dir)
+	other, _ := store.NewUnlockKey()
+	if out, code := unlockWith(t, m2.dir, other.Encode()); code == 0 || !strings.Contains(out, "the unlock key is wrong") {
+		t.Errorf("a wrong key: exit %d %s", code, out)
+	}
+	if out, code := unlockWith(t, m2.dir, "not-a-key"); code == 0 || !strings.Contains(out, "must start with") {
+		t.Errorf("a malformed key: exit %d %s", code, out)
+	}
+	if out, code := unlockWith(t, m2.dir, first); code != 0 || !strings.Contains(out, `"unlocked": true`) {
+		t.Fatalf("the right key: exit %d %s", code, out)
+	}
+	if err := storetest.WaitFor(func() bool {
+		_, _, code := run(t, "unlock-key", "--socket", socketFile(m2.dir), "-q")
+		return code == 0
+	}, 30*time.Second); err != nil {
+		t.Fatal("the unlocked manager does not serve its API")
+	}
+
+	// Rotation: every running manager seals its key with the new one.
+	out, errOut, code := run(t, "unlock-key", "--rotate", "-q", "--socket", socketFile(m1.dir))
+	second := strings.TrimSpace(out)
+	if code != 0 || !strings.HasPrefix(second, "GTRC-UNLOCK-1-") || second == first {
+		t.Fatalf("rotate: exit %d %q %s", code, out, errOut)
+	}
+	waitSealedWith(t, m1, second)
+	waitSealedWith(t, m2again, second)
+	stop2()
+	_, stop2 = restarted(t, m2.dir, "m2 third")
+	waitLocked(t, m2.dir)
+	if out, code := unlockWith(t, m2.dir, first); code == 0 || !strings.Contains(out, "the unlock key is wrong") {
+		t.Errorf("the rotated-away key unlocked m2: exit %d %s", code, out)
+	}
+	if out, code := unlockWith(t, m2.dir, second); code != 0 {
+		t.Fatalf("the new key: exit %d %s", code, out)
+	}
+
+	// Unlocked, m2 serves its API (from its replica, caught up).
+	var shown unlockKeyReport
+	var out2 string
+	if err := storetest.WaitFor(func() bool {
+		out, errOut, code := run(t, "unlock-key", "-o", "json", "--socket", socketFile(m2.dir))
+		out2, shown = out+errOut, unlockKeyReport{}
+		return code == 0 && json.Unmarshal([]byte(out), &shown) == nil && shown.Autolock && shown.Key == second
+	}, 30*time.Second); err != nil {
+		t.Errorf("unlock-key -o json on m2: %s", out2)
+	}
+	// Autolock off: the key files are unsealed, a restart needs no key.
+	if out, errOut, code := run(t, "cluster", "update", "--autolock=false", "--socket", socketFile(m1.dir)); code != 0 || !strings.Contains(out, "autolock is off") {
+		t.Fatalf("cluster update --autolock=false: exit %d %s%s", code, out, errOut)
+	}
+	shown = unlockKeyReport{}
+	if out, errOut, code := run(t, "cluster", "update", "--autolock=false", "-o", "json", "--socket", socketFile(m1.dir)); code != 0 ||
+		json.Unmarshal([]byte(out), &shown) != nil || shown.Autolock || shown.Key != "" {
+		t.Errorf("cluster update -o json: exit %d %s%s", code, out, errOut)
+	}
+	if err := storetest.WaitFor(func() bool { return !keyFileSealed(t, m1.dir) }, 30*time.Second); err != nil {
+		t.Fatal("autolock off left m1's key sealed")
+	}
+	stop1()
+	m1again, _ := restarted(t, m1.dir, "m1 again")
+	if err := storetest.WaitFor(func() bool { s := m1again.storeRef.Load(); return s != nil && !s.Locked() }, 30*time.Second); err != nil {
+		t.Error("with autolock off, the restarted manager is locked")
+	}
+	_ = stop2
+}
+
+// waitSealedWith waits until d's key file opens with key only: a store
+// opened in a copy of its raft dir unlocks with it.
+func waitSealedWith(t *testing.T, d *daemon, key string) {
+	t.Helper()
+	k, err := store.ParseUnlockKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := storetest.WaitFor(func() bool {
+		ok, err := store.KeyFileOpens(raftDir(d.dir), k)
+		return err == nil && ok
+	}, 30*time.Second); err != nil {
+		t.Fatalf("%s's data key is not sealed by the rotated key", d.dir)
+	}
+}
