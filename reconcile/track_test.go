@@ -186,3 +186,26 @@ func TestRolloutOf(t *testing.T) {
 		t.Errorf("rollout %+v", r)
 	}
 }
+
+// A global service's node whose task failed and was replaced: the
+// orchestrator moves the failed task to desired shutdown (Replaced), so
+// the node counts once and the rollout is done; while it was left desired
+// running, the node counted twice and the rollout never was.
+func TestTrackGlobalWithReplacedTask(t *testing.T) {
+	spec := svcSpec("mon:1", 0, false)
+	spec.Mode = api.ModeGlobal
+	failed := task(spec, api.TaskFailed, api.HealthNone)
+	failed.NodeID, failed.DesiredState, failed.Replaced = "n1", api.TaskShutdown, true
+	runs := task(spec, api.TaskRunning, api.HealthNone)
+	runs.NodeID = "n1"
+	r := Rollout{Changed: []string{"s_web"}, AppliedAt: t0}
+	got := Track(r, map[string]Observed{"s_web": {Service: &api.Service{Spec: spec}, Tasks: []api.Task{failed, runs}}}, t0)
+	if got.Phase != api.SyncSynced || got.Services[0].Message != "1/1 ready" {
+		t.Errorf("phase %s, %+v", got.Phase, got.Services)
+	}
+	failed.DesiredState, failed.Replaced = api.TaskRunning, false // as before the fix
+	got = Track(r, map[string]Observed{"s_web": {Service: &api.Service{Spec: spec}, Tasks: []api.Task{failed, runs}}}, t0)
+	if got.Phase != api.SyncProgressing || got.Services[0].Message != "1/2 ready" {
+		t.Errorf("failed task desired running: phase %s, %+v", got.Phase, got.Services)
+	}
+}

@@ -75,6 +75,14 @@ type Task struct {
 	// (see InLoadBalancer); zero while it is not draining. It stays set
 	// once the task is stopped.
 	DrainingSince time.Time `json:"draining_since,omitzero"`
+	// Replaced is set when the task ended on its own (failed, was
+	// rejected, or exited where its service restarts it) and the
+	// orchestrator created its replacement in its slot (or on its node):
+	// its desired state then moved to shutdown, as Swarm's does, so that
+	// no reader takes it for a task still wanted. Unlike a task the
+	// orchestrator stopped, it ended by itself: a rollout counts it as a
+	// failure, and its node keeps it (and its log) while it is history.
+	Replaced bool `json:"replaced,omitempty"`
 }
 
 // InLoadBalancer reports whether the task is in its service's

@@ -13,12 +13,14 @@ import (
 
 // Assigned reports whether a task on a node belongs in the node's
 // assignment set: it has been placed (assigned or later), and it is not
-// both finished and meant to stay finished.
+// both finished and meant to stay finished, unless it ended on its own
+// and was replaced (api.Task.Replaced): the node keeps such a task, and
+// its log, while it is history, as it did before it was replaced.
 func Assigned(t *api.Task) bool {
 	if t.Status.State < api.TaskAssigned {
 		return false
 	}
-	return !(t.Status.State.Terminal() && t.DesiredState.Terminal())
+	return t.Replaced || !(t.Status.State.Terminal() && t.DesiredState.Terminal())
 }
 
 // assignment is a node's assignment set and a key that changes whenever

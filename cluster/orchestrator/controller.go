@@ -383,7 +383,7 @@ func decideOrphans(services []*api.Service, tasks []*api.Task, now time.Time, dr
 }
 
 // apply writes one decision into a transaction: drains (DrainingSince),
-// undrains, creations, stops and deletions.
+// undrains, creations, stops, replaced tasks and deletions.
 func apply(tx store.Tx, edits *taskEdits, d Decision, now time.Time) error {
 	for i := range d.Create {
 		t := d.Create[i]
@@ -427,6 +427,18 @@ func apply(tx store.Tx, edits *taskEdits, d Decision, now time.Time) error {
 			} else {
 				t.Status.Message = "stopping: " + s.Reason
 			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, id := range d.Replace {
+		err := edits.edit(id, func(t *api.Task) bool {
+			if t.Replaced || !t.Status.State.Terminal() || t.DesiredState == api.TaskShutdown {
+				return false
+			}
+			t.DesiredState, t.Replaced = api.TaskShutdown, true
 			return true
 		})
 		if err != nil {

@@ -444,3 +444,109 @@ func TestDependsOnAndPlacementChangeThroughTheStore(t *testing.T) {
 		t.Errorf("the task on n1 (%s) was not kept with the new spec", byNode["n1"])
 	}
 }
+
+// Through the store, with Swarm's default restart delay (5s): a rollback
+// from an image that exits 1 is completed only in a state where every
+// slot runs the old image again (it was reported while the slots whose
+// bad tasks had failed stayed empty until their restart delay was over),
+// and the failed tasks are history: desired shutdown, replaced.
+func TestRollbackCompletesWithEverySlotThroughTheStore(t *testing.T) {
+	s := managers(t)
+	fakeAgent(t, s)
+	addNode(t, s, "n1", nil)
+	upd := api.DefaultUpdateConfig()
+	upd.Parallelism, upd.FailureAction, upd.Monitor = 2, api.FailureRollback, 0
+	rb := api.DefaultRollbackConfig()
+	rb.Monitor = 0
+	svc := &api.Service{Spec: api.ServiceSpec{Name: "s_web", Mode: api.ModeReplicated, Replicas: 4,
+		Task:   api.TaskSpec{Container: api.ContainerSpec{Image: "web:1"}, Restart: api.DefaultRestartPolicy()},
+		Update: upd, Rollback: rb}}
+	update(t, s, func(tx store.Tx) error { return tx.Create(svc) })
+	if storetest.WaitFor(func() bool { return running(t, s, svc.ID) == "web:1 web:1 web:1 web:1" }, 20*time.Second) != nil {
+		t.Fatalf("running %q", running(t, s, svc.ID))
+	}
+	update(t, s, func(tx store.Tx) error {
+		cur, err := store.Get[api.Service](tx, svc.ID)
+		if err != nil {
+			return err
+		}
+		prev := cur.Spec
+		cur.PreviousSpec = &prev
+		cur.Spec.Task.Container.Image = "bad:2"
+		return tx.Update(cur)
+	})
+	// One snapshot: the service's state and its tasks together.
+	var state string
+	var live []string
+	var failed []api.Task
+	done := func() bool {
+		live, failed = nil, nil
+		err := s.View(func(tx store.ReadTx) error {
+			cur, err := store.Get[api.Service](tx, svc.ID)
+			if err != nil {
+				return err
+			}
+			state = ""
+			if cur.Update != nil {
+				state = cur.Update.State.String()
+			}
+			tasks, err := store.Find[api.Task](tx, store.ByService(svc.ID))
+			for _, tk := range tasks {
+				switch {
+				case tk.Status.State == api.TaskRunning && tk.DesiredState == api.TaskRunning:
+					live = append(live, fmt.Sprintf("%d:%s", tk.Slot, tk.Spec.Container.Image))
+				case tk.Status.State == api.TaskFailed:
+					failed = append(failed, *tk)
+				}
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return state == "rollback_completed"
+	}
+	if storetest.WaitFor(done, 20*time.Second) != nil {
+		t.Fatalf("state %q, running %v", state, live)
+	}
+	sort.Strings(live)
+	if got, want := strings.Join(live, " "), "1:web:1 2:web:1 3:web:1 4:web:1"; got != want {
+		t.Errorf("rollback completed with running %q, want %q", got, want)
+	}
+	if len(failed) == 0 {
+		t.Fatal("no failed task")
+	}
+	for _, tk := range failed {
+		if tk.DesiredState != api.TaskShutdown || !tk.Replaced {
+			t.Errorf("failed task %s (slot %d): desired %s, replaced %v", tk.ID, tk.Slot, tk.DesiredState, tk.Replaced)
+		}
+	}
+}
+
+// A service's new tasks are created in one store commit (one Raft entry),
+// not one per task: they all carry the same version, the commit's index.
+func TestServiceTasksCreatedInOneCommit(t *testing.T) {
+	c := storetest.New(t, storetest.Options{Managers: 1})
+	if _, err := c.WaitLeader(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s := c.Store(c.Leader())
+	orch, err := orchestrator.New(orchestrator.Config{Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &api.Service{Spec: api.ServiceSpec{Name: "s_many", Mode: api.ModeReplicated, Replicas: 50,
+		Task: api.TaskSpec{Container: api.ContainerSpec{Image: "web:1"}}}}
+	update(t, s, func(tx store.Tx) error { return tx.Create(svc) })
+	if _, err := orch.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tasks := tasksOf(t, s, svc.ID)
+	versions := map[uint64]int{}
+	for _, tk := range tasks {
+		versions[tk.Version]++
+	}
+	if len(tasks) != 50 || len(versions) != 1 {
+		t.Errorf("%d tasks in %d commits: %v", len(tasks), len(versions), versions)
+	}
+}

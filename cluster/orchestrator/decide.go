@@ -32,6 +32,10 @@ type Decision struct {
 	Undrain []string
 	// Shutdown are tasks whose desired state becomes shutdown, with why.
 	Shutdown []Stop
+	// Replace are tasks that ended on their own and whose slot (or node)
+	// gets a new task in this decision: their desired state becomes
+	// shutdown and they are marked api.Task.Replaced, history from now on.
+	Replace []string
 	// Delete are ended tasks beyond the history limit.
 	Delete []string
 	// Wake is when a delayed restart or a drain falls due; zero when
@@ -47,7 +51,7 @@ type Stop struct {
 
 // Empty reports whether the decision changes nothing.
 func (d Decision) Empty() bool {
-	return len(d.Create)+len(d.Drain)+len(d.Undrain)+len(d.Shutdown)+len(d.Delete) == 0
+	return len(d.Create)+len(d.Drain)+len(d.Undrain)+len(d.Shutdown)+len(d.Replace)+len(d.Delete) == 0
 }
 
 func (d *Decision) wakeAt(t time.Time) {
@@ -143,6 +147,18 @@ func (g group) liveTasks() []*api.Task {
 		}
 	}
 	return out
+}
+
+// create adds a new task to the decision for the group's slot (or node)
+// and makes history of the group's tasks that ended on their own (Replace):
+// from this commit on, the new task is the one wanted there.
+func (g group) create(d *Decision, t api.Task) {
+	d.Create = append(d.Create, t)
+	for _, old := range g {
+		if endedOnItsOwn(old) && !old.Replaced && !(old.Status.State == api.TaskComplete && old.DesiredState == api.TaskComplete) {
+			d.Replace = append(d.Replace, old.ID) // a completed job task stays complete
+		}
+	}
 }
 
 // reap deletes ended tasks beyond the history limit.

@@ -4,9 +4,18 @@
 // max_attempts within window, history kept in the store), moves tasks off
 // down and drained nodes, scales up and down, and reaps task history.
 //
+// A task that ended on its own (failed, or exited where the restart
+// policy restarts it) becomes history when its replacement is created, in
+// the same commit: desired state shutdown and api.Task.Replaced, as
+// Swarm's restart supervisor does; until then (the restart delay) it stays
+// desired running, its slot still wanted.
+//
 // Its rolling updater (update.go) replaces out-of-date tasks batch by
 // batch, health-gated, and pauses or rolls back a failing rollout; the
-// rollout's progress lives in api.UpdateStatus. A placement-only change
+// rollout's progress lives in api.UpdateStatus. An update (or rollback)
+// completes only when every slot (or node) runs a ready task of its
+// target spec; a slot whose last task, of another spec, failed is
+// refilled by the rollout at once, not after the restart delay. A placement-only change
 // keeps the tasks whose node still fits (placement.go). A service's
 // rollout, and its first tasks, wait for the services it comes after
 // (depends_on, resolved into ServiceSpec.RolloutAfter by reconcile) to

@@ -51,7 +51,7 @@ func DecideGlobal(svc *api.Service, tasks []api.Task, nodes Nodes, eligible Elig
 			continue
 		}
 		if len(g) == 0 {
-			d.Create = append(d.Create, newTask(svc, 0, id, nil, now))
+			g.create(&d, newTask(svc, 0, id, nil, now))
 			continue
 		}
 		if stoppedByUs(g[0]) && specKey(g[0].Spec) == specKey(svc.Spec.Task) {
@@ -59,7 +59,7 @@ func DecideGlobal(svc *api.Service, tasks []api.Task, nodes Nodes, eligible Elig
 			// a constraint) and the node is back: a fresh task, not a
 			// restart. (A task an update stopped has the old spec: the
 			// updater replaces it.)
-			d.Create = append(d.Create, newTask(svc, 0, id, nil, now))
+			g.create(&d, newTask(svc, 0, id, nil, now))
 			continue
 		}
 		v := decideRestart(svc.Spec.Task.Restart, g[0], svc.Spec.Mode, false)
@@ -68,7 +68,7 @@ func DecideGlobal(svc *api.Service, tasks []api.Task, nodes Nodes, eligible Elig
 		case now.Before(v.at):
 			d.wakeAt(v.at)
 		default:
-			d.Create = append(d.Create, newTask(svc, 0, id, v.history, now))
+			g.create(&d, newTask(svc, 0, id, v.history, now))
 		}
 	}
 	d.undrainRest(tasks)

@@ -39,7 +39,7 @@ func DecideReplicatedJob(svc *api.Service, tasks []api.Task, nodes Nodes, now ti
 				d.wakeAt(v.at)
 				active++
 			case active < max:
-				d.Create = append(d.Create, newTask(svc, slot, "", v.history, now))
+				g.create(&d, newTask(svc, slot, "", v.history, now))
 				active++
 			}
 		}

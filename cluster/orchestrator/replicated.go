@@ -53,7 +53,7 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 			d.wakeAt(v.at)
 		default:
 			taken++
-			d.Create = append(d.Create, newTask(svc, slot, "", v.history, now))
+			g.create(&d, newTask(svc, slot, "", v.history, now))
 		}
 	}
 	// Scale down: stop the slots above the count, costliest first; the
@@ -89,8 +89,8 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 	// the count may be one it stopped, and so may be refilled).
 	need := int64(want) - int64(len(running)) - int64(taken)
 	for slot := uint64(1); need > 0; slot++ {
-		if _, used := slots[strconv.FormatUint(slot, 10)]; !used || free[slot] {
-			d.Create = append(d.Create, newTask(svc, slot, "", nil, now))
+		if g, used := slots[strconv.FormatUint(slot, 10)]; !used || free[slot] {
+			g.create(&d, newTask(svc, slot, "", nil, now))
 			need--
 		}
 	}
@@ -122,6 +122,7 @@ func sortDecision(d *Decision) {
 		return d.Create[i].NodeID < d.Create[j].NodeID
 	})
 	sort.Slice(d.Shutdown, func(i, j int) bool { return d.Shutdown[i].TaskID < d.Shutdown[j].TaskID })
+	sort.Strings(d.Replace)
 	sort.Strings(d.Drain)
 	sort.Strings(d.Draining)
 	sort.Strings(d.Undrain)

@@ -51,7 +51,15 @@ func decideRestart(p api.RestartPolicy, last *api.Task, mode api.ServiceMode, ev
 }
 
 // stoppedByUs reports whether the orchestrator asked the task to stop
-// (shutdown, scale down, update, node no longer eligible).
+// (shutdown, scale down, update, node no longer eligible). A task that
+// ended on its own and was then replaced (api.Task.Replaced) has desired
+// state shutdown too, but was not stopped.
 func stoppedByUs(t *api.Task) bool {
-	return t.DesiredState > api.TaskRunning && t.DesiredState != api.TaskComplete
+	return t.DesiredState > api.TaskRunning && t.DesiredState != api.TaskComplete && !t.Replaced
+}
+
+// endedOnItsOwn reports whether a task ended without being asked to stop:
+// it failed, was rejected, or exited (a job's task completing included).
+func endedOnItsOwn(t *api.Task) bool {
+	return t.Status.State.Terminal() && !stoppedByUs(t)
 }

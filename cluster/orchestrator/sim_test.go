@@ -290,6 +290,13 @@ func (w *world) apply(d Decision) {
 			t.Status = api.TaskStatus{State: api.TaskShutdown, Timestamp: w.now, Message: s.Reason}
 		}
 	}
+	for _, id := range d.Replace {
+		t := w.task(id)
+		if !t.Status.State.Terminal() || t.Replaced {
+			w.t.Errorf("replace %s: state %s, replaced %v: only an ended task is replaced, once", id, t.Status.State, t.Replaced)
+		}
+		t.DesiredState, t.Replaced = api.TaskShutdown, true
+	}
 	for _, c := range d.Create {
 		w.add(c)
 	}

@@ -173,6 +173,7 @@ type updater struct {
 	rollback bool
 	cfg      api.UpdateConfig
 	fits     map[string]fit
+	nodes    Nodes
 	groups   map[string]group
 	keys     []string // of groups, slot (or node) order
 	d        UpdateDecision
@@ -180,7 +181,7 @@ type updater struct {
 
 func newUpdater(svc *api.Service, tasks []api.Task, nodes Nodes, now time.Time, drain time.Duration) *updater {
 	u := &updater{svc: svc, tasks: tasks, now: now, drain: drain, target: specKey(svc.Spec.Task), targetID: SpecTarget(svc.Spec.Task),
-		fits: classify(svc, tasks, nodes)}
+		fits: classify(svc, tasks, nodes), nodes: nodes}
 	st := svc.Update
 	u.rollback = st != nil && st.State.IsRollback() && st.Target == u.targetID
 	u.cfg = svc.Spec.Update
@@ -230,9 +231,14 @@ func (u *updater) decide(gate Gate) {
 	}
 	u.markReady()
 
-	var dirty []string // groups with a live task to replace and no new one yet
+	var dirty []string  // groups with a live task to replace and no new one yet
+	var refill []string // groups whose last task, of another spec, ended on its own
 	var done, total uint64
 	old := 0
+	// The rollout is complete only when every wanted slot (or node) runs a
+	// ready task of the target spec: settled counts those, and the slots
+	// the restart policy leaves ended; unsettled those still on their way.
+	var settled, unsettled uint64
 	for _, k := range u.keys {
 		liveOld, liveNew := u.split(k)
 		away := u.scaledAway(k)
@@ -255,6 +261,23 @@ func (u *updater) decide(gate Gate) {
 				u.d.retire(t, "replaced by update", u.now, u.drain)
 			}
 		}
+		switch {
+		case away:
+		case anyReady(liveNew):
+			settled++
+		case len(liveOld)+len(liveNew) > 0:
+			unsettled++
+		default:
+			switch u.empty(k) {
+			case slotRefill:
+				refill = append(refill, k)
+				unsettled++
+			case slotRestarting:
+				unsettled++
+			case slotGivenUp:
+				settled++
+			}
+		}
 	}
 	if !svc.Spec.Mode.IsGlobal() {
 		total = svc.Spec.Replicas
@@ -264,7 +287,7 @@ func (u *updater) decide(gate Gate) {
 	// An update waits for the services it comes after.
 	newTarget := st == nil || st.Target != u.targetID
 	starting := newTarget || st.State == api.UpdateWaiting
-	if starting && old == 0 {
+	if starting && old == 0 && len(refill) == 0 {
 		d.ClearStatus = st != nil && st.State == api.UpdateWaiting
 		return // nothing runs another spec: nothing to update
 	}
@@ -303,7 +326,7 @@ func (u *updater) decide(gate Gate) {
 			readyAt = now
 		}
 		switch {
-		case t.Status.State.Terminal() && t.DesiredState <= api.TaskRunning:
+		case endedOnItsOwn(t):
 			if readyAt.IsZero() || t.Status.Timestamp.Sub(readyAt) < u.cfg.Monitor.Std() {
 				failed++
 				lastErr = taskError(t)
@@ -343,9 +366,18 @@ func (u *updater) decide(gate Gate) {
 		return
 	}
 
-	// Everything replaced and ready: complete once the last batch has been
-	// watched for monitor.
-	if old == 0 && inFlight == 0 {
+	// Failed slots of the spec rolled away from (or of the spec an update
+	// replaces) get their new task now, outside the batches and without
+	// the restart delay: nothing runs there that the batch would take away.
+	for _, k := range refill {
+		u.create(k)
+		inFlight++
+	}
+
+	// Everything replaced, every slot running a ready task of the target
+	// spec: complete once the last batch has been watched for monitor.
+	complete := unsettled == 0 && (svc.Spec.Mode.IsGlobal() || settled >= total)
+	if old == 0 && inFlight == 0 && complete {
 		if until := lastReady.Add(u.cfg.Monitor.Std()); now.Before(until) {
 			d.wakeAt(until)
 			u.setStatus(st, status)
@@ -423,14 +455,66 @@ func (u *updater) stopFirst(k string) bool {
 	return stopped
 }
 
-// create adds the new task of a group.
+// create adds the new task of a group; the group's tasks that ended on
+// their own become history (Decision.Replace).
 func (u *updater) create(k string) {
 	g := u.groups[k]
 	slot, node := g[0].Slot, ""
 	if u.svc.Spec.Mode.IsGlobal() {
 		slot, node = 0, g[0].NodeID
 	}
-	u.d.Create = append(u.d.Create, newTask(u.svc, slot, node, nil, u.now))
+	g.create(&u.d.Decision, newTask(u.svc, slot, node, nil, u.now))
+}
+
+// emptySlot is what a group without a live task the rollout counts (none
+// of the target spec, none to replace) waits for.
+type emptySlot uint8
+
+const (
+	// slotFree is not wanted: scaled down, or its node left the service.
+	slotFree emptySlot = iota
+	// slotRefill's last task, of another spec, ended on its own: the
+	// rollout gives it a task of the target spec at once.
+	slotRefill
+	// slotRestarting's last task, of the target spec, ended on its own:
+	// the restart policy refills it, after its delay.
+	slotRestarting
+	// slotGivenUp's last task ended and the restart policy keeps it so.
+	slotGivenUp
+)
+
+// empty judges a group without a live task of the target spec or to
+// replace.
+func (u *updater) empty(k string) emptySlot {
+	g := u.groups[k]
+	if len(g.liveTasks()) > 0 || stoppedByUs(g[0]) {
+		return slotFree // a task the orchestrator stops (fitLeave), or stopped
+	}
+	if u.svc.Spec.Mode.IsGlobal() {
+		n, ok := u.nodes[k]
+		if !ok || n.Removed() || n.Status.State != api.NodeReady || n.Spec.Availability != api.AvailabilityActive || !eligible(u.svc, &n) {
+			return slotFree
+		}
+	}
+	last := g[0]
+	p := u.svc.Spec.Task.Restart
+	other := specKey(last.Spec) != u.target
+	if other {
+		p.MaxAttempts = 0 // the attempts were another spec's
+	}
+	v := decideRestart(p, last, u.svc.Spec.Mode, false)
+	switch {
+	case !v.restart:
+		return slotGivenUp
+	case other:
+		return slotRefill
+	case u.cfg.FailureAction == api.FailureContinue || u.cfg.MaxFailureRatio >= 1:
+		// The operator asked to carry on past failures (or to tolerate
+		// them all): a failing slot of the target spec does not hold the
+		// rollout's completion, which reports the failures.
+		return slotGivenUp
+	}
+	return slotRestarting
 }
 
 // standStill drops whatever the decision would move: the rollout waits,

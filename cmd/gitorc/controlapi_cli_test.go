@@ -193,7 +193,8 @@ func TestPs(t *testing.T) {
 	// the ingress port is the service's (service ls).
 	wantLine(t, out, "t-web-1", "shop_web.1", controlapitest.WebNew, "alpha", "10.64.1.3/24", "*:5353->53/udp", "running", "running", "30s", "-")
 	wantLine(t, out, "t-web-2", "shop_web.2", controlapitest.WebNew, "boss", "10.64.2.2/24", "*:5353->53/udp", "running", "running", "30s", "-")
-	wantLine(t, out, "t-web-2-old", "shop_web.2", controlapitest.WebNew, "alpha", "10.64.1.2/24", "-", "shutdown", "failed", "45s", "task:", "non-zero", "exit", "(1)")
+	// A slot's earlier task is its history, as docker service ps shows it.
+	wantLine(t, out, "t-web-2-old", `\_`, "shop_web.2", controlapitest.WebNew, "alpha", "10.64.1.2/24", "-", "shutdown", "failed", "45s", "task:", "non-zero", "exit", "(1)")
 	wantCells(t, out, append([]string{"t-web-3", "shop_web.3", controlapitest.WebNew, "-", "-", "-", "running", "pending", "10s"},
 		strings.Fields(controlapitest.PendingErr)...))
 

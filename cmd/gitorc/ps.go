@@ -26,7 +26,10 @@ func newPsCmd() *cobra.Command {
 		Short: "List tasks: where they run, their desired and current state, and why they fail",
 		Long: `Lists the tasks of a service, of every service of a stack, or of the whole
 cluster, with their history: desired and current state, node, age of the
-current state, and the error or reason (e.g. "no suitable node: …").`,
+current state, and the error or reason (e.g. "no suitable node: …"). A
+slot's earlier tasks (stopped, or failed and replaced: desired shutdown)
+follow its current one as " \_ service.slot" lines, as docker service ps
+shows them.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target := ""
@@ -139,11 +142,8 @@ func listTasks(cmd *cobra.Command, target, stack, node string) error {
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tIMAGE\tNODE\tADDRESS\tPORTS\tDESIRED\tCURRENT\tAGE\tERROR")
-	for _, t := range tasks {
-		name := fmt.Sprintf("%s.%d", t.ServiceName, t.Slot)
-		if t.Slot == 0 {
-			name = t.ServiceName + "." + orDash(t.NodeName)
-		}
+	for _, line := range taskLines(tasks) {
+		t, name := line.task, line.name
 		pub := ""
 		if t.DesiredState == api.TaskRunning && t.NodeName != "" {
 			pub = hostPorts[t.ServiceID]
@@ -152,6 +152,34 @@ func listTasks(cmd *cobra.Command, target, stack, node string) error {
 			orDash(t.Addr), orDash(pub), t.DesiredState, t.Status.State, age(t.Status.Timestamp), orDash(taskReason(&t.Task)))
 	}
 	return tw.Flush()
+}
+
+// taskLine is a task as ps lists it, with its NAME cell.
+type taskLine struct {
+	task controlapi.Task
+	name string
+}
+
+// taskLines names the tasks as docker service ps does: "service.slot" (or
+// "service.node" for a global service); the API lists a slot's tasks
+// together, the one wanted there first, then its history newest first,
+// and the history's lines are indented as " \_ service.slot".
+func taskLines(tasks []controlapi.Task) []taskLine {
+	out := make([]taskLine, 0, len(tasks))
+	prev := ""
+	for _, t := range tasks {
+		name := fmt.Sprintf("%s.%d", t.ServiceName, t.Slot)
+		if t.Slot == 0 {
+			name = t.ServiceName + "." + orDash(t.NodeName)
+		}
+		shown := name
+		if name == prev {
+			shown = ` \_ ` + name
+		}
+		prev = name
+		out = append(out, taskLine{t, shown})
+	}
+	return out
 }
 
 // taskPorts are the host-mode ports a task of s publishes on its node, as
