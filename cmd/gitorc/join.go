@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
@@ -34,38 +35,77 @@ var _ wire.JoinServer = joinServer{}
 
 // tokens reads the cluster's join tokens from the store.
 func (d *daemon) tokens() (ca.JoinTokens, error) {
-	b, err := d.clusterKey(keyTokens)
-	if err != nil {
-		return ca.JoinTokens{}, err
-	}
-	lines := strings.Fields(string(b))
-	if len(lines) != 2 {
-		return ca.JoinTokens{}, errors.New("the cluster's join tokens are damaged")
-	}
-	w, err := ca.ParseToken(lines[0])
-	if err != nil {
-		return ca.JoinTokens{}, err
-	}
-	m, err := ca.ParseToken(lines[1])
-	if err != nil {
-		return ca.JoinTokens{}, err
-	}
-	return ca.JoinTokens{Worker: w, Manager: m}, nil
+	t, _, err := d.tokensAndExpiry()
+	return t, err
 }
 
-func (d *daemon) saveTokens(ctx context.Context, t ca.JoinTokens) error {
-	return d.setClusterKey(ctx, keyTokens, []byte(t.Worker.Encode()+"\n"+t.Manager.Encode()+"\n"))
+// tokenExpiry is when each role's token stops admitting nodes (gitorc
+// token --ttl); a role without one never expires, as Swarm's tokens.
+type tokenExpiry map[api.NodeRole]time.Time
+
+// tokensAndExpiry reads the join tokens and their expiry: the cluster
+// key holds the worker's and the manager's token, then a line
+// "expires ROLE RFC3339" for each token with a TTL.
+func (d *daemon) tokensAndExpiry() (ca.JoinTokens, tokenExpiry, error) {
+	b, err := d.clusterKey(keyTokens)
+	if err != nil {
+		return ca.JoinTokens{}, nil, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	damaged := errors.New("the cluster's join tokens are damaged")
+	if len(lines) < 2 {
+		return ca.JoinTokens{}, nil, damaged
+	}
+	w, err := ca.ParseToken(strings.TrimSpace(lines[0]))
+	if err != nil {
+		return ca.JoinTokens{}, nil, err
+	}
+	m, err := ca.ParseToken(strings.TrimSpace(lines[1]))
+	if err != nil {
+		return ca.JoinTokens{}, nil, err
+	}
+	exp := tokenExpiry{}
+	for _, l := range lines[2:] {
+		f := strings.Fields(l)
+		if len(f) != 3 || f[0] != "expires" {
+			return ca.JoinTokens{}, nil, damaged
+		}
+		role, err := api.ParseNodeRole(f[1])
+		if err != nil {
+			return ca.JoinTokens{}, nil, damaged
+		}
+		at, err := time.Parse(time.RFC3339, f[2])
+		if err != nil {
+			return ca.JoinTokens{}, nil, damaged
+		}
+		exp[role] = at
+	}
+	return ca.JoinTokens{Worker: w, Manager: m}, exp, nil
+}
+
+func (d *daemon) saveTokens(ctx context.Context, t ca.JoinTokens, exp tokenExpiry) error {
+	s := t.Worker.Encode() + "\n" + t.Manager.Encode() + "\n"
+	for _, role := range []api.NodeRole{api.RoleWorker, api.RoleManager} {
+		if at, ok := exp[role]; ok {
+			s += fmt.Sprintf("expires %s %s\n", role, at.UTC().Format(time.RFC3339))
+		}
+	}
+	return d.setClusterKey(ctx, keyTokens, []byte(s))
 }
 
 func (s joinServer) Join(ctx context.Context, req *wire.JoinRequest) (*wire.JoinResponse, error) {
 	d := s.d
-	tokens, err := d.tokens()
+	tokens, exp, err := d.tokensAndExpiry()
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, "this manager cannot admit nodes yet: "+err.Error())
 	}
 	role, err := tokens.Check(req.Token)
 	if err != nil {
 		return nil, status.Error(codes.PermissionDenied, "join refused: the token is not this cluster's current token")
+	}
+	if at, ok := exp[role]; ok && !time.Now().Before(at) {
+		return nil, status.Error(codes.PermissionDenied, fmt.Sprintf(
+			"join refused: the %s token expired at %s: get a new one with gitorc token %s --rotate", role, at.UTC().Format(time.RFC3339), role))
 	}
 	if role == api.RoleManager && (req.Addr == "" || req.RaftAddr == "") {
 		return nil, status.Error(codes.InvalidArgument, "a joining manager must give its API and Raft addresses")
@@ -231,26 +271,58 @@ func join(ctx context.Context, f bootstrapFlags, token, manager string) (*daemon
 
 // mountTokens serves the join tokens on the control socket (root only).
 func mountTokens(d *daemon, mux *http.ServeMux) {
-	get := func(w http.ResponseWriter, r *http.Request, rotate bool) {
+	get := func(w http.ResponseWriter, r *http.Request, rotate, write bool) {
 		role, err := api.ParseNodeRole(r.PathValue("role"))
 		if err != nil {
 			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		t, err := d.tokens()
-		if err == nil && rotate {
-			if err = t.Rotate(role); err == nil {
-				err = d.saveTokens(r.Context(), t)
+		// ?ttl=D sets when the token stops admitting nodes, from now
+		// (0: never); a rotated token starts without one.
+		var ttl *time.Duration
+		if s := r.URL.Query().Get("ttl"); s != "" && write {
+			v, err := time.ParseDuration(s)
+			if err != nil || v < 0 {
+				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("--ttl %q: want a duration such as 24h, 0 for none", s)})
+				return
+			}
+			ttl = &v
+		}
+		t, exp, err := d.tokensAndExpiry()
+		if err == nil && (rotate || ttl != nil) {
+			if rotate {
+				err = t.Rotate(role)
+				delete(exp, role)
+			}
+			if ttl != nil {
+				delete(exp, role)
+				if *ttl > 0 {
+					exp[role] = time.Now().Add(*ttl).Truncate(time.Second)
+				}
+			}
+			if err == nil {
+				err = d.saveTokens(r.Context(), t, exp)
 			}
 		}
 		if err != nil {
 			writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 			return
 		}
-		writeJSONResponse(w, http.StatusOK, map[string]string{"role": role.String(), "token": t.Token(role).Encode(), "manager": d.state.Advertise})
+		rep := map[string]string{"role": role.String(), "token": t.Token(role).Encode(), "manager": d.state.Advertise}
+		if at, ok := exp[role]; ok {
+			rep["expires"] = at.UTC().Format(time.RFC3339)
+		}
+		writeJSONResponse(w, http.StatusOK, rep)
 	}
-	mux.HandleFunc("GET /v1/tokens/{role}", func(w http.ResponseWriter, r *http.Request) { get(w, r, false) })
-	mux.HandleFunc("POST /v1/tokens/{role}/rotate", func(w http.ResponseWriter, r *http.Request) { get(w, r, true) })
+	mux.HandleFunc("GET /v1/tokens/{role}", func(w http.ResponseWriter, r *http.Request) { get(w, r, false, false) })
+	mux.HandleFunc("POST /v1/tokens/{role}/rotate", func(w http.ResponseWriter, r *http.Request) { get(w, r, true, true) })
+	mux.HandleFunc("POST /v1/tokens/{role}/ttl", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("ttl") == "" {
+			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "give ?ttl=D"})
+			return
+		}
+		get(w, r, false, true)
+	})
 }
 
 // tokenReport is gitorc token -o json, as GET /v1/tokens/{role} answers:
@@ -262,15 +334,20 @@ type tokenReport struct {
 	Token   string `json:"token"`
 	Manager string `json:"manager"`
 	Rotated bool   `json:"rotated"`
+	// Expires is when the token stops admitting nodes; none: never.
+	Expires *time.Time `json:"expires,omitempty"`
 }
 
 func newTokenCmd() *cobra.Command {
 	var rotate bool
+	var ttl time.Duration
 	cmd := &cobra.Command{
 		Use:   "token worker|manager",
 		Short: "Print (or rotate) the token that admits a new node",
 		Long: `Prints the join token of a role, and the command that joins a node with it.
-With -o json: {"role", "token", "manager" (the address to join at), "rotated"}.`,
+--ttl D makes the token stop admitting nodes D from now (0: never, the default, as
+Swarm's); a rotated token has no TTL unless --ttl is given with --rotate.
+With -o json: {"role", "token", "manager" (the address to join at), "rotated", "expires"}.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, err := outputFormat(cmd, outText, outText, outJSON)
@@ -281,6 +358,15 @@ With -o json: {"role", "token", "manager" (the address to join at), "rotated"}.`
 			if rotate {
 				method, path = http.MethodPost, path+"/rotate"
 			}
+			if cmd.Flags().Changed("ttl") {
+				if ttl < 0 {
+					return fmt.Errorf("--ttl %s: must not be negative", ttl)
+				}
+				if !rotate {
+					method, path = http.MethodPost, path+"/ttl"
+				}
+				path += "?ttl=" + ttl.String()
+			}
 			var out tokenReport
 			if err := newAPIClient(cmd).call(cmd.Context(), method, path, nil, &out); err != nil {
 				return err
@@ -290,10 +376,14 @@ With -o json: {"role", "token", "manager" (the address to join at), "rotated"}.`
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s\n\nOn the new node:\n  gitorc join --token %s %s\n", out.Token, out.Token, out.Manager)
+			if out.Expires != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "\nIt admits nodes until %s.\n", out.Expires.Local().Format(time.RFC1123))
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&rotate, "rotate", false, "replace the token: the old one stops working")
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "the token stops admitting nodes this long from now (0: never)")
 	addOutputFlag(cmd)
 	return cmd
 }
