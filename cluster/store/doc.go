@@ -7,7 +7,9 @@
 // What it owns:
 //   - the Raft node: raft-boltdb/v2 log and stable store (raft.db), a
 //     FileSnapshotStore (snapshots/), the data key file (datakey.json), all
-//     under Config.DataDir;
+//     under Config.DataDir; every log entry and snapshot is sealed by the
+//     data key on its way to disk (atrest.go), so no object is in clear
+//     there, secret or not;
 //   - the FSM: a go-memdb database of records, one table per Kind, indexed
 //     by id, name, stack, service, node and desired state (fsm.go); each
 //     Raft batch is applied in one database transaction whose checks read

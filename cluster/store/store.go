@@ -150,15 +150,16 @@ func (s *Store) start(key *DataKey) (err error) {
 			bolt.Close()
 		}
 	}()
-	logs, err := raft.NewLogCache(cfg.Raft.LogCacheSize, bolt)
+	logs, err := raft.NewLogCache(cfg.Raft.LogCacheSize, &sealedLogs{LogStore: bolt, key: key})
 	if err != nil {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
 	hl := newHCLogger(cfg.Logger.With("component", "raft", logKeyID, cfg.ID))
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.Raft.SnapshotRetain, hl)
+	files, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.Raft.SnapshotRetain, hl)
 	if err != nil {
 		return fmt.Errorf("open snapshots: %w", err)
 	}
+	snaps := &sealedSnapshots{SnapshotStore: files, key: key}
 	stream := cfg.StreamLayer
 	if stream == nil {
 		if stream, err = ListenTCP(cfg.BindAddr, cfg.AdvertiseAddr); err != nil {
