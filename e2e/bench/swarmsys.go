@@ -122,6 +122,17 @@ func linkNames() []string {
 	return names
 }
 
+// newLinks lists the links of now that were not there before.
+func newLinks(before, now []string) []string {
+	var out []string
+	for _, l := range now {
+		if !slices.Contains(before, l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 func nftTables() []string {
 	out, _ := exec.Command("nft", "list", "tables").Output()
 	var ts []string
@@ -435,14 +446,23 @@ func (s *swarmSystem) stop() error {
 			_ = os.Remove(f) // a directory only if empty
 		}
 	}
-	if cur, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(cur)) != s.before.ipForward && s.before.ipForward != "" {
-		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte(s.before.ipForward), 0o644); err != nil {
-			problems = append(problems, "restore ip_forward: "+err.Error())
+	// Links that came up meanwhile are someone else's (docker's own are
+	// gone with its containers and networks): whoever made them may need
+	// forwarding on, so it stays on then.
+	var others []string
+	for _, l := range newLinks(s.before.links, linkNames()) {
+		if strings.HasPrefix(l, "docker") {
+			problems = append(problems, "link left: "+l)
+		} else {
+			others = append(others, l)
 		}
 	}
-	for _, l := range linkNames() {
-		if (strings.HasPrefix(l, "docker") || strings.HasPrefix(l, "veth")) && !slices.Contains(s.before.links, l) {
-			problems = append(problems, "link left: "+l)
+	if cur, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(cur)) != s.before.ipForward && s.before.ipForward != "" {
+		if len(others) > 0 {
+			fmt.Fprintf(s.log, "swarm teardown: ip_forward left at %s (it was %s): links came up meanwhile: %v\n",
+				strings.TrimSpace(string(cur)), s.before.ipForward, others)
+		} else if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte(s.before.ipForward), 0o644); err != nil {
+			problems = append(problems, "restore ip_forward: "+err.Error())
 		}
 	}
 	if len(problems) > 0 {
