@@ -251,6 +251,18 @@ func (g *gitorcSystem) memory() (memory, error) {
 	return m, nil
 }
 
+func (g *gitorcSystem) daemons() []int {
+	in := g.dir + "/"
+	return append([]int{g.node.Cmd.Process.Pid}, processes(func(c string) bool {
+		return strings.Contains(c, "containerd --config "+in)
+	})...)
+}
+
+func (g *gitorcSystem) logFiles() []string {
+	files, _ := filepath.Glob(filepath.Join(g.logs, "*.log"))
+	return append(files, filepath.Join(g.dir, "executor", "containerd", "containerd.log"))
+}
+
 func (g *gitorcSystem) stop() error {
 	err := g.node.Stop(30 * time.Second)
 	harness.ClearNodeDirs([]string{g.dir})

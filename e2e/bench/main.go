@@ -54,6 +54,7 @@ func main() {
 	poll := flag.Duration("poll", 100*time.Millisecond, "with -suite swarm: how often the systems' APIs are polled")
 	settle := flag.Duration("settle", 3*time.Second, "with -suite swarm: pause between steps")
 	stepTimeout := flag.Duration("step-timeout", 3*time.Minute, "with -suite swarm: give a step up after this long")
+	keepLogs := flag.String("keep-logs", os.Getenv("BENCH_KEEP_LOGS"), "with -suite swarm: copy each round's daemon logs into DIR/<system>-r<round>/ (default $BENCH_KEEP_LOGS)")
 	flag.Parse()
 	if *suiteName != "push" && *suiteName != "swarm" {
 		fmt.Fprintf(os.Stderr, "bench: -suite %q: want push or swarm\n", *suiteName)
@@ -96,7 +97,7 @@ func main() {
 	}
 	if *suiteName == "swarm" {
 		code := runSwarmSuite(suiteOptions{bin: *bin, rounds: *rounds, systems: suiteSystems,
-			poll: *poll, settle: *settle, timeout: *stepTimeout})
+			poll: *poll, settle: *settle, timeout: *stepTimeout, keepLogs: *keepLogs})
 		if binDir != "" {
 			_ = os.RemoveAll(binDir)
 		}

@@ -16,10 +16,19 @@ import (
 type results struct {
 	times map[string]map[string][]time.Duration // system → row → one per round
 	mem   map[string][]memory
+	cpu   map[string]map[string][]time.Duration // system → step → daemon and containerd CPU time
 }
 
 func newResults() *results {
-	return &results{times: map[string]map[string][]time.Duration{}, mem: map[string][]memory{}}
+	return &results{times: map[string]map[string][]time.Duration{}, mem: map[string][]memory{},
+		cpu: map[string]map[string][]time.Duration{}}
+}
+
+func (r *results) addCPU(sys, step string, d time.Duration) {
+	if r.cpu[sys] == nil {
+		r.cpu[sys] = map[string][]time.Duration{}
+	}
+	r.cpu[sys][step] = append(r.cpu[sys][step], d)
 }
 
 func (r *results) add(sys, row string, d time.Duration) {
@@ -114,6 +123,33 @@ func (r *results) table(w io.Writer, systems []string) {
 		}
 		if both {
 			line += " " + ratio(by["gitorc"], by["swarm"]) + " |"
+		}
+		fmt.Fprintln(w, line)
+	}
+	// Where the CPU went: the daemons' own time, step by step.
+	fmt.Fprintln(w)
+	head = "| CPU seconds of the daemon and its containerd, from the command until the step's last condition |"
+	sep = "| --- |"
+	for _, s := range systems {
+		head += " " + s + " |"
+		sep += " --- |"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, sep)
+	for _, row := range rows {
+		line, any := "| "+row+" |", false
+		for _, s := range systems {
+			any = any || len(r.cpu[s][row]) > 0
+		}
+		if !any {
+			continue
+		}
+		for _, s := range systems {
+			var v []float64
+			for _, d := range r.cpu[s][row] {
+				v = append(v, d.Seconds())
+			}
+			line += " " + spreadOf(v).format(" s", 2) + " |"
 		}
 		fmt.Fprintln(w, line)
 	}
@@ -233,6 +269,36 @@ func processes(match func(cmdline string) bool) []int {
 		}
 	}
 	return pids
+}
+
+// cpuTime is the CPU time (user and system) the processes have used
+// so far; processes gone count nothing.
+func cpuTime(pids []int) time.Duration {
+	var ticks int64
+	for _, pid := range pids {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			t, _ := statTicks(string(b))
+			ticks += t
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// statTicks reads utime + stime (fields 14 and 15) of /proc/PID/stat. The
+// command name, in parentheses, may hold spaces and parentheses: fields
+// count from after the last ") ".
+func statTicks(stat string) (int64, bool) {
+	i := strings.LastIndex(stat, ") ")
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(stat[i+2:]) // f[0] is field 3, the state
+	if len(f) < 13 {
+		return 0, false
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	return u + s, err1 == nil && err2 == nil
 }
 
 // killInit SIGKILLs a task's main process.

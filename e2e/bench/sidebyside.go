@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +40,11 @@ type system interface {
 	// its default network are all gone.
 	gone(ctx context.Context, stack, service string) (bool, error)
 	memory() (memory, error)
+	// daemons are the PIDs of the orchestrator's daemon and its containerd,
+	// whose CPU time each step reports.
+	daemons() []int
+	// logFiles are the daemons' logs, for -keep-logs.
+	logFiles() []string
 	// stop tears everything down that the system started.
 	stop() error
 }
@@ -186,6 +192,24 @@ type suite struct {
 	poll, settle, timeout time.Duration
 	log                   io.Writer
 	results               *results
+	keepLogs              string // copy the daemons' logs here after each round
+}
+
+// keep copies a round's logs to keepLogs/<system>-r<round>/.
+func (s *suite) keep(sys system, round int) {
+	if s.keepLogs == "" {
+		return
+	}
+	dir := filepath.Join(s.keepLogs, fmt.Sprintf("%s-r%d", sys.name(), round))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintln(s.log, "keep logs:", err)
+		return
+	}
+	for _, f := range sys.logFiles() {
+		if b, err := os.ReadFile(f); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644)
+		}
+	}
 }
 
 // errStep is a step that did not reach its state in time.
@@ -364,6 +388,8 @@ func (s *suite) round(ctx context.Context, sys system, dir string) error {
 	}
 	for _, st := range steps {
 		w := st.w
+		pids := sys.daemons()
+		cpu0 := cpuTime(pids)
 		start := time.Now()
 		if err := st.do(); err != nil {
 			return fmt.Errorf("%s: %s: %w", sys.name(), orReset(st.label), err)
@@ -381,13 +407,15 @@ func (s *suite) round(ctx context.Context, sys system, dir string) error {
 			return fmt.Errorf("%s: %s: %w", sys.name(), orReset(st.label), err)
 		}
 		if st.label != "" {
+			cpu := cpuTime(pids) - cpu0
+			s.results.addCPU(sys.name(), st.label, cpu)
 			var parts []string
 			for _, c := range []string{condGate, condRunning, condUpdate, condSvcGone, condGone} {
 				if d, ok := met[c]; ok {
 					parts = append(parts, fmt.Sprintf("%s %.2fs", c, d.Seconds()))
 				}
 			}
-			fmt.Fprintf(s.log, "  %-48s %s\n", st.label, strings.Join(parts, ", "))
+			fmt.Fprintf(s.log, "  %-48s %s (daemon and containerd CPU %.2fs)\n", st.label, strings.Join(parts, ", "), cpu.Seconds())
 		}
 		if st.after != nil {
 			if err := st.after(); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -122,6 +123,7 @@ func TestTable(t *testing.T) {
 	r.addMemory("swarm", memory{groups: []memGroup{{name: "dockerd", procs: 1, rss: 100 << 10, pss: 100 << 10}, {name: "shims", procs: 50, rss: 300 << 10, pss: 50 << 10}}})
 	r.addMemory("gitorc", memory{groups: []memGroup{{name: "gitorc daemon", procs: 1, rss: 40 << 10, pss: 40 << 10}, {name: "shims", procs: 1, rss: 20 << 10, pss: 20 << 10}}})
 	var b bytes.Buffer
+	r.addCPU("gitorc", rowDeploy10, 250*time.Millisecond)
 	r.table(&b, []string{"swarm", "gitorc"})
 	out := b.String()
 	for _, want := range []string{
@@ -131,6 +133,7 @@ func TestTable(t *testing.T) {
 		"| " + rowMemory + " | 400 MiB | 60 MiB | 0.15 |",
 		"| " + rowMemoryPSS + " | 150 MiB | 60 MiB | 0.40 |",
 		"| swarm: shims | 50 | 300.0 (50.0) |",
+		"| " + rowDeploy10 + " | – | 0.25 s |",
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("table lacks %q:\n%s", want, out)
@@ -208,5 +211,21 @@ func TestProcField(t *testing.T) {
 	}
 	if _, ok := field(status, "Pss:"); ok {
 		t.Error("a missing field found")
+	}
+}
+
+func TestStatTicks(t *testing.T) {
+	stat := "4242 (gitorc (x) y) S 1 4242 4242 0 -1 4194560 9000 0 0 0 150 25 0 0 20 0 12 0 100 1000000 11000 18446744073709551615\n"
+	if n, ok := statTicks(stat); !ok || n != 175 {
+		t.Errorf("statTicks = %d, %v; want 175 (utime 150 + stime 25)", n, ok)
+	}
+	if _, ok := statTicks("garbage"); ok {
+		t.Error("garbage parsed")
+	}
+	self := cpuTime([]int{os.Getpid()})
+	for i := 0; cpuTime([]int{os.Getpid()}) == self && i < 1e8; i++ {
+	}
+	if cpuTime([]int{os.Getpid()}) <= self {
+		t.Error("this process's CPU time does not grow while it spins")
 	}
 }

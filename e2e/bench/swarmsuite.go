@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -21,6 +22,7 @@ type suiteOptions struct {
 	rounds                int
 	systems               []string // in the order each round runs them
 	poll, settle, timeout time.Duration
+	keepLogs              string
 }
 
 // parseSystems checks -systems: gitorc, swarm or both, Swarm first in a
@@ -69,7 +71,7 @@ func runSwarmSuite(o suiteOptions) int {
 		fmt.Fprintln(os.Stderr, "bench: no system to run")
 		return 1
 	}
-	s := &suite{poll: o.poll, settle: o.settle, timeout: o.timeout, log: os.Stderr, results: newResults()}
+	s := &suite{poll: o.poll, settle: o.settle, timeout: o.timeout, log: os.Stderr, results: newResults(), keepLogs: o.keepLogs}
 	load0 := loadAverage()
 	started := time.Now()
 	failed := false
@@ -81,9 +83,9 @@ func runSwarmSuite(o suiteOptions) int {
 			var err error
 			switch sys {
 			case "swarm":
-				err = s.swarmRound(ctx, images)
+				err = s.swarmRound(ctx, r, images)
 			case "gitorc":
-				err = s.gitorcRound(ctx, o.bin, images)
+				err = s.gitorcRound(ctx, r, o.bin, images)
 			}
 			took := time.Since(t0).Round(time.Second)
 			roundTimes = append(roundTimes, fmt.Sprintf("%s r%d %s", sys, r, took))
@@ -98,7 +100,7 @@ func runSwarmSuite(o suiteOptions) int {
 		"until the state is first seen in the system's API, polled every %s; %s between steps.\n",
 		o.rounds, strings.Join(run, ", "), o.poll, o.settle)
 	fmt.Printf("Machine: %d CPUs, load average %s at the start, %s at the end; %s in all (%s).\n",
-		cpus(), load0, loadAverage(), time.Since(started).Round(time.Second), strings.Join(roundTimes, ", "))
+		runtime.NumCPU(), load0, loadAverage(), time.Since(started).Round(time.Second), strings.Join(roundTimes, ", "))
 	if v := versions(run); v != "" {
 		fmt.Println(v)
 	}
@@ -111,7 +113,7 @@ func runSwarmSuite(o suiteOptions) int {
 }
 
 // gitorcRound runs one round on a fresh single-node cluster.
-func (s *suite) gitorcRound(ctx context.Context, bin string, images []benchImage) error {
+func (s *suite) gitorcRound(ctx context.Context, n int, bin string, images []benchImage) error {
 	var err error
 	ran := false
 	testing.Benchmark(func(b *testing.B) {
@@ -125,7 +127,9 @@ func (s *suite) gitorcRound(ctx context.Context, bin string, images []benchImage
 			return
 		}
 		err = s.round(ctx, g, b.TempDir())
-		if serr := g.stop(); serr != nil && err == nil {
+		serr = g.stop()
+		s.keep(g, n)
+		if serr != nil && err == nil {
 			err = serr
 		}
 	})
@@ -136,7 +140,7 @@ func (s *suite) gitorcRound(ctx context.Context, bin string, images []benchImage
 }
 
 // swarmRound runs one round on a fresh dockerd and swarm.
-func (s *suite) swarmRound(ctx context.Context, images []benchImage) error {
+func (s *suite) swarmRound(ctx context.Context, n int, images []benchImage) error {
 	dir, err := os.MkdirTemp("", "gitorc-bench-swarm-")
 	if err != nil {
 		return err
@@ -147,7 +151,9 @@ func (s *suite) swarmRound(ctx context.Context, images []benchImage) error {
 		if err = os.Mkdir(work, 0o755); err == nil {
 			err = s.round(ctx, sys, work)
 		}
-		if serr := sys.stop(); serr != nil && err == nil {
+		serr := sys.stop()
+		s.keep(sys, n)
+		if serr != nil && err == nil {
 			err = serr
 		}
 	}
@@ -168,11 +174,6 @@ func loadAverage() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-func cpus() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return strings.Count(string(b), "\nprocessor") + strings.Count(string(b[:min(len(b), 9)]), "processor")
 }
 
 // versions names what ran: containerd, runc and, for Swarm, docker.io.

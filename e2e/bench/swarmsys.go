@@ -391,6 +391,15 @@ func (s *swarmSystem) memory() (memory, error) {
 	return m, nil
 }
 
+func (s *swarmSystem) daemons() []int {
+	in := s.execRoot + "/"
+	return append([]int{s.cmd.Process.Pid}, processes(func(c string) bool {
+		return strings.Contains(c, "containerd --config "+in)
+	})...)
+}
+
+func (s *swarmSystem) logFiles() []string { return []string{filepath.Join(s.dir, "dockerd.log")} }
+
 // stop leaves the swarm, stops dockerd (its containerd and shims go with
 // it), unmounts what it left under the directory, deletes docker0 and
 // docker_gwbridge and only the iptables rules and chains docker made, and
