@@ -195,7 +195,7 @@ func startSwarm(dir string, images []benchImage, log io.Writer) (s *swarmSystem,
 		return s, s.withLog(err)
 	}
 	for _, im := range images {
-		changes := []string{"--change", "CMD " + mustJSON(im.img.Config, "config", "Cmd"), "--change", "ENV PATH=/bin"}
+		changes := []string{"--change", "CMD " + configField(im.img.Config, "config", "Cmd"), "--change", "ENV PATH=/bin"}
 		args := append([]string{"import"}, changes...)
 		ref := "local/" + strings.TrimPrefix(im.repo, "bench/") + ":" + im.tag
 		args = append(args, "-", ref)
@@ -210,9 +210,9 @@ func startSwarm(dir string, images []benchImage, log io.Writer) (s *swarmSystem,
 	return s, nil
 }
 
-// mustJSON picks a field of an image config's JSON, as JSON (the exec
+// configField picks a field of an image config's JSON, as JSON (the exec
 // form docker import's --change CMD takes).
-func mustJSON(doc []byte, keys ...string) string {
+func configField(doc []byte, keys ...string) string {
 	var v any
 	_ = json.Unmarshal(doc, &v)
 	for _, k := range keys {
