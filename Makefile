@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # share the machine: keep them from running side by side.
 TESTFLAGS ?= -count=1 -timeout 25m -p 2
 
-.PHONY: help deps build test lint demo fuzz bench clean
+.PHONY: help deps build test lint demo fuzz bench bench-swarm clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -38,6 +38,11 @@ fuzz: ## run the stack loader fuzz target for a minute
 
 bench: ## run the Go benchmarks
 	$(GO) test ./... -run '^$$' -bench . -benchmem
+
+ROUNDS ?= 3
+SYSTEMS ?= gitorc,swarm
+bench-swarm: ## gitorc and Docker Swarm side by side, single node (as root; Swarm only with docker.io): ROUNDS=3 SYSTEMS=gitorc,swarm
+	$(GO) run ./e2e/bench -suite swarm -rounds $(ROUNDS) -systems $(SYSTEMS)
 
 clean: ## remove build output
 	rm -rf bin

@@ -1,4 +1,6 @@
-// Command bench measures gitorc's push-to-running latency with webhooks
+// Command bench runs gitorc's end-to-end benchmarks and prints a table.
+//
+// -suite push (the default) measures push-to-running latency with webhooks
 // on a cluster of network-namespace hosts (e2e/gitopsenv): each push
 // replaces the stack's service by a new one of -replicas replicas of a
 // cached image, is announced by a signed GitHub webhook, and is timed
@@ -10,6 +12,14 @@
 //
 // BENCH_KEEP_LOGS=DIR copies the nodes' logs there before teardown (the
 // manager's log times each delivery, fetch and apply).
+//
+// -suite swarm runs the side-by-side scenarios (deploys, scale, rolling
+// updates, rollback, a killed task, stack rm, memory) on a single-node
+// gitorc cluster and, where Debian's docker.io is installed, on an
+// isolated single-node Docker Swarm, in alternating rounds, and prints
+// both and their ratio (SWARM.md):
+//
+//	go run ./e2e/bench -suite swarm -rounds 3 -systems gitorc,swarm
 package main
 
 import (
@@ -38,11 +48,35 @@ func main() {
 	pushes := flag.Int("pushes", 20, "measured pushes")
 	bin := flag.String("bin", "", "the gitorc binary (default: built from ./cmd/gitorc)")
 	mode := flag.String("mode", "update", "update: each push changes the service's environment (a start-first rolling update of every replica at once); replace: each push replaces the service by a new one")
+	suiteName := flag.String("suite", "push", "push: push-to-running with webhooks on -hosts hosts; swarm: the side-by-side scenarios on gitorc and Docker Swarm")
+	rounds := flag.Int("rounds", 3, "with -suite swarm: rounds per system, alternating")
+	systems := flag.String("systems", "gitorc,swarm", "with -suite swarm: the systems to run (Swarm only where docker.io is installed)")
+	poll := flag.Duration("poll", 100*time.Millisecond, "with -suite swarm: how often the systems' APIs are polled")
+	settle := flag.Duration("settle", 3*time.Second, "with -suite swarm: pause between steps")
+	stepTimeout := flag.Duration("step-timeout", 3*time.Minute, "with -suite swarm: give a step up after this long")
+	keepLogs := flag.String("keep-logs", os.Getenv("BENCH_KEEP_LOGS"), "with -suite swarm: copy each round's daemon logs into DIR/<system>-r<round>/ (default $BENCH_KEEP_LOGS)")
 	flag.Parse()
+	if *suiteName != "push" && *suiteName != "swarm" {
+		fmt.Fprintf(os.Stderr, "bench: -suite %q: want push or swarm\n", *suiteName)
+		os.Exit(2)
+	}
+	var suiteSystems []string
+	if *suiteName == "swarm" {
+		var err error
+		if suiteSystems, err = parseSystems(*systems); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		if *rounds < 1 {
+			fmt.Fprintln(os.Stderr, "bench: -rounds must be at least 1")
+			os.Exit(2)
+		}
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench: needs root (network namespaces, containers)")
 		os.Exit(1)
 	}
+	binDir := "" // a binary built here, removed at the end
 	if *bin == "" {
 		dir, err := os.MkdirTemp("", "gitorc-bench-")
 		if err != nil {
@@ -50,6 +84,7 @@ func main() {
 			os.Exit(1)
 		}
 		defer os.RemoveAll(dir)
+		binDir = dir
 		*bin = filepath.Join(dir, "gitorc")
 		if out, err := exec.Command("go", "build", "-o", *bin, "./cmd/gitorc").CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: build gitorc: %v\n%s", err, out)
@@ -59,6 +94,14 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bench: build gitorc-logger: %v\n%s", err, out)
 			os.Exit(1)
 		}
+	}
+	if *suiteName == "swarm" {
+		code := runSwarmSuite(suiteOptions{bin: *bin, rounds: *rounds, systems: suiteSystems,
+			poll: *poll, settle: *settle, timeout: *stepTimeout, keepLogs: *keepLogs})
+		if binDir != "" {
+			_ = os.RemoveAll(binDir)
+		}
+		os.Exit(code)
 	}
 	var res result
 	var failure string
