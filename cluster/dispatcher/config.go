@@ -3,18 +3,33 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/store"
 )
 
-// DefaultHeartbeatPeriod is how often workers send a heartbeat; a node that
-// misses MissedHeartbeats of them is down.
+// Liveness defaults: workers heartbeat every DefaultHeartbeatPeriod (the
+// leader tells each worker the period when its session starts), and a
+// node silent for DefaultMissedHeartbeats periods is down.
 const (
-	DefaultHeartbeatPeriod = 5 * time.Second
-	MissedHeartbeats       = 3
+	DefaultHeartbeatPeriod  = 5 * time.Second
+	DefaultMissedHeartbeats = 3
 )
+
+// Bounds of the liveness settings: below MinHeartbeatPeriod the leader
+// spends its time on heartbeats; a tolerance below MinMissedHeartbeats
+// would call a node down for one late beat.
+const (
+	MinHeartbeatPeriod  = 100 * time.Millisecond
+	MinMissedHeartbeats = 2
+)
+
+// expiryChecks is how many times per heartbeat period the leader looks
+// for silent nodes: a node is down at most a quarter period after its
+// tolerance has run out.
+const expiryChecks = 4
 
 // Store is the part of the store the dispatcher reads and writes.
 type Store interface {
@@ -51,8 +66,12 @@ type Config struct {
 	// on, for redirecting workers; nil uses LeaderInfo.Addr (the leader
 	// serves Raft and gRPC on one address).
 	LeaderAddr func(store.LeaderInfo) string
-	// HeartbeatPeriod defaults to DefaultHeartbeatPeriod.
+	// HeartbeatPeriod is how often workers heartbeat (sent to each in its
+	// session); defaults to DefaultHeartbeatPeriod.
 	HeartbeatPeriod time.Duration
+	// MissedHeartbeats is the tolerance: a node silent for longer than
+	// that many periods is down. Defaults to DefaultMissedHeartbeats.
+	MissedHeartbeats int
 	// Clock defaults to the wall clock.
 	Clock  Clock
 	Logger *slog.Logger
@@ -71,8 +90,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("dispatcher config: leadership is required (the store does not provide it)"))
 		}
 	}
-	if c.HeartbeatPeriod < 0 {
-		errs = append(errs, errors.New("dispatcher config: heartbeat period must not be negative"))
+	if c.HeartbeatPeriod < 0 || c.HeartbeatPeriod > 0 && c.HeartbeatPeriod < MinHeartbeatPeriod {
+		errs = append(errs, fmt.Errorf("dispatcher config: heartbeat period %s is below %s", c.HeartbeatPeriod, MinHeartbeatPeriod))
+	}
+	if c.MissedHeartbeats < 0 || c.MissedHeartbeats > 0 && c.MissedHeartbeats < MinMissedHeartbeats {
+		errs = append(errs, fmt.Errorf("dispatcher config: missed heartbeats %d is below %d", c.MissedHeartbeats, MinMissedHeartbeats))
 	}
 	return errors.Join(errs...)
 }
@@ -86,6 +108,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.HeartbeatPeriod == 0 {
 		c.HeartbeatPeriod = DefaultHeartbeatPeriod
+	}
+	if c.MissedHeartbeats == 0 {
+		c.MissedHeartbeats = DefaultMissedHeartbeats
 	}
 	if c.Clock == nil {
 		c.Clock = realClock{}

@@ -65,11 +65,20 @@ type Config struct {
 	Metrics *Metrics
 }
 
+// DefaultRaftTimeout is the Raft heartbeat and election timeout when none
+// is set: a follower that hears nothing from the leader for that long
+// (Raft draws the check from 1 to 2 times it) stands for election. The
+// leader lease is half of it.
+const DefaultRaftTimeout = time.Second
+
+// minRaftTimeout is hashicorp/raft's own floor for its timeouts.
+const minRaftTimeout = 5 * time.Millisecond
+
 // RaftTuning holds Raft's timing and batching knobs.
 type RaftTuning struct {
-	HeartbeatTimeout   time.Duration // default 1 s
-	ElectionTimeout    time.Duration // default 1 s
-	LeaderLeaseTimeout time.Duration // default 500 ms
+	HeartbeatTimeout   time.Duration // default DefaultRaftTimeout
+	ElectionTimeout    time.Duration // default DefaultRaftTimeout
+	LeaderLeaseTimeout time.Duration // default half the heartbeat timeout
 	CommitTimeout      time.Duration // default 10 ms
 	MaxAppendEntries   int           // default 512 (Raft's limit is 1024)
 	SnapshotInterval   time.Duration // default 2 min
@@ -81,16 +90,16 @@ type RaftTuning struct {
 	NoSync bool
 }
 
-// LAN defaults: an election within ~1-2 s of a leader's loss.
+// LAN defaults: a new leader within about a second of a leader's loss.
 func (t *RaftTuning) withDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
 		}
 	}
-	def(&t.HeartbeatTimeout, time.Second)
-	def(&t.ElectionTimeout, time.Second)
-	def(&t.LeaderLeaseTimeout, 500*time.Millisecond)
+	def(&t.HeartbeatTimeout, DefaultRaftTimeout)
+	def(&t.ElectionTimeout, t.HeartbeatTimeout)
+	def(&t.LeaderLeaseTimeout, t.HeartbeatTimeout/2)
 	def(&t.CommitTimeout, 10*time.Millisecond)
 	def(&t.SnapshotInterval, 2*time.Minute)
 	if t.MaxAppendEntries == 0 {
@@ -108,6 +117,17 @@ func (t *RaftTuning) withDefaults() {
 	if t.LogCacheSize == 0 {
 		t.LogCacheSize = 512
 	}
+}
+
+// timeouts are the Raft timeouts by name, for validation.
+func (t *RaftTuning) timeouts() []struct {
+	name string
+	d    time.Duration
+} {
+	return []struct {
+		name string
+		d    time.Duration
+	}{{"heartbeat timeout", t.HeartbeatTimeout}, {"election timeout", t.ElectionTimeout}, {"leader lease timeout", t.LeaderLeaseTimeout}}
 }
 
 // Validate fills defaults and checks the configuration.
@@ -140,7 +160,20 @@ func (c *Config) Validate() error {
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 10 * time.Second
 	}
+	for _, t := range c.Raft.timeouts() {
+		if t.d < 0 {
+			errs = append(errs, fmt.Errorf("raft %s %s is negative", t.name, t.d))
+		}
+	}
+	if c.Raft.CommitTimeout < 0 {
+		errs = append(errs, fmt.Errorf("raft commit timeout %s is negative", c.Raft.CommitTimeout))
+	}
 	c.Raft.withDefaults()
+	for _, t := range c.Raft.timeouts() {
+		if t.d > 0 && t.d < minRaftTimeout {
+			errs = append(errs, fmt.Errorf("raft %s %s is below %s", t.name, t.d, minRaftTimeout))
+		}
+	}
 	if c.Raft.LeaderLeaseTimeout > c.Raft.HeartbeatTimeout {
 		errs = append(errs, errors.New("raft leader lease timeout must not exceed the heartbeat timeout"))
 	}
