@@ -90,11 +90,21 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("dispatcher config: leadership is required (the store does not provide it)"))
 		}
 	}
-	if c.HeartbeatPeriod < 0 || c.HeartbeatPeriod > 0 && c.HeartbeatPeriod < MinHeartbeatPeriod {
-		errs = append(errs, fmt.Errorf("dispatcher config: heartbeat period %s is below %s", c.HeartbeatPeriod, MinHeartbeatPeriod))
+	if err := CheckLiveness(c.HeartbeatPeriod, c.MissedHeartbeats); err != nil {
+		errs = append(errs, fmt.Errorf("dispatcher config: %w", err))
 	}
-	if c.MissedHeartbeats < 0 || c.MissedHeartbeats > 0 && c.MissedHeartbeats < MinMissedHeartbeats {
-		errs = append(errs, fmt.Errorf("dispatcher config: missed heartbeats %d is below %d", c.MissedHeartbeats, MinMissedHeartbeats))
+	return errors.Join(errs...)
+}
+
+// CheckLiveness checks a heartbeat period and tolerance (zero: the
+// default), as Config.Validate does (cmd/gitorc checks its flags with it).
+func CheckLiveness(period time.Duration, missed int) error {
+	var errs []error
+	if period < 0 || period > 0 && period < MinHeartbeatPeriod {
+		errs = append(errs, fmt.Errorf("heartbeat period %s is below %s", period, MinHeartbeatPeriod))
+	}
+	if missed < 0 || missed > 0 && missed < MinMissedHeartbeats {
+		errs = append(errs, fmt.Errorf("missed heartbeats %d is below %d", missed, MinMissedHeartbeats))
 	}
 	return errors.Join(errs...)
 }

@@ -130,6 +130,36 @@ func (t *RaftTuning) timeouts() []struct {
 	}{{"heartbeat timeout", t.HeartbeatTimeout}, {"election timeout", t.ElectionTimeout}, {"leader lease timeout", t.LeaderLeaseTimeout}}
 }
 
+// Validate fills the defaults of the Raft settings and checks them, as
+// Config.Validate does (cmd/gitorc checks its flags with it).
+func (t *RaftTuning) Validate() error {
+	var errs []error
+	for _, to := range t.timeouts() {
+		if to.d < 0 {
+			errs = append(errs, fmt.Errorf("raft %s %s is negative", to.name, to.d))
+		}
+	}
+	if t.CommitTimeout < 0 {
+		errs = append(errs, fmt.Errorf("raft commit timeout %s is negative", t.CommitTimeout))
+	}
+	t.withDefaults()
+	for _, to := range t.timeouts() {
+		if to.d > 0 && to.d < minRaftTimeout {
+			errs = append(errs, fmt.Errorf("raft %s %s is below %s", to.name, to.d, minRaftTimeout))
+		}
+	}
+	if t.LeaderLeaseTimeout > t.HeartbeatTimeout {
+		errs = append(errs, errors.New("raft leader lease timeout must not exceed the heartbeat timeout"))
+	}
+	if t.ElectionTimeout < t.HeartbeatTimeout {
+		errs = append(errs, errors.New("raft election timeout must not be below the heartbeat timeout"))
+	}
+	if t.MaxAppendEntries > 1024 {
+		errs = append(errs, errors.New("raft max append entries must not exceed 1024"))
+	}
+	return errors.Join(errs...)
+}
+
 // Validate fills defaults and checks the configuration.
 func (c *Config) Validate() error {
 	var errs []error
@@ -160,28 +190,8 @@ func (c *Config) Validate() error {
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 10 * time.Second
 	}
-	for _, t := range c.Raft.timeouts() {
-		if t.d < 0 {
-			errs = append(errs, fmt.Errorf("raft %s %s is negative", t.name, t.d))
-		}
-	}
-	if c.Raft.CommitTimeout < 0 {
-		errs = append(errs, fmt.Errorf("raft commit timeout %s is negative", c.Raft.CommitTimeout))
-	}
-	c.Raft.withDefaults()
-	for _, t := range c.Raft.timeouts() {
-		if t.d > 0 && t.d < minRaftTimeout {
-			errs = append(errs, fmt.Errorf("raft %s %s is below %s", t.name, t.d, minRaftTimeout))
-		}
-	}
-	if c.Raft.LeaderLeaseTimeout > c.Raft.HeartbeatTimeout {
-		errs = append(errs, errors.New("raft leader lease timeout must not exceed the heartbeat timeout"))
-	}
-	if c.Raft.ElectionTimeout < c.Raft.HeartbeatTimeout {
-		errs = append(errs, errors.New("raft election timeout must not be below the heartbeat timeout"))
-	}
-	if c.Raft.MaxAppendEntries > 1024 {
-		errs = append(errs, errors.New("raft max append entries must not exceed 1024"))
+	if err := c.Raft.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("store config: %w", err)
