@@ -396,6 +396,7 @@ func BenchmarkQuietUnderLoad_Root(b *testing.B) {
 	}
 	c.waitFor("6 running replicas", 120*time.Second, func() bool { return total(c.running("app")) == 6 })
 	downsBefore := countInLogs(b, c.logs, `msg="node down"`)
+	electionsBefore := countInLogs(b, c.logs, "entering candidate state")
 
 	d := 2 * time.Minute
 	if v, err := time.ParseDuration(os.Getenv("QUIET_FOR")); err == nil && v > 0 {
@@ -438,11 +439,14 @@ func BenchmarkQuietUnderLoad_Root(b *testing.B) {
 		}
 	}
 	downs := countInLogs(b, c.logs, `msg="node down"`) - downsBefore
+	// A follower that stood for election, even if it lost: a near miss.
+	elections := countInLogs(b, c.logs, "entering candidate state") - electionsBefore
 	running := total(c.running("app"))
 	b.ReportMetric(float64(changes), "leader-changes")
+	b.ReportMetric(float64(elections), "elections")
 	b.ReportMetric(float64(downs), "down-verdicts")
-	b.Logf("%s under 2 CPU burners, flags %q: %d leader changes seen over %d polls of 3 managers, %d node down verdicts, %d of 6 replicas running at the end",
-		d, faultFlags(), changes, polls, downs, running)
+	b.Logf("%s under 2 CPU burners, flags %q: %d leader changes seen over %d polls of 3 managers, %d elections started, %d node down verdicts, %d of 6 replicas running at the end",
+		d, faultFlags(), changes, polls, elections, downs, running)
 }
 
 // countInLogs counts the lines holding s in the nodes' logs.
