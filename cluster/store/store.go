@@ -623,7 +623,7 @@ func (s *Store) Barrier(ctx context.Context) error {
 		return err
 	}
 	var idx uint64
-	local, err := s.toLeader(ctx, n, "barrier via", func(ctx context.Context, addr string) (err error) {
+	local, err := s.toLeader(ctx, n, "barrier", func(ctx context.Context, addr string) (err error) {
 		idx, err = s.cfg.Forwarder.Barrier(ctx, addr)
 		return err
 	})
