@@ -136,8 +136,10 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float
 // until it succeeds. Beside it, the time until that manager names a new
 // leader (polled every 5 ms) and, on the healthy cluster, what the same
 // write costs (the CLI's start and the forward). The killed manager is
-// restarted and caught up before the next round. Rounds: FAILOVER_ROUNDS
-// (default 7). Run with -benchtime 1x.
+// restarted and caught up before the next round. With FAILOVER_FAULT=cut
+// the leader is not killed but cut off by nftables (its packets dropped:
+// no connection is refused, dials to it hang), and healed after the
+// round. Rounds: FAILOVER_ROUNDS (default 7). Run with -benchtime 1x.
 func BenchmarkLeaderFailover_Root(b *testing.B) {
 	c := managersCluster(b, 3, false, faultFlags())
 	rounds := envInt("FAILOVER_ROUNDS", 7)
@@ -187,7 +189,18 @@ func BenchmarkLeaderFailover_Root(b *testing.B) {
 				time.Sleep(5 * time.Millisecond) // polling interval
 			}
 		}()
-		c.procs[li].Kill()
+		cutOff := os.Getenv("FAILOVER_FAULT") == "cut"
+		if cutOff {
+			var rest []*harness.Host
+			for i := range 3 {
+				if i != li {
+					rest = append(rest, c.nw.Hosts[i])
+				}
+			}
+			c.nw.Partition([]*harness.Host{c.nw.Hosts[li]}, rest)
+		} else {
+			c.procs[li].Kill()
+		}
 		var err error
 		for try := 0; try < 100; try++ { // bounded: a write that keeps failing ends the benchmark
 			if err = write(fmt.Sprintf("failover=%d", r)); err == nil {
@@ -209,17 +222,21 @@ func BenchmarkLeaderFailover_Root(b *testing.B) {
 			s = <-seenc
 		}
 		writes, seen = append(writes, took), append(seen, s)
-		b.Logf("round %d: killed %s; %s named a new leader after %s; the write went through after %s (healthy: %s)",
+		b.Logf("round %d: killed (or cut off) %s; %s named a new leader after %s; the write went through after %s (healthy: %s)",
 			r, c.nw.Hosts[li].Name, c.nw.Hosts[fi].Name, ms(s), ms(took), ms(healthy[len(healthy)-1]))
 
-		// Restart the killed manager from its data dir and wait until it
-		// follows the new leader.
-		p, err := c.nw.Hosts[li].Start(c.logs, c.bin, "daemon", "--data-dir", c.dirs[li])
-		if err != nil {
-			b.Fatal(err)
+		// Restart the killed manager from its data dir (or heal the cut)
+		// and wait until it follows the new leader.
+		if cutOff {
+			c.nw.HealPartition()
+		} else {
+			p, err := c.nw.Hosts[li].Start(c.logs, c.bin, "daemon", "--data-dir", c.dirs[li])
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.procs[li] = p
 		}
-		c.procs[li] = p
-		c.waitFor("the killed manager back", 60*time.Second, func() bool {
+		c.waitFor("the old leader back", 60*time.Second, func() bool {
 			v, err := newSocketAPI(filepath.Join(c.dirs[li], "gitorc.sock")).info()
 			w, werr := newSocketAPI(fsock).info()
 			return err == nil && werr == nil && v.Leader != "" && v.Leader == w.Leader
@@ -229,8 +246,8 @@ func BenchmarkLeaderFailover_Root(b *testing.B) {
 	b.ReportMetric(float64(medianD(seen))/1e6, "leader-seen-ms")
 	b.ReportMetric(float64(medianD(healthy))/1e6, "healthy-write-ms")
 	b.ReportMetric(float64(failed), "failed-writes")
-	b.Logf("%d rounds, flags %q: kill → CLI write through on another manager median %s (%v); new leader named median %s; healthy write median %s; failed CLI writes %d",
-		rounds, faultFlags(), ms(medianD(writes)), writes, ms(medianD(seen)), ms(medianD(healthy)), failed)
+	b.Logf("%d rounds, fault %q, flags %q: kill → CLI write through on another manager median %s (%v); new leader named median %s; healthy write median %s; failed CLI writes %d",
+		rounds, os.Getenv("FAILOVER_FAULT"), faultFlags(), ms(medianD(writes)), writes, ms(medianD(seen)), ms(medianD(healthy)), failed)
 }
 
 // cutTask is a task as the cut-off benchmark reads it.
