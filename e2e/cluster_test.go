@@ -239,7 +239,7 @@ func TestWorkerLossMovesTasks_Root(t *testing.T) {
 		return now[state.ID] == 0 && total(now) == 6
 	})
 	moved := time.Since(cut)
-	t.Logf("worker lost: its tasks ran elsewhere %s after the cut (heartbeat 5s x 3 missed)", moved.Round(100*time.Millisecond))
+	t.Logf("worker lost: its tasks ran elsewhere %s after the cut (heartbeat 2s x 3 missed, by default)", moved.Round(100*time.Millisecond))
 	if out, _ := c.gitorc("node", "ls"); !strings.Contains(out, "down") {
 		t.Errorf("the cut node is not shown down:\n%s", out)
 	}

@@ -59,6 +59,9 @@ func (d *Dispatcher) Register(r grpc.ServiceRegistrar) { wire.Register(r, d) }
 // HeartbeatPeriod is the period workers are told to heartbeat at.
 func (d *Dispatcher) HeartbeatPeriod() time.Duration { return d.cfg.HeartbeatPeriod }
 
+// MissedHeartbeats is how many periods a node may be silent before it is down.
+func (d *Dispatcher) MissedHeartbeats() int { return d.cfg.MissedHeartbeats }
+
 // Run serves until ctx ends: it follows leadership, marks silent nodes
 // down and writes task statuses. Sessions are served only while Run runs;
 // when it returns, every session has ended.
@@ -92,7 +95,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 
-	timer := d.cfg.Clock.NewTimer(d.cfg.HeartbeatPeriod)
+	// Silent nodes are looked for several times a period, so a node is
+	// down soon after its tolerance runs out, not up to a period later.
+	check := d.cfg.HeartbeatPeriod / expiryChecks
+	timer := d.cfg.Clock.NewTimer(check)
 	defer func() { timer.Stop() }()
 	for {
 		select {
@@ -105,7 +111,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.setLeader(ctx, li)
 		case <-timer.C():
 			d.expire(ctx)
-			timer = d.cfg.Clock.NewTimer(d.cfg.HeartbeatPeriod)
+			timer = d.cfg.Clock.NewTimer(check)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/dispatcher"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/store"
+	"github.com/gitorc/gitorc/cluster/store/storetest"
 )
 
 // startWorker runs a session.Client for nodeID with a frozen clock (it
@@ -248,10 +250,71 @@ func TestFollowerRedirectsToLeader(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for i, cfg := range []dispatcher.Config{{}, {Store: nil, HeartbeatPeriod: -1}} {
-		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			if _, err := dispatcher.New(cfg); err == nil {
-				t.Error("invalid config accepted")
+	s := storetest.New(t, storetest.Options{Managers: 1}).Store(0)
+	for _, tc := range []struct {
+		name string
+		cfg  dispatcher.Config
+		err  string // substring; empty: valid
+	}{
+		{name: "no store", cfg: dispatcher.Config{}, err: "store is required"},
+		{name: "negative period", cfg: dispatcher.Config{Store: s, HeartbeatPeriod: -1}, err: "heartbeat period -1ns is below 100ms"},
+		{name: "period too short", cfg: dispatcher.Config{Store: s, HeartbeatPeriod: 50 * time.Millisecond}, err: "heartbeat period 50ms is below 100ms"},
+		{name: "tolerance of one beat", cfg: dispatcher.Config{Store: s, MissedHeartbeats: 1}, err: "missed heartbeats 1 is below 2"},
+		{name: "negative tolerance", cfg: dispatcher.Config{Store: s, MissedHeartbeats: -3}, err: "missed heartbeats -3 is below 2"},
+		{name: "defaults", cfg: dispatcher.Config{Store: s}},
+		{name: "set", cfg: dispatcher.Config{Store: s, HeartbeatPeriod: time.Second, MissedHeartbeats: 5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := dispatcher.New(tc.cfg)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("New() = %v, want an error with %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantP, wantN := tc.cfg.HeartbeatPeriod, tc.cfg.MissedHeartbeats
+			if wantP == 0 {
+				wantP, wantN = dispatcher.DefaultHeartbeatPeriod, dispatcher.DefaultMissedHeartbeats
+			}
+			if d.HeartbeatPeriod() != wantP || d.MissedHeartbeats() != wantN {
+				t.Errorf("liveness %s x %d, want %s x %d", d.HeartbeatPeriod(), d.MissedHeartbeats(), wantP, wantN)
+			}
+		})
+	}
+}
+
+// A node is down once it has been silent for longer than the tolerance
+// (MissedHeartbeats periods), and at most a quarter period later: the
+// leader looked for silent nodes once a period, so a node went down up
+// to a whole period late (4 periods of silence instead of 3).
+func TestDownSoonAfterTolerance(t *testing.T) {
+	for _, missed := range []int{0, 4} { // the default (3), and a set one
+		t.Run(fmt.Sprint(missed), func(t *testing.T) {
+			const period = 4 * time.Second
+			e := newEnv(t, envOptions{period: period, missed: missed})
+			if _, _, err := e.rawSession(clientTLS(t, e.root, e.cert("w1", api.RoleWorker)), "w1"); err != nil {
+				t.Fatal(err)
+			}
+			tolerance := time.Duration(e.disp.MissedHeartbeats()) * period
+			waitFor(t, "the expiry check armed", e.clock.armed)
+			// Silence, a quarter period at a time; each step waits for the
+			// check it fired to finish (the next one is armed).
+			for silent := period / 4; silent <= tolerance+period/4; silent += period / 4 {
+				e.clock.Advance(period / 4)
+				waitFor(t, "the expiry check armed", e.clock.armed)
+				down := e.nodeState("w1") == api.NodeDown
+				if silent <= tolerance && down {
+					t.Fatalf("down after %s of silence, tolerance %s", silent, tolerance)
+				}
+				if silent > tolerance && !down {
+					t.Fatalf("still %s after %s of silence, tolerance %s", e.nodeState("w1"), silent, tolerance)
+				}
+			}
+			if n := e.node("w1"); !strings.Contains(n.Status.Message, tolerance.String()) {
+				t.Errorf("down message %q does not say the tolerance %s", n.Status.Message, tolerance)
 			}
 		})
 	}

@@ -11,7 +11,8 @@
 //   - node registration and liveness (nodes.go): a Hello creates or
 //     updates the Node object (description, address) and marks it ready;
 //     heartbeats are kept in memory (no Raft write per beat), and a node
-//     silent for three heartbeat periods is marked down. A new leader
+//     silent for MissedHeartbeats heartbeat periods (three by default;
+//     checked four times a period) is marked down. A new leader
 //     gives every ready node a full grace period from its election. Time
 //     comes from the injected Clock;
 //   - assignments (assign.go): the complete set of tasks whose NodeID is

@@ -76,6 +76,19 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.timers = keep
 }
 
+// armed reports whether a timer is waiting for a time after now: the
+// dispatcher's expiry loop has run its check and set its next one.
+func (c *fakeClock) armed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.timers {
+		if !t.done && t.at.After(c.now) {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *fakeTimer) C() <-chan time.Time { return t.ch }
 func (t *fakeTimer) Stop() bool {
 	t.c.mu.Lock()
@@ -141,6 +154,8 @@ type envOptions struct {
 	root       *ca.RootCA            // default: a new CA
 	store      *store.Store          // default: a new 1-manager store
 	metrics    *dispatcher.Metrics   // default: none
+	period     time.Duration         // heartbeat period; default: the dispatcher's
+	missed     int                   // tolerance; default: the dispatcher's
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -152,7 +167,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if e.root == nil {
 		e.root = newCA(t)
 	}
-	d, err := dispatcher.New(dispatcher.Config{Store: e.store, Leadership: o.leadership, Clock: e.clock, Metrics: o.metrics})
+	d, err := dispatcher.New(dispatcher.Config{Store: e.store, Leadership: o.leadership, Clock: e.clock, Metrics: o.metrics,
+		HeartbeatPeriod: o.period, MissedHeartbeats: o.missed})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func (d *Dispatcher) markReady(ctx context.Context, id ca.Identity, desc *api.No
 	return nil
 }
 
-// expire marks down the nodes that missed MissedHeartbeats periods.
+// expire marks down the nodes silent for longer than MissedHeartbeats periods.
 func (d *Dispatcher) expire(ctx context.Context) {
 	d.mu.Lock()
 	leading := d.leading
@@ -133,14 +133,14 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	if !leading {
 		return
 	}
-	limit := MissedHeartbeats * d.cfg.HeartbeatPeriod
+	limit := time.Duration(d.cfg.MissedHeartbeats) * d.cfg.HeartbeatPeriod
 	d.live.writeMu.Lock()
 	defer d.live.writeMu.Unlock()
 	down := d.live.expired(d.cfg.Clock.Now(), limit)
 	if len(down) == 0 {
 		return
 	}
-	msg := fmt.Sprintf("no heartbeat for %s (%d periods)", limit, MissedHeartbeats)
+	msg := fmt.Sprintf("no heartbeat for %s (%d periods)", limit, d.cfg.MissedHeartbeats)
 	err := d.retryConflicts(ctx, func(tx store.Tx) error {
 		for _, id := range down {
 			n, err := store.Get[api.Node](tx, id)

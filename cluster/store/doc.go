@@ -52,7 +52,11 @@
 //     with ErrResync the same way;
 //   - leadership observation, membership (voters and learners), forwarding
 //     of writes from followers to the leader through a narrow Forwarder (or
-//     a NotLeaderError "not leader: <addr>" when none is configured);
+//     a NotLeaderError "not leader: <addr>" when none is configured); a
+//     forward that reached no leader (ErrLeaderUnreachable) or that a former
+//     leader refused is sent again once Raft names another leader, within
+//     ApplyTimeout, so a write rides out an election. Raft's timing
+//     (RaftTuning, default DefaultRaftTimeout) is validated with the config;
 //   - encryption at rest (crypto.go): secret payloads are sealed with NaCl
 //     secretbox under the cluster data key before they are proposed, so the
 //     Raft log, the snapshots, the bolt file and the in-memory state hold

@@ -22,6 +22,9 @@ var (
 	ErrNotLeader = errors.New("not leader")
 	// ErrNoLeader: the cluster has no leader right now (election, or no quorum).
 	ErrNoLeader = errors.New("no leader")
+	// ErrLeaderUnreachable: a Forwarder could not reach the leader, and
+	// nothing was sent (the store retries such a forward, see Forwarder).
+	ErrLeaderUnreachable = errors.New("leader unreachable")
 	// ErrUncertain: the write was proposed but its outcome is unknown
 	// (leadership lost or context ended before commit); it may still apply.
 	ErrUncertain = errors.New("outcome unknown")

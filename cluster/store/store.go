@@ -23,7 +23,9 @@ type Forwarder interface {
 	// Raft address) and returns the Raft index it committed at. Errors
 	// from the leader pass through so errors.Is works (ErrVersionConflict,
 	// ErrUncertain …); a transport failure after the command may have been
-	// delivered must wrap ErrUncertain, one before it must not.
+	// delivered must wrap ErrUncertain, one before it must not, and should
+	// wrap ErrLeaderUnreachable (the store then retries once Raft names a
+	// leader).
 	Apply(ctx context.Context, leaderAddr string, cmd []byte) (uint64, error)
 	// Barrier returns an index at or after every write committed before
 	// the call, as LeaderBarrier does on the leader.
@@ -411,24 +413,87 @@ func (s *Store) propose(ctx context.Context, n *node, cmd []byte) (uint64, error
 	if n.raft.State() == raft.Leader {
 		return s.applyLocal(ctx, n, cmd)
 	}
-	addr, err := s.leaderAddr(ctx, n)
+	var idx uint64
+	local, err := s.toLeader(ctx, n, "forward", func(ctx context.Context, addr string) (err error) {
+		idx, err = s.cfg.Forwarder.Apply(ctx, addr, cmd)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
-	if addr == n.addr { // just elected
+	if local { // just elected
 		return s.applyLocal(ctx, n, cmd)
-	}
-	if s.cfg.Forwarder == nil {
-		return 0, &NotLeaderError{Addr: addr}
-	}
-	idx, err := s.cfg.Forwarder.Apply(ctx, addr, cmd)
-	if err != nil {
-		return 0, fmt.Errorf("forward to %s: %w", addr, err)
 	}
 	if err := s.waitApplied(ctx, idx); err != nil {
 		s.log.Debug("forwarded write committed but not yet applied locally", logKeyIndex, idx, logKeyErr, err)
 	}
 	return idx, nil
+}
+
+// toLeader runs call (a forward to the leader at its Raft address) on a
+// follower, and again each time it fails without the leader having seen
+// it: the leader this manager knew is unreachable (killed, cut off) or
+// answers that it no longer leads. Each retry waits for Raft to name a
+// leader other than the one that failed, or a pause that grows from a
+// tenth of the heartbeat timeout to the timeout, so a write sent in an
+// election goes through once the election ends, within ctx and
+// ApplyTimeout. local is true, and call not run, when this manager is
+// the leader by then. Other errors (the leader's answers, ErrUncertain)
+// end it at once.
+func (s *Store) toLeader(ctx context.Context, n *node, what string, call func(context.Context, string) error) (local bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	pause := s.cfg.Raft.HeartbeatTimeout / 10
+	for {
+		if n.raft.State() == raft.Leader {
+			return true, nil
+		}
+		addr, err := s.leaderAddr(ctx, n)
+		if err != nil {
+			return false, err
+		}
+		if addr == n.addr {
+			return true, nil
+		}
+		if s.cfg.Forwarder == nil {
+			return false, &NotLeaderError{Addr: addr}
+		}
+		err = call(ctx, addr)
+		if err == nil {
+			return false, nil
+		}
+		if !errors.Is(err, ErrLeaderUnreachable) && !errors.Is(err, ErrNotLeader) || errors.Is(err, ErrUncertain) {
+			return false, fmt.Errorf("%s to %s: %w", what, addr, err)
+		}
+		s.log.Debug("leader unavailable: waiting for Raft to name one", "leader", addr, logKeyErr, err)
+		if !s.awaitOtherLeader(ctx, n, addr, pause) {
+			return false, fmt.Errorf("%w: %s to %s: %w", ErrNoLeader, what, addr, err)
+		}
+		pause = min(2*pause, s.cfg.Raft.HeartbeatTimeout)
+	}
+}
+
+// awaitOtherLeader waits until Raft names a leader other than addr, or
+// pause has passed; false when ctx ended first.
+func (s *Store) awaitOtherLeader(ctx context.Context, n *node, addr string, pause time.Duration) bool {
+	ch, stop := s.WatchLeader()
+	defer stop()
+	t := time.NewTimer(pause)
+	defer t.Stop()
+	for {
+		if a, _ := n.raft.LeaderWithID(); a != "" && string(a) != addr {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-s.done:
+			return false
+		case <-t.C:
+			return true
+		case <-ch:
+		}
+	}
 }
 
 // applyLocal proposes cmd on this node, which believes it leads: with
@@ -561,20 +626,17 @@ func (s *Store) Barrier(ctx context.Context) error {
 		_, err := s.LeaderBarrier(ctx)
 		return err
 	}
-	addr, err := s.leaderAddr(ctx, n)
+	var idx uint64
+	local, err := s.toLeader(ctx, n, "barrier", func(ctx context.Context, addr string) (err error) {
+		idx, err = s.cfg.Forwarder.Barrier(ctx, addr)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if addr == n.addr {
+	if local {
 		_, err := s.LeaderBarrier(ctx)
 		return err
-	}
-	if s.cfg.Forwarder == nil {
-		return &NotLeaderError{Addr: addr}
-	}
-	idx, err := s.cfg.Forwarder.Barrier(ctx, addr)
-	if err != nil {
-		return fmt.Errorf("barrier via %s: %w", addr, err)
 	}
 	return s.waitApplied(ctx, idx)
 }

@@ -48,6 +48,8 @@ type bootstrapFlags struct {
 	plan planFlags
 	// autolock seals managers' data keys by an unlock key (autolock.go).
 	autolock bool
+	// timing is fault detection: Raft's timeout, workers' liveness (faults.go).
+	timing timingFlags
 }
 
 func newBootstrapCmd() *cobra.Command {
@@ -96,6 +98,7 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 	fl.StringVar(&f.uiListen, "ui-listen", "", uiListenHelp)
 	f.net.add(fl)
 	f.plan.add(fl)
+	f.timing.add(fl)
 	fl.StringVar(&f.webhookSecret, "webhook-secret", "", "the webhooks' shared secret (HMAC key, GitLab token); prefer --webhook-secret-file")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret")
 	addOutputFlag(cmd)
@@ -104,6 +107,7 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 
 func newDaemonCmd() *cobra.Command {
 	var dataDir, webhookListen, metricsListen, uiListen string
+	var timing timingFlags
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run this node from its data dir (after bootstrap or join)",
@@ -146,6 +150,14 @@ func newDaemonCmd() *cobra.Command {
 					return err
 				}
 			}
+			if fl := cmd.Flags(); fl.Changed("raft-timeout") || fl.Changed("heartbeat-period") || fl.Changed("heartbeat-tolerance") {
+				if err := timing.record(fl, st); err != nil {
+					return err
+				}
+				if err := saveState(dataDir, st); err != nil {
+					return err
+				}
+			}
 			return runDaemon(cmd, &daemon{dir: dataDir, state: st, pki: p})
 		},
 	}
@@ -153,6 +165,7 @@ func newDaemonCmd() *cobra.Command {
 	cmd.Flags().StringVar(&webhookListen, "webhook-listen", "", "serve webhooks on this address from now on (\"off\": stop); kept in the data dir")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics (GET /metrics) on this address from now on (\"off\": stop); kept in the data dir")
 	cmd.Flags().StringVar(&uiListen, "ui-listen", "", "serve the read-only status page on this address from now on, on a manager (\"off\": stop); kept in the data dir")
+	timing.add(cmd.Flags())
 	addOutputFlag(cmd)
 	return cmd
 }
@@ -288,6 +301,9 @@ func bootstrap(f bootstrapFlags) (*daemon, error) {
 		RaftListen: raftListen, RaftAdvertise: raftAdvertise, Managers: []string{advertise},
 		Worker: !f.noWorker, Insecure: f.insecure, WebhookListen: f.webhookListen, MetricsListen: f.metricsListen, UIListen: f.uiListen, Network: &plan}
 	if err := f.net.record(st); err != nil {
+		return nil, err
+	}
+	if err := f.timing.record(nil, st); err != nil {
 		return nil, err
 	}
 	p, err := loadPKI(f.dataDir)

@@ -172,7 +172,7 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 	s, err := store.New(store.Config{ID: d.state.ID, DataDir: raftDir(d.dir),
 		StreamLayer: &tlsLayer{TCPStreamLayer: tcp, server: raftSrv, client: raftCli},
 		Bootstrap:   d.first, DataKey: d.joinKey, UnlockKey: d.unlockKey, Forwarder: fwd, Logger: d.log.With("component", "store"),
-		Metrics: d.metrics.storeMetrics()})
+		Metrics: d.metrics.storeMetrics(), Raft: d.state.timing().raft()})
 	if err != nil {
 		tcp.Close()
 		return err
@@ -203,7 +203,8 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 
 	// The dispatcher: every worker's session, over mutual TLS.
 	disp, err := dispatcher.New(dispatcher.Config{Store: s, Leadership: s, Logger: d.log.With("component", "dispatcher"),
-		LeaderAddr: func(li store.LeaderInfo) string { return d.managerAddr(li) }, Metrics: d.metrics.dispatcherMetrics()})
+		LeaderAddr: func(li store.LeaderInfo) string { return d.managerAddr(li) }, Metrics: d.metrics.dispatcherMetrics(),
+		HeartbeatPeriod: d.state.timing().HeartbeatPeriod.Std(), MissedHeartbeats: d.state.timing().HeartbeatTolerance})
 	if err != nil {
 		return err
 	}

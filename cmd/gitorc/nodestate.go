@@ -48,6 +48,8 @@ type nodeState struct {
 	// UIListen is where this manager serves its read-only status page
 	// (ui.go; plain HTTP: loopback, or behind a proxy); empty: off.
 	UIListen string `json:"ui_listen,omitempty"`
+	// Timing is the manager's fault detection (faults.go); nil: defaults.
+	Timing *timingState `json:"timing,omitempty"`
 }
 
 // Files of a data dir.

@@ -78,7 +78,8 @@ type Session struct {
 	// NodeID is the node's ID as the leader read it from its certificate.
 	NodeID string `json:"node_id"`
 	// HeartbeatPeriod is how often the node must send a Heartbeat; a node
-	// silent for three periods is marked down.
+	// silent for the leader's tolerance (three periods by default) is
+	// marked down.
 	HeartbeatPeriod time.Duration `json:"heartbeat_period"`
 }
 

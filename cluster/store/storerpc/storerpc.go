@@ -196,6 +196,10 @@ func (f *Forwarder) call(ctx context.Context, raftAddr, method string, req any, 
 		if write && status.Code(err) != codes.Unavailable && status.Code(err) != codes.PermissionDenied {
 			return 0, fmt.Errorf("%w: %v", store.ErrUncertain, err)
 		}
+		if status.Code(err) == codes.Unavailable {
+			// The store waits for Raft to name a leader and tries again.
+			return 0, fmt.Errorf("%w: %w", store.ErrLeaderUnreachable, err)
+		}
 		return 0, err
 	}
 	return out.Index, out.err()

@@ -106,4 +106,11 @@ func TestForwardUnreachableIsNotUncertain(t *testing.T) {
 	if err == nil || errors.Is(err, store.ErrUncertain) {
 		t.Errorf("err = %v, want a certain failure", err)
 	}
+	// The store retries it once Raft names a leader.
+	if !errors.Is(err, store.ErrLeaderUnreachable) {
+		t.Errorf("err = %v, want it to wrap store.ErrLeaderUnreachable", err)
+	}
+	if _, err := f.Barrier(context.Background(), "leader-raft:1"); !errors.Is(err, store.ErrLeaderUnreachable) {
+		t.Errorf("barrier: err = %v, want it to wrap store.ErrLeaderUnreachable", err)
+	}
 }

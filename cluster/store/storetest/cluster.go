@@ -354,8 +354,9 @@ type forwarder struct {
 var _ store.Forwarder = (*forwarder)(nil)
 
 func (f *forwarder) target(addr string) (*store.Store, error) {
+	// Nothing is sent in either case: the store may retry (Forwarder).
 	if f.c.net.Blocked(f.self, addr) {
-		return nil, ErrUnreachable
+		return nil, fmt.Errorf("%w: %w", store.ErrLeaderUnreachable, ErrUnreachable)
 	}
 	for _, i := range f.c.Live() {
 		if f.c.Addr(i) == addr {
@@ -364,7 +365,7 @@ func (f *forwarder) target(addr string) (*store.Store, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("%s: connection refused", addr)
+	return nil, fmt.Errorf("%w: %s: connection refused", store.ErrLeaderUnreachable, addr)
 }
 
 func (f *forwarder) Apply(ctx context.Context, addr string, cmd []byte) (uint64, error) {

@@ -184,3 +184,28 @@ func TestWatchLeaderSeesFailover(t *testing.T) {
 		}
 	}
 }
+
+// A write sent to a follower right after the leader died, while the
+// follower still names the dead leader, goes through in that one call
+// once Raft elects another: the follower's forward fails without sending
+// anything, and it waits for a leader instead of returning the error.
+func TestWriteOnFollowerRidesOutElection(t *testing.T) {
+	c := storetest.New(t, storetest.Options{})
+	old := c.Leader()
+	createRetry(t, c, "before", "0")
+	f := (old + 1) % 3
+	c.Kill(old)
+	if li := c.Store(f).Leader(); li.Addr != c.Addr(old) {
+		t.Logf("follower already past the old leader (%+v): the test shows less", li)
+	}
+	if _, err := createConfig(ctxT(t, waitLong), c.Store(f), "during", "1"); err != nil {
+		t.Fatalf("write on a follower during the election: %v", err)
+	}
+	if li := c.Store(f).Leader(); li.Addr == c.Addr(old) || li.Addr == "" {
+		t.Errorf("the write returned, but the follower names leader %+v", li)
+	}
+	got := configNames(t, c.Store(f))
+	if len(got) != 2 {
+		t.Errorf("follower has configs %v, want before and during", got)
+	}
+}

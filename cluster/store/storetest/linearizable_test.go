@@ -121,7 +121,20 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault injection run")
 	}
-	c := storetest.New(t, storetest.Options{})
+	// The harness's quick elections, and the store's own default timing
+	// (what managers run with), with the harness's snapshot settings.
+	prod := storetest.TestTuning()
+	prod.HeartbeatTimeout, prod.ElectionTimeout, prod.LeaderLeaseTimeout, prod.CommitTimeout = 0, 0, 0, 0
+	for _, tc := range []struct {
+		name string
+		raft store.RaftTuning
+	}{{"test timing", storetest.TestTuning()}, {"default timing", prod}} {
+		t.Run(tc.name, func(t *testing.T) { linearizableUnderFaults(t, tc.raft) })
+	}
+}
+
+func linearizableUnderFaults(t *testing.T, raft store.RaftTuning) {
+	c := storetest.New(t, storetest.Options{Raft: raft})
 	keys := []string{"k0", "k1", "k2"}
 	for _, k := range keys {
 		createRetry(t, c, k, "")
