@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
 
 	"github.com/gitorc/gitorc/cluster/agent"
@@ -87,11 +89,12 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 		return err
 	}
 	mounts = append(append(etc, mounts...), secretMounts...)
-	opts, err := specOpts(t, img, ispec.Config, mounts, e.cfg.HostNetwork, tn)
+	group := shimGroup(t, e.cfg.TasksPerShim)
+	opts, err := specOpts(t, group, img, ispec.Config, mounts, e.cfg.HostNetwork, tn)
 	if err != nil {
 		return err
 	}
-	labels, err := containerLabels(t, stopSignal(c, ispec.Config), taskHealthcheck(c.Healthcheck, imageHC))
+	labels, err := containerLabels(t, group, stopSignal(c, ispec.Config), taskHealthcheck(c.Healthcheck, imageHC))
 	if err != nil {
 		return err
 	}
@@ -100,6 +103,7 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 	}
 	_, err = e.client.NewContainer(ctx, t.ID,
 		client.WithImage(img),
+		client.WithRuntime(plugins.RuntimeRuncV2, &options.Options{BinaryName: e.runtime}),
 		client.WithSnapshotter(e.cfg.Snapshotter),
 		client.WithNewSnapshot(t.ID, img),
 		client.WithNewSpec(opts...),

@@ -1,6 +1,7 @@
 package containerd
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/gitorc/gitorc/cluster/api"
@@ -23,11 +24,15 @@ const (
 	labelShimGroup      = "gitorc.shim-group"
 )
 
-// shimGroup names the shim of a task: one per service, or the task's own
-// for a task without a service.
-func shimGroup(t *api.Task) string {
+// shimGroup names the shim of a task: one per service, or per perShim
+// slots of a service when perShim > 0 (slots 1…perShim share one, and so
+// on), or the task's own for a task without a service.
+func shimGroup(t *api.Task, perShim int) string {
 	if t.ServiceID == "" {
 		return "gitorc-" + t.ID
+	}
+	if perShim > 0 && t.Slot > 0 {
+		return fmt.Sprintf("gitorc-%s-%d", t.ServiceID, (t.Slot-1)/uint64(perShim))
 	}
 	return "gitorc-" + t.ServiceID
 }
