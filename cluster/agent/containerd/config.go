@@ -18,6 +18,9 @@ const (
 	DefaultSnapshotter = "overlayfs"
 	DefaultLogMaxSize  = 10 << 20
 	DefaultLogMaxFiles = 3
+	// DefaultTasksPerShim: 50 replicas of a service start in 5 shims,
+	// whose creates run in parallel (BenchmarkGroupStart_Root).
+	DefaultTasksPerShim = 10
 )
 
 // TaskNetwork attaches tasks' network namespaces to the node's network plane.
@@ -63,8 +66,8 @@ type Config struct {
 	// file, and the lines carry neither.
 	LogDriver string
 	// TasksPerShim is how many slots of a service share one runc shim on
-	// the node (slots 1…K one, K+1…2K the next); 0: one shim per service
-	// (shim.go).
+	// the node (slots 1…K one, K+1…2K the next; default
+	// DefaultTasksPerShim; shim.go).
 	TasksPerShim int
 	// Runtime is the OCI runtime binary the runc shim runs (a name looked
 	// up in PATH, or a path): "runc", "crun", or a wrapper of either.
@@ -108,6 +111,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.LogMaxSize == 0 {
 		d.LogMaxSize = DefaultLogMaxSize
+	}
+	if d.TasksPerShim == 0 {
+		d.TasksPerShim = DefaultTasksPerShim
 	}
 	if d.LogMaxFiles == 0 {
 		d.LogMaxFiles = DefaultLogMaxFiles
