@@ -319,7 +319,18 @@ func (a *Agent) finish(r result) []report {
 	if r.err != nil && r.tr.FailTo == 0 {
 		a.log.Warn("task action; retrying", logKeyTask, r.id, logKeyAction, r.tr.Action, logKeyErr, r.err)
 		e.retryAt = a.cfg.Clock.Now().Add(a.cfg.Interval)
-		return nil
+		if r.tr.Action != ActRemove || e.status.State.Terminal() || errors.Is(r.err, context.Canceled) {
+			return nil
+		}
+		// A stop that fails (a shim that does not acknowledge it) is
+		// retried, and the managers hear of it on the task: its state
+		// stays, its message says what holds it up.
+		msg := "stopping: " + r.err.Error()
+		if e.status.Message == msg {
+			return nil
+		}
+		e.status.Message, e.status.Timestamp = msg, a.cfg.Clock.Now()
+		return []report{{r.id, e.status}}
 	}
 	prev := e.status
 	e.status = Apply(e.status, r.tr, r.exit, r.err, a.cfg.Clock.Now())

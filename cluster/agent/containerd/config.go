@@ -18,6 +18,9 @@ const (
 	DefaultSnapshotter = "overlayfs"
 	DefaultLogMaxSize  = 10 << 20
 	DefaultLogMaxFiles = 3
+	// DefaultTasksPerShim: 50 replicas of a service start in 5 shims,
+	// whose creates run in parallel (BenchmarkGroupStart_Root).
+	DefaultTasksPerShim = 10
 )
 
 // TaskNetwork attaches tasks' network namespaces to the node's network plane.
@@ -62,6 +65,15 @@ type Config struct {
 	// its time and stream. Empty: the shim appends the raw output to the
 	// file, and the lines carry neither.
 	LogDriver string
+	// TasksPerShim is how many slots of a service share one runc shim on
+	// the node (slots 1…K one, K+1…2K the next; default
+	// DefaultTasksPerShim; shim.go).
+	TasksPerShim int
+	// Runtime is the OCI runtime binary the runc shim runs (a name looked
+	// up in PATH, or a path): "runc", "crun", or a wrapper of either.
+	// Empty: crun when a probe at New finds it works here, else runc
+	// (runtime.go).
+	Runtime string
 	// StartTimeout bounds waiting for an own containerd to serve (default 30s).
 	StartTimeout time.Duration
 	Logger       *slog.Logger
@@ -74,8 +86,8 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
 		errs = append(errs, fmt.Errorf("data dir %q must be an absolute path", c.DataDir))
 	}
-	if c.LogMaxSize < 0 || c.LogMaxFiles < 0 || c.StartTimeout < 0 {
-		errs = append(errs, errors.New("log limits and start timeout must not be negative"))
+	if c.LogMaxSize < 0 || c.LogMaxFiles < 0 || c.StartTimeout < 0 || c.TasksPerShim < 0 {
+		errs = append(errs, errors.New("log limits, start timeout and tasks per shim must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("executor config: %w", err)
@@ -99,6 +111,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.LogMaxSize == 0 {
 		d.LogMaxSize = DefaultLogMaxSize
+	}
+	if d.TasksPerShim == 0 {
+		d.TasksPerShim = DefaultTasksPerShim
 	}
 	if d.LogMaxFiles == 0 {
 		d.LogMaxFiles = DefaultLogMaxFiles

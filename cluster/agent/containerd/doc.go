@@ -16,11 +16,15 @@
 // spec that disables the check switches off too; stopping with the stop signal then SIGKILL after the grace
 // period; per-task log files with size-based rotation.
 //
-// Shims: the replicas of one service on a node share one runc shim
-// (containerd's io.containerd.runc.v2.group annotation), which saves a
-// shim process start per replica; the executor creates and deletes the
-// tasks of one group one at a time, because containerd 1.6 does not guard
-// a group shim's start and end (shim.go).
+// Shims: the replicas of one service on a node share runc shims, one per
+// Config.TasksPerShim slots (containerd's io.containerd.runc.v2.group
+// annotation), which saves a shim process start per replica; the executor
+// creates and deletes the tasks of one group one at a time, because
+// containerd 1.6 does not guard a group shim's start and end (shim.go).
+// It stops a task by signalling its init process through a pidfd, not
+// through the shim, whose locks stall a mass stop (stop.go). The OCI
+// runtime is Config.Runtime, else crun when a probe at New finds it works,
+// else runc (runtime.go).
 //
 // Networking: with Config.Network set, a task that has an address
 // (Task.Addr) runs in a network namespace the executor creates and binds

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
-	"syscall"
 	"time"
 
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
@@ -17,7 +16,6 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
-	"github.com/moby/sys/signal"
 
 	"github.com/gitorc/gitorc/cluster/agent"
 	"github.com/gitorc/gitorc/cluster/api"
@@ -58,6 +56,8 @@ type Executor struct {
 	client *client.Client
 	daemon *daemon // nil when an existing containerd is used
 	hosts  docker.RegistryHosts
+	// runtime is the OCI runtime binary of the containers it creates.
+	runtime string
 
 	bg       context.Context // background work (healthchecks)
 	bgCancel context.CancelFunc
@@ -119,6 +119,17 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("executor: connect %s: %w", addr, err)
 	}
 	e.client = c
+	e.runtime = cfg.Runtime
+	if e.runtime == "" {
+		e.runtime = chooseRuntime(func(bin string) bool {
+			err := probeRuntime(ctx, bin)
+			if err != nil {
+				e.log.Info("OCI runtime does not work here", "runtime", bin, logKeyErr, err)
+			}
+			return err == nil
+		})
+		e.log.Info("OCI runtime", "runtime", e.runtime)
+	}
 	return e, nil
 }
 
@@ -221,11 +232,8 @@ func (e *Executor) Observe(ctx context.Context) ([]agent.Observed, error) {
 	for _, c := range cs {
 		o := agent.Observed{TaskID: c.Labels[LabelTaskID], ContainerID: c.ID, State: agent.ContainerCreated}
 		if p := procs[c.ID]; p != nil {
-			switch p.Status {
-			case tasktypes.Status_RUNNING, tasktypes.Status_PAUSED, tasktypes.Status_PAUSING:
-				o.State = agent.ContainerRunning
-			case tasktypes.Status_STOPPED:
-				o.State = agent.ContainerExited
+			o.State = processState(p.Status)
+			if o.State == agent.ContainerExited {
 				o.ExitCode = int(p.ExitStatus)
 				if p.ExitedAt != nil {
 					o.ExitedAt = p.ExitedAt.AsTime()
@@ -250,6 +258,21 @@ func (e *Executor) Observe(ctx context.Context) ([]agent.Observed, error) {
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// processState is what a task's process status says of its container.
+// UNKNOWN is what containerd 1.6 reports when its shim did not answer a
+// state query within its 2 s deadline (a busy shim): the process is
+// there, so it counts as running, not as a container never started
+// (which the agent would fail and remove).
+func processState(s tasktypes.Status) agent.ContainerState {
+	switch s {
+	case tasktypes.Status_RUNNING, tasktypes.Status_PAUSED, tasktypes.Status_PAUSING, tasktypes.Status_UNKNOWN:
+		return agent.ContainerRunning
+	case tasktypes.Status_STOPPED:
+		return agent.ContainerExited
+	}
+	return agent.ContainerCreated
 }
 
 // Start starts the task's process with its output going to the task log.
@@ -319,64 +342,6 @@ func (e *Executor) Stop(ctx context.Context, taskID string) (exit agent.Exit, er
 		return agent.Exit{}, fmt.Errorf("stop: %w", err)
 	}
 	return e.stopTask(ctx, t, labels)
-}
-
-func (e *Executor) stopTask(ctx context.Context, t client.Task, labels map[string]string) (agent.Exit, error) {
-	st, err := t.Status(ctx)
-	if err != nil {
-		return agent.Exit{}, fmt.Errorf("stop: %w", err)
-	}
-	switch st.Status {
-	case client.Stopped:
-		return agent.Exit{ExitCode: int(st.ExitStatus)}, nil
-	case client.Paused, client.Pausing:
-		if err := t.Resume(ctx); err != nil {
-			return agent.Exit{}, fmt.Errorf("stop: resume: %w", err)
-		}
-	}
-	sig := syscall.SIGTERM
-	if s := labels[labelStopSignal]; s != "" {
-		if parsed, err := signal.ParseSignal(s); err == nil {
-			sig = parsed
-		}
-	}
-	grace := api.DefaultStopGracePeriod.Std()
-	if g := labels[labelStopGrace]; g != "" {
-		if d, err := time.ParseDuration(g); err == nil {
-			grace = d
-		}
-	}
-	exited, err := t.Wait(ctx)
-	if err != nil {
-		return agent.Exit{}, fmt.Errorf("stop: %w", err)
-	}
-	exit := agent.Exit{Stopped: true}
-	if grace > 0 {
-		if err := t.Kill(ctx, sig); err != nil && !errdefs.IsNotFound(err) {
-			return agent.Exit{}, fmt.Errorf("stop: signal %s: %w", sig, err)
-		}
-		timer := e.cfg.Clock.NewTimer(grace)
-		defer timer.Stop()
-		select {
-		case s := <-exited:
-			exit.ExitCode = int(s.ExitCode())
-			return exit, nil
-		case <-ctx.Done():
-			return agent.Exit{}, fmt.Errorf("stop: %w", ctx.Err())
-		case <-timer.C():
-		}
-	}
-	exit.Killed = true
-	if err := t.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
-		return agent.Exit{}, fmt.Errorf("stop: kill: %w", err)
-	}
-	select {
-	case s := <-exited:
-		exit.ExitCode = int(s.ExitCode())
-		return exit, nil
-	case <-ctx.Done():
-		return agent.Exit{}, fmt.Errorf("stop: %w", ctx.Err())
-	}
 }
 
 // Remove stops the task if it runs, then deletes its process, container,

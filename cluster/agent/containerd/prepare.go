@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 
+	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
 
 	"github.com/gitorc/gitorc/cluster/agent"
@@ -29,6 +32,26 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 		return fmt.Errorf("prepare: %w", err)
 	}
 	c := &t.Spec.Container
+	// The network attachment (a namespace, CNI's plugins) does not depend
+	// on the image: it is made while the image is checked or pulled.
+	attached := make(chan attachResult, 1)
+	go func() {
+		tn, err := e.attachNetwork(ctx, t)
+		attached <- attachResult{tn, err}
+	}()
+	waitAttach := sync.OnceValues(func() (*taskNet, error) {
+		r := <-attached
+		return r.tn, r.err
+	})
+	defer func() {
+		if err != nil {
+			if tn, aerr := waitAttach(); aerr == nil && tn != nil {
+				if derr := e.detachNetwork(context.WithoutCancel(ctx), t.ID); derr != nil {
+					e.log.Warn("detach after failed prepare", logKeyTask, t.ID, logKeyErr, derr)
+				}
+			}
+		}
+	}()
 	img, err := e.ensureImage(ctx, c.Image)
 	if err != nil {
 		return err
@@ -53,19 +76,12 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 	if err != nil {
 		return err
 	}
-	tn, err := e.attachNetwork(ctx, t)
+	tn, err := waitAttach()
 	if err != nil {
 		return err
 	}
 	var hostPorts []hostPort
 	if tn != nil {
-		defer func() {
-			if err != nil {
-				if derr := e.detachNetwork(context.WithoutCancel(ctx), t.ID); derr != nil {
-					e.log.Warn("detach after failed prepare", logKeyTask, t.ID, logKeyErr, derr)
-				}
-			}
-		}()
 		// The plane publishes the task's host ports by DNAT; the node
 		// must not have another program on them.
 		hostPorts = taskHostPorts(t)
@@ -87,11 +103,12 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 		return err
 	}
 	mounts = append(append(etc, mounts...), secretMounts...)
-	opts, err := specOpts(t, img, ispec.Config, mounts, e.cfg.HostNetwork, tn)
+	group := shimGroup(t, e.cfg.TasksPerShim)
+	opts, err := specOpts(t, group, img, ispec.Config, mounts, e.cfg.HostNetwork, tn)
 	if err != nil {
 		return err
 	}
-	labels, err := containerLabels(t, stopSignal(c, ispec.Config), taskHealthcheck(c.Healthcheck, imageHC))
+	labels, err := containerLabels(t, group, stopSignal(c, ispec.Config), taskHealthcheck(c.Healthcheck, imageHC))
 	if err != nil {
 		return err
 	}
@@ -100,6 +117,7 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 	}
 	_, err = e.client.NewContainer(ctx, t.ID,
 		client.WithImage(img),
+		client.WithRuntime(plugins.RuntimeRuncV2, &options.Options{BinaryName: e.runtime}),
 		client.WithSnapshotter(e.cfg.Snapshotter),
 		client.WithNewSnapshot(t.ID, img),
 		client.WithNewSpec(opts...),
@@ -116,6 +134,11 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 		return fmt.Errorf("create container: %w", err)
 	}
 	return nil
+}
+
+type attachResult struct {
+	tn  *taskNet
+	err error
 }
 
 func (e *Executor) volumesDir() string { return e.cfg.DataDir + "/volumes" }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gitorc/gitorc/cluster/agent"
+	"github.com/gitorc/gitorc/cluster/agent/containerd"
 	"github.com/gitorc/gitorc/cluster/api"
 )
 
@@ -43,7 +44,9 @@ func shimOf(t *testing.T, taskID string) int {
 // tasks have their own, and removing one task leaves the others running.
 func TestTasksOfAServiceShareAShim_Root(t *testing.T) {
 	requireRoot(t)
-	service := func(id string) func(*api.Task) { return func(t *api.Task) { t.ServiceID = id } }
+	service := func(id string) func(*api.Task) {
+		return func(t *api.Task) { t.ServiceID, t.Slot = id, 1 } // one shim's slots
+	}
 	a1 := newTask(t, env.image, withCommand("sleep", "3600"), service("svc-a"))
 	a2 := newTask(t, env.image, withCommand("sleep", "3600"), service("svc-a"))
 	b1 := newTask(t, env.image, withCommand("sleep", "3600"), service("svc-b"))
@@ -76,7 +79,7 @@ func TestShimGroupChurn_Root(t *testing.T) {
 	const perRound, rounds = 5, 6
 	mk := func() *api.Task {
 		return newTask(t, env.image, withCommand("sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"),
-			func(t *api.Task) { t.ServiceID = "svc-churn" })
+			func(t *api.Task) { t.ServiceID, t.Slot = "svc-churn", 1 }) // one shim's slots
 	}
 	var prev []*api.Task
 	for round := range rounds {
@@ -121,5 +124,24 @@ func TestShimGroupChurn_Root(t *testing.T) {
 		if _, err := env.exec.Remove(ctx, task.ID); err != nil {
 			t.Errorf("remove: %v", err)
 		}
+	}
+}
+
+// A service's slots 1…TasksPerShim share a shim, the next slots another.
+func TestTasksPerShim_Root(t *testing.T) {
+	requireRoot(t)
+	slot := func(s uint64) func(*api.Task) { return func(t *api.Task) { t.ServiceID, t.Slot = "svc-shards", s } }
+	k := uint64(containerd.DefaultTasksPerShim)
+	first := newTask(t, env.image, trapTERM, slot(1))
+	last := newTask(t, env.image, trapTERM, slot(k))
+	next := newTask(t, env.image, trapTERM, slot(k+1))
+	for _, task := range []*api.Task{first, last, next} {
+		runTask(t, task, agent.Files{})
+	}
+	if a, b := shimOf(t, first.ID), shimOf(t, last.ID); a != b {
+		t.Errorf("slots 1 and %d run under shims %d and %d, want one", k, a, b)
+	}
+	if a, b := shimOf(t, first.ID), shimOf(t, next.ID); a == b {
+		t.Errorf("slots 1 and %d share shim %d, want two", k+1, a)
 	}
 }

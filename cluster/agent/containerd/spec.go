@@ -50,7 +50,7 @@ func hostname(t *api.Task) string {
 
 // containerLabels are the spec's labels plus gitorc's own, which win. hc
 // is the healthcheck the container runs (taskHealthcheck), nil for none.
-func containerLabels(t *api.Task, stopSignal string, hc *api.Healthcheck) (map[string]string, error) {
+func containerLabels(t *api.Task, group, stopSignal string, hc *api.Healthcheck) (map[string]string, error) {
 	c := &t.Spec.Container
 	l := map[string]string{}
 	for k, v := range c.Labels {
@@ -60,7 +60,7 @@ func containerLabels(t *api.Task, stopSignal string, hc *api.Healthcheck) (map[s
 	l[LabelServiceID] = t.ServiceID
 	l[LabelServiceName] = t.ServiceName
 	l[LabelSlot] = fmt.Sprint(t.Slot)
-	l[labelShimGroup] = shimGroup(t)
+	l[labelShimGroup] = group
 	l[labelStopSignal] = stopSignal
 	grace := c.StopGracePeriod
 	if grace == 0 {
@@ -203,7 +203,7 @@ func userMounts(c *api.ContainerSpec, volumesDir, taskDir string) ([]specs.Mount
 // specOpts builds the OCI spec of a task's container on top of the image's
 // config. mounts are appended after the default ones (/proc, /dev, /run…),
 // in order. A task on the network plane (tn not nil) joins its namespace.
-func specOpts(t *api.Task, img oci.Image, ic ocispec.ImageConfig, mounts []specs.Mount, hostNetwork bool, tn *taskNet) ([]oci.SpecOpts, error) {
+func specOpts(t *api.Task, group string, img oci.Image, ic ocispec.ImageConfig, mounts []specs.Mount, hostNetwork bool, tn *taskNet) ([]oci.SpecOpts, error) {
 	c := &t.Spec.Container
 	args, err := processArgs(ic, c)
 	if err != nil {
@@ -216,7 +216,7 @@ func specOpts(t *api.Task, img oci.Image, ic ocispec.ImageConfig, mounts []specs
 	opts := []oci.SpecOpts{
 		oci.WithImageConfig(img),
 		oci.WithProcessArgs(args...),
-		oci.WithAnnotations(map[string]string{shimGroupAnnotation: shimGroup(t)}),
+		oci.WithAnnotations(map[string]string{shimGroupAnnotation: group}),
 		oci.WithHostname(hostname(t)),
 		oci.WithMounts(append([]specs.Mount{cgroup}, mounts...)),
 	}
