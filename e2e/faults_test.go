@@ -20,7 +20,7 @@ import (
 
 // Fault benchmarks: how long the cluster takes to get over a killed leader
 // and a cut-off worker, and whether it holds still on a loaded machine.
-// Figures and commands: e2e/FAULTS.md. Each takes the nodes' extra flags
+// Figures and commands: BENCHMARKS.md, Faults. Each takes the nodes' extra flags
 // from GITORC_FAULT_FLAGS (e.g. "--raft-timeout 300ms --heartbeat-period
 // 1s"), to compare settings.
 

@@ -13,7 +13,7 @@ import (
 // Liveness defaults: workers heartbeat every DefaultHeartbeatPeriod (the
 // leader tells each worker the period when its session starts), and a
 // node silent for DefaultMissedHeartbeats periods is down. Measured on a
-// loaded 2-vCPU machine (e2e/FAULTS.md): a cut-off worker's replicas run
+// loaded 2-vCPU machine (BENCHMARKS.md, Faults): a cut-off worker's replicas run
 // elsewhere 5.6-7.0 s after the cut (1 s periods: 3.1-3.7 s, also with no
 // false down verdict under CPU burners); 2 s halves the leader's
 // heartbeat traffic and tolerates a 4 s stall.

@@ -69,7 +69,7 @@ type Config struct {
 // is set: a follower that hears nothing from the leader for that long
 // (Raft draws the check from 1 to 2 times it) stands for election. The
 // leader lease is half of it. Measured on a loaded 2-vCPU machine
-// (e2e/FAULTS.md): 300 ms fails a killed leader over in 0.43-0.84 s with
+// (BENCHMARKS.md, Faults): 300 ms fails a killed leader over in 0.43-0.84 s with
 // no leader change in 2 minutes under CPU burners; 150 ms changed leader
 // 12 times in those 2 minutes; 1 s took 1.4-2.7 s.
 const DefaultRaftTimeout = 300 * time.Millisecond
