@@ -5,6 +5,8 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -38,6 +40,13 @@ type bootstrapFlags struct {
 	interval                               time.Duration
 	// Webhooks (hooks.go): where this manager serves them, and the secret.
 	webhookListen, webhookSecret, webhookSecretFile string
+	// gitUsername and gitPasswordFile are the repository's https
+	// credentials (a cluster key; never in the URL).
+	gitUsername, gitPasswordFile string
+	// tokenFile is join's --token-file ("-": standard input).
+	tokenFile string
+	// stdin is where "-" files are read from.
+	stdin io.Reader
 	// metricsListen is where the node serves GET /metrics (metrics.go).
 	metricsListen string
 	// uiListen is where the manager serves its status page (ui.go).
@@ -67,6 +76,7 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 			if _, err := outputFormat(cmd, outText, outText, outJSON); err != nil {
 				return err
 			}
+			f.stdin = cmd.InOrStdin()
 			d, err := bootstrap(f)
 			if err != nil {
 				return err
@@ -100,7 +110,9 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 	f.plan.add(fl)
 	f.timing.add(fl)
 	fl.StringVar(&f.webhookSecret, "webhook-secret", "", "the webhooks' shared secret (HMAC key, GitLab token); prefer --webhook-secret-file")
-	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret")
+	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret (- for standard input)")
+	fl.StringVar(&f.gitPasswordFile, "git-password-file", "", "file holding the repository's https password or access token (- for standard input); credentials never go in --repo")
+	fl.StringVar(&f.gitUsername, "git-username", "", "the repository's https user name, with --git-password-file (default git)")
 	addOutputFlag(cmd)
 	return cmd
 }
@@ -242,7 +254,14 @@ func bootstrap(f bootstrapFlags) (*daemon, error) {
 	if _, err := os.Stat(stateFile(f.dataDir)); err == nil {
 		return nil, fmt.Errorf("%s already holds a node: run gitorc daemon --data-dir %s", f.dataDir, f.dataDir)
 	}
+	if err := refuseURLCredentials("--repo", f.repo); err != nil {
+		return nil, err
+	}
 	secret, err := bootstrapWebhookSecret(f)
+	if err != nil {
+		return nil, err
+	}
+	gitCreds, err := bootstrapGitCredentials(f)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +329,7 @@ func bootstrap(f bootstrapFlags) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{dir: f.dataDir, state: st, pki: p, first: true, newRoot: root, webhookSecret: secret}
+	d := &daemon{dir: f.dataDir, state: st, pki: p, first: true, newRoot: root, webhookSecret: secret, gitCredentials: gitCreds}
 	if f.autolock {
 		if d.unlockKey, err = store.NewUnlockKey(); err != nil {
 			return nil, err
@@ -392,4 +411,54 @@ func raftAddrs(listen, advertise, raftListen string) (string, string, error) {
 	}
 	l, err := bump(listen)
 	return l, adv, err
+}
+
+// privateDataDir makes the data dir, and every directory of its Git
+// clones, readable by root only: a data dir that existed before keeps
+// its mode otherwise, and the clones hold the stacks (and whatever the
+// repository holds).
+func privateDataDir(dir string) error {
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	gitops := filepath.Join(dir, "gitops")
+	err := filepath.WalkDir(gitops, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !e.IsDir() {
+			return nil
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			return os.Chmod(p, info.Mode().Perm()&0o700)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// bootstrapGitCredentials reads bootstrap's https credentials for the
+// repository, kept in memory until the new cluster's store holds them.
+func bootstrapGitCredentials(f bootstrapFlags) (api.SecretBytes, error) {
+	if f.gitPasswordFile == "" {
+		if f.gitUsername != "" {
+			return nil, errors.New("--git-username: give --git-password-file with it")
+		}
+		return nil, nil
+	}
+	if f.repo == "" || !isHTTPURL(f.repo) {
+		return nil, errors.New("--git-password-file: only for an https --repo")
+	}
+	pass, err := readSecretFile("--git-password-file", f.gitPasswordFile, f.stdin)
+	if err != nil {
+		return nil, err
+	}
+	return api.SecretBytes(encodeGitCredentials(&f.gitUsername, pass)), nil
 }

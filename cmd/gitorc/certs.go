@@ -46,6 +46,9 @@ var errRoleChanged = errors.New("the cluster changed this node's role")
 
 // run serves until ctx ends, in whatever role the cluster gives the node.
 func (d *daemon) run(ctx context.Context) error {
+	if err := privateDataDir(d.dir); err != nil {
+		return err
+	}
 	d.left = make(chan struct{})
 	stopMetrics, err := d.startMetrics(ctx)
 	if err != nil {

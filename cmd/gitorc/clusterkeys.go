@@ -34,7 +34,7 @@ const (
 
 // pendingKeys maps each internal secret to the sealed file bootstrap left.
 var pendingKeys = map[string]string{keyCA: caKeySealed, keyTokens: tokensSealed, keyIdentity: identSealed,
-	keyWebhookSecret: hookSealed, keyUnlock: unlockSealed}
+	keyWebhookSecret: hookSealed, keyUnlock: unlockSealed, keyGitCredentials: gitCredSealed}
 
 // errNoClusterKey: the store does not hold that secret (yet).
 var errNoClusterKey = errors.New("not in the store yet")

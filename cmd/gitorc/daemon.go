@@ -73,6 +73,9 @@ type daemon struct {
 	// webhookSecret is bootstrap's --webhook-secret, sealed with the
 	// cluster's keys when the store opens (openSecrets).
 	webhookSecret api.SecretBytes
+	// gitCredentials are bootstrap's --git-password-file (and user),
+	// sealed the same way.
+	gitCredentials api.SecretBytes
 	// logs answers gitorc logs (logs.go); nil on a worker.
 	logs *logs.Service
 	// metrics are the node's Prometheus metrics (metrics.go), made once
@@ -296,6 +299,12 @@ func (d *daemon) openSecrets(ctx context.Context) error {
 		if err := sealFile(key, filepath.Join(pkiDir(d.dir), unlockSealed), []byte(d.unlockKey.Encode())); err != nil {
 			return err
 		}
+	}
+	if d.gitCredentials != nil {
+		if err := sealFile(key, filepath.Join(pkiDir(d.dir), gitCredSealed), d.gitCredentials.Reveal()); err != nil {
+			return err
+		}
+		d.gitCredentials = nil
 	}
 	d.newRoot = nil
 	return writeFileAtomic(recipientPath(d.dir), []byte(id.Recipient()+"\n"), 0o644)

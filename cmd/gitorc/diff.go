@@ -65,7 +65,11 @@ func (df *differ) source(spec api.SourceSpec) (*gitsource.Source, error) {
 			}
 		}
 	}
-	src, err := gitsource.New(gitsource.Config{URL: spec.URL, Ref: spec.Ref, Path: spec.Path, DataDir: dir,
+	auth, err := df.d.gitAuth(spec.URL)
+	if err != nil {
+		return nil, err
+	}
+	src, err := gitsource.New(gitsource.Config{URL: spec.URL, Ref: spec.Ref, Path: spec.Path, DataDir: dir, Auth: auth,
 		Logger: df.d.log.With("component", "diff")})
 	if err != nil {
 		return nil, err

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/reconcile/gitsource"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
@@ -91,7 +93,11 @@ func (d *daemon) follow(ctx context.Context, cl *storecluster.Cluster, st api.Sy
 		}
 		return waitSourceChange(ctx, cl, st.Source)
 	}
-	cfg := gitsource.Config{URL: st.Source.URL, Ref: st.Source.Ref, Path: st.Source.Path,
+	auth, err := d.gitAuth(st.Source.URL)
+	if err != nil {
+		return err
+	}
+	cfg := gitsource.Config{URL: st.Source.URL, Ref: st.Source.Ref, Path: st.Source.Path, Auth: auth,
 		DataDir: filepath.Join(d.dir, "gitops", "repo"), Logger: d.log.With("component", "gitsource")}
 	src, err := gitsource.New(cfg)
 	if err != nil {
@@ -118,7 +124,37 @@ func (d *daemon) follow(ctx context.Context, cl *storecluster.Cluster, st api.Sy
 	}
 	d.log.Info("following Git", "url", gitsource.RedactURL(st.Source.URL), "ref", st.Source.Ref, "path", st.Source.Path,
 		"watched", tc.Changes != nil)
-	return ctrl.RunTriggers(fctx, tc)
+	// New credentials (gitorc source set --git-password-file) restart the
+	// loop on them, as a new source does.
+	var credsChanged atomic.Bool
+	if w, err := d.store.Watch(store.KindSecret); err == nil {
+		done := make(chan struct{})
+		defer func() { cancel(); <-done }()
+		go func() {
+			defer close(done)
+			defer w.Close()
+			for {
+				select {
+				case <-fctx.Done():
+					return
+				case _, ok := <-w.Events():
+					if !ok {
+						return
+					}
+					if a, err := d.gitAuth(st.Source.URL); err == nil && (a.Username != auth.Username || a.Password != auth.Password || a.Token != auth.Token) {
+						credsChanged.Store(true)
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+	}
+	err = ctrl.RunTriggers(fctx, tc)
+	if credsChanged.Load() && ctx.Err() == nil {
+		return reconcile.ErrSourceChanged
+	}
+	return err
 }
 
 // waitSourceChange returns reconcile.ErrSourceChanged once the state
@@ -178,6 +214,7 @@ func mountSync(d *daemon, mux *http.ServeMux) {
 			hist = hist[len(hist)-10:]
 		}
 		_, kerr := d.clusterKey(keyWebhookSecret)
+		st.Source = redactSource(st.Source) // a URL of an older version may hold credentials
 		writeJSONResponse(w, http.StatusOK, syncReport{State: st, History: hist,
 			Webhook: webhookReport{SecretSet: kerr == nil, Listen: d.state.WebhookListen}})
 	})

@@ -110,7 +110,7 @@ func webhookManager(t *testing.T, secret string) (repo *gitserver.Repo, first, d
 	tmp := t.TempDir()
 	repo, srv, first := servedRepo(t, tmp)
 	hookAddr, dir = freeAddr(t), filepath.Join(tmp, "m")
-	d, err := bootstrap(bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true,
+	d, err := bootstrap(bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true, plan: testPlan,
 		repo: srv.URL, branch: "main", interval: time.Hour, webhookListen: hookAddr, webhookSecret: secret})
 	if err != nil {
 		t.Fatal(err)

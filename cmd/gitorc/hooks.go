@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -49,8 +49,22 @@ func (d *daemon) serveHooks(ctx context.Context) error {
 		return fmt.Errorf("webhook listener %s: %w", addr, err)
 	}
 	h := &hooks{d: d, cl: storecluster.New(d.store), log: d.log.With("component", "webhook")}
+	// One handler for the listener: its limits (the signature header
+	// checked before the body is read, 1 MiB bodies, 8 deliveries in
+	// flight, replayed delivery IDs, throttled log lines) hold across
+	// deliveries.
+	hh, err := webhook.NewHandler(webhook.Config{Keys: h.keys, Logger: h.log, OnDelivery: h.delivered,
+		Metrics: d.metrics.webhookMetrics()}, h)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/hooks/{provider}", h)
+	mux.Handle("/hooks/{provider}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), hookTimeout)
+		defer cancel()
+		hh.ServeHTTP(w, r.WithContext(ctx))
+	}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: hookReadTimeout,
 		WriteTimeout: hookReadTimeout + hookTimeout, MaxHeaderBytes: 64 << 10}
 	d.log.Info("serving webhooks", "listen", ln.Addr().String())
@@ -73,47 +87,24 @@ type hooks struct {
 	unrecorded  int // refused deliveries not kept since the last one kept
 }
 
-func (h *hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), hookTimeout)
-	defer cancel()
-	r = r.WithContext(ctx)
+// keys gives the webhook handler the secret and the followed ref, for a
+// delivery whose signature header is well formed.
+func (h *hooks) keys(ctx context.Context) (webhook.Keys, error) {
 	st, err := h.cl.Sync(ctx)
 	if err != nil {
-		h.refuse(w, r, http.StatusServiceUnavailable, "read the sync state: "+err.Error())
-		return
+		return webhook.Keys{}, fmt.Errorf("read the sync state: %w", err)
 	}
 	if st.Source.URL == "" {
-		h.refuse(w, r, http.StatusConflict, "this cluster follows no Git source (gitorc source set --repo); nothing changed")
-		return
+		return webhook.Keys{}, webhook.Refuse(http.StatusConflict, "this cluster follows no Git source (gitorc source set --repo); nothing changed")
 	}
 	secret, err := h.d.clusterKey(keyWebhookSecret)
 	if errors.Is(err, errNoClusterKey) || (err == nil && len(secret) == 0) {
-		h.refuse(w, r, http.StatusUnauthorized, "no webhook secret is configured (gitorc source set --webhook-secret-file FILE); nothing changed")
-		return
+		return webhook.Keys{}, webhook.Refuse(http.StatusUnauthorized, "no webhook secret is configured (gitorc source set --webhook-secret-file FILE); nothing changed")
 	}
 	if err != nil {
-		h.refuse(w, r, http.StatusServiceUnavailable, "read the webhook secret: "+err.Error())
-		return
+		return webhook.Keys{}, fmt.Errorf("read the webhook secret: %w", err)
 	}
-	hh, err := webhook.NewHandler(webhook.Config{Secret: secret, Ref: st.Source.Ref, Logger: h.log, OnDelivery: h.delivered,
-		Metrics: h.d.metrics.webhookMetrics()}, h)
-	if err != nil {
-		h.refuse(w, r, http.StatusInternalServerError, err.Error())
-		return
-	}
-	hh.ServeHTTP(w, r)
-}
-
-// refuse answers a delivery the webhook handler never saw.
-func (h *hooks) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	resp := webhook.Response{Action: webhook.ActionRefused, Provider: r.PathValue("provider"), Message: msg}
-	h.log.Warn("webhook delivery", "provider", resp.Provider, "status", status, "outcome", msg)
-	h.d.metrics.webhookMetrics().Observe(resp.Provider, resp.Action)
-	h.delivered(r.Context(), status, resp)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(resp)
+	return webhook.Keys{Secret: secret, Ref: st.Source.Ref}, nil
 }
 
 // Trigger queues a sync request for a verified push, with the delivery,
@@ -125,10 +116,16 @@ func (h *hooks) Trigger(ctx context.Context, ev webhook.Event) error {
 		if s.Suspended {
 			return webhook.Ignore("automatic syncs are suspended (gitorc resume, or gitorc sync to sync anyway)")
 		}
+		if prev, ok := receivedBefore(s, ev); ok {
+			// Another manager acted on it (each handler remembers only
+			// its own deliveries).
+			return webhook.Ignore("delivery " + ev.Delivery + " was already received by node " + prev.Node + " at " +
+				prev.At.Format(time.RFC3339) + " (a replay): not acted on twice")
+		}
 		req := reconcile.QueueRequest(s, api.SyncRequest{ID: newRequestID(now), Trigger: api.TriggerWebhook, At: now, Revision: ev.Commit})
-		reconcile.AddDelivery(s, api.WebhookDelivery{At: now, Node: h.d.state.ID, Provider: string(ev.Provider), Event: ev.Name,
+		reconcile.AddDelivery(s, boundDelivery(api.WebhookDelivery{At: now, Node: h.d.state.ID, Provider: string(ev.Provider), Event: ev.Name,
 			Delivery: ev.Delivery, Ref: ev.Ref, Commit: ev.Commit, Status: http.StatusAccepted,
-			Outcome: webhook.QueuedMessage(ev) + " (request " + req.ID + ")"})
+			Outcome: webhook.QueuedMessage(ev) + " (request " + req.ID + ")"}))
 		return nil
 	})
 	return err
@@ -155,11 +152,37 @@ func (h *hooks) delivered(ctx context.Context, status int, resp webhook.Response
 		h.lastRefused, h.unrecorded = now, 0
 		h.mu.Unlock()
 	}
-	d := api.WebhookDelivery{At: time.Now().UTC(), Node: h.d.state.ID, Provider: resp.Provider, Event: resp.Event,
-		Delivery: resp.Delivery, Ref: resp.Ref, Commit: resp.Commit, Status: status, Outcome: outcome}
+	d := boundDelivery(api.WebhookDelivery{At: time.Now().UTC(), Node: h.d.state.ID, Provider: resp.Provider, Event: resp.Event,
+		Delivery: resp.Delivery, Ref: resp.Ref, Commit: resp.Commit, Status: status, Outcome: outcome})
 	if _, err := h.cl.UpdateSync(ctx, func(s *api.SyncState) error { reconcile.AddDelivery(s, d); return nil }); err != nil {
 		h.log.Warn("keep the webhook delivery on the sync state", "err", err)
 	}
+}
+
+// receivedBefore returns the delivery kept on the sync state that acted
+// on ev's delivery ID, if any.
+func receivedBefore(s *api.SyncState, ev webhook.Event) (api.WebhookDelivery, bool) {
+	if ev.Delivery == "" {
+		return api.WebhookDelivery{}, false
+	}
+	id := webhook.Truncate(ev.Delivery, webhook.MaxFieldBytes)
+	for _, d := range s.Deliveries {
+		if d.Provider == string(ev.Provider) && d.Delivery == id && d.Status == http.StatusAccepted && d.Commit == ev.Commit &&
+			strings.HasPrefix(d.Outcome, "sync queued") {
+			return d, true
+		}
+	}
+	return api.WebhookDelivery{}, false
+}
+
+// boundDelivery cuts each field of a delivery kept in the replicated
+// sync state to webhook.MaxFieldBytes: unauthenticated senders choose
+// some of them.
+func boundDelivery(d api.WebhookDelivery) api.WebhookDelivery {
+	for _, f := range []*string{&d.Node, &d.Provider, &d.Event, &d.Delivery, &d.Ref, &d.Commit, &d.Outcome} {
+		*f = webhook.Truncate(*f, webhook.MaxFieldBytes)
+	}
+	return d
 }
 
 // newRequestID returns a sync request ID that sorts by time.
@@ -190,7 +213,12 @@ func bootstrapWebhookSecret(f bootstrapFlags) (api.SecretBytes, error) {
 	case f.webhookSecret != "" && f.webhookSecretFile != "":
 		return nil, errors.New("--webhook-secret and --webhook-secret-file: give one")
 	case f.webhookSecretFile != "":
-		s, err := webhookSecretFrom(func() ([]byte, error) { return os.ReadFile(f.webhookSecretFile) })
+		s, err := webhookSecretFrom(func() ([]byte, error) {
+			if f.webhookSecretFile == "-" && f.stdin != nil {
+				return io.ReadAll(io.LimitReader(f.stdin, 64<<10))
+			}
+			return os.ReadFile(f.webhookSecretFile)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("--webhook-secret-file %s: %w", f.webhookSecretFile, err)
 		}

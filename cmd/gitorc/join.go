@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -151,20 +152,25 @@ func newJoinCmd() *cobra.Command {
 	var f bootstrapFlags
 	var token string
 	cmd := &cobra.Command{
-		Use:   "join --token TOKEN MANAGER-ADDR",
+		Use:   "join --token-file FILE|--token TOKEN MANAGER-ADDR",
 		Short: "Join an existing cluster as a worker, or as a manager with a manager token",
 		Long: `Asks the manager for this node's certificate with a join token (gitorc token
 worker|manager on a manager). The connection trusts only the CA whose digest the token
 carries. A manager token makes this node a manager too: it receives the cluster's data
 key, copies the store as a Raft learner and becomes a voter once it has caught up.
 Then runs the node in the foreground; restart it later with gitorc daemon --data-dir.
+Prefer --token-file (- reads standard input): a --token shows in the process list.
 ` + nodeReportDoc,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := outputFormat(cmd, outText, outText, outJSON); err != nil {
 				return err
 			}
-			d, err := join(cmd.Context(), f, token, args[0])
+			tok, err := joinToken(token, f.tokenFile, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			d, err := join(cmd.Context(), f, tok, args[0])
 			if err != nil {
 				return err
 			}
@@ -172,7 +178,8 @@ Then runs the node in the foreground; restart it later with gitorc daemon --data
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&token, "token", "", "join token (GTRC-1-…)")
+	fl.StringVar(&token, "token", "", "join token (GTRC-1-…); prefer --token-file, a --token shows in the process list")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the join token (- for standard input)")
 	fl.StringVar(&f.dataDir, "data-dir", DefaultDataDir, "where the node keeps its state")
 	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry reached over plain HTTP (host:port)")
 	fl.StringVar(&f.listen, "listen", "0.0.0.0:4270", "a manager's API address (manager token only)")
@@ -184,8 +191,20 @@ Then runs the node in the foreground; restart it later with gitorc daemon --data
 	f.net.add(fl)
 	f.timing.add(fl)
 	addOutputFlag(cmd)
-	_ = cmd.MarkFlagRequired("token")
 	return cmd
+}
+
+// joinToken is the join token of --token or --token-file (one of them).
+func joinToken(token, file string, stdin io.Reader) (string, error) {
+	switch {
+	case token != "" && file != "":
+		return "", errors.New("--token and --token-file: give one")
+	case file != "":
+		return readSecretFile("--token-file", file, stdin)
+	case token == "":
+		return "", errors.New("give the join token with --token-file FILE (- for standard input) or --token")
+	}
+	return strings.TrimSpace(token), nil
 }
 
 // join obtains a certificate from a manager and lays the node out.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,10 @@ type sourcePatch struct {
 	CommitStatusRepo  *string `json:"commit_status_repo,omitempty"`
 	NotifySecret      *string `json:"notify_secret,omitempty"`
 	CommitStatusToken *string `json:"commit_status_token,omitempty"`
+	// GitUsername and GitPassword are the repository's https credentials
+	// (a cluster key, never in the URL); the password may be a token.
+	GitUsername *string `json:"git_username,omitempty"`
+	GitPassword *string `json:"git_password,omitempty"`
 }
 
 // sourceReport answers PATCH /v1/source: the source now followed.
@@ -52,11 +57,17 @@ type sourceReport struct {
 	// NotifySecretSet and CommitStatusTokenSet: those keys exist.
 	NotifySecretSet      bool `json:"notify_secret_set"`
 	CommitStatusTokenSet bool `json:"commit_status_token_set"`
+	// GitCredentialsSet: the repository's https credentials are set.
+	GitCredentialsSet bool `json:"git_credentials_set"`
 }
 
 // apply returns s changed by the patch, or every problem with it.
 func (p sourcePatch) apply(s api.SourceSpec) (api.SourceSpec, error) {
+	var errs []error
 	if p.Repo != nil {
+		if err := refuseURLCredentials("--repo", *p.Repo); err != nil {
+			errs = append(errs, err)
+		}
 		s.URL = *p.Repo
 	}
 	if p.Branch != nil {
@@ -102,7 +113,6 @@ func (p sourcePatch) apply(s api.SourceSpec) (api.SourceSpec, error) {
 			s.Notify = nil
 		}
 	}
-	var errs []error
 	if s.Notify != nil {
 		if err := notify.Validate(*s.Notify); err != nil {
 			errs = append(errs, err)
@@ -133,6 +143,12 @@ func (p sourcePatch) apply(s api.SourceSpec) (api.SourceSpec, error) {
 	if p.WebhookSecret != nil && strings.TrimSpace(*p.WebhookSecret) == "" {
 		errs = append(errs, errors.New("--webhook-secret-file: the webhook secret is empty"))
 	}
+	if p.GitUsername != nil && p.GitPassword == nil {
+		errs = append(errs, errors.New("--git-username: give --git-password-file with it"))
+	}
+	if p.GitPassword != nil && s.URL != "" && !isHTTPURL(s.URL) {
+		errs = append(errs, fmt.Errorf("--git-password-file: %s is not an https repository", gitsource.RedactURL(s.URL)))
+	}
 	return s, errors.Join(errs...)
 }
 
@@ -162,7 +178,13 @@ func mountSource(d *daemon, mux *http.ServeMux) {
 			fail(http.StatusBadRequest, fmt.Errorf("source not changed: %w", err))
 			return
 		}
-		for key, v := range map[string]*string{keyWebhookSecret: p.WebhookSecret, keyNotifySecret: p.NotifySecret, keyCommitStatusToken: p.CommitStatusToken} {
+		var gitCreds *string
+		if p.GitPassword != nil {
+			c := encodeGitCredentials(p.GitUsername, *p.GitPassword)
+			gitCreds = &c
+		}
+		for key, v := range map[string]*string{keyWebhookSecret: p.WebhookSecret, keyNotifySecret: p.NotifySecret,
+			keyCommitStatusToken: p.CommitStatusToken, keyGitCredentials: gitCreds} {
 			if v == nil {
 				continue
 			}
@@ -194,8 +216,9 @@ func mountSource(d *daemon, mux *http.ServeMux) {
 		_, kerr := d.clusterKey(keyWebhookSecret)
 		_, nerr := d.clusterKey(keyNotifySecret)
 		_, terr := d.clusterKey(keyCommitStatusToken)
-		writeJSONResponse(w, http.StatusOK, sourceReport{Source: st.Source, WebhookSecretSet: kerr == nil,
-			NotifySecretSet: nerr == nil, CommitStatusTokenSet: terr == nil})
+		_, gerr := d.clusterKey(keyGitCredentials)
+		writeJSONResponse(w, http.StatusOK, sourceReport{Source: redactSource(st.Source), WebhookSecretSet: kerr == nil,
+			NotifySecretSet: nerr == nil, CommitStatusTokenSet: terr == nil, GitCredentialsSet: gerr == nil})
 	})
 }
 
@@ -228,11 +251,20 @@ gitorc sync always runs.
   gitorc source set --repo https://git.example.com/ops/stacks.git --branch main
   gitorc source set --window 'deny 0 22 * * 5 60h'       # no automatic syncs over the weekend
   gitorc source set --window 'allow 0 9-16 * * 1-5 1h'    # office hours only
-  gitorc source set --webhook-secret-file hook.secret     # "-" reads standard input`,
+  gitorc source set --webhook-secret-file hook.secret     # "-" reads standard input
+  gitorc source set --repo https://git.example.com/ops/private.git --git-password-file token
+
+Credentials never go in the URL (they would be kept in clear and shown by gitorc
+status): --git-password-file holds the https password or access token, kept as a
+cluster key (replicated, encrypted at rest, never shown); --git-username goes with
+it (default "git", which GitHub, Gitea and GitLab accept with a token).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
 			if f.Changed("repo") {
+				if err := refuseURLCredentials("--repo", repo); err != nil {
+					return err
+				}
 				url, err := absRepo(repo)
 				if err != nil {
 					return err
@@ -288,7 +320,12 @@ gitorc sync always runs.
 					*dst = &v
 				}
 			}
-			for flag, dst := range map[string]**string{"notify-secret-file": &p.NotifySecret, "commit-status-token-file": &p.CommitStatusToken} {
+			if f.Changed("git-username") {
+				v, _ := f.GetString("git-username")
+				p.GitUsername = &v
+			}
+			for flag, dst := range map[string]**string{"notify-secret-file": &p.NotifySecret, "commit-status-token-file": &p.CommitStatusToken,
+				"git-password-file": &p.GitPassword} {
 				file, _ := f.GetString(flag)
 				if file == "" {
 					continue
@@ -310,7 +347,7 @@ gitorc sync always runs.
 				*dst = &v
 			}
 			if p == (sourcePatch{}) {
-				return errors.New("nothing to change: give --repo, --branch, --path, --interval, --revert, --self-heal, --window, --no-windows, --webhook-secret-file, --notify or --commit-status")
+				return errors.New("nothing to change: give --repo, --branch, --path, --interval, --revert, --self-heal, --window, --no-windows, --webhook-secret-file, --git-password-file, --notify or --commit-status")
 			}
 			var rep sourceReport
 			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPatch, "/v1/source", p, &rep); err != nil {
@@ -343,6 +380,8 @@ gitorc sync always runs.
 	f.String("commit-status-api", "", "the Git host's address (default https://api.github.com for github)")
 	f.String("commit-status-repo", "", "the repository on the Git host: owner/name (the project's path on GitLab)")
 	f.String("commit-status-token-file", "", "file holding the Git host's API token")
+	f.String("git-password-file", "", "file holding the repository's https password or access token (- for standard input)")
+	f.String("git-username", "", "the repository's https user name, with --git-password-file (default git)")
 	addOutputFlag(cmd)
 	return cmd
 }
@@ -378,6 +417,9 @@ func printSource(w io.Writer, rep sourceReport) {
 		secret = "set"
 	}
 	fmt.Fprintf(w, "webhook secret: %s\n", secret)
+	if rep.GitCredentialsSet {
+		fmt.Fprintln(w, "git credentials: set")
+	}
 	if n := s.Notify; n != nil {
 		if n.URL != "" {
 			signed := "unsigned"
@@ -401,4 +443,108 @@ func printSource(w io.Writer, rep sourceReport) {
 func sameNotify(a, b api.NotifySpec) bool {
 	a.Since, b.Since = time.Time{}, time.Time{}
 	return a == b
+}
+
+// keyGitCredentials is the internal secret (clusterkeys.go) holding the
+// repository's https credentials: "USER\nPASSWORD", USER empty for a
+// token. Replicated, encrypted at rest, never shown.
+const keyGitCredentials = "gitorc-internal-git-credentials"
+
+// gitCredSealed is bootstrap's --git-password-file, sealed like the
+// webhook secret until the store holds it.
+const gitCredSealed = "git-credentials.sealed"
+
+// errURLCredentials: a repository URL carries credentials.
+var errURLCredentials = errors.New("credentials in the URL")
+
+// refuseURLCredentials refuses a repository URL that carries userinfo
+// (https://user:token@host/…): it would be kept in clear in node.json,
+// the Raft log and every status. An ssh user without a password
+// (ssh://git@host/…, git@host:path) is no credential.
+func refuseURLCredentials(flag, raw string) error {
+	if !strings.Contains(raw, "://") {
+		return nil // a path or scp-like user@host:path
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		if strings.Contains(raw, "@") {
+			return fmt.Errorf("%s %s: %w", flag, gitsource.RedactURL(raw), errURLCredentials)
+		}
+		return nil // gitsource's checks say what is wrong
+	}
+	if u.User == nil {
+		return nil
+	}
+	_, hasPassword := u.User.Password()
+	if !hasPassword && !isHTTPURL(raw) {
+		return nil
+	}
+	u.User = nil
+	return fmt.Errorf("%s %s: %w would be kept in clear in the node's state, the Raft log and gitorc status: "+
+		"give %s, and the password or access token with --git-password-file FILE (and --git-username NAME, default git)",
+		flag, gitsource.RedactURL(raw), errURLCredentials, u.String())
+}
+
+func isHTTPURL(s string) bool {
+	return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://")
+}
+
+// readSecretFile reads a credential file ("-": r), trimmed, at most 64 KiB.
+func readSecretFile(flag, file string, r io.Reader) (string, error) {
+	var b []byte
+	var err error
+	if file == "-" {
+		b, err = io.ReadAll(io.LimitReader(r, 64<<10))
+	} else {
+		b, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", flag, file, err)
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", fmt.Errorf("%s %s: the file is empty", flag, file)
+	}
+	return v, nil
+}
+
+// encodeGitCredentials is keyGitCredentials' content.
+func encodeGitCredentials(user *string, password string) string {
+	u := ""
+	if user != nil {
+		u = strings.TrimSpace(*user)
+	}
+	return u + "\n" + password
+}
+
+// gitAuth is the Auth of an https source from the cluster's credentials,
+// none when it has none or the source is not https.
+func (d *daemon) gitAuth(sourceURL string) (gitsource.Auth, error) {
+	if !isHTTPURL(sourceURL) {
+		return gitsource.Auth{}, nil
+	}
+	b, err := d.clusterKey(keyGitCredentials)
+	if errors.Is(err, errNoClusterKey) {
+		return gitsource.Auth{}, nil
+	}
+	if err != nil {
+		return gitsource.Auth{}, err
+	}
+	user, pass, _ := strings.Cut(string(b), "\n")
+	if user == "" {
+		return gitsource.Auth{Token: pass}, nil
+	}
+	return gitsource.Auth{Username: user, Password: pass}, nil
+}
+
+// redactSource is a source as it may be shown: no credentials in its URLs.
+func redactSource(s api.SourceSpec) api.SourceSpec {
+	s.URL = gitsource.RedactURL(s.URL)
+	if s.Notify != nil {
+		n := *s.Notify
+		n.URL = gitsource.RedactURL(n.URL)
+		n.CommitStatusAPI = gitsource.RedactURL(n.CommitStatusAPI)
+		s.Notify = &n
+	}
+	return s
 }

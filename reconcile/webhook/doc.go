@@ -13,6 +13,17 @@
 // store instead of with the Coalescer: a delivery is answered 202 only
 // once its sync request is committed, folded into the pending one.
 //
+// Limits (limits.go): what a delivery costs before its signature is
+// verified is bounded. A missing or malformed signature header is refused
+// before the body is read (CheckHeader), a body is read up to 1 MiB by
+// default (Config.MaxBody), at most 8 deliveries are served at once
+// (Config.MaxInFlight; the next is answered 503 at once with
+// Retry-After: 1, as a queue would only hold more memory and senders or
+// the poll retry), each field of an answer is cut to MaxFieldBytes,
+// refusals are logged at most once a second per status and provider with
+// a count of the lines dropped, and a delivery ID acted on is remembered
+// for a day (4,096 at most): a replay is answered 202 "ignored".
+//
 // Metrics (metrics.go) counts the deliveries by provider and outcome for
 // Prometheus, registered by the composition root.
 //

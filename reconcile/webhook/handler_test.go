@@ -151,8 +151,9 @@ func TestHandler(t *testing.T) {
 		},
 		{
 			name: "too large", path: "/hooks/github", body: bytes.Repeat([]byte(" "), 2048),
-			header: hdr(HeaderGitHubEvent, "push"), wantStatus: http.StatusRequestEntityTooLarge,
-			want: Response{Action: ActionRefused, Message: "body larger than 1024 bytes", Provider: "github"},
+			header:     signed(bytes.Repeat([]byte(" "), 2048), HeaderGitHubEvent, "push"),
+			wantStatus: http.StatusRequestEntityTooLarge,
+			want:       Response{Action: ActionRefused, Message: "body larger than 1024 bytes", Provider: "github"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

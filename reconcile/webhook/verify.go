@@ -50,6 +50,43 @@ func Sign(secret, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
+// MaxTokenBytes is the longest GitLab token CheckHeader accepts.
+const MaxTokenBytes = 4096
+
+// CheckHeader refuses a delivery whose signature or token header is
+// missing or malformed, from its headers alone: the handler calls it
+// before it reads the body, so unsigned senders cost no memory. It
+// verifies nothing (Verify does, with the body); it returns the
+// *SignatureError Verify would.
+func CheckHeader(p Provider, h http.Header) error {
+	switch p {
+	case GitHub, Generic:
+		header := HeaderHubSignature256
+		if p == Generic {
+			header = HeaderGitorcSignature
+		}
+		_, err := signature(p, header, h.Get(header), true)
+		return err
+	case Gitea:
+		if v := h.Get(HeaderHubSignature256); v != "" {
+			_, err := signature(p, HeaderHubSignature256, v, true)
+			return err
+		}
+		_, err := signature(p, HeaderHubSignature256, h.Get(HeaderGiteaSignature), false)
+		return err
+	case GitLab:
+		tok := h.Get(HeaderGitLabToken)
+		if tok == "" {
+			return &SignatureError{Provider: p, Reason: "missing " + HeaderGitLabToken + " header"}
+		}
+		if len(tok) > MaxTokenBytes {
+			return &SignatureError{Provider: p, Reason: HeaderGitLabToken + " is longer than any token"}
+		}
+		return nil
+	}
+	return ErrUnknownProvider
+}
+
 // Verify checks a delivery's signature or token against secret. The
 // comparison is constant-time. An empty secret refuses everything.
 func Verify(p Provider, secret []byte, h http.Header, body []byte) error {
@@ -68,12 +105,11 @@ func Verify(p Provider, secret []byte, h http.Header, body []byte) error {
 	case Generic:
 		return verifyHMAC(p, secret, body, HeaderGitorcSignature, h.Get(HeaderGitorcSignature), true)
 	case GitLab:
-		tok := h.Get(HeaderGitLabToken)
-		if tok == "" {
-			return &SignatureError{Provider: p, Reason: "missing " + HeaderGitLabToken + " header"}
+		if err := CheckHeader(p, h); err != nil {
+			return err
 		}
 		// Compare digests so the comparison does not leak the length.
-		a, b := sha256.Sum256([]byte(tok)), sha256.Sum256(secret)
+		a, b := sha256.Sum256([]byte(h.Get(HeaderGitLabToken))), sha256.Sum256(secret)
 		if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
 			return &SignatureError{Provider: p, Reason: "token mismatch"}
 		}
@@ -82,21 +118,31 @@ func Verify(p Provider, secret []byte, h http.Header, body []byte) error {
 	return ErrUnknownProvider
 }
 
-func verifyHMAC(p Provider, secret, body []byte, header, value string, prefixed bool) error {
+// signature decodes a signature header's value: "sha256=<hex>" when
+// prefixed, else the bare hex digest.
+func signature(p Provider, header, value string, prefixed bool) ([]byte, error) {
 	if value == "" {
-		return &SignatureError{Provider: p, Reason: "missing " + header + " header"}
+		return nil, &SignatureError{Provider: p, Reason: "missing " + header + " header"}
 	}
 	hexSig := value
 	if prefixed {
 		var ok bool
 		hexSig, ok = strings.CutPrefix(value, "sha256=")
 		if !ok {
-			return &SignatureError{Provider: p, Reason: header + " is not sha256=<hex>"}
+			return nil, &SignatureError{Provider: p, Reason: header + " is not sha256=<hex>"}
 		}
 	}
 	got, err := hex.DecodeString(hexSig)
 	if err != nil || len(got) != sha256.Size {
-		return &SignatureError{Provider: p, Reason: header + " is not sha256=<hex>"}
+		return nil, &SignatureError{Provider: p, Reason: header + " is not sha256=<hex>"}
+	}
+	return got, nil
+}
+
+func verifyHMAC(p Provider, secret, body []byte, header, value string, prefixed bool) error {
+	got, err := signature(p, header, value, prefixed)
+	if err != nil {
+		return err
 	}
 	m := hmac.New(sha256.New, secret)
 	m.Write(body)
