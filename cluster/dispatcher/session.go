@@ -99,15 +99,19 @@ func (d *Dispatcher) Session(stream wire.SessionStream) error {
 	}
 	s.logs.setReady()
 
-	var wg sync.WaitGroup
-	wg.Add(1)
+	// The receiver is not waited for here: its Recv returns only when a
+	// message comes or the stream ends, and the stream ends when this
+	// handler returns. Waiting for it kept a session that ended (the
+	// leader stepped down) alive until the worker's next message, which
+	// the receiver then served. Run waits for it (sessWG; this session's
+	// own count is held, so the Add is safe).
+	d.sessWG.Add(1)
 	go func() {
-		defer wg.Done()
+		defer d.sessWG.Done()
 		cancel(d.receive(ctx, s, stream))
 	}()
 	err = d.sendUpdates(ctx, s, stream)
 	cancel(err)
-	wg.Wait()
 	log.Info("worker session ended", logKeyErr, context.Cause(ctx))
 	return d.endError(ctx, context.Cause(ctx))
 }
@@ -163,6 +167,9 @@ func (d *Dispatcher) receive(ctx context.Context, s *session, stream wire.Sessio
 		m, err := stream.Recv()
 		if err != nil {
 			return err
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx) // ended meanwhile: serve nothing more
 		}
 		if err := m.Validate(); err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
