@@ -15,8 +15,9 @@ import (
 // conflictRetries bounds the retries of a write that lost a version race.
 const conflictRetries = 5
 
-// seenAt is when a node last gave a sign of life.
-type seenAt struct{ t time.Time }
+// seenAt is when a node last gave a sign of life (t), and when it last
+// sent a heartbeat (hb; zero before its first in this leader's term).
+type seenAt struct{ t, hb time.Time }
 
 // liveness holds the last heartbeat of every node that is ready as far as
 // this leader knows, in memory: heartbeats cost no Raft write. A node
@@ -45,7 +46,7 @@ func (l *liveness) seed(s Store, now time.Time) error {
 	defer l.mu.Unlock()
 	for _, id := range ready {
 		if _, ok := l.seen[id]; !ok {
-			l.seen[id] = seenAt{now}
+			l.seen[id] = seenAt{t: now}
 		}
 	}
 	return err
@@ -62,9 +63,24 @@ func (l *liveness) reset() {
 func (l *liveness) beat(id string, now time.Time) (wasDown bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, ok := l.seen[id]
-	l.seen[id] = seenAt{now}
+	s, ok := l.seen[id]
+	s.t = now
+	l.seen[id] = s
 	return !ok
+}
+
+// heartbeat records a heartbeat of a node known to be ready and returns
+// the time of its previous one (zero when unknown).
+func (l *liveness) heartbeat(id string, now time.Time) (prev time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.seen[id]
+	if !ok {
+		return time.Time{}
+	}
+	prev, s.hb = s.hb, now
+	l.seen[id] = s
+	return prev
 }
 
 // forget drops a node whose ready write failed, so that its next beat
@@ -166,7 +182,7 @@ func (d *Dispatcher) expire(ctx context.Context) {
 		for _, id := range down {
 			d.live.mu.Lock()
 			if _, ok := d.live.seen[id]; !ok {
-				d.live.seen[id] = seenAt{time.Time{}}
+				d.live.seen[id] = seenAt{}
 			}
 			d.live.mu.Unlock()
 		}

@@ -175,13 +175,16 @@ func (d *Dispatcher) receive(ctx context.Context, s *session, stream wire.Sessio
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
 		// Any message is a sign of life.
-		if d.live.beat(s.id.NodeID, d.cfg.Clock.Now()) {
+		now := d.cfg.Clock.Now()
+		if d.live.beat(s.id.NodeID, now) {
 			if err := d.markReady(ctx, s.id, nil, s.addr); err != nil {
 				d.live.forget(s.id.NodeID)
 				d.log.Warn("mark node ready again", logKeyNode, s.id.NodeID, logKeyErr, err)
 			}
 		}
 		switch {
+		case m.Heartbeat != nil:
+			d.cfg.Metrics.observeHeartbeat(d.live.heartbeat(s.id.NodeID, now), now)
 		case m.Status != nil:
 			d.pending.add(s.id.NodeID, m.Status.Updates)
 		case m.LogsChunk != nil:
