@@ -274,7 +274,9 @@ func (d *Dispatcher) follow(ctx context.Context, w *store.Watcher, node string, 
 		}
 		assign, view := false, false
 		mark := func(ev store.Event) {
-			obj, err := ev.Object()
+			// The shared object, not a copy: every session looks at
+			// every change, and only looks.
+			obj, err := ev.View()
 			if err != nil {
 				obj = nil // relevant to both: read again
 			}
