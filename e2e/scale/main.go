@@ -289,7 +289,27 @@ func run(ctx context.Context, o options) (err error) {
 	if err := c.startManagers(ctx); err != nil {
 		return err
 	}
-	return c.measure(ctx)
+	err = c.measure(ctx)
+	if err != nil {
+		c.dumpGoroutines()
+	}
+	return err
+}
+
+// dumpGoroutines keeps the live managers' goroutine stacks beside their
+// logs, for a run that failed.
+func (c *cluster) dumpGoroutines() {
+	for _, m := range c.mgrs {
+		if !m.alive() {
+			continue
+		}
+		path := filepath.Join(c.logs, filepath.Base(m.dir)+"-goroutines.txt")
+		if err := c.fetchDebug(context.Background(), m, "/debug/pprof/goroutine?debug=2", path); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines of", m.addr+":", err)
+		} else {
+			fmt.Fprintln(os.Stderr, "goroutines of", m.addr, "in", path)
+		}
+	}
 }
 
 func (c *cluster) startManagers(ctx context.Context) error {
@@ -539,6 +559,9 @@ func (c *cluster) measure(ctx context.Context) error {
 	period := 5 * time.Second
 	idle := 3 * period
 	fmt.Fprintf(os.Stderr, "idle %s with %d nodes\n", idle, o.nodes)
+	if l, err := c.leader(ctx); err == nil {
+		leader = l // leadership may have moved under load
+	}
 	hb0, _ := leader.metric(ctx, "gitorc_dispatcher_heartbeats_total")
 	g0, _ := leader.histogram(ctx, "gitorc_dispatcher_heartbeat_interval_seconds")
 	t1, u1 := time.Now(), snapshot()
@@ -570,6 +593,9 @@ func (c *cluster) measure(ctx context.Context) error {
 			return err
 		}
 		files = append(files, f)
+	}
+	if l, err := c.leader(ctx); err == nil {
+		leader = l
 	}
 	hb0, _ = leader.metric(ctx, "gitorc_dispatcher_heartbeats_total")
 	g0, _ = leader.histogram(ctx, "gitorc_dispatcher_heartbeat_interval_seconds")
@@ -754,7 +780,12 @@ func (c *cluster) measure(ctx context.Context) error {
 
 // cpuProfile fetches a CPU profile of secs seconds from m's pprof endpoint.
 func (c *cluster) cpuProfile(ctx context.Context, m *manager, path string, secs int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://gitorc/debug/pprof/profile?seconds=%d", secs), nil)
+	return c.fetchDebug(ctx, m, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), path)
+}
+
+// fetchDebug saves what m's control socket answers at path into file.
+func (c *cluster) fetchDebug(ctx context.Context, m *manager, path, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://gitorc"+path, nil)
 	if err != nil {
 		return err
 	}
@@ -764,7 +795,7 @@ func (c *cluster) cpuProfile(ctx context.Context, m *manager, path string, secs 
 		return err
 	}
 	defer resp.Body.Close()
-	f, err := os.Create(path)
+	f, err := os.Create(file)
 	if err != nil {
 		return err
 	}
