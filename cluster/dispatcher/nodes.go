@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
-	"github.com/gitorc/gitorc/cluster/ca"
 	"github.com/gitorc/gitorc/cluster/store"
 )
 
@@ -103,42 +102,6 @@ func (l *liveness) expired(now time.Time, limit time.Duration) []string {
 		}
 	}
 	return out
-}
-
-// markReady creates or updates the node of a session and marks it ready.
-// desc is nil for a heartbeat of a node that was down.
-func (d *Dispatcher) markReady(ctx context.Context, id ca.Identity, desc *api.NodeDescription, addr string) error {
-	d.live.writeMu.Lock()
-	defer d.live.writeMu.Unlock()
-	now := d.cfg.Clock.Now().UTC()
-	err := d.retryConflicts(ctx, func(tx store.Tx) error {
-		n, err := store.Get[api.Node](tx, id.NodeID)
-		create := errors.Is(err, store.ErrNotFound)
-		switch {
-		case create:
-			n = &api.Node{Meta: api.Meta{ID: id.NodeID},
-				Spec: api.NodeSpec{Role: id.Role, Availability: api.AvailabilityActive}}
-		case err != nil:
-			return err
-		case n.Removed():
-			return fmt.Errorf("node %s: %w", id.NodeID, ErrNodeRemoved)
-		}
-		if desc != nil {
-			n.Description = *desc
-		}
-		if addr != "" {
-			n.Status.Addr = addr
-		}
-		n.Status.State, n.Status.Message, n.Status.LastHeartbeat = api.NodeReady, "", now
-		if create {
-			return tx.Create(n)
-		}
-		return tx.Update(n)
-	})
-	if err != nil {
-		return fmt.Errorf("mark node %s ready: %w", id.NodeID, err)
-	}
-	return nil
 }
 
 // expire marks down the nodes that missed MissedHeartbeats periods.
