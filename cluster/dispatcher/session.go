@@ -235,10 +235,13 @@ func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.Se
 	}
 }
 
-// read reads the parts of the node's desired state asked for, from tx.
+// read reads the parts of the node's desired state asked for, from tx or,
+// when the view is asked for, from the state at least as new as tx's that
+// the sessions share (netIndexes.latest): both parts from one state.
 func (d *Dispatcher) read(tx store.ReadTx, node string, cur *desired, assign, view bool) error {
 	if view {
-		ix, err := d.netIndexes.get(tx)
+		newer, ix, err := d.netIndexes.latest(d.cfg.Store, tx)
+		tx = newer
 		if err != nil {
 			return fmt.Errorf("network view of node %s: %w", node, err)
 		}
