@@ -80,6 +80,9 @@ type manager struct {
 }
 
 func (m *manager) alive() bool {
+	if m.cmd == nil {
+		return false // never started
+	}
 	select {
 	case <-m.done:
 		return false
@@ -345,7 +348,9 @@ func (c *cluster) startManagers(ctx context.Context) error {
 		go func() { _ = m.cmd.Wait(); log.Close(); close(m.done) }()
 		return nil
 	}
-	if err := start(c.mgrs[0], "bootstrap"); err != nil {
+	// Pools of their own: the managers run no tasks, and the default task
+	// pool may overlap a test network on this host.
+	if err := start(c.mgrs[0], "bootstrap", "--task-pool", "10.160.0.0/11", "--vip-pool", "10.192.0.0/16"); err != nil {
 		return err
 	}
 	mtok, err := c.token(ctx, c.mgrs[0], "manager")
@@ -375,6 +380,10 @@ func (c *cluster) startManagers(ctx context.Context) error {
 func (c *cluster) token(ctx context.Context, m *manager, role string) (string, error) {
 	var tok string
 	err := c.waitFor(ctx, "a "+role+" token", func() (bool, string) {
+		if !m.alive() {
+			b, _ := os.ReadFile(filepath.Join(c.logs, filepath.Base(m.dir)+".log"))
+			return false, fmt.Sprintf("%s exited: %s", m.addr, tail(string(b), 600))
+		}
 		var out struct {
 			Token string `json:"token"`
 		}
@@ -385,6 +394,14 @@ func (c *cluster) token(ctx context.Context, m *manager, role string) (string, e
 		return strings.HasPrefix(tok, "GTRC-1-"), ""
 	})
 	return tok, err
+}
+
+// tail is the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
 }
 
 // waitFor polls cond until it holds, ctx ends or the phase timeout passes.
