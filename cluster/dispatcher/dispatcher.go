@@ -34,6 +34,7 @@ type Dispatcher struct {
 
 	live       liveness
 	pending    statusQueue
+	regs       registrations
 	netIndexes netIndexes
 }
 
@@ -48,6 +49,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}}
 	d.live.seen = map[string]seenAt{}
 	d.pending.init()
+	d.regs.init()
 	return d, nil
 }
 
@@ -80,10 +82,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		d.writeStatuses(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		d.writeRegistrations(ctx)
 	}()
 	defer func() {
 		cancel()

@@ -14,6 +14,8 @@ import (
 // Collectors into a registry of its own.
 type Metrics struct {
 	startLatency prometheus.Histogram
+	heartbeats   prometheus.Counter
+	heartbeatGap prometheus.Histogram
 }
 
 // NewMetrics returns unregistered dispatcher metrics.
@@ -23,11 +25,36 @@ func NewMetrics() *Metrics {
 		Help: "Time from a task's creation to the status write that makes it running (scheduling, image pull, container start), on the leader.",
 		// A cached image starts in ~0.1 s; a large pull takes minutes.
 		Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
-	})}
+	}),
+		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gitorc_dispatcher_heartbeats_total",
+			Help: "Heartbeat messages the leader received from worker sessions.",
+		}),
+		heartbeatGap: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gitorc_dispatcher_heartbeat_interval_seconds",
+			Help: "Time between two heartbeats of a node as the leader handles them: the heartbeat period plus how late the second one was sent, carried and handled. A node is down when no message comes for 3 periods.",
+			// Around the default 5 s period, and shorter periods.
+			Buckets: []float64{.25, .5, 1, 2, 3, 4, 4.5, 5, 5.1, 5.25, 5.5, 6, 7.5, 10, 15, 20, 30},
+		}),
+	}
 }
 
 // Collectors are the metrics to register.
-func (m *Metrics) Collectors() []prometheus.Collector { return []prometheus.Collector{m.startLatency} }
+func (m *Metrics) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.startLatency, m.heartbeats, m.heartbeatGap}
+}
+
+// observeHeartbeat records a heartbeat and, when the node's previous one
+// is known (prev not zero), the time since it.
+func (m *Metrics) observeHeartbeat(prev, now time.Time) {
+	if m == nil {
+		return
+	}
+	m.heartbeats.Inc()
+	if !prev.IsZero() {
+		m.heartbeatGap.Observe(max(now.Sub(prev), 0).Seconds())
+	}
+}
 
 // startLatency is how long a task took to start when a status moves it
 // from cur to next at now: ok only for the move to running.

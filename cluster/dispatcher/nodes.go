@@ -8,15 +8,15 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
-	"github.com/gitorc/gitorc/cluster/ca"
 	"github.com/gitorc/gitorc/cluster/store"
 )
 
 // conflictRetries bounds the retries of a write that lost a version race.
 const conflictRetries = 5
 
-// seenAt is when a node last gave a sign of life.
-type seenAt struct{ t time.Time }
+// seenAt is when a node last gave a sign of life (t), and when it last
+// sent a heartbeat (hb; zero before its first in this leader's term).
+type seenAt struct{ t, hb time.Time }
 
 // liveness holds the last heartbeat of every node that is ready as far as
 // this leader knows, in memory: heartbeats cost no Raft write. A node
@@ -45,7 +45,7 @@ func (l *liveness) seed(s Store, now time.Time) error {
 	defer l.mu.Unlock()
 	for _, id := range ready {
 		if _, ok := l.seen[id]; !ok {
-			l.seen[id] = seenAt{now}
+			l.seen[id] = seenAt{t: now}
 		}
 	}
 	return err
@@ -62,9 +62,24 @@ func (l *liveness) reset() {
 func (l *liveness) beat(id string, now time.Time) (wasDown bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, ok := l.seen[id]
-	l.seen[id] = seenAt{now}
+	s, ok := l.seen[id]
+	s.t = now
+	l.seen[id] = s
 	return !ok
+}
+
+// heartbeat records a heartbeat of a node known to be ready and returns
+// the time of its previous one (zero when unknown).
+func (l *liveness) heartbeat(id string, now time.Time) (prev time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.seen[id]
+	if !ok {
+		return time.Time{}
+	}
+	prev, s.hb = s.hb, now
+	l.seen[id] = s
+	return prev
 }
 
 // forget drops a node whose ready write failed, so that its next beat
@@ -87,42 +102,6 @@ func (l *liveness) expired(now time.Time, limit time.Duration) []string {
 		}
 	}
 	return out
-}
-
-// markReady creates or updates the node of a session and marks it ready.
-// desc is nil for a heartbeat of a node that was down.
-func (d *Dispatcher) markReady(ctx context.Context, id ca.Identity, desc *api.NodeDescription, addr string) error {
-	d.live.writeMu.Lock()
-	defer d.live.writeMu.Unlock()
-	now := d.cfg.Clock.Now().UTC()
-	err := d.retryConflicts(ctx, func(tx store.Tx) error {
-		n, err := store.Get[api.Node](tx, id.NodeID)
-		create := errors.Is(err, store.ErrNotFound)
-		switch {
-		case create:
-			n = &api.Node{Meta: api.Meta{ID: id.NodeID},
-				Spec: api.NodeSpec{Role: id.Role, Availability: api.AvailabilityActive}}
-		case err != nil:
-			return err
-		case n.Removed():
-			return fmt.Errorf("node %s: %w", id.NodeID, ErrNodeRemoved)
-		}
-		if desc != nil {
-			n.Description = *desc
-		}
-		if addr != "" {
-			n.Status.Addr = addr
-		}
-		n.Status.State, n.Status.Message, n.Status.LastHeartbeat = api.NodeReady, "", now
-		if create {
-			return tx.Create(n)
-		}
-		return tx.Update(n)
-	})
-	if err != nil {
-		return fmt.Errorf("mark node %s ready: %w", id.NodeID, err)
-	}
-	return nil
 }
 
 // expire marks down the nodes silent for longer than MissedHeartbeats periods.
@@ -166,7 +145,7 @@ func (d *Dispatcher) expire(ctx context.Context) {
 		for _, id := range down {
 			d.live.mu.Lock()
 			if _, ok := d.live.seen[id]; !ok {
-				d.live.seen[id] = seenAt{time.Time{}}
+				d.live.seen[id] = seenAt{}
 			}
 			d.live.mu.Unlock()
 		}

@@ -99,15 +99,19 @@ func (d *Dispatcher) Session(stream wire.SessionStream) error {
 	}
 	s.logs.setReady()
 
-	var wg sync.WaitGroup
-	wg.Add(1)
+	// The receiver is not waited for here: its Recv returns only when a
+	// message comes or the stream ends, and the stream ends when this
+	// handler returns. Waiting for it kept a session that ended (the
+	// leader stepped down) alive until the worker's next message, which
+	// the receiver then served. Run waits for it (sessWG; this session's
+	// own count is held, so the Add is safe).
+	d.sessWG.Add(1)
 	go func() {
-		defer wg.Done()
+		defer d.sessWG.Done()
 		cancel(d.receive(ctx, s, stream))
 	}()
 	err = d.sendUpdates(ctx, s, stream)
 	cancel(err)
-	wg.Wait()
 	log.Info("worker session ended", logKeyErr, context.Cause(ctx))
 	return d.endError(ctx, context.Cause(ctx))
 }
@@ -164,17 +168,23 @@ func (d *Dispatcher) receive(ctx context.Context, s *session, stream wire.Sessio
 		if err != nil {
 			return err
 		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx) // ended meanwhile: serve nothing more
+		}
 		if err := m.Validate(); err != nil {
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
 		// Any message is a sign of life.
-		if d.live.beat(s.id.NodeID, d.cfg.Clock.Now()) {
+		now := d.cfg.Clock.Now()
+		if d.live.beat(s.id.NodeID, now) {
 			if err := d.markReady(ctx, s.id, nil, s.addr); err != nil {
 				d.live.forget(s.id.NodeID)
 				d.log.Warn("mark node ready again", logKeyNode, s.id.NodeID, logKeyErr, err)
 			}
 		}
 		switch {
+		case m.Heartbeat != nil:
+			d.cfg.Metrics.observeHeartbeat(d.live.heartbeat(s.id.NodeID, now), now)
 		case m.Status != nil:
 			d.pending.add(s.id.NodeID, m.Status.Updates)
 		case m.LogsChunk != nil:
@@ -225,10 +235,13 @@ func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.Se
 	}
 }
 
-// read reads the parts of the node's desired state asked for, from tx.
+// read reads the parts of the node's desired state asked for, from tx or,
+// when the view is asked for, from the state at least as new as tx's that
+// the sessions share (netIndexes.latest): both parts from one state.
 func (d *Dispatcher) read(tx store.ReadTx, node string, cur *desired, assign, view bool) error {
 	if view {
-		ix, err := d.netIndexes.get(tx)
+		newer, ix, err := d.netIndexes.latest(d.cfg.Store, tx)
+		tx = newer
 		if err != nil {
 			return fmt.Errorf("network view of node %s: %w", node, err)
 		}
@@ -264,7 +277,9 @@ func (d *Dispatcher) follow(ctx context.Context, w *store.Watcher, node string, 
 		}
 		assign, view := false, false
 		mark := func(ev store.Event) {
-			obj, err := ev.Object()
+			// The shared object, not a copy: every session looks at
+			// every change, and only looks.
+			obj, err := ev.View()
 			if err != nil {
 				obj = nil // relevant to both: read again
 			}

@@ -191,9 +191,22 @@ func TestReadsAreDeepCopies(t *testing.T) {
 			mutate(t, reflect.ValueOf(all[0]).Elem(), k.String())
 			read("read after changing what Find returned")
 
+			view, err := ev.View()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again, _ := ev.View(); again != view {
+				t.Fatal("two views of an event are different objects; want the one shared")
+			}
+			if s, ok := view.(*api.Secret); ok && s.Spec.Data != nil {
+				t.Fatal("a watch event's shared secret holds the payload")
+			}
 			obj, err := ev.Object()
 			if err != nil {
 				t.Fatal(err)
+			}
+			if obj == view {
+				t.Fatal("Object returned the shared view; want a copy")
 			}
 			if s, ok := obj.(*api.Secret); ok {
 				if s.Spec.Data != nil {
@@ -212,6 +225,23 @@ func TestReadsAreDeepCopies(t *testing.T) {
 			}
 			if diff := cmp.Diff(orig, again); diff != "" {
 				t.Fatalf("event object after changing another (-created +event):\n%s", diff)
+			}
+			if diff := cmp.Diff(orig, view); diff != "" {
+				t.Fatalf("event view after changing a copy (-created +view):\n%s", diff)
+			}
+			sf, ok := h.view().(SharedFinder)
+			if !ok {
+				t.Fatal("a read transaction cannot find shared objects")
+			}
+			shared, err := sf.FindShared(k, All())
+			if err != nil || len(shared) != 1 {
+				t.Fatalf("find shared: %v, %v", shared, err)
+			}
+			if diff := cmp.Diff(orig, shared[0]); diff != "" { // no secret payload either
+				t.Fatalf("shared object after changing copies (-created +shared):\n%s", diff)
+			}
+			if again, _ := sf.FindShared(k, All()); len(again) != 1 || again[0] != shared[0] {
+				t.Fatal("two shared finds returned different objects; want the one the store holds")
 			}
 		})
 	}

@@ -53,12 +53,19 @@ func (r *record) meta() api.Meta {
 // copy of that decoded object, which costs a fraction of decoding again.
 // It is safe for concurrent use.
 func (r *record) object() (api.Object, error) {
+	obj, err := r.shared()
+	if err != nil {
+		return nil, err
+	}
+	return deepCopy(obj), nil
+}
+
+// shared returns the decoded object itself, which callers must not
+// modify. It is safe for concurrent use.
+func (r *record) shared() (api.Object, error) {
 	d := &r.decoded
 	d.once.Do(func() { d.obj, d.err = r.decode() })
-	if d.err != nil {
-		return nil, d.err
-	}
-	return deepCopy(d.obj), nil
+	return d.obj, d.err
 }
 
 // decode decodes the object from Raw, without a secret's payload.

@@ -293,6 +293,18 @@ func (s *Store) View(fn func(ReadTx) error) error {
 	return fn(&readTx{txn: txn, index: idx, key: n.key})
 }
 
+// ReadView returns a read view of the current state that stays valid, and
+// unchanged, for as long as the caller keeps it (the state is an immutable
+// go-memdb tree): View for readers that share one state between calls.
+func (s *Store) ReadView() (ReadTx, error) {
+	n, err := s.get()
+	if err != nil {
+		return nil, err
+	}
+	txn, idx := s.fsm.view()
+	return &readTx{txn: txn, index: idx, key: n.key}, nil
+}
+
 // ConsistentView is View after Barrier: the view holds every write that
 // completed anywhere in the cluster before the call (linearizable read).
 func (s *Store) ConsistentView(ctx context.Context, fn func(ReadTx) error) error {

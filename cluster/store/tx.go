@@ -108,6 +108,11 @@ func (r *readTx) object(rec *record) (api.Object, error) {
 }
 
 func (r *readTx) Find(kind Kind, by By) ([]api.Object, error) {
+	return r.find(kind, by, r.object)
+}
+
+// find returns what obj makes of each record that matches by.
+func (r *readTx) find(kind Kind, by By, obj func(*record) (api.Object, error)) ([]api.Object, error) {
 	if !kind.valid() || by.index == "" {
 		return nil, fmt.Errorf("find %s: %w: unknown kind or index", kind, ErrInvalid)
 	}
@@ -124,13 +129,30 @@ func (r *readTx) Find(kind Kind, by By) ([]api.Object, error) {
 	}
 	var out []api.Object
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		obj, err := r.object(raw.(*record))
+		o, err := obj(raw.(*record))
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, obj)
+		out = append(out, o)
 	}
 	return out, nil
+}
+
+// SharedFinder is an optional ReadTx ability: finding objects without
+// copying them. The objects are the store's own decoded ones, shared with
+// every other reader: the caller must not modify them, nor anything they
+// refer to. Secrets come without their payload. It is for readers of
+// everything that only look, such as the leader's network views, which
+// read every task of the cluster for each new store state.
+type SharedFinder interface {
+	FindShared(kind Kind, by By) ([]api.Object, error)
+}
+
+var _ SharedFinder = (*readTx)(nil)
+
+// FindShared is Find without copies (SharedFinder), read only.
+func (r *readTx) FindShared(kind Kind, by By) ([]api.Object, error) {
+	return r.find(kind, by, func(rec *record) (api.Object, error) { return rec.shared() })
 }
 
 // object constrains the type parameters of Get and Find: P is *T and a
@@ -160,6 +182,28 @@ func Find[T any, P object[T]](tx ReadTx, by By) ([]P, error) {
 		return nil, err
 	}
 	objs, err := tx.Find(k, by)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]P, len(objs))
+	for i, o := range objs {
+		out[i] = o.(P)
+	}
+	return out, nil
+}
+
+// FindShared returns the objects of type T that match by, shared and read
+// only (SharedFinder) when tx can, else copies as Find.
+func FindShared[T any, P object[T]](tx ReadTx, by By) ([]P, error) {
+	sf, ok := tx.(SharedFinder)
+	if !ok {
+		return Find[T, P](tx, by)
+	}
+	k, err := KindOf(P(new(T)))
+	if err != nil {
+		return nil, err
+	}
+	objs, err := sf.FindShared(k, by)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,14 @@ type Event struct {
 // payload is not included: read it with Get.
 func (e Event) Object() (api.Object, error) { return e.rec.object() }
 
+// View returns the object as the change left it without copying it: the
+// one decoded object every watcher of the event shares, which the caller
+// must not modify (nor anything it refers to). It is for consumers that
+// only look, such as each of thousands of worker sessions deciding whether
+// a change concerns its node, where a copy per session and event is most
+// of the leader's work. A secret's payload is not included.
+func (e Event) View() (api.Object, error) { return e.rec.shared() }
+
 // Watcher receives committed changes in commit order. It is bounded: when
 // it falls more than Config.WatchBuffer events behind, Apply drops it
 // rather than wait, closes its channel and Err returns ErrWatchOverflow.
