@@ -158,7 +158,7 @@ func (d *daemon) followUnlockKey(ctx context.Context) error {
 			return nil // the store closed
 		}
 		apply()
-		for range w.Events() {
+		for range eventsUntil(ctx, w) {
 			apply()
 		}
 		w.Close()

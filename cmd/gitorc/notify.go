@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"iter"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
@@ -87,7 +88,10 @@ func (d *daemon) runNotifier(ctx context.Context) error {
 				}
 			}
 		}
-		for ev := range w.Events() {
+		// The watch is read until it ends or ctx does: a leader that
+		// steps down must not wait for the next record to stop (its
+		// controllers restart only when all of them have).
+		for ev := range eventsUntil(ctx, w) {
 			if ev.Action == store.ActionDelete {
 				continue
 			}
@@ -106,9 +110,6 @@ func (d *daemon) runNotifier(ctx context.Context) error {
 					tell(st, rec)
 				}
 			}
-			if ctx.Err() != nil {
-				break
-			}
 		}
 		w.Close()
 		select {
@@ -117,6 +118,22 @@ func (d *daemon) runNotifier(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// eventsUntil yields w's events until the watch ends or ctx does.
+func eventsUntil(ctx context.Context, w *store.Watcher) iter.Seq[store.Event] {
+	return func(yield func(store.Event) bool) {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.Events():
+				if !ok || !yield(ev) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // recordServices are the services a sync record's apply changed, when

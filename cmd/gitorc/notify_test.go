@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -217,4 +218,43 @@ func TestNotificationOwedAcrossRestart(t *testing.T) {
 		recs, _ := storecluster.New(again.storeRef.Load()).History(context.Background())
 		t.Errorf("events %+v: want the second commit's synced, once; notify %+v; history %+v", h.events, st.Source.Notify, recs)
 	}
+}
+
+// The leader's notifier and the autolock follower end when their context
+// does, with no event to wake them: a leader that steps down waits for
+// every controller to stop before it can start them again when it leads
+// again (it waited for the next sync record, and led with no controller).
+func TestWatchersStopWithTheirContext(t *testing.T) {
+	_, first, dir, _, d := webhookManager(t, "hook-secret")
+	startLoggedNode(t, d)
+	waitSync(t, socketFile(dir), "synced the first commit", func(r syncReport) bool { return r.State.Revision == first })
+	for name, run := range map[string]func(context.Context) error{"notifier": d.runNotifier, "autolock": d.followUnlockKey} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- run(ctx) }()
+		// Once it waits on its watch (its goroutine parked in a receive
+		// or a select under it), the context ends.
+		fn := map[string]string{"notifier": "runNotifier", "autolock": "followUnlockKey"}[name]
+		if err := storetest.WaitFor(func() bool { return parkedIn(fn) }, 30*time.Second); err != nil {
+			t.Fatalf("the %s never waited on its watch", name)
+		}
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("the %s did not stop with its context", name)
+		}
+	}
+}
+
+// parkedIn reports whether a goroutine running fn waits on a channel.
+func parkedIn(fn string) bool {
+	buf := make([]byte, 1<<22)
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		head, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(g, "."+fn+"(") && (strings.Contains(head, "[select") || strings.Contains(head, "[chan receive")) {
+			return true
+		}
+	}
+	return false
 }
