@@ -775,7 +775,7 @@ func (c *Controller) openSecret(root, stackDir string, s *api.SecretSpec) string
 	if c.cfg.Secrets == nil {
 		return fmt.Sprintf("%s: secret %s: this manager has no identity to open sealed files", shown, s.Name)
 	}
-	sealed, err := os.ReadFile(filepath.Join(root, stackDir, s.File))
+	sealed, err := readDataFile(root, filepath.Join(stackDir, s.File))
 	if err != nil {
 		return fmt.Sprintf("%s: secret %s: %s", shown, s.Name, relativize(err.Error(), root))
 	}
@@ -797,7 +797,7 @@ func readConfig(root, stackDir string, c *api.ConfigSpec) string {
 	if filepath.IsAbs(c.File) || !filepath.IsLocal(filepath.Join(stackDir, c.File)) {
 		return fmt.Sprintf("%s: config %s: the file must be inside the repository", shown, c.Name)
 	}
-	data, err := os.ReadFile(filepath.Join(root, stackDir, c.File))
+	data, err := readDataFile(root, filepath.Join(stackDir, c.File))
 	if err != nil {
 		return fmt.Sprintf("%s: config %s: %s", shown, c.Name, relativize(err.Error(), root))
 	}
