@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/google/go-cmp/cmp"
 )
 
 // canaryRepo makes a repository directory beside a directory it must
@@ -177,5 +180,64 @@ func TestLoadTreeReadsNoFileOutside(t *testing.T) {
 	}
 	if strings.Contains(fmt.Sprint(problems, state), secret) {
 		t.Error("the canary reached the problems or the state")
+	}
+}
+
+// A commit with one stack that reads a file outside the repository fails
+// as a whole: nothing of it is applied, the message names the line, the
+// canary is in no record, state or object, and it is not retried.
+func TestSyncRefusesACommitThatReadsOutside(t *testing.T) {
+	_, outside, secret := canaryRepo(t, nil, nil)
+	h := newHarness(t)
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	h.repo.commit("good", map[string]string{"web/compose.yaml": stack("app:1", 1)})
+	h.sync(t)
+	before, _ := h.cluster.Actual(context.Background())
+
+	bad := h.repo.commit("leak", map[string]string{
+		"web/compose.yaml": stack("app:2", 2),
+		"api/compose.yaml": "services:\n  app:\n    image: api:1\n    env_file: " + outside + "/canary.env\n",
+	})
+	rec := h.sync(t)
+	if rec.Result != api.SyncFailed || rec.Revision != bad {
+		t.Fatalf("record %+v", rec)
+	}
+	want := "api/compose.yaml:4: services.app.env_file: " + outside + "/canary.env is outside the repository"
+	if !strings.Contains(rec.Message, want) {
+		t.Errorf("message lacks %q:\n%s", want, rec.Message)
+	}
+	after, _ := h.cluster.Actual(context.Background())
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("the commit changed the cluster (-before +after):\n%s", diff)
+	}
+	if got := fmt.Sprintf("%+v %+v %+v", rec, h.cluster.sync, after); strings.Contains(got, secret) {
+		t.Error("the canary reached the sync record, state or cluster")
+	}
+	if rec := h.sync(t); rec.ID != "" {
+		t.Errorf("refused commit retried: %+v", rec)
+	}
+}
+
+// A commit whose tree is over the size limits fails (and is not retried)
+// with the path and the limit, before anything of it is loaded.
+func TestSyncRefusesATreeOverTheLimits(t *testing.T) {
+	h := newHarness(t)
+	h.clock.onWait = func() { h.cluster.orchestrate() }
+	h.repo.commit("good", map[string]string{"web/compose.yaml": stack("app:1", 1)})
+	h.sync(t)
+	bad := h.repo.commit("big", map[string]string{
+		"web/compose.yaml": stack("app:2", 1),
+		"web/huge.age":     strings.Repeat("x", 5<<20),
+	})
+	rec := h.sync(t)
+	want := "web/huge.age at commit " + bad[:7] + ": 5 MiB, over the limit of 4 MiB for a file"
+	if rec.Result != api.SyncFailed || rec.Revision != bad || !strings.Contains(rec.Message, want) {
+		t.Fatalf("record %+v\nwant failed with %q", rec, want)
+	}
+	if h.cluster.image("web_app") != "app:1" {
+		t.Errorf("image %s, want app:1 still", h.cluster.image("web_app"))
+	}
+	if rec := h.sync(t); rec.ID != "" {
+		t.Errorf("refused commit retried: %+v", rec)
 	}
 }

@@ -710,9 +710,10 @@ func (c *Controller) loadCommit(ctx context.Context, commit string) (State, []st
 			return State{}, nil, err
 		}
 		if errors.Is(err, gitsource.ErrUnsafeSymlink) || errors.Is(err, gitsource.ErrCommitNotFound) ||
-			errors.Is(err, gitsource.ErrPathNotFound) {
+			errors.Is(err, gitsource.ErrPathNotFound) || errors.Is(err, gitsource.ErrTooLarge) {
 			// The revision itself is wrong (a pin to a commit the clone
-			// lacks, a sub-path it does not have): fail it, do not retry.
+			// lacks, a sub-path it does not have, a tree over the size
+			// limits): fail it, do not retry.
 			return State{}, []string{err.Error()}, nil
 		}
 		return State{}, nil, fmt.Errorf("materialize %s: %w", short(commit), err)
