@@ -68,3 +68,34 @@ func BenchmarkLoadServices(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoadUnsetVariables loads stack files whose every service uses
+// a variable set nowhere (each one warned about at its first use): the
+// time per service must stay flat as the file grows.
+func BenchmarkLoadUnsetVariables(b *testing.B) {
+	for _, n := range []int{300, 3000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			var s strings.Builder
+			s.WriteString("services:\n")
+			for i := range n {
+				fmt.Fprintf(&s, "  s%[1]d:\n    image: busybox:${TAG_%[1]d}\n    environment:\n      MODE: ${MODE_%[1]d}\n", i)
+			}
+			f := filepath.Join(b.TempDir(), "compose.yaml")
+			if err := os.WriteFile(f, []byte(s.String()), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(s.Len()))
+			src := Source{Name: "vars", Files: []string{f}}
+			for b.Loop() {
+				st, err := Load(context.Background(), src)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(st.Warnings) != 2*n {
+					b.Fatalf("%d warnings, want %d", len(st.Warnings), 2*n)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(n), "µs/service")
+		})
+	}
+}

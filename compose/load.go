@@ -81,9 +81,9 @@ type load struct {
 	unset            map[string]bool // variables used but not set
 	tree             *tree
 	maxFile, maxData int64
-	refused          bool            // a path left the tree or a file is too large: compose-go must not run
-	extended         map[string]bool // files extends.file names, checked
-	content          map[string][]byte
+	refused          bool              // a path left the tree or a file is too large: compose-go must not run
+	extended         map[string]bool   // files extends.file names, checked
+	content          map[string][]byte // by display name
 }
 
 func newLoad(src Source) (*load, error) {
@@ -219,7 +219,7 @@ func (l *load) readFile(abs string, bases []string, depth int) error {
 	case err != nil:
 		return fmt.Errorf("read stack file: %w", err)
 	}
-	l.content[abs] = data
+	l.content[l.name(abs)] = data
 	f, diag := parseFile(l.name(abs), data)
 	if diag != nil {
 		l.d.list = append(l.d.list, *diag)
@@ -419,37 +419,61 @@ func (l *load) locatedDiag(file, path, msg string) Diagnostic {
 // warnUnset warns about variables used without a default and set nowhere,
 // which compose replaces with an empty string; the line is the first use.
 func (l *load) warnUnset() {
+	if len(l.unset) == 0 {
+		return
+	}
+	// One pass over each file, whatever the number of variables: a
+	// search per variable made loading quadratic in the file's size.
+	uses := make([]map[string]int, len(l.d.idx.files))
+	for i, f := range l.d.idx.files {
+		uses[i] = bareUses(l.content[f.name])
+	}
 	for _, name := range sortedKeys(l.unset) {
-		if file, line, ok := l.findBareVar(name); ok {
-			l.d.list = append(l.d.list, Diagnostic{File: file, Line: line, Severity: SevWarning,
-				Msg: fmt.Sprintf("variable %s is not set: it is replaced by an empty string", name)})
+		for i, f := range l.d.idx.files {
+			if line, ok := uses[i][name]; ok {
+				l.d.list = append(l.d.list, Diagnostic{File: f.name, Line: line, Severity: SevWarning,
+					Msg: fmt.Sprintf("variable %s is not set: it is replaced by an empty string", name)})
+				break
+			}
 		}
 	}
 }
 
-// findBareVar finds a use of $NAME or ${NAME} (not ${NAME:-default} and the
-// like, whose author chose what happens when it is unset).
-func (l *load) findBareVar(name string) (string, int, bool) {
-	q := regexp.QuoteMeta(name)
-	re := regexp.MustCompile(`(?:^|[^$])\$(?:` + q + `\b|\{` + q + `\})`)
-	for _, f := range l.d.idx.files {
-		abs := f.name
-		for a, n := range l.display {
-			if n == f.name {
-				abs = a
-			}
-		}
-		data, ok := l.content[abs]
-		if !ok {
+// bareUses maps each variable a file uses as $NAME or ${NAME} (not
+// ${NAME:-default} and the like, whose author chose what happens when it
+// is unset, nor the escaped $$NAME) to the line of its first such use.
+func bareUses(data []byte) map[string]int {
+	uses := map[string]int{}
+	line := 1
+	for i := 0; i < len(data); i++ {
+		switch {
+		case data[i] == '\n':
+			line++
+			continue
+		case data[i] != '$' || (i > 0 && data[i-1] == '$'):
 			continue
 		}
-		for i, ln := range strings.Split(string(data), "\n") {
-			if re.MatchString(ln) {
-				return f.name, i + 1, true
-			}
+		j := i + 1
+		braced := j < len(data) && data[j] == '{'
+		if braced {
+			j++
+		}
+		k := j
+		for k < len(data) && isNameByte(data[k]) {
+			k++
+		}
+		if k == j || (braced && (k >= len(data) || data[k] != '}')) {
+			continue
+		}
+		if name := string(data[j:k]); uses[name] == 0 {
+			uses[name] = line
 		}
 	}
-	return "", 0, false
+	return uses
+}
+
+func isNameByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // treeGuard stands before compose-go's own file loader for include: and

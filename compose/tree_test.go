@@ -260,3 +260,13 @@ func TestIncludePathVariablesRefused(t *testing.T) {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}
 }
+
+// bareUses finds the first line of each bare use of a variable, as the
+// per-variable search it replaces did.
+func TestBareUses(t *testing.T) {
+	data := "a: $A\nb: ${B}\nc: ${C:-x} $$D ${E?err}\nd: $A ${B}x $F_1-$G\ne: $$$H ${I\nf: $D\n"
+	want := map[string]int{"A": 1, "B": 2, "F_1": 4, "G": 4, "D": 6}
+	if diff := cmp.Diff(want, bareUses([]byte(data))); diff != "" {
+		t.Errorf("uses (-want +got):\n%s", diff)
+	}
+}
