@@ -197,7 +197,7 @@ func (l *load) warnDisabled(proj *types.Project) {
 
 func hasSyntaxError(ds []Diagnostic) bool {
 	for _, d := range ds {
-		if d.Severity == SevError && (strings.HasPrefix(d.Msg, "invalid YAML") || d.Msg == msgEmpty) {
+		if d.Severity == SevError && (strings.HasPrefix(d.Msg, "invalid YAML") || d.Msg == msgEmpty || d.Msg == fmt.Sprintf(msgTooDeep, maxDepth)) {
 			return true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -158,7 +159,7 @@ func tooLarge(size, limit int64) error {
 }
 
 // FormatBytes shows a size in the largest binary unit that keeps it at
-// least 1 ("4 MiB", "1.5 KiB", "12 B").
+// least 1, with at most two decimals ("4 MiB", "1.05 MiB", "12 B").
 func FormatBytes(n int64) string {
 	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
 	v, i := float64(n), 0
@@ -166,8 +167,8 @@ func FormatBytes(n int64) string {
 		v /= 1024
 		i++
 	}
-	if i == 0 || v == float64(int64(v)) {
-		return fmt.Sprintf("%d %s", int64(v), units[i])
+	if i == 0 {
+		return fmt.Sprintf("%d %s", n, units[0])
 	}
-	return fmt.Sprintf("%.1f %s", v, units[i])
+	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") + " " + units[i]
 }

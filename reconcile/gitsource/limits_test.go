@@ -33,7 +33,7 @@ func TestMaterializeLimits(t *testing.T) {
 			name:  "file_limit",
 			files: map[string]string{"stacks/compose.yaml": "services: {}\n", "stacks/big.bin": strings.Repeat("x", 3000)},
 			cfg:   Config{MaxFileBytes: 1024},
-			want:  "stacks/big.bin at commit COMMIT: 2.9 KiB, over the limit of 1 KiB for a file",
+			want:  "stacks/big.bin at commit COMMIT: 2.93 KiB, over the limit of 1 KiB for a file",
 		},
 		{
 			name: "tree_bytes",

@@ -99,7 +99,7 @@ func (s *Source) checkFileSize(size int64, p, commit string) error {
 }
 
 // formatBytes shows a size in the largest binary unit that keeps it at
-// least 1 ("4 MiB", "1.5 KiB").
+// least 1, with at most two decimals ("4 MiB", "1.05 MiB").
 func formatBytes(n int64) string {
 	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
 	v, i := float64(n), 0
@@ -107,10 +107,10 @@ func formatBytes(n int64) string {
 		v /= 1024
 		i++
 	}
-	if i == 0 || v == float64(int64(v)) {
-		return fmt.Sprintf("%d %s", int64(v), units[i])
+	if i == 0 {
+		return fmt.Sprintf("%d %s", n, units[0])
 	}
-	return fmt.Sprintf("%.1f %s", v, units[i])
+	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") + " " + units[i]
 }
 
 func (s *Source) display(p string) string {
