@@ -70,3 +70,16 @@ func TestHostileYAMLRefusedWithBoundedMemory(t *testing.T) {
 		})
 	}
 }
+
+// compose-go panics on include: beside a null services: (found by
+// FuzzLoadStaysInTree), which crashed the loading process; the load fails
+// with the raw pass's diagnostic instead.
+func TestComposePanicIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "lib.yaml"), "services:\n  lib:\n    image: lib\n")
+	writeFile(t, filepath.Join(dir, "compose.yaml"), "include: [lib.yaml]\nservices:\n")
+	_, err := Load(context.Background(), Source{Name: "x", Files: []string{filepath.Join(dir, "compose.yaml")}, Root: dir, Tree: dir})
+	if want := "compose.yaml:2: services: must be a mapping, not null"; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
+}

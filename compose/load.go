@@ -320,7 +320,15 @@ func (l *load) checkEnvFile(abs string) {
 	}
 }
 
-func (l *load) loadProject(ctx context.Context) (*types.Project, error) {
+func (l *load) loadProject(ctx context.Context) (proj *types.Project, err error) {
+	// compose-go panics on some inputs (include: beside a null
+	// services:, found by FuzzLoadStaysInTree): a commit must fail, not
+	// take the manager down.
+	defer func() {
+		if r := recover(); r != nil {
+			proj, err = nil, fmt.Errorf("compose-go failed on this stack (panic: %v)", r)
+		}
+	}()
 	env := make([]string, 0, len(l.src.Env))
 	for k, v := range l.src.Env {
 		env = append(env, k+"="+v)

@@ -270,3 +270,63 @@ func TestBareUses(t *testing.T) {
 		t.Errorf("uses (-want +got):\n%s", diff)
 	}
 }
+
+// FuzzLoadStaysInTree loads arbitrary stack files from a repository that
+// holds an included file, an env file and a symlink out, beside an outside
+// directory whose files hold a canary: whatever the file says, the canary
+// reaches neither the loaded stack nor the error.
+func FuzzLoadStaysInTree(f *testing.F) {
+	base := f.TempDir()
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		f.Fatal(err)
+	}
+	secret := "canary-" + hex.EncodeToString(b)
+	repo, outside := filepath.Join(base, "repo"), filepath.Join(base, "outside")
+	for name, content := range map[string]string{
+		"outside/canary.env":  "CANARY=" + secret + "\n",
+		"outside/canary.yaml": "services:\n  leak:\n    image: x\n    environment:\n      LEAK: " + secret + "\n",
+		"outside/.env":        "CANARY=" + secret + "\n",
+		"repo/web/lib.yaml":   "services:\n  lib:\n    image: lib\n",
+		"repo/web/app.env":    "MODE=prod\n",
+		"repo/web/.env":       "TAG=1\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(base, name)), 0o755); err != nil {
+			f.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(base, name), []byte(content), 0o644); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(repo, "web", "out")); err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{
+		"include: [lib.yaml]\nservices:\n  web:\n    image: x:${TAG}\n    env_file: app.env\n",
+		"include: [../../outside/canary.yaml]\n",
+		"include: [out/canary.yaml]\n",
+		"include:\n  - path: lib.yaml\n    env_file: out/canary.env\n    project_directory: ../../outside\n",
+		"services:\n  web:\n    extends: {file: " + outside + "/canary.yaml, service: leak}\n",
+		"services:\n  web:\n    image: x\n    env_file: [{path: out/canary.env}]\n    label_file: ../../outside/canary.env\n",
+		"services:\n  web:\n    image: x\n    env_file: ${D:-out}/canary.env\n",
+		"services:\n  web:\n    image: x\n    configs: [c]\nconfigs:\n  c:\n    file: out/canary.env\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	file := filepath.Join(repo, "web", "compose.yaml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		st, err := Load(context.Background(), Source{Name: "fuzz", Files: []string{file}, Root: repo, Tree: repo})
+		if err != nil {
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("the error holds the canary: %v", err)
+			}
+			return
+		}
+		if strings.Contains(fmt.Sprintf("%+v %v", st.Bundle, st.Warnings), secret) {
+			t.Fatalf("the stack holds the canary: %+v", st.Bundle)
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/compose"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -240,4 +241,62 @@ func TestSyncRefusesATreeOverTheLimits(t *testing.T) {
 	if rec := h.sync(t); rec.ID != "" {
 		t.Errorf("refused commit retried: %+v", rec)
 	}
+}
+
+// FuzzReadLayout reads arbitrary gitorc.yaml files in a repository beside
+// an outside directory whose files hold a canary (and with a symlink to
+// it): the canary reaches neither a loaded stack nor an error.
+func FuzzReadLayout(f *testing.F) {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		f.Fatal(err)
+	}
+	secret := "canary-" + hex.EncodeToString(b)
+	base := f.TempDir()
+	repo, outside := filepath.Join(base, "repo"), filepath.Join(base, "outside")
+	for name, content := range map[string]string{
+		"outside/.env":          "CANARY=" + secret + "\n",
+		"outside/compose.yaml":  "services:\n  app:\n    image: x:${CANARY}\n",
+		"outside/canary.yaml":   "services:\n  app:\n    image: x\n    environment:\n      LEAK: " + secret + "\n",
+		"repo/web/compose.yaml": "services:\n  app:\n    image: x:${CANARY:-none}\n",
+		"repo/web/app.env":      "MODE=prod\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(base, name)), 0o755); err != nil {
+			f.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(base, name), []byte(content), 0o644); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(repo, "out")); err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{
+		"stacks:\n  - name: web\n    files: [web/compose.yaml]\n    env_files: [web/app.env]\n",
+		"stacks:\n  - name: web\n    files: [web/compose.yaml]\n    dir: ../outside\n",
+		"stacks:\n  - name: web\n    files: [web/compose.yaml]\n    dir: out\n",
+		"stacks:\n  - name: web\n    files: [out/canary.yaml]\n",
+		"stacks:\n  - name: web\n    files: [web/compose.yaml]\n    env_files: [" + outside + "/.env]\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	layout := filepath.Join(repo, LayoutFile)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(layout, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, err := ReadLayout(repo)
+		if err == nil {
+			var stacks []*compose.Stack
+			stacks, err = LoadAll(context.Background(), repo, repo, l)
+			for _, s := range stacks {
+				if got := fmt.Sprintf("%+v", s.Bundle); strings.Contains(got, secret) {
+					t.Fatalf("a stack holds the canary: %s", got)
+				}
+			}
+		}
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Fatalf("the error holds the canary: %v", err)
+		}
+	})
 }
