@@ -83,3 +83,60 @@ func TestComposePanicIsAnError(t *testing.T) {
 		t.Errorf("error %v, want %s", err, want)
 	}
 }
+
+// Files a stack reads are refused over their limits, at the line that
+// names them, before they are read.
+func TestFilesOverTheLimits(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		src   Source
+		want  string
+	}{
+		{
+			name: "config_file",
+			files: map[string]string{"compose.yaml": "services:\n  web:\n    image: x\n    configs: [c]\nconfigs:\n  c:\n    file: big.txt\n",
+				"big.txt": strings.Repeat("x", 5<<20)},
+			want: "compose.yaml:7: configs.c.file: big.txt is 5 MiB, over the limit of 4 MiB for a secret or config file",
+		},
+		{
+			name: "config_file_from_variable",
+			files: map[string]string{"compose.yaml": "services:\n  web:\n    image: x\n    configs: [c]\nconfigs:\n  c:\n    file: ${F:-big.txt}\n",
+				"big.txt": strings.Repeat("x", 5<<20)},
+			want: "compose.yaml:7: configs.c.file: ./big.txt is 5 MiB, over the limit of 4 MiB for a secret or config file",
+		},
+		{
+			name: "env_file",
+			files: map[string]string{"compose.yaml": "services:\n  web:\n    image: x\n    env_file: app.env\n",
+				"app.env": strings.Repeat("A=1\n", 300_000)},
+			want: "compose.yaml:4: services.web.env_file: app.env is 1.14 MiB, over the limit of 1 MiB for an env or label file",
+		},
+		{
+			name: "dotenv",
+			files: map[string]string{"compose.yaml": "services:\n  web:\n    image: x\n",
+				".env": strings.Repeat("A=1\n", 300)},
+			src:  Source{MaxFileBytes: 1000},
+			want: ".env: 1.17 KiB, over the limit of 1000 B for an env file",
+		},
+		{
+			name:  "included_file",
+			files: map[string]string{"compose.yaml": "include: [lib.yaml]\n", "lib.yaml": "services:\n  lib:\n    image: lib\n" + strings.Repeat("#\n", 600)},
+			src:   Source{MaxFileBytes: 1000},
+			want:  "compose.yaml:1: include.0: lib.yaml is 1.2 KiB, over the limit of 1000 B for a stack file",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, content := range tc.files {
+				writeFile(t, filepath.Join(dir, name), content)
+			}
+			src := tc.src
+			src.Name, src.Files, src.Root, src.Tree = "x", []string{filepath.Join(dir, "compose.yaml")}, dir, dir
+			_, err := Load(context.Background(), src)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("error:\n%v\nwant:\n%s", err, tc.want)
+			}
+		})
+	}
+}

@@ -542,7 +542,7 @@ func (l *load) checkResolved(at []string, c types.ContainerSpec) {
 		}
 		msg := fmt.Sprintf("%s is %v", l.shown(p), err)
 		if errors.Is(err, ErrTooLarge) {
-			msg = fmt.Sprintf("%s is %s for an env or label file", l.shown(p), strings.TrimPrefix(err.Error(), ErrTooLarge.Error()+": "))
+			msg = fmt.Sprintf("%s is %v for an env or label file", l.shown(p), err)
 		}
 		l.d.errorf(path, "%s", msg)
 		l.refused = true

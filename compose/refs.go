@@ -164,7 +164,7 @@ func (l *load) resolve(f *fileIndex, r ref, bases []string, limit int64, what st
 	if limit > 0 {
 		if err := l.tree.checkSize(first, limit); err != nil {
 			if errors.Is(err, ErrTooLarge) {
-				l.refDiag(f, r, fmt.Sprintf("%s is %s for %s", v, strings.TrimPrefix(err.Error(), ErrTooLarge.Error()+": "), what))
+				l.refDiag(f, r, fmt.Sprintf("%s is %v for %s", v, err, what))
 			} else {
 				l.refDiag(f, r, fmt.Sprintf("%s: %v", v, err))
 			}
@@ -184,7 +184,7 @@ func (l *load) refDiag(f *fileIndex, r ref, msg string) {
 func (l *load) fileDiag(abs string, err error, what string) {
 	msg := err.Error()
 	if errors.Is(err, ErrTooLarge) {
-		msg = strings.TrimPrefix(msg, ErrTooLarge.Error()+": ") + " for " + what
+		msg += " for " + what
 	}
 	l.d.list = append(l.d.list, Diagnostic{File: l.name(abs), Msg: msg})
 	l.refused = true

@@ -154,9 +154,17 @@ func (t *tree) checkSize(abs string, limit int64) error {
 	return nil
 }
 
-func tooLarge(size, limit int64) error {
-	return fmt.Errorf("%w: %s, over the limit of %s", ErrTooLarge, FormatBytes(size), FormatBytes(limit))
+// SizeError is a file over its limit; it matches ErrTooLarge.
+type SizeError struct{ Size, Limit int64 }
+
+func (e *SizeError) Error() string {
+	return FormatBytes(e.Size) + ", over the limit of " + FormatBytes(e.Limit)
 }
+
+// Is makes errors.Is(err, ErrTooLarge) hold.
+func (e *SizeError) Is(target error) bool { return target == ErrTooLarge }
+
+func tooLarge(size, limit int64) error { return &SizeError{Size: size, Limit: limit} }
 
 // FormatBytes shows a size in the largest binary unit that keeps it at
 // least 1, with at most two decimals ("4 MiB", "1.05 MiB", "12 B").

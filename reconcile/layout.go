@@ -73,8 +73,10 @@ func ReadLayout(root string) (*Layout, error) {
 		return parseLayout(r, data)
 	case errors.Is(err, fs.ErrNotExist):
 		return discover(root, r)
-	case errors.Is(err, compose.ErrOutsideTree), errors.Is(err, compose.ErrTooLarge):
+	case errors.Is(err, compose.ErrOutsideTree):
 		return nil, fmt.Errorf("%s is %w", LayoutFile, err)
+	case errors.Is(err, compose.ErrTooLarge):
+		return nil, fmt.Errorf("%s: %w", LayoutFile, err)
 	default:
 		return nil, fmt.Errorf("read layout: %w", err)
 	}
@@ -117,11 +119,11 @@ func readInTree(r *os.Root, name string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if st.Size() > limit {
-		return nil, fmt.Errorf("%w: %s, over the limit of %s", compose.ErrTooLarge, compose.FormatBytes(st.Size()), compose.FormatBytes(limit))
+		return nil, &compose.SizeError{Size: st.Size(), Limit: limit}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err == nil && int64(len(data)) > limit {
-		err = fmt.Errorf("%w: over the limit of %s", compose.ErrTooLarge, compose.FormatBytes(limit))
+		err = &compose.SizeError{Size: int64(len(data)), Limit: limit}
 	}
 	return data, err
 }
@@ -333,8 +335,11 @@ func readDataFile(root, name string) ([]byte, error) {
 	}
 	defer r.Close()
 	data, err := readInTree(r, name, compose.DefaultMaxDataBytes)
-	if errors.Is(err, compose.ErrOutsideTree) || errors.Is(err, compose.ErrTooLarge) {
+	switch {
+	case errors.Is(err, compose.ErrOutsideTree):
 		return nil, fmt.Errorf("%s is %w", filepath.ToSlash(name), err)
+	case errors.Is(err, compose.ErrTooLarge):
+		return nil, fmt.Errorf("%s is %w for a secret or config file", filepath.ToSlash(name), err)
 	}
 	return data, err
 }

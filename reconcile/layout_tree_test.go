@@ -300,3 +300,11 @@ func FuzzReadLayout(f *testing.F) {
 		}
 	})
 }
+
+// gitorc.yaml over 1 MiB is refused before it is parsed.
+func TestLayoutFileOverTheLimit(t *testing.T) {
+	root := writeTree(t, map[string]string{"gitorc.yaml": "stacks: []\n" + strings.Repeat("#\n", 600_000)})
+	if _, err := ReadLayout(root); err == nil || err.Error() != "gitorc.yaml: 1.14 MiB, over the limit of 1 MiB" {
+		t.Errorf("err %v", err)
+	}
+}
