@@ -330,3 +330,36 @@ func FuzzLoadStaysInTree(f *testing.F) {
 		}
 	})
 }
+
+// The resource loader placed before compose-go's own takes only absolute
+// paths outside the tree, and refuses them.
+func TestTreeGuard(t *testing.T) {
+	repo, outside, _ := canaryTree(t)
+	tr, err := openTree(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.close()
+	symlink(t, outside, filepath.Join(repo, "out"))
+	g := treeGuard{tr}
+	for p, want := range map[string]bool{
+		filepath.Join(outside, "canary.yaml"):   true,
+		filepath.Join(repo, "out/canary.yaml"):  true,
+		filepath.Join(repo, "../outside/x"):     true,
+		filepath.Join(repo, "web/compose.yaml"): false,
+		"web/compose.yaml":                      false, // relative: the raw pass's
+		"../outside/canary.yaml":                false,
+	} {
+		if got := g.Accept(p); got != want {
+			t.Errorf("Accept(%s) = %v, want %v", p, got, want)
+		}
+		if want {
+			if _, err := g.Load(context.Background(), p); !errors.Is(err, ErrOutsideTree) {
+				t.Errorf("Load(%s) = %v, want ErrOutsideTree", p, err)
+			}
+		}
+	}
+	if (treeGuard{&tree{}}).Accept(filepath.Join(outside, "canary.yaml")) {
+		t.Error("an unconfined load refused a path")
+	}
+}
