@@ -3,8 +3,8 @@ package compose
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"math"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -18,10 +18,12 @@ import (
 // converter turns a loaded compose project into api specs, reporting each
 // problem at the field path the user wrote.
 type converter struct {
-	d     *diags
-	proj  *types.Project
-	stack string
-	wd    string
+	d       *diags
+	proj    *types.Project
+	stack   string
+	wd      string
+	tree    *tree
+	maxData int64
 }
 
 func (c *converter) convert() api.Bundle {
@@ -159,12 +161,20 @@ func (c *converter) envSet(name string) bool {
 }
 
 func (c *converter) checkFile(p []string, abs, shown string) {
-	st, err := os.Stat(abs)
+	t := c.tree
+	if t == nil {
+		t = &tree{}
+	}
+	st, err := t.stat(abs)
 	switch {
+	case errors.Is(err, ErrOutsideTree):
+		c.d.errorf(p, "%s is %v", shown, err)
 	case err != nil:
 		c.d.errorf(p, "%s: no such file", shown)
 	case st.IsDir():
 		c.d.errorf(p, "%s is a directory, not a file", shown)
+	case c.maxData > 0 && st.Size() > c.maxData:
+		c.d.errorf(p, "%s is %s, over the limit of %s for a secret or config file", shown, FormatBytes(st.Size()), FormatBytes(c.maxData))
 	}
 }
 

@@ -13,5 +13,11 @@
 // compose imports cluster/api and no other gitorc package. It reads the
 // files it is given and nothing else; it does not read the process
 // environment (interpolation uses only Source.Env, env files and .env), so
-// a commit loads the same way on every manager.
+// a commit loads the same way on every manager. With Source.Tree set,
+// every file a stack names (include:, extends.file, env_file, label_file,
+// .env, secrets' and configs' file:) must resolve inside that tree through
+// os.Root, symlinks included, and is checked before compose-go reads
+// anything; files are capped in size (DefaultMaxFileBytes,
+// DefaultMaxDataBytes) and documents in nesting depth. LOADING.md says
+// what is checked where and what loading costs.
 package compose

@@ -59,6 +59,17 @@ func (ix *index) locate(path []string, keyLine bool) (string, int) {
 	return ix.files[0].name, 0
 }
 
+// defines reports whether a file of the stack writes this field path.
+func (ix *index) defines(path []string) bool {
+	k := pathKey(path)
+	for _, f := range ix.files {
+		if _, ok := f.keys[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // indexNode records the line of every mapping key and sequence item.
 func (f *fileIndex) indexNode(n *yaml.Node, path []string, depth int) {
 	if n == nil || depth > 64 {

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
@@ -36,6 +36,20 @@ type Source struct {
 	// Root, when set, makes file names in diagnostics relative to it (the
 	// repository root, or the CLI's working directory).
 	Root string
+	// Tree, when set, is the directory every file the stack reads must
+	// resolve inside (the repository's materialized tree): its stack
+	// files, include:, extends.file, env_file, label_file, .env and env
+	// files, and the files of secrets and configs. A path that leaves it —
+	// absolute, through "..", or through a symlink — is an error at the
+	// line that names it, and nothing of the file is read. Empty confines
+	// nothing (files the CLI's user names on their own machine).
+	Tree string
+	// MaxFileBytes caps each stack, env and label file; 0 means
+	// DefaultMaxFileBytes.
+	MaxFileBytes int64
+	// MaxDataBytes caps each secret's and config's file; 0 means
+	// DefaultMaxDataBytes.
+	MaxDataBytes int64
 }
 
 // Stack is a loaded stack: its desired state and what was ignored.
@@ -55,19 +69,32 @@ func Load(ctx context.Context, src Source) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer l.tree.close()
 	return l.run(ctx)
 }
 
 type load struct {
-	src     Source
-	files   []string // absolute
-	display map[string]string
-	d       *diags
-	unset   map[string]bool // variables used but not set
+	src              Source
+	files            []string // absolute
+	display          map[string]string
+	d                *diags
+	unset            map[string]bool // variables used but not set
+	tree             *tree
+	maxFile, maxData int64
+	refused          bool              // a path left the tree or a file is too large: compose-go must not run
+	extended         map[string]bool   // files extends.file names, checked
+	content          map[string][]byte // by display name
 }
 
 func newLoad(src Source) (*load, error) {
-	l := &load{src: src, display: map[string]string{}, d: &diags{idx: &index{}}, unset: map[string]bool{}}
+	l := &load{src: src, display: map[string]string{}, d: &diags{idx: &index{}}, unset: map[string]bool{},
+		maxFile: src.MaxFileBytes, maxData: src.MaxDataBytes, extended: map[string]bool{}, content: map[string][]byte{}}
+	if l.maxFile <= 0 {
+		l.maxFile = DefaultMaxFileBytes
+	}
+	if l.maxData <= 0 {
+		l.maxData = DefaultMaxDataBytes
+	}
 	for _, f := range src.Files {
 		abs, err := filepath.Abs(f)
 		if err != nil {
@@ -91,6 +118,9 @@ func newLoad(src Source) (*load, error) {
 			return nil, err
 		}
 	}
+	if l.tree, err = openTree(src.Tree); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -110,13 +140,15 @@ func (l *load) name(abs string) string {
 }
 
 func (l *load) run(ctx context.Context) (*Stack, error) {
-	// 1. Each file as written: syntax, schema, typed fields, key policy.
+	// 1. Each file as written: syntax, schema, typed fields, key policy,
+	// and every path it names for a file to read.
+	l.checkEnvFiles()
 	for _, f := range l.files {
-		if err := l.readFile(f, 0); err != nil {
+		if err := l.readFile(f, []string{l.src.WorkingDir, filepath.Dir(f)}, 0); err != nil {
 			return nil, err
 		}
 	}
-	if hasSyntaxError(l.d.list) {
+	if l.refused || hasSyntaxError(l.d.list) {
 		errs, _ := l.d.split()
 		return nil, errs
 	}
@@ -130,10 +162,13 @@ func (l *load) run(ctx context.Context) (*Stack, error) {
 		}
 		return nil, l.composeError(err)
 	}
+	if proj, err = l.resolveFiles(proj); err != nil {
+		return nil, err
+	}
 	l.warnUnset()
 	l.warnDisabled(proj)
 	// 3. Conversion to api specs with Swarm's semantics, and validation.
-	c := converter{d: l.d, proj: proj, stack: l.src.Name, wd: l.src.WorkingDir}
+	c := converter{d: l.d, proj: proj, stack: l.src.Name, wd: l.src.WorkingDir, tree: l.tree, maxData: l.maxData}
 	bundle := c.convert()
 	bundle.Stack = api.StackSpec{Name: l.src.Name, EnvFiles: l.src.EnvFiles}
 	for _, f := range l.files {
@@ -162,34 +197,40 @@ func (l *load) warnDisabled(proj *types.Project) {
 
 func hasSyntaxError(ds []Diagnostic) bool {
 	for _, d := range ds {
-		if d.Severity == SevError && (strings.HasPrefix(d.Msg, "invalid YAML") || d.Msg == msgEmpty) {
+		if d.Severity == SevError && (strings.HasPrefix(d.Msg, "invalid YAML") || d.Msg == msgEmpty || d.Msg == fmt.Sprintf(msgTooDeep, maxDepth)) {
 			return true
 		}
 	}
 	return false
 }
 
-// readFile parses and checks one file, then the files it includes.
-func (l *load) readFile(abs string, depth int) error {
+// readFile parses and checks one file, then the files it includes. bases
+// are the directories its relative paths may start from, compose-go's
+// first.
+func (l *load) readFile(abs string, bases []string, depth int) error {
 	if depth > 16 {
 		return fmt.Errorf("%s: include nesting is deeper than 16", l.name(abs))
 	}
-	data, err := os.ReadFile(abs)
-	if err != nil {
+	data, err := l.tree.readFile(abs, l.maxFile)
+	switch {
+	case errors.Is(err, ErrOutsideTree) || errors.Is(err, ErrTooLarge):
+		l.fileDiag(abs, err, "a stack file")
+		return nil
+	case err != nil:
 		return fmt.Errorf("read stack file: %w", err)
 	}
+	l.content[l.name(abs)] = data
 	f, diag := parseFile(l.name(abs), data)
 	if diag != nil {
 		l.d.list = append(l.d.list, *diag)
 		return nil
 	}
-	for _, inc := range includes(f.raw) {
-		p := inc
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(filepath.Dir(abs), p)
-		}
-		if err := l.readFile(p, depth+1); err != nil {
-			return err
+	for _, doc := range documents(f.raw) {
+		l.checkDoc(f, doc, bases)
+		for _, inc := range includeRefs(doc) {
+			if err := l.include(f, inc, bases, depth); err != nil {
+				return err
+			}
 		}
 	}
 	l.d.idx.files = append(l.d.idx.files, f)
@@ -197,37 +238,97 @@ func (l *load) readFile(abs string, depth int) error {
 	return nil
 }
 
-// includes lists the local files a document's include: section names.
-func includes(raw any) []string {
-	top, _ := raw.(map[string]any)
-	list, _ := top["include"].([]any)
-	var out []string
-	add := func(v any) {
-		switch t := v.(type) {
-		case string:
-			if !strings.Contains(t, "$") && !strings.Contains(t, "://") {
-				out = append(out, t)
-			}
-		case []any:
-			for _, x := range t {
-				if s, ok := x.(string); ok && !strings.Contains(s, "$") {
-					out = append(out, s)
-				}
-			}
+// include checks one include: item of f and reads its files. compose-go
+// starts the item's paths from the including project's directory, and
+// the included files' own paths from the included project's directory.
+func (l *load) include(f *fileIndex, inc includeRef, bases []string, depth int) error {
+	var paths []string
+	for _, r := range inc.paths {
+		switch {
+		case strings.Contains(r.value, "://"):
+			continue // remote: compose-go has no loader for it and says so
+		case strings.Contains(r.value, "$"):
+			l.refDiag(f, r, r.value+": "+msgPathVariable)
+			continue
+		}
+		if p, ok := l.resolve(f, r, bases, l.maxFile, "a stack file"); ok {
+			paths = append(paths, p)
 		}
 	}
-	for _, item := range list {
-		switch t := item.(type) {
-		case string:
-			add(t)
-		case map[string]any:
-			add(t["path"])
+	if len(paths) == 0 || len(paths) < len(inc.paths) {
+		return nil
+	}
+	projectDir := filepath.Dir(paths[0])
+	if r := inc.projectDir; r != nil {
+		if strings.Contains(r.value, "$") {
+			l.refDiag(f, *r, r.value+": "+msgPathVariable)
+			return nil
+		}
+		p, ok := l.resolve(f, *r, bases, 0, "")
+		if !ok {
+			return nil
+		}
+		projectDir = p
+	}
+	for _, r := range inc.envFiles {
+		if strings.Contains(r.value, "$") {
+			l.refDiag(f, r, r.value+": "+msgPathVariable)
+			continue
+		}
+		if r.value != "/dev/null" {
+			l.resolve(f, r, bases, l.maxFile, "an env file")
 		}
 	}
-	return out
+	if len(inc.envFiles) == 0 {
+		l.checkEnvFile(filepath.Join(projectDir, ".env"))
+	}
+	inner := []string{projectDir}
+	for _, p := range paths {
+		if filepath.Dir(p) != projectDir {
+			inner = append(inner, filepath.Dir(p))
+		}
+		if err := l.readFile(p, inner, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func (l *load) loadProject(ctx context.Context) (*types.Project, error) {
+// checkEnvFiles checks the env files compose-go reads for interpolation
+// before any stack file: Source.EnvFiles, or else the working
+// directory's .env.
+func (l *load) checkEnvFiles() {
+	if len(l.src.EnvFiles) == 0 {
+		l.checkEnvFile(filepath.Join(l.src.WorkingDir, ".env"))
+		return
+	}
+	for _, f := range l.src.EnvFiles {
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(l.src.WorkingDir, f)
+		}
+		l.checkEnvFile(f)
+	}
+}
+
+func (l *load) checkEnvFile(abs string) {
+	err := l.tree.check(abs)
+	if err == nil {
+		err = l.tree.checkSize(abs, l.maxFile)
+	}
+	if err != nil {
+		l.fileDiag(abs, err, "an env file")
+	}
+}
+
+func (l *load) loadProject(ctx context.Context) (proj *types.Project, err error) {
+	// compose-go panics on some inputs (include: beside a null
+	// services:, found by FuzzLoadStaysInTree): a commit must fail, not
+	// take the manager down.
+	defer func() {
+		if r := recover(); r != nil {
+			proj, err = nil, fmt.Errorf("compose-go failed on this stack (panic: %v)", r)
+		}
+	}()
 	env := make([]string, 0, len(l.src.Env))
 	for k, v := range l.src.Env {
 		env = append(env, k+"="+v)
@@ -249,7 +350,10 @@ func (l *load) loadProject(ctx context.Context) (*types.Project, error) {
 		cli.WithEnv(env), // explicit variables win over env files
 		cli.WithProfiles(l.src.Profiles),
 		cli.WithConsistency(false), // references are checked here, all at once
+		cli.WithResourceLoader(treeGuard{l.tree}),
 		cli.WithLoadOptions(func(o *loader.Options) {
+			// env_file and label_file are read once checked (resolveFiles).
+			o.SkipResolveEnvironment, o.SkipResolveLabels = true, true
 			if o.Interpolate == nil || o.Interpolate.LookupValue == nil {
 				return
 			}
@@ -323,35 +427,141 @@ func (l *load) locatedDiag(file, path, msg string) Diagnostic {
 // warnUnset warns about variables used without a default and set nowhere,
 // which compose replaces with an empty string; the line is the first use.
 func (l *load) warnUnset() {
+	if len(l.unset) == 0 {
+		return
+	}
+	// One pass over each file, whatever the number of variables: a
+	// search per variable made loading quadratic in the file's size.
+	uses := make([]map[string]int, len(l.d.idx.files))
+	for i, f := range l.d.idx.files {
+		uses[i] = bareUses(l.content[f.name])
+	}
 	for _, name := range sortedKeys(l.unset) {
-		if file, line, ok := l.findBareVar(name); ok {
-			l.d.list = append(l.d.list, Diagnostic{File: file, Line: line, Severity: SevWarning,
-				Msg: fmt.Sprintf("variable %s is not set: it is replaced by an empty string", name)})
+		for i, f := range l.d.idx.files {
+			if line, ok := uses[i][name]; ok {
+				l.d.list = append(l.d.list, Diagnostic{File: f.name, Line: line, Severity: SevWarning,
+					Msg: fmt.Sprintf("variable %s is not set: it is replaced by an empty string", name)})
+				break
+			}
 		}
 	}
 }
 
-// findBareVar finds a use of $NAME or ${NAME} (not ${NAME:-default} and the
-// like, whose author chose what happens when it is unset).
-func (l *load) findBareVar(name string) (string, int, bool) {
-	q := regexp.QuoteMeta(name)
-	re := regexp.MustCompile(`(?:^|[^$])\$(?:` + q + `\b|\{` + q + `\})`)
-	for _, f := range l.d.idx.files {
-		abs := f.name
-		for a, n := range l.display {
-			if n == f.name {
-				abs = a
-			}
-		}
-		data, err := os.ReadFile(abs)
-		if err != nil {
+// bareUses maps each variable a file uses as $NAME or ${NAME} (not
+// ${NAME:-default} and the like, whose author chose what happens when it
+// is unset, nor the escaped $$NAME) to the line of its first such use.
+func bareUses(data []byte) map[string]int {
+	uses := map[string]int{}
+	line := 1
+	for i := 0; i < len(data); i++ {
+		switch {
+		case data[i] == '\n':
+			line++
+			continue
+		case data[i] != '$' || (i > 0 && data[i-1] == '$'):
 			continue
 		}
-		for i, ln := range strings.Split(string(data), "\n") {
-			if re.MatchString(ln) {
-				return f.name, i + 1, true
-			}
+		j := i + 1
+		braced := j < len(data) && data[j] == '{'
+		if braced {
+			j++
+		}
+		k := j
+		for k < len(data) && isNameByte(data[k]) {
+			k++
+		}
+		if k == j || (braced && (k >= len(data) || data[k] != '}')) {
+			continue
+		}
+		if name := string(data[j:k]); uses[name] == 0 {
+			uses[name] = line
 		}
 	}
-	return "", 0, false
+	return uses
+}
+
+func isNameByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+// treeGuard stands before compose-go's own file loader for include: and
+// extends.file: an absolute path outside the tree is refused before it is
+// read. (Relative ones were checked by the raw pass, which refuses the
+// variables that could make them anything else.)
+type treeGuard struct{ t *tree }
+
+func (g treeGuard) Accept(p string) bool {
+	return g.t.root != nil && filepath.IsAbs(p) && g.t.check(p) != nil
+}
+
+func (g treeGuard) Load(_ context.Context, p string) (string, error) {
+	return "", fmt.Errorf("%s is %w", p, g.t.check(p))
+}
+
+func (g treeGuard) Dir(p string) string { return filepath.Dir(p) }
+
+// resolveFiles reads the services' env_file and label_file, which
+// compose-go left unread, once each resolved path is checked: inside the
+// tree and within the size limit. Paths built from variables are known
+// only now.
+func (l *load) resolveFiles(proj *types.Project) (*types.Project, error) {
+	for _, name := range sortedKeys(proj.Services) {
+		s := proj.Services[name]
+		at := []string{"services", name}
+		l.checkResolved(at, s.ContainerSpec)
+		for i, h := range s.PreStart {
+			l.checkResolved(append(append([]string(nil), at...), "pre_start", strconv.Itoa(i)), h.ContainerSpec)
+		}
+	}
+	if l.refused {
+		errs, _ := l.d.split()
+		return nil, errs
+	}
+	proj, err := proj.WithServicesEnvironmentResolved(false)
+	if err != nil {
+		return nil, l.composeError(err)
+	}
+	if proj, err = proj.WithServicesLabelsResolved(false); err != nil {
+		return nil, l.composeError(err)
+	}
+	return proj, nil
+}
+
+func (l *load) checkResolved(at []string, c types.ContainerSpec) {
+	check := func(key string, i int, p string) {
+		err := l.tree.check(p)
+		if err == nil {
+			err = l.tree.checkSize(p, l.maxFile)
+		}
+		if err == nil {
+			return
+		}
+		path := append(append([]string(nil), at...), key, strconv.Itoa(i))
+		if !l.d.idx.defines(path) {
+			path = path[:len(path)-1]
+		}
+		msg := fmt.Sprintf("%s is %v", l.shown(p), err)
+		if errors.Is(err, ErrTooLarge) {
+			msg = fmt.Sprintf("%s is %v for an env or label file", l.shown(p), err)
+		}
+		l.d.errorf(path, "%s", msg)
+		l.refused = true
+	}
+	for i, f := range c.EnvFiles {
+		check("env_file", i, f.Path)
+	}
+	for i, f := range c.LabelFiles {
+		check("label_file", i, f)
+	}
+}
+
+// shown is how a resolved path is named in a message: relative to the
+// tree when inside it.
+func (l *load) shown(p string) string {
+	if l.tree.root != nil {
+		if rel, err := l.tree.rel(p); err == nil {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return p
 }

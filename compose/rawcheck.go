@@ -38,6 +38,39 @@ const (
 	msgGlobalReplicas = "replicas cannot be set in %s mode: a global service runs one task per node"
 )
 
+// maxDepth bounds the nesting of mappings and sequences in a stack file.
+// A real one nests less than 10 levels; compose-go's cost grows with the
+// square of the depth (a 20 KB file nested 10,000 deep, YAML's own limit,
+// made it allocate 460 MB), so deeper files are refused before it runs.
+const maxDepth = 64
+
+const msgTooDeep = "nested deeper than %d levels of mappings and sequences"
+
+// deeperThan returns the line of the first node nested deeper than limit
+// (aliases followed: the decoder already bounded their expansion), or 0.
+func deeperThan(n *yaml.Node, limit, depth int) int {
+	if n == nil {
+		return 0
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+		if n == nil {
+			return 0
+		}
+	}
+	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
+		if depth++; depth > limit {
+			return n.Line
+		}
+	}
+	for _, c := range n.Content {
+		if line := deeperThan(c, limit, depth); line > 0 {
+			return line
+		}
+	}
+	return 0
+}
+
 // parseFile decodes every document of a file into an index entry. A YAML
 // syntax error is returned as a diagnostic with its line.
 func parseFile(name string, data []byte) (*fileIndex, *Diagnostic) {
@@ -69,6 +102,9 @@ func parseFile(name string, data []byte) (*fileIndex, *Diagnostic) {
 				d.Msg = "invalid YAML: " + m[2]
 			}
 			return nil, d
+		}
+		if line := deeperThan(&n, maxDepth, 0); line > 0 {
+			return nil, &Diagnostic{File: name, Line: line, Msg: fmt.Sprintf(msgTooDeep, maxDepth)}
 		}
 		f.indexNode(&n, nil, 0)
 		docs = append(docs, jsonable(v))

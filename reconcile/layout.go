@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/gitorc/gitorc/compose"
 	"go.yaml.in/yaml/v4"
@@ -54,19 +56,79 @@ var stackNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 // else one per directory holding a stack file, named after the directory.
 // Stacks are returned in dependency order (a stack after those it depends
 // on), then by name.
+//
+// Everything is read through os.Root: gitorc.yaml's files:, env_files:
+// and dir: must resolve inside root, symlinks included, and so must the
+// stack files found; compose.Load then confines every file a stack names
+// to root too (StackSource.Source sets compose.Source.Tree).
 func ReadLayout(root string) (*Layout, error) {
-	data, err := os.ReadFile(filepath.Join(root, LayoutFile))
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, fmt.Errorf("read layout: %w", err)
+	}
+	defer r.Close()
+	data, err := readInTree(r, LayoutFile, compose.DefaultMaxFileBytes)
 	switch {
 	case err == nil:
-		return parseLayout(root, data)
+		return parseLayout(r, data)
 	case errors.Is(err, fs.ErrNotExist):
-		return discover(root)
+		return discover(root, r)
+	case errors.Is(err, compose.ErrOutsideTree):
+		return nil, fmt.Errorf("%s is %w", LayoutFile, err)
+	case errors.Is(err, compose.ErrTooLarge):
+		return nil, fmt.Errorf("%s: %w", LayoutFile, err)
 	default:
 		return nil, fmt.Errorf("read layout: %w", err)
 	}
 }
 
-func parseLayout(root string, data []byte) (*Layout, error) {
+// errOutsideLink is a path of the repository whose lexical form is inside
+// it, but that a symlink leads out of.
+var errOutsideLink = fmt.Errorf("%w (through a symlink)", compose.ErrOutsideTree)
+
+// statInTree is os.Stat of a path relative to the repository, confined to
+// it: a path that leaves it, lexically or through a symlink, is
+// compose.ErrOutsideTree.
+func statInTree(r *os.Root, name string) (fs.FileInfo, error) {
+	if filepath.IsAbs(name) || !filepath.IsLocal(name) {
+		return nil, compose.ErrOutsideTree
+	}
+	st, err := r.Stat(name)
+	if err == nil || errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return st, err
+	}
+	return nil, errOutsideLink
+}
+
+// readInTree reads a file of the repository, confined to it, refusing
+// one over limit bytes before reading it.
+func readInTree(r *os.Root, name string, limit int64) ([]byte, error) {
+	if _, err := statInTree(r, name); err != nil {
+		return nil, err
+	}
+	f, err := r.Open(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, errOutsideLink
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > limit {
+		return nil, &compose.SizeError{Size: st.Size(), Limit: limit}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		err = &compose.SizeError{Size: int64(len(data)), Limit: limit}
+	}
+	return data, err
+}
+
+func parseLayout(root *os.Root, data []byte) (*Layout, error) {
 	var doc layoutDoc
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -90,10 +152,27 @@ func parseLayout(root string, data []byte) (*Layout, error) {
 			bad("stacks[%d] (%s): files must list at least one compose file", i, s.Name)
 		}
 		for _, f := range append(append([]string(nil), s.Files...), s.EnvFiles...) {
-			if filepath.IsAbs(f) || strings.HasPrefix(filepath.Clean(f), "..") {
+			st, err := statInTree(root, filepath.Clean(f))
+			switch {
+			case errors.Is(err, errOutsideLink):
+				bad("stacks[%d] (%s): %s is %v", i, s.Name, f, err)
+			case err != nil && errors.Is(err, compose.ErrOutsideTree):
 				bad("stacks[%d] (%s): %s must be a path inside the repository", i, s.Name, f)
-			} else if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			case err != nil:
 				bad("stacks[%d] (%s): %s: no such file", i, s.Name, f)
+			case st.IsDir():
+				bad("stacks[%d] (%s): %s is a directory, not a file", i, s.Name, f)
+			}
+		}
+		if s.Dir != "" {
+			st, err := statInTree(root, filepath.Clean(s.Dir))
+			switch {
+			case errors.Is(err, errOutsideLink):
+				bad("stacks[%d] (%s): dir %s is %v", i, s.Name, s.Dir, err)
+			case err != nil && errors.Is(err, compose.ErrOutsideTree):
+				bad("stacks[%d] (%s): dir %s must be a directory inside the repository", i, s.Name, s.Dir)
+			case err != nil || !st.IsDir():
+				bad("stacks[%d] (%s): dir %s: no such directory", i, s.Name, s.Dir)
 			}
 		}
 		if s.Dir == "" && len(s.Files) > 0 {
@@ -136,7 +215,7 @@ func layoutYAMLError(err error) error {
 	return errors.New(strings.Join(lines, "\n"))
 }
 
-func discover(root string) (*Layout, error) {
+func discover(root string, r *os.Root) (*Layout, error) {
 	var l Layout
 	byName := map[string]string{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -149,16 +228,20 @@ func discover(root string) (*Layout, error) {
 		if p != root && strings.HasPrefix(d.Name(), ".") {
 			return filepath.SkipDir
 		}
+		rel, _ := filepath.Rel(root, p)
 		var found []string
 		for _, n := range StackFileNames {
-			if st, err := os.Stat(filepath.Join(p, n)); err == nil && !st.IsDir() {
+			st, err := statInTree(r, filepath.Join(rel, n))
+			if errors.Is(err, compose.ErrOutsideTree) {
+				return fmt.Errorf("%s is %w", filepath.Join(rel, n), err)
+			}
+			if err == nil && !st.IsDir() {
 				found = append(found, n)
 			}
 		}
 		if len(found) == 0 {
 			return nil
 		}
-		rel, _ := filepath.Rel(root, p)
 		if len(found) > 1 {
 			return fmt.Errorf("%s holds %s: keep one stack file per directory, or list the files in %s",
 				rel, strings.Join(found, " and "), LayoutFile)
@@ -242,9 +325,29 @@ func dependencyOrder(stacks []StackSource) ([]StackSource, error) {
 	return out, nil
 }
 
-// Source returns the compose source of a stack of a layout rooted at root.
+// readDataFile reads the file of a secret or config of the tree at root
+// (name relative to it), confined to it and at most
+// compose.DefaultMaxDataBytes long.
+func readDataFile(root, name string) ([]byte, error) {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	data, err := readInTree(r, name, compose.DefaultMaxDataBytes)
+	switch {
+	case errors.Is(err, compose.ErrOutsideTree):
+		return nil, fmt.Errorf("%s is %w", filepath.ToSlash(name), err)
+	case errors.Is(err, compose.ErrTooLarge):
+		return nil, fmt.Errorf("%s is %w for a secret or config file", filepath.ToSlash(name), err)
+	}
+	return data, err
+}
+
+// Source returns the compose source of a stack of a layout rooted at root;
+// every file the stack reads must resolve inside root (compose.Source.Tree).
 func (s StackSource) Source(root string) compose.Source {
-	src := compose.Source{Name: s.Name, WorkingDir: filepath.Join(root, s.Dir), Profiles: s.Profiles}
+	src := compose.Source{Name: s.Name, WorkingDir: filepath.Join(root, s.Dir), Profiles: s.Profiles, Tree: root}
 	for _, f := range s.Files {
 		src.Files = append(src.Files, filepath.Join(root, f))
 	}

@@ -710,9 +710,10 @@ func (c *Controller) loadCommit(ctx context.Context, commit string) (State, []st
 			return State{}, nil, err
 		}
 		if errors.Is(err, gitsource.ErrUnsafeSymlink) || errors.Is(err, gitsource.ErrCommitNotFound) ||
-			errors.Is(err, gitsource.ErrPathNotFound) {
+			errors.Is(err, gitsource.ErrPathNotFound) || errors.Is(err, gitsource.ErrTooLarge) {
 			// The revision itself is wrong (a pin to a commit the clone
-			// lacks, a sub-path it does not have): fail it, do not retry.
+			// lacks, a sub-path it does not have, a tree over the size
+			// limits): fail it, do not retry.
 			return State{}, []string{err.Error()}, nil
 		}
 		return State{}, nil, fmt.Errorf("materialize %s: %w", short(commit), err)
@@ -775,7 +776,7 @@ func (c *Controller) openSecret(root, stackDir string, s *api.SecretSpec) string
 	if c.cfg.Secrets == nil {
 		return fmt.Sprintf("%s: secret %s: this manager has no identity to open sealed files", shown, s.Name)
 	}
-	sealed, err := os.ReadFile(filepath.Join(root, stackDir, s.File))
+	sealed, err := readDataFile(root, filepath.Join(stackDir, s.File))
 	if err != nil {
 		return fmt.Sprintf("%s: secret %s: %s", shown, s.Name, relativize(err.Error(), root))
 	}
@@ -797,7 +798,7 @@ func readConfig(root, stackDir string, c *api.ConfigSpec) string {
 	if filepath.IsAbs(c.File) || !filepath.IsLocal(filepath.Join(stackDir, c.File)) {
 		return fmt.Sprintf("%s: config %s: the file must be inside the repository", shown, c.Name)
 	}
-	data, err := os.ReadFile(filepath.Join(root, stackDir, c.File))
+	data, err := readDataFile(root, filepath.Join(stackDir, c.File))
 	if err != nil {
 		return fmt.Sprintf("%s: config %s: %s", shown, c.Name, relativize(err.Error(), root))
 	}

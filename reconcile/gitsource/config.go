@@ -44,6 +44,40 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock for Status times; nil means time.Now.
 	Now func() time.Time
+	// MaxFileBytes caps each file Materialize writes and ReadFile
+	// returns; 0 means DefaultMaxFileBytes.
+	MaxFileBytes int64
+	// MaxTreeBytes caps the total size of the files Materialize writes;
+	// 0 means DefaultMaxTreeBytes.
+	MaxTreeBytes int64
+	// MaxTreeEntries caps the number of files, directories and symlinks
+	// Materialize writes; 0 means DefaultMaxTreeEntries.
+	MaxTreeEntries int
+}
+
+// Limits on a commit's tree (under the sub-path). A repository of stacks
+// never meets them; one that does is refused before anything is written
+// or read, from the sizes in the object headers.
+const (
+	// DefaultMaxFileBytes is the largest file a stack may read (a sealed
+	// secret or a config file).
+	DefaultMaxFileBytes = 4 << 20
+	DefaultMaxTreeBytes = 64 << 20
+	// DefaultMaxTreeEntries bounds the files and directories written.
+	DefaultMaxTreeEntries = 100_000
+)
+
+func (c *Config) maxFile() int64 { return orDefault(c.MaxFileBytes, DefaultMaxFileBytes) }
+func (c *Config) maxTree() int64 { return orDefault(c.MaxTreeBytes, DefaultMaxTreeBytes) }
+func (c *Config) maxEntries() int {
+	return int(orDefault(int64(c.MaxTreeEntries), DefaultMaxTreeEntries))
+}
+
+func orDefault(v, def int64) int64 {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // Auth holds credentials for a Source. Set at most one of Password and

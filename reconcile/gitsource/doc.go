@@ -5,9 +5,12 @@
 // A Source resolves its ref (a branch, a tag or an exact commit) with a
 // cheap ls-remote first and fetches only when the commit is not already
 // present; Materialize and ReadFile read a commit's files under the
-// optional sub-path. Every error names the operation and the redacted URL,
-// path or commit it concerns; credentials never reach an error, a log or
-// the Status.
+// optional sub-path, within size limits (Config.MaxFileBytes,
+// MaxTreeBytes, MaxTreeEntries) checked from the object headers before
+// anything is read or written, and never following a symlink out of the
+// tree. Every error names the operation and the redacted URL, path or
+// commit it concerns; credentials never reach an error, a log or the
+// Status.
 //
 // Imports: the standard library, go-git and its ssh helpers, and
 // cluster/api at most. Never cluster/store, cluster/agent or compose: the

@@ -21,6 +21,9 @@ var (
 	ErrAuth = errors.New("authentication failed")
 	// ErrUnsafeSymlink means a symlink in the tree points outside it.
 	ErrUnsafeSymlink = errors.New("unsafe symlink")
+	// ErrTooLarge means a file or a tree of a commit is over its limit
+	// (Config.MaxFileBytes, MaxTreeBytes, MaxTreeEntries).
+	ErrTooLarge = errors.New("too large")
 	// ErrNotEmpty means Materialize was given a directory holding files.
 	ErrNotEmpty = errors.New("directory not empty")
 )

@@ -73,9 +73,9 @@ func (s *Source) ReadFile(commit, name string) ([]byte, error) {
 		}
 		switch e.Mode {
 		case filemode.Regular, filemode.Executable, filemode.Deprecated:
-			return s.readBlob(e.Hash)
+			return s.readBlob(e.Hash, p, commit)
 		case filemode.Symlink:
-			target, err := s.readBlob(e.Hash)
+			target, err := s.readBlob(e.Hash, p, commit)
 			if err != nil {
 				return nil, err
 			}
@@ -90,6 +90,29 @@ func (s *Source) ReadFile(commit, name string) ([]byte, error) {
 	return nil, errorf(ErrUnsafeSymlink, "%s at commit %s: too many symlinks", name, short(commit))
 }
 
+func (s *Source) checkFileSize(size int64, p, commit string) error {
+	if limit := s.cfg.maxFile(); size > limit {
+		return errorf(ErrTooLarge, "%s at commit %s: %s, over the limit of %s for a file", s.display(p), short(commit),
+			formatBytes(size), formatBytes(limit))
+	}
+	return nil
+}
+
+// formatBytes shows a size in the largest binary unit that keeps it at
+// least 1, with at most two decimals ("4 MiB", "1.05 MiB").
+func formatBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	v, i := float64(n), 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d %s", n, units[0])
+	}
+	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") + " " + units[i]
+}
+
 func (s *Source) display(p string) string {
 	if s.subPath == "" {
 		return p
@@ -97,10 +120,15 @@ func (s *Source) display(p string) string {
 	return s.subPath + "/" + p
 }
 
-func (s *Source) readBlob(h plumbing.Hash) ([]byte, error) {
+// readBlob reads a blob of at most Config.MaxFileBytes; p and commit
+// name it in the error.
+func (s *Source) readBlob(h plumbing.Hash, p, commit string) ([]byte, error) {
 	b, err := s.repo.BlobObject(h)
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", short(h.String()), err)
+	}
+	if err := s.checkFileSize(b.Size, p, commit); err != nil {
+		return nil, err
 	}
 	r, err := b.Reader()
 	if err != nil {
@@ -114,6 +142,9 @@ func (s *Source) readBlob(h plumbing.Hash) ([]byte, error) {
 // must be missing or empty. File modes (regular, executable) and symlinks
 // are kept; a symlink pointing outside the written tree is refused
 // (ErrUnsafeSymlink), a dangling one is left out; submodules are skipped.
+// A file over Config.MaxFileBytes, a tree whose files add up to more than
+// MaxTreeBytes or that holds more than MaxTreeEntries entries is refused
+// (ErrTooLarge) from the object headers, before its content is read.
 // On error dir may hold part of the tree: callers use a temporary
 // directory and remove it.
 func (s *Source) Materialize(ctx context.Context, commit, dir string) error {
@@ -155,6 +186,25 @@ type writer struct {
 	root    string
 	commit  string
 	pending []link
+	bytes   int64 // written so far
+	entries int
+}
+
+// count adds an entry of size bytes to the tree, refusing it when the tree
+// grows past its limits.
+func (w *writer) count(r string, size int64) error {
+	if err := w.s.checkFileSize(size, r, w.commit); err != nil {
+		return err
+	}
+	w.bytes += size
+	w.entries++
+	if limit := w.s.cfg.maxTree(); w.bytes > limit {
+		return errorf(ErrTooLarge, "tree at commit %s: over the limit of %s (at %s)", short(w.commit), formatBytes(limit), w.s.display(r))
+	}
+	if limit := w.s.cfg.maxEntries(); w.entries > limit {
+		return errorf(ErrTooLarge, "tree at commit %s: more than %d files and directories (at %s)", short(w.commit), limit, w.s.display(r))
+	}
+	return nil
 }
 
 func (w *writer) tree(t *object.Tree, rel string) error {
@@ -169,6 +219,9 @@ func (w *writer) tree(t *object.Tree, rel string) error {
 		full := filepath.Join(w.root, filepath.FromSlash(r))
 		switch e.Mode {
 		case filemode.Dir:
+			if err := w.count(r, 0); err != nil {
+				return err
+			}
 			sub, err := w.s.repo.TreeObject(e.Hash)
 			if err != nil {
 				return fmt.Errorf("materialize %s: %s: %w", short(w.commit), w.s.display(r), err)
@@ -180,15 +233,18 @@ func (w *writer) tree(t *object.Tree, rel string) error {
 				return err
 			}
 		case filemode.Regular, filemode.Deprecated:
-			if err := w.file(e.Hash, full, 0o644); err != nil {
+			if err := w.file(e.Hash, r, full, 0o644); err != nil {
 				return err
 			}
 		case filemode.Executable:
-			if err := w.file(e.Hash, full, 0o755); err != nil {
+			if err := w.file(e.Hash, r, full, 0o755); err != nil {
 				return err
 			}
 		case filemode.Symlink:
-			target, err := w.s.readBlob(e.Hash)
+			if err := w.count(r, 0); err != nil {
+				return err
+			}
+			target, err := w.s.readBlob(e.Hash, r, w.commit)
 			if err != nil {
 				return err
 			}
@@ -202,10 +258,13 @@ func (w *writer) tree(t *object.Tree, rel string) error {
 	return nil
 }
 
-func (w *writer) file(h plumbing.Hash, full string, mode os.FileMode) error {
+func (w *writer) file(h plumbing.Hash, rel, full string, mode os.FileMode) error {
 	b, err := w.s.repo.BlobObject(h)
 	if err != nil {
 		return fmt.Errorf("materialize: blob %s: %w", short(h.String()), err)
+	}
+	if err := w.count(rel, b.Size); err != nil {
+		return err
 	}
 	r, err := b.Reader()
 	if err != nil {
@@ -216,7 +275,7 @@ func (w *writer) file(h plumbing.Hash, full string, mode os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("materialize: %w", err)
 	}
-	if _, err := io.Copy(f, r); err != nil {
+	if _, err := io.Copy(f, io.LimitReader(r, b.Size)); err != nil {
 		f.Close()
 		return fmt.Errorf("materialize: %w", err)
 	}
