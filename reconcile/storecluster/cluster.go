@@ -237,7 +237,16 @@ func (c *Cluster) Commit(ctx context.Context, cm reconcile.Commit) error {
 	// service's endpoint) makes it conflict: it runs again on what is
 	// there now, so a stack deploy or rm right after another never fails
 	// for it.
-	err := store.RetryConflicts(5, func() error { return c.commit(ctx, cm) })
+	// So does one that created an object this one creates too (the sync
+	// state of a cluster's first deploys, made at once): run again, it
+	// updates what is there.
+	err := store.RetryConflicts(5, func() error {
+		err := c.commit(ctx, cm)
+		if errors.Is(err, store.ErrExists) {
+			return store.ErrVersionConflict
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}

@@ -517,3 +517,27 @@ func TestNotifiedMarkKept(t *testing.T) {
 		t.Errorf("a record gone from the history: %v", err)
 	}
 }
+
+// The first commits of a cluster, made at once (two stack deploys), all
+// go through: each creates the sync state it did not see.
+func TestConcurrentFirstCommits(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.New(t, storetest.Options{Managers: 1}).Store(0)
+	cl := storecluster.New(st)
+	const n = 3 // deploys a CI job starts at once
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- cl.Commit(ctx, reconcile.Commit{State: api.SyncState{Message: fmt.Sprintf("deploy %d", i)},
+				Records: []api.SyncRecord{{Revision: fmt.Sprintf("r%d", i), StartedAt: time.Now()}}})
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("a first commit: %v", err)
+		}
+	}
+	if h := history(t, cl); len(h) != n {
+		t.Errorf("%d records, want %d", len(h), n)
+	}
+}
