@@ -262,3 +262,33 @@ func (p NodePolicy) Normalize() (NodePolicy, error) {
 	}
 	return out, nil
 }
+
+// EffectivePolicy is everything a node's policy lets containers have,
+// defaults included: what gitorc node inspect shows.
+type EffectivePolicy struct {
+	// Binds are the host paths tasks may bind (none: named volumes and
+	// tmpfs only).
+	Binds        []string `json:"binds"`
+	Capabilities []string `json:"capabilities"`
+	Sysctls      []string `json:"sysctls"`
+	Privileged   bool     `json:"privileged"`
+	// Unconfined: tasks may run without the default seccomp/AppArmor
+	// profile.
+	Unconfined bool `json:"unconfined"`
+}
+
+// Effective is the policy with the defaults it builds on. A nil policy is
+// the default one.
+func (p *NodePolicy) Effective() EffectivePolicy {
+	if p == nil {
+		p = &NodePolicy{}
+	}
+	e := EffectivePolicy{Binds: append([]string{}, p.AllowBinds...), Privileged: p.AllowPrivileged, Unconfined: p.AllowUnconfined}
+	e.Capabilities = append(append([]string{}, DefaultCapabilities...), p.AllowCaps...)
+	e.Sysctls = append(append([]string{}, DefaultSysctls...), p.AllowSysctls...)
+	for _, l := range []*[]string{&e.Capabilities, &e.Sysctls} {
+		slices.Sort(*l)
+		*l = slices.Compact(*l)
+	}
+	return e
+}

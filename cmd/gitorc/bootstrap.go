@@ -45,6 +45,8 @@ type bootstrapFlags struct {
 	net netFlags
 	// plan is the cluster's address plan (network_flags.go).
 	plan planFlags
+	// policy is the node's policy (policy_flags.go).
+	policy policyFlags
 }
 
 func newBootstrapCmd() *cobra.Command {
@@ -85,6 +87,7 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 	fl.StringVar(&f.uiListen, "ui-listen", "", uiListenHelp)
 	f.net.add(fl)
 	f.plan.add(fl)
+	f.policy.add(fl)
 	fl.StringVar(&f.webhookSecret, "webhook-secret", "", "the webhooks' shared secret (HMAC key, GitLab token); prefer --webhook-secret-file")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret")
 	addOutputFlag(cmd)
@@ -93,6 +96,7 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 
 func newDaemonCmd() *cobra.Command {
 	var dataDir, webhookListen, metricsListen, uiListen string
+	var policy policyFlags
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run this node from its data dir (after bootstrap or join)",
@@ -127,6 +131,13 @@ func newDaemonCmd() *cobra.Command {
 					return err
 				}
 			}
+			if changed, err := policy.update(cmd.Flags(), st); err != nil {
+				return err
+			} else if changed {
+				if err := saveState(dataDir, st); err != nil {
+					return err
+				}
+			}
 			if cmd.Flags().Changed("ui-listen") {
 				if st.UIListen = uiListen; uiListen == "off" {
 					st.UIListen = ""
@@ -142,6 +153,7 @@ func newDaemonCmd() *cobra.Command {
 	cmd.Flags().StringVar(&webhookListen, "webhook-listen", "", "serve webhooks on this address from now on (\"off\": stop); kept in the data dir")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics (GET /metrics) on this address from now on (\"off\": stop); kept in the data dir")
 	cmd.Flags().StringVar(&uiListen, "ui-listen", "", "serve the read-only status page on this address from now on, on a manager (\"off\": stop); kept in the data dir")
+	policy.add(cmd.Flags()) // each given flag replaces the kept value ("none" empties a list)
 	addOutputFlag(cmd)
 	return cmd
 }
@@ -274,6 +286,9 @@ func bootstrap(f bootstrapFlags) (*daemon, error) {
 		RaftListen: raftListen, RaftAdvertise: raftAdvertise, Managers: []string{advertise},
 		Worker: !f.noWorker, Insecure: f.insecure, WebhookListen: f.webhookListen, MetricsListen: f.metricsListen, UIListen: f.uiListen, Network: &plan}
 	if err := f.net.record(st); err != nil {
+		return nil, err
+	}
+	if st.Policy, err = f.policy.policy(); err != nil {
 		return nil, err
 	}
 	p, err := loadPKI(f.dataDir)

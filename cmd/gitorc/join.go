@@ -136,6 +136,7 @@ Then runs the node in the foreground; restart it later with gitorc daemon --data
 	fl.StringVar(&f.webhookListen, "webhook-listen", "", "a manager serves POST /hooks/{github,gitlab,gitea,generic} on this address (plain HTTP: put a TLS proxy in front); default off")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", metricsListenHelp)
 	f.net.add(fl)
+	f.policy.add(fl)
 	addOutputFlag(cmd)
 	_ = cmd.MarkFlagRequired("token")
 	return cmd
@@ -164,6 +165,9 @@ func join(ctx context.Context, f bootstrapFlags, token, manager string) (*daemon
 	req := &wire.JoinRequest{Token: token, CSR: csr, NoWorker: f.noWorker}
 	st := &nodeState{Worker: true, Insecure: f.insecure, Listen: f.listen, MetricsListen: f.metricsListen}
 	if err := f.net.record(st); err != nil {
+		return nil, err
+	}
+	if st.Policy, err = f.policy.policy(); err != nil {
 		return nil, err
 	}
 	if f.listen != "" {

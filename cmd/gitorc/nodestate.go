@@ -48,6 +48,9 @@ type nodeState struct {
 	// UIListen is where this manager serves its read-only status page
 	// (ui.go; plain HTTP: loopback, or behind a proxy); empty: off.
 	UIListen string `json:"ui_listen,omitempty"`
+	// Policy is what the node lets containers have beyond the defaults
+	// (--allow-bind, --allow-cap, …; policy_flags.go); nil: the defaults.
+	Policy *api.NodePolicy `json:"policy,omitempty"`
 }
 
 // Files of a data dir.
