@@ -90,3 +90,22 @@ func TestSecurityOptUnknownRefused(t *testing.T) {
 		t.Errorf("diagnostics (-want +got):\n%s", diff)
 	}
 }
+
+// The seed fixtures and the project's examples need nothing beyond the
+// default policy: they load with it, and no service has a need the
+// planner or the scheduler would check.
+func TestFixturesLoadUnderDefaultPolicy(t *testing.T) {
+	for name, src := range goldenCases(t) {
+		src.CheckPolicies = true
+		st, err := Load(context.Background(), src)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		for _, s := range st.Bundle.Services {
+			if needs := api.Needs(&s.Task.Container); len(needs) > 0 {
+				t.Errorf("%s: service %s needs %v", name, s.Name, needs)
+			}
+		}
+	}
+}
