@@ -43,14 +43,14 @@ func TestSeccompDefaultProfile_Root(t *testing.T) {
 	}
 
 	// A second executor on the same containerd, whose node allows
-	// unconfined containers.
+	// unconfined and privileged containers.
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	e, err := containerd.New(context.Background(), containerd.Config{DataDir: filepath.Join(t.TempDir(), "exec"),
 		Address: env.exec.Address(), LogDriver: self, InsecureRegistries: []string{env.reg.Addr}, Logger: testLogger(),
-		Policy: api.NodePolicy{AllowUnconfined: true}})
+		Policy: api.NodePolicy{AllowUnconfined: true, AllowPrivileged: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +60,25 @@ func TestSeccompDefaultProfile_Root(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done; _ = e.Close() }) // after the task's removal
 	if got := seccompMode(t, e, func(t *api.Task) { t.Spec.Container.SeccompUnconfined = true }); !strings.Contains(got, "Seccomp: 0") {
 		t.Errorf("unconfined container: %q, want Seccomp: 0", got)
+	}
+	// Privileged: no seccomp filter, every capability this host's
+	// bounding set has (the test runs as root with it).
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all string
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapBnd:"); ok {
+			all = "CapEff: " + strings.TrimSpace(v)
+		}
+	}
+	priv := func(t *api.Task) {
+		t.Spec.Container.Privileged = true
+		t.Spec.Container.Command = []string{"grep", "-E", "^(Seccomp|CapEff):", "/proc/self/status"}
+	}
+	if got := seccompMode(t, e, priv); !strings.Contains(got, "Seccomp: 0") || !strings.Contains(got, all) {
+		t.Errorf("privileged container: %q, want Seccomp: 0 and %s", got, all)
 	}
 	t.Logf("AppArmor on this host: %v (/sys/module/apparmor/parameters/enabled and apparmor_parser)", containerd.HostAppArmor())
 }
