@@ -1,9 +1,12 @@
 package main
 
 import (
+	"net/http"
 	"slices"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -86,4 +89,26 @@ func (st *nodeState) nodePolicy() api.NodePolicy {
 		return api.NodePolicy{}
 	}
 	return *st.Policy
+}
+
+// clusterPolicies are the policies of the cluster's nodes, for stack
+// deploy to refuse what none allows at its line. ok is false when the
+// nodes cannot be read: the managers' planner refuses it then (without
+// the line).
+func clusterPolicies(cmd *cobra.Command) (policies []api.NodePolicy, ok bool) {
+	var nodes []controlapi.Node
+	if err := newAPIClient(cmd).call(cmd.Context(), http.MethodGet, "/v1/nodes", nil, &nodes); err != nil {
+		return nil, false
+	}
+	for _, n := range nodes {
+		if n.Removed() {
+			continue
+		}
+		var p api.NodePolicy
+		if n.Description.Policy != nil {
+			p = *n.Description.Policy
+		}
+		policies = append(policies, p)
+	}
+	return policies, true
 }

@@ -110,7 +110,7 @@ func TestNodeInspectShowsPolicy_Root(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, errOut, code := run(t, "stack", "deploy", "--socket", socket, "-c", file, "p")
-	if want := "bind of /var/run/docker.sock: no node allows it (gitorc join --allow-bind)"; code == 0 || !strings.Contains(errOut, want) {
+	if want := "compose.yaml:4: services.agent.volumes.0: bind of /var/run/docker.sock: no node allows it (gitorc join --allow-bind)"; code == 0 || !strings.Contains(errOut, want) {
 		t.Errorf("deploy of a docker.sock bind: exit %d, %s; want %q", code, errOut, want)
 	}
 }
