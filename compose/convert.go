@@ -24,6 +24,9 @@ type converter struct {
 	wd      string
 	tree    *tree
 	maxData int64
+	// policies are the nodes' policies checked with checkPolicy (Source).
+	policies    []api.NodePolicy
+	checkPolicy bool
 }
 
 func (c *converter) convert() api.Bundle {
@@ -212,6 +215,8 @@ func (c *converter) service(name string, s types.ServiceConfig) api.ServiceSpec 
 		ct.Sysctls = nil
 	}
 	ct.CapAdd, ct.CapDrop = s.CapAdd, s.CapDrop
+	ct.Privileged = s.Privileged
+	c.securityOpts(at("security_opt"), s.SecurityOpt, ct)
 	for _, k := range sortedKeys(s.Environment) {
 		if v := s.Environment[k]; v != nil {
 			ct.Env = append(ct.Env, k+"="+*v)
@@ -270,6 +275,7 @@ func (c *converter) service(name string, s types.ServiceConfig) api.ServiceSpec 
 		c.deploy(at("deploy"), s.Deploy, &spec)
 	}
 	c.validate(p, spec.Validate(), serviceFieldPaths)
+	c.checkPolicies(p, s, ct)
 	return spec
 }
 

@@ -8,7 +8,10 @@
 // services.web.deploy: unknown key \"replcas\""). The enums compose-go leaves
 // unchecked (deploy.mode, port mode, failure_action, order, restart
 // condition, constraints) are checked here, and keys gitorc cannot honour
-// are warnings or errors, never silently accepted.
+// are warnings or errors, never silently accepted. With
+// Source.CheckPolicies, what a service needs beyond the default node
+// policy (binds, capabilities, sysctls, privileged, unconfined) must be
+// allowed by one of the cluster's nodes (policy.go).
 //
 // compose imports cluster/api and no other gitorc package. It reads the
 // files it is given and nothing else; it does not read the process

@@ -41,6 +41,8 @@ var serviceKeys = map[string]keyPolicy{
 	"stop_signal": supported, "depends_on": supported, "read_only": supported, "sysctls": supported, "ulimits": supported, "cap_add": supported,
 	"cap_drop": supported, "extra_hosts": supported, "group_add": supported, "platform": supported,
 	"extends": supported, "profiles": supported,
+	// Checked against the nodes' policies (policy.go).
+	"privileged": supported, "security_opt": supported,
 
 	"build":              ignore("gitorc deploys images; build and push them in CI"),
 	"pull_policy":        ignore("images are pulled when a node lacks them"),
@@ -72,7 +74,6 @@ var serviceKeys = map[string]keyPolicy{
 	"cpu_shares":         ignore(whyRes),
 	"oom_score_adj":      ignore("not supported by gitorc's executor"),
 
-	"privileged":          reject(whyHost),
 	"devices":             reject(whyHost),
 	"device_cgroup_rules": reject(whyHost),
 	"gpus":                reject("gitorc does not schedule GPUs"),
@@ -83,7 +84,6 @@ var serviceKeys = map[string]keyPolicy{
 	"userns_mode":         reject(whyHost),
 	"cgroup":              reject(whyHost),
 	"cgroup_parent":       reject("gitorc places every task in its own cgroup"),
-	"security_opt":        reject("not supported by gitorc's executor"),
 	"volumes_from":        reject("tasks of different services may run on different nodes; use a named volume"),
 	"runtime":             reject("gitorc runs tasks with runc"),
 	"isolation":           reject("gitorc runs Linux containers only"),

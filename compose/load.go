@@ -50,6 +50,14 @@ type Source struct {
 	// MaxDataBytes caps each secret's and config's file; 0 means
 	// DefaultMaxDataBytes.
 	MaxDataBytes int64
+	// With CheckPolicies, a service that needs what none of Policies (the
+	// cluster's nodes' policies; none: the default policy) allows — a
+	// bind of a host path, a capability beyond the default set, a
+	// host-level sysctl, privileged, an unconfined profile — is an error
+	// at its line. Without, nothing is checked: a load on a laptop knows
+	// no cluster, and the managers' planner checks again.
+	Policies      []api.NodePolicy
+	CheckPolicies bool
 }
 
 // Stack is a loaded stack: its desired state and what was ignored.
@@ -168,7 +176,8 @@ func (l *load) run(ctx context.Context) (*Stack, error) {
 	l.warnUnset()
 	l.warnDisabled(proj)
 	// 3. Conversion to api specs with Swarm's semantics, and validation.
-	c := converter{d: l.d, proj: proj, stack: l.src.Name, wd: l.src.WorkingDir, tree: l.tree, maxData: l.maxData}
+	c := converter{d: l.d, proj: proj, stack: l.src.Name, wd: l.src.WorkingDir, tree: l.tree, maxData: l.maxData,
+		policies: l.src.Policies, checkPolicy: l.src.CheckPolicies}
 	bundle := c.convert()
 	bundle.Stack = api.StackSpec{Name: l.src.Name, EnvFiles: l.src.EnvFiles}
 	for _, f := range l.files {

@@ -386,15 +386,15 @@ services:
 		},
 	},
 	{
-		name: `privileged`,
+		name: `pid_host`,
 		yaml: `services:
   web:
     image: x
     build: .
-    privileged: true
+    pid: host
 `,
 		want: []string{
-			`compose.yaml:5: services.web: "privileged" is not supported: it breaks the isolation between tasks and the node; gitorc does not run privileged or host-namespace containers`,
+			`compose.yaml:5: services.web: "pid" is not supported: it breaks the isolation between tasks and the node; gitorc does not run privileged or host-namespace containers`,
 		},
 	},
 	{
@@ -549,7 +549,7 @@ services:
         monitor: 5
   api:
     image: y
-    privileged: true
+    pid: host
     deploy:
       restart_policy:
         max_attempts: -3
@@ -557,7 +557,7 @@ services:
 		want: []string{
 			`compose.yaml:6: services.web.deploy.replicas: replicas cannot be set in global mode: a global service runs one task per node`,
 			`compose.yaml:8: services.web.deploy.update_config.monitor: 5 is not a duration: write it with a unit, such as 10s or 1m30s`,
-			`compose.yaml:11: services.api: "privileged" is not supported: it breaks the isolation between tasks and the node; gitorc does not run privileged or host-namespace containers`,
+			`compose.yaml:11: services.api: "pid" is not supported: it breaks the isolation between tasks and the node; gitorc does not run privileged or host-namespace containers`,
 			`compose.yaml:14: services.api.deploy.restart_policy.max_attempts: -3 must not be negative`,
 		},
 	},

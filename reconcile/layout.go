@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/compose"
 	"go.yaml.in/yaml/v4"
 )
@@ -361,11 +362,19 @@ func (s StackSource) Source(root string) compose.Source {
 // loaded and, joined, the errors of those that did not: callers that apply
 // must treat any error as "apply nothing".
 func LoadAll(ctx context.Context, root, displayRoot string, l *Layout) ([]*compose.Stack, error) {
+	return LoadAllFor(ctx, root, displayRoot, l, false, nil)
+}
+
+// LoadAllFor is LoadAll that, with check, refuses at its file:line every
+// need of a service that none of the nodes' policies allows
+// (compose.Source.CheckPolicies).
+func LoadAllFor(ctx context.Context, root, displayRoot string, l *Layout, check bool, policies []api.NodePolicy) ([]*compose.Stack, error) {
 	var stacks []*compose.Stack
 	var errs []error
 	for _, s := range l.Stacks {
 		src := s.Source(root)
 		src.Root = displayRoot
+		src.CheckPolicies, src.Policies = check, policies
 		st, err := compose.Load(ctx, src)
 		if err != nil {
 			errs = append(errs, err)

@@ -167,7 +167,7 @@ func TestLayoutStaysInsideTheRepository(t *testing.T) {
 func TestLoadTreeReadsNoFileOutside(t *testing.T) {
 	const stack = "services:\n  app:\n    image: x\n    configs: [c]\nconfigs:\n  c:\n    file: shared/canary.txt\n"
 	repo, _, secret := canaryRepo(t, map[string]string{"web/compose.yaml": stack}, map[string]string{"web/shared": "OUT"})
-	var c Controller
+	c := Controller{cfg: ControllerConfig{Cluster: newMemCluster()}}
 	state, problems, err := c.loadTree(context.Background(), repo)
 	if err != nil {
 		t.Fatal(err)

@@ -82,6 +82,10 @@ type State struct {
 	// addresses (actual state only): a published port there would take
 	// the nodes' own traffic (WireGuard, the managers' API and Raft).
 	Reserved []ReservedPort `json:"reserved,omitempty"`
+	// Policies are the policies of the cluster's nodes (actual state
+	// only; a node that reports none has the default one): a desired
+	// service that needs what none of them allows is a problem.
+	Policies []api.NodePolicy `json:"policies,omitempty"`
 }
 
 // ReservedPort is a port gitorc uses on a node: Use says for what.
@@ -249,6 +253,7 @@ func Plan(desired, actual State) Changeset {
 	})
 	cs.Steps = append(steps, deletes...)
 	cs.Problems = append(cs.Problems, portConflicts(desired, actual, want)...)
+	cs.Problems = append(cs.Problems, policyProblems(desired, actual)...)
 	sort.Strings(cs.Problems)
 	return cs
 }

@@ -693,7 +693,7 @@ type loaded struct {
 func (s State) clone() State {
 	return State{Networks: slices.Clone(s.Networks), Secrets: slices.Clone(s.Secrets), Configs: slices.Clone(s.Configs),
 		Volumes: slices.Clone(s.Volumes), Services: slices.Clone(s.Services), Pools: s.Pools, Kept: slices.Clone(s.Kept),
-		Reserved: slices.Clone(s.Reserved)}
+		Reserved: slices.Clone(s.Reserved), Policies: slices.Clone(s.Policies)}
 }
 
 func (c *Controller) loadCommit(ctx context.Context, commit string) (State, []string, error) {
@@ -728,7 +728,13 @@ func (c *Controller) loadTree(ctx context.Context, dir string) (State, []string,
 	if err != nil {
 		return State{}, splitLines(relativize(err.Error(), dir)), nil
 	}
-	stacks, err := LoadAll(ctx, dir, dir, layout)
+	// The nodes' policies: a service none of them allows is refused at
+	// its line (Plan refuses it again, for a commit loaded earlier).
+	actual, err := c.cfg.Cluster.Actual(ctx)
+	if err != nil {
+		return State{}, nil, fmt.Errorf("read cluster: %w", err)
+	}
+	stacks, err := LoadAllFor(ctx, dir, dir, layout, true, actual.Policies)
 	if ctx.Err() != nil {
 		return State{}, nil, ctx.Err()
 	}

@@ -108,7 +108,7 @@ func (m *memCluster) Actual(context.Context) (State, error) {
 
 func cloneState(s State) State {
 	return State{Networks: slices.Clone(s.Networks), Secrets: slices.Clone(s.Secrets), Configs: slices.Clone(s.Configs),
-		Volumes: slices.Clone(s.Volumes), Services: slices.Clone(s.Services)}
+		Volumes: slices.Clone(s.Volumes), Services: slices.Clone(s.Services), Policies: slices.Clone(s.Policies)}
 }
 
 func (m *memCluster) Observe(_ context.Context, names []string) (map[string]Observed, error) {

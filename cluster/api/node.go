@@ -47,6 +47,9 @@ type NodeDescription struct {
 	// Addrs are the node's own unicast addresses, which the cluster's
 	// address pools must not overlap.
 	Addrs []string `json:"addrs,omitempty"`
+	// Policy is what the node lets tasks have beyond the defaults (its
+	// --allow-* flags); nil: the defaults only.
+	Policy *NodePolicy `json:"policy,omitempty"`
 }
 
 // WireGuardInfo is what other nodes need to reach a node's overlay

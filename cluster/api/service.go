@@ -103,6 +103,16 @@ type ContainerSpec struct {
 	Secrets         []FileRef         `json:"secrets,omitempty"`
 	Configs         []FileRef         `json:"configs,omitempty"`
 	Healthcheck     *Healthcheck      `json:"healthcheck,omitempty"`
+
+	// Privileged, SeccompUnconfined and AppArmorUnconfined lift the
+	// container's confinement; each needs a node whose NodePolicy allows
+	// it (Needs).
+	Privileged         bool `json:"privileged,omitempty"`
+	SeccompUnconfined  bool `json:"seccomp_unconfined,omitempty"`
+	AppArmorUnconfined bool `json:"apparmor_unconfined,omitempty"`
+	// NoNewPrivileges keeps the process from gaining privileges (setuid
+	// binaries, file capabilities).
+	NoNewPrivileges bool `json:"no_new_privileges,omitempty"`
 }
 
 // Ulimit is one resource limit (nofile, nproc, …).

@@ -70,7 +70,7 @@ func (s *server) nodeView(tx store.ReadTx, n *api.Node) (Node, error) {
 	if err != nil {
 		return Node{}, err
 	}
-	v := Node{Node: *n, Name: nodeName(n)}
+	v := Node{Node: *n, Name: nodeName(n), Policy: n.Description.Policy.Effective()}
 	if n.Manager != nil && s.leader != nil {
 		m := *n.Manager
 		m.Leader = n.ID == s.leader()

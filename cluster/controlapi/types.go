@@ -19,6 +19,9 @@ type Node struct {
 	Name string `json:"name"`
 	// Tasks counts the tasks meant to run on the node.
 	Tasks int `json:"tasks"`
+	// Policy is what the node lets containers have, defaults included
+	// (Description.Policy holds only what its --allow-* flags add).
+	Policy api.EffectivePolicy `json:"policy"`
 }
 
 // NodeUpdate changes what an operator sets on a node; empty fields are kept.

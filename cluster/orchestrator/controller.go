@@ -337,10 +337,16 @@ func decide(svc *api.Service, tasks []api.Task, nodes Nodes, now time.Time, drai
 	}
 }
 
-// eligible applies a service's constraints and platforms to a node.
+// eligible applies a service's constraints and platforms, and the node's
+// policy (what its containers may have: binds, capabilities, …), to a node.
 func eligible(svc *api.Service, n *api.Node) bool {
 	for _, c := range svc.Spec.Task.Placement.Constraints {
 		if !scheduler.MatchConstraint(c, n) {
+			return false
+		}
+	}
+	for _, need := range api.Needs(&svc.Spec.Task.Container) {
+		if !n.Description.Policy.Allows(need) {
 			return false
 		}
 	}

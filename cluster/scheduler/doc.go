@@ -8,7 +8,9 @@
 //
 // A node must pass every filter of the pipeline (filters.go), in order:
 // ready and active, resources (reservations), constraints, platform,
-// host-mode published ports, max_replicas_per_node. Each filter explains
+// host-mode published ports, max_replicas_per_node, task addresses, and
+// the node's policy (what it lets containers have beyond the defaults:
+// binds, capabilities, sysctls, privileged). Each filter explains
 // itself, and the explanation of an unplaced task aggregates over nodes:
 // "no suitable node: 2 nodes lack 512MiB memory, 1 node is draining".
 //

@@ -34,10 +34,11 @@ var pipeline = []filter{
 	hostPortFilter{},
 	maxReplicasFilter{},
 	addressFilter{},
+	policyFilter{},
 }
 
 // Static filters are evaluated once per group; the others at each pick.
-var staticFilter = []bool{true, false, true, true, false, false, false}
+var staticFilter = []bool{true, false, true, true, false, false, false, true}
 
 // count phrases "1 node is" / "2 nodes are".
 func count(n int, singular, plural string) string {

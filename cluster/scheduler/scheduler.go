@@ -186,6 +186,10 @@ type group struct {
 	// full is the last node the address filter found without a free
 	// address, named when it is the only one.
 	full *api.Node
+	// needs are what the container needs of a node's policy (api.Needs);
+	// nodes is the number of nodes, to say "no node allows".
+	needs []api.Need
+	nodes int
 }
 
 func (s *Scheduler) newGroup(t *api.Task) *group {
@@ -198,6 +202,8 @@ func (s *Scheduler) newGroup(t *api.Task) *group {
 		ports:     s.hostPorts(t.ServiceID),
 		counts:    s.serviceCounts(t.ServiceID),
 		addrs:     s.addrs,
+		needs:     api.Needs(&t.Spec.Container),
+		nodes:     len(s.nodes),
 	}
 	for i, f := range pipeline {
 		if !staticFilter[i] && f.Enabled(g) {
@@ -214,7 +220,8 @@ func samePlacement(a, b *api.TaskSpec) bool {
 		pa.MaxReplicasPerNode == pb.MaxReplicasPerNode &&
 		slices.Equal(pa.Constraints, pb.Constraints) &&
 		slices.Equal(pa.Preferences, pb.Preferences) &&
-		slices.Equal(pa.Platforms, pb.Platforms)
+		slices.Equal(pa.Platforms, pb.Platforms) &&
+		needsKey(api.Needs(&a.Container)) == needsKey(api.Needs(&b.Container))
 }
 
 // hostPorts returns the host-mode published ports of a service, taking
@@ -306,10 +313,12 @@ type staticResult struct {
 // staticKey identifies what the static filters read of a group's spec.
 func staticKey(g *group) string {
 	p := &g.spec.Placement
-	if len(p.Constraints) == 0 && len(p.Platforms) == 0 {
+	if len(p.Constraints) == 0 && len(p.Platforms) == 0 && len(g.needs) == 0 {
 		return ""
 	}
 	var b strings.Builder
+	b.WriteString(needsKey(g.needs))
+	b.WriteByte(2)
 	for _, c := range p.Constraints {
 		b.WriteString(c.String())
 		b.WriteByte(0)

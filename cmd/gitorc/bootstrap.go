@@ -59,6 +59,8 @@ type bootstrapFlags struct {
 	autolock bool
 	// timing is fault detection: Raft's timeout, workers' liveness (faults.go).
 	timing timingFlags
+	// policy is the node's policy (policy_flags.go).
+	policy policyFlags
 }
 
 func newBootstrapCmd() *cobra.Command {
@@ -109,6 +111,7 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 	f.net.add(fl)
 	f.plan.add(fl)
 	f.timing.add(fl)
+	f.policy.add(fl)
 	fl.StringVar(&f.webhookSecret, "webhook-secret", "", "the webhooks' shared secret (HMAC key, GitLab token); prefer --webhook-secret-file")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret (- for standard input)")
 	fl.StringVar(&f.gitPasswordFile, "git-password-file", "", "file holding the repository's https password or access token (- for standard input); credentials never go in --repo")
@@ -120,6 +123,7 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 func newDaemonCmd() *cobra.Command {
 	var dataDir, webhookListen, metricsListen, uiListen string
 	var timing timingFlags
+	var policy policyFlags
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run this node from its data dir (after bootstrap or join)",
@@ -154,6 +158,13 @@ func newDaemonCmd() *cobra.Command {
 					return err
 				}
 			}
+			if changed, err := policy.update(cmd.Flags(), st); err != nil {
+				return err
+			} else if changed {
+				if err := saveState(dataDir, st); err != nil {
+					return err
+				}
+			}
 			if cmd.Flags().Changed("ui-listen") {
 				if st.UIListen = uiListen; uiListen == "off" {
 					st.UIListen = ""
@@ -178,6 +189,7 @@ func newDaemonCmd() *cobra.Command {
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics (GET /metrics) on this address from now on (\"off\": stop); kept in the data dir")
 	cmd.Flags().StringVar(&uiListen, "ui-listen", "", "serve the read-only status page on this address from now on, on a manager (\"off\": stop); kept in the data dir")
 	timing.add(cmd.Flags())
+	policy.add(cmd.Flags()) // each given flag replaces the kept value ("none" empties a list)
 	addOutputFlag(cmd)
 	return cmd
 }
@@ -323,6 +335,9 @@ func bootstrap(f bootstrapFlags) (*daemon, error) {
 		return nil, err
 	}
 	if err := f.timing.record(nil, st); err != nil {
+		return nil, err
+	}
+	if st.Policy, err = f.policy.policy(); err != nil {
 		return nil, err
 	}
 	p, err := loadPKI(f.dataDir)

@@ -468,7 +468,7 @@ func (d *daemon) startWorker(ctx context.Context, goRun func(string, func(contex
 	}
 	goRun("network", plane.Run)
 	exec, err := containerd.New(ctx, containerd.Config{DataDir: executorDir(d.dir), InsecureRegistries: d.state.Insecure,
-		Network: plane, LogDriver: logDriver(), Logger: d.log.With("component", "executor")})
+		Network: plane, LogDriver: logDriver(), Policy: d.state.nodePolicy(), Logger: d.log.With("component", "executor")})
 	if err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
@@ -494,7 +494,7 @@ func (d *daemon) startWorker(ctx context.Context, goRun func(string, func(contex
 	}
 	sess, err := session.New(session.Config{Managers: d.state.Managers, TLS: cliTLS, Agent: ag, Network: plane, Registries: exec, Logs: exec,
 		Description: api.NodeDescription{Hostname: host, Platform: api.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH},
-			Resources: hostResources(), WireGuard: &wgInfo, Addrs: addrs},
+			Resources: hostResources(), WireGuard: &wgInfo, Addrs: addrs, Policy: new(d.state.nodePolicy())},
 		Logger: d.log.With("component", "session")})
 	if err != nil {
 		return err

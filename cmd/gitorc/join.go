@@ -190,6 +190,7 @@ Prefer --token-file (- reads standard input): a --token shows in the process lis
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", metricsListenHelp)
 	f.net.add(fl)
 	f.timing.add(fl)
+	f.policy.add(fl)
 	addOutputFlag(cmd)
 	return cmd
 }
@@ -233,6 +234,9 @@ func join(ctx context.Context, f bootstrapFlags, token, manager string) (*daemon
 		return nil, err
 	}
 	if err := f.timing.record(nil, st); err != nil {
+		return nil, err
+	}
+	if st.Policy, err = f.policy.policy(); err != nil {
 		return nil, err
 	}
 	if f.listen != "" {

@@ -50,6 +50,9 @@ type nodeState struct {
 	UIListen string `json:"ui_listen,omitempty"`
 	// Timing is the manager's fault detection (faults.go); nil: defaults.
 	Timing *timingState `json:"timing,omitempty"`
+	// Policy is what the node lets containers have beyond the defaults
+	// (--allow-bind, --allow-cap, …; policy_flags.go); nil: the defaults.
+	Policy *api.NodePolicy `json:"policy,omitempty"`
 }
 
 // Files of a data dir.

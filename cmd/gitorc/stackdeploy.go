@@ -97,7 +97,9 @@ and prints the plan the manager applied.
 				return fmt.Errorf("no stack file: give one or more with -c FILE")
 			}
 			cwd, _ := os.Getwd()
-			st, err := compose.Load(cmd.Context(), compose.Source{Name: args[0], Files: files, EnvFiles: envFiles, Root: cwd, Profiles: profiles})
+			src := compose.Source{Name: args[0], Files: files, EnvFiles: envFiles, Root: cwd, Profiles: profiles}
+			src.Policies, src.CheckPolicies = clusterPolicies(cmd)
+			st, err := compose.Load(cmd.Context(), src)
 			if err != nil {
 				return err
 			}

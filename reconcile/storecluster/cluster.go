@@ -87,6 +87,7 @@ func (c *Cluster) Actual(ctx context.Context) (reconcile.State, error) {
 			return err
 		}
 		s.Reserved = reservedPorts(nodes)
+		s.Policies = nodePolicies(nodes)
 		switch cl, err := store.Get[api.Cluster](tx, api.ClusterID); {
 		case err == nil:
 			s.Pools = &cl.Spec.Network
@@ -515,4 +516,21 @@ func (w *writer) trimHistory(added int) {
 	for _, r := range recs[:min(extra, len(recs))] {
 		w.fail(w.tx.Delete(store.KindSyncRecord, r.ID, r.Version))
 	}
+}
+
+// nodePolicies are the policies of the nodes that are not removed, as
+// they report them (none: the default policy).
+func nodePolicies(nodes []*api.Node) []api.NodePolicy {
+	out := []api.NodePolicy{}
+	for _, n := range nodes {
+		if n.Removed() {
+			continue
+		}
+		var p api.NodePolicy
+		if n.Description.Policy != nil {
+			p = *n.Description.Policy
+		}
+		out = append(out, p)
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/agent"
+	"github.com/gitorc/gitorc/cluster/api"
 )
 
 // Defaults of Config.
@@ -74,6 +75,11 @@ type Config struct {
 	// Empty: crun when a probe at New finds it works here, else runc
 	// (runtime.go).
 	Runtime string
+	// Policy is what this node lets containers have beyond the defaults
+	// (binds of host paths, capabilities, sysctls, privileged,
+	// unconfined profiles): Prepare rejects a task that needs more
+	// (policy.go), whatever the managers decided.
+	Policy api.NodePolicy
 	// StartTimeout bounds waiting for an own containerd to serve (default 30s).
 	StartTimeout time.Duration
 	Logger       *slog.Logger

@@ -16,6 +16,14 @@
 // spec that disables the check switches off too; stopping with the stop signal then SIGKILL after the grace
 // period; per-task log files with size-based rotation.
 //
+// Confinement: every container runs under containerd's default seccomp
+// profile (contrib/seccomp, fitted to the capabilities it has) and, where
+// the kernel has AppArmor and apparmor_parser exists, containerd's default
+// AppArmor profile (seccomp.go); privileged and unconfined containers only
+// as their spec asks. Prepare first checks the task against the node's
+// policy (Config.Policy: binds, capabilities, sysctls, privileged,
+// unconfined) and rejects what it does not allow (policy.go).
+//
 // Shims: the replicas of one service on a node share runc shims, one per
 // Config.TasksPerShim slots (containerd's io.containerd.runc.v2.group
 // annotation), which saves a shim process start per replica; the executor

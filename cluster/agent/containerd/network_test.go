@@ -103,6 +103,7 @@ func netExecutor(t *testing.T, dataDir string, n containerd.TaskNetwork) *contai
 		InsecureRegistries: []string{env.reg.Addr},
 		Network:            n,
 		Logger:             testLogger(),
+		Policy:             api.NodePolicy{AllowBinds: []string{os.TempDir()}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,9 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 	if err := checkID(t.ID); err != nil {
 		return err
 	}
+	if err := e.checkPolicy(t); err != nil {
+		return err
+	}
 	if _, err := e.client.LoadContainer(ctx, t.ID); err == nil {
 		return nil
 	} else if !errdefs.IsNotFound(err) {
@@ -108,6 +111,7 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 	if err != nil {
 		return err
 	}
+	opts = append(opts, securityOpts(c)...)
 	labels, err := containerLabels(t, group, stopSignal(c, ispec.Config), taskHealthcheck(c.Healthcheck, imageHC))
 	if err != nil {
 		return err
