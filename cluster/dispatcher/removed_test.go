@@ -1,12 +1,14 @@
 package dispatcher_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
+	"github.com/gitorc/gitorc/cluster/store"
 )
 
 // A node removed from the cluster keeps a valid certificate, but its
@@ -47,5 +49,38 @@ func TestInternalSecretNeverDelivered(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "db" {
 		t.Errorf("secrets delivered: %v, want only db", names)
+	}
+}
+
+// A node removed while its session is open (gitorc node rm --force) has
+// that session ended, with the reason, instead of receiving more.
+func TestRemovedNodeSessionEnds(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	stream, _, err := e.rawSession(clientTLS(t, e.root, e.cert("w9", api.RoleWorker)), "w9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "w9 ready", func() bool { return e.nodeState("w9") == api.NodeReady })
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if _, err := e.store.Update(ctx, func(tx store.Tx) error {
+		n, err := store.Get[api.Node](tx, "w9")
+		if err != nil {
+			return err
+		}
+		n.RemovedAt = time.Now()
+		return tx.Update(n)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := stream.Recv()
+		if err == nil {
+			continue // what was on its way
+		}
+		if !strings.Contains(err.Error(), "removed from the cluster") {
+			t.Errorf("the session ended with %v, want the node's removal", err)
+		}
+		break
 	}
 }

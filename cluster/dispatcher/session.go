@@ -186,7 +186,9 @@ func (d *Dispatcher) receive(ctx context.Context, s *session, stream wire.Sessio
 		case m.Heartbeat != nil:
 			d.cfg.Metrics.observeHeartbeat(d.live.heartbeat(s.id.NodeID, now), now)
 		case m.Status != nil:
-			d.pending.add(s.id.NodeID, m.Status.Updates)
+			if n := d.pending.add(s.id.NodeID, m.Status.Updates); n > 0 {
+				d.log.Warn("task statuses dropped: the node's queue is full", logKeyNode, s.id.NodeID, logKeyN, n)
+			}
 		case m.LogsChunk != nil:
 			s.onChunk(m.LogsChunk)
 		case m.LogsEnd != nil:
@@ -275,13 +277,16 @@ func (d *Dispatcher) follow(ctx context.Context, w *store.Watcher, node string, 
 			}
 			last.assignKey = cur.assign.key
 		}
-		assign, view := false, false
+		assign, view, removed := false, false, false
 		mark := func(ev store.Event) {
 			// The shared object, not a copy: every session looks at
 			// every change, and only looks.
 			obj, err := ev.View()
 			if err != nil {
 				obj = nil // relevant to both: read again
+			}
+			if n, ok := obj.(*api.Node); ok && n.ID == node && (n.Removed() || ev.Action == store.ActionDelete) {
+				removed = true
 			}
 			assign = assign || relevant(ev, obj, node, cur.assign.ids)
 			view = view || cur.net.relevant(ev, obj, node)
@@ -306,6 +311,12 @@ func (d *Dispatcher) follow(ctx context.Context, w *store.Watcher, node string, 
 			default:
 				break drain
 			}
+		}
+		if removed {
+			// Removed (gitorc node rm --force) while connected: the
+			// session ends now, as a new one would be refused.
+			d.log.Warn("node removed: ending its session", logKeyNode, node)
+			return status.Error(codes.PermissionDenied, ErrNodeRemoved.Error())
 		}
 		if !assign && !view {
 			continue

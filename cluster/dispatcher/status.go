@@ -13,59 +13,81 @@ import (
 // maxStatusBatch bounds the task updates of one store transaction.
 const maxStatusBatch = 1000
 
-// queuedStatus is a status reported by a node for one of its tasks.
-type queuedStatus struct {
-	node string
-	st   api.TaskStatus
-}
+// statusKey is a task as a node reports it: a node's report never
+// displaces another node's report of the same task (the writer keeps only
+// the one of the node the task is on).
+type statusKey struct{ node, task string }
 
-// statusQueue coalesces status updates per task until the writer takes
-// them: while one batch is being written, the next one accumulates.
+// maxQueuedPerNode bounds the statuses one node has waiting: beyond it,
+// its new tasks' reports are dropped (add says how many) until the writer
+// takes some; the node reports its tasks again on its next session.
+const maxQueuedPerNode = 4096
+
+// statusQueue coalesces status updates per node and task until the writer
+// takes them: while one batch is being written, the next one accumulates.
 type statusQueue struct {
-	mu   sync.Mutex
-	m    map[string]queuedStatus // by task ID
-	kick chan struct{}
+	mu      sync.Mutex
+	m       map[statusKey]api.TaskStatus
+	perNode map[string]int
+	kick    chan struct{}
 }
 
 func (q *statusQueue) init() {
-	q.m = map[string]queuedStatus{}
+	q.m = map[statusKey]api.TaskStatus{}
+	q.perNode = map[string]int{}
 	q.kick = make(chan struct{}, 1)
 }
 
-func (q *statusQueue) add(node string, ups []wire.TaskStatusUpdate) {
+// add queues a node's reports and returns how many it dropped, its queue
+// being full.
+func (q *statusQueue) add(node string, ups []wire.TaskStatusUpdate) (dropped int) {
 	q.mu.Lock()
 	for _, u := range ups {
 		if u.TaskID == "" {
 			continue
 		}
-		if old, ok := q.m[u.TaskID]; ok && old.node == node && !Advances(old.st, u.Status) {
+		k := statusKey{node, u.TaskID}
+		if old, ok := q.m[k]; ok {
+			if Advances(old, u.Status) {
+				q.m[k] = u.Status
+			}
 			continue
 		}
-		q.m[u.TaskID] = queuedStatus{node: node, st: u.Status}
+		if q.perNode[node] >= maxQueuedPerNode {
+			dropped++
+			continue
+		}
+		q.m[k] = u.Status
+		q.perNode[node]++
 	}
 	q.mu.Unlock()
 	select {
 	case q.kick <- struct{}{}:
 	default:
 	}
+	return dropped
 }
 
 // take removes and returns up to max queued updates.
-func (q *statusQueue) take(max int) map[string]queuedStatus {
+func (q *statusQueue) take(max int) map[statusKey]api.TaskStatus {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.m) <= max {
 		out := q.m
-		q.m = map[string]queuedStatus{}
+		q.m = map[statusKey]api.TaskStatus{}
+		clear(q.perNode)
 		return out
 	}
-	out := make(map[string]queuedStatus, max)
-	for id, u := range q.m {
+	out := make(map[statusKey]api.TaskStatus, max)
+	for k, st := range q.m {
 		if len(out) == max {
 			break
 		}
-		out[id] = u
-		delete(q.m, id)
+		out[k] = st
+		delete(q.m, k)
+		if q.perNode[k.node]--; q.perNode[k.node] <= 0 {
+			delete(q.perNode, k.node)
+		}
 	}
 	return out
 }
@@ -74,6 +96,7 @@ func (q *statusQueue) reset() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	clear(q.m)
+	clear(q.perNode)
 }
 
 // Advances reports whether a reported status may replace the stored one:
@@ -111,27 +134,27 @@ func (d *Dispatcher) writeStatuses(ctx context.Context) {
 
 // writeBatch applies a batch in one transaction: each update only if the
 // task is the reporting node's and the status moves forward.
-func (d *Dispatcher) writeBatch(ctx context.Context, batch map[string]queuedStatus) error {
+func (d *Dispatcher) writeBatch(ctx context.Context, batch map[statusKey]api.TaskStatus) error {
 	var started []time.Duration // the tasks this batch makes running
 	err := d.retryConflicts(ctx, func(tx store.Tx) error {
 		started = started[:0]
 		now := d.cfg.Clock.Now()
-		for id, u := range batch {
-			t, err := store.Get[api.Task](tx, id)
+		for k, st := range batch {
+			t, err := store.Get[api.Task](tx, k.task)
 			if err != nil {
 				continue // deleted meanwhile
 			}
-			if t.NodeID != u.node {
-				d.log.Warn("node reported a task that is not its own", logKeyNode, u.node, logKeyTask, id)
+			if t.NodeID != k.node {
+				d.log.Warn("node reported a task that is not its own", logKeyNode, k.node, logKeyTask, k.task)
 				continue
 			}
-			if !Advances(t.Status, u.st) {
+			if !Advances(t.Status, st) {
 				continue
 			}
-			if lat, ok := startLatency(t, u.st, now); ok {
+			if lat, ok := startLatency(t, st, now); ok {
 				started = append(started, lat)
 			}
-			t.Status = u.st
+			t.Status = st
 			if err := tx.Update(t); err != nil {
 				return err
 			}
