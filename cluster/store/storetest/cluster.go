@@ -30,12 +30,15 @@ type Options struct {
 }
 
 // TestTuning is the Raft tuning the harness uses by default: elections in
-// a few hundred milliseconds, snapshots only when a test asks.
+// about a second, and snapshots only when a test asks. Its timeouts are
+// longer than the store's default (DefaultRaftTimeout): the harness runs
+// all its managers in the test's one process, beside other packages'
+// tests, where 200 ms lost the leader in the middle of tests.
 func TestTuning() store.RaftTuning {
 	return store.RaftTuning{
-		HeartbeatTimeout:   200 * time.Millisecond,
-		ElectionTimeout:    200 * time.Millisecond,
-		LeaderLeaseTimeout: 100 * time.Millisecond,
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
 		SnapshotInterval:   time.Hour,
 		SnapshotThreshold:  1 << 30,
