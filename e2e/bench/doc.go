@@ -17,7 +17,7 @@
 // updates, rollback, a killed task, stack rm, memory) on a single-node
 // gitorc cluster and, where Debian's docker.io is installed, on an
 // isolated single-node Docker Swarm, in alternating rounds, and prints
-// both and their ratio (SWARM.md):
+// both and their ratio (BENCHMARKS.md, Side by side with Docker Swarm):
 //
 //	go run ./e2e/bench -suite swarm -rounds 3 -systems gitorc,swarm
 package main
