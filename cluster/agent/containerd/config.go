@@ -59,12 +59,6 @@ type Config struct {
 	// the number of rotated files kept.
 	LogMaxSize  int64
 	LogMaxFiles int
-	// LogDriver is the absolute path of a binary the runc shim runs, with
-	// the arguments "log-driver FILE", as each task's log driver
-	// (RunLogDriver: cmd/gitorc passes itself). It writes every line with
-	// its time and stream. Empty: the shim appends the raw output to the
-	// file, and the lines carry neither.
-	LogDriver string
 	// TasksPerShim is how many slots of a service share one runc shim on
 	// the node (slots 1…K one, K+1…2K the next; default
 	// DefaultTasksPerShim; shim.go).

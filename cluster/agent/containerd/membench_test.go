@@ -6,14 +6,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/gitorc/gitorc/cluster/agent"
-	"github.com/gitorc/gitorc/cluster/agent/containerd"
 	"github.com/gitorc/gitorc/cluster/api"
 )
 
@@ -22,7 +20,8 @@ import (
 // executor's process (this test binary, which also holds the package's
 // shared executor, so read it as an upper bound; "exec_idle" is the same
 // process before the tasks start), of containerd, of its shims and of any
-// other process the shims run beside the tasks (log drivers), per
+// other process the shims run beside the tasks (log drivers, which
+// versions before the executor read the FIFOs itself ran), per
 // Config.TasksPerShim. Run with
 // `go test ./cluster/agent/containerd -run '^$' -bench Memory50 -benchtime 1x`.
 func BenchmarkMemory50_Root(b *testing.B) {
@@ -30,7 +29,7 @@ func BenchmarkMemory50_Root(b *testing.B) {
 	const n = 50
 	for _, perShim := range []int{10, 50} {
 		b.Run(fmt.Sprintf("perShim%d", perShim), func(b *testing.B) {
-			e := memExecutor(b, perShim)
+			e := benchExecutor(b, perShim, "")
 			var last procMemory
 			for i := 0; i < b.N; i++ {
 				tasks := make([]*api.Task, n)
@@ -185,28 +184,4 @@ func readMemory(pid int) mem {
 		}
 	}
 	return m
-}
-
-// memExecutor is an executor on the shared containerd with a data dir of
-// its own and the tasks' log driver that production uses
-// (cmd/gitorc-logger, built here).
-func memExecutor(b *testing.B, perShim int) *containerd.Executor {
-	b.Helper()
-	self := filepath.Join(b.TempDir(), "gitorc-logger")
-	if out, err := exec.Command("go", "build", "-o", self, "../../../cmd/gitorc-logger").CombinedOutput(); err != nil {
-		b.Fatalf("build gitorc-logger: %v\n%s", err, out)
-	}
-	e, err := containerd.New(context.Background(), containerd.Config{
-		DataDir:            b.TempDir(),
-		Address:            env.exec.Address(),
-		InsecureRegistries: []string{env.reg.Addr},
-		TasksPerShim:       perShim,
-		LogDriver:          self,
-		Logger:             testLogger(),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = e.Close() })
-	return e
 }
