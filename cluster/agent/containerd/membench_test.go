@@ -27,7 +27,7 @@ import (
 func BenchmarkMemory50_Root(b *testing.B) {
 	requireRoot(b)
 	const n = 50
-	for _, perShim := range []int{10, 50} {
+	for _, perShim := range []int{10, 25, 50} {
 		b.Run(fmt.Sprintf("perShim%d", perShim), func(b *testing.B) {
 			e := benchExecutor(b, perShim, "")
 			var last procMemory
