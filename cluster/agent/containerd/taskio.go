@@ -51,8 +51,12 @@ const (
 	logDrainTimeout = 5 * time.Second
 )
 
-// errAttached: the task's streams have a reader already.
-var errAttached = errors.New("task output is read already")
+// errAttached: the task's streams have a reader already; errClosed: the
+// executor is closed.
+var (
+	errAttached = errors.New("task output is read already")
+	errClosed   = errors.New("executor closed")
+)
 
 // taskStreams are the streams the executor reads, in record names.
 var taskStreams = [2]string{api.LogStdout, api.LogStderr}
@@ -63,9 +67,10 @@ func (e *Executor) fifoPath(taskID, stream string) string {
 
 // taskLogs are the readers of the tasks' streams, by task ID.
 type taskLogs struct {
-	mu sync.Mutex
-	m  map[string]*taskLog
-	wg sync.WaitGroup // every stream's goroutine
+	mu     sync.Mutex
+	m      map[string]*taskLog
+	closed bool           // the executor closed: no more readers
+	wg     sync.WaitGroup // every stream's goroutine
 }
 
 // taskLog reads one task's two streams into its log file.
@@ -84,7 +89,8 @@ type taskLog struct {
 // waiting for a writer: the shim's open for writing needs a reader, and
 // reading starts only once it has one (startTaskLog), since a FIFO
 // without a writer reads as ended. It is registered under taskID, and
-// fails with errAttached when a reader is registered there already.
+// fails with errAttached when a reader is registered there already, and
+// with errClosed once the executor closed.
 func (e *Executor) openTaskLog(taskID string) (*taskLog, error) {
 	e.logs.mu.Lock()
 	_, ok := e.logs.m[taskID]
@@ -114,6 +120,10 @@ func (e *Executor) openTaskLog(taskID string) (*taskLog, error) {
 	l.out = out
 	e.logs.mu.Lock()
 	defer e.logs.mu.Unlock()
+	if e.logs.closed {
+		l.closeFiles()
+		return nil, errClosed
+	}
 	if _, ok := e.logs.m[taskID]; ok {
 		l.closeFiles()
 		return nil, errAttached
@@ -250,7 +260,7 @@ func (e *Executor) adoptLogs(ctx context.Context, procs []*tasktypes.Process) {
 			continue
 		}
 		l, err := e.openTaskLog(id)
-		if errors.Is(err, errAttached) {
+		if errors.Is(err, errAttached) || errors.Is(err, errClosed) {
 			continue
 		}
 		if err != nil {
@@ -308,7 +318,7 @@ func (e *Executor) closeTaskLogs() {
 			l.closeFiles()
 		}
 	}
-	e.logs.m = nil
+	e.logs.m, e.logs.closed = nil, true
 	e.logs.mu.Unlock()
 	e.logs.wg.Wait()
 }
