@@ -135,7 +135,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if resp, err := c.TaskService().List(e.ctx(ctx), &tasksapi.ListTasksRequest{}); err != nil {
 		e.log.Warn("attach task output", logKeyErr, err)
 	} else {
-		e.adoptLogs(ctx, resp.Tasks)
+		e.adoptLogs(resp.Tasks)
 	}
 	return e, nil
 }
@@ -236,7 +236,7 @@ func (e *Executor) Observe(ctx context.Context) ([]agent.Observed, error) {
 		}
 		procs[id] = p
 	}
-	e.adoptLogs(ctx, resp.Tasks) // any that New could not attach
+	e.adoptLogs(resp.Tasks) // any that New could not attach
 	out := make([]agent.Observed, 0, len(cs))
 	for _, c := range cs {
 		o := agent.Observed{TaskID: c.Labels[LabelTaskID], ContainerID: c.ID, State: agent.ContainerCreated}

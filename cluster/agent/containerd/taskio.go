@@ -2,7 +2,6 @@ package containerd
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -29,8 +28,9 @@ import (
 // The trade: the output no longer has a reader of its own that outlives
 // the executor. While the executor is down, what a task writes fills the
 // FIFO's pipe buffer (64 KiB; the shim holds the FIFO open for reading
-// too, so its writes never fail), then the shim's copy blocks, then the
-// task's own pipe (another 64 KiB), and then the task's write blocks
+// too, so its writes never fail), then the shim's copy blocks (holding
+// up to 32 KiB), then the task's own pipe fills (another 64 KiB), and
+// then the task's write blocks
 // until an executor reads again: nothing is lost and nothing runs out of
 // memory, but a chatty task stalls, as under a stopped dockerd. A
 // restarted executor finds the FIFO paths containerd keeps in each
@@ -171,8 +171,8 @@ func (taskIO) Cancel()              {}
 func (taskIO) Wait()                {}
 func (taskIO) Close() error         { return nil }
 
-// start reads both streams until they end, the executor closes, or the
-// task is deleted.
+// startTaskLog reads both streams until they end, the executor closes,
+// or the task is deleted.
 func (e *Executor) startTaskLog(l *taskLog) {
 	e.logs.mu.Lock()
 	l.started = true
@@ -243,7 +243,7 @@ func (l *taskLog) stop(final bool) {
 // task's IO. Tasks whose output goes elsewhere (another executor's
 // FIFOs, or a log driver of an older version, which writes on) are left
 // alone.
-func (e *Executor) adoptLogs(ctx context.Context, procs []*tasktypes.Process) {
+func (e *Executor) adoptLogs(procs []*tasktypes.Process) {
 	for _, p := range procs {
 		id := p.ContainerID
 		if id == "" {
