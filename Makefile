@@ -16,9 +16,8 @@ help: ## list the targets
 deps: ## install missing system packages (apt; as root)
 	@bash scripts/install-deps.sh
 
-build: ## build bin/gitorc (and bin/gitorc-logger, the tasks' log driver)
+build: ## build bin/gitorc
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gitorc
-	$(GO) build -o $(dir $(BIN))gitorc-logger ./cmd/gitorc-logger
 
 test: deps ## run every test CI runs (as root this includes containerd and network tests)
 	$(GO) vet ./...

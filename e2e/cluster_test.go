@@ -49,11 +49,6 @@ func buildGitorc(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("build gitorc: %v\n%s", err, out)
 	}
-	// The tasks' log driver, beside it as make build puts it.
-	out, err = exec.Command("go", "build", "-o", filepath.Join(filepath.Dir(bin), "gitorc-logger"), "../cmd/gitorc-logger").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build gitorc-logger: %v\n%s", err, out)
-	}
 	return bin
 }
 

@@ -468,7 +468,7 @@ func (d *daemon) startWorker(ctx context.Context, goRun func(string, func(contex
 	}
 	goRun("network", plane.Run)
 	exec, err := containerd.New(ctx, containerd.Config{DataDir: executorDir(d.dir), InsecureRegistries: d.state.Insecure,
-		Network: plane, LogDriver: logDriver(), Policy: d.state.nodePolicy(), Logger: d.log.With("component", "executor")})
+		Network: plane, Policy: d.state.nodePolicy(), Logger: d.log.With("component", "executor")})
 	if err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}

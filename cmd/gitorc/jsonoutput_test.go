@@ -103,9 +103,7 @@ var jsonTests = map[string]string{
 // noOutputFlag lists the runnable commands that print nothing, or cannot
 // print JSON, with the reason. Every command prints JSON today; a
 // command added here must say why it cannot.
-var noOutputFlag = map[string]string{
-	"log-driver": "hidden: containerd's shim runs it as a task's log driver; it prints nothing",
-}
+var noOutputFlag = map[string]string{}
 
 // shortOutputTaken lists the commands whose -o is not the output format,
 // with what it is: --output is their format.

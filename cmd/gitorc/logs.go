@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -18,14 +16,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/gitorc/gitorc/cluster/agent/containerd"
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/dispatcher"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/logs"
 )
 
-func init() { register(newLogsCmd); register(newLogDriverCmd) }
+func init() { register(newLogsCmd) }
 
 func newLogsCmd() *cobra.Command {
 	var (
@@ -192,42 +189,6 @@ func readLogLines(resp *http.Response, fn func(logs.Line) error) error {
 		}
 	}
 	return sc.Err()
-}
-
-// newLogDriverCmd is what containerd's shim runs as a task's log driver
-// (containerd.RunLogDriver); not for people.
-func newLogDriverCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:    containerd.LogDriverArg + " FILE",
-		Hidden: true,
-		Args:   cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return containerd.RunLogDriver(args[0])
-		},
-	}
-}
-
-// loggerName is the small log driver built beside gitorc (make build).
-const loggerName = "gitorc-logger"
-
-// logDriver is what the shim runs as each task's log driver: the
-// gitorc-logger beside this binary (a small program: one runs per task),
-// else this binary itself ("gitorc log-driver FILE", ten times the
-// memory); empty (raw logs) if neither can be found.
-func logDriver() string {
-	self, err := os.Executable()
-	if err != nil {
-		return ""
-	}
-	if l := filepath.Join(filepath.Dir(self), loggerName); isExecutable(l) {
-		return l
-	}
-	return self
-}
-
-func isExecutable(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
 }
 
 // startLogs serves gitorc logs on this manager: from the dispatcher's

@@ -241,9 +241,6 @@ func (g *gitorcSystem) memory() (memory, error) {
 		measureGroup("shims", processes(func(c string) bool {
 			return strings.Contains(c, "containerd-shim") && strings.Contains(c, "-address "+in)
 		})),
-		measureGroup("log drivers", processes(func(c string) bool {
-			return strings.Contains(c, " log-driver "+in)
-		})),
 	}}
 	if m.groups[0].procs != 1 || m.groups[1].procs != 1 {
 		return m, fmt.Errorf("the node or its containerd is not running: %s", m)

@@ -68,10 +68,6 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bench: build gitorc: %v\n%s", err, out)
 			os.Exit(1)
 		}
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "gitorc-logger"), "./cmd/gitorc-logger").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "bench: build gitorc-logger: %v\n%s", err, out)
-			os.Exit(1)
-		}
 	}
 	if *suiteName == "swarm" {
 		code := runSwarmSuite(suiteOptions{bin: *bin, rounds: *rounds, systems: suiteSystems,

@@ -14,7 +14,10 @@
 // container: the spec's, else the HEALTHCHECK Docker keeps in the image's
 // config (its config.Healthcheck, read from the raw config blob), which a
 // spec that disables the check switches off too; stopping with the stop signal then SIGKILL after the grace
-// period; per-task log files with size-based rotation.
+// period; per-task log files with size-based rotation, written by the
+// executor itself from the FIFOs the shim writes the tasks' stdout and
+// stderr to, re-attached after a restart (taskio.go: what a task writes
+// while no executor reads waits in the pipe, then blocks the task).
 //
 // Confinement: every container runs under containerd's default seccomp
 // profile (contrib/seccomp, fitted to the capabilities it has) and, where
@@ -52,6 +55,7 @@
 //	netns/<id>    the task's network namespace, bound to the file (on the network plane only)
 //	volumes/<name>/ named node-local volumes
 //	logs/<id>.log stdout and stderr of a task, with rotated .1 … .N beside it
+//	fifo/<id>.stdout, <id>.stderr  the task's output FIFOs (and a .partial line kept across a restart); healthcheck execs' FIFO dirs
 //
 // It implements agent.Executor and imports cluster/api, cluster/agent and
 // netplane/netns only among gitorc packages; never manager-side packages (cluster/store,

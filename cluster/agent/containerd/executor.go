@@ -66,6 +66,7 @@ type Executor struct {
 	shims  shimGroups // tasks of one shim group are created and deleted one at a time
 	ports  portHolds  // host-mode ports of the tasks that run here
 	logins *registryLogins
+	logs   taskLogs // readers of the tasks' stdout and stderr (taskio.go)
 
 	mu      sync.Mutex
 	health  map[string]*monitor // by task ID
@@ -129,6 +130,12 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 			return err == nil
 		})
 		e.log.Info("OCI runtime", "runtime", e.runtime)
+	}
+	// Read on the output of the tasks a previous run started.
+	if resp, err := c.TaskService().List(e.ctx(ctx), &tasksapi.ListTasksRequest{}); err != nil {
+		e.log.Warn("attach task output", logKeyErr, err)
+	} else {
+		e.adoptLogs(resp.Tasks)
 	}
 	return e, nil
 }
@@ -200,6 +207,7 @@ func (e *Executor) Close() error {
 	e.closed = true
 	e.mu.Unlock()
 	e.stopBackground()
+	e.closeTaskLogs()
 	e.ports.releaseAll()
 	var err error
 	if e.client != nil {
@@ -228,6 +236,7 @@ func (e *Executor) Observe(ctx context.Context) ([]agent.Observed, error) {
 		}
 		procs[id] = p
 	}
+	e.adoptLogs(resp.Tasks) // any that New could not attach
 	out := make([]agent.Observed, 0, len(cs))
 	for _, c := range cs {
 		o := agent.Observed{TaskID: c.Labels[LabelTaskID], ContainerID: c.ID, State: agent.ContainerCreated}
@@ -303,16 +312,24 @@ func (e *Executor) Start(ctx context.Context, taskID string) error {
 		return fmt.Errorf("start: %w", err)
 	}
 	group := info.Labels[labelShimGroup]
+	e.stopTaskLog(taskID, false) // no task: whatever FIFOs there are are stale
+	l, err := e.openTaskLog(taskID)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
 	unlock := e.shims.lock(group)
-	t, err := c.NewTask(ctx, e.logCreator(taskID))
+	t, err := c.NewTask(ctx, l.creator())
 	unlock()
 	if err != nil {
+		e.stopTaskLog(taskID, false)
 		return fmt.Errorf("start: %w", cleanRuntimeErr(err))
 	}
+	e.startTaskLog(l) // the shim holds the FIFOs' write ends now
 	if err := t.Start(ctx); err != nil {
 		unlock := e.shims.lock(group)
 		_, _ = t.Delete(ctx, client.WithProcessKill)
 		unlock()
+		e.stopTaskLog(taskID, true)
 		return fmt.Errorf("start: %w", cleanRuntimeErr(err))
 	}
 	return nil
@@ -379,6 +396,7 @@ func (e *Executor) Remove(ctx context.Context, taskID string) (agent.Exit, error
 			return exit, fmt.Errorf("remove: delete container: %w", err)
 		}
 	}
+	e.stopTaskLog(taskID, true) // the task is gone: its streams end
 	e.ports.release(taskID)
 	if err := e.detachNetwork(ctx, taskID); err != nil {
 		return exit, fmt.Errorf("remove: %w", err)

@@ -20,7 +20,7 @@ import (
 func BenchmarkGroupStart_Root(b *testing.B) {
 	requireRoot(b)
 	for _, n := range []int{10, 50} {
-		for _, perShim := range []int{1000, 10, 5} {
+		for _, perShim := range []int{1000, 25, 10, 5} {
 			for _, runtime := range []string{"runc", "crun"} {
 				if runtime == "crun" && !containerd.RuntimeWorks(context.Background(), runtime) {
 					continue

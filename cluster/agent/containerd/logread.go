@@ -9,20 +9,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gitorc/gitorc/cluster/agent/containerd/logdriver"
 	"github.com/gitorc/gitorc/cluster/api"
 )
 
 // A task's log is its rotated files, oldest first (log.N … log.1), then
-// the live file. With a log driver each line is a record
-// "TIME STREAM F|P LINE" (RFC 3339 time, as the CRI log format; P marks
-// a piece of a line longer than maxLogLine); a line that does not parse
-// as one (a log written without a driver) is stdout, without a time.
+// the live file. Each line is a record "TIME STREAM F|P LINE" (RFC 3339
+// time, as the CRI log format; P marks a piece of a line longer than
+// maxLogLine; taskio.go writes them); a line that does not parse as one
+// (a log written raw by an older version) is stdout, without a time.
 
 // Bounds of reading.
 const (
-	maxLogLine  = logdriver.MaxLine // longer lines are cut in pieces (driver) or truncated
-	logBatch    = 256               // records handed over at a time
+	logBatch    = 256 // records handed over at a time
 	logReadSize = 32 << 10
 	logPoll     = 200 * time.Millisecond
 )

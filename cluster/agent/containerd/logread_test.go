@@ -13,21 +13,20 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gitorc/gitorc/cluster/agent"
-	"github.com/gitorc/gitorc/cluster/agent/containerd/logdriver"
 	"github.com/gitorc/gitorc/cluster/api"
 )
 
-// The driver's records parse back to what was written, both streams, a
+// The records the executor writes parse back to what was written, both streams, a
 // long line in pieces; a raw line is stdout without a time.
-func TestLogDriverRecordsParse(t *testing.T) {
+func TestLogRecordsParse(t *testing.T) {
 	at := time.Date(2030, 1, 1, 0, 0, 0, 123456789, time.UTC)
 	var b bytes.Buffer
-	w := &logdriver.Writer{W: &b, Now: func() time.Time { return at }}
+	w := &recordWriter{w: &b, now: func() time.Time { return at }}
 	long := strings.Repeat("x", maxLogLine+10)
-	if err := w.Copy(strings.NewReader("one\n\ntwo"), api.LogStdout); err != nil {
+	if _, err := w.copy(strings.NewReader("one\n\ntwo"), api.LogStdout, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Copy(strings.NewReader("err 1\n"+long+"\n"), api.LogStderr); err != nil {
+	if _, err := w.copy(strings.NewReader("err 1\n"+long+"\n"), api.LogStderr, nil); err != nil {
 		t.Fatal(err)
 	}
 	var got []api.LogRecord
@@ -119,12 +118,12 @@ func TestLogReadAcrossRotation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := &logdriver.Writer{W: f, Now: time.Now}
+		w := &recordWriter{w: f, now: time.Now}
 		var b strings.Builder
 		for i := from; i < to; i++ {
 			fmt.Fprintf(&b, "line %d\n", i)
 		}
-		if err := w.Copy(strings.NewReader(b.String()), api.LogStdout); err != nil {
+		if _, err := w.copy(strings.NewReader(b.String()), api.LogStdout, nil); err != nil {
 			t.Fatal(err)
 		}
 		f.Close()

@@ -10,24 +10,15 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/containerd/containerd/v2/pkg/cio"
-
 	"github.com/gitorc/gitorc/cluster/api"
 )
 
-// The shim appends the task's stdout and stderr to its log file directly,
-// so output survives agent restarts. Rotation is copy-then-truncate: the
-// shim's O_APPEND writes continue at the new end of the file.
+// The executor appends the task's stdout and stderr to its log file
+// (taskio.go). Rotation is copy-then-truncate: the O_APPEND writes
+// continue at the new end of the file.
 
 func (e *Executor) logPath(taskID string) string {
 	return filepath.Join(e.cfg.DataDir, "logs", taskID+".log")
-}
-
-func (e *Executor) logCreator(taskID string) cio.Creator {
-	if e.cfg.LogDriver != "" {
-		return cio.BinaryIO(e.cfg.LogDriver, map[string]string{LogDriverArg: e.logPath(taskID)})
-	}
-	return cio.LogFile(e.logPath(taskID))
 }
 
 // RemoveLog deletes a task's log and its rotated files.

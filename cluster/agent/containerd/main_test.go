@@ -69,14 +69,6 @@ func testLogger() *slog.Logger {
 }
 
 func TestMain(m *testing.M) {
-	// The shim runs this binary as the tasks' log driver.
-	if len(os.Args) == 3 && os.Args[1] == containerd.LogDriverArg {
-		if err := containerd.RunLogDriver(os.Args[2]); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
 	if env.skip = skipReason(); env.skip != "" {
 		os.Exit(m.Run())
 	}
@@ -133,13 +125,8 @@ func setup(m *testing.M) (code int, err error) {
 // startExecutor starts an executor with its own containerd under dir and
 // runs it; stop ends Run and closes it (containers keep running).
 func startExecutor(ctx context.Context, dir string) (*containerd.Executor, func(), error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, nil, err
-	}
 	e, err := containerd.New(ctx, containerd.Config{
 		DataDir:            dir,
-		LogDriver:          self,
 		Address:            filepath.Join(dir, "containerd", "containerd.sock"),
 		InsecureRegistries: []string{env.reg.Addr},
 		Logger:             testLogger(),

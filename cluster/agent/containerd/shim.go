@@ -20,10 +20,13 @@ import (
 // The executor therefore creates and deletes the tasks of one group one at
 // a time (shimGroups); the shim serializes its creates anyway. So that a
 // deploy of many replicas does not queue behind one shim, a group holds
-// Config.TasksPerShim slots (default 10): 50 replicas start through 5
+// Config.TasksPerShim slots (default 25): 50 replicas start through 2
 // shims in parallel. Measured (BenchmarkGroupStart_Root, 50 replicas,
-// alternated, under load): one shim 4.4/5.8/6.1 s, a shim per 10 slots
-// 3.4/4.5/5.3 s.
+// alternated, under load): one shim 3.7–6.5 s, a shim per 25 slots
+// 3.3/3.4 s, per 10 slots 3.2/3.4 s; two parallel creates already keep
+// the 2 vCPUs busy. Each shim costs ~14 MiB RSS, ~4.5 MiB PSS
+// (BenchmarkMemory50_Root: 5 shims 71 / 24 MiB, 2 shims 30 / 12, one
+// 17 / 8), so 25 keeps the speed of 10 for 40 MiB RSS less at 50.
 const (
 	shimGroupAnnotation = "io.containerd.runc.v2.group"
 	labelShimGroup      = "gitorc.shim-group"
