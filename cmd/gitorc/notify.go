@@ -87,7 +87,20 @@ func (d *daemon) runNotifier(ctx context.Context) error {
 				}
 			}
 		}
-		for ev := range w.Events() {
+		// The wait ends with ctx too: leaderControllers waits for this
+		// loop before it starts the controllers again.
+	events:
+		for {
+			var ev store.Event
+			var ok bool
+			select {
+			case <-ctx.Done():
+				break events
+			case ev, ok = <-w.Events():
+			}
+			if !ok {
+				break events // the watch overflowed
+			}
 			if ev.Action == store.ActionDelete {
 				continue
 			}
@@ -105,9 +118,6 @@ func (d *daemon) runNotifier(ctx context.Context) error {
 				if err == nil {
 					tell(st, rec)
 				}
-			}
-			if ctx.Err() != nil {
-				break
 			}
 		}
 		w.Close()
