@@ -591,7 +591,7 @@ func (ch *chaos) checkConverged(final string, replicas int, p *pusher) {
 			if h.Revision == ps.commit && h.Trigger != api.TriggerRevert && rec == nil {
 				rec = h
 			}
-			if rec != nil && h.Trigger == api.TriggerRevert && !h.StartedAt.Before(rec.StartedAt) && !reverted {
+			if ps.kind == pushCrash && rec != nil && h.Trigger == api.TriggerRevert && !h.StartedAt.Before(rec.StartedAt) && !reverted {
 				reverted = true
 				if h.Result != api.SyncSynced {
 					// Reported, not asserted: a revert after a rollout that
