@@ -341,9 +341,9 @@ func chaosParams(t *testing.T) (seed uint64, faults int, hold time.Duration) {
 //
 // Requests that fail are counted per fault window and logged, not
 // asserted: which of them a fault may fail depends on where the tasks
-// run (a killed worker takes its userspace WireGuard with it, so the
-// other worker's requests forwarded to it fail too). Once healed, every
-// request must be answered.
+// run (requests to the other worker that it forwards to a task of the
+// killed or cut-off one fail too). Once healed, every request must be
+// answered.
 //
 // A revert that follows a rollout failure_action rolled back ends
 // "degraded too" today although the cluster runs the last good revision,
@@ -355,8 +355,8 @@ func TestChaos_Root(t *testing.T) {
 		t.Skip("chaos e2e: " + why)
 	}
 	seed, faults, hold := chaosParams(t)
-	t.Logf("chaos seed %d, %d faults, each held up to %s (GITORC_CHAOS_SEED=%d GITORC_CHAOS_FAULTS=%d replays the schedule; timings are the machine's)",
-		seed, faults, hold, seed, faults)
+	t.Logf("chaos seed %d, %d faults, each held up to %s (GITORC_CHAOS_SEED=%d GITORC_CHAOS_FAULTS=%d GITORC_CHAOS_HOLD=%s replays the schedule; timings are the machine's)",
+		seed, faults, hold, seed, faults, hold)
 
 	c := hostsWithRegistry(t, chaosClient)
 	res := startResolver(t, c.nw.Gateway.String(), net.IP(c.nw.Gateway.AsSlice()))
@@ -431,9 +431,9 @@ func TestChaos_Root(t *testing.T) {
 	ch.checkRequests(cl, "final")
 }
 
-// keepArtifacts copies the nodes' logs and the Git repository's log under
-// $GITORC_ARTIFACTS/chaos-<seed> when the test failed, to read after
-// the test's directories are gone.
+// keepArtifacts copies the nodes' logs, and what gitorc ps, status,
+// history and service ls show, under $GITORC_ARTIFACTS/chaos-<seed> when
+// the test failed, to read after the test's directories are gone.
 func (ch *chaos) keepArtifacts(seed uint64) {
 	t, c := ch.t, ch.c
 	root := os.Getenv("GITORC_ARTIFACTS")
