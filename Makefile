@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # share the machine: keep them from running side by side.
 TESTFLAGS ?= -count=1 -timeout 25m -p 2
 
-.PHONY: help deps build test lint demo fuzz bench bench-swarm clean
+.PHONY: help deps build test lint demo fuzz bench bench-swarm chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,14 @@ demo: deps build ## a single-node cluster deploying examples/ from a local Git r
 
 fuzz: ## run the stack loader fuzz target for a minute
 	$(GO) test ./compose -run '^$$' -fuzz FuzzLoad -fuzztime 60s
+
+# make chaos: GITORC_CHAOS_FAULTS (40), GITORC_CHAOS_HOLD (the longest a
+# fault lasts, 10s) and GITORC_CHAOS_SEED (a fresh one unless given: the
+# test prints the seed it used) shape the run.
+GITORC_CHAOS_FAULTS ?= 40
+GITORC_CHAOS_SEED ?= $(shell date +%s%N)
+chaos: deps ## the chaos e2e, long: 40 faults on a 5-node cluster, a fresh seed (GITORC_CHAOS_SEED=N replays one)
+	GITORC_CHAOS_FAULTS=$(GITORC_CHAOS_FAULTS) GITORC_CHAOS_SEED=$(GITORC_CHAOS_SEED) $(GO) test ./e2e -run '^TestChaos_Root$$' -count=1 -v -timeout 120m
 
 bench: ## run the Go benchmarks
 	$(GO) test ./... -run '^$$' -bench . -benchmem

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,6 +74,75 @@ func TestHostsCutHealPartition_Root(t *testing.T) {
 	nw.HealPartition()
 	waitFor(t, 10*time.Second, "the partition to heal", func() bool { return reach(t, h1, h2) && reach(t, h3, h1) })
 
+	nw.Close()
+	if left := nw.Leftovers(); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
+func TestIsolate_Root(t *testing.T) {
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("needs busybox-static")
+	}
+	nw := NewNetwork(t, 3)
+	logs := t.TempDir()
+	serve := func(h *Host) {
+		dir := filepath.Join(t.TempDir(), "www")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("hello from "+h.Name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Start(logs, "busybox", "httpd", "-f", "-p", h.Addr.String()+":8080", "-h", dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range nw.Hosts {
+		serve(h)
+	}
+	// The gateway (the root namespace) serves too: an isolated host still
+	// reaches it.
+	gw := filepath.Join(t.TempDir(), "gw")
+	if err := os.MkdirAll(gw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(gw, "index.html"), []byte("hello from gateway"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	httpd := exec.Command("busybox", "httpd", "-f", "-p", nw.Gateway.String()+":8080", "-h", gw)
+	if err := httpd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = httpd.Process.Kill(); _ = httpd.Wait() }()
+	gateway := &Host{Name: "gateway", Addr: nw.Gateway}
+
+	h1, h2, h3 := nw.Host(1), nw.Host(2), nw.Host(3)
+	waitFor(t, 10*time.Second, "every host to reach every other", func() bool {
+		return reach(t, h1, h2) && reach(t, h2, h3) && reach(t, h3, h1) && reach(t, h2, gateway)
+	})
+
+	iso := nw.Isolate(h2)
+	if reach(t, h1, h2) || reach(t, h2, h3) {
+		t.Fatal("traffic reaches an isolated host")
+	}
+	if !reach(t, h1, h3) || !reach(t, h2, gateway) {
+		t.Fatal("isolating h2 cut other paths too")
+	}
+	// A second isolation holds beside the first; healing one leaves the
+	// other.
+	nw.Isolate(h3, h1)
+	if reach(t, h1, h3) {
+		t.Fatal("h1 reaches h3 while h3 is isolated from it")
+	}
+	iso.Heal()
+	iso.Heal() // a no-op
+	waitFor(t, 10*time.Second, "h2 back", func() bool { return reach(t, h1, h2) && reach(t, h2, h3) })
+	if reach(t, h3, h1) {
+		t.Fatal("healing h2 healed h3's isolation")
+	}
+
+	// Close removes the isolation still in place.
 	nw.Close()
 	if left := nw.Leftovers(); len(left) > 0 {
 		t.Errorf("left behind: %v", left)

@@ -27,6 +27,10 @@ type Network struct {
 	mu    sync.Mutex
 	procs []*Process
 	nft   bool
+	// isolations counts the isolations made (it names their tables);
+	// isolated are those not healed yet.
+	isolations int
+	isolated   []*Isolation
 }
 
 // Host is one machine of the cluster: a network namespace.
@@ -199,6 +203,7 @@ func (nw *Network) Close() {
 		p.Kill()
 	}
 	nw.HealPartition()
+	nw.healIsolations()
 	for _, h := range nw.Hosts {
 		_, _ = run("ip", "link", "del", h.veth) // takes its peer along
 		_, _ = run("ip", "netns", "del", h.NS)
