@@ -119,6 +119,26 @@ func TestDecideReplicated(t *testing.T) {
 			[]api.Task{stopped(tk("a", 1, "n1", api.TaskShutdown, t0)), tk("b", 2, "n1", api.TaskRunning, t0), tk("c", 3, "n2", api.TaskRunning, t0)},
 			nodes, t0.Add(time.Second), []string{"create slot=1 node= restarts=0", "create slot=4 node= restarts=0"}},
 	}
+	// A commit that changes the spec and scales down at once: slot 1's
+	// start-first replacement does not run yet, but its old task does, so
+	// the slot is a running one; a slot above the count goes, not the
+	// replacement (which the updater made again at once, for ever).
+	scaled := service(api.ModeReplicated, 2, any5s)
+	old := tk("a", 1, "n1", api.TaskRunning, t0)
+	old.Spec = api.TaskSpec{Container: api.ContainerSpec{Image: "web:0"}}
+	repl := tk("a2", 1, "n1", api.TaskStarting, t0.Add(time.Second))
+	repl.Spec = scaled.Spec.Task
+	b, c := tk("b", 2, "n2", api.TaskRunning, t0), tk("c", 3, "n2", api.TaskRunning, t0)
+	b.Spec, c.Spec = old.Spec, old.Spec
+	cases = append(cases, struct {
+		name  string
+		svc   *api.Service
+		tasks []api.Task
+		nodes Nodes
+		now   time.Time
+		want  []string
+	}{"spec changed and scaled down: the replacement of a running slot stays", scaled,
+		[]api.Task{old, repl, b, c}, nodes, t0.Add(2 * time.Second), []string{"drain c", "wake +2.5s"}})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := summary(DecideReplicated(tc.svc, tc.tasks, tc.nodes, tc.now, DefaultDrainDelay))

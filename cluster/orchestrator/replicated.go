@@ -21,6 +21,9 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 	type candidate struct {
 		slot uint64
 		task *api.Task
+		// runs: a task of the slot runs (its start-first replacement may
+		// not yet): the slot is a running one to a scale-down.
+		runs bool
 	}
 	var running []candidate   // one live task per kept slot
 	taken := 0                // slots refilled now, after their delay, or left ended by the restart policy
@@ -31,7 +34,11 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 		keep := g.evict(nodes, &d, now, drain)
 		evicted := len(keep) < len(g.liveTasks())
 		if len(keep) > 0 {
-			running = append(running, candidate{slot, keep[0]})
+			runs := false
+			for _, t := range keep {
+				runs = runs || t.Status.State == api.TaskRunning
+			}
+			running = append(running, candidate{slot, keep[0], runs})
 			for _, extra := range duplicates(svc, keep) { // a slot runs one task
 				d.retire(extra, "duplicate task in slot", now, drain)
 			}
@@ -65,9 +72,8 @@ func DecideReplicated(svc *api.Service, tasks []api.Task, nodes Nodes, now time.
 		}
 		sort.SliceStable(running, func(i, j int) bool {
 			a, b := running[i], running[j]
-			ar, br := a.task.Status.State == api.TaskRunning, b.task.Status.State == api.TaskRunning
-			if ar != br {
-				return !ar // not yet running goes first
+			if a.runs != b.runs {
+				return !a.runs // a slot with nothing running yet goes first
 			}
 			if as, bs := scalingDown(svc, a.task), scalingDown(svc, b.task); as != bs {
 				return as
