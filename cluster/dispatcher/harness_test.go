@@ -21,7 +21,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 )
 
-const waitLong = 15 * time.Second // a hang guard, never a timing assertion
+const waitLong = 60 * time.Second // a hang guard, never a timing assertion (15 s was exceeded on a loaded machine)
 
 // fakeClock is a manual clock; its timers fire when Advance passes them.
 type fakeClock struct {
