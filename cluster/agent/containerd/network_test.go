@@ -299,24 +299,31 @@ func withHostPort(port uint32) func(*api.Task) {
 	}
 }
 
-// TestTaskHostPorts_Root: a task's host-mode port is held on the node
-// from its prepare to its removal, so that no other program takes it.
-func TestTaskHostPorts_Root(t *testing.T) {
+// preparedWithHostPort is a task at addr publishing a free host port in
+// host mode, prepared by a new executor (removed when the test ends).
+func preparedWithHostPort(t *testing.T, addr string) (*containerd.Executor, *api.Task, uint32) {
+	t.Helper()
 	requireRoot(t)
-	ctx := context.Background()
-	dir := netTestDir(t)
-	e := netExecutor(t, dir, &fakeNetwork{nameserver: "10.64.3.1"})
+	e := netExecutor(t, netTestDir(t), &fakeNetwork{nameserver: "10.64.3.1"})
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := uint32(l.Addr().(*net.TCPAddr).Port)
 	_ = l.Close()
-	task := newTask(t, env.image, withAddr("10.64.3.8/24"), withHostPort(port))
-	if err := e.Prepare(ctx, task, agent.Files{}); err != nil {
+	task := newTask(t, env.image, withAddr(addr), withHostPort(port))
+	if err := e.Prepare(context.Background(), task, agent.Files{}); err != nil {
 		t.Fatalf("prepare: %v", err)
 	}
 	removeOnCleanup(t, e, task.ID)
+	return e, task, port
+}
+
+// TestTaskHostPorts_Root: a task's host-mode port is held on the node
+// from its prepare to its removal, so that no other program takes it.
+func TestTaskHostPorts_Root(t *testing.T) {
+	ctx := context.Background()
+	e, task, port := preparedWithHostPort(t, "10.64.3.8/24")
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	if l, err := net.Listen("tcp4", addr); err == nil {
 		_ = l.Close()
@@ -325,7 +332,7 @@ func TestTaskHostPorts_Root(t *testing.T) {
 	if _, err := e.Remove(ctx, task.ID); err != nil {
 		t.Fatal(err)
 	}
-	l, err = net.Listen("tcp4", addr)
+	l, err := net.Listen("tcp4", addr)
 	if err != nil {
 		t.Errorf("%s still held after the task was removed: %v", addr, err)
 	} else {
@@ -338,21 +345,8 @@ func TestTaskHostPorts_Root(t *testing.T) {
 // reported on the task (its observation's warning), until it is free and
 // held again.
 func TestHostPortTakenWhileRestarting_Root(t *testing.T) {
-	requireRoot(t)
 	ctx := context.Background()
-	dir := netTestDir(t)
-	e := netExecutor(t, dir, &fakeNetwork{nameserver: "10.64.3.1"})
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := uint32(l.Addr().(*net.TCPAddr).Port)
-	_ = l.Close()
-	task := newTask(t, env.image, withAddr("10.64.3.9/24"), withHostPort(port))
-	if err := e.Prepare(ctx, task, agent.Files{}); err != nil {
-		t.Fatalf("prepare: %v", err)
-	}
-	removeOnCleanup(t, e, task.ID)
+	e, task, port := preparedWithHostPort(t, "10.64.3.9/24")
 	if err := e.Start(ctx, task.ID); err != nil {
 		t.Fatalf("start: %v", err)
 	}
