@@ -55,7 +55,12 @@
 //     a NotLeaderError "not leader: <addr>" when none is configured); a
 //     forward that reached no leader (ErrLeaderUnreachable) or that a former
 //     leader refused is sent again once Raft names another leader, within
-//     ApplyTimeout, so a write rides out an election. Raft's timing
+//     ApplyTimeout, so a write rides out an election. A forward in flight
+//     is cancelled when Raft names another leader (the one it went to is
+//     cut off), and a write whose outcome is then unknown is settled, not
+//     guessed (settle.go): a barrier through the current leader, then the
+//     FSM says whether it applied the command's exact bytes; if not, it
+//     cannot any more and is sent again. Raft's timing
 //     (RaftTuning, default DefaultRaftTimeout) is validated with the config;
 //   - encryption at rest (crypto.go): secret payloads are sealed with NaCl
 //     secretbox under the cluster data key before they are proposed, so the

@@ -242,6 +242,9 @@ type fsm struct {
 	notify chan struct{} // closed and replaced whenever index moves
 
 	staged map[txnID]*stagedTxn // Raft's FSM goroutine only
+
+	// watches are the commands local proposers wait on (settle.go).
+	watches cmdWatches
 }
 
 var (
@@ -263,6 +266,8 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	resp := make([]any, len(logs))
 	txn := newBatchTxn(f.db)
+	watched := f.watches.n.Load() > 0
+	var done []appliedCmd
 	var events []Event
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
@@ -270,13 +275,25 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		f.dropStale(l.Term)
 		if len(l.Data) > 0 && l.Data[0] == cmdGroup {
-			resp[i] = applyGroup(txn, l, &events)
+			res := applyGroup(txn, l, &events)
+			resp[i] = res
+			if watched && res.err == nil {
+				members, _ := decodeGroup(l.Data)
+				for j, m := range members {
+					done = append(done, appliedCmd{data: m, index: l.Index, err: res.errs[j]})
+				}
+			}
 			continue
 		}
-		resp[i] = &applyResult{err: f.applyEntry(txn, l, &events)}
+		err := f.applyEntry(txn, l, &events)
+		resp[i] = &applyResult{err: err}
+		if watched && len(l.Data) > 0 && l.Data[0] == cmdTxn {
+			done = append(done, appliedCmd{data: l.Data, index: l.Index, err: err})
+		}
 	}
 	f.mu.Lock()
 	txn.commit()
+	f.watches.fire(done) // before the index moves: a barrier's waiter then sees them
 	f.index = logs[len(logs)-1].Index
 	close(f.notify)
 	f.notify = make(chan struct{})

@@ -372,7 +372,7 @@ func (s *Store) Update(ctx context.Context, fn func(Tx) error) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	index, err := s.propose(ctx, n, cmd)
+	index, err := s.proposeSettled(ctx, n, cmd)
 	if err != nil {
 		return 0, err
 	}
@@ -470,9 +470,22 @@ func (s *Store) toLeader(ctx context.Context, n *node, what string, call func(co
 		if s.cfg.Forwarder == nil {
 			return false, &NotLeaderError{Addr: addr}
 		}
-		err = call(ctx, addr)
+		cctx, stop := s.untilLeaderChanges(ctx, n, addr)
+		err = call(cctx, addr)
+		changed := stop()
 		if err == nil {
 			return false, nil
+		}
+		if changed && ctx.Err() == nil {
+			// Raft named another leader while the call was in flight (the
+			// one it went to is cut off, or stepped down): a write's fate
+			// is for the caller to settle; anything else goes to the new
+			// leader at once.
+			if errors.Is(err, ErrUncertain) {
+				return false, fmt.Errorf("%s to %s: %w: %w", what, addr, errLeaderChanged, err)
+			}
+			s.log.Debug("leader changed during the call: trying the new one", "leader", addr, logKeyErr, err)
+			continue
 		}
 		if !errors.Is(err, ErrLeaderUnreachable) && !errors.Is(err, ErrNotLeader) || errors.Is(err, ErrUncertain) {
 			return false, fmt.Errorf("%s to %s: %w", what, addr, err)

@@ -27,6 +27,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Configure, if set, edits each manager's config before it starts.
 	Configure func(i int, cfg *store.Config)
+	// AfterForward, if set, is called after a forwarded write has been
+	// applied on the leader (from and to are Raft addresses), before its
+	// answer goes back: a test may cut the link there (Net.SetDrop) to
+	// lose the answer.
+	AfterForward func(from, to string)
 }
 
 // TestTuning is the Raft tuning the harness uses by default: elections in
@@ -372,14 +377,37 @@ func (f *forwarder) target(addr string) (*store.Store, error) {
 }
 
 func (f *forwarder) Apply(ctx context.Context, addr string, cmd []byte) (uint64, error) {
+	if f.c.net.dropped(f.self, addr) {
+		return 0, blackhole(ctx, true)
+	}
 	s, err := f.target(addr)
 	if err != nil {
 		return 0, err
 	}
-	return s.ApplyCommand(ctx, cmd)
+	idx, err := s.ApplyCommand(ctx, cmd)
+	if h := f.c.opts.AfterForward; h != nil {
+		h(f.self, addr)
+	}
+	if f.c.net.dropped(f.self, addr) { // the answer is lost
+		return 0, blackhole(ctx, true)
+	}
+	return idx, err
+}
+
+// blackhole waits until ctx ends, as a call whose packets are dropped
+// does. A write's outcome is then unknown: it may have left.
+func blackhole(ctx context.Context, write bool) error {
+	<-ctx.Done()
+	if write {
+		return fmt.Errorf("%w: no answer: %w", store.ErrUncertain, context.Cause(ctx))
+	}
+	return fmt.Errorf("no answer: %w", context.Cause(ctx))
 }
 
 func (f *forwarder) Barrier(ctx context.Context, addr string) (uint64, error) {
+	if f.c.net.dropped(f.self, addr) {
+		return 0, blackhole(ctx, false)
+	}
 	s, err := f.target(addr)
 	if err != nil {
 		return 0, err

@@ -3,6 +3,8 @@ package storetest_test
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,4 +210,93 @@ func TestWriteOnFollowerRidesOutElection(t *testing.T) {
 	if len(got) != 2 {
 		t.Errorf("follower has configs %v, want before and during", got)
 	}
+}
+
+// A follower's write to a leader that is cut off (its packets dropped, so
+// the forward gets no answer rather than a refusal) goes to the next
+// leader once Raft names one, instead of waiting out ApplyTimeout on the
+// dead connection and failing as "outcome unknown".
+func TestWriteToCutOffLeaderGoesToTheNext(t *testing.T) {
+	c := storetest.New(t, storetest.Options{})
+	createRetry(t, c, "before", "0")
+	old := c.Leader()
+	f := (old + 1) % 3
+	c.Net().SetDrop(true)
+	c.Partition(old)
+	if li := c.Store(f).Leader(); li.Addr != c.Addr(old) {
+		t.Logf("follower already past the old leader (%+v): the test shows less", li)
+	}
+	if _, err := createConfig(ctxT(t, waitLong), c.Store(f), "during", "1"); err != nil {
+		t.Fatalf("write on a follower while its leader is cut off: %v", err)
+	}
+	if li := c.Store(f).Leader(); li.Addr == c.Addr(old) || li.Addr == "" {
+		t.Errorf("the write returned, but the follower names leader %+v", li)
+	}
+	c.Heal()
+	mustConverge(t, c)
+	for i := range c.Size() {
+		if n := countConfigs(t, c.Store(i), "during"); n != 1 {
+			t.Errorf("manager %d holds %d configs named during, want 1", i, n)
+		}
+	}
+}
+
+// A forwarded write that committed, but whose answer was lost with its
+// leader, is settled as applied (not sent again, which would fail on its
+// own first copy, nor reported as "outcome unknown").
+func TestWriteWhoseAnswerIsLostIsSettled(t *testing.T) {
+	var c *storetest.Cluster
+	var armed atomic.Bool
+	var once sync.Once
+	c = storetest.New(t, storetest.Options{AfterForward: func(_, to string) {
+		if !armed.Load() {
+			return
+		}
+		once.Do(func() {
+			for i := range c.Size() {
+				if c.Addr(i) == to {
+					c.Net().SetDrop(true)
+					c.Partition(i)
+				}
+			}
+		})
+	}})
+	createRetry(t, c, "before", "0")
+	old := c.Leader()
+	f := (old + 1) % 3
+	armed.Store(true)
+	if _, err := createConfig(ctxT(t, waitLong), c.Store(f), "during", "1"); err != nil {
+		t.Fatalf("write whose answer was lost: %v", err)
+	}
+	if !c.Net().Blocked(c.Addr(f), c.Addr(old)) {
+		t.Fatalf("the forward's answer was not lost (the write went to manager %d, not the leader %d): the test shows nothing", f, old)
+	}
+	if n := countConfigs(t, c.Store(f), "during"); n != 1 {
+		t.Errorf("follower holds %d configs named during, want 1", n)
+	}
+	c.Heal()
+	mustConverge(t, c)
+	for i := range c.Size() {
+		if n := countConfigs(t, c.Store(i), "during"); n != 1 {
+			t.Errorf("manager %d holds %d configs named during, want 1", i, n)
+		}
+	}
+}
+
+func countConfigs(t testing.TB, s *store.Store, name string) int {
+	t.Helper()
+	var n int
+	err := s.View(func(tx store.ReadTx) error {
+		cs, err := store.Find[api.Config](tx, store.All())
+		for _, c := range cs {
+			if c.Spec.Name == name {
+				n++
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

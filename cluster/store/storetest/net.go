@@ -20,6 +20,28 @@ type Net struct {
 	mu      sync.Mutex
 	cut     map[[2]string]bool
 	streams map[string]*Stream // by address
+	// drop makes forwards across a cut link hang (packets dropped) instead
+	// of failing at once (refused); see SetDrop.
+	drop bool
+}
+
+// SetDrop chooses how a cut link treats forwards (writes and barriers a
+// follower sends its leader): with drop, a forward sent across it, or one
+// whose link is cut before its answer came back, waits until its context
+// ends, as a TCP connection to a host whose packets are dropped does;
+// without, it is refused at once. Raft's own connections are refused
+// either way.
+func (n *Net) SetDrop(drop bool) {
+	n.mu.Lock()
+	n.drop = drop
+	n.mu.Unlock()
+}
+
+// dropped reports whether a forward from a to b is lost.
+func (n *Net) dropped(a, b string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.drop && n.cut[[2]string{a, b}]
 }
 
 // NewNet returns a network with every link up.
