@@ -84,6 +84,7 @@ func (c *Controller) rolloutOf(cs Changeset, desired State) Rollout {
 		// Nothing to roll out: the revision is synced when every
 		// service it declares is healthy.
 		r.Changed = serviceNames(desired)
+		r.Unchanged = true
 	}
 	r.Deadline = c.cfg.ProgressDeadline
 	return r
@@ -107,7 +108,7 @@ func lastDiff(rec api.SyncRecord, cs Changeset, at time.Time) *api.SyncDiff {
 
 func inFlight(rec api.SyncRecord, r Rollout, reason string) *api.SyncInFlight {
 	return &api.SyncInFlight{Record: rec, Changed: slices.Clone(r.Changed), Removed: slices.Clone(r.Removed),
-		AppliedAt: r.AppliedAt, Reason: reason}
+		AppliedAt: r.AppliedAt, Unchanged: r.Unchanged, Reason: reason}
 }
 
 // heal restores drift: the cluster runs commit, synced, and what changed

@@ -18,7 +18,7 @@ func (c *Controller) resume(ctx context.Context, st *api.SyncState) (api.SyncRec
 	f := *st.InFlight
 	rec := f.Record
 	r := Rollout{Changed: slices.Clone(f.Changed), Removed: slices.Clone(f.Removed), AppliedAt: f.AppliedAt,
-		Deadline: c.cfg.ProgressDeadline}
+		Unchanged: f.Unchanged, Deadline: c.cfg.ProgressDeadline}
 	c.cfg.Logger.InfoContext(ctx, "resuming the rollout in flight", logKeyCommit, short(rec.Revision),
 		logKeyTrigger, rec.Trigger.String())
 	if rec.Trigger == api.TriggerRevert {

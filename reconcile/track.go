@@ -45,6 +45,13 @@ type Rollout struct {
 	Removed   []string
 	AppliedAt time.Time
 	Deadline  time.Duration // 0: DefaultProgressDeadline
+	// Unchanged: the revision changed no service (a revert to the spec a
+	// rollback already restored, a commit that touches no stack), and
+	// Changed lists every service it declares. Their update states are
+	// then an earlier rollout's: a finished or running rollback is not
+	// this revision failing (its tasks are judged as they run); a rollout
+	// that stopped (paused) still is.
+	Unchanged bool
 }
 
 // RolloutOf lists the services a changeset creates, updates and deletes.
@@ -74,7 +81,7 @@ func Track(r Rollout, observed map[string]Observed, now time.Time) Tracking {
 	var t Tracking
 	var waiting, failed []string
 	for _, name := range sorted(r.Changed) {
-		p := progress(name, observed[name])
+		p := progress(name, observed[name], r.Unchanged)
 		t.Services = append(t.Services, p)
 		switch {
 		case p.Failed:
@@ -130,7 +137,7 @@ func live(tasks []api.Task) int {
 	return n
 }
 
-func progress(name string, o Observed) ServiceProgress {
+func progress(name string, o Observed, unchanged bool) ServiceProgress {
 	p := ServiceProgress{Name: name}
 	svc := o.Service
 	if svc == nil {
@@ -139,7 +146,12 @@ func progress(name string, o Observed) ServiceProgress {
 	}
 	if u := svc.Update; u != nil {
 		switch u.State {
-		case api.UpdatePaused, api.UpdateRollbackStarted, api.UpdateRollbackPaused, api.UpdateRollbackCompleted:
+		case api.UpdateRollbackStarted, api.UpdateRollbackCompleted:
+			if unchanged {
+				break // an earlier rollout's rollback, to the spec this revision keeps
+			}
+			fallthrough
+		case api.UpdatePaused, api.UpdateRollbackPaused:
 			p.Failed = true
 			p.Message = "update " + u.State.String()
 			if u.Message != "" {

@@ -32,6 +32,7 @@ func TestTrack(t *testing.T) {
 	ported := v2
 	ported.Endpoint = api.EndpointSpec{Ports: []api.PortConfig{{Target: 80, Published: 8080}}}
 	rollout := Rollout{Changed: []string{"s_web"}, AppliedAt: t0}
+	unchanged := Rollout{Changed: []string{"s_web"}, AppliedAt: t0, Unchanged: true}
 	cases := []struct {
 		name      string
 		service   *api.Service
@@ -57,6 +58,15 @@ func TestTrack(t *testing.T) {
 		{"rolled back is degraded, never green", &api.Service{Spec: v1, Update: &api.UpdateStatus{State: api.UpdateRollbackCompleted, Message: "2 tasks failed: exit code 1"}},
 			[]api.Task{task(v1, api.TaskRunning, api.HealthHealthy), task(v1, api.TaskRunning, api.HealthHealthy)},
 			t0, nil, api.SyncDegraded, "rollout failed: s_web: update rollback_completed: 2 tasks failed: exit code 1"},
+		{"a revision that changed nothing is not failed by an earlier rollback", &api.Service{Spec: v1, Update: &api.UpdateStatus{State: api.UpdateRollbackCompleted, Message: "2 tasks failed: exit code 1"}},
+			[]api.Task{task(v1, api.TaskRunning, api.HealthHealthy), task(v1, api.TaskRunning, api.HealthHealthy)},
+			t0, &unchanged, api.SyncSynced, "1 service(s) rolled out healthy"},
+		{"nor judged green while that rollback runs", &api.Service{Spec: v1, Update: &api.UpdateStatus{State: api.UpdateRollbackStarted}},
+			[]api.Task{task(v1, api.TaskRunning, api.HealthHealthy), task(v2, api.TaskRunning, api.HealthHealthy)},
+			t0, &unchanged, api.SyncProgressing, "waiting for s_web: 1/2 ready, 1 task(s) of the previous spec left"},
+		{"but an earlier rollout that paused still fails it", &api.Service{Spec: v2, Update: &api.UpdateStatus{State: api.UpdatePaused, Message: "1 task failed"}},
+			[]api.Task{task(v1, api.TaskRunning, api.HealthHealthy), task(v2, api.TaskRunning, api.HealthHealthy)},
+			t0, &unchanged, api.SyncDegraded, "rollout failed: s_web: update paused: 1 task failed"},
 		{"healthy tasks without their VIP are not synced", &api.Service{Spec: v2, Endpoint: &api.Endpoint{Problem: "VIP pool 10.96.0.0/30 exhausted"}},
 			[]api.Task{task(v2, api.TaskRunning, api.HealthHealthy), task(v2, api.TaskRunning, api.HealthHealthy)},
 			t0, nil, api.SyncProgressing, "waiting for s_web: VIP pool 10.96.0.0/30 exhausted"},

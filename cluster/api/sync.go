@@ -223,6 +223,10 @@ type SyncInFlight struct {
 	Changed   []string  `json:"changed,omitempty"`
 	Removed   []string  `json:"removed,omitempty"`
 	AppliedAt time.Time `json:"applied_at"`
+	// Unchanged: the apply changed no service, and Changed lists every
+	// service the revision declares, to be judged on their health only
+	// (reconcile.Rollout.Unchanged).
+	Unchanged bool `json:"unchanged,omitempty"`
 	// Reason is, for a revert, why the revision it replaced failed.
 	Reason string `json:"reason,omitempty"`
 }
