@@ -125,6 +125,11 @@ func TestNodes(t *testing.T) {
 	if n.Spec.Availability != api.AvailabilityDrain || n.Spec.Labels["zone"] != "a" || n.Spec.Labels["disk"] != "ssd" {
 		t.Errorf("after update: %+v", n.Spec)
 	}
+	var read controlapi.Node
+	c.mustOK("GET", "/v1/nodes/alpha?consistent=1", "", &read)
+	if read.Spec.Labels["zone"] != "a" || read.Version != n.Version {
+		t.Errorf("consistent read after update: version %d, labels %v; want version %d with zone=a", read.Version, read.Spec.Labels, n.Version)
+	}
 	c.mustOK("POST", "/v1/nodes/alpha", `{"label_rm":["zone"]}`, &n)
 	if _, ok := n.Spec.Labels["zone"]; ok || n.Spec.Labels["disk"] != "ssd" || n.Spec.Availability != api.AvailabilityDrain {
 		t.Errorf("after label-rm: %+v", n.Spec)

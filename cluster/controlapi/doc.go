@@ -14,7 +14,7 @@
 // Endpoints (errors are {"error": "..."} with 400, 404, 409, 503 or 500):
 //
 //	GET    /v1/nodes                      []Node
-//	GET    /v1/nodes/{node}               Node (by ID, name or unique ID prefix)
+//	GET    /v1/nodes/{node}[?consistent=1] Node (by ID, name or unique ID prefix; consistent: a linearizable read)
 //	POST   /v1/nodes/{node}               NodeUpdate → Node
 //	DELETE /v1/nodes/{node}[?force=1]     refuses a ready node without force, and managers
 //	GET    /v1/services                   []Service (with running/desired counts)

@@ -1,6 +1,7 @@
 package controlapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -114,7 +115,7 @@ func (s *server) listNodes(*http.Request) (any, error) {
 
 func (s *server) getNode(r *http.Request) (any, error) {
 	var out Node
-	err := s.st.View(func(tx store.ReadTx) error {
+	err := s.view(r, func(tx store.ReadTx) error {
 		n, err := findNode(tx, r.PathValue("node"))
 		if err != nil {
 			return err
@@ -262,4 +263,24 @@ func (s *server) removeNode(r *http.Request) (any, error) {
 		return nil, fmt.Errorf("remove node: %w", err)
 	}
 	return removed, nil
+}
+
+// consistentStore is a Store that can read linearizably.
+type consistentStore interface {
+	ConsistentView(ctx context.Context, fn func(store.ReadTx) error) error
+}
+
+// view reads the local replica, or with ?consistent=1 after a barrier
+// through the leader (a linearizable read: it holds every write that
+// completed anywhere before the request; the chaos test's register
+// checks use it).
+func (s *server) view(r *http.Request, fn func(store.ReadTx) error) error {
+	if !r.URL.Query().Has("consistent") {
+		return s.st.View(fn)
+	}
+	cs, ok := s.st.(consistentStore)
+	if !ok {
+		return statusf(http.StatusBadRequest, "consistent reads are not supported here")
+	}
+	return cs.ConsistentView(r.Context(), fn)
 }

@@ -218,11 +218,40 @@ func checkVersion(what, name string, want, have uint64) error {
 func (s *server) write(r *http.Request, fn func(store.Tx) error) error {
 	pinned := r.URL.Query().Has("version")
 	var err error
+	caughtUp := false
 	for range writeAttempts {
 		_, err = s.st.Update(r.Context(), fn)
+		var he *httpError
+		notFound := errors.As(err, &he) && he.code == http.StatusNotFound || errors.Is(err, store.ErrNotFound)
+		if notFound && !caughtUp {
+			// The object may exist where this manager's replica has not
+			// caught up yet (it was just restarted, or cut off): look
+			// again once it holds everything the leader has.
+			if !s.catchUp(r) {
+				return statusf(http.StatusServiceUnavailable, "%v here, and this manager could not reach the leader to check that its copy of the state is current", err)
+			}
+			caughtUp = true
+			continue
+		}
 		if !errors.Is(err, store.ErrVersionConflict) || pinned {
 			return err
 		}
+		// Lost a race, or read a replica that lags the leader: the next
+		// try reads what the leader had when it refused this one.
+		caughtUp = s.catchUp(r) || caughtUp
 	}
 	return err
+}
+
+// barrierStore is a Store that can wait until its replica holds every
+// write completed anywhere.
+type barrierStore interface {
+	Barrier(ctx context.Context) error
+}
+
+// catchUp waits until the local replica holds every write completed
+// before the call; false if the store cannot or the wait failed.
+func (s *server) catchUp(r *http.Request) bool {
+	b, ok := s.st.(barrierStore)
+	return ok && b.Barrier(r.Context()) == nil
 }

@@ -22,61 +22,6 @@ import (
 // restarts and partitions managers; porcupine checks the history against a
 // sequential register model.
 
-type regInput struct {
-	put   bool
-	key   string
-	value string
-}
-
-type regOutput struct {
-	value   string
-	unknown bool // a put whose outcome is unknown
-}
-
-var registerModel = porcupine.Model{
-	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		for _, op := range h {
-			k := op.Input.(regInput).key
-			byKey[k] = append(byKey[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, ops := range byKey {
-			out = append(out, ops)
-		}
-		return out
-	},
-	Init: func() any { return "" },
-	Step: func(state, input, output any) (bool, any) {
-		in, out := input.(regInput), output.(regOutput)
-		if in.put {
-			return true, in.value
-		}
-		return out.value == state.(string), state
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(regInput), output.(regOutput)
-		if in.put {
-			return fmt.Sprintf("put(%s, %s) unknown=%v", in.key, in.value, out.unknown)
-		}
-		return fmt.Sprintf("get(%s) -> %q", in.key, out.value)
-	},
-}
-
-type history struct {
-	start time.Time
-	mu    sync.Mutex
-	ops   []porcupine.Operation
-}
-
-func (h *history) now() int64 { return time.Since(h.start).Nanoseconds() }
-
-func (h *history) add(op porcupine.Operation) {
-	h.mu.Lock()
-	h.ops = append(h.ops, op)
-	h.mu.Unlock()
-}
-
 // pick returns a random running manager.
 func pick(c *storetest.Cluster, r *rand.Rand) *store.Store {
 	live := c.Live()
@@ -141,7 +86,7 @@ func linearizableUnderFaults(t *testing.T, raft store.RaftTuning) {
 	}
 	mustConverge(t, c)
 
-	h := &history{start: time.Now()}
+	h := storetest.NewHistory()
 	ctx, stop := context.WithTimeout(context.Background(), 6*time.Second)
 	defer stop()
 	var wg sync.WaitGroup
@@ -172,31 +117,31 @@ func linearizableUnderFaults(t *testing.T, raft store.RaftTuning) {
 				key := keys[r.IntN(len(keys))]
 				octx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 				if r.IntN(2) == 0 {
-					in := regInput{put: true, key: key, value: fmt.Sprintf("c%d-%d", cl, n)}
-					call := h.now()
-					err := put(octx, s, key, in.value)
+					in := storetest.RegisterInput{Put: true, Key: key, Value: fmt.Sprintf("c%d-%d", cl, n)}
+					call := h.Now()
+					err := put(octx, s, key, in.Value)
 					for errors.Is(err, store.ErrVersionConflict) && octx.Err() == nil { // rejected: try again
-						err = put(octx, s, key, in.value)
+						err = put(octx, s, key, in.Value)
 					}
 					switch {
 					case err == nil:
-						h.add(porcupine.Operation{ClientId: cl, Input: in, Call: call, Output: regOutput{}, Return: h.now()})
+						h.Add(porcupine.Operation{ClientId: cl, Input: in, Call: call, Output: storetest.RegisterOutput{}, Return: h.Now()})
 						stats[cl].ok++
 					case errors.Is(err, store.ErrUncertain):
 						// May apply at any later time: it returns "never".
-						h.add(porcupine.Operation{ClientId: cl, Input: in, Call: call,
-							Output: regOutput{unknown: true}, Return: math.MaxInt64})
+						h.Add(porcupine.Operation{ClientId: cl, Input: in, Call: call,
+							Output: storetest.RegisterOutput{Unknown: true}, Return: math.MaxInt64})
 						stats[cl].unknown++
 					default: // definitely not applied
 						stats[cl].failed++
 						noteErr(err)
 					}
 				} else {
-					call := h.now()
+					call := h.Now()
 					v, err := get(octx, s, key)
 					if err == nil {
-						h.add(porcupine.Operation{ClientId: cl, Input: regInput{key: key}, Call: call,
-							Output: regOutput{value: v}, Return: h.now()})
+						h.Add(porcupine.Operation{ClientId: cl, Input: storetest.RegisterInput{Key: key}, Call: call,
+							Output: storetest.RegisterOutput{Value: v}, Return: h.Now()})
 						stats[cl].ok++
 					} else {
 						stats[cl].failed++
@@ -269,10 +214,10 @@ func linearizableUnderFaults(t *testing.T, raft store.RaftTuning) {
 	if total < 50 {
 		t.Fatalf("only %d operations completed: the run proves little", total)
 	}
-	res, info := porcupine.CheckOperationsVerbose(registerModel, h.ops, 60*time.Second)
+	res, info := porcupine.CheckOperationsVerbose(storetest.RegisterModel, h.Ops(), 60*time.Second)
 	if res != porcupine.Ok {
 		path := filepath.Join(t.TempDir(), "history.html")
-		if err := porcupine.VisualizePath(registerModel, info, path); err == nil {
+		if err := porcupine.VisualizePath(storetest.RegisterModel, info, path); err == nil {
 			t.Logf("visualization: %s", path)
 		}
 		t.Fatalf("history is not linearizable: %s", res)
