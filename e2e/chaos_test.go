@@ -339,7 +339,10 @@ func chaosParams(t *testing.T) (seed uint64, faults int, hold time.Duration) {
 // converged: synced on the branch's last commit, a complete history, the
 // bad commits failed and reverted, one running task per slot and the job
 // run once, every manager's store the same, containers matching tasks,
-// and requests answered again.
+// and requests answered again. Beside the pushes, register clients put
+// and read node labels through random managers (chaos_linear_test.go),
+// and porcupine checks that history: no committed write lost, no stale
+// linearizable read, under the same faults.
 //
 // Requests that fail are counted per fault window and logged, not
 // asserted: which of them a fault may fail depends on where the tasks
@@ -347,10 +350,8 @@ func chaosParams(t *testing.T) (seed uint64, faults int, hold time.Duration) {
 // killed or cut-off one fail too). Once healed, every request must be
 // answered.
 //
-// A revert that follows a rollout failure_action rolled back ends
-// "degraded too" today although the cluster runs the last good revision,
-// healthy: its rollout is judged on the rolled-back update. The test logs
-// it and asserts only that the revert happened.
+// A revert that follows a rollout failure_action rolled back must end
+// synced: it changes no service, and is judged on their health.
 func TestChaos_Root(t *testing.T) {
 	requireE2E(t)
 	if why := gitserver.Requirements(); why != "" {
