@@ -16,6 +16,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/spf13/cobra"
 )
@@ -27,39 +28,11 @@ import (
 // request of the API port (adminapi.go).
 
 func init() {
-	register(newAdminCertCmd)
 	controlMounts = append(controlMounts, mountAdminCerts)
 }
 
-// adminIssueRequest asks a manager to sign an admin certificate.
-type adminIssueRequest struct {
-	Name string `json:"name"`
-	CSR  string `json:"csr"`
-	// TTL is a Go duration ("720h"); empty is ca.DefaultAdminValidity.
-	TTL string `json:"ttl,omitempty"`
-}
-
-// adminIssued is the signed certificate, the CA, and where managers are.
-type adminIssued struct {
-	adminCertReport
-	Cert     string   `json:"cert"`
-	CA       string   `json:"ca"`
-	Managers []string `json:"managers"`
-}
-
-// adminCertReport is a certificate's record as the API and -o json show it.
-type adminCertReport struct {
-	Name      string    `json:"name"`
-	Serial    string    `json:"serial"`
-	NotBefore time.Time `json:"not_before"`
-	NotAfter  time.Time `json:"not_after"`
-	RevokedAt time.Time `json:"revoked_at,omitzero"`
-	// State is valid, expired or revoked.
-	State string `json:"state"`
-}
-
-func reportAdminCert(c *api.AdminCert, now time.Time) adminCertReport {
-	r := adminCertReport{Name: c.Name, Serial: c.ID, NotBefore: c.NotBefore, NotAfter: c.NotAfter, RevokedAt: c.RevokedAt, State: "valid"}
+func reportAdminCert(c *api.AdminCert, now time.Time) controlapi.AdminCertReport {
+	r := controlapi.AdminCertReport{Name: c.Name, Serial: c.ID, NotBefore: c.NotBefore, NotAfter: c.NotAfter, RevokedAt: c.RevokedAt, State: "valid"}
 	switch {
 	case c.Revoked():
 		r.State = "revoked"
@@ -67,12 +40,6 @@ func reportAdminCert(c *api.AdminCert, now time.Time) adminCertReport {
 		r.State = "expired"
 	}
 	return r
-}
-
-// adminRevokeRequest names the certificates to revoke: a serial, or a
-// name (every certificate of that name).
-type adminRevokeRequest struct {
-	Cert string `json:"cert"`
 }
 
 // adminCertKeep is how long the record of an expired certificate stays
@@ -84,7 +51,7 @@ func mountAdminCerts(d *daemon, mux *http.ServeMux) {
 		writeJSONResponse(w, code, map[string]string{"error": err.Error()})
 	}
 	mux.HandleFunc("POST /v1/admin-certs", func(w http.ResponseWriter, r *http.Request) {
-		var req adminIssueRequest
+		var req controlapi.AdminIssueRequest
 		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
@@ -136,7 +103,7 @@ func mountAdminCerts(d *daemon, mux *http.ServeMux) {
 			return
 		}
 		d.log.Info("admin certificate issued", "name", id.Name, "serial", id.Serial, "not_after", id.NotAfter)
-		writeJSONResponse(w, http.StatusOK, adminIssued{adminCertReport: reportAdminCert(rec, now), Cert: string(certPEM),
+		writeJSONResponse(w, http.StatusOK, controlapi.AdminIssued{AdminCertReport: reportAdminCert(rec, now), Cert: string(certPEM),
 			CA: string(d.pki.caCert), Managers: d.managerAddrs()})
 	})
 	mux.HandleFunc("GET /v1/admin-certs", func(w http.ResponseWriter, r *http.Request) {
@@ -153,7 +120,7 @@ func mountAdminCerts(d *daemon, mux *http.ServeMux) {
 		writeJSONResponse(w, http.StatusOK, adminReports(recs, time.Now()))
 	})
 	mux.HandleFunc("POST /v1/admin-certs/revoke", func(w http.ResponseWriter, r *http.Request) {
-		var req adminRevokeRequest
+		var req controlapi.AdminRevokeRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil || req.Cert == "" {
 			fail(w, http.StatusBadRequest, errors.New("bad request: name the certificate to revoke by its name or serial"))
 			return
@@ -232,12 +199,12 @@ func matchAdminCerts(tx store.ReadTx, what string) ([]*api.AdminCert, error) {
 }
 
 // adminReports lists records by name, then expiry.
-func adminReports(recs []*api.AdminCert, now time.Time) []adminCertReport {
-	out := make([]adminCertReport, 0, len(recs))
+func adminReports(recs []*api.AdminCert, now time.Time) []controlapi.AdminCertReport {
+	out := make([]controlapi.AdminCertReport, 0, len(recs))
 	for _, c := range recs {
 		out = append(out, reportAdminCert(c, now))
 	}
-	slices.SortFunc(out, func(a, b adminCertReport) int {
+	slices.SortFunc(out, func(a, b controlapi.AdminCertReport) int {
 		if c := strings.Compare(a.Name, b.Name); c != 0 {
 			return c
 		}
@@ -285,12 +252,12 @@ With -o json: {"name", "serial", "not_before", "not_after", "state", "dir", "man
 			if err != nil {
 				return err
 			}
-			req := adminIssueRequest{Name: name, CSR: string(csr)}
+			req := controlapi.AdminIssueRequest{Name: name, CSR: string(csr)}
 			if ttl != 0 {
 				req.TTL = ttl.String()
 			}
-			var got adminIssued
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/admin-certs", req, &got); err != nil {
+			got, err := newAPIClient(cmd).IssueAdminCert(cmd.Context(), req)
+			if err != nil {
 				return err
 			}
 			if err := writeTLSDir(out, []byte(got.CA), []byte(got.Cert), key); err != nil {
@@ -299,10 +266,10 @@ With -o json: {"name", "serial", "not_before", "not_after", "state", "dir", "man
 			dir, _ := filepath.Abs(out)
 			if format == outJSON {
 				return writeJSON(cmd.OutOrStdout(), struct {
-					adminCertReport
+					controlapi.AdminCertReport
 					Dir      string   `json:"dir"`
 					Managers []string `json:"managers"`
-				}{got.adminCertReport, dir, got.Managers})
+				}{got.AdminCertReport, dir, got.Managers})
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "admin certificate %s (serial %s), valid until %s, in %s\n", got.Name, got.Serial,
@@ -329,8 +296,8 @@ With -o json: {"name", "serial", "not_before", "not_after", "state", "dir", "man
 			if err != nil {
 				return err
 			}
-			var certs []adminCertReport
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodGet, "/v1/admin-certs", nil, &certs); err != nil {
+			certs, err := newAPIClient(cmd).AdminCerts(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
@@ -350,8 +317,8 @@ With -o json: {"name", "serial", "not_before", "not_after", "state", "dir", "man
 			if err != nil {
 				return err
 			}
-			var certs []adminCertReport
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/admin-certs/revoke", adminRevokeRequest{Cert: args[0]}, &certs); err != nil {
+			certs, err := newAPIClient(cmd).RevokeAdminCert(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
@@ -368,7 +335,7 @@ With -o json: {"name", "serial", "not_before", "not_after", "state", "dir", "man
 	return cmd
 }
 
-func printAdminCerts(w io.Writer, certs []adminCertReport) error {
+func printAdminCerts(w io.Writer, certs []controlapi.AdminCertReport) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSERIAL\tSTATE\tEXPIRES")
 	for _, c := range certs {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/spf13/cobra"
 )
@@ -36,9 +37,6 @@ const keyUnlock = "gitorc-internal-unlock-key"
 
 func init() {
 	controlMounts = append(controlMounts, mountAutolock)
-	register(newUnlockCmd)
-	register(newUnlockKeyCmd)
-	register(newClusterCmd)
 }
 
 // errLockedManager answers every call but unlock on a locked manager.
@@ -64,9 +62,7 @@ func (d *daemon) waitUnlocked(ctx context.Context, s *store.Store) error {
 	unlocked := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/unlock", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Key string `json:"key"`
-		}
+		var req controlapi.UnlockRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil {
 			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "unlock: " + err.Error()})
 			return
@@ -85,7 +81,7 @@ func (d *daemon) waitUnlocked(ctx context.Context, s *store.Store) error {
 			return
 		}
 		d.log.Info("manager unlocked")
-		writeJSONResponse(w, http.StatusOK, map[string]any{"unlocked": true, "node": d.state.ID})
+		writeJSONResponse(w, http.StatusOK, controlapi.UnlockReport{Unlocked: true, Node: d.state.ID})
 		select {
 		case <-unlocked:
 		default:
@@ -170,25 +166,19 @@ func (d *daemon) followUnlockKey(ctx context.Context) error {
 	return nil
 }
 
-// unlockKeyReport answers the unlock-key endpoints.
-type unlockKeyReport struct {
-	Autolock bool   `json:"autolock"`
-	Key      string `json:"key,omitempty"`
-}
-
 // mountAutolock serves the cluster's unlock key (to the root-only socket
 // and admin certificates, as the control API is), its rotation, and
 // autolock on or off.
 func mountAutolock(d *daemon, mux *http.ServeMux) {
-	current := func() (unlockKeyReport, error) {
+	current := func() (controlapi.UnlockKeyReport, error) {
 		b, err := d.clusterKey(keyUnlock)
 		if errors.Is(err, errNoClusterKey) {
-			return unlockKeyReport{}, nil
+			return controlapi.UnlockKeyReport{}, nil
 		}
 		if err != nil {
-			return unlockKeyReport{}, err
+			return controlapi.UnlockKeyReport{}, err
 		}
-		return unlockKeyReport{Autolock: true, Key: string(b)}, nil
+		return controlapi.UnlockKeyReport{Autolock: true, Key: string(b)}, nil
 	}
 	fail := func(w http.ResponseWriter, code int, err error) {
 		writeJSONResponse(w, code, map[string]string{"error": err.Error()})
@@ -199,7 +189,7 @@ func mountAutolock(d *daemon, mux *http.ServeMux) {
 				fail(w, http.StatusServiceUnavailable, err)
 				return
 			}
-			writeJSONResponse(w, http.StatusOK, unlockKeyReport{})
+			writeJSONResponse(w, http.StatusOK, controlapi.UnlockKeyReport{})
 			return
 		}
 		k, err := store.NewUnlockKey()
@@ -211,7 +201,7 @@ func mountAutolock(d *daemon, mux *http.ServeMux) {
 			fail(w, http.StatusServiceUnavailable, err)
 			return
 		}
-		writeJSONResponse(w, http.StatusOK, unlockKeyReport{Autolock: true, Key: k.Encode()})
+		writeJSONResponse(w, http.StatusOK, controlapi.UnlockKeyReport{Autolock: true, Key: k.Encode()})
 	}
 	mux.HandleFunc("GET /v1/unlock-key", func(w http.ResponseWriter, r *http.Request) {
 		rep, err := current()
@@ -234,9 +224,7 @@ func mountAutolock(d *daemon, mux *http.ServeMux) {
 		setKey(w, r, true)
 	})
 	mux.HandleFunc("POST /v1/autolock", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Autolock bool `json:"autolock"`
-		}
+		var req controlapi.AutolockRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil {
 			fail(w, http.StatusBadRequest, err)
 			return
@@ -247,7 +235,7 @@ func mountAutolock(d *daemon, mux *http.ServeMux) {
 			return
 		}
 		if rep.Autolock == req.Autolock {
-			writeJSONResponse(w, http.StatusOK, unlockKeyReport{Autolock: rep.Autolock})
+			writeJSONResponse(w, http.StatusOK, controlapi.UnlockKeyReport{Autolock: rep.Autolock})
 			return
 		}
 		setKey(w, r, req.Autolock)
@@ -312,11 +300,8 @@ the manager stays locked.`,
 			if key == "" {
 				return errors.New("gitorc unlock: no key given: pipe it on standard input or give --key-file")
 			}
-			var rep struct {
-				Unlocked bool   `json:"unlocked"`
-				Node     string `json:"node"`
-			}
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/unlock", map[string]string{"key": key}, &rep); err != nil {
+			rep, err := newAPIClient(cmd).Unlock(cmd.Context(), key)
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
@@ -345,12 +330,12 @@ and only the new key unlocks them afterwards. -q prints the key alone.`,
 			if err != nil {
 				return err
 			}
-			var rep unlockKeyReport
+			var rep controlapi.UnlockKeyReport
 			c := newAPIClient(cmd)
 			if rotate {
-				err = c.call(cmd.Context(), http.MethodPost, "/v1/unlock-key/rotate", nil, &rep)
+				rep, err = c.RotateUnlockKey(cmd.Context())
 			} else {
-				err = c.call(cmd.Context(), http.MethodGet, "/v1/unlock-key", nil, &rep)
+				rep, err = c.UnlockKey(cmd.Context())
 			}
 			if err != nil {
 				return err
@@ -389,8 +374,8 @@ func newClusterCmd() *cobra.Command {
 			if !cmd.Flags().Changed("autolock") {
 				return errors.New("gitorc cluster update: nothing to change: give --autolock=true|false")
 			}
-			var rep unlockKeyReport
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/autolock", map[string]bool{"autolock": autolock}, &rep); err != nil {
+			rep, err := newAPIClient(cmd).SetAutolock(cmd.Context(), autolock)
+			if err != nil {
 				return err
 			}
 			switch {

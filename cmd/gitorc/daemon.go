@@ -22,6 +22,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/agent/session"
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/dispatcher"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/logs"
@@ -413,11 +414,11 @@ func (d *daemon) controlAPI() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
 		li := d.store.Leader()
-		info := map[string]any{"node": d.state.ID, "role": d.state.Role, "leader": li.ID, "is_leader": li.IsLeader}
+		info := controlapi.Info{Node: d.state.ID, Role: d.state.Role, Leader: li.ID, IsLeader: li.IsLeader}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if id, err := d.identity(ctx); err == nil {
-			info["recipient"] = id.Recipient()
+			info.Recipient = id.Recipient()
 		}
 		writeJSONResponse(w, http.StatusOK, info)
 	})

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/reconcile/gitsource"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
@@ -23,7 +24,6 @@ import (
 
 func init() {
 	controlMounts = append(controlMounts, mountDiff)
-	register(newDiffCmd)
 }
 
 // Exit codes of gitorc diff, as flux diff has them.
@@ -146,12 +146,12 @@ func mountDiff(d *daemon, mux *http.ServeMux) {
 	df := &differ{d: d}
 	mountRollback(d, mux, df)
 	mux.HandleFunc("POST /v1/sync/diff", func(w http.ResponseWriter, r *http.Request) {
-		var req reconcile.DiffRequest
+		var req controlapi.DiffRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "bad request: " + err.Error()})
 			return
 		}
-		res, code, err := df.diff(r.Context(), req)
+		res, code, err := df.diff(r.Context(), reconcile.DiffRequest{Revision: req.Revision, Dir: req.Dir})
 		if err != nil {
 			writeJSONResponse(w, code, map[string]string{"error": err.Error()})
 			return
@@ -181,7 +181,7 @@ load, with its file:line problems, included).`,
 			if err != nil {
 				return &exitError{code: diffError, err: err}
 			}
-			req := reconcile.DiffRequest{Revision: revision}
+			req := controlapi.DiffRequest{Revision: revision}
 			if local != "" {
 				abs, err := filepath.Abs(local)
 				if err != nil {
@@ -189,9 +189,13 @@ load, with its file:line problems, included).`,
 				}
 				req.Dir = abs
 			}
-			var res reconcile.Diff
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/sync/diff", req, &res); err != nil {
+			plan, err := newAPIClient(cmd).Diff(cmd.Context(), req)
+			if err != nil {
 				return &exitError{code: diffError, err: err}
+			}
+			var res reconcile.Diff
+			if err := json.Unmarshal(plan, &res); err != nil {
+				return &exitError{code: diffError, err: fmt.Errorf("POST /v1/sync/diff: decode answer: %w", err)}
 			}
 			out := cmd.OutOrStdout()
 			if format == outJSON {

@@ -3,7 +3,7 @@
 // It owns flag parsing, environment reading and the wiring of concrete
 // implementations (store, executor, network plane, Git source); libraries
 // never read flags or the environment. Each top-level subcommand lives in
-// its own file and registers itself with register() from an init function.
+// its own file; main.go lists them (commands).
 //
 // Every command that prints takes -o/--output json (addOutputFlag,
 // outputFormat, writeJSON) and prints one JSON document, described in its

@@ -22,7 +22,6 @@ import (
 
 func init() {
 	controlMounts = append(controlMounts, mountSync)
-	register(newStatusCmd)
 }
 
 // gitops runs the GitOps loop while this manager leads: it follows the
@@ -183,20 +182,6 @@ func waitSourceChange(ctx context.Context, cl *storecluster.Cluster, cur api.Sou
 	}
 }
 
-// syncReport is GET /v1/sync: the sync state and the latest history.
-type syncReport struct {
-	State   api.SyncState    `json:"state"`
-	History []api.SyncRecord `json:"history,omitempty"`
-	Webhook webhookReport    `json:"webhook"`
-}
-
-// webhookReport says whether webhooks can be verified, and where the
-// manager that answered serves them.
-type webhookReport struct {
-	SecretSet bool   `json:"secret_set"`
-	Listen    string `json:"listen,omitempty"`
-}
-
 func mountSync(d *daemon, mux *http.ServeMux) {
 	cl := storecluster.New(d.store)
 	mux.HandleFunc("GET /v1/sync", func(w http.ResponseWriter, r *http.Request) {
@@ -215,8 +200,8 @@ func mountSync(d *daemon, mux *http.ServeMux) {
 		}
 		_, kerr := d.clusterKey(keyWebhookSecret)
 		st.Source = redactSource(st.Source) // a URL of an older version may hold credentials
-		writeJSONResponse(w, http.StatusOK, syncReport{State: st, History: hist,
-			Webhook: webhookReport{SecretSet: kerr == nil, Listen: d.state.WebhookListen}})
+		writeJSONResponse(w, http.StatusOK, controlapi.SyncReport{State: st, History: hist,
+			Webhook: controlapi.WebhookReport{SecretSet: kerr == nil, Listen: d.state.WebhookListen}})
 	})
 }
 
@@ -231,8 +216,8 @@ func newStatusCmd() *cobra.Command {
 				return err
 			}
 			c := newAPIClient(cmd)
-			var rep syncReport
-			if err := c.call(cmd.Context(), http.MethodGet, "/v1/sync", nil, &rep); err != nil {
+			rep, err := c.SyncStatus(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
@@ -244,8 +229,8 @@ func newStatusCmd() *cobra.Command {
 			if err := printRollouts(cmd, c); err != nil {
 				return err
 			}
-			var nodes []controlapi.Node
-			if err := c.call(cmd.Context(), http.MethodGet, "/v1/nodes", nil, &nodes); err != nil {
+			nodes, err := c.Nodes(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if ws := nodeWarnings(nodes, now()); len(ws) > 0 {
@@ -261,7 +246,7 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
-func printStatus(cmd *cobra.Command, rep syncReport) error {
+func printStatus(cmd *cobra.Command, rep controlapi.SyncReport) error {
 	w := cmd.OutOrStdout()
 	st := rep.State
 	short := func(s string) string {
@@ -324,7 +309,7 @@ func firstLine(s string) string {
 
 // printTriggers prints what holds or starts syncs: windows and pending
 // requests.
-func printTriggers(w io.Writer, rep syncReport) {
+func printTriggers(w io.Writer, rep controlapi.SyncReport) {
 	st := rep.State
 	if len(st.Source.Windows) > 0 {
 		var ws []string
@@ -388,7 +373,7 @@ func printNotifications(w io.Writer, st api.SyncState) {
 }
 
 // printWebhooks prints whether webhooks work and their last deliveries.
-func printWebhooks(w io.Writer, rep syncReport) {
+func printWebhooks(w io.Writer, rep controlapi.SyncReport) {
 	st := rep.State
 	var hook string
 	switch h := rep.Webhook; {

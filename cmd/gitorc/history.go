@@ -14,7 +14,6 @@ import (
 
 func init() {
 	controlMounts = append(controlMounts, mountHistory)
-	register(newHistoryCmd)
 }
 
 // mountHistory serves GET /v1/sync/history[?limit=N]: the sync records,
@@ -57,12 +56,8 @@ func newHistoryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var hist []api.SyncRecord
-			path := "/v1/sync/history"
-			if limit > 0 {
-				path += "?limit=" + strconv.Itoa(limit)
-			}
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodGet, path, nil, &hist); err != nil {
+			hist, err := newAPIClient(cmd).History(cmd.Context(), limit)
+			if err != nil {
 				return err
 			}
 			if format == outJSON {

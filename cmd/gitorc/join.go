@@ -14,6 +14,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/spf13/cobra"
@@ -24,8 +25,6 @@ import (
 )
 
 func init() {
-	register(newJoinCmd)
-	register(newTokenCmd)
 	controlMounts = append(controlMounts, mountTokens)
 }
 
@@ -352,19 +351,6 @@ func mountTokens(d *daemon, mux *http.ServeMux) {
 	})
 }
 
-// tokenReport is gitorc token -o json, as GET /v1/tokens/{role} answers:
-// the role the token admits, the token, and the address of the manager
-// that answered, for gitorc join. Rotated says the old token stopped
-// working.
-type tokenReport struct {
-	Role    string `json:"role"`
-	Token   string `json:"token"`
-	Manager string `json:"manager"`
-	Rotated bool   `json:"rotated"`
-	// Expires is when the token stops admitting nodes; none: never.
-	Expires *time.Time `json:"expires,omitempty"`
-}
-
 func newTokenCmd() *cobra.Command {
 	var rotate bool
 	var ttl time.Duration
@@ -381,21 +367,24 @@ With -o json: {"role", "token", "manager" (the address to join at), "rotated", "
 			if err != nil {
 				return err
 			}
-			method, path := http.MethodGet, "/v1/tokens/"+args[0]
-			if rotate {
-				method, path = http.MethodPost, path+"/rotate"
-			}
+			var setTTL *time.Duration
 			if cmd.Flags().Changed("ttl") {
 				if ttl < 0 {
 					return fmt.Errorf("--ttl %s: must not be negative", ttl)
 				}
-				if !rotate {
-					method, path = http.MethodPost, path+"/ttl"
-				}
-				path += "?ttl=" + ttl.String()
+				setTTL = &ttl
 			}
-			var out tokenReport
-			if err := newAPIClient(cmd).call(cmd.Context(), method, path, nil, &out); err != nil {
+			c, role := newAPIClient(cmd), args[0]
+			var out controlapi.TokenReport
+			switch {
+			case rotate:
+				out, err = c.RotateToken(cmd.Context(), role, setTTL)
+			case setTTL != nil:
+				out, err = c.SetTokenTTL(cmd.Context(), role, ttl)
+			default:
+				out, err = c.Token(cmd.Context(), role)
+			}
+			if err != nil {
 				return err
 			}
 			if format == outJSON {

@@ -10,10 +10,9 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/spf13/cobra"
 )
-
-func init() { register(newLeaveCmd) }
 
 // errLeft ends a node that left its cluster.
 var errLeft = errors.New("left the cluster")
@@ -33,7 +32,7 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 			"node %s is a manager: demote it first (gitorc node demote %s), or leave with --force, which can cost the cluster its quorum", d.state.ID, d.state.ID)})
 		return
 	}
-	rep := leaveReport{Node: d.state.ID, Role: d.state.Role, DataDir: d.dir}
+	rep := controlapi.LeaveReport{Node: d.state.ID, Role: d.state.Role, DataDir: d.dir}
 	if abs, err := filepath.Abs(d.dir); err == nil {
 		rep.DataDir = abs
 	}
@@ -83,19 +82,6 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 	writeJSONResponse(w, http.StatusOK, rep)
 }
 
-// leaveReport answers POST /v1/leave, and is gitorc leave -o json: the
-// node that left, its role, how many task containers it removed, whether
-// it removed its network plane, and the paths of its data dir (those
-// that exist) that it deletes as it stops, just after this answer.
-type leaveReport struct {
-	Node         string       `json:"node"`
-	Role         api.NodeRole `json:"role"`
-	DataDir      string       `json:"data_dir"`
-	Containers   int          `json:"containers_removed"`
-	NetworkPlane bool         `json:"network_plane_removed"`
-	Removes      []string     `json:"removes"`
-}
-
 // stateFiles are what a node keeps in its data dir, which it deletes
 // when it leaves.
 func stateFiles(dir string) []string {
@@ -136,14 +122,10 @@ stops)}.`,
 			if isRemote(cmd) {
 				return fmt.Errorf("gitorc leave: %w", errNodeLocal)
 			}
-			path := "/v1/leave"
-			if force {
-				path += "?force=1"
-			}
-			var out leaveReport
 			// The node answers once its containers stopped, which it bounds
 			// by leaveDrainTimeout: wait for that answer.
-			if err := newAPIClient(cmd).withTimeout(leaveDrainTimeout+time.Minute).call(cmd.Context(), http.MethodPost, path, nil, &out); err != nil {
+			out, err := newAPIClient(cmd).WithTimeout(leaveDrainTimeout+time.Minute).Leave(cmd.Context(), force)
+			if err != nil {
 				return err
 			}
 			if format == outJSON {

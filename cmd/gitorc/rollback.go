@@ -15,25 +15,12 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
 	"github.com/spf13/cobra"
 )
-
-func init() { register(newRollbackCmd) }
-
-// rollbackRequest is POST /v1/sync/rollback.
-type rollbackRequest struct {
-	// Revision is a commit, full or abbreviated, or a ref of the clone.
-	Revision string `json:"revision"`
-}
-
-// rollbackAnswer is what POST /v1/sync/rollback did: the pin recorded,
-// and the sync request that makes the leader apply it.
-type rollbackAnswer struct {
-	Pin     api.SyncPin `json:"pin"`
-	Request string      `json:"request"`
-}
 
 var hexPrefix = regexp.MustCompile(`^[0-9a-f]{4,40}$`)
 
@@ -83,7 +70,7 @@ func mountRollback(d *daemon, mux *http.ServeMux, df *differ) {
 		fail := func(code int, err error) {
 			writeJSONResponse(w, code, map[string]string{"error": err.Error()})
 		}
-		var req rollbackRequest
+		var req controlapi.RollbackRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
 			fail(http.StatusBadRequest, fmt.Errorf("bad request: %w", err))
 			return
@@ -115,7 +102,7 @@ func mountRollback(d *daemon, mux *http.ServeMux, df *differ) {
 			fail(http.StatusConflict, fmt.Errorf("revision %s failed before (gitorc history says why): roll back to a good one", shortCommit(commit)))
 			return
 		}
-		ans := rollbackAnswer{Pin: api.SyncPin{Revision: commit, RequestedAt: time.Now().UTC()}, Request: rollbackRequestID()}
+		ans := controlapi.RollbackAnswer{Pin: api.SyncPin{Revision: commit, RequestedAt: time.Now().UTC()}, Request: rollbackRequestID()}
 		_, err = cl.UpdateSync(r.Context(), func(s *api.SyncState) error {
 			pin := ans.Pin
 			s.Pin = &pin
@@ -162,8 +149,8 @@ For one service only, gitorc service rollback returns it to its previous spec.`,
 				return errors.New("which revision? give --to REV (gitorc history lists them)")
 			}
 			c := newAPIClient(cmd)
-			var ans rollbackAnswer
-			if err := c.call(cmd.Context(), http.MethodPost, "/v1/sync/rollback", rollbackRequest{Revision: to}, &ans); err != nil {
+			ans, err := c.Rollback(cmd.Context(), to)
+			if err != nil {
 				return err
 			}
 			var req api.SyncRequest
@@ -196,14 +183,14 @@ For one service only, gitorc service rollback returns it to its previous spec.`,
 }
 
 // waitRollback polls the sync state until the request is done.
-func waitRollback(ctx context.Context, c *apiClient, id string, timeout time.Duration) (api.SyncRequest, error) {
+func waitRollback(ctx context.Context, c *client.Client, id string, timeout time.Duration) (api.SyncRequest, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		var rep syncReport
-		if err := c.call(ctx, http.MethodGet, "/v1/sync", nil, &rep); err != nil {
+		rep, err := c.SyncStatus(ctx)
+		if err != nil {
 			return api.SyncRequest{}, err
 		}
 		for _, r := range rep.State.Requests {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
 	"github.com/spf13/cobra"
@@ -16,9 +17,6 @@ import (
 
 func init() {
 	controlMounts = append(controlMounts, mountSyncControl)
-	register(newSyncCmd)
-	register(newSuspendCmd)
-	register(newResumeCmd)
 }
 
 // errNoSource answers requests that need a Git source when there is none.
@@ -108,8 +106,8 @@ its rollout degraded.`,
 				return err
 			}
 			c := newAPIClient(cmd)
-			var req api.SyncRequest
-			if err := c.call(cmd.Context(), http.MethodPost, "/v1/sync", struct{}{}, &req); err != nil {
+			req, err := c.Sync(cmd.Context())
+			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -147,7 +145,7 @@ its rollout degraded.`,
 }
 
 // waitRequest polls a sync request until its sync ended.
-func waitRequest(ctx context.Context, c *apiClient, id string, timeout time.Duration, w io.Writer, progress bool) (api.SyncRequest, error) {
+func waitRequest(ctx context.Context, c *client.Client, id string, timeout time.Duration, w io.Writer, progress bool) (api.SyncRequest, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -159,11 +157,9 @@ func waitRequest(ctx context.Context, c *apiClient, id string, timeout time.Dura
 	started := false
 	var pulls pullWatch
 	for {
-		var req api.SyncRequest
-		err := c.call(ctx, http.MethodGet, "/v1/sync/requests/"+id, nil, &req)
+		req, err := c.SyncRequest(ctx, id)
 		if err != nil && ctx.Err() == nil {
-			var ae *apiError
-			if errors.As(err, &ae) && ae.code == http.StatusNotFound {
+			if client.StatusOf(err) == http.StatusNotFound {
 				return req, err
 			}
 			// A manager restarting or an election: try again.
@@ -189,12 +185,6 @@ func waitRequest(ctx context.Context, c *apiClient, id string, timeout time.Dura
 	}
 }
 
-// suspension is gitorc suspend|resume -o json: whether automatic syncs
-// are now suspended, as the manager answered.
-type suspension struct {
-	Suspended bool `json:"suspended"`
-}
-
 func newSuspendCmd() *cobra.Command {
 	return newSuspensionCmd("suspend", "Stop automatic syncs (polls, webhooks, local changes); gitorc sync still syncs",
 		"automatic syncs suspended: polls, webhooks and local changes no longer sync; gitorc sync still does; gitorc resume ends this")
@@ -204,8 +194,8 @@ func newResumeCmd() *cobra.Command {
 	return newSuspensionCmd("resume", "Resume automatic syncs", "automatic syncs resumed")
 }
 
-// newSuspensionCmd is gitorc suspend or resume: it posts to
-// /v1/sync/VERB and prints done, or the suspension as JSON.
+// newSuspensionCmd is gitorc suspend or resume: it calls the client's
+// Suspend or Resume and prints done, or the suspension as JSON.
 func newSuspensionCmd(verb, short, done string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   verb,
@@ -218,8 +208,13 @@ With -o json: {"suspended": true|false}, the state after the change.`,
 			if err != nil {
 				return err
 			}
-			var st suspension
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/sync/"+verb, struct{}{}, &st); err != nil {
+			c := newAPIClient(cmd)
+			change := c.Resume
+			if verb == "suspend" {
+				change = c.Suspend
+			}
+			st, err := change(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
