@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,10 +34,6 @@ import (
 // cluster is autolocked.
 const keyUnlock = "gitorc-internal-unlock-key"
 
-func init() {
-	controlMounts = append(controlMounts, mountAutolock)
-}
-
 // errLockedManager answers every call but unlock on a locked manager.
 var errLockedManager = errors.New("this manager is locked (autolock): give it its unlock key with gitorc unlock")
 
@@ -60,37 +55,27 @@ func unlockKeyOf(b []byte) (*store.UnlockKey, error) {
 func (d *daemon) waitUnlocked(ctx context.Context, s *store.Store) error {
 	d.log.Warn("this manager is locked (autolock): run gitorc unlock on it")
 	unlocked := make(chan struct{})
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/unlock", func(w http.ResponseWriter, r *http.Request) {
-		var req controlapi.UnlockRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil {
-			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "unlock: " + err.Error()})
-			return
-		}
-		k, err := store.ParseUnlockKey(req.Key)
+	unlock := func(_ context.Context, key string) (controlapi.UnlockReport, error) {
+		k, err := store.ParseUnlockKey(key)
 		if err != nil {
-			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": err.Error() + ": want the key gitorc bootstrap --autolock or gitorc unlock-key printed"})
-			return
+			return controlapi.UnlockReport{}, controlapi.Errorf(http.StatusBadRequest, "%v: want the key gitorc bootstrap --autolock or gitorc unlock-key printed", err)
 		}
 		if err := s.Unlock(k); err != nil {
 			if errors.Is(err, store.ErrBadUnlockKey) {
-				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "the unlock key is wrong: this manager stays locked (after a rotation, a manager that was down needs the key it was locked with)"})
-				return
+				return controlapi.UnlockReport{}, controlapi.Errorf(http.StatusBadRequest, "the unlock key is wrong: this manager stays locked (after a rotation, a manager that was down needs the key it was locked with)")
 			}
-			writeJSONResponse(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-			return
+			return controlapi.UnlockReport{}, controlapi.WithStatus(http.StatusInternalServerError, err)
 		}
 		d.log.Info("manager unlocked")
-		writeJSONResponse(w, http.StatusOK, controlapi.UnlockReport{Unlocked: true, Node: d.state.ID})
+		return controlapi.UnlockReport{Unlocked: true, Node: d.state.ID}, nil
+	}
+	mux := controlapi.LockedHandler(unlock, func(controlapi.UnlockReport) {
 		select {
 		case <-unlocked:
 		default:
 			close(unlocked)
 		}
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": errLockedManager.Error()})
-	})
+	}, errLockedManager)
 	path := socketFile(d.dir)
 	_ = os.Remove(path)
 	ln, err := net.Listen("unix", path)
@@ -166,83 +151,60 @@ func (d *daemon) followUnlockKey(ctx context.Context) error {
 	return nil
 }
 
-// mountAutolock serves the cluster's unlock key (to the root-only socket
-// and admin certificates, as the control API is), its rotation, and
-// autolock on or off.
-func mountAutolock(d *daemon, mux *http.ServeMux) {
-	current := func() (controlapi.UnlockKeyReport, error) {
-		b, err := d.clusterKey(keyUnlock)
-		if errors.Is(err, errNoClusterKey) {
-			return controlapi.UnlockKeyReport{}, nil
-		}
-		if err != nil {
-			return controlapi.UnlockKeyReport{}, err
-		}
-		return controlapi.UnlockKeyReport{Autolock: true, Key: string(b)}, nil
+// UnlockKey is GET /v1/unlock-key: the cluster's unlock key, if
+// autolock is on.
+func (n nodeAPI) UnlockKey(context.Context) (controlapi.UnlockKeyReport, error) {
+	b, err := n.d.clusterKey(keyUnlock)
+	if errors.Is(err, errNoClusterKey) {
+		return controlapi.UnlockKeyReport{}, nil
 	}
-	fail := func(w http.ResponseWriter, code int, err error) {
-		writeJSONResponse(w, code, map[string]string{"error": err.Error()})
+	if err != nil {
+		return controlapi.UnlockKeyReport{}, unavailable(err)
 	}
-	setKey := func(w http.ResponseWriter, r *http.Request, on bool) {
-		if !on {
-			if err := d.deleteClusterKey(r.Context(), keyUnlock); err != nil {
-				fail(w, http.StatusServiceUnavailable, err)
-				return
-			}
-			writeJSONResponse(w, http.StatusOK, controlapi.UnlockKeyReport{})
-			return
-		}
-		k, err := store.NewUnlockKey()
-		if err != nil {
-			fail(w, http.StatusInternalServerError, err)
-			return
-		}
-		if err := d.setClusterKey(r.Context(), keyUnlock, []byte(k.Encode())); err != nil {
-			fail(w, http.StatusServiceUnavailable, err)
-			return
-		}
-		writeJSONResponse(w, http.StatusOK, controlapi.UnlockKeyReport{Autolock: true, Key: k.Encode()})
+	return controlapi.UnlockKeyReport{Autolock: true, Key: string(b)}, nil
+}
+
+// RotateUnlockKey is POST /v1/unlock-key/rotate: a new key, while
+// autolock is on.
+func (n nodeAPI) RotateUnlockKey(ctx context.Context) (controlapi.UnlockKeyReport, error) {
+	rep, err := n.UnlockKey(ctx)
+	if err != nil {
+		return rep, err
 	}
-	mux.HandleFunc("GET /v1/unlock-key", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := current()
-		if err != nil {
-			fail(w, http.StatusServiceUnavailable, err)
-			return
+	if !rep.Autolock {
+		return rep, controlapi.WithStatus(http.StatusConflict, errors.New("autolock is off: turn it on with gitorc cluster update --autolock=true"))
+	}
+	return n.setUnlockKey(ctx, true)
+}
+
+// SetAutolock is POST /v1/autolock: on makes a key, off deletes it.
+func (n nodeAPI) SetAutolock(ctx context.Context, on bool) (controlapi.UnlockKeyReport, error) {
+	rep, err := n.UnlockKey(ctx)
+	if err != nil {
+		return rep, err
+	}
+	if rep.Autolock == on {
+		return controlapi.UnlockKeyReport{Autolock: rep.Autolock}, nil
+	}
+	return n.setUnlockKey(ctx, on)
+}
+
+// setUnlockKey stores a new unlock key (on), or deletes it.
+func (n nodeAPI) setUnlockKey(ctx context.Context, on bool) (controlapi.UnlockKeyReport, error) {
+	if !on {
+		if err := n.d.deleteClusterKey(ctx, keyUnlock); err != nil {
+			return controlapi.UnlockKeyReport{}, unavailable(err)
 		}
-		writeJSONResponse(w, http.StatusOK, rep)
-	})
-	mux.HandleFunc("POST /v1/unlock-key/rotate", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := current()
-		if err != nil {
-			fail(w, http.StatusServiceUnavailable, err)
-			return
-		}
-		if !rep.Autolock {
-			fail(w, http.StatusConflict, errors.New("autolock is off: turn it on with gitorc cluster update --autolock=true"))
-			return
-		}
-		setKey(w, r, true)
-	})
-	mux.HandleFunc("POST /v1/autolock", func(w http.ResponseWriter, r *http.Request) {
-		var req controlapi.AutolockRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil {
-			fail(w, http.StatusBadRequest, err)
-			return
-		}
-		rep, err := current()
-		if err != nil {
-			fail(w, http.StatusServiceUnavailable, err)
-			return
-		}
-		if rep.Autolock == req.Autolock {
-			writeJSONResponse(w, http.StatusOK, controlapi.UnlockKeyReport{Autolock: rep.Autolock})
-			return
-		}
-		setKey(w, r, req.Autolock)
-	})
-	mux.HandleFunc("POST /v1/unlock", func(w http.ResponseWriter, r *http.Request) {
-		fail(w, http.StatusConflict, errors.New("this manager is not locked"))
-	})
+		return controlapi.UnlockKeyReport{}, nil
+	}
+	k, err := store.NewUnlockKey()
+	if err != nil {
+		return controlapi.UnlockKeyReport{}, controlapi.WithStatus(http.StatusInternalServerError, err)
+	}
+	if err := n.d.setClusterKey(ctx, keyUnlock, []byte(k.Encode())); err != nil {
+		return controlapi.UnlockKeyReport{}, unavailable(err)
+	}
+	return controlapi.UnlockKeyReport{Autolock: true, Key: k.Encode()}, nil
 }
 
 // deleteClusterKey removes an internal secret, if it is there.

@@ -22,10 +22,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	controlMounts = append(controlMounts, mountDiff)
-}
-
 // Exit codes of gitorc diff, as flux diff has them.
 const (
 	diffSame    = 0
@@ -139,25 +135,16 @@ func (df *differ) diff(ctx context.Context, req reconcile.DiffRequest) (reconcil
 	return res, http.StatusOK, nil
 }
 
-// mountDiff serves POST /v1/sync/diff: a reconcile.DiffRequest in, a
-// reconcile.Diff out. Secrets in it are content hashes, never data. The
-// rollback endpoint shares its clone.
-func mountDiff(d *daemon, mux *http.ServeMux) {
-	df := &differ{d: d}
-	mountRollback(d, mux, df)
-	mux.HandleFunc("POST /v1/sync/diff", func(w http.ResponseWriter, r *http.Request) {
-		var req controlapi.DiffRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
-			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "bad request: " + err.Error()})
-			return
-		}
-		res, code, err := df.diff(r.Context(), reconcile.DiffRequest{Revision: req.Revision, Dir: req.Dir})
-		if err != nil {
-			writeJSONResponse(w, code, map[string]string{"error": err.Error()})
-			return
-		}
-		writeJSONResponse(w, http.StatusOK, res)
-	})
+var _ controlapi.Differ = (*differ)(nil)
+
+// Diff is POST /v1/sync/diff: a reconcile.Diff of the request. Secrets in
+// it are content hashes, never data. Rollback shares the clone.
+func (df *differ) Diff(ctx context.Context, req controlapi.DiffRequest) (controlapi.Plan, error) {
+	res, code, err := df.diff(ctx, reconcile.DiffRequest{Revision: req.Revision, Dir: req.Dir})
+	if err != nil {
+		return nil, controlapi.WithStatus(code, err)
+	}
+	return json.Marshal(res)
 }
 
 func newDiffCmd() *cobra.Command {

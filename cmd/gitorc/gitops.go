@@ -20,10 +20,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	controlMounts = append(controlMounts, mountSync)
-}
-
 // gitops runs the GitOps loop while this manager leads: it follows the
 // source recorded in the cluster's sync state (bootstrap --repo sets it,
 // gitorc source set changes it), so whichever manager leads follows the
@@ -182,27 +178,36 @@ func waitSourceChange(ctx context.Context, cl *storecluster.Cluster, cur api.Sou
 	}
 }
 
-func mountSync(d *daemon, mux *http.ServeMux) {
-	cl := storecluster.New(d.store)
-	mux.HandleFunc("GET /v1/sync", func(w http.ResponseWriter, r *http.Request) {
-		st, err := cl.Sync(r.Context())
-		if err != nil {
-			writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-			return
-		}
-		hist, err := cl.History(r.Context())
-		if err != nil {
-			writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-			return
-		}
-		if len(hist) > 10 {
-			hist = hist[len(hist)-10:]
-		}
-		_, kerr := d.clusterKey(keyWebhookSecret)
-		st.Source = redactSource(st.Source) // a URL of an older version may hold credentials
-		writeJSONResponse(w, http.StatusOK, controlapi.SyncReport{State: st, History: hist,
-			Webhook: controlapi.WebhookReport{SecretSet: kerr == nil, Listen: d.state.WebhookListen}})
-	})
+// syncAPI is the node's side of the control API's sync endpoints
+// (controlapi.Syncer: gitops.go, sync.go, history.go, source.go), over
+// the store through storecluster.
+type syncAPI struct {
+	d  *daemon
+	cl *storecluster.Cluster
+}
+
+var _ controlapi.Syncer = syncAPI{}
+
+// unavailable answers 503: the store could not be read or written.
+func unavailable(err error) error { return controlapi.WithStatus(http.StatusServiceUnavailable, err) }
+
+// Status is GET /v1/sync: the state, the last 10 syncs, the webhooks.
+func (s syncAPI) Status(ctx context.Context) (controlapi.SyncReport, error) {
+	st, err := s.cl.Sync(ctx)
+	if err != nil {
+		return controlapi.SyncReport{}, unavailable(err)
+	}
+	hist, err := s.cl.History(ctx)
+	if err != nil {
+		return controlapi.SyncReport{}, unavailable(err)
+	}
+	if len(hist) > 10 {
+		hist = hist[len(hist)-10:]
+	}
+	_, kerr := s.d.clusterKey(keyWebhookSecret)
+	st.Source = redactSource(st.Source) // a URL of an older version may hold credentials
+	return controlapi.SyncReport{State: st, History: hist,
+		Webhook: controlapi.WebhookReport{SecretSet: kerr == nil, Listen: s.d.state.WebhookListen}}, nil
 }
 
 func newStatusCmd() *cobra.Command {

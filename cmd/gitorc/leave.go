@@ -20,17 +20,16 @@ var errLeft = errors.New("left the cluster")
 // leaveDrainTimeout bounds the wait for a leaving node's containers.
 const leaveDrainTimeout = 2 * time.Minute
 
-// handleLeave is POST /v1/leave: the node stops its session, removes its
+// Leave is POST /v1/leave: the node stops its session, removes its
 // tasks' containers, and stops; run then deletes its state. A manager
 // leaves only with force: demoting it first keeps the quorum safe.
-func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
+func (n nodeAPI) Leave(ctx context.Context, force bool) (controlapi.LeaveReport, error) {
+	d := n.d
 	d.leaving.Lock()
 	defer d.leaving.Unlock()
-	force := r.URL.Query().Get("force") == "1"
 	if d.state.Role == api.RoleManager && !force {
-		writeJSONResponse(w, http.StatusConflict, map[string]string{"error": fmt.Sprintf(
-			"node %s is a manager: demote it first (gitorc node demote %s), or leave with --force, which can cost the cluster its quorum", d.state.ID, d.state.ID)})
-		return
+		return controlapi.LeaveReport{}, controlapi.Errorf(http.StatusConflict,
+			"node %s is a manager: demote it first (gitorc node demote %s), or leave with --force, which can cost the cluster its quorum", d.state.ID, d.state.ID)
 	}
 	rep := controlapi.LeaveReport{Node: d.state.ID, Role: d.state.Role, DataDir: d.dir}
 	if abs, err := filepath.Abs(d.dir); err == nil {
@@ -42,12 +41,12 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if d.agent != nil {
-		if obs, err := d.exec.Observe(r.Context()); err == nil {
+		if obs, err := d.exec.Observe(ctx); err == nil {
 			rep.Containers = len(obs)
 		}
 		d.stopSession()
 		d.agent.Assign(nil)
-		ctx, cancel := context.WithTimeout(r.Context(), leaveDrainTimeout)
+		ctx, cancel := context.WithTimeout(ctx, leaveDrainTimeout)
 		defer cancel()
 		for {
 			obs, err := d.exec.Observe(ctx)
@@ -56,8 +55,7 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 			}
 			select {
 			case <-ctx.Done():
-				writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": "the node's containers did not stop: " + ctx.Err().Error()})
-				return
+				return controlapi.LeaveReport{}, unavailable(fmt.Errorf("the node's containers did not stop: %w", ctx.Err()))
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
@@ -65,9 +63,8 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 	if d.plane != nil {
 		// No task is left: the network plane goes too (interfaces,
 		// routes, the nftables table, attachments, keys).
-		if err := d.plane.Teardown(r.Context()); err != nil {
-			writeJSONResponse(w, http.StatusInternalServerError, map[string]string{"error": "remove the network plane: " + err.Error()})
-			return
+		if err := d.plane.Teardown(ctx); err != nil {
+			return controlapi.LeaveReport{}, controlapi.WithStatus(http.StatusInternalServerError, fmt.Errorf("remove the network plane: %w", err))
 		}
 		rep.NetworkPlane = true
 	}
@@ -79,7 +76,7 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 	default:
 		close(d.left)
 	}
-	writeJSONResponse(w, http.StatusOK, rep)
+	return rep, nil
 }
 
 // stateFiles are what a node keeps in its data dir, which it deletes

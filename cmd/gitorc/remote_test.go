@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -175,7 +177,9 @@ func TestRemoteCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, body, err := rawGet(t, d.state.Advertise, root, &alicePair); err != nil || code != http.StatusOK || !strings.Contains(body, `"is_leader": true`) {
+	code, body, err := rawGet(t, d.state.Advertise, root, &alicePair)
+	var info controlapi.Info
+	if err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &info) != nil || !info.IsLeader {
 		t.Errorf("alice's certificate: %d %s %v", code, body, err)
 	}
 	past := time.Now().Add(-48 * time.Hour)

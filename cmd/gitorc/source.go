@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,13 +17,8 @@ import (
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/reconcile/gitsource"
 	"github.com/gitorc/gitorc/reconcile/notify"
-	"github.com/gitorc/gitorc/reconcile/storecluster"
 	"github.com/spf13/cobra"
 )
-
-func init() {
-	controlMounts = append(controlMounts, mountSource)
-}
 
 // applySource returns s changed by the patch p, or every problem with it.
 func applySource(p controlapi.SourcePatch, s api.SourceSpec) (api.SourceSpec, error) {
@@ -116,74 +111,61 @@ func applySource(p controlapi.SourcePatch, s api.SourceSpec) (api.SourceSpec, er
 	return s, errors.Join(errs...)
 }
 
-// mountSource serves PATCH /v1/source: any manager changes the cluster's
+// SetSource is PATCH /v1/source: any manager changes the cluster's
 // source; the leader's loop restarts on a new repository, ref or path.
-func mountSource(d *daemon, mux *http.ServeMux) {
-	cl := storecluster.New(d.store)
-	mux.HandleFunc("PATCH /v1/source", func(w http.ResponseWriter, r *http.Request) {
-		fail := func(code int, err error) { writeJSONResponse(w, code, map[string]string{"error": err.Error()}) }
-		var p controlapi.SourcePatch
-		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&p); err != nil {
-			fail(http.StatusBadRequest, fmt.Errorf("source change: %w", err))
-			return
+func (s syncAPI) SetSource(ctx context.Context, p controlapi.SourcePatch) (controlapi.SourceReport, error) {
+	fail := func(code int, err error) (controlapi.SourceReport, error) {
+		return controlapi.SourceReport{}, controlapi.WithStatus(code, err)
+	}
+	cur, err := s.cl.Sync(ctx)
+	if err != nil {
+		return fail(http.StatusServiceUnavailable, err)
+	}
+	if cur.Source.URL == "" {
+		// A first source: bootstrap's defaults.
+		cur.Source = api.SourceSpec{Interval: api.Duration(reconcile.DefaultPollInterval), Revert: "auto"}
+	}
+	if _, err := applySource(p, cur.Source); err != nil {
+		return fail(http.StatusBadRequest, fmt.Errorf("source not changed: %w", err))
+	}
+	var gitCreds *string
+	if p.GitPassword != nil {
+		c := encodeGitCredentials(p.GitUsername, *p.GitPassword)
+		gitCreds = &c
+	}
+	for key, v := range map[string]*string{keyWebhookSecret: p.WebhookSecret, keyNotifySecret: p.NotifySecret,
+		keyCommitStatusToken: p.CommitStatusToken, keyGitCredentials: gitCreds} {
+		if v == nil {
+			continue
 		}
-		cur, err := cl.Sync(r.Context())
+		if strings.TrimSpace(*v) == "" {
+			return fail(http.StatusBadRequest, errors.New("source not changed: a secret file is empty"))
+		}
+		if err := s.d.setClusterKey(ctx, key, []byte(strings.TrimSpace(*v))); err != nil {
+			return fail(http.StatusServiceUnavailable, err)
+		}
+	}
+	st, err := s.cl.UpdateSync(ctx, func(st *api.SyncState) error {
+		base := st.Source
+		if base.URL == "" {
+			base = cur.Source
+		}
+		next, err := applySource(p, base)
 		if err != nil {
-			fail(http.StatusServiceUnavailable, err)
-			return
+			return err
 		}
-		if cur.Source.URL == "" {
-			// A first source: bootstrap's defaults.
-			cur.Source = api.SourceSpec{Interval: api.Duration(reconcile.DefaultPollInterval), Revert: "auto"}
-		}
-		if _, err := applySource(p, cur.Source); err != nil {
-			fail(http.StatusBadRequest, fmt.Errorf("source not changed: %w", err))
-			return
-		}
-		var gitCreds *string
-		if p.GitPassword != nil {
-			c := encodeGitCredentials(p.GitUsername, *p.GitPassword)
-			gitCreds = &c
-		}
-		for key, v := range map[string]*string{keyWebhookSecret: p.WebhookSecret, keyNotifySecret: p.NotifySecret,
-			keyCommitStatusToken: p.CommitStatusToken, keyGitCredentials: gitCreds} {
-			if v == nil {
-				continue
-			}
-			if strings.TrimSpace(*v) == "" {
-				fail(http.StatusBadRequest, errors.New("source not changed: a secret file is empty"))
-				return
-			}
-			if err := d.setClusterKey(r.Context(), key, []byte(strings.TrimSpace(*v))); err != nil {
-				fail(http.StatusServiceUnavailable, err)
-				return
-			}
-		}
-		st, err := cl.UpdateSync(r.Context(), func(s *api.SyncState) error {
-			base := s.Source
-			if base.URL == "" {
-				base = cur.Source
-			}
-			next, err := applySource(p, base)
-			if err != nil {
-				return err
-			}
-			s.Source = next
-			return nil
-		})
-		if err != nil {
-			fail(http.StatusServiceUnavailable, err)
-			return
-		}
-		_, kerr := d.clusterKey(keyWebhookSecret)
-		_, nerr := d.clusterKey(keyNotifySecret)
-		_, terr := d.clusterKey(keyCommitStatusToken)
-		_, gerr := d.clusterKey(keyGitCredentials)
-		writeJSONResponse(w, http.StatusOK, controlapi.SourceReport{Source: redactSource(st.Source), WebhookSecretSet: kerr == nil,
-			NotifySecretSet: nerr == nil, CommitStatusTokenSet: terr == nil, GitCredentialsSet: gerr == nil})
+		st.Source = next
+		return nil
 	})
+	if err != nil {
+		return fail(http.StatusServiceUnavailable, err)
+	}
+	_, kerr := s.d.clusterKey(keyWebhookSecret)
+	_, nerr := s.d.clusterKey(keyNotifySecret)
+	_, terr := s.d.clusterKey(keyCommitStatusToken)
+	_, gerr := s.d.clusterKey(keyGitCredentials)
+	return controlapi.SourceReport{Source: redactSource(st.Source), WebhookSecretSet: kerr == nil,
+		NotifySecretSet: nerr == nil, CommitStatusTokenSet: terr == nil, GitCredentialsSet: gerr == nil}, nil
 }
 
 func newSourceCmd() *cobra.Command {

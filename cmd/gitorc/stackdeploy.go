@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,58 +21,56 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { controlMounts = append(controlMounts, mountStacks) }
+// stacksAPI deploys and removes stacks by hand for the control API
+// (controlapi.StackDeployer): PUT and DELETE /v1/stacks/{name}.
+type stacksAPI struct {
+	d  *daemon
+	cl *storecluster.Cluster
+}
 
-// mountStacks serves PUT and DELETE /v1/stacks/{name}.
-func mountStacks(d *daemon, mux *http.ServeMux) {
-	cl := storecluster.New(d.store)
-	mux.HandleFunc("PUT /v1/stacks/{name}", func(w http.ResponseWriter, r *http.Request) {
-		var req controlapi.DeployRequest
-		var desired reconcile.State
-		err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req)
-		if err == nil && len(req.Desired) > 0 {
-			err = json.Unmarshal(req.Desired, &desired)
+var _ controlapi.StackDeployer = stacksAPI{}
+
+// DeployStack opens the stack's sealed secrets and applies it.
+func (s stacksAPI) DeployStack(ctx context.Context, name string, req controlapi.DeployRequest) (controlapi.Plan, error) {
+	var desired reconcile.State
+	if len(req.Desired) > 0 {
+		if err := json.Unmarshal(req.Desired, &desired); err != nil {
+			return nil, controlapi.Errorf(http.StatusBadRequest, "bad request: %v", err)
 		}
+	}
+	for i, sec := range desired.Secrets {
+		if sec.External {
+			continue
+		}
+		ident, err := s.d.identity(ctx)
 		if err != nil {
-			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "bad request: " + err.Error()})
-			return
+			return nil, unavailable(err)
 		}
-		for i, s := range desired.Secrets {
-			if s.External {
-				continue
-			}
-			ident, err := d.identity(r.Context())
-			if err != nil {
-				writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-				return
-			}
-			sealed, ok := req.Sealed[s.Name]
-			if !ok {
-				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("secret %s: no sealed content (only file secrets can be deployed by hand)", s.Name)})
-				return
-			}
-			plain, err := ident.Open(sealed)
-			if err != nil {
-				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("secret %s (%s): %v", s.Name, s.File, err)})
-				return
-			}
-			desired.Secrets[i].Data, desired.Secrets[i].DataHash = plain, ident.Hash(plain)
+		sealed, ok := req.Sealed[sec.Name]
+		if !ok {
+			return nil, controlapi.Errorf(http.StatusBadRequest, "secret %s: no sealed content (only file secrets can be deployed by hand)", sec.Name)
 		}
-		cs, err := reconcile.DeployStack(r.Context(), cl, r.PathValue("name"), desired)
+		plain, err := ident.Open(sealed)
 		if err != nil {
-			writeJSONResponse(w, http.StatusConflict, map[string]any{"error": err.Error(), "plan": cs})
-			return
+			return nil, controlapi.Errorf(http.StatusBadRequest, "secret %s (%s): %v", sec.Name, sec.File, err)
 		}
-		writeJSONResponse(w, http.StatusOK, cs)
-	})
-	mux.HandleFunc("DELETE /v1/stacks/{name}", func(w http.ResponseWriter, r *http.Request) {
-		cs, err := reconcile.RemoveStack(r.Context(), cl, r.PathValue("name"))
-		if err != nil {
-			writeJSONResponse(w, http.StatusConflict, map[string]any{"error": err.Error()})
-			return
-		}
-		writeJSONResponse(w, http.StatusOK, cs)
-	})
+		desired.Secrets[i].Data, desired.Secrets[i].DataHash = plain, ident.Hash(plain)
+	}
+	cs, err := reconcile.DeployStack(ctx, s.cl, name, desired)
+	plan, merr := json.Marshal(cs)
+	if err != nil {
+		return nil, &controlapi.PlanError{Err: err, Plan: plan}
+	}
+	return plan, merr
+}
+
+// RemoveStack removes a stack's objects.
+func (s stacksAPI) RemoveStack(ctx context.Context, name string) (controlapi.Plan, error) {
+	cs, err := reconcile.RemoveStack(ctx, s.cl, name)
+	if err != nil {
+		return nil, controlapi.WithStatus(http.StatusConflict, err)
+	}
+	return json.Marshal(cs)
 }
 
 func newStackDeployCmd() *cobra.Command {
