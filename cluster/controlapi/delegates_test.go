@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	apiclient "github.com/gitorc/gitorc/cluster/controlapi/client"
+	"github.com/gitorc/gitorc/cluster/controlapi/controlapitest"
 	"github.com/gitorc/gitorc/cluster/store"
 )
 
@@ -86,21 +86,7 @@ func serveDelegates(t *testing.T, f *fakeNode) *apiclient.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	socket := filepath.Join(t.TempDir(), "api.sock")
-	ln, err := controlapi.ListenUnix(socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- controlapi.Serve(ctx, ln, h) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return apiclient.Unix(socket)
+	return apiclient.Unix(controlapitest.Serve(t, h))
 }
 
 // The endpoints the node serves through Config reach it with the request
