@@ -1,11 +1,10 @@
 package main
 
 import (
-	"encoding/json"
-	"github.com/gitorc/gitorc/cluster/controlapi"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/spf13/cobra"
 )
