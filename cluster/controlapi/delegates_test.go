@@ -182,6 +182,8 @@ func TestDelegatedErrors(t *testing.T) {
 		"rollback":   func() error { _, err := c.Rollback(ctx, "abc"); return err },
 		"admin-cert": func() error { _, err := c.AdminCerts(ctx); return err },
 		"unlock key": func() error { _, err := c.UnlockKey(ctx); return err },
+		"ca":         func() error { _, err := c.CA(ctx); return err },
+		"ca rotate":  func() error { _, err := c.RotateCA(ctx); return err },
 	} {
 		if err := call(); apiclient.StatusOf(err) != http.StatusNotImplemented {
 			t.Errorf("%s without the node's side: %v, want a 501", name, err)

@@ -17,7 +17,7 @@
 // requests, diffs and rollbacks, stacks deployed by hand, join tokens,
 // admin certificates, the unlock key, leaving — the node gives through the
 // interfaces of interfaces.go (Syncer, Differ, StackDeployer, Tokens,
-// AdminCerts, Autolock, Leaver); a group the Config leaves nil answers
+// AdminCerts, Autolock, CA, Leaver); a group the Config leaves nil answers
 // 501. Two handlers serve outside Register: RegisterLeave (POST /v1/leave,
 // on every node's socket, workers' too) and LockedHandler (a locked
 // manager's socket, before it has a store).
@@ -64,6 +64,8 @@
 //	POST   /v1/admin-certs                AdminIssueRequest → AdminIssued
 //	GET    /v1/admin-certs                []AdminCertReport
 //	POST   /v1/admin-certs/revoke         AdminRevokeRequest → []AdminCertReport
+//	GET    /v1/ca                         CAReport (the root, a rotation in progress)
+//	POST   /v1/ca/rotate                  → CAReport (Started: whether this call started it)
 //	GET    /v1/unlock-key                 UnlockKeyReport
 //	POST   /v1/unlock-key/rotate          → UnlockKeyReport
 //	POST   /v1/autolock                   AutolockRequest → UnlockKeyReport

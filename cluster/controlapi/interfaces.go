@@ -79,6 +79,13 @@ type Autolock interface {
 	SetAutolock(ctx context.Context, on bool) (UnlockKeyReport, error)
 }
 
+// CA is the cluster's root CA: GET /v1/ca, and POST /v1/ca/rotate, which
+// starts a root rotation (CAReport.Started false: one runs already).
+type CA interface {
+	CA(ctx context.Context) (CAReport, error)
+	RotateCA(ctx context.Context) (CAReport, error)
+}
+
 // Leaver makes the node leave its cluster: POST /v1/leave, node-local.
 type Leaver interface {
 	Leave(ctx context.Context, force bool) (LeaveReport, error)

@@ -56,6 +56,8 @@ type Config struct {
 	AdminCerts AdminCerts
 	// Autolock serves /v1/unlock-key and /v1/autolock.
 	Autolock Autolock
+	// CA serves /v1/ca.
+	CA CA
 }
 
 // Validate reports a missing store.
@@ -165,6 +167,7 @@ func (s *server) register(mux *http.ServeMux) {
 	s.registerTokens(mux)
 	s.registerAdminCerts(mux)
 	s.registerAutolock(mux)
+	s.registerCA(mux)
 }
 
 // httpError is an error with the status code it answers with.

@@ -388,3 +388,35 @@ type LeaveReport struct {
 	NetworkPlane bool         `json:"network_plane_removed"`
 	Removes      []string     `json:"removes"`
 }
+
+// CAReport is GET /v1/ca and POST /v1/ca/rotate (gitorc ca): the
+// cluster's root and a rotation in progress.
+type CAReport struct {
+	// Root is the digest of the cluster's root (what join tokens pin).
+	Root         string          `json:"root"`
+	RootNotAfter time.Time       `json:"root_not_after"`
+	RotatedAt    time.Time       `json:"rotated_at,omitzero"`
+	Rotation     *RotationReport `json:"rotation,omitempty"`
+	// Started, in the answer to a rotation, says whether it started one
+	// (false: one was running already).
+	Started *bool `json:"started,omitempty"`
+}
+
+// RotationReport is a root rotation in progress.
+type RotationReport struct {
+	NewRoot string    `json:"new_root"`
+	Started time.Time `json:"started"`
+	// Nodes counts the nodes not removed; Done those that showed a
+	// certificate of the new root.
+	Nodes   int           `json:"nodes"`
+	Done    int           `json:"done"`
+	Pending []PendingNode `json:"pending"`
+}
+
+// PendingNode is a node a rotation waits for.
+type PendingNode struct {
+	ID       string `json:"id"`
+	Hostname string `json:"hostname,omitempty"`
+	Role     string `json:"role"`
+	State    string `json:"state"`
+}

@@ -317,6 +317,17 @@ func (c *Client) Unlock(ctx context.Context, key string) (controlapi.UnlockRepor
 	return send[controlapi.UnlockReport](ctx, c, http.MethodPost, "/v1/unlock", controlapi.UnlockRequest{Key: key})
 }
 
+// CA is GET /v1/ca: the cluster's root, and a rotation in progress.
+func (c *Client) CA(ctx context.Context) (controlapi.CAReport, error) {
+	return get[controlapi.CAReport](ctx, c, "/v1/ca")
+}
+
+// RotateCA is POST /v1/ca/rotate: a root rotation started, or the one
+// running.
+func (c *Client) RotateCA(ctx context.Context) (controlapi.CAReport, error) {
+	return send[controlapi.CAReport](ctx, c, http.MethodPost, "/v1/ca/rotate", nil)
+}
+
 // Leave is POST /v1/leave[?force=1], to the node's own control socket:
 // the node empties itself and stops. It answers once its containers
 // stopped: give it a longer timeout (WithTimeout).
