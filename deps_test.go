@@ -78,6 +78,9 @@ func allowed(p, imp string) (bool, string) {
 		return imp == "cluster/api", "the wire protocol imports cluster/api only: both the dispatcher and the agent depend on it"
 	case under(p, "cluster/store"):
 		return under(imp, "cluster/store") || imp == "cluster/api", "the store imports cluster/api only: it is the bus, not a client of others"
+	case under(p, "cluster/controlapi/client"):
+		return imp == "cluster/api" || imp == "cluster/controlapi",
+			"the control API's client imports cluster/api and controlapi (its types) only: the CLI, e2e tools and tests use it without the manager's insides"
 	case under(p, "cluster/agent"):
 		if under(imp, "cluster/dispatcher/wire") {
 			return true, "" // the protocol both ends speak, not the dispatcher itself
@@ -140,6 +143,8 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		{"reconcile/gitsource", "cluster/store"},
 		{"cluster/dispatcher/wire", "cluster/store"},
 		{"reconcile/storecluster", "cluster/scheduler"},
+		{"cluster/controlapi/client", "cluster/store"},
+		{"cluster/controlapi/client", "cluster/ca"},
 	}
 	for _, b := range bad {
 		if ok, _ := allowed(b[0], b[1]); ok {
@@ -149,7 +154,7 @@ func TestImportRulesCatchViolations(t *testing.T) {
 	good := [][2]string{{"compose", "cluster/api"}, {"reconcile", "compose"}, {"cluster/store", "cluster/api"}, {"cluster/store/storetest", "cluster/store"},
 		{"cluster/agent/containerd", "cluster/agent"}, {"cmd/gitorc", "cluster/store"}, {"netplane", "cluster/api"},
 		{"reconcile/storecluster", "cluster/store"}, {"reconcile/storecluster", "reconcile"},
-		{"cluster/agent/session", "cluster/dispatcher/wire"}}
+		{"cluster/agent/session", "cluster/dispatcher/wire"}, {"cluster/controlapi/client", "cluster/controlapi"}}
 	for _, g := range good {
 		if ok, why := allowed(g[0], g[1]); !ok {
 			t.Errorf("%s importing %s is refused: %s", g[0], g[1], why)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	apiclient "github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/e2e/harness"
 )
 
@@ -37,38 +37,13 @@ func envInt(name string, def int) int {
 
 // socketAPI calls a node's control API over its socket, without a CLI
 // process (one costs 50-60 ms of CPU here): for polling.
-type socketAPI struct{ hc *http.Client }
+type socketAPI struct{ c *apiclient.Client }
 
 func newSocketAPI(socket string) *socketAPI {
-	return &socketAPI{hc: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-		}}}}
+	return &socketAPI{c: apiclient.Unix(socket).WithTimeout(2 * time.Second)}
 }
 
-func (a *socketAPI) get(path string, out any) error {
-	resp, err := a.hc.Get("http://gitorc" + path)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-type infoView struct {
-	Node     string `json:"node"`
-	Leader   string `json:"leader"`
-	IsLeader bool   `json:"is_leader"`
-}
-
-func (a *socketAPI) info() (infoView, error) {
-	var v infoView
-	err := a.get("/v1/info", &v)
-	return v, err
-}
+func (a *socketAPI) info() (controlapi.Info, error) { return a.c.Info(context.Background()) }
 
 // managersCluster starts n managers: h1 bootstraps, the others join with
 // the manager token; workers says whether they also run tasks.
@@ -250,27 +225,6 @@ func BenchmarkLeaderFailover_Root(b *testing.B) {
 		rounds, os.Getenv("FAILOVER_FAULT"), faultFlags(), ms(medianD(writes)), writes, ms(medianD(seen)), ms(medianD(healthy)), failed)
 }
 
-// cutTask is a task as the cut-off benchmark reads it.
-type cutTask struct {
-	ID           string    `json:"id"`
-	NodeID       string    `json:"node_id"`
-	DesiredState string    `json:"desired_state"`
-	CreatedAt    time.Time `json:"created_at"`
-	ReadyAt      time.Time `json:"ready_at"`
-	Status       struct {
-		State     string    `json:"state"`
-		Timestamp time.Time `json:"timestamp"`
-	} `json:"status"`
-}
-
-type cutNode struct {
-	ID     string `json:"id"`
-	Status struct {
-		State string `json:"state"`
-	} `json:"status"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
 // BenchmarkWorkerCutOff_Root: h1 a manager and worker, h2 and h3 workers,
 // 6 replicas spread over them. A worker holding replicas is cut off by
 // nftables (its packets dropped both ways, its link up), timed until all
@@ -291,15 +245,14 @@ func BenchmarkWorkerCutOff_Root(b *testing.B) {
 		b.Fatalf("deploy: %v\n%s", err, out)
 	}
 	api := newSocketAPI(c.socket)
-	tasks := func() []cutTask {
-		var ts []cutTask
-		_ = api.get("/v1/tasks?stack=app", &ts)
+	tasks := func() []controlapi.Task {
+		ts, _ := api.c.Tasks(context.Background(), apiclient.TaskFilter{Stack: "app"})
 		return ts
 	}
-	running := func(ts []cutTask) map[string]int {
+	running := func(ts []controlapi.Task) map[string]int {
 		by := map[string]int{}
 		for _, t := range ts {
-			if t.DesiredState == "running" && t.Status.State == "running" {
+			if t.DesiredState.String() == "running" && t.Status.State.String() == "running" {
 				by[t.NodeID]++
 			}
 		}
@@ -332,23 +285,22 @@ func BenchmarkWorkerCutOff_Root(b *testing.B) {
 		}
 		cut := time.Now()
 		c.nw.Partition([]*harness.Host{victim}, others)
-		var ts []cutTask
+		var ts []controlapi.Task
 		c.waitFor("the replicas of "+victim.Name+" running elsewhere", 90*time.Second, func() bool {
 			ts = tasks()
 			by := running(ts)
 			return by[vid] == 0 && total(by) == 6
 		})
 		took := time.Since(cut)
-		var nodes []cutNode
-		_ = api.get("/v1/nodes", &nodes)
+		nodes, _ := api.c.Nodes(context.Background())
 		var downAt, created, ready time.Time
 		for _, n := range nodes {
-			if n.ID == vid && n.Status.State == "down" {
+			if n.ID == vid && n.Status.State.String() == "down" {
 				downAt = n.UpdatedAt
 			}
 		}
 		for _, t := range ts {
-			if before[t.ID] || t.DesiredState != "running" {
+			if before[t.ID] || t.DesiredState.String() != "running" {
 				continue
 			}
 			if created.IsZero() || t.CreatedAt.Before(created) {
@@ -369,17 +321,17 @@ func BenchmarkWorkerCutOff_Root(b *testing.B) {
 
 		c.nw.HealPartition()
 		c.waitFor(victim.Name+" ready again, its old tasks stopped", 90*time.Second, func() bool {
-			var nodes []cutNode
-			if api.get("/v1/nodes", &nodes) != nil {
+			nodes, err := api.c.Nodes(context.Background())
+			if err != nil {
 				return false
 			}
 			for _, n := range nodes {
-				if n.ID == vid && n.Status.State != "ready" {
+				if n.ID == vid && n.Status.State.String() != "ready" {
 					return false
 				}
 			}
 			for _, t := range tasks() {
-				if t.NodeID == vid && t.Status.State == "running" {
+				if t.NodeID == vid && t.Status.State.String() == "running" {
 					return false
 				}
 			}

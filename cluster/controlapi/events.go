@@ -64,7 +64,11 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	defer func() { watch.Close() }()
+	defer func() {
+		if watch != nil { // nil when a watch after a gap failed
+			watch.Close()
+		}
+	}()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)

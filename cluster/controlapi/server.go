@@ -37,6 +37,27 @@ type Config struct {
 	HashSecret func(ctx context.Context, plain []byte) (string, error)
 	// Logs answers GET /v1/logs (nil: 501).
 	Logs LogStreamer
+
+	// What the node serves through the API (each nil: its endpoints
+	// answer 501). The node implements them (controlapi does not import
+	// reconcile, nor the node).
+	//
+	// Info answers GET /v1/info.
+	Info func(ctx context.Context) Info
+	// Syncer serves the sync endpoints and PATCH /v1/source.
+	Syncer Syncer
+	// Differ serves POST /v1/sync/diff and /v1/sync/rollback.
+	Differ Differ
+	// Stacks serves PUT and DELETE /v1/stacks/{name}.
+	Stacks StackDeployer
+	// Tokens serves /v1/tokens.
+	Tokens Tokens
+	// AdminCerts serves /v1/admin-certs.
+	AdminCerts AdminCerts
+	// Autolock serves /v1/unlock-key and /v1/autolock.
+	Autolock Autolock
+	// CA serves /v1/ca.
+	CA CA
 }
 
 // Validate reports a missing store.
@@ -58,6 +79,7 @@ const (
 )
 
 type server struct {
+	cfg    Config
 	st     Store
 	now    func() time.Time
 	log    *slog.Logger
@@ -81,9 +103,9 @@ func New(cfg Config) (http.Handler, error) {
 	return mux, nil
 }
 
-// Register adds the API's endpoints (all under /v1/nodes, /v1/services and
-// /v1/tasks) to mux, for a daemon whose control socket serves other
-// endpoints too.
+// Register adds every endpoint of the API (doc.go lists them) to mux, for
+// a daemon whose control socket serves other endpoints too (leave, the
+// profiles); the daemon calls it once per API it serves.
 func Register(mux *http.ServeMux, cfg Config) error {
 	s, err := newServer(cfg)
 	if err != nil {
@@ -97,15 +119,19 @@ func newServer(cfg Config) (*server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &server{st: cfg.Store, now: cfg.Now, log: cfg.Logger, leader: cfg.Leader, hash: cfg.HashSecret, logs: cfg.Logs}
+	s := &server{cfg: cfg, st: cfg.Store, now: cfg.Now, log: cfg.Logger, leader: cfg.Leader, hash: cfg.HashSecret, logs: cfg.Logs}
+	s.fill()
+	return s, nil
+}
 
+// fill sets the defaults of what the config left out.
+func (s *server) fill() {
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	return s, nil
 }
 
 func (s *server) register(mux *http.ServeMux) {
@@ -134,15 +160,25 @@ func (s *server) register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/registries", s.handle(s.listRegistries))
 	mux.HandleFunc("PUT /v1/registries/{host}", s.handle(s.loginRegistry))
 	mux.HandleFunc("DELETE /v1/registries/{host}", s.handle(s.logoutRegistry))
+	s.registerInfo(mux)
+	s.registerSync(mux)
+	s.registerDiff(mux)
+	s.registerStacks(mux)
+	s.registerTokens(mux)
+	s.registerAdminCerts(mux)
+	s.registerAutolock(mux)
+	s.registerCA(mux)
 }
 
 // httpError is an error with the status code it answers with.
 type httpError struct {
 	code int
 	msg  string
+	err  error // wrapped, if any
 }
 
 func (e *httpError) Error() string { return e.msg }
+func (e *httpError) Unwrap() error { return e.err }
 
 func statusf(code int, format string, args ...any) error {
 	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
@@ -150,17 +186,35 @@ func statusf(code int, format string, args ...any) error {
 
 // handle adapts an endpoint that returns a value or an error to JSON.
 func (s *server) handle(fn func(*http.Request) (any, error)) http.HandlerFunc {
+	return s.handleCode(http.StatusOK, fn)
+}
+
+// handleCode is handle answering code on success (202 for a request
+// queued).
+func (s *server) handleCode(code int, fn func(*http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v, err := fn(r)
-		code := http.StatusOK
-		if err != nil {
-			code = s.codeOf(r, err)
-			v = Error{Error: err.Error()}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(v)
+		s.answerCode(w, r, code, v, err)
 	}
+}
+
+// answer writes v, or err as an error answer.
+func (s *server) answer(w http.ResponseWriter, r *http.Request, v any, err error) {
+	s.answerCode(w, r, http.StatusOK, v, err)
+}
+
+func (s *server) answerCode(w http.ResponseWriter, r *http.Request, code int, v any, err error) {
+	if err != nil {
+		code = s.codeOf(r, err)
+		v = Error{Error: err.Error()}
+	}
+	writeJSON(w, code, v)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 func (s *server) codeOf(r *http.Request, err error) int {
@@ -188,6 +242,20 @@ func decode(r *http.Request, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
 		return statusf(http.StatusBadRequest, "invalid request body: %v", err)
+	}
+	return nil
+}
+
+// decodeBody reads a JSON body of at most limit bytes into v (strict:
+// refusing unknown fields); a bad or missing body answers 400, its error
+// after prefix.
+func decodeBody(r *http.Request, v any, limit int64, strict bool, prefix string) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		return &httpError{code: http.StatusBadRequest, msg: prefix + err.Error(), err: err}
 	}
 	return nil
 }

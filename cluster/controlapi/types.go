@@ -1,6 +1,7 @@
 package controlapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -80,6 +81,12 @@ type Task struct {
 	// NodeName is the name of the node the task is on, if any.
 	NodeName string `json:"node_name,omitempty"`
 }
+
+// LeaderHeader names, on answers of a follower over the API port, the
+// leader's API address: a client retries there when the follower could
+// not serve a request (503). Followers forward writes to the leader
+// themselves.
+const LeaderHeader = "Gitorc-Leader"
 
 // Error is the body of every error response.
 type Error struct {
@@ -189,4 +196,227 @@ type Event struct {
 	// Replayed: the object's latest state, sent for --since, not a change
 	// seen as it happened.
 	Replayed bool `json:"replayed,omitempty"`
+}
+
+// Info is GET /v1/info: the node that answered, its role, and the leader.
+type Info struct {
+	Node     string       `json:"node"`
+	Role     api.NodeRole `json:"role"`
+	Leader   string       `json:"leader"`
+	IsLeader bool         `json:"is_leader"`
+	// Recipient is the cluster's age recipient (gitorc seal), when the
+	// manager could read the cluster's identity.
+	Recipient string `json:"recipient,omitempty"`
+}
+
+// SyncReport is GET /v1/sync: the sync state and the latest history.
+type SyncReport struct {
+	State   api.SyncState    `json:"state"`
+	History []api.SyncRecord `json:"history,omitempty"`
+	Webhook WebhookReport    `json:"webhook"`
+}
+
+// WebhookReport says whether webhooks can be verified, and where the
+// manager that answered serves them.
+type WebhookReport struct {
+	SecretSet bool   `json:"secret_set"`
+	Listen    string `json:"listen,omitempty"`
+}
+
+// Suspension answers POST /v1/sync/suspend and /v1/sync/resume (and is
+// gitorc suspend|resume -o json): whether automatic syncs are now
+// suspended.
+type Suspension struct {
+	Suspended bool `json:"suspended"`
+}
+
+// DiffRequest is POST /v1/sync/diff (reconcile.DiffRequest's fields):
+// the source's current commit (after a fetch) when both are empty.
+type DiffRequest struct {
+	// Revision is a commit, full or abbreviated, or a ref the clone holds.
+	Revision string `json:"revision,omitempty"`
+	// Dir is an absolute directory of stacks on the manager's host.
+	Dir string `json:"dir,omitempty"`
+}
+
+// Plan is an answer the manager's reconcile packages make and the CLI
+// decodes (a reconcile.Diff for POST /v1/sync/diff, a reconcile.Changeset
+// for PUT and DELETE /v1/stacks/{name}): controlapi does not import
+// reconcile, so it carries them as JSON.
+type Plan = json.RawMessage
+
+// RollbackRequest is POST /v1/sync/rollback.
+type RollbackRequest struct {
+	// Revision is a commit, full or abbreviated, or a ref of the clone.
+	Revision string `json:"revision"`
+}
+
+// RollbackAnswer is what POST /v1/sync/rollback did: the pin recorded,
+// and the sync request that makes the leader apply it.
+type RollbackAnswer struct {
+	Pin     api.SyncPin `json:"pin"`
+	Request string      `json:"request"`
+}
+
+// SourcePatch is PATCH /v1/source: the fields to change, nil for those
+// kept. The secrets travel only to managers (control socket, or the API
+// port's mutual TLS) and become cluster keys.
+type SourcePatch struct {
+	Repo          *string           `json:"repo,omitempty"`
+	Branch        *string           `json:"branch,omitempty"`
+	Path          *string           `json:"path,omitempty"`
+	Interval      *api.Duration     `json:"interval,omitempty"`
+	Revert        *string           `json:"revert,omitempty"`
+	SelfHeal      *string           `json:"self_heal,omitempty"`
+	Windows       *[]api.SyncWindow `json:"windows,omitempty"`
+	WebhookSecret *string           `json:"webhook_secret,omitempty"`
+	// Notifications: "off" clears the URL or the commit status. The
+	// notify secret and the Git host's token become cluster keys.
+	NotifyURL         *string `json:"notify_url,omitempty"`
+	CommitStatus      *string `json:"commit_status,omitempty"`
+	CommitStatusAPI   *string `json:"commit_status_api,omitempty"`
+	CommitStatusRepo  *string `json:"commit_status_repo,omitempty"`
+	NotifySecret      *string `json:"notify_secret,omitempty"`
+	CommitStatusToken *string `json:"commit_status_token,omitempty"`
+	// GitUsername and GitPassword are the repository's https credentials
+	// (a cluster key, never in the URL); the password may be a token.
+	GitUsername *string `json:"git_username,omitempty"`
+	GitPassword *string `json:"git_password,omitempty"`
+}
+
+// SourceReport answers PATCH /v1/source: the source now followed.
+type SourceReport struct {
+	Source           api.SourceSpec `json:"source"`
+	WebhookSecretSet bool           `json:"webhook_secret_set"`
+	// NotifySecretSet and CommitStatusTokenSet: those keys exist.
+	NotifySecretSet      bool `json:"notify_secret_set"`
+	CommitStatusTokenSet bool `json:"commit_status_token_set"`
+	// GitCredentialsSet: the repository's https credentials are set.
+	GitCredentialsSet bool `json:"git_credentials_set"`
+}
+
+// DeployRequest is PUT /v1/stacks/{name}: a stack as the CLI read it —
+// its desired state (a reconcile.State, as JSON) — and the sealed content
+// of its file secrets, which only the managers can open.
+type DeployRequest struct {
+	Desired json.RawMessage   `json:"desired"`
+	Sealed  map[string][]byte `json:"sealed,omitempty"` // secret name → sealed file
+}
+
+// TokenReport is GET /v1/tokens/{role} (and POST .../rotate, .../ttl),
+// and gitorc token -o json: the role the token admits, the token, and the
+// address of the manager that answered, for gitorc join. Rotated (set by
+// the CLI) says the old token stopped working.
+type TokenReport struct {
+	Role    string `json:"role"`
+	Token   string `json:"token"`
+	Manager string `json:"manager"`
+	Rotated bool   `json:"rotated"`
+	// Expires is when the token stops admitting nodes; none: never.
+	Expires *time.Time `json:"expires,omitempty"`
+}
+
+// AdminIssueRequest is POST /v1/admin-certs: a manager signs an admin
+// certificate for the CSR.
+type AdminIssueRequest struct {
+	Name string `json:"name"`
+	CSR  string `json:"csr"`
+	// TTL is a Go duration ("720h"); empty is ca.DefaultAdminValidity.
+	TTL string `json:"ttl,omitempty"`
+}
+
+// AdminIssued answers POST /v1/admin-certs: the signed certificate, the
+// CA, and where managers are.
+type AdminIssued struct {
+	AdminCertReport
+	Cert     string   `json:"cert"`
+	CA       string   `json:"ca"`
+	Managers []string `json:"managers"`
+}
+
+// AdminCertReport is an admin certificate's record as the API and -o json
+// show it (GET /v1/admin-certs, POST /v1/admin-certs/revoke).
+type AdminCertReport struct {
+	Name      string    `json:"name"`
+	Serial    string    `json:"serial"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// State is valid, expired or revoked.
+	State string `json:"state"`
+}
+
+// AdminRevokeRequest is POST /v1/admin-certs/revoke: the certificates to
+// revoke, by serial, or by name (every certificate of that name).
+type AdminRevokeRequest struct {
+	Cert string `json:"cert"`
+}
+
+// UnlockKeyReport answers GET /v1/unlock-key, POST /v1/unlock-key/rotate
+// and POST /v1/autolock.
+type UnlockKeyReport struct {
+	Autolock bool   `json:"autolock"`
+	Key      string `json:"key,omitempty"`
+}
+
+// AutolockRequest is POST /v1/autolock.
+type AutolockRequest struct {
+	Autolock bool `json:"autolock"`
+}
+
+// UnlockRequest is POST /v1/unlock, on a locked manager's socket.
+type UnlockRequest struct {
+	Key string `json:"key"`
+}
+
+// UnlockReport answers POST /v1/unlock: the node that starts.
+type UnlockReport struct {
+	Unlocked bool   `json:"unlocked"`
+	Node     string `json:"node"`
+}
+
+// LeaveReport answers POST /v1/leave (node-local: the control socket
+// only), and is gitorc leave -o json: the node that left, its role, how
+// many task containers it removed, whether it removed its network plane,
+// and the paths of its data dir (those that exist) that it deletes as it
+// stops, just after this answer.
+type LeaveReport struct {
+	Node         string       `json:"node"`
+	Role         api.NodeRole `json:"role"`
+	DataDir      string       `json:"data_dir"`
+	Containers   int          `json:"containers_removed"`
+	NetworkPlane bool         `json:"network_plane_removed"`
+	Removes      []string     `json:"removes"`
+}
+
+// CAReport is GET /v1/ca and POST /v1/ca/rotate (gitorc ca): the
+// cluster's root and a rotation in progress.
+type CAReport struct {
+	// Root is the digest of the cluster's root (what join tokens pin).
+	Root         string          `json:"root"`
+	RootNotAfter time.Time       `json:"root_not_after"`
+	RotatedAt    time.Time       `json:"rotated_at,omitzero"`
+	Rotation     *RotationReport `json:"rotation,omitempty"`
+	// Started, in the answer to a rotation, says whether it started one
+	// (false: one was running already).
+	Started *bool `json:"started,omitempty"`
+}
+
+// RotationReport is a root rotation in progress.
+type RotationReport struct {
+	NewRoot string    `json:"new_root"`
+	Started time.Time `json:"started"`
+	// Nodes counts the nodes not removed; Done those that showed a
+	// certificate of the new root.
+	Nodes   int           `json:"nodes"`
+	Done    int           `json:"done"`
+	Pending []PendingNode `json:"pending"`
+}
+
+// PendingNode is a node a rotation waits for.
+type PendingNode struct {
+	ID       string `json:"id"`
+	Hostname string `json:"hostname,omitempty"`
+	Role     string `json:"role"`
+	State    string `json:"state"`
 }

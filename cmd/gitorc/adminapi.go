@@ -12,6 +12,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store"
 )
 
@@ -23,10 +24,8 @@ import (
 // fails the handshake. The handlers are the control socket's, except the
 // node-local ones (leave, pprof).
 
-// leaderHeader names, on answers of a follower, the leader's API address,
-// for the CLI to retry there when the follower could not serve a request
-// (503); followers forward writes to the leader themselves.
-const leaderHeader = "Gitorc-Leader"
+// leaderHeader names the leader on a follower's answers.
+const leaderHeader = controlapi.LeaderHeader
 
 // serveAdmin serves the control API to admins on the API port's admin
 // connections until ctx ends.

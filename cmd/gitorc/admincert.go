@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/spf13/cobra"
 )
@@ -26,40 +27,8 @@ import (
 // a revocation marks its record, which every manager checks on every
 // request of the API port (adminapi.go).
 
-func init() {
-	register(newAdminCertCmd)
-	controlMounts = append(controlMounts, mountAdminCerts)
-}
-
-// adminIssueRequest asks a manager to sign an admin certificate.
-type adminIssueRequest struct {
-	Name string `json:"name"`
-	CSR  string `json:"csr"`
-	// TTL is a Go duration ("720h"); empty is ca.DefaultAdminValidity.
-	TTL string `json:"ttl,omitempty"`
-}
-
-// adminIssued is the signed certificate, the CA, and where managers are.
-type adminIssued struct {
-	adminCertReport
-	Cert     string   `json:"cert"`
-	CA       string   `json:"ca"`
-	Managers []string `json:"managers"`
-}
-
-// adminCertReport is a certificate's record as the API and -o json show it.
-type adminCertReport struct {
-	Name      string    `json:"name"`
-	Serial    string    `json:"serial"`
-	NotBefore time.Time `json:"not_before"`
-	NotAfter  time.Time `json:"not_after"`
-	RevokedAt time.Time `json:"revoked_at,omitzero"`
-	// State is valid, expired or revoked.
-	State string `json:"state"`
-}
-
-func reportAdminCert(c *api.AdminCert, now time.Time) adminCertReport {
-	r := adminCertReport{Name: c.Name, Serial: c.ID, NotBefore: c.NotBefore, NotAfter: c.NotAfter, RevokedAt: c.RevokedAt, State: "valid"}
+func reportAdminCert(c *api.AdminCert, now time.Time) controlapi.AdminCertReport {
+	r := controlapi.AdminCertReport{Name: c.Name, Serial: c.ID, NotBefore: c.NotBefore, NotAfter: c.NotAfter, RevokedAt: c.RevokedAt, State: "valid"}
 	switch {
 	case c.Revoked():
 		r.State = "revoked"
@@ -69,135 +38,115 @@ func reportAdminCert(c *api.AdminCert, now time.Time) adminCertReport {
 	return r
 }
 
-// adminRevokeRequest names the certificates to revoke: a serial, or a
-// name (every certificate of that name).
-type adminRevokeRequest struct {
-	Cert string `json:"cert"`
-}
-
 // adminCertKeep is how long the record of an expired certificate stays
 // listed before an issue prunes it.
 const adminCertKeep = 30 * 24 * time.Hour
 
-func mountAdminCerts(d *daemon, mux *http.ServeMux) {
-	fail := func(w http.ResponseWriter, code int, err error) {
-		writeJSONResponse(w, code, map[string]string{"error": err.Error()})
+// IssueAdminCert is POST /v1/admin-certs: the cluster's CA signs the
+// request's CSR, and the certificate is recorded before it is handed out.
+func (n nodeAPI) IssueAdminCert(ctx context.Context, req controlapi.AdminIssueRequest) (controlapi.AdminIssued, error) {
+	d := n.d
+	fail := func(code int, err error) (controlapi.AdminIssued, error) {
+		return controlapi.AdminIssued{}, controlapi.WithStatus(code, err)
 	}
-	mux.HandleFunc("POST /v1/admin-certs", func(w http.ResponseWriter, r *http.Request) {
-		var req adminIssueRequest
-		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			fail(w, http.StatusBadRequest, fmt.Errorf("bad request: %w", err))
-			return
+	var ttl time.Duration
+	if req.TTL != "" {
+		var err error
+		if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 {
+			return fail(http.StatusBadRequest, fmt.Errorf("ttl %q: want a positive duration such as 720h", req.TTL))
 		}
-		var ttl time.Duration
-		if req.TTL != "" {
-			var err error
-			if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 {
-				fail(w, http.StatusBadRequest, fmt.Errorf("ttl %q: want a positive duration such as 720h", req.TTL))
-				return
+	}
+	caKey, err := d.clusterKey(keyCA)
+	if err != nil {
+		return fail(http.StatusServiceUnavailable, fmt.Errorf("this manager cannot issue certificates yet: %w", err))
+	}
+	root, err := ca.LoadRootCA(ca.DefaultConfig(), d.pki.caCert, caKey)
+	if err != nil {
+		return fail(http.StatusInternalServerError, err)
+	}
+	certPEM, id, err := root.IssueAdmin([]byte(req.CSR), req.Name, ttl)
+	if err != nil {
+		return fail(http.StatusBadRequest, err)
+	}
+	rec := &api.AdminCert{Meta: api.Meta{ID: id.Serial}, Name: id.Name, NotBefore: id.NotBefore, NotAfter: id.NotAfter}
+	now := time.Now()
+	_, err = d.store.Update(ctx, func(tx store.Tx) error {
+		old, err := store.Find[api.AdminCert](tx, store.All())
+		if err != nil {
+			return err
+		}
+		for _, o := range old {
+			if now.After(o.NotAfter.Add(adminCertKeep)) {
+				if err := tx.Delete(store.KindAdminCert, o.ID, o.Version); err != nil {
+					return err
+				}
 			}
 		}
-		caKey, err := d.clusterKey(keyCA)
-		if err != nil {
-			fail(w, http.StatusServiceUnavailable, fmt.Errorf("this manager cannot issue certificates yet: %w", err))
-			return
-		}
-		root, err := ca.LoadRootCA(ca.DefaultConfig(), d.pki.caCert, caKey)
-		if err != nil {
-			fail(w, http.StatusInternalServerError, err)
-			return
-		}
-		certPEM, id, err := root.IssueAdmin([]byte(req.CSR), req.Name, ttl)
-		if err != nil {
-			fail(w, http.StatusBadRequest, err)
-			return
-		}
-		rec := &api.AdminCert{Meta: api.Meta{ID: id.Serial}, Name: id.Name, NotBefore: id.NotBefore, NotAfter: id.NotAfter}
-		now := time.Now()
-		_, err = d.store.Update(r.Context(), func(tx store.Tx) error {
-			old, err := store.Find[api.AdminCert](tx, store.All())
+		return tx.Create(rec)
+	})
+	if err != nil {
+		// The certificate is not handed out unless it is on record.
+		return fail(http.StatusServiceUnavailable, fmt.Errorf("record the admin certificate: %w", err))
+	}
+	d.log.Info("admin certificate issued", "name", id.Name, "serial", id.Serial, "not_after", id.NotAfter)
+	return controlapi.AdminIssued{AdminCertReport: reportAdminCert(rec, now), Cert: string(certPEM),
+		CA: string(d.pki.caCert), Managers: d.managerAddrs()}, nil
+}
+
+// AdminCerts is GET /v1/admin-certs.
+func (n nodeAPI) AdminCerts(context.Context) ([]controlapi.AdminCertReport, error) {
+	var recs []*api.AdminCert
+	err := n.d.store.View(func(tx store.ReadTx) error {
+		var err error
+		recs, err = store.Find[api.AdminCert](tx, store.All())
+		return err
+	})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return adminReports(recs, time.Now()), nil
+}
+
+// RevokeAdminCert is POST /v1/admin-certs/revoke: by serial, or every
+// certificate of a name.
+func (n nodeAPI) RevokeAdminCert(ctx context.Context, cert string) ([]controlapi.AdminCertReport, error) {
+	now := time.Now().UTC()
+	var revoked []*api.AdminCert
+	err := store.RetryConflicts(3, func() error {
+		revoked = nil
+		_, err := n.d.store.Update(ctx, func(tx store.Tx) error {
+			matched, err := matchAdminCerts(tx, cert)
 			if err != nil {
 				return err
 			}
-			for _, o := range old {
-				if now.After(o.NotAfter.Add(adminCertKeep)) {
-					if err := tx.Delete(store.KindAdminCert, o.ID, o.Version); err != nil {
-						return err
-					}
+			for _, c := range matched {
+				if c.Revoked() {
+					continue
 				}
-			}
-			return tx.Create(rec)
-		})
-		if err != nil {
-			// The certificate is not handed out unless it is on record.
-			fail(w, http.StatusServiceUnavailable, fmt.Errorf("record the admin certificate: %w", err))
-			return
-		}
-		d.log.Info("admin certificate issued", "name", id.Name, "serial", id.Serial, "not_after", id.NotAfter)
-		writeJSONResponse(w, http.StatusOK, adminIssued{adminCertReport: reportAdminCert(rec, now), Cert: string(certPEM),
-			CA: string(d.pki.caCert), Managers: d.managerAddrs()})
-	})
-	mux.HandleFunc("GET /v1/admin-certs", func(w http.ResponseWriter, r *http.Request) {
-		var recs []*api.AdminCert
-		err := d.store.View(func(tx store.ReadTx) error {
-			var err error
-			recs, err = store.Find[api.AdminCert](tx, store.All())
-			return err
-		})
-		if err != nil {
-			fail(w, http.StatusServiceUnavailable, err)
-			return
-		}
-		writeJSONResponse(w, http.StatusOK, adminReports(recs, time.Now()))
-	})
-	mux.HandleFunc("POST /v1/admin-certs/revoke", func(w http.ResponseWriter, r *http.Request) {
-		var req adminRevokeRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil || req.Cert == "" {
-			fail(w, http.StatusBadRequest, errors.New("bad request: name the certificate to revoke by its name or serial"))
-			return
-		}
-		now := time.Now().UTC()
-		var revoked []*api.AdminCert
-		err := store.RetryConflicts(3, func() error {
-			revoked = nil
-			_, err := d.store.Update(r.Context(), func(tx store.Tx) error {
-				matched, err := matchAdminCerts(tx, req.Cert)
-				if err != nil {
+				c.RevokedAt = now
+				if err := tx.Update(c); err != nil {
 					return err
 				}
-				for _, c := range matched {
-					if c.Revoked() {
-						continue
-					}
-					c.RevokedAt = now
-					if err := tx.Update(c); err != nil {
-						return err
-					}
-					revoked = append(revoked, c)
-				}
-				if len(revoked) == 0 {
-					return &httpErr{code: http.StatusConflict, msg: fmt.Sprintf("every admin certificate %s names is revoked already", req.Cert)}
-				}
-				return nil
-			})
-			return err
+				revoked = append(revoked, c)
+			}
+			if len(revoked) == 0 {
+				return &httpErr{code: http.StatusConflict, msg: fmt.Sprintf("every admin certificate %s names is revoked already", cert)}
+			}
+			return nil
 		})
-		var he *httpErr
-		switch {
-		case errors.As(err, &he):
-			fail(w, he.code, he)
-			return
-		case err != nil:
-			fail(w, http.StatusServiceUnavailable, err)
-			return
-		}
-		for _, c := range revoked {
-			d.log.Info("admin certificate revoked", "name", c.Name, "serial", c.ID)
-		}
-		writeJSONResponse(w, http.StatusOK, adminReports(revoked, now))
+		return err
 	})
+	var he *httpErr
+	switch {
+	case errors.As(err, &he):
+		return nil, controlapi.WithStatus(he.code, he)
+	case err != nil:
+		return nil, unavailable(err)
+	}
+	for _, c := range revoked {
+		n.d.log.Info("admin certificate revoked", "name", c.Name, "serial", c.ID)
+	}
+	return adminReports(revoked, now), nil
 }
 
 // httpErr is an answer's status and message, out of a transaction.
@@ -232,12 +181,12 @@ func matchAdminCerts(tx store.ReadTx, what string) ([]*api.AdminCert, error) {
 }
 
 // adminReports lists records by name, then expiry.
-func adminReports(recs []*api.AdminCert, now time.Time) []adminCertReport {
-	out := make([]adminCertReport, 0, len(recs))
+func adminReports(recs []*api.AdminCert, now time.Time) []controlapi.AdminCertReport {
+	out := make([]controlapi.AdminCertReport, 0, len(recs))
 	for _, c := range recs {
 		out = append(out, reportAdminCert(c, now))
 	}
-	slices.SortFunc(out, func(a, b adminCertReport) int {
+	slices.SortFunc(out, func(a, b controlapi.AdminCertReport) int {
 		if c := strings.Compare(a.Name, b.Name); c != 0 {
 			return c
 		}
@@ -285,12 +234,12 @@ With -o json: {"name", "serial", "not_before", "not_after", "state", "dir", "man
 			if err != nil {
 				return err
 			}
-			req := adminIssueRequest{Name: name, CSR: string(csr)}
+			req := controlapi.AdminIssueRequest{Name: name, CSR: string(csr)}
 			if ttl != 0 {
 				req.TTL = ttl.String()
 			}
-			var got adminIssued
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/admin-certs", req, &got); err != nil {
+			got, err := newAPIClient(cmd).IssueAdminCert(cmd.Context(), req)
+			if err != nil {
 				return err
 			}
 			if err := writeTLSDir(out, []byte(got.CA), []byte(got.Cert), key); err != nil {
@@ -299,10 +248,10 @@ With -o json: {"name", "serial", "not_before", "not_after", "state", "dir", "man
 			dir, _ := filepath.Abs(out)
 			if format == outJSON {
 				return writeJSON(cmd.OutOrStdout(), struct {
-					adminCertReport
+					controlapi.AdminCertReport
 					Dir      string   `json:"dir"`
 					Managers []string `json:"managers"`
-				}{got.adminCertReport, dir, got.Managers})
+				}{got.AdminCertReport, dir, got.Managers})
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "admin certificate %s (serial %s), valid until %s, in %s\n", got.Name, got.Serial,
@@ -329,8 +278,8 @@ With -o json: {"name", "serial", "not_before", "not_after", "state", "dir", "man
 			if err != nil {
 				return err
 			}
-			var certs []adminCertReport
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodGet, "/v1/admin-certs", nil, &certs); err != nil {
+			certs, err := newAPIClient(cmd).AdminCerts(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
@@ -350,8 +299,8 @@ With -o json: {"name", "serial", "not_before", "not_after", "state", "dir", "man
 			if err != nil {
 				return err
 			}
-			var certs []adminCertReport
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/admin-certs/revoke", adminRevokeRequest{Cert: args[0]}, &certs); err != nil {
+			certs, err := newAPIClient(cmd).RevokeAdminCert(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
@@ -368,7 +317,7 @@ With -o json: {"name", "serial", "not_before", "not_after", "state", "dir", "man
 	return cmd
 }
 
-func printAdminCerts(w io.Writer, certs []adminCertReport) error {
+func printAdminCerts(w io.Writer, certs []controlapi.AdminCertReport) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSERIAL\tSTATE\tEXPIRES")
 	for _, c := range certs {

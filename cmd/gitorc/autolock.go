@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/spf13/cobra"
 )
@@ -33,13 +33,6 @@ import (
 // keyUnlock is the cluster key holding the unlock key, present when the
 // cluster is autolocked.
 const keyUnlock = "gitorc-internal-unlock-key"
-
-func init() {
-	controlMounts = append(controlMounts, mountAutolock)
-	register(newUnlockCmd)
-	register(newUnlockKeyCmd)
-	register(newClusterCmd)
-}
 
 // errLockedManager answers every call but unlock on a locked manager.
 var errLockedManager = errors.New("this manager is locked (autolock): give it its unlock key with gitorc unlock")
@@ -62,39 +55,27 @@ func unlockKeyOf(b []byte) (*store.UnlockKey, error) {
 func (d *daemon) waitUnlocked(ctx context.Context, s *store.Store) error {
 	d.log.Warn("this manager is locked (autolock): run gitorc unlock on it")
 	unlocked := make(chan struct{})
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/unlock", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Key string `json:"key"`
-		}
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil {
-			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "unlock: " + err.Error()})
-			return
-		}
-		k, err := store.ParseUnlockKey(req.Key)
+	unlock := func(_ context.Context, key string) (controlapi.UnlockReport, error) {
+		k, err := store.ParseUnlockKey(key)
 		if err != nil {
-			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": err.Error() + ": want the key gitorc bootstrap --autolock or gitorc unlock-key printed"})
-			return
+			return controlapi.UnlockReport{}, controlapi.Errorf(http.StatusBadRequest, "%v: want the key gitorc bootstrap --autolock or gitorc unlock-key printed", err)
 		}
 		if err := s.Unlock(k); err != nil {
 			if errors.Is(err, store.ErrBadUnlockKey) {
-				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "the unlock key is wrong: this manager stays locked (after a rotation, a manager that was down needs the key it was locked with)"})
-				return
+				return controlapi.UnlockReport{}, controlapi.Errorf(http.StatusBadRequest, "the unlock key is wrong: this manager stays locked (after a rotation, a manager that was down needs the key it was locked with)")
 			}
-			writeJSONResponse(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-			return
+			return controlapi.UnlockReport{}, controlapi.WithStatus(http.StatusInternalServerError, err)
 		}
 		d.log.Info("manager unlocked")
-		writeJSONResponse(w, http.StatusOK, map[string]any{"unlocked": true, "node": d.state.ID})
+		return controlapi.UnlockReport{Unlocked: true, Node: d.state.ID}, nil
+	}
+	mux := controlapi.LockedHandler(unlock, func(controlapi.UnlockReport) {
 		select {
 		case <-unlocked:
 		default:
 			close(unlocked)
 		}
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": errLockedManager.Error()})
-	})
+	}, errLockedManager)
 	path := socketFile(d.dir)
 	_ = os.Remove(path)
 	ln, err := net.Listen("unix", path)
@@ -170,91 +151,60 @@ func (d *daemon) followUnlockKey(ctx context.Context) error {
 	return nil
 }
 
-// unlockKeyReport answers the unlock-key endpoints.
-type unlockKeyReport struct {
-	Autolock bool   `json:"autolock"`
-	Key      string `json:"key,omitempty"`
+// UnlockKey is GET /v1/unlock-key: the cluster's unlock key, if
+// autolock is on.
+func (n nodeAPI) UnlockKey(context.Context) (controlapi.UnlockKeyReport, error) {
+	b, err := n.d.clusterKey(keyUnlock)
+	if errors.Is(err, errNoClusterKey) {
+		return controlapi.UnlockKeyReport{}, nil
+	}
+	if err != nil {
+		return controlapi.UnlockKeyReport{}, unavailable(err)
+	}
+	return controlapi.UnlockKeyReport{Autolock: true, Key: string(b)}, nil
 }
 
-// mountAutolock serves the cluster's unlock key (to the root-only socket
-// and admin certificates, as the control API is), its rotation, and
-// autolock on or off.
-func mountAutolock(d *daemon, mux *http.ServeMux) {
-	current := func() (unlockKeyReport, error) {
-		b, err := d.clusterKey(keyUnlock)
-		if errors.Is(err, errNoClusterKey) {
-			return unlockKeyReport{}, nil
-		}
-		if err != nil {
-			return unlockKeyReport{}, err
-		}
-		return unlockKeyReport{Autolock: true, Key: string(b)}, nil
+// RotateUnlockKey is POST /v1/unlock-key/rotate: a new key, while
+// autolock is on.
+func (n nodeAPI) RotateUnlockKey(ctx context.Context) (controlapi.UnlockKeyReport, error) {
+	rep, err := n.UnlockKey(ctx)
+	if err != nil {
+		return rep, err
 	}
-	fail := func(w http.ResponseWriter, code int, err error) {
-		writeJSONResponse(w, code, map[string]string{"error": err.Error()})
+	if !rep.Autolock {
+		return rep, controlapi.WithStatus(http.StatusConflict, errors.New("autolock is off: turn it on with gitorc cluster update --autolock=true"))
 	}
-	setKey := func(w http.ResponseWriter, r *http.Request, on bool) {
-		if !on {
-			if err := d.deleteClusterKey(r.Context(), keyUnlock); err != nil {
-				fail(w, http.StatusServiceUnavailable, err)
-				return
-			}
-			writeJSONResponse(w, http.StatusOK, unlockKeyReport{})
-			return
-		}
-		k, err := store.NewUnlockKey()
-		if err != nil {
-			fail(w, http.StatusInternalServerError, err)
-			return
-		}
-		if err := d.setClusterKey(r.Context(), keyUnlock, []byte(k.Encode())); err != nil {
-			fail(w, http.StatusServiceUnavailable, err)
-			return
-		}
-		writeJSONResponse(w, http.StatusOK, unlockKeyReport{Autolock: true, Key: k.Encode()})
+	return n.setUnlockKey(ctx, true)
+}
+
+// SetAutolock is POST /v1/autolock: on makes a key, off deletes it.
+func (n nodeAPI) SetAutolock(ctx context.Context, on bool) (controlapi.UnlockKeyReport, error) {
+	rep, err := n.UnlockKey(ctx)
+	if err != nil {
+		return rep, err
 	}
-	mux.HandleFunc("GET /v1/unlock-key", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := current()
-		if err != nil {
-			fail(w, http.StatusServiceUnavailable, err)
-			return
+	if rep.Autolock == on {
+		return controlapi.UnlockKeyReport{Autolock: rep.Autolock}, nil
+	}
+	return n.setUnlockKey(ctx, on)
+}
+
+// setUnlockKey stores a new unlock key (on), or deletes it.
+func (n nodeAPI) setUnlockKey(ctx context.Context, on bool) (controlapi.UnlockKeyReport, error) {
+	if !on {
+		if err := n.d.deleteClusterKey(ctx, keyUnlock); err != nil {
+			return controlapi.UnlockKeyReport{}, unavailable(err)
 		}
-		writeJSONResponse(w, http.StatusOK, rep)
-	})
-	mux.HandleFunc("POST /v1/unlock-key/rotate", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := current()
-		if err != nil {
-			fail(w, http.StatusServiceUnavailable, err)
-			return
-		}
-		if !rep.Autolock {
-			fail(w, http.StatusConflict, errors.New("autolock is off: turn it on with gitorc cluster update --autolock=true"))
-			return
-		}
-		setKey(w, r, true)
-	})
-	mux.HandleFunc("POST /v1/autolock", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Autolock bool `json:"autolock"`
-		}
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil {
-			fail(w, http.StatusBadRequest, err)
-			return
-		}
-		rep, err := current()
-		if err != nil {
-			fail(w, http.StatusServiceUnavailable, err)
-			return
-		}
-		if rep.Autolock == req.Autolock {
-			writeJSONResponse(w, http.StatusOK, unlockKeyReport{Autolock: rep.Autolock})
-			return
-		}
-		setKey(w, r, req.Autolock)
-	})
-	mux.HandleFunc("POST /v1/unlock", func(w http.ResponseWriter, r *http.Request) {
-		fail(w, http.StatusConflict, errors.New("this manager is not locked"))
-	})
+		return controlapi.UnlockKeyReport{}, nil
+	}
+	k, err := store.NewUnlockKey()
+	if err != nil {
+		return controlapi.UnlockKeyReport{}, controlapi.WithStatus(http.StatusInternalServerError, err)
+	}
+	if err := n.d.setClusterKey(ctx, keyUnlock, []byte(k.Encode())); err != nil {
+		return controlapi.UnlockKeyReport{}, unavailable(err)
+	}
+	return controlapi.UnlockKeyReport{Autolock: true, Key: k.Encode()}, nil
 }
 
 // deleteClusterKey removes an internal secret, if it is there.
@@ -312,11 +262,8 @@ the manager stays locked.`,
 			if key == "" {
 				return errors.New("gitorc unlock: no key given: pipe it on standard input or give --key-file")
 			}
-			var rep struct {
-				Unlocked bool   `json:"unlocked"`
-				Node     string `json:"node"`
-			}
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/unlock", map[string]string{"key": key}, &rep); err != nil {
+			rep, err := newAPIClient(cmd).Unlock(cmd.Context(), key)
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
@@ -345,12 +292,12 @@ and only the new key unlocks them afterwards. -q prints the key alone.`,
 			if err != nil {
 				return err
 			}
-			var rep unlockKeyReport
+			var rep controlapi.UnlockKeyReport
 			c := newAPIClient(cmd)
 			if rotate {
-				err = c.call(cmd.Context(), http.MethodPost, "/v1/unlock-key/rotate", nil, &rep)
+				rep, err = c.RotateUnlockKey(cmd.Context())
 			} else {
-				err = c.call(cmd.Context(), http.MethodGet, "/v1/unlock-key", nil, &rep)
+				rep, err = c.UnlockKey(cmd.Context())
 			}
 			if err != nil {
 				return err
@@ -389,8 +336,8 @@ func newClusterCmd() *cobra.Command {
 			if !cmd.Flags().Changed("autolock") {
 				return errors.New("gitorc cluster update: nothing to change: give --autolock=true|false")
 			}
-			var rep unlockKeyReport
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/autolock", map[string]bool{"autolock": autolock}, &rep); err != nil {
+			rep, err := newAPIClient(cmd).SetAutolock(cmd.Context(), autolock)
+			if err != nil {
 				return err
 			}
 			switch {

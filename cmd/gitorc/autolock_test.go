@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 )
@@ -114,9 +115,11 @@ func TestAutolock(t *testing.T) {
 	f.autolock = true
 	m1, stop1, token := firstManager(t, f)
 	c1 := managerClient(m1)
-	var rep unlockKeyReport
+	var rep controlapi.UnlockKeyReport
 	if err := storetest.WaitFor(func() bool {
-		return c1.call(ctx, "GET", "/v1/unlock-key", nil, &rep) == nil && rep.Autolock
+		var err error
+		rep, err = c1.UnlockKey(ctx)
+		return err == nil && rep.Autolock
 	}, 30*time.Second); err != nil {
 		t.Fatalf("the unlock key never reached the store: %+v", rep)
 	}
@@ -189,11 +192,11 @@ func TestAutolock(t *testing.T) {
 	}
 
 	// Unlocked, m2 serves its API (from its replica, caught up).
-	var shown unlockKeyReport
+	var shown controlapi.UnlockKeyReport
 	var out2 string
 	if err := storetest.WaitFor(func() bool {
 		out, errOut, code := run(t, "unlock-key", "-o", "json", "--socket", socketFile(m2.dir))
-		out2, shown = out+errOut, unlockKeyReport{}
+		out2, shown = out+errOut, controlapi.UnlockKeyReport{}
 		return code == 0 && json.Unmarshal([]byte(out), &shown) == nil && shown.Autolock && shown.Key == second
 	}, 30*time.Second); err != nil {
 		t.Errorf("unlock-key -o json on m2: %s", out2)
@@ -202,7 +205,7 @@ func TestAutolock(t *testing.T) {
 	if out, errOut, code := run(t, "cluster", "update", "--autolock=false", "--socket", socketFile(m1.dir)); code != 0 || !strings.Contains(out, "autolock is off") {
 		t.Fatalf("cluster update --autolock=false: exit %d %s%s", code, out, errOut)
 	}
-	shown = unlockKeyReport{}
+	shown = controlapi.UnlockKeyReport{}
 	if out, errOut, code := run(t, "cluster", "update", "--autolock=false", "-o", "json", "--socket", socketFile(m1.dir)); code != 0 ||
 		json.Unmarshal([]byte(out), &shown) != nil || shown.Autolock || shown.Key != "" {
 		t.Errorf("cluster update -o json: exit %d %s%s", code, out, errOut)

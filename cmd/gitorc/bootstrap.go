@@ -24,11 +24,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	register(newBootstrapCmd)
-	register(newDaemonCmd)
-}
-
 // DefaultDataDir is where a node keeps everything.
 const DefaultDataDir = "/var/lib/gitorc"
 

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"time"
 
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/spf13/cobra"
 )
 
@@ -29,142 +25,37 @@ func socketPath(cmd *cobra.Command) string {
 	return defaultSocket
 }
 
-// apiClient calls the control API (cluster/controlapi): over a control
-// socket, or over mutual TLS on a manager's API port (host set). A client
-// whose target could not be set up carries the reason in err, which its
-// calls return.
-type apiClient struct {
-	socket string
-	hc     *http.Client
-	// host is the manager's API address (host:port) of a remote client;
-	// from says how it was chosen, for error messages.
-	host, from string
-	err        error
-}
-
-func newAPIClient(cmd *cobra.Command) *apiClient {
+// newAPIClient is the typed client (cluster/controlapi/client) of the
+// command's target: a control socket, or a manager's API port over mutual
+// TLS (target.go). A target that could not be set up makes a client whose
+// calls return the reason.
+func newAPIClient(cmd *cobra.Command) *client.Client {
 	t, err := resolveTarget(cmd)
 	if err != nil {
-		return &apiClient{err: err}
+		return client.Failed(err)
 	}
 	if t.host == "" {
-		return &apiClient{socket: t.socket, hc: unixClient(t.socket)}
+		return client.Unix(t.socket).WithTimeout(callTimeout)
 	}
-	hc, err := remoteClient(t.tlsDir)
+	cfg, err := remoteTLS(t.tlsDir)
 	if err != nil {
-		return &apiClient{err: fmt.Errorf("%s (%s): %w", t.host, t.from, err)}
+		return client.Failed(fmt.Errorf("%s (%s): %w", t.host, t.from, err))
 	}
-	return &apiClient{host: t.host, from: t.from, hc: hc}
+	return client.Remote(t.host, t.from, cfg).WithTimeout(callTimeout)
 }
 
 // callTimeout bounds a CLI call; commands whose work the daemon bounds
-// longer (leave) wait longer (withTimeout). Tests shorten it.
-var callTimeout = time.Minute
+// longer (leave) wait longer (WithTimeout). Tests shorten it.
+var callTimeout = client.DefaultTimeout
 
-// unixClient is an HTTP client whose every request goes to the socket.
-func unixClient(socket string) *http.Client {
-	return &http.Client{Timeout: callTimeout, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-		}}}
-}
-
-// apiError is an error answer of the API; its message is the daemon's.
-// body is the whole answer, for the commands whose error answers carry
-// more than the message (stack deploy's plan).
-type apiError struct {
-	code int
-	msg  string
-	body []byte
-}
-
-func (e *apiError) Error() string { return e.msg }
-
-// maxLeaderHops bounds how often a call follows a follower to the leader.
-const maxLeaderHops = 3
-
-// call sends in (if not nil) as JSON and decodes the answer into out (if
-// not nil). A remote call that a follower could not serve (503) and that
-// names the leader is sent again to the leader.
-func (c *apiClient) call(ctx context.Context, method, path string, in, out any) error {
-	if c.err != nil {
-		return c.err
+// apiStatus is the HTTP status of an API error answer (0: not one), and
+// its message.
+func apiStatus(err error) (int, string) {
+	var ae *client.Error
+	if errors.As(err, &ae) {
+		return ae.Code, ae.Message
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	var body []byte
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = b
-	}
-	for hop := 0; ; hop++ {
-		resp, b, err := c.send(ctx, method, path, body, in != nil)
-		if err != nil {
-			return err
-		}
-		if leader := resp.Header.Get(leaderHeader); c.host != "" && resp.StatusCode == http.StatusServiceUnavailable &&
-			leader != "" && leader != c.host && hop < maxLeaderHops {
-			c.host, c.from = leader, "the leader, named by "+c.host
-			continue
-		}
-		return decodeAnswer(method, path, resp, b, out)
-	}
-}
-
-// send makes one request and reads its whole answer.
-func (c *apiClient) send(ctx context.Context, method, path string, body []byte, hasBody bool) (*http.Response, []byte, error) {
-	base := "http://gitorc"
-	if c.host != "" {
-		base = "https://" + c.host
-	}
-	var rd io.Reader
-	if hasBody {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
-	if err != nil {
-		return nil, nil, err
-	}
-	if hasBody {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		if c.host != "" {
-			return nil, nil, fmt.Errorf("cannot reach the manager at %s (%s): %w", c.host, c.from, remoteErr(err))
-		}
-		return nil, nil, fmt.Errorf("cannot reach the gitorc daemon at %s: %w (is it running, and are you root? set --socket or GITORC_SOCKET, or --host)", c.socket, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	return resp, b, nil
-}
-
-// decodeAnswer turns an answer into out or an *apiError.
-func decodeAnswer(method, path string, resp *http.Response, b []byte, out any) error {
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return &apiError{code: resp.StatusCode, msg: e.Error, body: b}
-		}
-		return &apiError{code: resp.StatusCode, msg: fmt.Sprintf("%s %s: %s", method, path, resp.Status), body: b}
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-	}
-	return nil
+	return 0, ""
 }
 
 // now is the CLI's clock for ages; tests fix it.
@@ -203,15 +94,4 @@ func shortID(id string) string {
 
 func addOutputFlag(cmd *cobra.Command) {
 	cmd.Flags().StringP("output", "o", "", "output format: text or json")
-}
-
-// withTimeout is c with calls bounded by d instead of callTimeout: for a
-// call the daemon may take longer to answer than that, by design.
-func (c *apiClient) withTimeout(d time.Duration) *apiClient {
-	if c.hc != nil {
-		hc := *c.hc
-		hc.Timeout = d
-		c.hc = &hc
-	}
-	return c
 }

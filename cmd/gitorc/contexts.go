@@ -14,8 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newContextCmd) }
-
 // Contexts are named targets, as docker context keeps them: a manager's
 // host and the TLS directory of an admin certificate. They live in
 // contexts.json of the config directory ($GITORC_CONFIG, or gitorc under

@@ -22,6 +22,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/agent/session"
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/dispatcher"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/logs"
@@ -82,16 +83,11 @@ type daemon struct {
 	// per run and shared by the stores and dispatchers it opens.
 	metrics *nodeMetrics
 
-	// mounts adds handlers to the control socket (the control API).
-	mounts []func(d *daemon, mux *http.ServeMux)
 	// up, if set, is called once, when the node first serves its control
 	// socket (bootstrap, join and daemon -o json print the node then).
 	up     func()
 	upOnce sync.Once
 }
-
-// controlMounts are the control socket's handler groups; files add theirs.
-var controlMounts []func(d *daemon, mux *http.ServeMux)
 
 // runRole serves in the node's current role until ctx ends, then stops
 // everything it started. It returns errRoleChanged when the cluster gave
@@ -392,7 +388,7 @@ func (d *daemon) serveControl(ctx context.Context, api http.Handler) error {
 		}
 	})
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/leave", d.handleLeave)
+	controlapi.RegisterLeave(mux, nodeAPI{d: d})
 	// Go's profiles of this process, on every node (the socket is root's):
 	// go tool pprof 'http+unix:…' does not exist, so fetch them with
 	// curl --unix-socket SOCKET http://gitorc/debug/pprof/profile?seconds=10.
@@ -406,34 +402,13 @@ func (d *daemon) serveControl(ctx context.Context, api http.Handler) error {
 	return serveSocket(ctx, ln, mux, path)
 }
 
-// controlAPI is a manager's control API: every handler group, built once
-// for the socket and the API port to share (the diff handler keeps a
-// clone of the source, one per node).
-func (d *daemon) controlAPI() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
-		li := d.store.Leader()
-		info := map[string]any{"node": d.state.ID, "role": d.state.Role, "leader": li.ID, "is_leader": li.IsLeader}
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if id, err := d.identity(ctx); err == nil {
-			info["recipient"] = id.Recipient()
-		}
-		writeJSONResponse(w, http.StatusOK, info)
-	})
-	for _, m := range append(controlMounts, d.mounts...) {
-		m(d, mux)
-	}
-	return mux
-}
-
 // socketShutdownGrace bounds the wait for requests in flight when the
 // control socket closes.
 const socketShutdownGrace = 2 * time.Second
 
 // serveSocket serves the control socket until ctx ends.
-func serveSocket(ctx context.Context, ln net.Listener, mux *http.ServeMux, path string) error {
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+func serveSocket(ctx context.Context, ln net.Listener, h http.Handler, path string) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		// Requests in flight get a moment to finish (the answer to
 		// gitorc leave is one of them); streams are then cut.

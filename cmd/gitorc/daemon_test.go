@@ -13,6 +13,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/secrets"
@@ -87,9 +88,8 @@ func TestBootstrapDeployRemove_Root(t *testing.T) {
 		}
 	}()
 	if err := storetest.WaitFor(func() bool {
-		var info map[string]any
-		c := &apiClient{socket: socket, hc: unixClient(socket)}
-		return c.call(ctx, "GET", "/v1/info", nil, &info) == nil && info["is_leader"] == true
+		info, err := client.Unix(socket).Info(ctx)
+		return err == nil && info.IsLeader
 	}, 30*time.Second); err != nil {
 		t.Fatal("the node never led its cluster")
 	}

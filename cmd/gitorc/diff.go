@@ -15,16 +15,12 @@ import (
 	"sync"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/reconcile/gitsource"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
 	"github.com/spf13/cobra"
 )
-
-func init() {
-	controlMounts = append(controlMounts, mountDiff)
-	register(newDiffCmd)
-}
 
 // Exit codes of gitorc diff, as flux diff has them.
 const (
@@ -139,25 +135,16 @@ func (df *differ) diff(ctx context.Context, req reconcile.DiffRequest) (reconcil
 	return res, http.StatusOK, nil
 }
 
-// mountDiff serves POST /v1/sync/diff: a reconcile.DiffRequest in, a
-// reconcile.Diff out. Secrets in it are content hashes, never data. The
-// rollback endpoint shares its clone.
-func mountDiff(d *daemon, mux *http.ServeMux) {
-	df := &differ{d: d}
-	mountRollback(d, mux, df)
-	mux.HandleFunc("POST /v1/sync/diff", func(w http.ResponseWriter, r *http.Request) {
-		var req reconcile.DiffRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
-			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "bad request: " + err.Error()})
-			return
-		}
-		res, code, err := df.diff(r.Context(), req)
-		if err != nil {
-			writeJSONResponse(w, code, map[string]string{"error": err.Error()})
-			return
-		}
-		writeJSONResponse(w, http.StatusOK, res)
-	})
+var _ controlapi.Differ = (*differ)(nil)
+
+// Diff is POST /v1/sync/diff: a reconcile.Diff of the request. Secrets in
+// it are content hashes, never data. Rollback shares the clone.
+func (df *differ) Diff(ctx context.Context, req controlapi.DiffRequest) (controlapi.Plan, error) {
+	res, code, err := df.diff(ctx, reconcile.DiffRequest{Revision: req.Revision, Dir: req.Dir})
+	if err != nil {
+		return nil, controlapi.WithStatus(code, err)
+	}
+	return json.Marshal(res)
 }
 
 func newDiffCmd() *cobra.Command {
@@ -181,7 +168,7 @@ load, with its file:line problems, included).`,
 			if err != nil {
 				return &exitError{code: diffError, err: err}
 			}
-			req := reconcile.DiffRequest{Revision: revision}
+			req := controlapi.DiffRequest{Revision: revision}
 			if local != "" {
 				abs, err := filepath.Abs(local)
 				if err != nil {
@@ -189,9 +176,13 @@ load, with its file:line problems, included).`,
 				}
 				req.Dir = abs
 			}
-			var res reconcile.Diff
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/sync/diff", req, &res); err != nil {
+			plan, err := newAPIClient(cmd).Diff(cmd.Context(), req)
+			if err != nil {
 				return &exitError{code: diffError, err: err}
+			}
+			var res reconcile.Diff
+			if err := json.Unmarshal(plan, &res); err != nil {
+				return &exitError{code: diffError, err: fmt.Errorf("POST /v1/sync/diff: decode answer: %w", err)}
 			}
 			out := cmd.OutOrStdout()
 			if format == outJSON {

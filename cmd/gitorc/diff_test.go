@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/reconcile"
@@ -65,9 +66,7 @@ func gitopsNode(t *testing.T, repo *stacksRepo, interval time.Duration) (*daemon
 // syncState reads the node's sync state through its control socket.
 func syncState(t *testing.T, socket string) (api.SyncState, error) {
 	t.Helper()
-	var rep syncReport
-	c := &apiClient{socket: socket, hc: unixClient(socket)}
-	err := c.call(context.Background(), "GET", "/v1/sync", nil, &rep)
+	rep, err := client.Unix(socket).SyncStatus(context.Background())
 	return rep.State, err
 }
 

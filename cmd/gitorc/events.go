@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -14,8 +12,6 @@ import (
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/spf13/cobra"
 )
-
-func init() { register(newEventsCmd) }
 
 func newEventsCmd() *cobra.Command {
 	var since string
@@ -57,7 +53,7 @@ revision, trigger, replayed}; a "gap" event says events were lost (a client too 
 				ctx, cancel = context.WithTimeout(ctx, until)
 				defer cancel()
 			}
-			body, err := newAPIClient(cmd).stream(ctx, "/v1/events?"+q.Encode())
+			body, err := newAPIClient(cmd).Events(ctx, q)
 			if err != nil {
 				return err
 			}
@@ -116,38 +112,4 @@ func eventLine(e controlapi.Event) string {
 		b.WriteString(" [since]")
 	}
 	return b.String()
-}
-
-// stream makes a GET whose answer is read as it comes (no time limit but
-// ctx's); an error answer is returned as the API's error.
-func (c *apiClient) stream(ctx context.Context, path string) (io.ReadCloser, error) {
-	resp, err := c.open(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return nil, decodeAnswer(http.MethodGet, path, resp, b, nil)
-	}
-	return resp.Body, nil
-}
-
-// open sends a GET without the client's time limit: a stream lasts as
-// long as ctx.
-func (c *apiClient) open(ctx context.Context, path string) (*http.Response, error) {
-	if c.err != nil {
-		return nil, c.err
-	}
-	base := "http://gitorc"
-	if c.host != "" {
-		base = "https://" + c.host
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	hc := *c.hc
-	hc.Timeout = 0
-	return hc.Do(req)
 }

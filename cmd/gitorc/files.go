@@ -3,24 +3,22 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	register(func() *cobra.Command { return newFileObjectCmd("secret", "secrets") })
-	register(func() *cobra.Command { return newFileObjectCmd("config", "configs") })
-}
+func newSecretCmd() *cobra.Command { return newFileObjectCmd("secret", "secrets") }
+func newConfigCmd() *cobra.Command { return newFileObjectCmd("config", "configs") }
 
 // newFileObjectCmd is gitorc secret|config: their versions, never their
 // content.
 func newFileObjectCmd(kind, plural string) *cobra.Command {
+	fk := client.FileKind(plural)
 	cmd := &cobra.Command{
 		Use:     kind,
 		Aliases: []string{plural},
@@ -40,8 +38,8 @@ a task or a rollback may still need it, then deletes it.`, kind),
 			if err != nil {
 				return err
 			}
-			var objs []controlapi.FileObject
-			if err := newAPIClient(cmd).call(cmd.Context(), "GET", "/v1/"+plural, nil, &objs); err != nil {
+			objs, err := newAPIClient(cmd).Files(cmd.Context(), fk)
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
@@ -69,8 +67,8 @@ a task or a rollback may still need it, then deletes it.`, kind),
 		Short: fmt.Sprintf("Show %s: every version with its users (never the content)", plural),
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var objs []controlapi.FileObject
-			if err := newAPIClient(cmd).call(cmd.Context(), "GET", "/v1/"+plural, nil, &objs); err != nil {
+			objs, err := newAPIClient(cmd).Files(cmd.Context(), fk)
+			if err != nil {
 				return err
 			}
 			out := []controlapi.FileObject{}
@@ -116,9 +114,9 @@ remove it (gitorc %[1]s rm, once no service uses it) and create it again.`, kind
 			if err != nil {
 				return err
 			}
-			var o controlapi.FileObject
 			req := controlapi.CreateFileRequest{Name: args[0], Labels: lm, Data: data}
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/"+plural, req, &o); err != nil {
+			o, err := newAPIClient(cmd).CreateFile(cmd.Context(), fk, req)
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
@@ -136,9 +134,9 @@ remove it (gitorc %[1]s rm, once no service uses it) and create it again.`, kind
 		Short:   fmt.Sprintf("Remove external %s no service uses", plural),
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return removeEach(cmd, kind, args, func(c *apiClient, name string) (string, error) {
-				var o controlapi.FileObject
-				return name, c.call(cmd.Context(), http.MethodDelete, "/v1/"+plural+"/"+url.PathEscape(name), nil, &o)
+			return removeEach(cmd, kind, args, func(c *client.Client, name string) (string, error) {
+				_, err := c.RemoveFile(cmd.Context(), fk, name)
+				return name, err
 			})
 		},
 	}
@@ -150,7 +148,7 @@ remove it (gitorc %[1]s rm, once no service uses it) and create it again.`, kind
 // removeEach is an rm command: it removes each named object in turn (rm
 // returns the name removed) and prints what it removed, a line each or
 // {"removed": [...]} with -o json; it stops at the first refusal.
-func removeEach(cmd *cobra.Command, kind string, names []string, rm func(c *apiClient, name string) (string, error)) error {
+func removeEach(cmd *cobra.Command, kind string, names []string, rm func(c *client.Client, name string) (string, error)) error {
 	format, err := outputFormat(cmd, outText, outText, outJSON)
 	if err != nil {
 		return err

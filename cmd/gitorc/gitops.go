@@ -20,11 +20,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	controlMounts = append(controlMounts, mountSync)
-	register(newStatusCmd)
-}
-
 // gitops runs the GitOps loop while this manager leads: it follows the
 // source recorded in the cluster's sync state (bootstrap --repo sets it,
 // gitorc source set changes it), so whichever manager leads follows the
@@ -183,41 +178,36 @@ func waitSourceChange(ctx context.Context, cl *storecluster.Cluster, cur api.Sou
 	}
 }
 
-// syncReport is GET /v1/sync: the sync state and the latest history.
-type syncReport struct {
-	State   api.SyncState    `json:"state"`
-	History []api.SyncRecord `json:"history,omitempty"`
-	Webhook webhookReport    `json:"webhook"`
+// syncAPI is the node's side of the control API's sync endpoints
+// (controlapi.Syncer: gitops.go, sync.go, history.go, source.go), over
+// the store through storecluster.
+type syncAPI struct {
+	d  *daemon
+	cl *storecluster.Cluster
 }
 
-// webhookReport says whether webhooks can be verified, and where the
-// manager that answered serves them.
-type webhookReport struct {
-	SecretSet bool   `json:"secret_set"`
-	Listen    string `json:"listen,omitempty"`
-}
+var _ controlapi.Syncer = syncAPI{}
 
-func mountSync(d *daemon, mux *http.ServeMux) {
-	cl := storecluster.New(d.store)
-	mux.HandleFunc("GET /v1/sync", func(w http.ResponseWriter, r *http.Request) {
-		st, err := cl.Sync(r.Context())
-		if err != nil {
-			writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-			return
-		}
-		hist, err := cl.History(r.Context())
-		if err != nil {
-			writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-			return
-		}
-		if len(hist) > 10 {
-			hist = hist[len(hist)-10:]
-		}
-		_, kerr := d.clusterKey(keyWebhookSecret)
-		st.Source = redactSource(st.Source) // a URL of an older version may hold credentials
-		writeJSONResponse(w, http.StatusOK, syncReport{State: st, History: hist,
-			Webhook: webhookReport{SecretSet: kerr == nil, Listen: d.state.WebhookListen}})
-	})
+// unavailable answers 503: the store could not be read or written.
+func unavailable(err error) error { return controlapi.WithStatus(http.StatusServiceUnavailable, err) }
+
+// Status is GET /v1/sync: the state, the last 10 syncs, the webhooks.
+func (s syncAPI) Status(ctx context.Context) (controlapi.SyncReport, error) {
+	st, err := s.cl.Sync(ctx)
+	if err != nil {
+		return controlapi.SyncReport{}, unavailable(err)
+	}
+	hist, err := s.cl.History(ctx)
+	if err != nil {
+		return controlapi.SyncReport{}, unavailable(err)
+	}
+	if len(hist) > 10 {
+		hist = hist[len(hist)-10:]
+	}
+	_, kerr := s.d.clusterKey(keyWebhookSecret)
+	st.Source = redactSource(st.Source) // a URL of an older version may hold credentials
+	return controlapi.SyncReport{State: st, History: hist,
+		Webhook: controlapi.WebhookReport{SecretSet: kerr == nil, Listen: s.d.state.WebhookListen}}, nil
 }
 
 func newStatusCmd() *cobra.Command {
@@ -231,8 +221,8 @@ func newStatusCmd() *cobra.Command {
 				return err
 			}
 			c := newAPIClient(cmd)
-			var rep syncReport
-			if err := c.call(cmd.Context(), http.MethodGet, "/v1/sync", nil, &rep); err != nil {
+			rep, err := c.SyncStatus(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
@@ -244,8 +234,8 @@ func newStatusCmd() *cobra.Command {
 			if err := printRollouts(cmd, c); err != nil {
 				return err
 			}
-			var nodes []controlapi.Node
-			if err := c.call(cmd.Context(), http.MethodGet, "/v1/nodes", nil, &nodes); err != nil {
+			nodes, err := c.Nodes(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if ws := nodeWarnings(nodes, now()); len(ws) > 0 {
@@ -261,7 +251,7 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
-func printStatus(cmd *cobra.Command, rep syncReport) error {
+func printStatus(cmd *cobra.Command, rep controlapi.SyncReport) error {
 	w := cmd.OutOrStdout()
 	st := rep.State
 	short := func(s string) string {
@@ -324,7 +314,7 @@ func firstLine(s string) string {
 
 // printTriggers prints what holds or starts syncs: windows and pending
 // requests.
-func printTriggers(w io.Writer, rep syncReport) {
+func printTriggers(w io.Writer, rep controlapi.SyncReport) {
 	st := rep.State
 	if len(st.Source.Windows) > 0 {
 		var ws []string
@@ -388,7 +378,7 @@ func printNotifications(w io.Writer, st api.SyncState) {
 }
 
 // printWebhooks prints whether webhooks work and their last deliveries.
-func printWebhooks(w io.Writer, rep syncReport) {
+func printWebhooks(w io.Writer, rep controlapi.SyncReport) {
 	st := rep.State
 	var hook string
 	switch h := rep.Webhook; {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/e2e/gitserver"
 )
@@ -64,10 +65,10 @@ func startLoggedNode(t *testing.T, d *daemon) *strings.Builder {
 }
 
 // statusOf returns gitorc status -o json.
-func statusOf(t *testing.T, socket string) syncReport {
+func statusOf(t *testing.T, socket string) controlapi.SyncReport {
 	t.Helper()
 	out, errOut, code := run(t, "status", "--socket", socket, "-o", "json")
-	var rep syncReport
+	var rep controlapi.SyncReport
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil {
 		t.Fatalf("status: exit %d: %s%s", code, out, errOut)
 	}
@@ -119,12 +120,12 @@ func webhookManager(t *testing.T, secret string) (repo *gitserver.Repo, first, d
 }
 
 // waitSync polls gitorc status until cond holds, and returns that report.
-func waitSync(t *testing.T, socket, what string, cond func(syncReport) bool) syncReport {
+func waitSync(t *testing.T, socket, what string, cond func(controlapi.SyncReport) bool) controlapi.SyncReport {
 	t.Helper()
-	var rep syncReport
+	var rep controlapi.SyncReport
 	if err := storetest.WaitFor(func() bool {
 		out, _, code := run(t, "status", "--socket", socket, "-o", "json")
-		rep = syncReport{}
+		rep = controlapi.SyncReport{}
 		return code == 0 && json.Unmarshal([]byte(out), &rep) == nil && cond(rep)
 	}, 60*time.Second); err != nil {
 		t.Fatalf("never %s: %+v", what, rep.State)
@@ -149,9 +150,9 @@ func TestWebhooksOnDaemon(t *testing.T) {
 	}
 	logs := startLoggedNode(t, d)
 	socket := socketFile(dir)
-	waitState := func(what string, cond func(api.SyncState) bool) syncReport {
+	waitState := func(what string, cond func(api.SyncState) bool) controlapi.SyncReport {
 		t.Helper()
-		return waitSync(t, socket, what, func(r syncReport) bool { return cond(r.State) })
+		return waitSync(t, socket, what, func(r controlapi.SyncReport) bool { return cond(r.State) })
 	}
 	waitState("synced the first commit", func(s api.SyncState) bool { return s.Revision == first && s.Phase == api.SyncSynced })
 	// Bootstrap's secret went into the store with the cluster's keys: no
@@ -320,9 +321,14 @@ func TestWebhookForCommitNotServedYet(t *testing.T) {
 	repo, first, dir, hookAddr, d := webhookManager(t, secret)
 	startLoggedNode(t, d)
 	socket := socketFile(dir)
-	var rep syncReport
-	wait := func(what string, cond func(syncReport) bool) { t.Helper(); rep = waitSync(t, socket, what, cond) }
-	wait("synced the first commit", func(r syncReport) bool { return r.State.Revision == first && r.State.Phase == api.SyncSynced })
+	var rep controlapi.SyncReport
+	wait := func(what string, cond func(controlapi.SyncReport) bool) {
+		t.Helper()
+		rep = waitSync(t, socket, what, cond)
+	}
+	wait("synced the first commit", func(r controlapi.SyncReport) bool {
+		return r.State.Revision == first && r.State.Phase == api.SyncSynced
+	})
 
 	second, err := repo.CommitLocal("main", "second", zeroReplicaStack("busybox:2"))
 	if err != nil {
@@ -331,7 +337,7 @@ func TestWebhookForCommitNotServedYet(t *testing.T) {
 	if code, msg, err := gitserver.Deliver(ctx, "http://"+hookAddr, []byte(secret), "main", second); err != nil || code != http.StatusAccepted {
 		t.Fatalf("deliver: %d %q %v", code, msg, err)
 	}
-	wait("retried the unserved commit", func(r syncReport) bool {
+	wait("retried the unserved commit", func(r controlapi.SyncReport) bool {
 		return len(r.State.Requests) == 1 && r.State.Requests[0].Pending() && r.State.Requests[0].Attempts >= 1
 	})
 	if req := rep.State.Requests[0]; !strings.Contains(req.Message, "the source does not show "+second[:7]+" yet") || rep.State.Revision != first {
@@ -343,7 +349,7 @@ func TestWebhookForCommitNotServedYet(t *testing.T) {
 	if err := repo.Push("main"); err != nil {
 		t.Fatal(err)
 	}
-	wait("deployed the commit once served", func(r syncReport) bool {
+	wait("deployed the commit once served", func(r controlapi.SyncReport) bool {
 		return r.State.Revision == second && r.State.Phase == api.SyncSynced && len(r.State.Requests) == 1 && r.State.Requests[0].Done()
 	})
 	req := rep.State.Requests[0]

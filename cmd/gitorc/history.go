@@ -1,49 +1,26 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"net/http"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
-	"github.com/gitorc/gitorc/reconcile/storecluster"
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	controlMounts = append(controlMounts, mountHistory)
-	register(newHistoryCmd)
-}
-
-// mountHistory serves GET /v1/sync/history[?limit=N]: the sync records,
-// oldest first (the last N with a limit).
-func mountHistory(d *daemon, mux *http.ServeMux) {
-	cl := storecluster.New(d.store)
-	mux.HandleFunc("GET /v1/sync/history", func(w http.ResponseWriter, r *http.Request) {
-		limit := 0
-		if s := r.URL.Query().Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 0 {
-				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("limit %q: not a count", s)})
-				return
-			}
-			limit = n
-		}
-		hist, err := cl.History(r.Context())
-		if err != nil {
-			writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-			return
-		}
-		if limit > 0 && len(hist) > limit {
-			hist = hist[len(hist)-limit:]
-		}
-		if hist == nil {
-			hist = []api.SyncRecord{}
-		}
-		writeJSONResponse(w, http.StatusOK, hist)
-	})
+// History is GET /v1/sync/history[?limit=N]: the sync records, oldest
+// first (the last N with a limit).
+func (s syncAPI) History(ctx context.Context, limit int) ([]api.SyncRecord, error) {
+	hist, err := s.cl.History(ctx)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if limit > 0 && len(hist) > limit {
+		hist = hist[len(hist)-limit:]
+	}
+	return hist, nil
 }
 
 func newHistoryCmd() *cobra.Command {
@@ -57,12 +34,8 @@ func newHistoryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var hist []api.SyncRecord
-			path := "/v1/sync/history"
-			if limit > 0 {
-				path += "?limit=" + strconv.Itoa(limit)
-			}
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodGet, path, nil, &hist); err != nil {
+			hist, err := newAPIClient(cmd).History(cmd.Context(), limit)
+			if err != nil {
 				return err
 			}
 			if format == outJSON {

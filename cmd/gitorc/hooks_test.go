@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/e2e/gitserver"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
@@ -39,7 +40,7 @@ func TestWebhookListenerHostileDeliveries(t *testing.T) {
 	repo, first, dir, hookAddr, d := webhookManager(t, secret)
 	startLoggedNode(t, d)
 	socket := socketFile(dir)
-	waitSync(t, socket, "synced the first commit", func(r syncReport) bool {
+	waitSync(t, socket, "synced the first commit", func(r controlapi.SyncReport) bool {
 		return r.State.Revision == first && r.State.Phase == api.SyncSynced
 	})
 	base := "http://" + hookAddr

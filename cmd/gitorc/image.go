@@ -6,12 +6,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/spf13/cobra"
-
 	ctrexec "github.com/gitorc/gitorc/cluster/agent/containerd"
+	"github.com/spf13/cobra"
 )
-
-func init() { register(newImageCmd) }
 
 // executorDir is where the worker's executor keeps its state under the
 // node's data directory.

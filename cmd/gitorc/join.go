@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/spf13/cobra"
@@ -22,12 +22,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 )
-
-func init() {
-	register(newJoinCmd)
-	register(newTokenCmd)
-	controlMounts = append(controlMounts, mountTokens)
-}
 
 // joinServer issues certificates to nodes that present a join token.
 type joinServer struct{ d *daemon }
@@ -296,73 +290,46 @@ func join(ctx context.Context, f bootstrapFlags, token, manager string) (*daemon
 	return d, nil
 }
 
-// mountTokens serves the join tokens on the control socket (root only).
-func mountTokens(d *daemon, mux *http.ServeMux) {
-	get := func(w http.ResponseWriter, r *http.Request, rotate, write bool) {
-		role, err := api.ParseNodeRole(r.PathValue("role"))
-		if err != nil {
-			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-			return
-		}
-		// ?ttl=D sets when the token stops admitting nodes, from now
-		// (0: never); a rotated token starts without one.
-		var ttl *time.Duration
-		if s := r.URL.Query().Get("ttl"); s != "" && write {
-			v, err := time.ParseDuration(s)
-			if err != nil || v < 0 {
-				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("--ttl %q: want a duration such as 24h, 0 for none", s)})
-				return
-			}
-			ttl = &v
-		}
-		t, exp, err := d.tokensAndExpiry()
-		if err == nil && (rotate || ttl != nil) {
-			if rotate {
-				err = t.Rotate(role)
-				delete(exp, role)
-			}
-			if ttl != nil {
-				delete(exp, role)
-				if *ttl > 0 {
-					exp[role] = time.Now().Add(*ttl).Truncate(time.Second)
-				}
-			}
-			if err == nil {
-				err = d.saveTokens(r.Context(), t, exp)
-			}
-		}
-		if err != nil {
-			writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-			return
-		}
-		rep := map[string]string{"role": role.String(), "token": t.Token(role).Encode(), "manager": d.state.Advertise}
-		if at, ok := exp[role]; ok {
-			rep["expires"] = at.UTC().Format(time.RFC3339)
-		}
-		writeJSONResponse(w, http.StatusOK, rep)
-	}
-	mux.HandleFunc("GET /v1/tokens/{role}", func(w http.ResponseWriter, r *http.Request) { get(w, r, false, false) })
-	mux.HandleFunc("POST /v1/tokens/{role}/rotate", func(w http.ResponseWriter, r *http.Request) { get(w, r, true, true) })
-	mux.HandleFunc("POST /v1/tokens/{role}/ttl", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("ttl") == "" {
-			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "give ?ttl=D"})
-			return
-		}
-		get(w, r, false, true)
-	})
-}
+// nodeAPI is the node's own side of the control API: its join tokens
+// (join.go), admin certificates (admincert.go), unlock key (autolock.go),
+// leave (leave.go) and /v1/info (controlmount.go).
+type nodeAPI struct{ d *daemon }
 
-// tokenReport is gitorc token -o json, as GET /v1/tokens/{role} answers:
-// the role the token admits, the token, and the address of the manager
-// that answered, for gitorc join. Rotated says the old token stopped
-// working.
-type tokenReport struct {
-	Role    string `json:"role"`
-	Token   string `json:"token"`
-	Manager string `json:"manager"`
-	Rotated bool   `json:"rotated"`
-	// Expires is when the token stops admitting nodes; none: never.
-	Expires *time.Time `json:"expires,omitempty"`
+var (
+	_ controlapi.Tokens     = nodeAPI{}
+	_ controlapi.AdminCerts = nodeAPI{}
+	_ controlapi.Autolock   = nodeAPI{}
+	_ controlapi.Leaver     = nodeAPI{}
+)
+
+// Token is GET /v1/tokens/{role} and POST .../rotate, .../ttl.
+func (n nodeAPI) Token(ctx context.Context, role api.NodeRole, rotate bool, ttl *time.Duration) (controlapi.TokenReport, error) {
+	d := n.d
+	t, exp, err := d.tokensAndExpiry()
+	if err == nil && (rotate || ttl != nil) {
+		if rotate {
+			err = t.Rotate(role)
+			delete(exp, role)
+		}
+		if ttl != nil {
+			delete(exp, role)
+			if *ttl > 0 {
+				exp[role] = time.Now().Add(*ttl).Truncate(time.Second)
+			}
+		}
+		if err == nil {
+			err = d.saveTokens(ctx, t, exp)
+		}
+	}
+	if err != nil {
+		return controlapi.TokenReport{}, unavailable(err)
+	}
+	rep := controlapi.TokenReport{Role: role.String(), Token: t.Token(role).Encode(), Manager: d.state.Advertise, Rotated: rotate}
+	if at, ok := exp[role]; ok {
+		at = at.UTC()
+		rep.Expires = &at
+	}
+	return rep, nil
 }
 
 func newTokenCmd() *cobra.Command {
@@ -381,21 +348,24 @@ With -o json: {"role", "token", "manager" (the address to join at), "rotated", "
 			if err != nil {
 				return err
 			}
-			method, path := http.MethodGet, "/v1/tokens/"+args[0]
-			if rotate {
-				method, path = http.MethodPost, path+"/rotate"
-			}
+			var setTTL *time.Duration
 			if cmd.Flags().Changed("ttl") {
 				if ttl < 0 {
 					return fmt.Errorf("--ttl %s: must not be negative", ttl)
 				}
-				if !rotate {
-					method, path = http.MethodPost, path+"/ttl"
-				}
-				path += "?ttl=" + ttl.String()
+				setTTL = &ttl
 			}
-			var out tokenReport
-			if err := newAPIClient(cmd).call(cmd.Context(), method, path, nil, &out); err != nil {
+			c, role := newAPIClient(cmd), args[0]
+			var out controlapi.TokenReport
+			switch {
+			case rotate:
+				out, err = c.RotateToken(cmd.Context(), role, setTTL)
+			case setTTL != nil:
+				out, err = c.SetTokenTTL(cmd.Context(), role, ttl)
+			default:
+				out, err = c.Token(cmd.Context(), role)
+			}
+			if err != nil {
 				return err
 			}
 			if format == outJSON {

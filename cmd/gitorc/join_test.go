@@ -14,6 +14,8 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
@@ -69,15 +71,19 @@ func TestJoinWorker_Root(t *testing.T) {
 	}
 	startNode(t, mgr, "manager")
 	socket := socketFile(mgr.dir)
-	api1 := &apiClient{socket: socket, hc: unixClient(socket)}
-	var tok map[string]string
-	if err := storetest.WaitFor(func() bool { return api1.call(ctx, "GET", "/v1/tokens/worker", nil, &tok) == nil }, 30*time.Second); err != nil {
+	api1 := client.Unix(socket)
+	var tok controlapi.TokenReport
+	if err := storetest.WaitFor(func() bool {
+		var err error
+		tok, err = api1.Token(ctx, "worker")
+		return err == nil
+	}, 30*time.Second); err != nil {
 		t.Fatal("no worker token")
 	}
 
 	// A wrong token (right CA, wrong secret) is refused.
-	good, _ := ca.ParseToken(tok["token"])
-	wrong := strings.TrimSuffix(tok["token"], tok["token"][len(tok["token"])-4:]) + "zzzz"
+	good, _ := ca.ParseToken(tok.Token)
+	wrong := strings.TrimSuffix(tok.Token, tok.Token[len(tok.Token)-4:]) + "zzzz"
 	if _, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "bad")}, wrong, mgr.state.Advertise); err == nil || !strings.Contains(err.Error(), "join refused") {
 		t.Errorf("wrong token: %v", err)
 	}
@@ -97,7 +103,7 @@ func TestJoinWorker_Root(t *testing.T) {
 	}
 
 	// The worker joins and runs the stack.
-	w, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "w"), insecure: []string{reg.Addr}}, tok["token"], mgr.state.Advertise)
+	w, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "w"), insecure: []string{reg.Addr}}, tok.Token, mgr.state.Advertise)
 	if err != nil {
 		t.Fatal(err)
 	}

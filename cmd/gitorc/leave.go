@@ -10,10 +10,9 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/spf13/cobra"
 )
-
-func init() { register(newLeaveCmd) }
 
 // errLeft ends a node that left its cluster.
 var errLeft = errors.New("left the cluster")
@@ -21,19 +20,18 @@ var errLeft = errors.New("left the cluster")
 // leaveDrainTimeout bounds the wait for a leaving node's containers.
 const leaveDrainTimeout = 2 * time.Minute
 
-// handleLeave is POST /v1/leave: the node stops its session, removes its
+// Leave is POST /v1/leave: the node stops its session, removes its
 // tasks' containers, and stops; run then deletes its state. A manager
 // leaves only with force: demoting it first keeps the quorum safe.
-func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
+func (n nodeAPI) Leave(ctx context.Context, force bool) (controlapi.LeaveReport, error) {
+	d := n.d
 	d.leaving.Lock()
 	defer d.leaving.Unlock()
-	force := r.URL.Query().Get("force") == "1"
 	if d.state.Role == api.RoleManager && !force {
-		writeJSONResponse(w, http.StatusConflict, map[string]string{"error": fmt.Sprintf(
-			"node %s is a manager: demote it first (gitorc node demote %s), or leave with --force, which can cost the cluster its quorum", d.state.ID, d.state.ID)})
-		return
+		return controlapi.LeaveReport{}, controlapi.Errorf(http.StatusConflict,
+			"node %s is a manager: demote it first (gitorc node demote %s), or leave with --force, which can cost the cluster its quorum", d.state.ID, d.state.ID)
 	}
-	rep := leaveReport{Node: d.state.ID, Role: d.state.Role, DataDir: d.dir}
+	rep := controlapi.LeaveReport{Node: d.state.ID, Role: d.state.Role, DataDir: d.dir}
 	if abs, err := filepath.Abs(d.dir); err == nil {
 		rep.DataDir = abs
 	}
@@ -43,12 +41,12 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if d.agent != nil {
-		if obs, err := d.exec.Observe(r.Context()); err == nil {
+		if obs, err := d.exec.Observe(ctx); err == nil {
 			rep.Containers = len(obs)
 		}
 		d.stopSession()
 		d.agent.Assign(nil)
-		ctx, cancel := context.WithTimeout(r.Context(), leaveDrainTimeout)
+		ctx, cancel := context.WithTimeout(ctx, leaveDrainTimeout)
 		defer cancel()
 		for {
 			obs, err := d.exec.Observe(ctx)
@@ -57,8 +55,7 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 			}
 			select {
 			case <-ctx.Done():
-				writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": "the node's containers did not stop: " + ctx.Err().Error()})
-				return
+				return controlapi.LeaveReport{}, unavailable(fmt.Errorf("the node's containers did not stop: %w", ctx.Err()))
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
@@ -66,9 +63,8 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 	if d.plane != nil {
 		// No task is left: the network plane goes too (interfaces,
 		// routes, the nftables table, attachments, keys).
-		if err := d.plane.Teardown(r.Context()); err != nil {
-			writeJSONResponse(w, http.StatusInternalServerError, map[string]string{"error": "remove the network plane: " + err.Error()})
-			return
+		if err := d.plane.Teardown(ctx); err != nil {
+			return controlapi.LeaveReport{}, controlapi.WithStatus(http.StatusInternalServerError, fmt.Errorf("remove the network plane: %w", err))
 		}
 		rep.NetworkPlane = true
 	}
@@ -80,20 +76,7 @@ func (d *daemon) handleLeave(w http.ResponseWriter, r *http.Request) {
 	default:
 		close(d.left)
 	}
-	writeJSONResponse(w, http.StatusOK, rep)
-}
-
-// leaveReport answers POST /v1/leave, and is gitorc leave -o json: the
-// node that left, its role, how many task containers it removed, whether
-// it removed its network plane, and the paths of its data dir (those
-// that exist) that it deletes as it stops, just after this answer.
-type leaveReport struct {
-	Node         string       `json:"node"`
-	Role         api.NodeRole `json:"role"`
-	DataDir      string       `json:"data_dir"`
-	Containers   int          `json:"containers_removed"`
-	NetworkPlane bool         `json:"network_plane_removed"`
-	Removes      []string     `json:"removes"`
+	return rep, nil
 }
 
 // stateFiles are what a node keeps in its data dir, which it deletes
@@ -136,14 +119,10 @@ stops)}.`,
 			if isRemote(cmd) {
 				return fmt.Errorf("gitorc leave: %w", errNodeLocal)
 			}
-			path := "/v1/leave"
-			if force {
-				path += "?force=1"
-			}
-			var out leaveReport
 			// The node answers once its containers stopped, which it bounds
 			// by leaveDrainTimeout: wait for that answer.
-			if err := newAPIClient(cmd).withTimeout(leaveDrainTimeout+time.Minute).call(cmd.Context(), http.MethodPost, path, nil, &out); err != nil {
+			out, err := newAPIClient(cmd).WithTimeout(leaveDrainTimeout+time.Minute).Leave(cmd.Context(), force)
+			if err != nil {
 				return err
 			}
 			if format == outJSON {

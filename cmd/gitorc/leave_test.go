@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 )
 
 // gitorc leave waits for the node's answer as long as the node bounds its
@@ -27,7 +28,7 @@ func TestLeaveOutwaitsTheCallTimeout(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, r *http.Request) {
 		<-time.After(8 * callTimeout) // the containers take their time to stop
-		writeJSONResponse(w, http.StatusOK, leaveReport{Node: "n1", Role: api.RoleWorker})
+		writeJSONResponse(w, http.StatusOK, controlapi.LeaveReport{Node: "n1", Role: api.RoleWorker})
 	})
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		<-time.After(8 * callTimeout)

@@ -7,22 +7,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
 
-	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/dispatcher"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/logs"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
-
-func init() { register(newLogsCmd) }
 
 func newLogsCmd() *cobra.Command {
 	var (
@@ -115,32 +114,21 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 // line to fn as it arrives.
 func streamLogs(cmd *cobra.Command, ref string, q url.Values, fn func(logs.Line) error) error {
 	c := newAPIClient(cmd)
-	base, err := logsBase(c)
-	if err != nil {
-		return err
-	}
-	hc := *c.hc
-	hc.Timeout = 0 // a follow lasts
 	for _, key := range []string{"service", "task"} {
 		qq := url.Values{}
 		for k, v := range q {
 			qq[k] = v
 		}
 		qq.Set(key, ref)
-		req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, base+"/v1/logs?"+qq.Encode(), nil)
+		body, err := c.Logs(cmd.Context(), qq)
+		if client.StatusOf(err) == http.StatusNotFound && key == "service" {
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return fmt.Errorf("cannot reach the gitorc daemon: %w", err)
-		}
-		if resp.StatusCode == http.StatusNotFound && key == "service" {
-			resp.Body.Close()
-			continue
-		}
-		err = readLogLines(resp, fn)
-		resp.Body.Close()
+		err = readLogLines(body, fn)
+		body.Close()
 		if cmd.Context().Err() != nil {
 			return nil
 		}
@@ -149,32 +137,10 @@ func streamLogs(cmd *cobra.Command, ref string, q url.Values, fn func(logs.Line)
 	return fmt.Errorf("no service or task %q", ref)
 }
 
-// logsBase is the URL the logs stream is read from: the control
-// socket's, or a remote manager's API (--host, a context).
-var logsBase = func(c *apiClient) (string, error) {
-	if c.err != nil {
-		return "", c.err
-	}
-	if c.hc == nil {
-		return "", errors.New("no control API to read the logs from")
-	}
-	if c.host != "" {
-		return "https://" + c.host, nil
-	}
-	return "http://gitorc", nil
-}
-
-func readLogLines(resp *http.Response, fn func(logs.Line) error) error {
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
-			return &apiError{code: resp.StatusCode, msg: e.Error}
-		}
-		return fmt.Errorf("GET /v1/logs: %s", resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
+// readLogLines hands each line of a logs stream to fn; an error line
+// (no task) ends the stream with its error.
+func readLogLines(body io.Reader, fn func(logs.Line) error) error {
+	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		var l logs.Line

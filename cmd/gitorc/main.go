@@ -13,11 +13,23 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// commands holds the constructors of the top-level subcommands; each file
-// adds its own from an init function.
-var commands []func() *cobra.Command
-
-func register(c func() *cobra.Command) { commands = append(commands, c) }
+// commands are the constructors of the top-level subcommands, each in
+// its own file: the node's (bootstrap, daemon, join, leave, unlock), then
+// the clients of the control API, then those that work offline.
+var commands = []func() *cobra.Command{
+	// The node: start it, join it to a cluster, make it leave.
+	newBootstrapCmd, newDaemonCmd, newJoinCmd, newLeaveCmd, newUnlockCmd,
+	// The cluster: members, join tokens, settings, admin access.
+	newNodeCmd, newTokenCmd, newClusterCmd, newUnlockKeyCmd, newAdminCertCmd, newContextCmd,
+	// GitOps: where the stacks come from and how syncs go.
+	newStatusCmd, newSyncCmd, newSuspendCmd, newResumeCmd, newHistoryCmd, newDiffCmd, newRollbackCmd, newSourceCmd,
+	// What runs: stacks, services, tasks, their logs and the events.
+	newStackCmd, newServiceCmd, newPsCmd, newLogsCmd, newEventsCmd,
+	// What stacks use: networks, secrets, configs, registry logins, images.
+	newNetworkCmd, newSecretCmd, newConfigCmd, newRegistryCmd, newImageCmd,
+	// Offline: check and seal stack files, the version.
+	newValidateCmd, newSealCmd, newVersionCmd,
+}
 
 // exitError carries an exit code other than 1 (e.g. gitorc diff's 2).
 type exitError struct {

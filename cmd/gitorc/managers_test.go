@@ -12,6 +12,8 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storerpc"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
@@ -33,9 +35,8 @@ func voters(d *daemon) int {
 	return n
 }
 
-func managerClient(d *daemon) *apiClient {
-	s := socketFile(d.dir)
-	return &apiClient{socket: s, hc: unixClient(s)}
+func managerClient(d *daemon) *client.Client {
+	return client.Unix(socketFile(d.dir))
 }
 
 // managerFlags are a manager's flags on loopback, running no tasks.
@@ -52,13 +53,15 @@ func firstManager(t *testing.T, f bootstrapFlags) (d *daemon, stop func(), token
 		t.Fatal(err)
 	}
 	stop = startNode(t, d, filepath.Base(f.dataDir))
-	var tok map[string]string
+	var tok controlapi.TokenReport
 	if err := storetest.WaitFor(func() bool {
-		return managerClient(d).call(context.Background(), "GET", "/v1/tokens/manager", nil, &tok) == nil
+		var err error
+		tok, err = managerClient(d).Token(context.Background(), "manager")
+		return err == nil
 	}, 30*time.Second); err != nil {
 		t.Fatal("no manager token")
 	}
-	return d, stop, tok["token"]
+	return d, stop, tok.Token
 }
 
 // joinManagers joins and runs a manager in each data dir, through m.
@@ -86,8 +89,8 @@ func TestJoinManagers(t *testing.T) {
 	c1 := managerClient(m1)
 
 	// A manager token that was rotated away no longer admits anyone.
-	var rotated map[string]string
-	if err := c1.call(ctx, "POST", "/v1/tokens/manager/rotate", nil, &rotated); err != nil {
+	rotated, err := c1.RotateToken(ctx, "manager", nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	flags := func(name string) bootstrapFlags { return managerFlags(t, filepath.Join(tmp, name)) }
@@ -95,7 +98,7 @@ func TestJoinManagers(t *testing.T) {
 		t.Errorf("join with a rotated token: %v, want refused", err)
 	}
 
-	ms := joinManagers(t, m1, rotated["token"], filepath.Join(tmp, "m2"), filepath.Join(tmp, "m3"))
+	ms := joinManagers(t, m1, rotated.Token, filepath.Join(tmp, "m2"), filepath.Join(tmp, "m3"))
 	for _, d := range ms {
 		if d.state.Role != api.RoleManager || d.pki.current().Identity.Role != api.RoleManager {
 			t.Fatalf("%s joined as %s with a %s certificate", d.dir, d.state.Role, d.pki.current().Identity.Role)
@@ -117,19 +120,19 @@ func TestJoinManagers(t *testing.T) {
 
 	// A write on a follower is forwarded to the leader and reaches every
 	// replica: the worker token rotated through m2 is m3's too.
-	var w2 map[string]string
-	if err := managerClient(m2).call(ctx, "POST", "/v1/tokens/worker/rotate", nil, &w2); err != nil {
+	w2, err := managerClient(m2).RotateToken(ctx, "worker", nil)
+	if err != nil {
 		t.Fatalf("rotate through a follower: %v", err)
 	}
 	if err := storetest.WaitFor(func() bool {
 		tk, err := m3.tokens()
-		return err == nil && tk.Worker.Encode() == w2["token"]
+		return err == nil && tk.Worker.Encode() == w2.Token
 	}, 10*time.Second); err != nil {
 		t.Error("the token rotated through m2 did not reach m3")
 	}
 
 	// A worker's certificate cannot write to the store through a manager.
-	wk, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "w")}, w2["token"], m2.state.Advertise)
+	wk, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "w")}, w2.Token, m2.state.Advertise)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,15 +164,15 @@ func TestJoinManagers(t *testing.T) {
 	if err := storetest.WaitFor(func() bool { return m2.store.IsLeader() || m3.store.IsLeader() }, 30*time.Second); err != nil {
 		t.Fatal("no new leader")
 	}
-	var w3 map[string]string
-	if err := managerClient(m3).call(ctx, "POST", "/v1/tokens/worker/rotate", nil, &w3); err != nil {
+	w3, err := managerClient(m3).RotateToken(ctx, "worker", nil)
+	if err != nil {
 		t.Fatalf("write after the leader stopped: %v", err)
 	}
-	if w3["token"] == w2["token"] {
+	if w3.Token == w2.Token {
 		t.Error("the token did not change")
 	}
 	// The new leader admits nodes: it holds the CA key through the store.
-	if _, err := join(ctx, flags("m4"), rotated["token"], m2.state.Advertise); err != nil {
+	if _, err := join(ctx, flags("m4"), rotated.Token, m2.state.Advertise); err != nil {
 		t.Errorf("join through m2 after the leader stopped: %v", err)
 	}
 
@@ -216,7 +219,7 @@ func TestJoinManagers(t *testing.T) {
 			return false
 		}
 		tk, err := again.tokens()
-		return err == nil && tk.Worker.Encode() == w3["token"]
+		return err == nil && tk.Worker.Encode() == w3.Token
 	}, 30*time.Second); err != nil {
 		t.Error("the restarted manager did not catch up with the token rotated while it was down")
 	}
@@ -269,8 +272,7 @@ func TestDemoteAndPromote(t *testing.T) {
 // setRole asks the leader m1 to give node id a role.
 func setRole(t *testing.T, m1 *daemon, id string, role api.NodeRole) {
 	t.Helper()
-	var n map[string]any
-	if err := managerClient(m1).call(context.Background(), "POST", "/v1/nodes/"+id, map[string]string{"role": role.String()}, &n); err != nil {
+	if _, err := managerClient(m1).UpdateNode(context.Background(), id, controlapi.NodeUpdate{Role: role.String()}); err != nil {
 		t.Fatalf("make %s a %s: %v", id, role, err)
 	}
 }
@@ -345,8 +347,7 @@ func TestCertificateRenewedBeforeExpiry(t *testing.T) {
 		t.Error("the renewed certificate is not recorded on the node")
 	}
 	// The node still serves with it.
-	var info map[string]any
-	if err := managerClient(m1).call(ctx, "GET", "/v1/tokens/worker", nil, &info); err != nil {
+	if _, err := managerClient(m1).Token(ctx, "worker"); err != nil {
 		t.Errorf("after renewal: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/e2e/gitserver"
 	dto "github.com/prometheus/client_model/go"
@@ -119,7 +120,7 @@ func TestMetricsOnDaemon(t *testing.T) {
 	socket := socketFile(dir)
 	waitState := func(what string, cond func(api.SyncState) bool) {
 		t.Helper()
-		waitSync(t, socket, what, func(r syncReport) bool { return cond(r.State) })
+		waitSync(t, socket, what, func(r controlapi.SyncReport) bool { return cond(r.State) })
 	}
 	waitState("synced the first commit", func(s api.SyncState) bool { return s.Revision == first && s.Phase == api.SyncSynced })
 

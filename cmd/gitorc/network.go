@@ -2,17 +2,13 @@ package main
 
 import (
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 
-	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/spf13/cobra"
 )
-
-func init() { register(newNetworkCmd) }
 
 func newNetworkCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -53,8 +49,8 @@ Every task has one address, from its node's share of the task pool.`,
 			if req.Labels, err = labelMap(labels); err != nil {
 				return err
 			}
-			var n api.Network
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/networks", req, &n); err != nil {
+			n, err := newAPIClient(cmd).CreateNetwork(cmd.Context(), req)
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
@@ -75,9 +71,8 @@ Every task has one address, from its node's share of the task pool.`,
 		Short:   "Remove external networks no service is on",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return removeEach(cmd, "network", args, func(c *apiClient, name string) (string, error) {
-				var n api.Network
-				err := c.call(cmd.Context(), http.MethodDelete, "/v1/networks/"+url.PathEscape(name), nil, &n)
+			return removeEach(cmd, "network", args, func(c *client.Client, name string) (string, error) {
+				n, err := c.RemoveNetwork(cmd.Context(), name)
 				return n.Spec.Name, err
 			})
 		},
@@ -92,8 +87,8 @@ func runNetworkLs(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	var nets []controlapi.Network
-	if err := newAPIClient(cmd).call(cmd.Context(), "GET", "/v1/networks", nil, &nets); err != nil {
+	nets, err := newAPIClient(cmd).Networks(cmd.Context())
+	if err != nil {
 		return err
 	}
 	if format == outJSON {
@@ -127,7 +122,7 @@ func runNetworkInspect(cmd *cobra.Command, args []string) error {
 	c := newAPIClient(cmd)
 	nets := make([]controlapi.Network, len(args))
 	for i, a := range args {
-		if err := c.call(cmd.Context(), "GET", "/v1/networks/"+url.PathEscape(a), nil, &nets[i]); err != nil {
+		if nets[i], err = c.Network(cmd.Context(), a); err != nil {
 			return err
 		}
 	}

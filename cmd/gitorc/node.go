@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -12,8 +11,6 @@ import (
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/spf13/cobra"
 )
-
-func init() { register(newNodeCmd) }
 
 func newNodeCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -51,8 +48,8 @@ func newNodeRoleCmd(verb string, role api.NodeRole, long string) *cobra.Command 
 			c := newAPIClient(cmd)
 			var done []controlapi.Node
 			for _, ref := range args {
-				var n controlapi.Node
-				if err := c.call(cmd.Context(), "POST", "/v1/nodes/"+url.PathEscape(ref), controlapi.NodeUpdate{Role: role.String()}, &n); err != nil {
+				n, err := c.UpdateNode(cmd.Context(), ref, controlapi.NodeUpdate{Role: role.String()})
+				if err != nil {
 					err = fmt.Errorf("%s %s: %w", verb, ref, err)
 					if format == outJSON {
 						return writeDoneThen(cmd, done, err)
@@ -86,8 +83,8 @@ func runNodeLs(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	var nodes []controlapi.Node
-	if err := newAPIClient(cmd).call(cmd.Context(), "GET", "/v1/nodes", nil, &nodes); err != nil {
+	nodes, err := newAPIClient(cmd).Nodes(cmd.Context())
+	if err != nil {
 		return err
 	}
 	if format == outJSON {
@@ -177,7 +174,7 @@ func newNodeInspectCmd() *cobra.Command {
 			c := newAPIClient(cmd)
 			nodes := make([]controlapi.Node, len(args))
 			for i, a := range args {
-				if err := c.call(cmd.Context(), "GET", "/v1/nodes/"+url.PathEscape(a), nil, &nodes[i]); err != nil {
+				if nodes[i], err = c.Node(cmd.Context(), a); err != nil {
 					return err
 				}
 			}
@@ -218,8 +215,8 @@ tasks elsewhere; pause keeps them but places no new ones.`,
 			if u.Availability == "" && u.Role == "" && len(u.LabelAdd) == 0 && len(u.LabelRm) == 0 {
 				return fmt.Errorf("nothing to update: give --availability, --role, --label-add or --label-rm")
 			}
-			var n controlapi.Node
-			if err := newAPIClient(cmd).call(cmd.Context(), "POST", "/v1/nodes/"+url.PathEscape(args[0]), u, &n); err != nil {
+			n, err := newAPIClient(cmd).UpdateNode(cmd.Context(), args[0], u)
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
@@ -253,14 +250,10 @@ unless --force is given; a manager must be demoted first.
 				return err
 			}
 			c := newAPIClient(cmd)
-			path := "/v1/nodes/%s"
-			if force {
-				path += "?force=1"
-			}
 			var done []controlapi.Node
 			for _, a := range args {
-				var n controlapi.Node
-				if err := c.call(cmd.Context(), "DELETE", fmt.Sprintf(path, url.PathEscape(a)), nil, &n); err != nil {
+				n, err := c.RemoveNode(cmd.Context(), a, force)
+				if err != nil {
 					if format == outJSON {
 						return writeDoneThen(cmd, done, err)
 					}

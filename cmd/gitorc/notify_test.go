@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/reconcile/notify"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
@@ -72,7 +73,9 @@ func TestNotificationsOnDaemon(t *testing.T) {
 	defer srv.Close()
 	startLoggedNode(t, d)
 	socket := socketFile(dir)
-	waitSync(t, socket, "synced the first commit", func(r syncReport) bool { return r.State.Revision == first && r.State.Phase == api.SyncSynced })
+	waitSync(t, socket, "synced the first commit", func(r controlapi.SyncReport) bool {
+		return r.State.Revision == first && r.State.Phase == api.SyncSynced
+	})
 
 	keyFile, tokenFile := filepath.Join(t.TempDir(), "notify.key"), filepath.Join(t.TempDir(), "gh.token")
 	_ = os.WriteFile(keyFile, []byte("notify-key\n"), 0o600)
@@ -117,7 +120,7 @@ func TestNotificationsOnDaemon(t *testing.T) {
 	if out, errOut, code := run(t, "sync", "--socket", socket, "--wait", "--timeout", "60s"); code != 0 {
 		t.Fatalf("sync with the receiver down: exit %d\n%s%s", code, out, errOut)
 	}
-	rep := waitSync(t, socket, "a failed notification reported", func(r syncReport) bool {
+	rep := waitSync(t, socket, "a failed notification reported", func(r controlapi.SyncReport) bool {
 		for _, n := range r.State.Notifications {
 			if n.Target == "url" && n.Revision == third && n.Attempts > 1 && strings.Contains(n.Error, "502 Bad Gateway receiver down") {
 				return true
@@ -163,7 +166,9 @@ func TestNotificationOwedAcrossRestart(t *testing.T) {
 	}()
 	stop := start(d)
 	socket := socketFile(dir)
-	waitSync(t, socket, "synced the first commit", func(r syncReport) bool { return r.State.Revision == first && r.State.Phase == api.SyncSynced })
+	waitSync(t, socket, "synced the first commit", func(r controlapi.SyncReport) bool {
+		return r.State.Revision == first && r.State.Phase == api.SyncSynced
+	})
 	if out, errOut, code := run(t, "source", "set", "--socket", socket, "--notify", srv.URL+"/events"); code != 0 {
 		t.Fatalf("source set: exit %d\n%s%s", code, out, errOut)
 	}
@@ -227,7 +232,7 @@ func TestNotificationOwedAcrossRestart(t *testing.T) {
 func TestWatchersStopWithTheirContext(t *testing.T) {
 	_, first, dir, _, d := webhookManager(t, "hook-secret")
 	startLoggedNode(t, d)
-	waitSync(t, socketFile(dir), "synced the first commit", func(r syncReport) bool { return r.State.Revision == first })
+	waitSync(t, socketFile(dir), "synced the first commit", func(r controlapi.SyncReport) bool { return r.State.Revision == first })
 	for name, run := range map[string]func(context.Context) error{"notifier": d.runNotifier, "autolock": d.followUnlockKey} {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"net/http"
 	"slices"
 
 	"github.com/gitorc/gitorc/cluster/api"
-	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -96,8 +94,8 @@ func (st *nodeState) nodePolicy() api.NodePolicy {
 // nodes cannot be read: the managers' planner refuses it then (without
 // the line).
 func clusterPolicies(cmd *cobra.Command) (policies []api.NodePolicy, ok bool) {
-	var nodes []controlapi.Node
-	if err := newAPIClient(cmd).call(cmd.Context(), http.MethodGet, "/v1/nodes", nil, &nodes); err != nil {
+	nodes, err := newAPIClient(cmd).Nodes(cmd.Context())
+	if err != nil {
 		return nil, false
 	}
 	for _, n := range nodes {

@@ -1,20 +1,16 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"maps"
 	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/spf13/cobra"
 )
-
-func init() { register(newPsCmd) }
 
 func newPsCmd() *cobra.Command {
 	var (
@@ -65,40 +61,25 @@ func listRunningIDs(cmd *cobra.Command, target, node string) error {
 // findTasks returns the tasks of a service or stack (target, tried in
 // that order), or of the stack named by stack, or all, optionally on one
 // node.
-func findTasks(cmd *cobra.Command, c *apiClient, target, stack, node string) ([]controlapi.Task, error) {
-	q := url.Values{}
-	if node != "" {
-		q.Set("node", node)
+func findTasks(cmd *cobra.Command, c *client.Client, target, stack, node string) ([]controlapi.Task, error) {
+	get := func(f client.TaskFilter) ([]controlapi.Task, error) {
+		f.Node = node
+		return c.Tasks(cmd.Context(), f)
 	}
-	var tasks []controlapi.Task
-	get := func(key, value string) error {
-		q := maps.Clone(q)
-		if value != "" {
-			q.Set(key, value)
-		}
-		path := "/v1/tasks"
-		if len(q) > 0 {
-			path += "?" + q.Encode()
-		}
-		return c.call(cmd.Context(), "GET", path, nil, &tasks)
-	}
-	var err error
 	switch {
 	case stack != "":
-		err = get("stack", stack)
+		return get(client.TaskFilter{Stack: stack})
 	case target != "":
-		err = get("service", target)
-		var ae *apiError
-		if errors.As(err, &ae) && ae.code == http.StatusNotFound && ae.msg == fmt.Sprintf("service %q not found", target) {
-			err = get("stack", target)
-			if errors.As(err, &ae) && ae.code == http.StatusNotFound && ae.msg == fmt.Sprintf("stack %q not found", target) {
+		tasks, err := get(client.TaskFilter{Service: target})
+		if code, msg := apiStatus(err); code == http.StatusNotFound && msg == fmt.Sprintf("service %q not found", target) {
+			tasks, err = get(client.TaskFilter{Stack: target})
+			if code, msg := apiStatus(err); code == http.StatusNotFound && msg == fmt.Sprintf("stack %q not found", target) {
 				err = fmt.Errorf("no service or stack named %q", target)
 			}
 		}
-	default:
-		err = get("", "")
+		return tasks, err
 	}
-	return tasks, err
+	return get(client.TaskFilter{})
 }
 
 // listTasks prints the tasks of a service or stack (target, tried in that

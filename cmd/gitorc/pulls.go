@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 
 	"github.com/gitorc/gitorc/cluster/api"
-	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 )
 
 // pullWatch prints the image pulls of the cluster as they progress, a
@@ -22,9 +21,9 @@ type pullWatch struct {
 
 // poll prints what changed since the last poll; an unreachable API
 // prints nothing (the caller's loop tells about that).
-func (p *pullWatch) poll(ctx context.Context, c *apiClient, w io.Writer) {
-	var tasks []controlapi.Task
-	if err := c.call(ctx, http.MethodGet, "/v1/tasks", nil, &tasks); err != nil {
+func (p *pullWatch) poll(ctx context.Context, c *client.Client, w io.Writer) {
+	tasks, err := c.Tasks(ctx, client.TaskFilter{})
+	if err != nil {
 		return
 	}
 	if p.last == nil {

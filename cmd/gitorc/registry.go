@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -16,8 +14,6 @@ import (
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/spf13/cobra"
 )
-
-func init() { register(newRegistryCmd) }
 
 func newRegistryCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -74,8 +70,8 @@ that registry, which keep them in memory: no node writes them to disk in clear.
 			c := newAPIClient(cmd)
 			var out []controlapi.Registry
 			for _, h := range hosts {
-				var r controlapi.Registry
-				if err := c.call(cmd.Context(), http.MethodPut, "/v1/registries/"+url.PathEscape(h), logins[h], &r); err != nil {
+				r, err := c.LoginRegistry(cmd.Context(), h, logins[h])
+				if err != nil {
 					return err
 				}
 				out = append(out, r)
@@ -102,8 +98,8 @@ that registry, which keep them in memory: no node writes them to disk in clear.
 			if err != nil {
 				return err
 			}
-			var r controlapi.Registry
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodDelete, "/v1/registries/"+url.PathEscape(args[0]), nil, &r); err != nil {
+			r, err := newAPIClient(cmd).LogoutRegistry(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			if format == outJSON {
@@ -124,8 +120,8 @@ that registry, which keep them in memory: no node writes them to disk in clear.
 			if err != nil {
 				return err
 			}
-			var regs []controlapi.Registry
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodGet, "/v1/registries", nil, &regs); err != nil {
+			regs, err := newAPIClient(cmd).Registries(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if format == outJSON {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/spf13/cobra"
 )
@@ -176,7 +177,9 @@ func TestRemoteCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, body, err := rawGet(t, d.state.Advertise, root, &alicePair); err != nil || code != http.StatusOK || !strings.Contains(body, `"is_leader": true`) {
+	code, body, err := rawGet(t, d.state.Advertise, root, &alicePair)
+	var info controlapi.Info
+	if err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &info) != nil || !info.IsLeader {
 		t.Errorf("alice's certificate: %d %s %v", code, body, err)
 	}
 	past := time.Now().Add(-48 * time.Hour)
@@ -246,8 +249,7 @@ func TestRemoteCLI(t *testing.T) {
 	if list := v.([]any); len(list) != 2 || field(list[0], "name") != "default" || field(list[1], "current") != true {
 		t.Errorf("context ls -o json: %v", v)
 	}
-	var info map[string]any
-	if err := newAPIClient(newRootCmd()).call(context.Background(), http.MethodGet, "/v1/info", nil, &info); err != nil || info["node"] != d.state.ID {
+	if info, err := newAPIClient(newRootCmd()).Info(context.Background()); err != nil || info.Node != d.state.ID {
 		t.Errorf("the current context: %v, %v", info, err)
 	}
 	mustRun(t, "ps")
@@ -270,11 +272,11 @@ func TestRemoteCLI(t *testing.T) {
 	}
 
 	// A follower serves the API port too; its writes reach the leader.
-	var tok map[string]string
-	if err := managerClient(d).call(context.Background(), http.MethodGet, "/v1/tokens/manager", nil, &tok); err != nil {
+	tok, err := managerClient(d).Token(context.Background(), "manager")
+	if err != nil {
 		t.Fatal(err)
 	}
-	m2 := joinManagers(t, d, tok["token"], filepath.Join(tmp, "m2"))[0]
+	m2 := joinManagers(t, d, tok.Token, filepath.Join(tmp, "m2"))[0]
 	followerHost := "tcp://" + m2.state.Advertise
 	// A voter has caught up: its replica knows where the leader's API is.
 	if err := storetest.WaitFor(func() bool { return voters(d) == 2 }, 60*time.Second); err != nil {
@@ -314,38 +316,6 @@ func mustRead(t *testing.T, dir, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// A follower that cannot serve a call (503) and names the leader: the
-// client sends the call again to the leader, body and all.
-func TestClientFollowsLeader(t *testing.T) {
-	leader := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		writeJSONResponse(w, http.StatusOK, map[string]string{"served_by": "leader", "body": string(b)})
-	}))
-	defer leader.Close()
-	follower := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(leaderHeader, leader.Listener.Addr().String())
-		writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": "not leader"})
-	}))
-	defer follower.Close()
-	c := &apiClient{host: follower.Listener.Addr().String(), from: "test", hc: leader.Client()}
-	var got map[string]string
-	if err := c.call(context.Background(), http.MethodPost, "/v1/x", map[string]int{"n": 1}, &got); err != nil {
-		t.Fatal(err)
-	}
-	if got["served_by"] != "leader" || got["body"] != `{"n":1}` {
-		t.Errorf("answer %v", got)
-	}
-	// Without a leader named, the follower's error is the answer.
-	lost := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": "no leader"})
-	}))
-	defer lost.Close()
-	c = &apiClient{host: lost.Listener.Addr().String(), from: "test", hc: lost.Client()}
-	if err := c.call(context.Background(), http.MethodGet, "/v1/x", nil, nil); err == nil || err.Error() != "no leader" {
-		t.Errorf("err = %v", err)
-	}
 }
 
 func TestParseHost(t *testing.T) {

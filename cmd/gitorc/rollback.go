@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,25 +14,12 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
 	"github.com/spf13/cobra"
 )
-
-func init() { register(newRollbackCmd) }
-
-// rollbackRequest is POST /v1/sync/rollback.
-type rollbackRequest struct {
-	// Revision is a commit, full or abbreviated, or a ref of the clone.
-	Revision string `json:"revision"`
-}
-
-// rollbackAnswer is what POST /v1/sync/rollback did: the pin recorded,
-// and the sync request that makes the leader apply it.
-type rollbackAnswer struct {
-	Pin     api.SyncPin `json:"pin"`
-	Request string      `json:"request"`
-}
 
 var hexPrefix = regexp.MustCompile(`^[0-9a-f]{4,40}$`)
 
@@ -72,65 +58,48 @@ func resolvePin(ctx context.Context, df *differ, st api.SyncState, hist []api.Sy
 	return src.ResolveRevision(rev)
 }
 
-// mountRollback serves POST /v1/sync/rollback: the cluster is pinned to an
-// older revision (in the sync state, so any manager can take the request)
-// and a sync is requested for the leader to apply it; the pin holds until
+// Rollback is POST /v1/sync/rollback: the cluster is pinned to an older
+// revision (in the sync state, so any manager can take the request) and a
+// sync is requested for the leader to apply it; the pin holds until
 // gitorc sync or a new commit on the followed ref. Revisions the history
 // does not know are resolved in the clone of gitorc diff (one per node).
-func mountRollback(d *daemon, mux *http.ServeMux, df *differ) {
-	cl := storecluster.New(d.store)
-	mux.HandleFunc("POST /v1/sync/rollback", func(w http.ResponseWriter, r *http.Request) {
-		fail := func(code int, err error) {
-			writeJSONResponse(w, code, map[string]string{"error": err.Error()})
-		}
-		var req rollbackRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-			fail(http.StatusBadRequest, fmt.Errorf("bad request: %w", err))
-			return
-		}
-		if req.Revision == "" {
-			fail(http.StatusBadRequest, errors.New("which revision? give --to REV (gitorc history lists them)"))
-			return
-		}
-		st, err := cl.Sync(r.Context())
-		if err != nil {
-			fail(http.StatusServiceUnavailable, err)
-			return
-		}
-		if st.Source.URL == "" {
-			fail(http.StatusConflict, errors.New("the cluster follows no Git source: there is no revision to roll back to"))
-			return
-		}
-		hist, err := cl.History(r.Context())
-		if err != nil {
-			fail(http.StatusServiceUnavailable, err)
-			return
-		}
-		commit, err := resolvePin(r.Context(), df, st, hist, req.Revision)
-		if err != nil {
-			fail(http.StatusBadRequest, err)
-			return
-		}
-		if slices.Contains(st.FailedRevisions, commit) {
-			fail(http.StatusConflict, fmt.Errorf("revision %s failed before (gitorc history says why): roll back to a good one", shortCommit(commit)))
-			return
-		}
-		ans := rollbackAnswer{Pin: api.SyncPin{Revision: commit, RequestedAt: time.Now().UTC()}, Request: rollbackRequestID()}
-		_, err = cl.UpdateSync(r.Context(), func(s *api.SyncState) error {
-			pin := ans.Pin
-			s.Pin = &pin
-			// A manual sync request: served at once, suspended or not. A
-			// pin not in effect yet is applied by it, not released.
-			s.Requests = append(s.Requests, api.SyncRequest{ID: ans.Request, Trigger: api.TriggerManual, At: ans.Pin.RequestedAt})
-			return nil
-		})
-		if err != nil {
-			fail(http.StatusServiceUnavailable, err)
-			return
-		}
-		d.log.Info("rollback requested", "revision", shortCommit(commit))
-		writeJSONResponse(w, http.StatusOK, ans)
+func (df *differ) Rollback(ctx context.Context, req controlapi.RollbackRequest) (controlapi.RollbackAnswer, error) {
+	fail := func(code int, err error) (controlapi.RollbackAnswer, error) {
+		return controlapi.RollbackAnswer{}, controlapi.WithStatus(code, err)
+	}
+	cl := storecluster.New(df.d.store)
+	st, err := cl.Sync(ctx)
+	if err != nil {
+		return fail(http.StatusServiceUnavailable, err)
+	}
+	if st.Source.URL == "" {
+		return fail(http.StatusConflict, errors.New("the cluster follows no Git source: there is no revision to roll back to"))
+	}
+	hist, err := cl.History(ctx)
+	if err != nil {
+		return fail(http.StatusServiceUnavailable, err)
+	}
+	commit, err := resolvePin(ctx, df, st, hist, req.Revision)
+	if err != nil {
+		return fail(http.StatusBadRequest, err)
+	}
+	if slices.Contains(st.FailedRevisions, commit) {
+		return fail(http.StatusConflict, fmt.Errorf("revision %s failed before (gitorc history says why): roll back to a good one", shortCommit(commit)))
+	}
+	ans := controlapi.RollbackAnswer{Pin: api.SyncPin{Revision: commit, RequestedAt: time.Now().UTC()}, Request: rollbackRequestID()}
+	_, err = cl.UpdateSync(ctx, func(s *api.SyncState) error {
+		pin := ans.Pin
+		s.Pin = &pin
+		// A manual sync request: served at once, suspended or not. A
+		// pin not in effect yet is applied by it, not released.
+		s.Requests = append(s.Requests, api.SyncRequest{ID: ans.Request, Trigger: api.TriggerManual, At: ans.Pin.RequestedAt})
+		return nil
 	})
+	if err != nil {
+		return fail(http.StatusServiceUnavailable, err)
+	}
+	df.d.log.Info("rollback requested", "revision", shortCommit(commit))
+	return ans, nil
 }
 
 func rollbackRequestID() string {
@@ -162,8 +131,8 @@ For one service only, gitorc service rollback returns it to its previous spec.`,
 				return errors.New("which revision? give --to REV (gitorc history lists them)")
 			}
 			c := newAPIClient(cmd)
-			var ans rollbackAnswer
-			if err := c.call(cmd.Context(), http.MethodPost, "/v1/sync/rollback", rollbackRequest{Revision: to}, &ans); err != nil {
+			ans, err := c.Rollback(cmd.Context(), to)
+			if err != nil {
 				return err
 			}
 			var req api.SyncRequest
@@ -196,14 +165,14 @@ For one service only, gitorc service rollback returns it to its previous spec.`,
 }
 
 // waitRollback polls the sync state until the request is done.
-func waitRollback(ctx context.Context, c *apiClient, id string, timeout time.Duration) (api.SyncRequest, error) {
+func waitRollback(ctx context.Context, c *client.Client, id string, timeout time.Duration) (api.SyncRequest, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		var rep syncReport
-		if err := c.call(ctx, http.MethodGet, "/v1/sync", nil, &rep); err != nil {
+		rep, err := c.SyncStatus(ctx)
+		if err != nil {
 			return api.SyncRequest{}, err
 		}
 		for _, r := range rep.State.Requests {

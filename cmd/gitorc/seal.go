@@ -12,8 +12,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newSealCmd) }
-
 // recipientFile is where a repository keeps its cluster's public recipient.
 const recipientFile = ".gitorc/recipient.txt"
 

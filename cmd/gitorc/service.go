@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,10 +10,9 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/spf13/cobra"
 )
-
-func init() { register(newServiceCmd) }
 
 func newServiceCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -132,7 +130,7 @@ func rollouts(svcs []controlapi.Service, at time.Time) []string {
 
 // printRollouts is gitorc status's rollout section: a line for each
 // service whose rollout is in flight, held, paused or rolled back.
-func printRollouts(cmd *cobra.Command, c *apiClient) error {
+func printRollouts(cmd *cobra.Command, c *client.Client) error {
 	svcs, err := getServices(cmd, c)
 	if err != nil {
 		return err
@@ -171,10 +169,8 @@ func unserved(svcs []controlapi.Service) []string {
 }
 
 // getServices fetches every service.
-func getServices(cmd *cobra.Command, c *apiClient) ([]controlapi.Service, error) {
-	var all []controlapi.Service
-	err := c.call(cmd.Context(), "GET", "/v1/services", nil, &all)
-	return all, err
+func getServices(cmd *cobra.Command, c *client.Client) ([]controlapi.Service, error) {
+	return c.Services(cmd.Context())
 }
 
 func newServiceInspectCmd() *cobra.Command {
@@ -190,7 +186,7 @@ func newServiceInspectCmd() *cobra.Command {
 			c := newAPIClient(cmd)
 			svcs := make([]controlapi.Service, len(args))
 			for i, a := range args {
-				if err := c.call(cmd.Context(), "GET", "/v1/services/"+url.PathEscape(a), nil, &svcs[i]); err != nil {
+				if svcs[i], err = c.Service(cmd.Context(), a); err != nil {
 					return err
 				}
 			}
@@ -204,15 +200,15 @@ func newServiceInspectCmd() *cobra.Command {
 	return cmd
 }
 
-// serviceAction posts to /v1/services/NAME/ACTION and prints a line, or
-// the service as JSON.
-func serviceAction(cmd *cobra.Command, name, action string, in any, line func(controlapi.Service) string) error {
+// serviceAction makes a change to a service (scale, rollback, force)
+// and prints a line, or the service as JSON.
+func serviceAction(cmd *cobra.Command, change func(*client.Client) (controlapi.Service, error), line func(controlapi.Service) string) error {
 	format, err := outputFormat(cmd, outText, outText, outJSON)
 	if err != nil {
 		return err
 	}
-	var s controlapi.Service
-	if err := newAPIClient(cmd).call(cmd.Context(), "POST", "/v1/services/"+url.PathEscape(name)+"/"+action, in, &s); err != nil {
+	s, err := change(newAPIClient(cmd))
+	if err != nil {
 		return err
 	}
 	if format == outJSON {
@@ -253,8 +249,8 @@ them; when one fails, those before it are printed and the exit code is 1.`,
 				// One document for all: an array of the services scaled.
 				var done []controlapi.Service
 				for _, s := range todo {
-					var svc controlapi.Service
-					if err := newAPIClient(cmd).call(cmd.Context(), "POST", "/v1/services/"+url.PathEscape(s.name)+"/scale", controlapi.ScaleRequest{Replicas: &s.n}, &svc); err != nil {
+					svc, err := newAPIClient(cmd).Scale(cmd.Context(), s.name, s.n, 0)
+					if err != nil {
 						return writeDoneThen(cmd, done, err)
 					}
 					done = append(done, svc)
@@ -262,7 +258,8 @@ them; when one fails, those before it are printed and the exit code is 1.`,
 				return writeDoneThen(cmd, done, nil)
 			}
 			for _, s := range todo {
-				err := serviceAction(cmd, s.name, "scale", controlapi.ScaleRequest{Replicas: &s.n}, func(svc controlapi.Service) string {
+				change := func(c *client.Client) (controlapi.Service, error) { return c.Scale(cmd.Context(), s.name, s.n, 0) }
+				err := serviceAction(cmd, change, func(svc controlapi.Service) string {
 					return fmt.Sprintf("%s scaled to %d (the GitOps loop reports this as drift until Git says the same)", svc.Spec.Name, svc.Spec.Replicas)
 				})
 				if err != nil {
@@ -282,7 +279,10 @@ func newServiceRollbackCmd() *cobra.Command {
 		Short: "Roll a service back to its previous spec",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return serviceAction(cmd, args[0], "rollback", nil, func(s controlapi.Service) string {
+			rollback := func(c *client.Client) (controlapi.Service, error) {
+				return c.RollbackService(cmd.Context(), args[0], 0)
+			}
+			return serviceAction(cmd, rollback, func(s controlapi.Service) string {
 				return fmt.Sprintf("%s: rolling back to %s", s.Spec.Name, s.Spec.Task.Container.Image)
 			})
 		},
@@ -303,7 +303,8 @@ Other changes belong in Git: edit the stack file and push.`,
 			if !force {
 				return fmt.Errorf("nothing to update: only --force is supported here; change the service in Git")
 			}
-			return serviceAction(cmd, args[0], "force", nil, func(s controlapi.Service) string {
+			update := func(c *client.Client) (controlapi.Service, error) { return c.ForceUpdate(cmd.Context(), args[0], 0) }
+			return serviceAction(cmd, update, func(s controlapi.Service) string {
 				return fmt.Sprintf("%s: redeploying %d task(s) (force update %d)", s.Spec.Name, s.Desired, s.Spec.Task.ForceUpdate)
 			})
 		},

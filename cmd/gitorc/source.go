@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,56 +13,15 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/reconcile/gitsource"
 	"github.com/gitorc/gitorc/reconcile/notify"
-	"github.com/gitorc/gitorc/reconcile/storecluster"
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	controlMounts = append(controlMounts, mountSource)
-	register(newSourceCmd)
-}
-
-// sourcePatch is PATCH /v1/source: the fields to change, nil for those
-// kept. WebhookSecret travels only over the root-only control socket.
-type sourcePatch struct {
-	Repo          *string           `json:"repo,omitempty"`
-	Branch        *string           `json:"branch,omitempty"`
-	Path          *string           `json:"path,omitempty"`
-	Interval      *api.Duration     `json:"interval,omitempty"`
-	Revert        *string           `json:"revert,omitempty"`
-	SelfHeal      *string           `json:"self_heal,omitempty"`
-	Windows       *[]api.SyncWindow `json:"windows,omitempty"`
-	WebhookSecret *string           `json:"webhook_secret,omitempty"`
-	// Notifications: "off" clears the URL or the commit status. The
-	// notify secret and the Git host's token become cluster keys.
-	NotifyURL         *string `json:"notify_url,omitempty"`
-	CommitStatus      *string `json:"commit_status,omitempty"`
-	CommitStatusAPI   *string `json:"commit_status_api,omitempty"`
-	CommitStatusRepo  *string `json:"commit_status_repo,omitempty"`
-	NotifySecret      *string `json:"notify_secret,omitempty"`
-	CommitStatusToken *string `json:"commit_status_token,omitempty"`
-	// GitUsername and GitPassword are the repository's https credentials
-	// (a cluster key, never in the URL); the password may be a token.
-	GitUsername *string `json:"git_username,omitempty"`
-	GitPassword *string `json:"git_password,omitempty"`
-}
-
-// sourceReport answers PATCH /v1/source: the source now followed.
-type sourceReport struct {
-	Source           api.SourceSpec `json:"source"`
-	WebhookSecretSet bool           `json:"webhook_secret_set"`
-	// NotifySecretSet and CommitStatusTokenSet: those keys exist.
-	NotifySecretSet      bool `json:"notify_secret_set"`
-	CommitStatusTokenSet bool `json:"commit_status_token_set"`
-	// GitCredentialsSet: the repository's https credentials are set.
-	GitCredentialsSet bool `json:"git_credentials_set"`
-}
-
-// apply returns s changed by the patch, or every problem with it.
-func (p sourcePatch) apply(s api.SourceSpec) (api.SourceSpec, error) {
+// applySource returns s changed by the patch p, or every problem with it.
+func applySource(p controlapi.SourcePatch, s api.SourceSpec) (api.SourceSpec, error) {
 	var errs []error
 	if p.Repo != nil {
 		if err := refuseURLCredentials("--repo", *p.Repo); err != nil {
@@ -152,74 +111,61 @@ func (p sourcePatch) apply(s api.SourceSpec) (api.SourceSpec, error) {
 	return s, errors.Join(errs...)
 }
 
-// mountSource serves PATCH /v1/source: any manager changes the cluster's
+// SetSource is PATCH /v1/source: any manager changes the cluster's
 // source; the leader's loop restarts on a new repository, ref or path.
-func mountSource(d *daemon, mux *http.ServeMux) {
-	cl := storecluster.New(d.store)
-	mux.HandleFunc("PATCH /v1/source", func(w http.ResponseWriter, r *http.Request) {
-		fail := func(code int, err error) { writeJSONResponse(w, code, map[string]string{"error": err.Error()}) }
-		var p sourcePatch
-		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&p); err != nil {
-			fail(http.StatusBadRequest, fmt.Errorf("source change: %w", err))
-			return
+func (s syncAPI) SetSource(ctx context.Context, p controlapi.SourcePatch) (controlapi.SourceReport, error) {
+	fail := func(code int, err error) (controlapi.SourceReport, error) {
+		return controlapi.SourceReport{}, controlapi.WithStatus(code, err)
+	}
+	cur, err := s.cl.Sync(ctx)
+	if err != nil {
+		return fail(http.StatusServiceUnavailable, err)
+	}
+	if cur.Source.URL == "" {
+		// A first source: bootstrap's defaults.
+		cur.Source = api.SourceSpec{Interval: api.Duration(reconcile.DefaultPollInterval), Revert: "auto"}
+	}
+	if _, err := applySource(p, cur.Source); err != nil {
+		return fail(http.StatusBadRequest, fmt.Errorf("source not changed: %w", err))
+	}
+	var gitCreds *string
+	if p.GitPassword != nil {
+		c := encodeGitCredentials(p.GitUsername, *p.GitPassword)
+		gitCreds = &c
+	}
+	for key, v := range map[string]*string{keyWebhookSecret: p.WebhookSecret, keyNotifySecret: p.NotifySecret,
+		keyCommitStatusToken: p.CommitStatusToken, keyGitCredentials: gitCreds} {
+		if v == nil {
+			continue
 		}
-		cur, err := cl.Sync(r.Context())
+		if strings.TrimSpace(*v) == "" {
+			return fail(http.StatusBadRequest, errors.New("source not changed: a secret file is empty"))
+		}
+		if err := s.d.setClusterKey(ctx, key, []byte(strings.TrimSpace(*v))); err != nil {
+			return fail(http.StatusServiceUnavailable, err)
+		}
+	}
+	st, err := s.cl.UpdateSync(ctx, func(st *api.SyncState) error {
+		base := st.Source
+		if base.URL == "" {
+			base = cur.Source
+		}
+		next, err := applySource(p, base)
 		if err != nil {
-			fail(http.StatusServiceUnavailable, err)
-			return
+			return err
 		}
-		if cur.Source.URL == "" {
-			// A first source: bootstrap's defaults.
-			cur.Source = api.SourceSpec{Interval: api.Duration(reconcile.DefaultPollInterval), Revert: "auto"}
-		}
-		if _, err := p.apply(cur.Source); err != nil {
-			fail(http.StatusBadRequest, fmt.Errorf("source not changed: %w", err))
-			return
-		}
-		var gitCreds *string
-		if p.GitPassword != nil {
-			c := encodeGitCredentials(p.GitUsername, *p.GitPassword)
-			gitCreds = &c
-		}
-		for key, v := range map[string]*string{keyWebhookSecret: p.WebhookSecret, keyNotifySecret: p.NotifySecret,
-			keyCommitStatusToken: p.CommitStatusToken, keyGitCredentials: gitCreds} {
-			if v == nil {
-				continue
-			}
-			if strings.TrimSpace(*v) == "" {
-				fail(http.StatusBadRequest, errors.New("source not changed: a secret file is empty"))
-				return
-			}
-			if err := d.setClusterKey(r.Context(), key, []byte(strings.TrimSpace(*v))); err != nil {
-				fail(http.StatusServiceUnavailable, err)
-				return
-			}
-		}
-		st, err := cl.UpdateSync(r.Context(), func(s *api.SyncState) error {
-			base := s.Source
-			if base.URL == "" {
-				base = cur.Source
-			}
-			next, err := p.apply(base)
-			if err != nil {
-				return err
-			}
-			s.Source = next
-			return nil
-		})
-		if err != nil {
-			fail(http.StatusServiceUnavailable, err)
-			return
-		}
-		_, kerr := d.clusterKey(keyWebhookSecret)
-		_, nerr := d.clusterKey(keyNotifySecret)
-		_, terr := d.clusterKey(keyCommitStatusToken)
-		_, gerr := d.clusterKey(keyGitCredentials)
-		writeJSONResponse(w, http.StatusOK, sourceReport{Source: redactSource(st.Source), WebhookSecretSet: kerr == nil,
-			NotifySecretSet: nerr == nil, CommitStatusTokenSet: terr == nil, GitCredentialsSet: gerr == nil})
+		st.Source = next
+		return nil
 	})
+	if err != nil {
+		return fail(http.StatusServiceUnavailable, err)
+	}
+	_, kerr := s.d.clusterKey(keyWebhookSecret)
+	_, nerr := s.d.clusterKey(keyNotifySecret)
+	_, terr := s.d.clusterKey(keyCommitStatusToken)
+	_, gerr := s.d.clusterKey(keyGitCredentials)
+	return controlapi.SourceReport{Source: redactSource(st.Source), WebhookSecretSet: kerr == nil,
+		NotifySecretSet: nerr == nil, CommitStatusTokenSet: terr == nil, GitCredentialsSet: gerr == nil}, nil
 }
 
 func newSourceCmd() *cobra.Command {
@@ -232,7 +178,7 @@ func newSourceCmd() *cobra.Command {
 }
 
 func newSourceSetCmd() *cobra.Command {
-	var p sourcePatch
+	var p controlapi.SourcePatch
 	var repo, branch, path, revert, selfHeal, secretFile string
 	var interval time.Duration
 	var windows []string
@@ -346,11 +292,11 @@ it (default "git", which GitHub, Gitea and GitLab accept with a token).`,
 				}
 				*dst = &v
 			}
-			if p == (sourcePatch{}) {
+			if p == (controlapi.SourcePatch{}) {
 				return errors.New("nothing to change: give --repo, --branch, --path, --interval, --revert, --self-heal, --window, --no-windows, --webhook-secret-file, --git-password-file, --notify or --commit-status")
 			}
-			var rep sourceReport
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPatch, "/v1/source", p, &rep); err != nil {
+			rep, err := newAPIClient(cmd).SetSource(cmd.Context(), p)
+			if err != nil {
 				return err
 			}
 			format, err := outputFormat(cmd, outText, outText, outJSON)
@@ -394,7 +340,7 @@ func absRepo(repo string) (string, error) {
 	return filepath.Abs(repo)
 }
 
-func printSource(w io.Writer, rep sourceReport) {
+func printSource(w io.Writer, rep controlapi.SourceReport) {
 	s := rep.Source
 	ref := s.Ref
 	if ref == "" {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/e2e/gitserver"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
 )
@@ -61,21 +63,21 @@ func TestRefuseURLCredentials(t *testing.T) {
 func TestSourcePatchRefusesURLCredentials(t *testing.T) {
 	cur := api.SourceSpec{URL: "https://git.example.com/a.git", Interval: api.Duration(time.Minute), Revert: "auto"}
 	bad := "https://u:t0ken@git.example.com/b.git"
-	if _, err := (sourcePatch{Repo: &bad}).apply(cur); !errors.Is(err, errURLCredentials) || strings.Contains(err.Error(), "t0ken") {
+	if _, err := applySource(controlapi.SourcePatch{Repo: &bad}, cur); !errors.Is(err, errURLCredentials) || strings.Contains(err.Error(), "t0ken") {
 		t.Fatalf("apply --repo with credentials = %v", err)
 	}
 	legacy := cur
 	legacy.URL = bad
 	iv := api.Duration(time.Hour)
-	if _, err := (sourcePatch{Interval: &iv}).apply(legacy); err != nil {
+	if _, err := applySource(controlapi.SourcePatch{Interval: &iv}, legacy); err != nil {
 		t.Fatalf("apply --interval on a legacy source = %v", err)
 	}
 	user := "deploy"
-	if _, err := (sourcePatch{GitUsername: &user}).apply(cur); err == nil {
+	if _, err := applySource(controlapi.SourcePatch{GitUsername: &user}, cur); err == nil {
 		t.Error("--git-username without --git-password-file accepted")
 	}
 	pass, local := "t0ken", "/srv/git/a"
-	if _, err := (sourcePatch{Repo: &local, GitPassword: &pass}).apply(cur); err == nil {
+	if _, err := applySource(controlapi.SourcePatch{Repo: &local, GitPassword: &pass}, cur); err == nil {
 		t.Error("--git-password-file for a local repository accepted")
 	}
 }
@@ -233,7 +235,7 @@ func TestPrivateRepoPasswordFile(t *testing.T) {
 	}
 	logs := startLoggedNode(t, d)
 	socket := socketFile(dir)
-	waitSync(t, socket, "synced the private repository", func(r syncReport) bool {
+	waitSync(t, socket, "synced the private repository", func(r controlapi.SyncReport) bool {
 		return r.State.Revision == first && r.State.Phase == api.SyncSynced
 	})
 	checkPrivate(t, dir, false)
@@ -247,8 +249,7 @@ func TestPrivateRepoPasswordFile(t *testing.T) {
 		t.Errorf("source set --repo with credentials: exit %d\n%s%s", code, out, errOut)
 	}
 	// The same refusal from an API client that skips the CLI's check.
-	var rep sourceReport
-	err = (&apiClient{socket: socket, hc: unixClient(socket)}).call(ctx, http.MethodPatch, "/v1/source", sourcePatch{Repo: &withCreds.repo}, &rep)
+	_, err = client.Unix(socket).SetSource(ctx, controlapi.SourcePatch{Repo: &withCreds.repo})
 	if err == nil || strings.Contains(err.Error(), password) {
 		t.Errorf("PATCH /v1/source with credentials in the URL = %v", err)
 	}

@@ -8,11 +8,10 @@ import (
 	"strings"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/spf13/cobra"
 )
-
-func init() { register(newStackCmd) }
 
 func newStackCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -97,11 +96,11 @@ const stackChangeDoc = `With -o json: {"stack", "steps": [{"kind", "name", "stac
 // carries it) is printed as well: the problems are what a script wants.
 func writeStackChange(w io.Writer, stack string, cs reconcile.Changeset, err error) error {
 	if err != nil {
-		var ae *apiError
+		var ae *client.Error
 		var ans struct {
 			Plan *reconcile.Changeset `json:"plan"`
 		}
-		if !errors.As(err, &ae) || json.Unmarshal(ae.body, &ans) != nil || ans.Plan == nil || len(ans.Plan.Problems) == 0 {
+		if !errors.As(err, &ae) || json.Unmarshal(ae.Body, &ans) != nil || ans.Plan == nil || len(ans.Plan.Problems) == 0 {
 			return err
 		}
 		cs = *ans.Plan

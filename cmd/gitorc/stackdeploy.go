@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,66 +14,63 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/compose"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
 	"github.com/spf13/cobra"
 )
 
-func init() { controlMounts = append(controlMounts, mountStacks) }
-
-// deployRequest is a stack as the CLI read it: its specs, and the sealed
-// content of its file secrets, which only the managers can open.
-type deployRequest struct {
-	Desired reconcile.State   `json:"desired"`
-	Sealed  map[string][]byte `json:"sealed,omitempty"` // secret name → sealed file
+// stacksAPI deploys and removes stacks by hand for the control API
+// (controlapi.StackDeployer): PUT and DELETE /v1/stacks/{name}.
+type stacksAPI struct {
+	d  *daemon
+	cl *storecluster.Cluster
 }
 
-// mountStacks serves PUT and DELETE /v1/stacks/{name}.
-func mountStacks(d *daemon, mux *http.ServeMux) {
-	cl := storecluster.New(d.store)
-	mux.HandleFunc("PUT /v1/stacks/{name}", func(w http.ResponseWriter, r *http.Request) {
-		var req deployRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
-			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "bad request: " + err.Error()})
-			return
+var _ controlapi.StackDeployer = stacksAPI{}
+
+// DeployStack opens the stack's sealed secrets and applies it.
+func (s stacksAPI) DeployStack(ctx context.Context, name string, req controlapi.DeployRequest) (controlapi.Plan, error) {
+	var desired reconcile.State
+	if len(req.Desired) > 0 {
+		if err := json.Unmarshal(req.Desired, &desired); err != nil {
+			return nil, controlapi.Errorf(http.StatusBadRequest, "bad request: %v", err)
 		}
-		for i, s := range req.Desired.Secrets {
-			if s.External {
-				continue
-			}
-			ident, err := d.identity(r.Context())
-			if err != nil {
-				writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-				return
-			}
-			sealed, ok := req.Sealed[s.Name]
-			if !ok {
-				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("secret %s: no sealed content (only file secrets can be deployed by hand)", s.Name)})
-				return
-			}
-			plain, err := ident.Open(sealed)
-			if err != nil {
-				writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("secret %s (%s): %v", s.Name, s.File, err)})
-				return
-			}
-			req.Desired.Secrets[i].Data, req.Desired.Secrets[i].DataHash = plain, ident.Hash(plain)
+	}
+	for i, sec := range desired.Secrets {
+		if sec.External {
+			continue
 		}
-		cs, err := reconcile.DeployStack(r.Context(), cl, r.PathValue("name"), req.Desired)
+		ident, err := s.d.identity(ctx)
 		if err != nil {
-			writeJSONResponse(w, http.StatusConflict, map[string]any{"error": err.Error(), "plan": cs})
-			return
+			return nil, unavailable(err)
 		}
-		writeJSONResponse(w, http.StatusOK, cs)
-	})
-	mux.HandleFunc("DELETE /v1/stacks/{name}", func(w http.ResponseWriter, r *http.Request) {
-		cs, err := reconcile.RemoveStack(r.Context(), cl, r.PathValue("name"))
+		sealed, ok := req.Sealed[sec.Name]
+		if !ok {
+			return nil, controlapi.Errorf(http.StatusBadRequest, "secret %s: no sealed content (only file secrets can be deployed by hand)", sec.Name)
+		}
+		plain, err := ident.Open(sealed)
 		if err != nil {
-			writeJSONResponse(w, http.StatusConflict, map[string]any{"error": err.Error()})
-			return
+			return nil, controlapi.Errorf(http.StatusBadRequest, "secret %s (%s): %v", sec.Name, sec.File, err)
 		}
-		writeJSONResponse(w, http.StatusOK, cs)
-	})
+		desired.Secrets[i].Data, desired.Secrets[i].DataHash = plain, ident.Hash(plain)
+	}
+	cs, err := reconcile.DeployStack(ctx, s.cl, name, desired)
+	plan, merr := json.Marshal(cs)
+	if err != nil {
+		return nil, &controlapi.PlanError{Err: err, Plan: plan}
+	}
+	return plan, merr
+}
+
+// RemoveStack removes a stack's objects.
+func (s stacksAPI) RemoveStack(ctx context.Context, name string) (controlapi.Plan, error) {
+	cs, err := reconcile.RemoveStack(ctx, s.cl, name)
+	if err != nil {
+		return nil, controlapi.WithStatus(http.StatusConflict, err)
+	}
+	return json.Marshal(cs)
 }
 
 func newStackDeployCmd() *cobra.Command {
@@ -110,8 +106,7 @@ and prints the plan the manager applied.
 			if err != nil {
 				return err
 			}
-			var cs reconcile.Changeset
-			err = newAPIClient(cmd).call(cmd.Context(), http.MethodPut, "/v1/stacks/"+args[0], req, &cs)
+			cs, err := stackPlan(newAPIClient(cmd).DeployStack(cmd.Context(), args[0], req))
 			if format == outJSON {
 				return writeStackChange(cmd.OutOrStdout(), args[0], cs, err)
 			}
@@ -133,11 +128,23 @@ and prints the plan the manager applied.
 	return cmd
 }
 
+// stackPlan decodes the plan a stack deploy or rm answered.
+func stackPlan(plan controlapi.Plan, err error) (reconcile.Changeset, error) {
+	var cs reconcile.Changeset
+	if err != nil {
+		return cs, err
+	}
+	if err := json.Unmarshal(plan, &cs); err != nil {
+		return cs, fmt.Errorf("stack plan: decode answer: %w", err)
+	}
+	return cs, nil
+}
+
 // deployRequestFor reads what a stack's files refer to: sealed secrets go
 // as they are (the daemon opens them), configs as their content.
-func deployRequestFor(st *compose.Stack, dir string) (deployRequest, error) {
+func deployRequestFor(st *compose.Stack, dir string) (controlapi.DeployRequest, error) {
 	desired := reconcile.DesiredState([]api.Bundle{st.Bundle})
-	req := deployRequest{Desired: desired, Sealed: map[string][]byte{}}
+	req := controlapi.DeployRequest{Sealed: map[string][]byte{}}
 	for _, s := range desired.Secrets {
 		if s.External || s.File == "" {
 			continue
@@ -148,7 +155,7 @@ func deployRequestFor(st *compose.Stack, dir string) (deployRequest, error) {
 		}
 		req.Sealed[s.Name] = b
 	}
-	for i, c := range req.Desired.Configs {
+	for i, c := range desired.Configs {
 		if c.External || c.File == "" {
 			continue
 		}
@@ -157,9 +164,11 @@ func deployRequestFor(st *compose.Stack, dir string) (deployRequest, error) {
 			return req, fmt.Errorf("config %s: %w", c.Name, err)
 		}
 		sum := sha256.Sum256(b)
-		req.Desired.Configs[i].Data, req.Desired.Configs[i].DataHash = b, "sha256:"+hex.EncodeToString(sum[:])
+		desired.Configs[i].Data, desired.Configs[i].DataHash = b, "sha256:"+hex.EncodeToString(sum[:])
 	}
-	return req, nil
+	b, err := json.Marshal(desired)
+	req.Desired = b
+	return req, err
 }
 
 func newStackRmCmd() *cobra.Command {
@@ -175,8 +184,8 @@ the plan the manager applied; a stack with nothing to remove is an error.
 			if err != nil {
 				return err
 			}
-			var cs reconcile.Changeset
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodDelete, "/v1/stacks/"+args[0], nil, &cs); err != nil {
+			cs, err := stackPlan(newAPIClient(cmd).RemoveStack(cmd.Context(), args[0]))
+			if err != nil {
 				return err
 			}
 			if !cs.HasChanges() {
@@ -196,14 +205,13 @@ the plan the manager applied; a stack with nothing to remove is an error.
 // with no rollout in flight, printing the image pulls per node as they
 // go; a rollout that failed (paused, rolled back) ends the wait with an
 // error.
-func waitStack(cmd *cobra.Command, c *apiClient, stack string, timeout time.Duration) error {
+func waitStack(cmd *cobra.Command, c *client.Client, stack string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 	defer cancel()
 	var pulls pullWatch
 	for {
 		pulls.poll(ctx, c, cmd.OutOrStdout())
-		var svcs []controlapi.Service
-		err := c.call(ctx, http.MethodGet, "/v1/services", nil, &svcs)
+		svcs, err := c.Services(ctx)
 		if err == nil {
 			done, failed := true, []string{}
 			for _, s := range svcs {

@@ -9,83 +9,63 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/reconcile"
-	"github.com/gitorc/gitorc/reconcile/storecluster"
 	"github.com/spf13/cobra"
 )
-
-func init() {
-	controlMounts = append(controlMounts, mountSyncControl)
-	register(newSyncCmd)
-	register(newSuspendCmd)
-	register(newResumeCmd)
-}
 
 // errNoSource answers requests that need a Git source when there is none.
 var errNoSource = errors.New("this cluster follows no Git source: set one with gitorc source set --repo URL|PATH")
 
-// mountSyncControl serves the sync requests and suspension on the control
-// socket. Any manager answers: requests go through the store, and the
-// leader takes them.
-//
-//	POST /v1/sync                  queue a manual sync; answers the request
-//	GET  /v1/sync/requests/{id}    a request, with its outcome once done
-//	POST /v1/sync/suspend|resume   automatic syncs off or on
-func mountSyncControl(d *daemon, mux *http.ServeMux) {
-	cl := storecluster.New(d.store)
-	fail := func(w http.ResponseWriter, code int, err error) {
-		writeJSONResponse(w, code, map[string]string{"error": err.Error()})
-	}
-	mux.HandleFunc("POST /v1/sync", func(w http.ResponseWriter, r *http.Request) {
-		now := time.Now().UTC()
-		var req api.SyncRequest
-		_, err := cl.UpdateSync(r.Context(), func(s *api.SyncState) error {
-			if s.Source.URL == "" {
-				return errNoSource
-			}
-			req = reconcile.QueueRequest(s, api.SyncRequest{ID: newRequestID(now), Trigger: api.TriggerManual, At: now})
-			return nil
-		})
-		switch {
-		case errors.Is(err, errNoSource):
-			fail(w, http.StatusConflict, errNoSource)
-		case err != nil:
-			fail(w, http.StatusServiceUnavailable, err)
-		default:
-			writeJSONResponse(w, http.StatusAccepted, req)
+// RequestSync is POST /v1/sync: a manual sync queued in the sync state,
+// which any manager writes and the leader takes.
+func (s syncAPI) RequestSync(ctx context.Context) (api.SyncRequest, error) {
+	now := time.Now().UTC()
+	var req api.SyncRequest
+	_, err := s.cl.UpdateSync(ctx, func(st *api.SyncState) error {
+		if st.Source.URL == "" {
+			return errNoSource
 		}
+		req = reconcile.QueueRequest(st, api.SyncRequest{ID: newRequestID(now), Trigger: api.TriggerManual, At: now})
+		return nil
 	})
-	mux.HandleFunc("GET /v1/sync/requests/{id}", func(w http.ResponseWriter, r *http.Request) {
-		st, err := cl.Sync(r.Context())
-		if err != nil {
-			fail(w, http.StatusServiceUnavailable, err)
-			return
-		}
-		req, ok := reconcile.FindRequest(st, r.PathValue("id"))
-		if !ok {
-			fail(w, http.StatusNotFound, fmt.Errorf("sync request %s is not in the sync state (only the last finished ones are kept): see gitorc status", r.PathValue("id")))
-			return
-		}
-		writeJSONResponse(w, http.StatusOK, req)
-	})
-	suspend := func(on bool) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			st, err := cl.UpdateSync(r.Context(), func(s *api.SyncState) error {
-				if s.Suspended == on {
-					return reconcile.ErrUnchanged
-				}
-				s.Suspended = on
-				return nil
-			})
-			if err != nil {
-				fail(w, http.StatusServiceUnavailable, err)
-				return
-			}
-			writeJSONResponse(w, http.StatusOK, map[string]bool{"suspended": st.Suspended})
-		}
+	switch {
+	case errors.Is(err, errNoSource):
+		return req, controlapi.WithStatus(http.StatusConflict, errNoSource)
+	case err != nil:
+		return req, unavailable(err)
 	}
-	mux.HandleFunc("POST /v1/sync/suspend", suspend(true))
-	mux.HandleFunc("POST /v1/sync/resume", suspend(false))
+	return req, nil
+}
+
+// SyncRequest is GET /v1/sync/requests/{id}: with its outcome once done.
+func (s syncAPI) SyncRequest(ctx context.Context, id string) (api.SyncRequest, error) {
+	st, err := s.cl.Sync(ctx)
+	if err != nil {
+		return api.SyncRequest{}, unavailable(err)
+	}
+	req, ok := reconcile.FindRequest(st, id)
+	if !ok {
+		return req, controlapi.Errorf(http.StatusNotFound, "sync request %s is not in the sync state (only the last finished ones are kept): see gitorc status", id)
+	}
+	return req, nil
+}
+
+// Suspend is POST /v1/sync/suspend and /v1/sync/resume: automatic syncs
+// off or on.
+func (s syncAPI) Suspend(ctx context.Context, on bool) (controlapi.Suspension, error) {
+	st, err := s.cl.UpdateSync(ctx, func(st *api.SyncState) error {
+		if st.Suspended == on {
+			return reconcile.ErrUnchanged
+		}
+		st.Suspended = on
+		return nil
+	})
+	if err != nil {
+		return controlapi.Suspension{}, unavailable(err)
+	}
+	return controlapi.Suspension{Suspended: st.Suspended}, nil
 }
 
 // syncPollEvery is how often gitorc sync --wait looks at its request.
@@ -108,8 +88,8 @@ its rollout degraded.`,
 				return err
 			}
 			c := newAPIClient(cmd)
-			var req api.SyncRequest
-			if err := c.call(cmd.Context(), http.MethodPost, "/v1/sync", struct{}{}, &req); err != nil {
+			req, err := c.Sync(cmd.Context())
+			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -147,7 +127,7 @@ its rollout degraded.`,
 }
 
 // waitRequest polls a sync request until its sync ended.
-func waitRequest(ctx context.Context, c *apiClient, id string, timeout time.Duration, w io.Writer, progress bool) (api.SyncRequest, error) {
+func waitRequest(ctx context.Context, c *client.Client, id string, timeout time.Duration, w io.Writer, progress bool) (api.SyncRequest, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -159,11 +139,9 @@ func waitRequest(ctx context.Context, c *apiClient, id string, timeout time.Dura
 	started := false
 	var pulls pullWatch
 	for {
-		var req api.SyncRequest
-		err := c.call(ctx, http.MethodGet, "/v1/sync/requests/"+id, nil, &req)
+		req, err := c.SyncRequest(ctx, id)
 		if err != nil && ctx.Err() == nil {
-			var ae *apiError
-			if errors.As(err, &ae) && ae.code == http.StatusNotFound {
+			if client.StatusOf(err) == http.StatusNotFound {
 				return req, err
 			}
 			// A manager restarting or an election: try again.
@@ -189,12 +167,6 @@ func waitRequest(ctx context.Context, c *apiClient, id string, timeout time.Dura
 	}
 }
 
-// suspension is gitorc suspend|resume -o json: whether automatic syncs
-// are now suspended, as the manager answered.
-type suspension struct {
-	Suspended bool `json:"suspended"`
-}
-
 func newSuspendCmd() *cobra.Command {
 	return newSuspensionCmd("suspend", "Stop automatic syncs (polls, webhooks, local changes); gitorc sync still syncs",
 		"automatic syncs suspended: polls, webhooks and local changes no longer sync; gitorc sync still does; gitorc resume ends this")
@@ -204,8 +176,8 @@ func newResumeCmd() *cobra.Command {
 	return newSuspensionCmd("resume", "Resume automatic syncs", "automatic syncs resumed")
 }
 
-// newSuspensionCmd is gitorc suspend or resume: it posts to
-// /v1/sync/VERB and prints done, or the suspension as JSON.
+// newSuspensionCmd is gitorc suspend or resume: it calls the client's
+// Suspend or Resume and prints done, or the suspension as JSON.
 func newSuspensionCmd(verb, short, done string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   verb,
@@ -218,8 +190,13 @@ With -o json: {"suspended": true|false}, the state after the change.`,
 			if err != nil {
 				return err
 			}
-			var st suspension
-			if err := newAPIClient(cmd).call(cmd.Context(), http.MethodPost, "/v1/sync/"+verb, struct{}{}, &st); err != nil {
+			c := newAPIClient(cmd)
+			change := c.Resume
+			if verb == "suspend" {
+				change = c.Suspend
+			}
+			st, err := change(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if format == outJSON {

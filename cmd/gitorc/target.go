@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,28 +167,14 @@ type tlsPair struct {
 	id   ca.AdminIdentity
 }
 
-// remoteClient is an HTTP client for a manager's API with the admin
+// remoteTLS is the TLS configuration for a manager's API with the admin
 // certificate of a TLS directory.
-func remoteClient(dir string) (*http.Client, error) {
+func remoteTLS(dir string) (*tls.Config, error) {
 	root, p, err := tlsFiles(dir)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := ca.AdminClientConfig(root, p.pair, nil)
-	if err != nil {
-		return nil, err
-	}
-	// HTTP/1.1 by ALPN: h2 on the API port is the nodes' gRPC.
-	return &http.Client{Timeout: callTimeout, Transport: &http.Transport{TLSClientConfig: cfg,
-		TLSHandshakeTimeout: 10 * time.Second, ForceAttemptHTTP2: false}}, nil
-}
-
-// remoteErr explains a refused handshake: the manager sends only an alert.
-func remoteErr(err error) error {
-	if err != nil && strings.Contains(err.Error(), "remote error: tls:") {
-		return fmt.Errorf("%w (the manager refused the certificate at the TLS handshake: not signed by this cluster's CA, or expired)", err)
-	}
-	return err
+	return ca.AdminClientConfig(root, p.pair, nil)
 }
 
 // isRemote reports whether the command's target is a manager's API port.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 )
 
@@ -19,10 +20,10 @@ func TestTokenTTL(t *testing.T) {
 	tmp := t.TempDir()
 	m1, _, _ := firstManager(t, managerFlags(t, filepath.Join(tmp, "m1")))
 	socket := socketFile(m1.dir)
-	token := func(args ...string) tokenReport {
+	token := func(args ...string) controlapi.TokenReport {
 		t.Helper()
 		out, errOut, code := run(t, append([]string{"token", "--socket", socket, "-o", "json"}, args...)...)
-		var rep tokenReport
+		var rep controlapi.TokenReport
 		if code != 0 || json.Unmarshal([]byte(out), &rep) != nil {
 			t.Fatalf("token %v: exit %d %s%s", args, code, out, errOut)
 		}

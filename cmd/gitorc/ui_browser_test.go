@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/websocket"
-
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
+	"golang.org/x/net/websocket"
 )
 
 // chromiumPath is Debian's chromium (make deps installs it).
@@ -142,7 +142,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	d.state.UIListen = ui
 	startLoggedNode(t, d)
 	socket := socketFile(dir)
-	waitSync(t, socket, "synced the first commit", func(r syncReport) bool { return r.State.Revision == first })
+	waitSync(t, socket, "synced the first commit", func(r controlapi.SyncReport) bool { return r.State.Revision == first })
 
 	page := startChromium(t, "http://"+ui+"/")
 	// The page marks itself once loaded: a reload would lose the mark.

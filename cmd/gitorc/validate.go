@@ -15,8 +15,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newValidateCmd) }
-
 // loaded is the outcome of loading the stacks of one command-line path.
 type loaded struct {
 	Path     string               `json:"path"`

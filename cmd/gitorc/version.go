@@ -7,8 +7,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newVersionCmd) }
-
 // versionReport is gitorc version -o json.
 type versionReport struct {
 	Version string `json:"version"`

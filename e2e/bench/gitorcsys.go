@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +14,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
 	"github.com/gitorc/gitorc/cluster/api"
-	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/e2e/harness"
 )
 
@@ -33,7 +30,7 @@ type gitorcSystem struct {
 	nw     *harness.Network
 	reg    *imagetest.Registry
 	refs   map[string]string
-	client *http.Client
+	client *client.Client
 	logs   string
 }
 
@@ -68,13 +65,10 @@ func startGitorc(tb testing.TB, bin string, images []benchImage) (*gitorcSystem,
 	}
 	tb.Cleanup(func() { harness.ClearNodeDirs([]string{g.dir}) })
 	g.socket = filepath.Join(g.dir, "gitorc.sock")
-	g.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", g.socket)
-		}}}
+	g.client = client.Unix(g.socket).WithTimeout(30 * time.Second)
 	if err := waitUntil(90*time.Second, "the node to be ready", func() bool {
-		var nodes []controlapi.Node
-		return g.get(ctx, "/v1/nodes", &nodes) == nil && len(nodes) == 1 && nodes[0].Status.State == api.NodeReady
+		nodes, err := g.client.Nodes(ctx)
+		return err == nil && len(nodes) == 1 && nodes[0].Status.State == api.NodeReady
 	}); err != nil {
 		return nil, g.withLog(err)
 	}
@@ -127,34 +121,12 @@ func (g *gitorcSystem) rm(ctx context.Context, stack string) error {
 	return g.cli(ctx, "stack", "rm", stack)
 }
 
-// errNotFound is a 404 of the control API.
-type errNotFound struct{ path string }
-
-func (e errNotFound) Error() string { return "GET " + e.path + ": 404" }
-
-func (g *gitorcSystem) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://gitorc"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := g.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return json.NewDecoder(resp.Body).Decode(v)
-	case http.StatusNotFound:
-		return errNotFound{path}
-	}
-	return fmt.Errorf("GET %s: %s", path, resp.Status)
-}
+// notFound reports whether err is a 404 of the control API.
+func notFound(err error) bool { return client.StatusOf(err) == http.StatusNotFound }
 
 func (g *gitorcSystem) observe(ctx context.Context, service string, since time.Time) (observation, error) {
-	var svc controlapi.Service
-	err := g.get(ctx, "/v1/services/"+url.PathEscape(service), &svc)
-	if _, ok := err.(errNotFound); ok {
+	svc, err := g.client.Service(ctx, service)
+	if notFound(err) {
 		return observation{}, nil
 	}
 	if err != nil {
@@ -167,9 +139,8 @@ func (g *gitorcSystem) observe(ctx context.Context, service string, since time.T
 	if svc.Endpoint != nil {
 		o.vip = svc.Endpoint.VIP
 	}
-	var tasks []controlapi.Task
-	err = g.get(ctx, "/v1/tasks?service="+url.QueryEscape(service), &tasks)
-	if _, ok := err.(errNotFound); ok {
+	tasks, err := g.client.Tasks(ctx, client.TaskFilter{Service: service})
+	if notFound(err) {
 		return observation{}, nil // removed between the two reads
 	}
 	if err != nil {
@@ -184,8 +155,8 @@ func (g *gitorcSystem) observe(ctx context.Context, service string, since time.T
 }
 
 func (g *gitorcSystem) gone(ctx context.Context, stack, service string) (bool, error) {
-	var tasks []controlapi.Task
-	if err := g.get(ctx, "/v1/tasks", &tasks); err != nil {
+	tasks, err := g.client.Tasks(ctx, client.TaskFilter{})
+	if err != nil {
 		return false, err
 	}
 	for _, t := range tasks {
@@ -193,9 +164,8 @@ func (g *gitorcSystem) gone(ctx context.Context, stack, service string) (bool, e
 			return false, nil
 		}
 	}
-	var nw controlapi.Network
-	err := g.get(ctx, "/v1/networks/"+url.PathEscape(stack+"_default"), &nw)
-	if _, ok := err.(errNotFound); !ok {
+	_, err = g.client.Network(ctx, stack+"_default")
+	if !notFound(err) {
 		return false, err
 	}
 	ents, err := os.ReadDir(g.bundles())
@@ -206,8 +176,8 @@ func (g *gitorcSystem) gone(ctx context.Context, stack, service string) (bool, e
 }
 
 func (g *gitorcSystem) killOne(ctx context.Context, service string) (string, error) {
-	var tasks []controlapi.Task
-	if err := g.get(ctx, "/v1/tasks?service="+url.QueryEscape(service), &tasks); err != nil {
+	tasks, err := g.client.Tasks(ctx, client.TaskFilter{Service: service})
+	if err != nil {
 		return "", err
 	}
 	for _, t := range tasks {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/e2e/gitserver"
 	"github.com/gitorc/gitorc/e2e/harness"
 )
@@ -41,7 +41,7 @@ type Env struct {
 	logs    string
 	dirs    []string
 	procs   []*harness.Process
-	api     *http.Client
+	api     *client.Client
 }
 
 // Requirements returns why a cluster cannot run here, or "".
@@ -107,10 +107,7 @@ func Start(tb testing.TB, opts Options) *Env {
 	}
 	e.procs = append(e.procs, p)
 	e.Socket = filepath.Join(e.dirs[0], "gitorc.sock")
-	e.api = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", e.Socket)
-		}}}
+	e.api = client.Unix(e.Socket).WithTimeout(30 * time.Second)
 	var token string
 	e.WaitFor("the manager to lead", 60*time.Second, func() bool {
 		out, err := e.Gitorc("token", "worker")
@@ -152,28 +149,11 @@ func (e *Env) WaitFor(what string, timeout time.Duration, cond func() bool) {
 	}
 }
 
-// get decodes the JSON answer of a GET on the first manager's control API.
-func (e *Env) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://gitorc"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := e.api.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
 // Services returns the cluster's services with their running counts, by
 // name, straight from the control API.
 func (e *Env) Services(ctx context.Context) (map[string]controlapi.Service, error) {
-	var list []controlapi.Service
-	if err := e.get(ctx, "/v1/services", &list); err != nil {
+	list, err := e.api.Services(ctx)
+	if err != nil {
 		return nil, err
 	}
 	out := map[string]controlapi.Service{}
@@ -185,17 +165,14 @@ func (e *Env) Services(ctx context.Context) (map[string]controlapi.Service, erro
 
 // Tasks returns every task the store holds, history included.
 func (e *Env) Tasks(ctx context.Context) ([]controlapi.Task, error) {
-	var list []controlapi.Task
-	return list, e.get(ctx, "/v1/tasks", &list)
+	return e.api.Tasks(ctx, client.TaskFilter{})
 }
 
 // Sync returns the sync state (what `gitorc status -o json` shows as
 // "state"), without starting a CLI process.
 func (e *Env) Sync(ctx context.Context) (api.SyncState, error) {
-	var rep struct {
-		State api.SyncState `json:"state"`
-	}
-	return rep.State, e.get(ctx, "/v1/sync", &rep)
+	rep, err := e.api.SyncStatus(ctx)
+	return rep.State, err
 }
 
 // LogDir is where every node's log is.

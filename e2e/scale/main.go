@@ -15,9 +15,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,7 +32,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/e2e/simnode"
 )
 
@@ -76,7 +74,10 @@ type manager struct {
 	addr, metrics, dir, socket string
 	cmd                        *exec.Cmd
 	done                       chan struct{}
-	hc                         *http.Client
+	// hc reaches the control socket's debug endpoints (pprof); api is
+	// the control API's client.
+	hc  *http.Client
+	api *client.Client
 }
 
 func (m *manager) alive() bool {
@@ -96,51 +97,6 @@ func (m *manager) kill() {
 		_ = m.cmd.Process.Kill()
 		<-m.done
 	}
-}
-
-// get reads path of the manager's control API into out.
-func (m *manager) get(ctx context.Context, path string, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://gitorc"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := m.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-// post sends body as JSON to path of the manager's control API.
-func (m *manager) post(ctx context.Context, path string, body any) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://gitorc"+path, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := m.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, b)
-	}
-	return nil
 }
 
 // usage is a process's CPU time and memory.
@@ -331,6 +287,7 @@ func (c *cluster) startManagers(ctx context.Context) error {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", m.socket)
 		}}}
+		m.api = client.Unix(m.socket).WithTimeout(30 * time.Second)
 		c.mgrs = append(c.mgrs, m)
 	}
 	start := func(m *manager, args ...string) error {
@@ -363,8 +320,8 @@ func (c *cluster) startManagers(ctx context.Context) error {
 		}
 	}
 	return c.waitFor(ctx, "3 managers", func() (bool, string) {
-		var nodes []controlapi.Node
-		if err := c.mgrs[0].get(ctx, "/v1/nodes", &nodes); err != nil {
+		nodes, err := c.mgrs[0].api.Nodes(ctx)
+		if err != nil {
 			return false, err.Error()
 		}
 		n := 0
@@ -384,10 +341,8 @@ func (c *cluster) token(ctx context.Context, m *manager, role string) (string, e
 			b, _ := os.ReadFile(filepath.Join(c.logs, filepath.Base(m.dir)+".log"))
 			return false, fmt.Sprintf("%s exited: %s", m.addr, tail(string(b), 600))
 		}
-		var out struct {
-			Token string `json:"token"`
-		}
-		if err := m.get(ctx, "/v1/tokens/"+role, &out); err != nil {
+		out, err := m.api.Token(ctx, role)
+		if err != nil {
 			return false, err.Error()
 		}
 		tok = out.Token
@@ -445,10 +400,7 @@ func (c *cluster) leader(ctx context.Context) (*manager, error) {
 		if !m.alive() {
 			continue
 		}
-		var info struct {
-			IsLeader bool `json:"is_leader"`
-		}
-		if err := m.get(ctx, "/v1/info", &info); err == nil && info.IsLeader {
+		if info, err := m.api.Info(ctx); err == nil && info.IsLeader {
 			return m, nil
 		}
 	}
@@ -457,8 +409,8 @@ func (c *cluster) leader(ctx context.Context) (*manager, error) {
 
 // services reads the services and sums their running and desired tasks.
 func (c *cluster) converged(ctx context.Context, m *manager) (running, desired uint64, err error) {
-	var svcs []controlapi.Service
-	if err := m.get(ctx, "/v1/services", &svcs); err != nil {
+	svcs, err := m.api.Services(ctx)
+	if err != nil {
 		return 0, 0, err
 	}
 	for _, s := range svcs {
@@ -470,8 +422,8 @@ func (c *cluster) converged(ctx context.Context, m *manager) (running, desired u
 
 // readyNodes counts the ready workers the manager knows.
 func (c *cluster) readyNodes(ctx context.Context, m *manager) (ready, down int, err error) {
-	var nodes []controlapi.Node
-	if err := m.get(ctx, "/v1/nodes", &nodes); err != nil {
+	nodes, err := m.api.Nodes(ctx)
+	if err != nil {
 		return 0, 0, err
 	}
 	for _, n := range nodes {
@@ -701,8 +653,8 @@ func (c *cluster) measure(ctx context.Context) error {
 				return false, err.Error()
 			}
 			if detected == 0 {
-				var nodes []controlapi.Node
-				if err := l.get(ctx, "/v1/nodes", &nodes); err != nil {
+				nodes, err := l.api.Nodes(ctx)
+				if err != nil {
 					return false, err.Error()
 				}
 				d := 0
@@ -716,8 +668,8 @@ func (c *cluster) measure(ctx context.Context) error {
 				}
 				detected = time.Since(t3)
 			}
-			var tasks []controlapi.Task
-			if err := l.get(ctx, "/v1/tasks", &tasks); err != nil {
+			tasks, err := l.api.Tasks(ctx, client.TaskFilter{})
+			if err != nil {
 				return false, err.Error()
 			}
 			on, running := 0, 0
@@ -765,8 +717,7 @@ func (c *cluster) measure(ctx context.Context) error {
 	more := min(10, o.services)
 	for i := range more {
 		name := fmt.Sprintf("st%02d_s%04d", i/per, i)
-		r := uint64(o.replicas + 1)
-		if err := newLeader.post(ctx, "/v1/services/"+name+"/scale", controlapi.ScaleRequest{Replicas: &r}); err != nil {
+		if _, err := newLeader.api.Scale(ctx, name, uint64(o.replicas+1), 0); err != nil {
 			return err
 		}
 	}

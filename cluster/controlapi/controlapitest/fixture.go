@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -47,8 +48,16 @@ func New(tb testing.TB) *Fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f.Socket = filepath.Join(tb.TempDir(), "api.sock")
-	ln, err := controlapi.ListenUnix(f.Socket)
+	f.Socket = Serve(tb, h)
+	return f
+}
+
+// Serve serves h on a unix socket in a temporary directory until the test
+// ends, and returns the socket's path.
+func Serve(tb testing.TB, h http.Handler) string {
+	tb.Helper()
+	socket := filepath.Join(tb.TempDir(), "api.sock")
+	ln, err := controlapi.ListenUnix(socket)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -61,7 +70,7 @@ func New(tb testing.TB) *Fixture {
 			tb.Errorf("serve: %v", err)
 		}
 	})
-	return f
+	return socket
 }
 
 // Image tags of shop_web: the update in flight moves it from WebOld to WebNew.
