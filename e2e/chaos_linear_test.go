@@ -1,16 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +15,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	apiclient "github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 )
 
@@ -53,13 +49,10 @@ type regLoad struct {
 	errors map[string]int
 }
 
-// regHTTP is an HTTP client over host i's control socket.
-func (ch *chaos) regHTTP(i int) *http.Client {
-	sock := ch.sock(i)
-	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		}}}
+// regClient is a control API client of host i's socket, its calls
+// bounded past the store's ApplyTimeout.
+func (ch *chaos) regClient(i int) *apiclient.Client {
+	return apiclient.Unix(ch.sock(i)).WithTimeout(20 * time.Second)
 }
 
 // startRegisters starts the register clients on node's labels; each stops
@@ -67,9 +60,9 @@ func (ch *chaos) regHTTP(i int) *http.Client {
 func (ch *chaos) startRegisters(node string, seed uint64, max int) *regLoad {
 	l := &regLoad{ch: ch, node: node, h: storetest.NewHistory(), stopc: make(chan struct{}), errors: map[string]int{}}
 	ch.t.Cleanup(l.stop)
-	clients := make([]*http.Client, chaosManagers+1)
+	clients := make([]*apiclient.Client, chaosManagers+1)
 	for i := 1; i <= chaosManagers; i++ {
-		clients[i] = ch.regHTTP(i)
+		clients[i] = ch.regClient(i)
 	}
 	for cl := range chaosRegClients {
 		l.wg.Add(1)
@@ -102,14 +95,31 @@ func (l *regLoad) stop() {
 	l.wg.Wait()
 }
 
-// outcome classifies a failed call: refused (nothing was done: the
-// manager is down or gave a definite answer) or unknown (a write may
+// regOutcome classifies a failed call: refused (nothing was done: the
+// manager is down, or gave a definite answer) or unknown (a write may
 // still apply).
-func regOutcome(code int, err error) (unknown bool) {
-	if err != nil {
-		return !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ENOENT)
+func regOutcome(err error) (unknown bool) {
+	if code := apiclient.StatusOf(err); code != 0 {
+		return code >= 500
 	}
-	return code >= 500
+	return !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ENOENT)
+}
+
+// regFailure is a failed call for the log: the API's status and message,
+// or the transport's cause (not the socket path).
+func regFailure(what string, err error) string {
+	if code := apiclient.StatusOf(err); code != 0 {
+		msg := err.Error()
+		if len(msg) > 80 {
+			msg = msg[:80]
+		}
+		return fmt.Sprintf("%s %d %s", what, code, msg)
+	}
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		s = s[i+2:]
+	}
+	return what + " 0 " + s
 }
 
 func (l *regLoad) note(c *regCounts, what string) {
@@ -126,79 +136,34 @@ func (l *regLoad) note(c *regCounts, what string) {
 	}
 }
 
-func (l *regLoad) put(hc *http.Client, cl int, key, value string) {
+func (l *regLoad) put(c *apiclient.Client, cl int, key, value string) {
 	in := storetest.RegisterInput{Put: true, Key: key, Value: value}
-	body, _ := json.Marshal(controlapi.NodeUpdate{LabelAdd: map[string]string{key: value}})
 	call := l.h.Now()
-	code, msg, err := regCall(hc, http.MethodPost, "/v1/nodes/"+l.node, body, nil)
+	_, err := c.UpdateNode(context.Background(), l.node, controlapi.NodeUpdate{LabelAdd: map[string]string{key: value}})
 	switch {
-	case err == nil && code == http.StatusOK:
+	case err == nil:
 		l.h.Add(porcupine.Operation{ClientId: cl, Input: in, Call: call, Output: storetest.RegisterOutput{}, Return: l.h.Now()})
 		l.note(&l.puts, "ok")
-	case regOutcome(code, err):
+	case regOutcome(err):
 		// May apply at any later time: it returns "never".
 		l.h.Add(porcupine.Operation{ClientId: cl, Input: in, Call: call,
 			Output: storetest.RegisterOutput{Unknown: true}, Return: math.MaxInt64})
 		l.note(&l.puts, "unknown")
 	default:
-		l.note(&l.puts, fmt.Sprintf("put %d %s%v", code, msg, errText(err)))
+		l.note(&l.puts, regFailure("put", err))
 	}
 }
 
-func (l *regLoad) get(hc *http.Client, cl int, key string) {
-	var n controlapi.Node
+func (l *regLoad) get(c *apiclient.Client, cl int, key string) {
 	call := l.h.Now()
-	code, msg, err := regCall(hc, http.MethodGet, "/v1/nodes/"+l.node+"?consistent=1", nil, &n)
-	if err == nil && code == http.StatusOK {
+	n, err := c.ConsistentNode(context.Background(), l.node)
+	if err == nil {
 		l.h.Add(porcupine.Operation{ClientId: cl, Input: storetest.RegisterInput{Key: key}, Call: call,
 			Output: storetest.RegisterOutput{Value: n.Spec.Labels[key]}, Return: l.h.Now()})
 		l.note(&l.gets, "ok")
 		return
 	}
-	l.note(&l.gets, fmt.Sprintf("get %d %s%v", code, msg, errText(err))) // a failed read changes nothing
-}
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	s := err.Error()
-	if i := strings.LastIndex(s, ": "); i >= 0 { // keep the cause, not the socket path
-		s = s[i+2:]
-	}
-	return s
-}
-
-// regCall makes one control API call; msg is the API's error message.
-func regCall(hc *http.Client, method, path string, body []byte, out any) (code int, msg string, err error) {
-	req, err := http.NewRequest(method, "http://gitorc"+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		_ = json.Unmarshal(b, &e)
-		msg = e.Error
-		if len(msg) > 80 {
-			msg = msg[:80]
-		}
-		return resp.StatusCode, msg, nil
-	}
-	if out != nil {
-		err = json.Unmarshal(b, out)
-	}
-	return resp.StatusCode, "", err
+	l.note(&l.gets, regFailure("get", err)) // a failed read changes nothing
 }
 
 // check reads every register once more on every manager (the cluster is
@@ -207,9 +172,9 @@ func (l *regLoad) check() {
 	t := l.ch.t
 	l.stop()
 	for i := 1; i <= chaosManagers; i++ {
-		hc := l.ch.regHTTP(i)
+		c := l.ch.regClient(i)
 		for k := range chaosRegisters {
-			l.get(hc, chaosRegClients+i, fmt.Sprintf("%s%d", chaosRegPrefix, k))
+			l.get(c, chaosRegClients+i, fmt.Sprintf("%s%d", chaosRegPrefix, k))
 		}
 	}
 	l.mu.Lock()

@@ -63,6 +63,12 @@ func (c *Client) Node(ctx context.Context, ref string) (controlapi.Node, error) 
 	return get[controlapi.Node](ctx, c, "/v1/nodes/"+esc(ref))
 }
 
+// ConsistentNode is GET /v1/nodes/{node}?consistent=1: a linearizable
+// read, which holds every write completed anywhere before the call.
+func (c *Client) ConsistentNode(ctx context.Context, ref string) (controlapi.Node, error) {
+	return get[controlapi.Node](ctx, c, "/v1/nodes/"+esc(ref)+"?consistent=1")
+}
+
 // UpdateNode is POST /v1/nodes/{node}.
 func (c *Client) UpdateNode(ctx context.Context, ref string, u controlapi.NodeUpdate) (controlapi.Node, error) {
 	return send[controlapi.Node](ctx, c, http.MethodPost, "/v1/nodes/"+esc(ref), u)
