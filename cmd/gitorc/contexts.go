@@ -148,7 +148,7 @@ contexts.json under $GITORC_CONFIG (default ~/.config/gitorc).`,
 			if name == defaultContext || !adminNameOK(name) {
 				return fmt.Errorf("context name %q: want letters, digits, '.', '_' and '-', and not %q", name, defaultContext)
 			}
-			addr, socket, err := parseHost(host)
+			addr, socket, err := parseHosts(host)
 			if err != nil {
 				return err
 			}
@@ -184,7 +184,7 @@ contexts.json under $GITORC_CONFIG (default ~/.config/gitorc).`,
 			return nil
 		},
 	}
-	create.Flags().StringVar(&host, "host", "", "the manager's API: tcp://ADDR:PORT (or unix:///PATH)")
+	create.Flags().StringVar(&host, "host", "", "the manager's API: tcp://ADDR:PORT, or several managers comma-separated (tried in turn when one cannot be reached), or unix:///PATH")
 	create.Flags().StringVar(&tlsDir, "tls-dir", "", "directory with ca.pem, cert.pem and key.pem of an admin certificate")
 	_ = create.MarkFlagRequired("host")
 	addOutputFlag(create)

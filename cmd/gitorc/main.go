@@ -48,7 +48,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("socket", "", "the daemon's control socket (default $GITORC_SOCKET, the current context, or "+defaultSocket+")")
-	root.PersistentFlags().String("host", "", "a manager's API, tcp://ADDR:PORT, over mutual TLS with an admin certificate (default $GITORC_HOST)")
+	root.PersistentFlags().String("host", "", "a manager's API, tcp://ADDR:PORT, over mutual TLS with an admin certificate; several managers comma-separated are tried in turn when one cannot be reached (default $GITORC_HOST)")
 	root.PersistentFlags().String("tls-dir", "", "the admin certificate for --host: ca.pem, cert.pem, key.pem (default $GITORC_TLS_DIR or the current context's)")
 	for _, c := range commands {
 		root.AddCommand(c())

@@ -327,9 +327,12 @@ func TestParseHost(t *testing.T) {
 		{in: "unix:///run/gitorc.sock", socket: "/run/gitorc.sock"},
 		{in: "https://x:1", err: "want tcp://"},
 		{in: "tcp://", err: "want tcp://"},
+		{in: "tcp://10.0.0.1:4270,tcp://10.0.0.2, 10.0.0.3:5000", addr: "10.0.0.1:4270,10.0.0.2:4270,10.0.0.3:5000"},
+		{in: "tcp://10.0.0.1,unix:///run/gitorc.sock", err: "cannot be one of a list"},
+		{in: "tcp://10.0.0.1,", err: "want tcp://"},
 	}
 	for _, tc := range tests {
-		addr, socket, err := parseHost(tc.in)
+		addr, socket, err := parseHosts(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: err = %v, want %q", tc.in, err, tc.err)

@@ -71,7 +71,7 @@ func resolveTarget(cmd *cobra.Command) (target, error) {
 	if host == "" {
 		return target{socket: defaultSocket, from: from}, nil
 	}
-	addr, socket, err := parseHost(host)
+	addr, socket, err := parseHosts(host)
 	if err != nil {
 		return target{}, fmt.Errorf("%s: %w", from, err)
 	}
@@ -98,6 +98,28 @@ func resolveTarget(cmd *cobra.Command) (target, error) {
 			"(a directory with %s, %s and %s, as gitorc admin-cert issue --out DIR writes it)", addr, from, tlsCAFile, tlsCertFile, tlsKeyFile)
 	}
 	return t, nil
+}
+
+// parseHosts is parseHost for a comma-separated list of managers
+// (tcp://A:PORT,tcp://B:PORT or A,B): their addresses, comma-separated,
+// which the client calls in turn when one cannot be reached. A socket
+// comes alone.
+func parseHosts(h string) (addrs, socket string, err error) {
+	if !strings.Contains(h, ",") {
+		return parseHost(h)
+	}
+	var out []string
+	for _, one := range strings.Split(h, ",") {
+		addr, socket, err := parseHost(strings.TrimSpace(one))
+		if err != nil {
+			return "", "", err
+		}
+		if socket != "" {
+			return "", "", fmt.Errorf("host %q: a unix socket cannot be one of a list of managers", one)
+		}
+		out = append(out, addr)
+	}
+	return strings.Join(out, ","), "", nil
 }
 
 // parseHost reads tcp://ADDR[:PORT] (or ADDR[:PORT]) into an address, or

@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/controlapi"
@@ -27,14 +29,20 @@ const maxLeaderHops = 3
 // socket, or over mutual TLS on a manager's API port. A client whose
 // target could not be set up (Failed) returns the reason from every call.
 // A Client is safe for concurrent use, but a remote one that followed a
-// follower to the leader keeps calling the leader.
+// follower to the leader, or failed over to another manager, keeps
+// calling that one.
 type Client struct {
 	hc     *http.Client
 	socket string
+	err    error
+
+	mu sync.Mutex
 	// host is the manager's API address (host:port) of a remote client;
 	// from says how it was chosen, for error messages.
 	host, from string
-	err        error
+	// hosts are the managers a remote client may call (host among them):
+	// when host cannot be dialled, the call goes to the next.
+	hosts []string
 }
 
 // Unix is a client of the control socket at path.
@@ -45,12 +53,21 @@ func Unix(socket string) *Client {
 		}}}}
 }
 
+// DialTimeout bounds connecting to a manager's API port: a manager whose
+// packets are dropped is given up on after it (and the next one tried).
+const DialTimeout = 5 * time.Second
+
 // Remote is a client of a manager's API port at host (host:port), with
 // cfg holding the cluster's CA and an admin certificate. from says how
-// host was chosen ("--host", "context prod"), for error messages.
+// host was chosen ("--host", "context prod"), for error messages. host
+// may list several managers, comma-separated: a call goes to the first,
+// and to the next when one cannot be connected to (nothing was sent to
+// it, so a write is never sent twice), as etcdctl's --endpoints.
 func Remote(host, from string, cfg *tls.Config) *Client {
+	hosts := strings.Split(host, ",")
 	// HTTP/1.1 by ALPN: h2 on the API port is the nodes' gRPC.
-	return &Client{host: host, from: from, hc: &http.Client{Timeout: DefaultTimeout, Transport: &http.Transport{
+	return &Client{host: hosts[0], hosts: hosts, from: from, hc: &http.Client{Timeout: DefaultTimeout, Transport: &http.Transport{
+		DialContext:     (&net.Dialer{Timeout: DialTimeout}).DialContext,
 		TLSClientConfig: cfg, TLSHandshakeTimeout: 10 * time.Second, ForceAttemptHTTP2: false}}}
 }
 
@@ -61,7 +78,8 @@ func Failed(err error) *Client { return &Client{err: err} }
 // WithTimeout is a copy of c whose calls are bounded by d instead: for a
 // call the daemon may take longer to answer, by design (Leave).
 func (c *Client) WithTimeout(d time.Duration) *Client {
-	cc := *c
+	host, from := c.target()
+	cc := Client{hc: c.hc, socket: c.socket, err: c.err, host: host, from: from, hosts: c.hosts}
 	if c.hc != nil {
 		hc := *c.hc
 		hc.Timeout = d
@@ -71,7 +89,27 @@ func (c *Client) WithTimeout(d time.Duration) *Client {
 }
 
 // Remote reports whether c calls a manager's API port (not a socket).
-func (c *Client) Remote() bool { return c.host != "" }
+func (c *Client) Remote() bool {
+	host, _ := c.target()
+	return host != ""
+}
+
+// target is the manager a remote client calls now, and how it was chosen.
+func (c *Client) target() (host, from string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.host, c.from
+}
+
+// retarget makes the client call host from now on, unless another call
+// moved it already (from was).
+func (c *Client) retarget(was, host, from string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.host == was {
+		c.host, c.from = host, from
+	}
+}
 
 // Error is an error answer of the API; its message is the daemon's. Body
 // is the whole answer, for the endpoints whose error answers carry more
@@ -112,42 +150,44 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		body = b
 	}
 	for hop := 0; ; hop++ {
+		host, _ := c.target()
 		resp, b, err := c.send(ctx, method, path, body, in != nil)
 		if err != nil {
 			return err
 		}
-		if leader := resp.Header.Get(controlapi.LeaderHeader); c.host != "" && resp.StatusCode == http.StatusServiceUnavailable &&
-			leader != "" && leader != c.host && hop < maxLeaderHops {
-			c.host, c.from = leader, "the leader, named by "+c.host
+		if leader := resp.Header.Get(controlapi.LeaderHeader); host != "" && resp.StatusCode == http.StatusServiceUnavailable &&
+			leader != "" && leader != host && hop < maxLeaderHops {
+			c.retarget(host, leader, "the leader, named by "+host)
 			continue
 		}
 		return decodeAnswer(method, path, resp, b, out)
 	}
 }
 
-func (c *Client) base() string {
-	if c.host != "" {
-		return "https://" + c.host
+func base(host string) string {
+	if host != "" {
+		return "https://" + host
 	}
 	return "http://gitorc"
 }
 
-// send makes one request and reads its whole answer.
+// send makes one request and reads its whole answer. A remote client
+// that cannot connect to its manager tries the others it was given, each
+// once.
 func (c *Client) send(ctx context.Context, method, path string, body []byte, hasBody bool) (*http.Response, []byte, error) {
-	var rd io.Reader
-	if hasBody {
-		rd = bytes.NewReader(body)
+	host, from := c.target()
+	resp, err := c.do(ctx, host, method, path, body, hasBody)
+	for i := 1; err != nil && notConnected(err) && i < len(c.hosts) && ctx.Err() == nil; i++ {
+		next := c.hosts[(slices.Index(c.hosts, host)+1)%len(c.hosts)]
+		if next == host {
+			break
+		}
+		c.retarget(host, next, fmt.Sprintf("%s, as %s could not be reached", from, host))
+		host, from = c.target()
+		resp, err = c.do(ctx, host, method, path, body, hasBody)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base()+path, rd)
 	if err != nil {
-		return nil, nil, err
-	}
-	if hasBody {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, nil, c.unreachable(err)
+		return nil, nil, c.unreachable(host, from, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -157,10 +197,36 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, has
 	return resp, b, nil
 }
 
+// do makes one request to host ("" for the socket).
+func (c *Client) do(ctx context.Context, host, method, path string, body []byte, hasBody bool) (*http.Response, error) {
+	var rd io.Reader
+	if hasBody {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base(host)+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if hasBody {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return c.hc.Do(req)
+}
+
+// notConnected reports whether a request failed before a connection was
+// made: nothing was sent, so it may go to another manager.
+func notConnected(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
 // unreachable explains a request that got no answer.
-func (c *Client) unreachable(err error) error {
-	if c.host != "" {
-		return fmt.Errorf("cannot reach the manager at %s (%s): %w", c.host, c.from, remoteErr(err))
+func (c *Client) unreachable(host, from string, err error) error {
+	if host != "" {
+		if len(c.hosts) > 1 {
+			return fmt.Errorf("cannot reach any of the managers %s (%s; the last tried: %s): %w", strings.Join(c.hosts, ", "), from, host, remoteErr(err))
+		}
+		return fmt.Errorf("cannot reach the manager at %s (%s): %w", host, from, remoteErr(err))
 	}
 	return fmt.Errorf("cannot reach the gitorc daemon at %s: %w (is it running, and are you root? set --socket or GITORC_SOCKET, or --host)", c.socket, err)
 }
@@ -197,7 +263,8 @@ func (c *Client) stream(ctx context.Context, path string) (io.ReadCloser, error)
 	if c.err != nil {
 		return nil, c.err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base()+path, nil)
+	host, from := c.target()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base(host)+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +272,7 @@ func (c *Client) stream(ctx context.Context, path string) (io.ReadCloser, error)
 	hc.Timeout = 0
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, c.unreachable(err)
+		return nil, c.unreachable(host, from, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()

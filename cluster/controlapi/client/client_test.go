@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,5 +137,49 @@ func TestFailed(t *testing.T) {
 	}
 	if _, err := c.Events(context.Background(), nil); err != io.ErrUnexpectedEOF {
 		t.Errorf("Events = %v", err)
+	}
+}
+
+// A remote client given several managers goes to the next when one cannot
+// be connected to, and stays with the one that answered; an answer, even
+// an error, is never sent on to another manager.
+func TestRemoteFailsOver(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close() // connections to it are refused
+	var calls []string
+	live := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls = append(calls, r.Method+" "+r.URL.Path)
+		if r.Method == http.MethodPost {
+			answer(w, http.StatusInternalServerError, controlapi.Error{Error: "boom"})
+			return
+		}
+		answer(w, http.StatusOK, []controlapi.Node{{Name: "n1"}})
+	}))
+	defer live.Close()
+	tlsCfg := live.Client().Transport.(*http.Transport).TLSClientConfig
+	c := Remote(deadAddr+","+live.Listener.Addr().String(), "test", tlsCfg)
+	nodes, err := c.Nodes(context.Background())
+	if err != nil {
+		t.Fatalf("with the first manager down: %v", err)
+	}
+	if len(nodes) != 1 || nodes[0].Name != "n1" {
+		t.Errorf("nodes %+v", nodes)
+	}
+	if host, _ := c.target(); host != live.Listener.Addr().String() {
+		t.Errorf("the client calls %s next, want the manager that answered", host)
+	}
+	if _, err := c.UpdateNode(context.Background(), "n1", controlapi.NodeUpdate{}); StatusOf(err) != http.StatusInternalServerError {
+		t.Errorf("an error answer: err = %v, want the 500", err)
+	}
+	if want := []string{"GET /v1/nodes", "POST /v1/nodes/n1"}; !slices.Equal(calls, want) {
+		t.Errorf("the live manager got %q, want %q", calls, want)
+	}
+	c = Remote(deadAddr+","+deadAddr, "test", tlsCfg)
+	if _, err := c.Nodes(context.Background()); err == nil || !strings.Contains(err.Error(), "cannot reach any of the managers") {
+		t.Errorf("every manager down: err = %v", err)
 	}
 }
