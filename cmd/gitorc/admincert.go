@@ -99,21 +99,17 @@ func mountAdminCerts(d *daemon, mux *http.ServeMux) {
 				return
 			}
 		}
-		caKey, err := d.clusterKey(keyCA)
+		sg, err := d.signer()
 		if err != nil {
 			fail(w, http.StatusServiceUnavailable, fmt.Errorf("this manager cannot issue certificates yet: %w", err))
 			return
 		}
-		root, err := ca.LoadRootCA(ca.DefaultConfig(), d.pki.caCert, caKey)
-		if err != nil {
-			fail(w, http.StatusInternalServerError, err)
-			return
-		}
-		certPEM, id, err := root.IssueAdmin([]byte(req.CSR), req.Name, ttl)
+		certPEM, id, err := sg.root.IssueAdmin([]byte(req.CSR), req.Name, ttl)
 		if err != nil {
 			fail(w, http.StatusBadRequest, err)
 			return
 		}
+		certPEM = append(certPEM, sg.chain...)
 		rec := &api.AdminCert{Meta: api.Meta{ID: id.Serial}, Name: id.Name, NotBefore: id.NotBefore, NotAfter: id.NotAfter}
 		now := time.Now()
 		_, err = d.store.Update(r.Context(), func(tx store.Tx) error {
@@ -137,7 +133,7 @@ func mountAdminCerts(d *daemon, mux *http.ServeMux) {
 		}
 		d.log.Info("admin certificate issued", "name", id.Name, "serial", id.Serial, "not_after", id.NotAfter)
 		writeJSONResponse(w, http.StatusOK, adminIssued{adminCertReport: reportAdminCert(rec, now), Cert: string(certPEM),
-			CA: string(d.pki.caCert), Managers: d.managerAddrs()})
+			CA: string(d.pki.caPEM()), Managers: d.managerAddrs()})
 	})
 	mux.HandleFunc("GET /v1/admin-certs", func(w http.ResponseWriter, r *http.Request) {
 		var recs []*api.AdminCert
