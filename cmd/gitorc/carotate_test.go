@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,39 +83,56 @@ func renewWith(t *testing.T, addr string, cert *ca.NodeCert, roots ...*x509.Cert
 	return err
 }
 
-// gitorc ca rotate on a manager and two workers, one of them down when it
-// starts: the rotation waits for it and says so; once it is back, every
-// node moves onto a certificate of the new root without its tasks
-// restarting, the cluster then trusts the new root alone, the join
-// tokens pin it, and a certificate of the old root is refused.
+// gitorc ca rotate on three managers and a worker (nodes of one host
+// share one network plane, so one worker), a manager down when it
+// starts: the rotation waits for it and says so; once it is back — with
+// its certificate of the old root, trusting it alone, its replica behind
+// — every node moves onto a certificate of the new root without its tasks
+// restarting, the cluster then trusts the new root alone, the join tokens
+// pin it, and a certificate of the old root is refused.
 func TestCARotate_Root(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
 	reg := testRegistry(t, tmp)
 
-	mgr, _, _ := firstManager(t, managerFlags(t, filepath.Join(tmp, "m")))
-	socket := socketFile(mgr.dir)
-	var tok map[string]string
-	if err := managerClient(mgr).call(ctx, "GET", "/v1/tokens/worker", nil, &tok); err != nil {
+	m1, _, mtok := firstManager(t, managerFlags(t, filepath.Join(tmp, "m1")))
+	socket := socketFile(m1.dir)
+	ms := joinManagers(t, m1, mtok, filepath.Join(tmp, "m2"))
+	m3, err := join(ctx, managerFlags(t, filepath.Join(tmp, "m3")), mtok, m1.state.Advertise)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var workers []*daemon
-	stops := map[string]func(){}
-	for _, name := range []string{"w1", "w2"} {
-		w, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, name), insecure: []string{reg.Addr}}, tok["token"], mgr.state.Advertise)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stops[name] = startNode(t, w, name)
-		workers = append(workers, w)
+	stopM3 := startNode(t, m3, "m3")
+	m2 := ms[0]
+	if err := storetest.WaitFor(func() bool { return voters(m1) == 3 }, 90*time.Second); err != nil {
+		t.Fatalf("voters = %d, want 3", voters(m1))
 	}
-	w1, w2 := workers[0], workers[1]
+	var tok map[string]string
+	if err := managerClient(m1).call(ctx, "GET", "/v1/tokens/worker", nil, &tok); err != nil {
+		t.Fatal(err)
+	}
+	w1, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "w1"), insecure: []string{reg.Addr}}, tok["token"], m2.state.Advertise)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startNode(t, w1, "w1")
+	t.Cleanup(func() {
+		// Its tasks' containers and its network plane go with it, even
+		// when the test fails (cleanups run last first: before w1 stops).
+		if _, err := os.Stat(stateFile(w1.dir)); err == nil {
+			if out, errOut, code := run(t, "leave", "--socket", socketFile(w1.dir)); code != 0 {
+				t.Errorf("w1 leave: %d %s %s", code, out, errOut)
+			}
+		}
+		if m := mountsUnder(w1.dir); len(m) > 0 {
+			t.Errorf("mounts left under w1: %v", m)
+		}
+	})
 
 	// Two tasks on w1, whose processes must live through the rotation.
 	n, _ := rand.Int(rand.Reader, big.NewInt(1e9))
 	arg := fmt.Sprint(100000 + n.Int64())
-	stack := fmt.Sprintf("services:\n  app:\n    image: %s/gitorc/busybox:1\n    command: [\"sleep\", %q]\n    deploy:\n      replicas: 2\n"+
-		"      placement:\n        constraints: [\"node.id == %s\"]\n", reg.Addr, arg, w1.state.ID)
+	stack := fmt.Sprintf("services:\n  app:\n    image: %s/gitorc/busybox:1\n    command: [\"sleep\", %q]\n    deploy:\n      replicas: 2\n", reg.Addr, arg)
 	file := filepath.Join(tmp, "compose.yaml")
 	if err := os.WriteFile(file, []byte(stack), 0o644); err != nil {
 		t.Fatal(err)
@@ -125,13 +143,13 @@ func TestCARotate_Root(t *testing.T) {
 	var procs map[string]string
 	if err := storetest.WaitFor(func() bool {
 		procs = procsByArgs(t, "sleep", arg)
-		return tasksOf(t, mgr.store, "r_app")["running"] == 2 && len(procs) == 2
+		return tasksOf(t, m1.store, "r_app")["running"] == 2 && len(procs) == 2
 	}, 90*time.Second); err != nil {
-		t.Fatalf("tasks %v, processes %v", tasksOf(t, mgr.store, "r_app"), procs)
+		t.Fatalf("tasks %v, processes %v", tasksOf(t, m1.store, "r_app"), procs)
 	}
-	taskIDs := func() []string {
+	taskIDs := func() string {
 		var ids []string
-		_ = mgr.store.View(func(tx store.ReadTx) error {
+		_ = m1.store.View(func(tx store.ReadTx) error {
 			tasks, err := store.Find[api.Task](tx, store.All())
 			for _, tk := range tasks {
 				if tk.Status.State == api.TaskRunning {
@@ -140,47 +158,46 @@ func TestCARotate_Root(t *testing.T) {
 			}
 			return err
 		})
-		return ids
+		slices.Sort(ids)
+		return strings.Join(ids, ",")
 	}
-	before := strings.Join(taskIDs(), ",")
-
-	oldRoot := mgr.pki.rootCerts()[0]
+	before := taskIDs()
+	oldRoot := m1.pki.rootCerts()[0]
 	oldW1 := w1.pki.current()
 
-	// w2 is down when the rotation starts: it holds the rotation, by name.
-	stops["w2"]()
+	// m3 is down when the rotation starts: it holds the rotation, by name.
+	stopM3()
 	out, errOut, code := run(t, "ca", "rotate", "--detach", "--socket", socket)
 	if code != 0 || !strings.Contains(out, "rotation started") {
 		t.Fatalf("ca rotate --detach: %d %s %s", code, out, errOut)
 	}
 	var rep caReportOf
 	if err := storetest.WaitFor(func() bool {
-		rep = caOf(t, mgr)
-		return rep.Rotation != nil && rep.Rotation.Done == 2 && rep.Rotation.Nodes == 3
+		rep = caOf(t, m1)
+		return rep.Rotation != nil && rep.Rotation.Done == 3 && rep.Rotation.Nodes == 4
 	}, 60*time.Second); err != nil {
-		t.Fatalf("the manager and w1 did not move to the new root: %+v", rep.Rotation)
+		t.Fatalf("m1, m2 and w1 did not move to the new root: %+v", rep.Rotation)
 	}
 	newDigest := rep.Rotation.NewRoot
-	if len(rep.Rotation.Pending) != 1 || rep.Rotation.Pending[0].ID != w2.state.ID {
-		t.Errorf("pending %+v, want w2 (%s) alone", rep.Rotation.Pending, w2.state.ID)
+	if len(rep.Rotation.Pending) != 1 || rep.Rotation.Pending[0].ID != m3.state.ID {
+		t.Errorf("pending %+v, want m3 (%s) alone", rep.Rotation.Pending, m3.state.ID)
 	}
-	if out, _, _ := run(t, "ca", "--socket", socket); !strings.Contains(out, "2/3") || !strings.Contains(out, w2.state.ID) {
-		t.Errorf("gitorc ca does not say it waits for w2:\n%s", out)
+	if out, _, _ := run(t, "ca", "--socket", socket); !strings.Contains(out, "3/4") || !strings.Contains(out, m3.state.ID) {
+		t.Errorf("gitorc ca does not say it waits for m3:\n%s", out)
 	}
-	if rep.Root == newDigest || caOf(t, mgr).Rotation == nil {
-		t.Fatal("the rotation ended without w2")
+	if rep.Root == newDigest {
+		t.Fatal("the rotation ended without m3")
 	}
 
-	// w2 comes back, with its certificate of the old root and trusting it
-	// alone; it renews, and the rotation ends.
-	w2, _ = restarted(t, w2.dir, "w2 again")
-	if err := storetest.WaitFor(func() bool { rep = caOf(t, mgr); return rep.Rotation == nil }, 90*time.Second); err != nil {
+	// m3 comes back and renews, and the rotation ends.
+	m3, _ = restarted(t, m3.dir, "m3 again")
+	if err := storetest.WaitFor(func() bool { rep = caOf(t, m1); return rep.Rotation == nil }, 90*time.Second); err != nil {
 		t.Fatalf("the rotation did not end: %+v", rep.Rotation)
 	}
 	if rep.Root != newDigest {
 		t.Fatalf("root %s after the rotation, want %s", rep.Root, newDigest)
 	}
-	nodes := []*daemon{mgr, w1, w2}
+	nodes := []*daemon{m1, m2, m3, w1}
 	var newRoot *x509.Certificate
 	if err := storetest.WaitFor(func() bool {
 		for _, d := range nodes {
@@ -211,10 +228,22 @@ func TestCARotate_Root(t *testing.T) {
 			t.Errorf("%s: the certificate or the roots on disk are not those in use", d.state.ID)
 		}
 	}
+	// Raft carries on over the new certificates: a write through m3
+	// reaches every replica.
+	var rotated map[string]string
+	if err := managerClient(m3).call(ctx, "POST", "/v1/tokens/worker/rotate", nil, &rotated); err != nil {
+		t.Fatalf("a write through m3 after the rotation: %v", err)
+	}
+	if err := storetest.WaitFor(func() bool {
+		tk, err := m2.tokens()
+		return err == nil && tk.Worker.Encode() == rotated["token"]
+	}, 30*time.Second); err != nil {
+		t.Error("a write through m3 did not reach m2")
+	}
 
 	// The tasks ran through it: same tasks, same containers, same
 	// processes.
-	if after := strings.Join(taskIDs(), ","); after != before {
+	if after := taskIDs(); after != before {
 		t.Errorf("running tasks changed: %s, were %s", after, before)
 	}
 	if got := procsByArgs(t, "sleep", arg); fmt.Sprint(got) != fmt.Sprint(procs) {
@@ -223,21 +252,17 @@ func TestCARotate_Root(t *testing.T) {
 
 	// The old root is refused: w1's old certificate (as the node that
 	// held it would present it) fails the handshake, its new one passes.
-	if err := renewWith(t, mgr.state.Advertise, oldW1, oldRoot); err == nil {
+	if err := renewWith(t, m1.state.Advertise, oldW1, oldRoot); err == nil {
 		t.Error("a certificate of the old root was accepted after the rotation")
 	}
-	if err := renewWith(t, mgr.state.Advertise, w1.pki.current(), newRoot); err != nil {
+	if err := renewWith(t, m1.state.Advertise, w1.pki.current(), newRoot); err != nil {
 		t.Errorf("w1's new certificate: %v", err)
 	}
-	// The join tokens pin the new root; the old token is refused.
-	var tok2 map[string]string
-	if err := managerClient(mgr).call(ctx, "GET", "/v1/tokens/worker", nil, &tok2); err != nil {
-		t.Fatal(err)
-	}
-	if nt, err := ca.ParseToken(tok2["token"]); err != nil || nt.Digest.String() != newDigest {
+	// The join tokens pin the new root; a token of the old root is refused.
+	if nt, err := ca.ParseToken(rotated["token"]); err != nil || nt.Digest.String() != newDigest {
 		t.Errorf("worker token %v after the rotation, want it to pin %s", err, newDigest)
 	}
-	if _, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "late")}, tok["token"], mgr.state.Advertise); err == nil {
+	if _, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "late")}, tok["token"], m1.state.Advertise); err == nil {
 		t.Error("a join token of the old root admitted a node")
 	}
 	if _, _, code := run(t, "stack", "rm", "--socket", socket, "r"); code != 0 {
