@@ -316,6 +316,10 @@ func (d *daemon) startRotation(ctx context.Context) (bool, error) {
 	started := true
 	_, err = d.store.Update(ctx, func(tx store.Tx) error {
 		cl, err := store.Get[api.Cluster](tx, api.ClusterID)
+		if errors.Is(err, store.ErrNotFound) {
+			// The leader records it (with the address plan) as it starts.
+			return errors.New("the cluster object is not recorded yet: try again in a moment")
+		}
 		if err != nil {
 			return fmt.Errorf("the cluster object: %w", err)
 		}

@@ -278,7 +278,13 @@ func TestCARotateOneManager(t *testing.T) {
 	for i := range 2 {
 		before := caOf(t, m)
 		var rep caReportOf
-		if err := managerClient(m).call(context.Background(), "POST", "/v1/ca/rotate", nil, &rep); err != nil {
+		var err error
+		// Right after bootstrap the leader may not have recorded the
+		// cluster object yet.
+		if storetest.WaitFor(func() bool {
+			err = managerClient(m).call(context.Background(), "POST", "/v1/ca/rotate", nil, &rep)
+			return err == nil
+		}, 30*time.Second) != nil {
 			t.Fatal(err)
 		}
 		if rep.Started == nil || !*rep.Started || rep.Rotation == nil || rep.Rotation.Nodes != 1 || rep.Root != before.Root {
