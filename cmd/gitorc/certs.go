@@ -162,7 +162,6 @@ func (d *daemon) renewLoop(ctx context.Context) error {
 func (d *daemon) renewOnce(ctx context.Context, cc grpc.ClientConnInterface) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cur := d.pki.current()
 	resp, err := wire.Renew(ctx, cc, &wire.RenewRequest{})
 	if err != nil {
 		return err
@@ -180,7 +179,7 @@ func (d *daemon) renewOnce(ctx context.Context, cc grpc.ClientConnInterface) err
 	if err != nil {
 		return err
 	}
-	cur = d.pki.current()
+	cur := d.pki.current()
 	if resp.Role == cur.Identity.Role && !cur.NeedsRenewal(time.Now()) && onNext {
 		return nil
 	}
