@@ -271,7 +271,8 @@ func TestCARotate_Root(t *testing.T) {
 }
 
 // A one-manager cluster rotates as soon as its manager shows a
-// certificate of the new root; a second rotation works as the first.
+// certificate of the new root; a second rotation works as the first; a
+// node that never checks in holds a third until it is removed.
 func TestCARotateOneManager(t *testing.T) {
 	tmp := t.TempDir()
 	m, _, _ := firstManager(t, managerFlags(t, filepath.Join(tmp, "m")))
@@ -306,5 +307,49 @@ func TestCARotateOneManager(t *testing.T) {
 		if cur := m.pki.current(); !onDisk.current().Leaf.Equal(cur.Leaf) || len(onDisk.current().Intermediates()) != 1 {
 			t.Errorf("rotation %d: the certificate on disk is not the one in use, with the cross-signed root", i)
 		}
+	}
+
+	// A node that never checks in holds a rotation, by name; asking
+	// again starts none; once it is removed it no longer counts.
+	ctx := context.Background()
+	ghost := &api.Node{Meta: api.Meta{ID: "ghost"}, Spec: api.NodeSpec{Role: api.RoleWorker, Availability: api.AvailabilityActive}}
+	if _, err := m.store.Update(ctx, func(tx store.Tx) error { return tx.Create(ghost) }); err != nil {
+		t.Fatal(err)
+	}
+	var rep caReportOf
+	if err := managerClient(m).call(ctx, "POST", "/v1/ca/rotate", nil, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := storetest.WaitFor(func() bool {
+		rep = caOf(t, m)
+		return rep.Rotation != nil && rep.Rotation.Done == 1 && rep.Rotation.Nodes == 2
+	}, 60*time.Second); err != nil {
+		t.Fatalf("the manager did not move to the new root: %+v", rep.Rotation)
+	}
+	if p := rep.Rotation.Pending; len(p) != 1 || p[0].ID != "ghost" {
+		t.Errorf("pending %+v, want ghost", p)
+	}
+	var again caReportOf
+	if err := managerClient(m).call(ctx, "POST", "/v1/ca/rotate", nil, &again); err != nil || again.Started == nil || *again.Started ||
+		again.Rotation == nil || again.Rotation.NewRoot != rep.Rotation.NewRoot {
+		t.Errorf("rotate during a rotation: %+v, %v; want the one running", again, err)
+	}
+	_, err := m.store.Update(ctx, func(tx store.Tx) error {
+		n, err := store.Get[api.Node](tx, "ghost")
+		if err != nil {
+			return err
+		}
+		n.RemovedAt = time.Now()
+		return tx.Update(n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rep.Rotation.NewRoot
+	if err := storetest.WaitFor(func() bool { rep = caOf(t, m); return rep.Rotation == nil }, 60*time.Second); err != nil {
+		t.Fatalf("the rotation did not end once ghost was removed: %+v", rep.Rotation)
+	}
+	if rep.Root != want {
+		t.Errorf("root %s, want %s", rep.Root, want)
 	}
 }
