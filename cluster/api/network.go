@@ -14,6 +14,9 @@ const ClusterID = "cluster"
 type Cluster struct {
 	Meta
 	Spec ClusterSpec `json:"spec"`
+	// CA is the cluster's root certificate and any rotation of it
+	// (gitorc ca rotate); nil until the first rotation.
+	CA *ClusterCA `json:"ca,omitempty"`
 }
 
 // ClusterSpec is what bootstrap decides for the whole cluster.

@@ -69,6 +69,10 @@ type NodeStatus struct {
 	// the node last showed a manager (it checks in every few seconds).
 	CertNotBefore time.Time `json:"cert_not_before,omitzero"`
 	CertNotAfter  time.Time `json:"cert_not_after,omitzero"`
+	// CertRoot is the digest of the root CA that issued that certificate,
+	// as the cluster's roots are known to the manager that saw it (gitorc
+	// ca rotate waits for every node to show one of the new root).
+	CertRoot string `json:"cert_root,omitempty"`
 }
 
 // CertRenewalGrace is how long past its renewal point (a third of its

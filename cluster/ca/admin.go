@@ -221,7 +221,7 @@ func (c TLSConfig) AdminServer() (*tls.Config, error) {
 	if c.certificate() == nil {
 		return nil, errors.New("tls config: a server needs a certificate")
 	}
-	return &tls.Config{
+	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{ALPNAdmin},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -230,7 +230,18 @@ func (c TLSConfig) AdminServer() (*tls.Config, error) {
 		ClientAuth: tls.VerifyClientCertIfGiven,
 		ClientCAs:  c.pool(),
 		Time:       c.now,
-	}, nil
+	}
+	if c.Roots != nil {
+		// The roots trusted now, at each handshake: a rotation that ends
+		// refuses admin certificates of the old root from then on.
+		base := cfg.Clone()
+		cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			now := base.Clone()
+			now.ClientCAs = c.pool()
+			return now, nil
+		}
+	}
+	return cfg, nil
 }
 
 // AdminClientConfig returns a tls.Config for the CLI calling a manager's
@@ -244,8 +255,6 @@ func AdminClientConfig(caCert *x509.Certificate, cert tls.Certificate, now func(
 	if now == nil {
 		now = time.Now
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		NextProtos:         []string{ALPNAdmin},
@@ -254,7 +263,7 @@ func AdminClientConfig(caCert *x509.Certificate, cert tls.Certificate, now func(
 			return &cert, nil
 		},
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			id, err := verifyPeer(cs, pool, now())
+			id, err := verifyPeer(cs, []*x509.Certificate{caCert}, now())
 			if err != nil {
 				return err
 			}

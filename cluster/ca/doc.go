@@ -6,6 +6,11 @@
 // and the admin client certificates (OU gitorc-admin, client
 // authentication only) with which the CLI reaches a manager's control API
 // from elsewhere (admin.go). The two kinds never stand in for each other.
+// A root is replaced by cross-signing (rotate.go): the old root certifies
+// the new one's key, and verifiers take such a certificate, signed by a
+// root they trust, as an anchor, so nodes of either root trust each other
+// until the cluster trusts the new root alone (TLSConfig.Roots changes at
+// each handshake).
 //
 // Everything is stdlib crypto: ECDSA P-256 keys, x509 certificates, TLS 1.3.
 // Time comes from Config.Now (or TLSConfig.Now), so expiry is testable

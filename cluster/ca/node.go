@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -37,21 +38,34 @@ func NewCSR(nodeID string) (csrPEM, keyPEM []byte, err error) {
 type NodeCert struct {
 	Leaf     *x509.Certificate
 	Identity Identity
-	// TLS presents the leaf and, when known, the CA, so that a joining
-	// node can check the CA against its token's digest.
+	// TLS presents the leaf, the certificates issued with it (the
+	// cross-signed root during a rotation) and, when known, the roots, so
+	// that a joining node can check the CA against its token's digest.
 	TLS     tls.Certificate
+	inter   []*x509.Certificate
 	certPEM []byte
 	keyPEM  []byte
 }
 
-// LoadNodeCert pairs a certificate (PEM, as Issue returns it) with its key
-// (PEM, as NewCSR returns it). ca, when not nil, is sent along in TLS
-// handshakes.
+// LoadNodeCert pairs a certificate (PEM, as Issue returns it, possibly
+// followed by the certificates issued with it) with its key (PEM, as
+// NewCSR returns it). ca, when not nil, is sent along in TLS handshakes.
 func LoadNodeCert(certPEM, keyPEM []byte, ca *x509.Certificate) (*NodeCert, error) {
-	leaf, err := ParseCertificatePEM(certPEM)
+	var roots []*x509.Certificate
+	if ca != nil {
+		roots = append(roots, ca)
+	}
+	return LoadNodeCertChain(certPEM, keyPEM, roots)
+}
+
+// LoadNodeCertChain is LoadNodeCert with the roots the node trusts now
+// (two during a rotation), all sent along in TLS handshakes.
+func LoadNodeCertChain(certPEM, keyPEM []byte, roots []*x509.Certificate) (*NodeCert, error) {
+	certs, err := ParseCertificatesPEM(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("load node certificate: %w", err)
 	}
+	leaf := certs[0]
 	id, err := IdentityOf(leaf)
 	if err != nil {
 		return nil, fmt.Errorf("load node certificate: %w", err)
@@ -63,20 +77,43 @@ func LoadNodeCert(certPEM, keyPEM []byte, ca *x509.Certificate) (*NodeCert, erro
 	if !key.PublicKey.Equal(leaf.PublicKey) {
 		return nil, fmt.Errorf("load node certificate of %s: private key does not match the certificate", id.NodeID)
 	}
+	inter := certs[1:]
+	for _, c := range inter {
+		if !c.IsCA {
+			return nil, fmt.Errorf("load node certificate of %s: %w: a certificate after the leaf is not a CA", id.NodeID, ErrInvalidCert)
+		}
+	}
 	chain := [][]byte{leaf.Raw}
-	if ca != nil {
-		chain = append(chain, ca.Raw)
+	for _, c := range inter {
+		chain = append(chain, c.Raw)
+	}
+	for _, r := range roots {
+		if !slices.ContainsFunc(certs, func(c *x509.Certificate) bool { return c.Equal(r) }) {
+			chain = append(chain, r.Raw)
+		}
 	}
 	return &NodeCert{
 		Leaf:     leaf,
 		Identity: id,
 		TLS:      tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf},
-		certPEM:  pemEncode("CERTIFICATE", leaf.Raw),
+		inter:    inter,
+		certPEM:  EncodeCertificatesPEM(certs...),
 		keyPEM:   keyPEM,
 	}, nil
 }
 
-// CertPEM returns the certificate in PEM.
+// WithRoots returns the certificate presenting roots after it instead: the
+// node's trust changed (a rotation began or ended).
+func (c *NodeCert) WithRoots(roots []*x509.Certificate) (*NodeCert, error) {
+	return LoadNodeCertChain(c.certPEM, c.keyPEM, roots)
+}
+
+// Intermediates are the certificates issued with the leaf (the
+// cross-signed root, for a certificate issued during a rotation).
+func (c *NodeCert) Intermediates() []*x509.Certificate { return c.inter }
+
+// CertPEM returns the certificate in PEM, with the certificates issued
+// with it.
 func (c *NodeCert) CertPEM() []byte { return c.certPEM }
 
 // KeyPEM returns the private key (PKCS#8 PEM) for the caller to store

@@ -15,6 +15,10 @@ import (
 type TLSConfig struct {
 	// CA is the cluster's root certificate; peers must chain to it.
 	CA *x509.Certificate
+	// Roots, if set, returns the roots trusted now, at each handshake: the
+	// cluster's root, two during a rotation (rotate.go). It takes
+	// precedence over CA.
+	Roots func() []*x509.Certificate
 	// Cert is this node's certificate. Required for a server; a client
 	// without one can only reach servers that allow it (AllowNoClientCert).
 	Cert *NodeCert
@@ -46,13 +50,27 @@ func (c TLSConfig) certificate() *NodeCert {
 
 // Validate checks the fields both sides need.
 func (c TLSConfig) Validate() error {
-	if c.CA == nil {
+	roots := c.roots()
+	if len(roots) == 0 {
 		return errors.New("tls config: no CA certificate")
 	}
-	if !c.CA.IsCA {
-		return errors.New("tls config: CA certificate is not a CA")
+	for _, r := range roots {
+		if r == nil || !r.IsCA {
+			return errors.New("tls config: CA certificate is not a CA")
+		}
 	}
 	return nil
+}
+
+// roots are the certificates trusted now.
+func (c TLSConfig) roots() []*x509.Certificate {
+	if c.Roots != nil {
+		return c.Roots()
+	}
+	if c.CA == nil {
+		return nil
+	}
+	return []*x509.Certificate{c.CA}
 }
 
 func (c TLSConfig) now() time.Time {
@@ -64,7 +82,9 @@ func (c TLSConfig) now() time.Time {
 
 func (c TLSConfig) pool() *x509.CertPool {
 	p := x509.NewCertPool()
-	p.AddCert(c.CA)
+	for _, r := range c.roots() {
+		p.AddCert(r)
+	}
 	return p
 }
 
@@ -80,7 +100,12 @@ func (c TLSConfig) checkRole(id Identity) error {
 
 // Server returns a tls.Config for a node's listener: TLS 1.3, this node's
 // certificate, client certificates required (unless AllowNoClientCert)
-// and verified against the CA, and the client's role checked.
+// and verified against the roots trusted now (through a cross-signed root
+// the client presents, during a rotation: verifyChain), and the client's
+// role checked. The verification is this package's, in
+// VerifyConnection: Go's would hold the old root to its path length, so
+// ConnectionState.VerifiedChains stays empty (PeerIdentity reads the
+// verified peer all the same).
 func (c TLSConfig) Server() (*tls.Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -88,9 +113,9 @@ func (c TLSConfig) Server() (*tls.Config, error) {
 	if c.certificate() == nil {
 		return nil, errors.New("tls config: a server needs a certificate")
 	}
-	auth := tls.RequireAndVerifyClientCert
+	auth := tls.RequireAnyClientCert
 	if c.AllowNoClientCert {
-		auth = tls.VerifyClientCertIfGiven
+		auth = tls.RequestClientCert
 	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
@@ -98,13 +123,12 @@ func (c TLSConfig) Server() (*tls.Config, error) {
 			return &c.certificate().TLS, nil
 		},
 		ClientAuth: auth,
-		ClientCAs:  c.pool(),
 		Time:       c.now,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.VerifiedChains) == 0 {
+			if len(cs.PeerCertificates) == 0 {
 				return nil // no client certificate, allowed above
 			}
-			id, err := IdentityOf(cs.VerifiedChains[0][0])
+			id, err := verifyChain(cs.PeerCertificates, c.roots(), c.now(), x509.ExtKeyUsageClientAuth)
 			if err != nil {
 				return err
 			}
@@ -127,7 +151,7 @@ func (c TLSConfig) Client() (*tls.Config, error) {
 		// CA; host names mean nothing for nodes.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			id, err := verifyPeer(cs, c.pool(), c.now())
+			id, err := verifyPeer(cs, c.roots(), c.now())
 			if err != nil {
 				return err
 			}
@@ -163,9 +187,7 @@ func JoinClientConfig(t Token, now func() time.Time) *tls.Config {
 			if ca == nil {
 				return fmt.Errorf("join: %w: the server presented no CA with digest %s", ErrTokenCAMismatch, t.Digest)
 			}
-			pool := x509.NewCertPool()
-			pool.AddCert(ca)
-			id, err := verifyPeer(cs, pool, now())
+			id, err := verifyPeer(cs, []*x509.Certificate{ca}, now())
 			if err != nil {
 				return fmt.Errorf("join: %w", err)
 			}
@@ -178,22 +200,15 @@ func JoinClientConfig(t Token, now func() time.Time) *tls.Config {
 }
 
 // verifyPeer verifies the server's chain of a client connection.
-func verifyPeer(cs tls.ConnectionState, roots *x509.CertPool, now time.Time) (Identity, error) {
-	if len(cs.PeerCertificates) == 0 {
-		return Identity{}, fmt.Errorf("%w: peer presented no certificate", ErrUntrusted)
-	}
-	inter := x509.NewCertPool()
-	for _, c := range cs.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	return verifyNode(cs.PeerCertificates[0], inter, roots, now, x509.ExtKeyUsageServerAuth)
+func verifyPeer(cs tls.ConnectionState, roots []*x509.Certificate, now time.Time) (Identity, error) {
+	return verifyChain(cs.PeerCertificates, roots, now, x509.ExtKeyUsageServerAuth)
 }
 
 // PeerIdentity returns who the peer of a connection is, for connections
-// set up with this package's configs only: on a server the handshake
-// verified the client's chain (VerifiedChains); on a client Go leaves
-// VerifiedChains empty and the chain was verified by the config's
-// VerifyConnection. It fails when the peer presented no certificate.
+// set up with this package's configs only: their VerifyConnection
+// verified the peer's chain (on either side, VerifiedChains is left empty
+// but for the admin server's Go-verified chains). It fails when the peer
+// presented no certificate.
 func PeerIdentity(cs tls.ConnectionState) (Identity, error) {
 	switch {
 	case len(cs.VerifiedChains) > 0:

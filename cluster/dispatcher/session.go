@@ -340,7 +340,8 @@ func peerOf(ctx context.Context) (ca.Identity, string, error) {
 	if !ok {
 		return ca.Identity{}, "", errors.New("connection is not TLS")
 	}
-	if len(info.State.VerifiedChains) == 0 {
+	if len(info.State.PeerCertificates) == 0 {
+		// The handshake verified any certificate shown (ca.TLSConfig).
 		return ca.Identity{}, "", errors.New("no verified client certificate")
 	}
 	id, err := ca.RequireRole(info.State, api.RoleWorker, api.RoleManager)

@@ -30,11 +30,7 @@ const leaderHeader = controlapi.LeaderHeader
 // serveAdmin serves the control API to admins on the API port's admin
 // connections until ctx ends.
 func (d *daemon) serveAdmin(ctx context.Context, ln net.Listener, api http.Handler) error {
-	rootCA, err := ca.ParseCertificatePEM(d.pki.caCert)
-	if err != nil {
-		return err
-	}
-	cfg, err := ca.TLSConfig{CA: rootCA, Current: d.pki.current}.AdminServer()
+	cfg, err := ca.TLSConfig{Roots: d.pki.rootCerts, Current: d.pki.current}.AdminServer()
 	if err != nil {
 		return err
 	}

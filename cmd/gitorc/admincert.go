@@ -56,18 +56,15 @@ func (n nodeAPI) IssueAdminCert(ctx context.Context, req controlapi.AdminIssueRe
 			return fail(http.StatusBadRequest, fmt.Errorf("ttl %q: want a positive duration such as 720h", req.TTL))
 		}
 	}
-	caKey, err := d.clusterKey(keyCA)
+	sg, err := d.signer()
 	if err != nil {
 		return fail(http.StatusServiceUnavailable, fmt.Errorf("this manager cannot issue certificates yet: %w", err))
 	}
-	root, err := ca.LoadRootCA(ca.DefaultConfig(), d.pki.caCert, caKey)
-	if err != nil {
-		return fail(http.StatusInternalServerError, err)
-	}
-	certPEM, id, err := root.IssueAdmin([]byte(req.CSR), req.Name, ttl)
+	certPEM, id, err := sg.root.IssueAdmin([]byte(req.CSR), req.Name, ttl)
 	if err != nil {
 		return fail(http.StatusBadRequest, err)
 	}
+	certPEM = append(certPEM, sg.chain...)
 	rec := &api.AdminCert{Meta: api.Meta{ID: id.Serial}, Name: id.Name, NotBefore: id.NotBefore, NotAfter: id.NotAfter}
 	now := time.Now()
 	_, err = d.store.Update(ctx, func(tx store.Tx) error {
@@ -90,7 +87,7 @@ func (n nodeAPI) IssueAdminCert(ctx context.Context, req controlapi.AdminIssueRe
 	}
 	d.log.Info("admin certificate issued", "name", id.Name, "serial", id.Serial, "not_after", id.NotAfter)
 	return controlapi.AdminIssued{AdminCertReport: reportAdminCert(rec, now), Cert: string(certPEM),
-		CA: string(d.pki.caCert), Managers: d.managerAddrs()}, nil
+		CA: string(d.pki.caPEM()), Managers: d.managerAddrs()}, nil
 }
 
 // AdminCerts is GET /v1/admin-certs.

@@ -29,9 +29,12 @@ import (
 // role in its certificate, or the certificate nears its end (the last
 // third of its life), it sends a new key's CSR and gets a certificate for
 // the wanted role: renewal is also how a role change reaches the node, as
-// in Swarm. A new role restarts the node's services in that role; a
-// renewed certificate in the same role is swapped in place (every TLS
-// configuration reads it at each handshake).
+// in Swarm. The answer also says which roots to trust and, during a root
+// rotation (carotate.go), which root the certificate must be of: a node
+// with a certificate of another renews it. A new role restarts the node's
+// services in that role; a renewed certificate in the same role is
+// swapped in place (every TLS configuration reads it, and the roots, at
+// each handshake).
 //
 // Removed nodes are refused at the TLS handshake by every manager
 // (admitNode), and only current Raft members may speak Raft or forward
@@ -74,28 +77,22 @@ func (d *daemon) run(ctx context.Context) error {
 // issue signs a node's certificate with the cluster's CA key (from the
 // store); its errors are gRPC statuses.
 func (d *daemon) issue(csr []byte, nodeID string, role api.NodeRole) ([]byte, error) {
-	caKey, err := d.clusterKey(keyCA)
+	// The new root, during a rotation, with the certificate that lets
+	// nodes that trust the current root alone verify it (carotate.go).
+	sg, err := d.signer()
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, "this manager cannot issue certificates yet: "+err.Error())
 	}
-	root, err := ca.LoadRootCA(ca.DefaultConfig(), d.pki.caCert, caKey)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	cert, err := root.Issue(csr, nodeID, role)
+	cert, err := sg.root.Issue(csr, nodeID, role)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	return cert, nil
+	return append(cert, sg.chain...), nil
 }
 
 // managerClientTLS is this node's TLS configuration for calling managers.
 func (d *daemon) managerClientTLS() (*tls.Config, error) {
-	rootCA, err := ca.ParseCertificatePEM(d.pki.caCert)
-	if err != nil {
-		return nil, err
-	}
-	return ca.TLSConfig{CA: rootCA, Current: d.pki.current, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
+	return ca.TLSConfig{Roots: d.pki.rootCerts, Current: d.pki.current, PeerRoles: []api.NodeRole{api.RoleManager}}.Client()
 }
 
 // renewLoop keeps the node's certificate fresh and in the wanted role.
@@ -165,7 +162,6 @@ func (d *daemon) renewLoop(ctx context.Context) error {
 func (d *daemon) renewOnce(ctx context.Context, cc grpc.ClientConnInterface) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cur := d.pki.current()
 	resp, err := wire.Renew(ctx, cc, &wire.RenewRequest{})
 	if err != nil {
 		return err
@@ -177,7 +173,14 @@ func (d *daemon) renewOnce(ctx context.Context, cc grpc.ClientConnInterface) err
 			return err
 		}
 	}
-	if resp.Role == cur.Identity.Role && !cur.NeedsRenewal(time.Now()) {
+	// The roots to trust, and during a root rotation a certificate of the
+	// new one (carotate.go).
+	onNext, err := d.followRoots(resp.Roots, resp.RotateTo)
+	if err != nil {
+		return err
+	}
+	cur := d.pki.current()
+	if resp.Role == cur.Identity.Role && !cur.NeedsRenewal(time.Now()) && onNext {
 		return nil
 	}
 	csr, key, err := ca.NewCSR(d.state.ID)
@@ -209,11 +212,7 @@ func (d *daemon) renewOnce(ctx context.Context, cc grpc.ClientConnInterface) err
 	if err != nil {
 		return err
 	}
-	root, err := ca.ParseCertificatePEM(d.pki.caCert)
-	if err != nil {
-		return err
-	}
-	next, err := ca.LoadNodeCert(resp.Cert, key, root)
+	next, err := ca.LoadNodeCertChain(resp.Cert, key, d.pki.rootCerts())
 	if err != nil {
 		return fmt.Errorf("the renewed certificate: %w", err)
 	}
@@ -343,7 +342,8 @@ func peerIdentity(ctx context.Context, roles ...api.NodeRole) (ca.Identity, erro
 		return ca.Identity{}, errors.New("no peer information")
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 {
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		// The handshake verified any certificate shown (ca.TLSConfig).
 		return ca.Identity{}, errors.New("no verified client certificate")
 	}
 	return ca.RequireRole(info.State, roles...)
@@ -365,17 +365,17 @@ func saveRole(dir string, st *nodeState, key *store.DataKey, unlock *store.Unloc
 // recordCert writes on the node the validity of the certificate it showed,
 // for gitorc node ls and status to report a node that fails to renew it.
 // Best effort: the node checks in again in a few seconds.
-func (d *daemon) recordCert(ctx context.Context, id ca.Identity) {
+func (d *daemon) recordCert(ctx context.Context, id ca.Identity, root string) {
 	err := store.RetryConflicts(3, func() error {
 		_, err := d.store.Update(ctx, func(tx store.Tx) error {
 			n, err := store.Get[api.Node](tx, id.NodeID)
 			if err != nil {
 				return err
 			}
-			if n.Status.CertNotAfter.Equal(id.NotAfter) && n.Status.CertNotBefore.Equal(id.NotBefore) {
+			if n.Status.CertNotAfter.Equal(id.NotAfter) && n.Status.CertNotBefore.Equal(id.NotBefore) && n.Status.CertRoot == root {
 				return nil
 			}
-			n.Status.CertNotBefore, n.Status.CertNotAfter = id.NotBefore, id.NotAfter
+			n.Status.CertNotBefore, n.Status.CertNotAfter, n.Status.CertRoot = id.NotBefore, id.NotAfter, root
 			return tx.Update(n)
 		})
 		return err
@@ -394,6 +394,8 @@ func (s joinServer) Renew(ctx context.Context, req *wire.RenewRequest) (*wire.Re
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	role := id.Role
+	resp := &wire.RenewResponse{Role: role, Managers: d.managerAddrs()}
+	root := d.renewTrust(ctx, resp)
 	var node *api.Node
 	_ = d.store.View(func(tx store.ReadTx) error {
 		node, err = store.Get[api.Node](tx, id.NodeID)
@@ -404,11 +406,11 @@ func (s joinServer) Renew(ctx context.Context, req *wire.RenewRequest) (*wire.Re
 			return nil, status.Error(codes.PermissionDenied, "this node was removed from the cluster: join again with a token")
 		}
 		role = node.Spec.Role
-		if !node.Status.CertNotAfter.Equal(id.NotAfter) || !node.Status.CertNotBefore.Equal(id.NotBefore) {
-			d.recordCert(ctx, id)
+		resp.Role = role
+		if !node.Status.CertNotAfter.Equal(id.NotAfter) || !node.Status.CertNotBefore.Equal(id.NotBefore) || node.Status.CertRoot != root {
+			d.recordCert(ctx, id, root)
 		}
 	}
-	resp := &wire.RenewResponse{Role: role, Managers: d.managerAddrs()}
 	if len(req.CSR) == 0 {
 		return resp, nil
 	}

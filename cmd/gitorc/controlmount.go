@@ -29,7 +29,7 @@ func (d *daemon) controlAPI() http.Handler {
 	if err := controlapi.Register(mux, controlapi.Config{Store: d.store, Logger: d.log, HashSecret: hash,
 		Leader: func() string { return d.store.Leader().ID }, Logs: d.logsStreamer(),
 		Info: node.info, Syncer: syncAPI{d: d, cl: cl}, Differ: &differ{d: d}, Stacks: stacksAPI{d: d, cl: cl},
-		Tokens: node, AdminCerts: node, Autolock: node}); err != nil {
+		Tokens: node, AdminCerts: node, Autolock: node, CA: node}); err != nil {
 		panic(err)
 	}
 	return mux

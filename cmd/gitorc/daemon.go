@@ -138,22 +138,18 @@ func (d *daemon) runRole(ctx context.Context) error {
 
 func (d *daemon) startManager(ctx context.Context, goRun func(string, func(context.Context) error)) error {
 	roles := []api.NodeRole{api.RoleManager, api.RoleWorker}
-	rootCA, err := ca.ParseCertificatePEM(d.pki.caCert)
-	if err != nil {
-		return err
-	}
 	// Nodes without a certificate reach only Join; the dispatcher takes
 	// the peer's identity from its verified certificate and refuses others.
-	srvTLS, err := ca.TLSConfig{CA: rootCA, Current: d.pki.current, PeerRoles: roles, AllowNoClientCert: true, Admit: d.admitNode}.Server()
+	srvTLS, err := ca.TLSConfig{Roots: d.pki.rootCerts, Current: d.pki.current, PeerRoles: roles, AllowNoClientCert: true, Admit: d.admitNode}.Server()
 	if err != nil {
 		return err
 	}
 	// Raft: managers only, over mutual TLS.
-	raftSrv, err := ca.TLSConfig{CA: rootCA, Current: d.pki.current, PeerRoles: []api.NodeRole{api.RoleManager}, Admit: d.admitRaftPeer}.Server()
+	raftSrv, err := ca.TLSConfig{Roots: d.pki.rootCerts, Current: d.pki.current, PeerRoles: []api.NodeRole{api.RoleManager}, Admit: d.admitRaftPeer}.Server()
 	if err != nil {
 		return err
 	}
-	raftCli, err := ca.TLSConfig{CA: rootCA, Current: d.pki.current, PeerRoles: []api.NodeRole{api.RoleManager}, Admit: d.admitRaftPeer}.Client()
+	raftCli, err := ca.TLSConfig{Roots: d.pki.rootCerts, Current: d.pki.current, PeerRoles: []api.NodeRole{api.RoleManager}, Admit: d.admitRaftPeer}.Client()
 	if err != nil {
 		return err
 	}
@@ -346,7 +342,7 @@ func (d *daemon) leaderControllers(ctx context.Context) error {
 			}
 			lctx, lcancel := context.WithCancel(ctx)
 			cancel = lcancel
-			wg.Add(6)
+			wg.Add(7)
 			go func() { defer wg.Done(); _ = d.membership(lctx) }()
 			go func() { defer wg.Done(); _ = d.runNotifier(lctx) }()
 			go func() {
@@ -356,6 +352,7 @@ func (d *daemon) leaderControllers(ctx context.Context) error {
 				}
 			}()
 			go func() { defer wg.Done(); _ = orch.Run(lctx) }()
+			go func() { defer wg.Done(); _ = d.caRotations(lctx) }()
 			go func() { defer wg.Done(); _ = sched.Run(lctx) }()
 			go func() {
 				defer wg.Done()

@@ -46,6 +46,11 @@ func (d *daemon) tokensAndExpiry() (ca.JoinTokens, tokenExpiry, error) {
 	if err != nil {
 		return ca.JoinTokens{}, nil, err
 	}
+	return parseTokens(b)
+}
+
+// parseTokens reads the join tokens cluster key (tokensText).
+func parseTokens(b []byte) (ca.JoinTokens, tokenExpiry, error) {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	damaged := errors.New("the cluster's join tokens are damaged")
 	if len(lines) < 2 {
@@ -79,13 +84,18 @@ func (d *daemon) tokensAndExpiry() (ca.JoinTokens, tokenExpiry, error) {
 }
 
 func (d *daemon) saveTokens(ctx context.Context, t ca.JoinTokens, exp tokenExpiry) error {
+	return d.setClusterKey(ctx, keyTokens, []byte(tokensText(t, exp)))
+}
+
+// tokensText is the join tokens cluster key's content.
+func tokensText(t ca.JoinTokens, exp tokenExpiry) string {
 	s := t.Worker.Encode() + "\n" + t.Manager.Encode() + "\n"
 	for _, role := range []api.NodeRole{api.RoleWorker, api.RoleManager} {
 		if at, ok := exp[role]; ok {
 			s += fmt.Sprintf("expires %s %s\n", role, at.UTC().Format(time.RFC3339))
 		}
 	}
-	return d.setClusterKey(ctx, keyTokens, []byte(s))
+	return s
 }
 
 func (s joinServer) Join(ctx context.Context, req *wire.JoinRequest) (*wire.JoinResponse, error) {
@@ -113,7 +123,7 @@ func (s joinServer) Join(ctx context.Context, req *wire.JoinRequest) (*wire.Join
 	if err != nil {
 		return nil, err
 	}
-	resp := &wire.JoinResponse{NodeID: id, Role: role, Cert: cert, CA: d.pki.caCert, Managers: d.managerAddrs()}
+	resp := &wire.JoinResponse{NodeID: id, Role: role, Cert: cert, CA: d.pki.caPEM(), Managers: d.managerAddrs()}
 	if role == api.RoleManager {
 		key, err := d.store.ExportDataKey()
 		if err != nil {

@@ -80,6 +80,9 @@ var jsonTests = map[string]string{
 	"history":      byNode,
 	"source set":   byNode,
 	"sync":         byNode,
+	"ca":           byNode,
+	"ca inspect":   byNode,
+	"ca rotate":    byNode,
 
 	"admin-cert issue":  byRemote,
 	"admin-cert ls":     byRemote,
@@ -600,6 +603,19 @@ func TestJSONOutputOnNode(t *testing.T) {
 	}
 	if v := r.run(t, "sync", object("id", "trigger", "at"), "sync", "--socket", socket); field(v, "trigger") != "manual" {
 		t.Errorf("sync -o json: %v", v)
+	}
+
+	// The root CA, rotated: a one-node cluster is done once its manager
+	// shows a certificate of the new root; the join below is admitted by
+	// a token pinning it (TestCARotate_Root rotates a cluster of three).
+	caShape := object("root", "root_not_after")
+	root0 := field(r.run(t, "ca", caShape, "ca", "--socket", socket), "root")
+	v = r.run(t, "ca rotate", object("root", "root_not_after", "rotated_at"), "ca", "rotate", "--socket", socket)
+	if root1 := field(v, "root"); root1 == root0 || field(v, "rotation") != nil {
+		t.Errorf("ca rotate -o json: %v, the root was %v", v, root0)
+	}
+	if v2 := r.run(t, "ca inspect", caShape, "ca", "inspect", "--socket", socket); field(v2, "root") != field(v, "root") {
+		t.Errorf("ca inspect -o json after the rotation: %v, want root %v", v2, field(v, "root"))
 	}
 
 	// Restarted, the node reports itself again.

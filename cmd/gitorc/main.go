@@ -20,7 +20,7 @@ var commands = []func() *cobra.Command{
 	// The node: start it, join it to a cluster, make it leave.
 	newBootstrapCmd, newDaemonCmd, newJoinCmd, newLeaveCmd, newUnlockCmd,
 	// The cluster: members, join tokens, settings, admin access.
-	newNodeCmd, newTokenCmd, newClusterCmd, newUnlockKeyCmd, newAdminCertCmd, newContextCmd,
+	newNodeCmd, newTokenCmd, newClusterCmd, newUnlockKeyCmd, newCACmd, newAdminCertCmd, newContextCmd,
 	// GitOps: where the stacks come from and how syncs go.
 	newStatusCmd, newSyncCmd, newSuspendCmd, newResumeCmd, newHistoryCmd, newDiffCmd, newRollbackCmd, newSourceCmd,
 	// What runs: stacks, services, tasks, their logs and the events.

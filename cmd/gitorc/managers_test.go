@@ -139,7 +139,7 @@ func TestJoinManagers(t *testing.T) {
 	if wk.state.Role != api.RoleWorker {
 		t.Fatalf("joined with the worker token as %s", wk.state.Role)
 	}
-	root, err := ca.ParseCertificatePEM(wk.pki.caCert)
+	root, err := ca.ParseCertificatePEM(wk.pki.caPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestDemoteAndPromote(t *testing.T) {
 		t.Error("the demoted node kept its replica of the store")
 	}
 	// Its manager certificate is still valid, but it is no member any more.
-	root, err := ca.ParseCertificatePEM(m1.pki.caCert)
+	root, err := ca.ParseCertificatePEM(m1.pki.caPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestCertificateRenewedBeforeExpiry(t *testing.T) {
 	// A certificate issued 80 days ago: 10 of its 90 days are left.
 	cfg := ca.DefaultConfig()
 	cfg.Now = func() time.Time { return time.Now().Add(-80 * 24 * time.Hour) }
-	root, err := ca.LoadRootCA(cfg, m1.pki.caCert, caKey)
+	root, err := ca.LoadRootCA(cfg, m1.pki.caPEM(), caKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,8 +148,10 @@ func openFile(key *store.DataKey, path string) ([]byte, error) {
 // pki is a node's certificates. The node certificate is swapped when it
 // is renewed: TLS configurations read it at each handshake (current).
 type pki struct {
-	caCert []byte
-	node   atomic.Pointer[ca.NodeCert]
+	// roots are the root certificates the node trusts (ca.pem): the
+	// cluster's, two during a rotation (carotate.go).
+	roots atomic.Pointer[trustRoots]
+	node  atomic.Pointer[ca.NodeCert]
 }
 
 // current is the node's certificate in use.
@@ -172,24 +174,31 @@ func loadPKI(dir string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, err := ca.ParseCertificatePEM(caPEM)
+	out := &pki{}
+	if err := out.setRoots(caPEM); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(p, caCertFile), err)
+	}
+	node, err := ca.LoadNodeCertChain(certPEM, keyPEM, out.rootCerts())
 	if err != nil {
 		return nil, err
 	}
-	node, err := ca.LoadNodeCert(certPEM, keyPEM, root)
-	if err != nil {
-		return nil, err
-	}
-	out := &pki{caCert: caPEM}
 	out.node.Store(node)
 	return out, nil
 }
 
-// splitPair splits a certificate and key written one after the other.
+// splitPair splits a certificate (with the certificates issued with it,
+// during a root rotation) and key written one after the other.
 func splitPair(b []byte) (certPEM, keyPEM []byte, err error) {
 	block, rest := pem.Decode(b)
 	if block == nil || block.Type != "CERTIFICATE" {
 		return nil, nil, errors.New("no certificate")
+	}
+	for {
+		next, after := pem.Decode(rest)
+		if next == nil || next.Type != "CERTIFICATE" {
+			break
+		}
+		rest = after
 	}
 	certPEM = b[:len(b)-len(rest)]
 	if k, _ := pem.Decode(rest); k == nil {

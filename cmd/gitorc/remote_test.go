@@ -139,7 +139,7 @@ func TestRemoteCLI(t *testing.T) {
 	mustFail(t, "runs on the node itself", remote(alice, "leave")...)
 
 	// Node certificates, none, and an expired admin's.
-	root, err := ca.ParseCertificatePEM(d.pki.caCert)
+	root, err := ca.ParseCertificatePEM(d.pki.caPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestRemoteCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rootCA, err := ca.LoadRootCA(ca.DefaultConfig(), d.pki.caCert, caKey)
+	rootCA, err := ca.LoadRootCA(ca.DefaultConfig(), d.pki.caPEM(), caKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestRemoteCLI(t *testing.T) {
 		t.Errorf("alice's certificate: %d %s %v", code, body, err)
 	}
 	past := time.Now().Add(-48 * time.Hour)
-	oldCA, err := ca.LoadRootCA(ca.Config{Now: func() time.Time { return past }}, d.pki.caCert, caKey)
+	oldCA, err := ca.LoadRootCA(ca.Config{Now: func() time.Time { return past }}, d.pki.caPEM(), caKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,13 +203,13 @@ func TestRemoteCLI(t *testing.T) {
 		t.Errorf("an expired admin certificate was answered: %d %s", code, body)
 	}
 	old := filepath.Join(tmp, "old")
-	if err := writeTLSDir(old, d.pki.caCert, oldPEM, key); err != nil {
+	if err := writeTLSDir(old, d.pki.caPEM(), oldPEM, key); err != nil {
 		t.Fatal(err)
 	}
 	mustFail(t, "expired", remote(old, "status")...)
 	// The CLI refuses a node's certificate before it dials.
 	nodeDir := filepath.Join(tmp, "node")
-	if err := writeTLSDir(nodeDir, d.pki.caCert, wPEM, worker.KeyPEM()); err != nil {
+	if err := writeTLSDir(nodeDir, d.pki.caPEM(), wPEM, worker.KeyPEM()); err != nil {
 		t.Fatal(err)
 	}
 	mustFail(t, "not an admin certificate", remote(nodeDir, "status")...)

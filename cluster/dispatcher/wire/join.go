@@ -36,6 +36,12 @@ type RenewResponse struct {
 	// cluster is autolocked.
 	UnlockKey []byte   `json:"unlock_key,omitempty"`
 	Managers  []string `json:"managers,omitempty"`
+	// Roots are the root certificates (PEM) the node is to trust: the
+	// cluster's, and the next one during a root rotation.
+	Roots []byte `json:"roots,omitempty"`
+	// RotateTo, during a root rotation, is the new root (PEM): a node
+	// whose certificate it did not issue renews it.
+	RotateTo []byte `json:"rotate_to,omitempty"`
 }
 
 // JoinRequest is a new node asking for its certificate. The token's secret
