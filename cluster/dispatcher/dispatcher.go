@@ -36,6 +36,7 @@ type Dispatcher struct {
 	pending    statusQueue
 	regs       registrations
 	netIndexes netIndexes
+	fan        fanout
 }
 
 var _ wire.Server = (*Dispatcher)(nil)
@@ -50,6 +51,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.live.seen = map[string]seenAt{}
 	d.pending.init()
 	d.regs.init()
+	d.fan.init()
 	return d, nil
 }
 
@@ -82,10 +84,22 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		d.writeStatuses(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		last := ""
+		d.fan.run(ctx, d.cfg.Store, d.cfg.Clock, func(err error) {
+			if msg := err.Error(); msg != last {
+				d.log.Warn("watch the store for worker sessions", logKeyErr, err)
+				last = msg
+			}
+		}, func(err error) {
+			d.log.Info("worker sessions read the store again", "cause", err)
+		})
 	}()
 	go func() {
 		defer wg.Done()
