@@ -7,6 +7,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
+	"github.com/gitorc/gitorc/cluster/store/storetest"
 )
 
 // deltaSession opens nodeID's raw session as a worker that takes
@@ -118,5 +119,39 @@ func TestNoDeltasWithoutAsking(t *testing.T) {
 	change(e, "t1", func(t *api.Task) { t.DesiredState = api.TaskShutdown })
 	if set := msgs.nextSet(); set.Delta || !slices.Equal(setTaskIDs(set), []string{"t1", "t2"}) {
 		t.Fatalf("after t1's change: delta %v, tasks %v; want complete, t1 and t2", set.Delta, setTaskIDs(set))
+	}
+}
+
+// A fan-out that falls behind the store (its watcher overflows) loses no
+// change: it routes what changed meanwhile, and the node gets every task
+// of a commit larger than the watcher's buffer.
+func TestFanoutBehindLosesNothing(t *testing.T) {
+	st := storetest.New(t, storetest.Options{Managers: 1, WatchBuffer: 1}).Store(0)
+	e := newEnv(t, envOptions{store: st})
+	msgs := e.deltaSession("w1")
+	if set := msgs.nextSet(); len(set.Tasks) != 0 {
+		t.Fatalf("first set holds %v, want nothing", setTaskIDs(set))
+	}
+	before := e.disp.FanoutResyncs()
+	var tasks []api.Object
+	want := map[string]bool{}
+	for i := range 50 {
+		id := fmt.Sprintf("t%02d", i)
+		tasks = append(tasks, newTask(id, "w1"))
+		want[id] = true
+	}
+	e.create(tasks...) // 50 events for a watcher that holds 1
+	got := map[string]bool{}
+	for len(got) < len(want) {
+		set := msgs.nextSet()
+		for _, tk := range set.Tasks {
+			if !want[tk.ID] {
+				t.Fatalf("unexpected task %s", tk.ID)
+			}
+			got[tk.ID] = true
+		}
+	}
+	if n := e.disp.FanoutResyncs() - before; n < 1 {
+		t.Errorf("the fan-out never fell behind (%d resyncs): the test did not test the resync", n)
 	}
 }

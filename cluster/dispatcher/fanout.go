@@ -3,7 +3,7 @@ package dispatcher
 import (
 	"context"
 	"errors"
-	"math"
+	"fmt"
 	"sync"
 	"time"
 
@@ -36,21 +36,33 @@ type fanout struct {
 	byNode map[string]map[*session]struct{}
 	bySvc  map[string]map[*session]struct{} // the services each session's view depends on
 	byNet  map[string]map[*session]struct{} // the networks (by name) each session's view holds
-	tasks  map[string]taskRoute             // by task ID
-	peers  map[string]api.NetPeer           // the nodes that are peers, by node ID
-	// resyncs counts the times every session was marked at once (tests,
-	// logs).
-	resyncs int
-	// index is the store index of the change being routed (math.MaxUint64
-	// for a resync: it marks whatever a session read).
+	// What the fan-out knows of the state it routed up to: each task's
+	// route, each node's peer, and the versions of the other objects,
+	// so that after it fell behind it routes what changed meanwhile
+	// (resync) instead of marking every session.
+	tasks    map[string]taskRoute
+	nodes    map[string]nodeRoute
+	versions map[store.Kind]map[string]uint64 // services, networks, the cluster, secrets, configs
+	// index is the store index of the change being routed.
 	index uint64
+	// resyncs counts the times the fan-out fell behind (tests, logs).
+	resyncs int
 }
 
-// taskRoute is what the fan-out keeps of a task: its node, and what
-// network views hold of it.
+// taskRoute is what the fan-out keeps of a task: its node and service,
+// what network views hold of it, and its version.
 type taskRoute struct {
-	node string
-	net  taskNet
+	node, service string
+	net           taskNet
+	version       uint64
+}
+
+// nodeRoute is what the fan-out keeps of a node: its version and its
+// peer (netview.Peer), if it is one.
+type nodeRoute struct {
+	version uint64
+	peer    api.NetPeer
+	isPeer  bool
 }
 
 // taskNet is what network views hold of a task (cluster/netview): its
@@ -79,8 +91,15 @@ func (f *fanout) init() {
 	f.bySvc = map[string]map[*session]struct{}{}
 	f.byNet = map[string]map[*session]struct{}{}
 	f.tasks = map[string]taskRoute{}
-	f.peers = map[string]api.NetPeer{}
+	f.nodes = map[string]nodeRoute{}
+	f.versions = map[store.Kind]map[string]uint64{}
+	for _, k := range versioned {
+		f.versions[k] = map[string]uint64{}
+	}
 }
+
+// versioned are the kinds whose versions the fan-out keeps.
+var versioned = []store.Kind{store.KindService, store.KindNetwork, store.KindCluster, store.KindSecret, store.KindConfig}
 
 // add routes the node's changes to s from now on.
 func (f *fanout) add(s *session) {
@@ -189,14 +208,13 @@ func (f *fanout) markSet(set map[*session]struct{}, m marks) {
 	}
 }
 
-// run follows the store until ctx ends. After every (re)start of its
-// watcher, and when it fell behind, it marks every session: what changed
-// while it was not watching reaches them as a read of the whole.
+// run follows the store until ctx ends. Each (re)start of its watcher
+// first routes what changed since the state it knew (resync): nothing
+// is lost when it fell behind, and only the sessions concerned read.
 func (f *fanout) run(ctx context.Context, st Store, clock Clock, onErr, onResync func(error)) {
 	for ctx.Err() == nil {
-		w, err := st.ViewAndWatch(f.seed, watched...)
+		w, err := st.ViewAndWatch(f.resync, watched...)
 		if err == nil {
-			f.markAll()
 			err = f.follow(ctx, w)
 			w.Close()
 			if errors.Is(err, store.ErrWatchOverflow) || errors.Is(err, store.ErrResync) {
@@ -218,34 +236,93 @@ func (f *fanout) run(ctx context.Context, st Store, clock Clock, onErr, onResync
 	}
 }
 
-// seed reads what routing needs of the state the watcher starts from:
-// the peers. Tasks are not read (a resync under a stream of status
-// writes would read 100,000 of them while the new watcher fills up): the
-// first change of a task the fan-out does not know marks its node's view
-// and its service's views, as a change of what they hold of it.
-func (f *fanout) seed(tx store.ReadTx) error {
+// resync routes every difference between the state tx holds and the one
+// the fan-out knew, as the changes in between would have been.
+func (f *fanout) resync(tx store.ReadTx) error {
+	tasks, err := store.FindShared[api.Task](tx, store.All())
+	if err != nil {
+		return fmt.Errorf("resync tasks: %w", err)
+	}
 	nodes, err := store.FindShared[api.Node](tx, store.All())
 	if err != nil {
-		return err
+		return fmt.Errorf("resync nodes: %w", err)
 	}
-	peers := map[string]api.NetPeer{}
-	for _, n := range nodes {
-		if p, ok := netview.Peer(n); ok {
-			peers[n.ID] = p
+	services, err := store.FindShared[api.Service](tx, store.All())
+	if err != nil {
+		return fmt.Errorf("resync services: %w", err)
+	}
+	others := map[store.Kind][]api.Object{}
+	for _, k := range []store.Kind{store.KindNetwork, store.KindCluster, store.KindSecret, store.KindConfig} {
+		var objs []api.Object
+		if sf, ok := tx.(store.SharedFinder); ok {
+			objs, err = sf.FindShared(k, store.All()) // no secret payloads opened: only versions are read
+		} else {
+			objs, err = tx.Find(k, store.All())
 		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("resync %s: %w", k, err)
+		}
+		others[k] = objs
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.tasks, f.peers = map[string]taskRoute{}, peers
-	return nil
-}
 
-func (f *fanout) markAll() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.resyncs++
-	f.index = math.MaxUint64
-	f.markSet(f.all, marks{assign: true, view: true})
+	f.index = tx.Index()
+	seen := make(map[string]bool, len(tasks))
+	for _, t := range tasks {
+		seen[t.ID] = true
+		if r, ok := f.tasks[t.ID]; !ok || r.version != t.Version {
+			f.routeTask(t.ID, routeOf(t), false)
+		}
+	}
+	for id, r := range f.tasks {
+		if !seen[id] {
+			f.routeTask(id, r, true)
+		}
+	}
+	clear(seen)
+	for _, n := range nodes {
+		seen[n.ID] = true
+		if r, ok := f.nodes[n.ID]; !ok || r.version != n.Version {
+			f.routeNode(n.ID, n, n.Version)
+		}
+	}
+	for id := range f.nodes {
+		if !seen[id] {
+			f.routeNode(id, nil, 0)
+		}
+	}
+	clear(seen)
+	known := f.versions[store.KindService]
+	for _, svc := range services {
+		seen[svc.ID] = true
+		if v, ok := known[svc.ID]; !ok || v != svc.Version {
+			f.routeService(svc.ID, svc, svc.Version)
+		}
+	}
+	for id := range known {
+		if !seen[id] {
+			f.routeService(id, nil, 0)
+		}
+	}
+	for k, objs := range others {
+		clear(seen)
+		known := f.versions[k]
+		for _, o := range objs {
+			m := o.GetMeta()
+			seen[m.ID] = true
+			if v, ok := known[m.ID]; !ok || v != m.Version {
+				f.routeOther(k, m.ID, m.Version, false)
+			}
+		}
+		for id := range known {
+			if !seen[id] {
+				f.routeOther(k, id, 0, true)
+			}
+		}
+	}
+	return nil
 }
 
 // follow routes the watcher's events until it ends.
@@ -263,82 +340,132 @@ func (f *fanout) follow(ctx context.Context, w *store.Watcher) error {
 	}
 }
 
-// route marks the sessions a change may concern. It errs on the side of
-// yes: a session compares what it reads with what it sent; a no only
-// spares a read.
+// route routes one change.
 func (f *fanout) route(ev store.Event) {
 	// The shared object, not a copy: only looked at.
 	obj, err := ev.View()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.index = ev.Index
-	if err != nil {
-		f.markSet(f.all, marks{assign: true, view: true})
-		return
-	}
+	gone := ev.Action == store.ActionDelete
 	switch ev.Kind {
 	case store.KindTask:
 		t, ok := obj.(*api.Task)
-		if !ok {
+		if err != nil || !ok {
 			f.markSet(f.all, marks{assign: true, view: true})
+			delete(f.tasks, ev.ID) // routed as new next time
 			return
 		}
-		old, known := f.tasks[t.ID]
-		cur := taskRoute{node: t.NodeID, net: netOf(t)}
-		if ev.Action == store.ActionDelete {
-			cur.net = taskNet{}
-			delete(f.tasks, t.ID)
-		} else {
-			f.tasks[t.ID] = cur
-		}
-		moved := known && old.node != cur.node // never done, but cheap to follow
-		own := marks{assign: true, view: !known || old.net.addr != cur.net.addr || moved}
-		f.markSet(f.byNode[cur.node], own)
-		if moved {
-			f.markSet(f.byNode[old.node], own)
-		}
-		if !known || old.net != cur.net || moved {
-			f.markSet(f.bySvc[t.ServiceID], marks{view: true})
-		}
-	case store.KindSecret, store.KindConfig:
-		f.markSet(f.all, marks{assign: true}) // rare; a session drops what it already sent
+		r := routeOf(t)
+		r.version = ev.Version
+		f.routeTask(t.ID, r, gone)
 	case store.KindNode:
 		n, ok := obj.(*api.Node)
-		if !ok {
+		if err != nil || !ok {
 			f.markSet(f.all, marks{view: true})
+			delete(f.nodes, ev.ID)
 			return
 		}
-		f.markSet(f.byNode[n.ID], marks{view: true, removed: n.Removed() || ev.Action == store.ActionDelete})
-		old, was := f.peers[n.ID]
-		p, is := netview.Peer(n)
-		if ev.Action == store.ActionDelete {
-			p, is = api.NetPeer{}, false
+		if gone {
+			n = nil
 		}
-		if is {
-			f.peers[n.ID] = p
-		} else {
-			delete(f.peers, n.ID)
-		}
-		if was != is || p != old { // not a status write (ready, down) that leaves the peer as it is
-			f.markSet(f.all, marks{view: true})
-		}
+		f.routeNode(ev.ID, n, ev.Version)
 	case store.KindService:
 		svc, ok := obj.(*api.Service)
-		if !ok {
+		if err != nil || !ok {
 			f.markSet(f.all, marks{view: true})
+			delete(f.versions[store.KindService], ev.ID)
 			return
 		}
-		f.markSet(f.bySvc[svc.ID], marks{view: true})
-		if ev.Action == store.ActionDelete {
-			return
+		if gone {
+			svc = nil
 		}
-		if len(svc.Spec.Endpoint.Ports) > 0 || (svc.Endpoint != nil && len(svc.Endpoint.Ports) > 0) {
-			f.markSet(f.all, marks{view: true}) // may publish a port now: every view holds those
-			return
+		f.routeService(ev.ID, svc, ev.Version)
+	default:
+		f.routeOther(ev.Kind, ev.ID, ev.Version, gone)
+	}
+}
+
+func routeOf(t *api.Task) taskRoute {
+	return taskRoute{node: t.NodeID, service: t.ServiceID, net: netOf(t), version: t.Version}
+}
+
+// The route functions mark the sessions a change may concern (f.mu
+// held). They err on the side of yes: a session compares what it reads
+// with what it sent; a no only spares a read.
+
+// routeTask routes a task's change to cur (its last route, when gone).
+func (f *fanout) routeTask(id string, cur taskRoute, gone bool) {
+	old, known := f.tasks[id]
+	if gone {
+		cur.net = taskNet{}
+		delete(f.tasks, id)
+	} else {
+		f.tasks[id] = cur
+	}
+	moved := known && old.node != cur.node // never done, but cheap to follow
+	// A task the fan-out did not know counts as a change of what views
+	// hold of it.
+	own := marks{assign: true, view: !known || old.net.addr != cur.net.addr || moved}
+	f.markSet(f.byNode[cur.node], own)
+	if moved {
+		f.markSet(f.byNode[old.node], own)
+	}
+	if !known || old.net != cur.net || moved {
+		f.markSet(f.bySvc[cur.service], marks{view: true})
+	}
+}
+
+// routeNode routes a node's change; n is nil when it is gone.
+func (f *fanout) routeNode(id string, n *api.Node, version uint64) {
+	old, known := f.nodes[id]
+	var cur nodeRoute
+	if n != nil {
+		cur = nodeRoute{version: version}
+		cur.peer, cur.isPeer = netview.Peer(n)
+		f.nodes[id] = cur
+	} else {
+		delete(f.nodes, id)
+	}
+	f.markSet(f.byNode[id], marks{view: true, removed: n == nil || n.Removed()})
+	if !known && cur.isPeer || known && (old.isPeer != cur.isPeer || old.peer != cur.peer) {
+		f.markSet(f.all, marks{view: true}) // not a status write (ready, down) that leaves the peer as it is
+	}
+}
+
+// routeService routes a service's change; svc is nil when it is gone.
+func (f *fanout) routeService(id string, svc *api.Service, version uint64) {
+	if svc == nil {
+		delete(f.versions[store.KindService], id)
+	} else {
+		f.versions[store.KindService][id] = version
+	}
+	f.markSet(f.bySvc[id], marks{view: true})
+	if svc == nil {
+		return
+	}
+	if len(svc.Spec.Endpoint.Ports) > 0 || (svc.Endpoint != nil && len(svc.Endpoint.Ports) > 0) {
+		f.markSet(f.all, marks{view: true}) // may publish a port now: every view holds those
+		return
+	}
+	for _, a := range svc.Spec.Networks {
+		f.markSet(f.byNet[a.Target], marks{view: true}) // joins a network those views hold
+	}
+}
+
+// routeOther routes a change of a network, the cluster, a secret or a
+// config.
+func (f *fanout) routeOther(kind store.Kind, id string, version uint64, gone bool) {
+	if known := f.versions[kind]; known != nil {
+		if gone {
+			delete(known, id)
+		} else {
+			known[id] = version
 		}
-		for _, a := range svc.Spec.Networks {
-			f.markSet(f.byNet[a.Target], marks{view: true}) // joins a network those views hold
-		}
+	}
+	switch kind {
+	case store.KindSecret, store.KindConfig:
+		f.markSet(f.all, marks{assign: true}) // rare; a session drops what it already sent
 	case store.KindNetwork, store.KindCluster:
 		f.markSet(f.all, marks{view: true})
 	}

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/dispatcher"
 	"github.com/gitorc/gitorc/e2e/simnode"
 )
 
@@ -45,6 +46,7 @@ type options struct {
 	lost                      int
 	profile                   string
 	timeout                   time.Duration
+	raftTimeout               time.Duration
 }
 
 func main() {
@@ -57,6 +59,7 @@ func main() {
 	flag.IntVar(&o.lost, "lost", 100, "simulated nodes to stop after the deployment converged")
 	flag.StringVar(&o.profile, "profile", "", "directory for the leader's CPU profile and the managers' logs")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long in any one phase")
+	flag.DurationVar(&o.raftTimeout, "raft-timeout", 0, "the managers' --raft-timeout (default: the daemon's)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "scale: needs root (the managers' control sockets)")
@@ -338,7 +341,11 @@ func (c *cluster) startManagers(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		m.cmd = exec.Command(c.bin, append(args, "--data-dir", m.dir, "--listen", m.addr, "--no-worker", "--metrics-listen", m.metrics)...)
+		args = append(args, "--data-dir", m.dir, "--listen", m.addr, "--no-worker", "--metrics-listen", m.metrics)
+		if c.o.raftTimeout > 0 {
+			args = append(args, "--raft-timeout", c.o.raftTimeout.String())
+		}
+		m.cmd = exec.Command(c.bin, args...)
 		m.cmd.Stdout, m.cmd.Stderr = log, log
 		m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := m.cmd.Start(); err != nil {
@@ -578,8 +585,9 @@ func (c *cluster) measure(ctx context.Context) error {
 	add("join → all ready", "%s; managers' CPU (cores): %s", ready.Round(time.Millisecond), cpuSince(u0, ready))
 
 	// Idle: heartbeats.
-	period := 5 * time.Second
-	idle := 3 * period
+	// The managers run with the default liveness settings.
+	period, missed := dispatcher.DefaultHeartbeatPeriod, dispatcher.DefaultMissedHeartbeats
+	idle := 15 * time.Second
 	fmt.Fprintf(os.Stderr, "idle %s with %d nodes\n", idle, o.nodes)
 	if l, err := c.leader(ctx); err == nil {
 		leader = l // leadership may have moved under load
@@ -736,7 +744,8 @@ func (c *cluster) measure(ctx context.Context) error {
 			return err
 		}
 		el := time.Since(t3)
-		add(fmt.Sprintf("lose %d nodes → all down", lost), "%s (limit: 3 heartbeat periods, 15 s)", detected.Round(time.Millisecond))
+		add(fmt.Sprintf("lose %d nodes → all down", lost), "%s (tolerance: %d heartbeat periods, %s, checked 4 times a period)", detected.Round(time.Millisecond),
+			missed, time.Duration(missed)*period)
 		add(fmt.Sprintf("lose %d nodes → their tasks running elsewhere", lost), "%s; managers' CPU (cores): %s", el.Round(time.Millisecond), cpuSince(u3, el))
 	}
 
