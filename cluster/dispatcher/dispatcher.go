@@ -37,6 +37,7 @@ type Dispatcher struct {
 	regs       registrations
 	netIndexes netIndexes
 	fan        fanout
+	pace       viewPace
 }
 
 var _ wire.Server = (*Dispatcher)(nil)

@@ -109,6 +109,13 @@ func (f *fanout) add(s *session) {
 	addTo(f.byNode, s.id.NodeID, s)
 }
 
+// sessions is how many sessions are routed to.
+func (f *fanout) sessions() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.all)
+}
+
 // remove stops routing to s.
 func (f *fanout) remove(s *session) {
 	f.mu.Lock()

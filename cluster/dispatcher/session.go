@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -235,7 +236,16 @@ func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.Se
 		cur      desired
 		lastView *api.NetView // nil: the first view is always sent
 		sent     *sentSet     // nil: the first set is complete
+		viewAt   time.Time    // when the last view was sent
+		held     bool         // a view change waits for its pace (viewpace.go)
+		paceC    <-chan time.Time
+		pace     Timer
 	)
+	defer func() {
+		if pace != nil {
+			pace.Stop()
+		}
+	}()
 	m := marks{assign: true, view: true}
 	for {
 		if m.removed {
@@ -244,11 +254,33 @@ func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.Se
 			d.log.Warn("node removed: ending its session", logKeyNode, node)
 			return status.Error(codes.PermissionDenied, ErrNodeRemoved.Error())
 		}
+		// Paced views: a change waits until the interval since the last
+		// view passed. The first view is never held; an assignment set is
+		// not held for a view (the node attaches a task by its address,
+		// the view brings routes and names a little later).
+		hold := func() bool { // whether a view now would come before its pace
+			if lastView == nil {
+				return false
+			}
+			wait := d.pace.interval(d.fan.sessions()) - d.cfg.Clock.Now().Sub(viewAt)
+			if wait <= 0 {
+				return false
+			}
+			held = true
+			if pace == nil {
+				pace = d.cfg.Clock.NewTimer(wait)
+				paceC = pace.C()
+			}
+			return true
+		}
+		if m.view && hold() {
+			m.view = false
+		}
 		if m.assign || m.view {
 			var at uint64
 			if err := d.cfg.Store.View(func(tx store.ReadTx) (err error) {
 				at, err = d.read(tx, node, &cur, m.assign, m.view)
-				if err == nil && !m.view && sent != nil && cur.assign.newAddrs(sent) {
+				if err == nil && !m.view && sent != nil && cur.assign.newAddrs(sent) && !held && !hold() {
 					// A task's address the view may not hold yet (the
 					// fan-out runs behind the store): the view first,
 					// from the same state.
@@ -263,14 +295,17 @@ func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.Se
 		}
 		if m.view {
 			d.fan.setView(s, cur.net)
+			held = false
 		}
 		// The view before the assignment set: a task must be known to
 		// the node's network plane before it starts.
 		if !cur.net.view.Equal(lastView) {
+			start := time.Now() // the cost of a view to the leader, not a wait: the wall clock
 			if err := s.send(&wire.ManagerMessage{Network: cur.net.view}); err != nil {
 				return err
 			}
-			lastView = cur.net.view
+			d.pace.observe(time.Since(start))
+			lastView, viewAt = cur.net.view, d.cfg.Clock.Now()
 		}
 		if m.assign {
 			var set *wire.AssignmentSet
@@ -298,8 +333,12 @@ func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.Se
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-s.wake:
+			m = d.fan.take(s)
+		case <-paceC:
+			pace, paceC = nil, nil
+			m = d.fan.take(s)
+			m.view = m.view || held
 		}
-		m = d.fan.take(s)
 	}
 }
 
