@@ -147,7 +147,7 @@ func (d *Dispatcher) setLeader(ctx context.Context, li store.LeaderInfo) {
 	switch {
 	case li.IsLeader && !was:
 		d.log.Info("leading: serving worker sessions")
-		if err := d.live.seed(d.cfg.Store, d.cfg.Clock.Now()); err != nil {
+		if err := d.live.seed(d.cfg.Store, d.cfg.Clock.Now().Add(d.cfg.ElectionGrace)); err != nil {
 			d.log.Warn("seed node liveness", logKeyErr, err)
 		}
 	case !li.IsLeader && was:

@@ -10,3 +10,10 @@ func (d *Dispatcher) FanoutResyncs() int {
 	defer d.fan.mu.Unlock()
 	return d.fan.resyncs
 }
+
+// Leading reports whether the dispatcher follows itself as the leader.
+func (d *Dispatcher) Leading() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.leading
+}

@@ -29,7 +29,8 @@ type liveness struct {
 	writeMu sync.Mutex
 }
 
-// seed gives every node stored as ready a full grace period from now.
+// seed gives every node stored as ready a full grace period from now
+// (a time after the election, to give them its grace too).
 func (l *liveness) seed(s Store, now time.Time) error {
 	var ready []string
 	err := s.View(func(tx store.ReadTx) error {
