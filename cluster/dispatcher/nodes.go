@@ -69,6 +69,17 @@ func (l *liveness) beat(id string, now time.Time) (wasDown bool) {
 	return !ok
 }
 
+// touch records a sign of life of a node known to be ready; it does
+// nothing for another (its ready write decides).
+func (l *liveness) touch(id string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s, ok := l.seen[id]; ok && now.After(s.t) {
+		s.t = now
+		l.seen[id] = s
+	}
+}
+
 // heartbeat records a heartbeat of a node known to be ready and returns
 // the time of its previous one (zero when unknown).
 func (l *liveness) heartbeat(id string, now time.Time) (prev time.Time) {

@@ -94,6 +94,10 @@ func (d *Dispatcher) Session(stream wire.SessionStream) error {
 	if first.Hello == nil {
 		return status.Error(codes.InvalidArgument, ErrNoHello.Error())
 	}
+	// The hello is a sign of life of a node the leader holds as ready,
+	// before its ready write, which waits its turn behind the other
+	// nodes' after an election.
+	d.live.touch(id.NodeID, d.cfg.Clock.Now())
 	if err := d.markReady(ctx, id, &first.Hello.Description, addr); err != nil {
 		if errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrNoLeader) {
 			return wire.NotLeader(d.cfg.LeaderAddr(d.cfg.Leadership.Leader()))
