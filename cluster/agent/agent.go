@@ -122,6 +122,36 @@ func (a *Agent) Assign(as []Assignment) {
 	a.kick()
 }
 
+// Update changes the set of tasks assigned to this node: the tasks given
+// are added or replace those of the same ID, with Assign's rule for their
+// statuses, and the tasks removed leave the set (their containers are
+// removed). It is Assign for a change, not a whole set: the session
+// applies the leader's incremental sets with it. Before the first Assign,
+// a removed task's container is not reaped yet (no complete set arrived).
+func (a *Agent) Update(changed []Assignment, removed []string) {
+	a.mu.Lock()
+	for _, as := range changed {
+		t := *as.Task
+		e := &entry{task: t, files: as.Files, status: t.Status}
+		if old, ok := a.tasks[t.ID]; ok {
+			if old.status.State > e.status.State {
+				e.status = old.status
+			}
+			e.retryAt = old.retryAt
+		}
+		a.tasks[t.ID] = e
+		delete(a.forgot, t.ID)
+	}
+	for _, id := range removed {
+		if _, ok := a.tasks[id]; ok {
+			delete(a.tasks, id)
+			a.forgot[id] = struct{}{}
+		}
+	}
+	a.mu.Unlock()
+	a.kick()
+}
+
 // Status returns the current status of an assigned task.
 func (a *Agent) Status(taskID string) (api.TaskStatus, bool) {
 	a.mu.Lock()

@@ -77,3 +77,34 @@ func TestStopNotAcknowledgedIsReported(t *testing.T) {
 		}
 	}
 }
+
+// Update changes the held set as Assign would the whole: a changed task's
+// status never moves back, a removed task leaves (its log to remove), the
+// rest stays.
+func TestUpdateChangesPartOfTheSet(t *testing.T) {
+	a, err := New(Config{Executor: &stuckExecutor{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := api.TaskStatus{State: api.TaskRunning, Message: "started"}
+	a.Assign([]Assignment{{Task: &api.Task{Meta: api.Meta{ID: "t1"}, DesiredState: api.TaskRunning, Status: running}},
+		{Task: &api.Task{Meta: api.Meta{ID: "t2"}, DesiredState: api.TaskRunning, Status: running}}})
+	a.Update([]Assignment{{Task: &api.Task{Meta: api.Meta{ID: "t1"}, DesiredState: api.TaskShutdown,
+		Status: api.TaskStatus{State: api.TaskAssigned}}}, {Task: &api.Task{Meta: api.Meta{ID: "t3"}, DesiredState: api.TaskRunning}}},
+		[]string{"t2"})
+	if st, ok := a.Status("t1"); !ok || st != running {
+		t.Errorf("t1 status %+v (held %v), want it kept at running", st, ok)
+	}
+	if got := a.tasks["t1"].task.DesiredState; got != api.TaskShutdown {
+		t.Errorf("t1 desired %s, want shutdown (the update)", got)
+	}
+	if _, ok := a.Status("t2"); ok {
+		t.Error("t2 still held after its removal")
+	}
+	if _, ok := a.forgot["t2"]; !ok {
+		t.Error("t2's log not marked for removal")
+	}
+	if _, ok := a.Status("t3"); !ok {
+		t.Error("t3 not held after it was added")
+	}
+}

@@ -17,5 +17,6 @@
 // The agent never imports manager-side packages (cluster/store,
 // cluster/orchestrator, cluster/scheduler, cluster/dispatcher,
 // cluster/allocator), nor reconcile or compose: tasks arrive through
-// Assign and statuses leave through a Reporter. It imports cluster/api only.
+// Assign (a whole set) and Update (a change to it), and statuses leave
+// through a Reporter. It imports cluster/api only.
 package agent

@@ -3,8 +3,9 @@ package dispatcher
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
-	"strings"
+	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
@@ -23,31 +24,47 @@ func Assigned(t *api.Task) bool {
 	return t.Replaced || !(t.Status.State.Terminal() && t.DesiredState.Terminal())
 }
 
-// assignment is a node's assignment set and a key that changes whenever
-// the set does (IDs and versions of everything in it, no payloads).
+// assignment is a node's assignment set as read from one store state:
+// its tasks (the store's shared objects: only read, and encoded) and the
+// payloads they refer to, each with the revision (object ID and
+// version) it was read at.
 type assignment struct {
-	set *wire.AssignmentSet
-	key string
-	ids map[string]bool // task IDs in the set
+	tasks      map[string]*api.Task
+	secrets    map[string]revised[wire.SecretFile]
+	configs    map[string]revised[wire.ConfigFile]
+	registries map[string]revised[wire.RegistryLogin]
+}
+
+type revised[T any] struct {
+	v   T
+	rev string // ID@version of the object it came from
+}
+
+func rev(m *api.Meta) string { return fmt.Sprintf("%s@%d", m.ID, m.Version) }
+
+// sentSet is what a session last sent of the assignment set: the tasks as
+// sent, the revisions of the payloads, and the set's sequence number.
+type sentSet struct {
+	seq                          uint64
+	tasks                        map[string]*api.Task
+	secrets, configs, registries map[string]string
 }
 
 // assignmentOf reads a node's assignment set.
 func assignmentOf(tx store.ReadTx, nodeID string) (*assignment, error) {
-	tasks, err := store.Find[api.Task](tx, store.ByNode(nodeID))
+	tasks, err := store.FindShared[api.Task](tx, store.ByNode(nodeID))
 	if err != nil {
 		return nil, fmt.Errorf("tasks of node %s: %w", nodeID, err)
 	}
-	a := &assignment{set: &wire.AssignmentSet{Tasks: []*api.Task{}}, ids: map[string]bool{}}
-	var key strings.Builder
+	a := &assignment{tasks: make(map[string]*api.Task, len(tasks)), secrets: map[string]revised[wire.SecretFile]{},
+		configs: map[string]revised[wire.ConfigFile]{}, registries: map[string]revised[wire.RegistryLogin]{}}
 	secrets, configs := map[string]api.FileRef{}, map[string]api.FileRef{}
 	registries := map[string]bool{}
 	for _, t := range tasks {
 		if !Assigned(t) {
 			continue
 		}
-		a.set.Tasks = append(a.set.Tasks, t)
-		a.ids[t.ID] = true
-		fmt.Fprintf(&key, "t%s@%d;", t.ID, t.Version)
+		a.tasks[t.ID] = t
 		registries[api.ImageRegistry(t.Spec.Container.Image)] = true
 		for _, r := range t.Spec.Container.Secrets {
 			secrets[r.Key()] = r
@@ -56,29 +73,27 @@ func assignmentOf(tx store.ReadTx, nodeID string) (*assignment, error) {
 			configs[r.Key()] = r
 		}
 	}
-	for _, k := range sortedKeys(secrets) {
-		s, err := secretVersion(tx, secrets[k])
+	for k, r := range secrets {
+		s, err := secretVersion(tx, r)
 		if err != nil {
 			return nil, err
 		}
 		if s == nil || s.Internal() {
 			continue // the agent rejects the task that needs it
 		}
-		a.set.Secrets = append(a.set.Secrets, wire.SecretFile{Name: k, Data: wire.Plaintext(s.Spec.Data.Reveal())})
-		fmt.Fprintf(&key, "s%s@%d;", s.ID, s.Version)
+		a.secrets[k] = revised[wire.SecretFile]{wire.SecretFile{Name: k, Data: wire.Plaintext(s.Spec.Data.Reveal())}, rev(&s.Meta)}
 	}
-	for _, k := range sortedKeys(configs) {
-		c, err := configVersion(tx, configs[k])
+	for k, r := range configs {
+		c, err := configVersion(tx, r)
 		if err != nil {
 			return nil, err
 		}
 		if c == nil {
 			continue
 		}
-		a.set.Configs = append(a.set.Configs, wire.ConfigFile{Name: k, Data: c.Spec.Data})
-		fmt.Fprintf(&key, "c%s@%d;", c.ID, c.Version)
+		a.configs[k] = revised[wire.ConfigFile]{wire.ConfigFile{Name: k, Data: c.Spec.Data}, rev(&c.Meta)}
 	}
-	for _, host := range sortedKeys(registries) {
+	for host := range registries {
 		s, err := findByName[api.Secret](tx, api.RegistrySecretPrefix+host)
 		if err != nil {
 			return nil, err
@@ -90,11 +105,129 @@ func assignmentOf(tx store.ReadTx, nodeID string) (*assignment, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.set.Registries = append(a.set.Registries, wire.RegistryLogin{Host: host, Username: l.Username, Password: wire.Plaintext(l.Password.Reveal())})
-		fmt.Fprintf(&key, "r%s@%d;", s.ID, s.Version)
+		a.registries[host] = revised[wire.RegistryLogin]{wire.RegistryLogin{Host: host, Username: l.Username,
+			Password: wire.Plaintext(l.Password.Reveal())}, rev(&s.Meta)}
 	}
-	a.key = key.String()
 	return a, nil
+}
+
+// full is the complete set.
+func (a *assignment) full() *wire.AssignmentSet {
+	set := &wire.AssignmentSet{Tasks: make([]*api.Task, 0, len(a.tasks))}
+	for _, id := range sortedKeys(a.tasks) {
+		set.Tasks = append(set.Tasks, a.tasks[id])
+	}
+	for _, k := range sortedKeys(a.secrets) {
+		set.Secrets = append(set.Secrets, a.secrets[k].v)
+	}
+	for _, k := range sortedKeys(a.configs) {
+		set.Configs = append(set.Configs, a.configs[k].v)
+	}
+	for _, k := range sortedKeys(a.registries) {
+		set.Registries = append(set.Registries, a.registries[k].v)
+	}
+	return set
+}
+
+// delta is what changed since prev, nil if nothing the node needs did.
+func (a *assignment) delta(prev *sentSet) *wire.AssignmentSet {
+	set := &wire.AssignmentSet{Delta: true, Tasks: []*api.Task{}}
+	changed := false
+	for _, id := range sortedKeys(a.tasks) {
+		t := a.tasks[id]
+		if old, ok := prev.tasks[id]; !ok || TaskChanged(old, t) {
+			set.Tasks = append(set.Tasks, t)
+			changed = true
+		}
+	}
+	for id := range prev.tasks {
+		if _, ok := a.tasks[id]; !ok {
+			set.RemovedTasks = append(set.RemovedTasks, id)
+		}
+	}
+	for _, k := range sortedKeys(a.secrets) {
+		if s := a.secrets[k]; prev.secrets[k] != s.rev {
+			set.Secrets = append(set.Secrets, s.v)
+		}
+	}
+	for _, k := range sortedKeys(a.configs) {
+		if c := a.configs[k]; prev.configs[k] != c.rev {
+			set.Configs = append(set.Configs, c.v)
+		}
+	}
+	for _, k := range sortedKeys(a.registries) {
+		if r := a.registries[k]; prev.registries[k] != r.rev {
+			set.Registries = append(set.Registries, r.v)
+		}
+	}
+	set.RemovedSecrets = removedKeys(prev.secrets, a.secrets)
+	set.RemovedConfigs = removedKeys(prev.configs, a.configs)
+	set.RemovedRegistries = removedKeys(prev.registries, a.registries)
+	changed = changed || len(set.RemovedTasks)+len(set.Secrets)+len(set.Configs)+len(set.Registries)+
+		len(set.RemovedSecrets)+len(set.RemovedConfigs)+len(set.RemovedRegistries) > 0
+	if !changed {
+		return nil
+	}
+	sort.Strings(set.RemovedTasks)
+	return set
+}
+
+func removedKeys[V any](prev map[string]string, cur map[string]V) []string {
+	var out []string
+	for k := range prev {
+		if _, ok := cur[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// newAddrs reports whether a holds a task address that prev did not.
+func (a *assignment) newAddrs(prev *sentSet) bool {
+	for id, t := range a.tasks {
+		if old, ok := prev.tasks[id]; t.Addr != "" && (!ok || old.Addr != t.Addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// record is a as sent in the set numbered seq.
+func (a *assignment) record(seq uint64) *sentSet {
+	s := &sentSet{seq: seq, tasks: a.tasks, secrets: make(map[string]string, len(a.secrets)),
+		configs: make(map[string]string, len(a.configs)), registries: make(map[string]string, len(a.registries))}
+	for k, v := range a.secrets {
+		s.secrets[k] = v.rev
+	}
+	for k, v := range a.configs {
+		s.configs[k] = v.rev
+	}
+	for k, v := range a.registries {
+		s.registries[k] = v.rev
+	}
+	return s
+}
+
+// TaskChanged reports whether a node that holds task old needs cur, the
+// same task as now stored: anything but its status (which the node
+// reported itself), its version and update time, and its ReadyAt (the
+// orchestrator's record of the node's report) changed. Swarm's dispatcher
+// skips the same status-only updates (equality.TasksEqualStable). A task
+// still at most assigned is always sent.
+func TaskChanged(old, cur *api.Task) bool {
+	if old == cur || old.Version == cur.Version && old.Version != 0 {
+		return false
+	}
+	if cur.Status.State <= api.TaskAssigned {
+		return true
+	}
+	a, b := *old, *cur
+	a.Version, b.Version = 0, 0
+	a.UpdatedAt, b.UpdatedAt = time.Time{}, time.Time{}
+	a.Status, b.Status = api.TaskStatus{}, api.TaskStatus{}
+	a.ReadyAt, b.ReadyAt = time.Time{}, time.Time{}
+	return !reflect.DeepEqual(a, b)
 }
 
 // findByName returns the object of type T named name, nil if none.
@@ -147,20 +280,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// relevant reports whether a change may alter the node's assignment set;
-// obj is the changed object (ev.Object), nil if it could not be read.
-func relevant(ev store.Event, obj api.Object, nodeID string, current map[string]bool) bool {
-	switch ev.Kind {
-	case store.KindSecret, store.KindConfig:
-		return true // rare; the key comparison drops non-changes
-	case store.KindTask:
-		if current[ev.ID] {
-			return true
-		}
-		t, ok := obj.(*api.Task)
-		return !ok || t.NodeID == nodeID
-	}
-	return false
 }

@@ -36,6 +36,8 @@ type Dispatcher struct {
 	pending    statusQueue
 	regs       registrations
 	netIndexes netIndexes
+	fan        fanout
+	pace       viewPace
 }
 
 var _ wire.Server = (*Dispatcher)(nil)
@@ -50,6 +52,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.live.seen = map[string]seenAt{}
 	d.pending.init()
 	d.regs.init()
+	d.fan.init()
 	return d, nil
 }
 
@@ -82,10 +85,22 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		d.writeStatuses(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		last := ""
+		d.fan.run(ctx, d.cfg.Store, d.cfg.Clock, func(err error) {
+			if msg := err.Error(); msg != last {
+				d.log.Warn("watch the store for worker sessions", logKeyErr, err)
+				last = msg
+			}
+		}, func(err error) {
+			d.log.Info("worker sessions read the store again", "cause", err)
+		})
 	}()
 	go func() {
 		defer wg.Done()
@@ -132,7 +147,7 @@ func (d *Dispatcher) setLeader(ctx context.Context, li store.LeaderInfo) {
 	switch {
 	case li.IsLeader && !was:
 		d.log.Info("leading: serving worker sessions")
-		if err := d.live.seed(d.cfg.Store, d.cfg.Clock.Now()); err != nil {
+		if err := d.live.seed(d.cfg.Store, d.cfg.Clock.Now().Add(d.cfg.ElectionGrace)); err != nil {
 			d.log.Warn("seed node liveness", logKeyErr, err)
 		}
 	case !li.IsLeader && was:

@@ -2,3 +2,18 @@ package dispatcher
 
 // NetIndexBuilds is how many network indexes the dispatcher has built.
 func (d *Dispatcher) NetIndexBuilds() uint64 { return d.netIndexes.builds.Load() }
+
+// FanoutResyncs is how many times the fan-out (re)started its watcher:
+// once at start, then once each time it fell behind.
+func (d *Dispatcher) FanoutResyncs() int {
+	d.fan.mu.Lock()
+	defer d.fan.mu.Unlock()
+	return d.fan.resyncs
+}
+
+// Leading reports whether the dispatcher follows itself as the leader.
+func (d *Dispatcher) Leading() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.leading
+}

@@ -253,6 +253,12 @@ func (e *env) rawSession(tlsCfg *tls.Config, hostname string) (wire.SessionClien
 // rawSessionAs is rawSession with the node's whole description.
 func (e *env) rawSessionAs(tlsCfg *tls.Config, desc api.NodeDescription) (wire.SessionClient, *wire.Session, error) {
 	e.t.Helper()
+	return e.rawSessionWith(tlsCfg, &wire.Hello{Description: desc})
+}
+
+// rawSessionWith is rawSession with the whole hello.
+func (e *env) rawSessionWith(tlsCfg *tls.Config, hello *wire.Hello) (wire.SessionClient, *wire.Session, error) {
+	e.t.Helper()
 	cc, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
 	if err != nil {
 		e.t.Fatal(err)
@@ -263,7 +269,7 @@ func (e *env) rawSessionAs(tlsCfg *tls.Config, desc api.NodeDescription) (wire.S
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := stream.Send(&wire.WorkerMessage{Hello: &wire.Hello{Description: desc}}); err != nil {
+	if err := stream.Send(&wire.WorkerMessage{Hello: hello}); err != nil {
 		_, err = stream.Recv()
 		return nil, nil, err
 	}

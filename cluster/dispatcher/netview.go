@@ -131,74 +131,25 @@ func netInput(tx store.ReadTx) (in netview.Input, err error) {
 	return in, nil
 }
 
-// netState is a node's current network view, with what decides which
-// changes may alter it.
+// netState is a node's current network view, with what it depends on
+// beyond the node's own tasks (fanout.go): the view's services, whose
+// tasks' addresses and backends it holds (its networks' members are the
+// addresses of its services' tasks), and the view's networks by name,
+// which a service may join.
 type netState struct {
-	view *api.NetView
-	// services are the view's services and those of its tasks; tasks its
-	// tasks; peers its peers, by node ID.
+	view     *api.NetView
 	services map[string]bool
-	tasks    map[string]bool
-	peers    map[string]api.NetPeer
+	networks map[string]bool
 }
 
 func newNetState(v *api.NetView) *netState {
-	s := &netState{view: v, services: make(map[string]bool, len(v.Services)), tasks: make(map[string]bool, len(v.Tasks)),
-		peers: make(map[string]api.NetPeer, len(v.Peers))}
+	s := &netState{view: v, services: make(map[string]bool, len(v.Services)),
+		networks: make(map[string]bool, len(v.Networks))}
+	for _, n := range v.Networks {
+		s.networks[n.Name] = true
+	}
 	for _, svc := range v.Services {
 		s.services[svc.ID] = true
 	}
-	for _, t := range v.Tasks {
-		s.tasks[t.ID] = true
-		s.services[t.ServiceID] = true
-	}
-	for _, p := range v.Peers {
-		s.peers[p.NodeID] = p
-	}
 	return s
-}
-
-// relevant reports whether a change may alter the node's view; obj is
-// the changed object (as it was, for a delete; shared: read only), nil if it could not be
-// read. It errs on the side of yes: the view is compared with the last
-// one sent anyway; a no only spares the work.
-func (s *netState) relevant(ev store.Event, obj api.Object, nodeID string) bool {
-	switch ev.Kind {
-	case store.KindNetwork, store.KindCluster:
-		return true // rare, and a network may resolve a name a service was missing
-	case store.KindNode:
-		n, ok := obj.(*api.Node)
-		if !ok || n.ID == nodeID {
-			return true
-		}
-		old, was := s.peers[n.ID]
-		if ev.Action == store.ActionDelete {
-			return was
-		}
-		p, is := netview.Peer(n)
-		return was != is || p != old // not a status write (down, ready) that leaves the peer as it is
-	case store.KindService:
-		svc, ok := obj.(*api.Service)
-		if !ok || s.services[svc.ID] {
-			return true
-		}
-		if ev.Action == store.ActionDelete {
-			return false
-		}
-		if len(svc.Spec.Endpoint.Ports) > 0 || (svc.Endpoint != nil && len(svc.Endpoint.Ports) > 0) {
-			return true // may publish a port now
-		}
-		for _, a := range svc.Spec.Networks {
-			for _, n := range s.view.Networks {
-				if n.Name == a.Target {
-					return true // joins one of the view's networks
-				}
-			}
-		}
-		return false
-	case store.KindTask:
-		t, ok := obj.(*api.Task)
-		return !ok || t.NodeID == nodeID || s.tasks[t.ID] || s.services[t.ServiceID]
-	}
-	return false
 }

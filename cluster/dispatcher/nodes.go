@@ -29,7 +29,8 @@ type liveness struct {
 	writeMu sync.Mutex
 }
 
-// seed gives every node stored as ready a full grace period from now.
+// seed gives every node stored as ready a full grace period from now
+// (a time after the election, to give them its grace too).
 func (l *liveness) seed(s Store, now time.Time) error {
 	var ready []string
 	err := s.View(func(tx store.ReadTx) error {
@@ -66,6 +67,17 @@ func (l *liveness) beat(id string, now time.Time) (wasDown bool) {
 	s.t = now
 	l.seen[id] = s
 	return !ok
+}
+
+// touch records a sign of life of a node known to be ready; it does
+// nothing for another (its ready write decides).
+func (l *liveness) touch(id string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s, ok := l.seen[id]; ok && now.After(s.t) {
+		s.t = now
+		l.seen[id] = s
+	}
 }
 
 // heartbeat records a heartbeat of a node known to be ready and returns

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -30,6 +31,18 @@ type session struct {
 	stream wire.SessionStream
 	closed bool // the handler returns: no more sends
 	logs   logReqs
+
+	// deltas: the worker applies incremental assignment sets.
+	deltas bool
+	// wake is signalled when the fan-out marks the session; marked and
+	// services are guarded by the fan-out's mutex.
+	wake     chan struct{}
+	marked   marks
+	services map[string]bool
+	networks map[string]bool
+	// assignAt and viewAt are the store indexes the session last read
+	// its assignment set and view at (the fan-out's mutex).
+	assignAt, viewAt uint64
 }
 
 // send sends m on the session's stream.
@@ -66,7 +79,7 @@ func (d *Dispatcher) Session(stream wire.SessionStream) error {
 
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
-	s := &session{id: id, addr: addr, cancel: cancel, stream: stream}
+	s := &session{id: id, addr: addr, cancel: cancel, stream: stream, wake: make(chan struct{}, 1)}
 	defer func() { s.close(context.Cause(ctx)) }()
 	stop, err := d.addSession(s)
 	if err != nil {
@@ -81,6 +94,10 @@ func (d *Dispatcher) Session(stream wire.SessionStream) error {
 	if first.Hello == nil {
 		return status.Error(codes.InvalidArgument, ErrNoHello.Error())
 	}
+	// The hello is a sign of life of a node the leader holds as ready,
+	// before its ready write, which waits its turn behind the other
+	// nodes' after an election.
+	d.live.touch(id.NodeID, d.cfg.Clock.Now())
 	if err := d.markReady(ctx, id, &first.Hello.Description, addr); err != nil {
 		if errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrNoLeader) {
 			return wire.NotLeader(d.cfg.LeaderAddr(d.cfg.Leadership.Leader()))
@@ -92,6 +109,7 @@ func (d *Dispatcher) Session(stream wire.SessionStream) error {
 		log.Warn("register node", logKeyErr, err)
 		return status.Error(codes.Unavailable, err.Error())
 	}
+	s.deltas = first.Hello.Deltas
 	d.live.beat(id.NodeID, d.cfg.Clock.Now())
 	log.Info("worker session started", "addr", addr, "hostname", first.Hello.Description.Hostname)
 	if err := s.send(&wire.ManagerMessage{Session: &wire.Session{NodeID: id.NodeID, HeartbeatPeriod: d.cfg.HeartbeatPeriod}}); err != nil {
@@ -197,8 +215,8 @@ func (d *Dispatcher) receive(ctx context.Context, s *session, stream wire.Sessio
 	}
 }
 
-// watched are the kinds a session follows: those of its assignment set
-// and those of its network view.
+// watched are the kinds the fan-out follows: those of assignment sets
+// and those of network views.
 var watched = []store.Kind{store.KindTask, store.KindSecret, store.KindConfig,
 	store.KindNode, store.KindNetwork, store.KindService, store.KindCluster}
 
@@ -209,124 +227,146 @@ type desired struct {
 	net    *netState
 }
 
-// sent is what a session last sent the node.
-type sent struct {
-	assignKey string
-	view      *api.NetView
-}
-
-// sendUpdates sends the node's network view and assignment set, then a
-// new one of each whenever it changes, until ctx ends.
+// sendUpdates sends the node's network view and assignment set, then,
+// whenever the fan-out marks the session, what changed of them, until ctx
+// ends.
 func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.SessionStream) error {
 	node := s.id.NodeID
-	last := sent{assignKey: "\x00"} // never a real key: the first set is always sent; a nil view, the first view
+	// Routed from before the first read: a change committed after it
+	// marks the session again.
+	d.fan.add(s)
+	defer d.fan.remove(s)
+	var (
+		cur      desired
+		lastView *api.NetView // nil: the first view is always sent
+		sent     *sentSet     // nil: the first set is complete
+		viewAt   time.Time    // when the last view was sent
+		held     bool         // a view change waits for its pace (viewpace.go)
+		paceC    <-chan time.Time
+		pace     Timer
+	)
+	defer func() {
+		if pace != nil {
+			pace.Stop()
+		}
+	}()
+	m := marks{assign: true, view: true}
 	for {
-		var cur desired
-		w, err := d.cfg.Store.ViewAndWatch(func(tx store.ReadTx) error {
-			return d.read(tx, node, &cur, true, true)
-		}, watched...)
-		if err != nil {
-			return fmt.Errorf("watch assignments and network view: %w", err)
+		if m.removed {
+			// Removed (gitorc node rm --force) while connected: the
+			// session ends now, as a new one would be refused.
+			d.log.Warn("node removed: ending its session", logKeyNode, node)
+			return status.Error(codes.PermissionDenied, ErrNodeRemoved.Error())
 		}
-		err = d.follow(ctx, w, node, &cur, &last, s)
-		w.Close()
-		if !errors.Is(err, store.ErrWatchOverflow) && !errors.Is(err, store.ErrResync) {
-			return err
+		// Paced views: a change waits until the interval since the last
+		// view passed. The first view is never held; an assignment set is
+		// not held for a view (the node attaches a task by its address,
+		// the view brings routes and names a little later).
+		hold := func() bool { // whether a view now would come before its pace
+			if lastView == nil {
+				return false
+			}
+			wait := d.pace.interval(d.fan.sessions()) - d.cfg.Clock.Now().Sub(viewAt)
+			if wait <= 0 {
+				return false
+			}
+			held = true
+			if pace == nil {
+				pace = d.cfg.Clock.NewTimer(wait)
+				paceC = pace.C()
+			}
+			return true
 		}
-		// Fell behind or the state was restored: read it again.
+		if m.view && hold() {
+			m.view = false
+		}
+		if m.assign || m.view {
+			var at uint64
+			if err := d.cfg.Store.View(func(tx store.ReadTx) (err error) {
+				at, err = d.read(tx, node, &cur, m.assign, m.view)
+				if err == nil && !m.view && sent != nil && cur.assign.newAddrs(sent) && !held && !hold() {
+					// A task's address the view may not hold yet (the
+					// fan-out runs behind the store): the view first,
+					// from the same state.
+					m.view = true
+					at, err = d.read(tx, node, &cur, true, true)
+				}
+				return err
+			}); err != nil {
+				return fmt.Errorf("read assignments and network view: %w", err)
+			}
+			d.fan.readAt(s, at, m.assign, m.view)
+		}
+		if m.view {
+			d.fan.setView(s, cur.net)
+			held = false
+		}
+		// The view before the assignment set: a task must be known to
+		// the node's network plane before it starts.
+		if !cur.net.view.Equal(lastView) {
+			start := time.Now() // the cost of a view to the leader, not a wait: the wall clock
+			if err := s.send(&wire.ManagerMessage{Network: cur.net.view}); err != nil {
+				return err
+			}
+			d.pace.observe(time.Since(start))
+			lastView, viewAt = cur.net.view, d.cfg.Clock.Now()
+		}
+		if m.assign {
+			var set *wire.AssignmentSet
+			switch {
+			case sent == nil:
+				set = cur.assign.full()
+			case s.deltas:
+				set = cur.assign.delta(sent)
+			case cur.assign.delta(sent) != nil:
+				set = cur.assign.full() // a worker that takes no deltas
+			}
+			if set != nil {
+				var seq uint64 = 1
+				if sent != nil {
+					seq = sent.seq + 1
+				}
+				set.Seq = seq
+				if err := s.send(&wire.ManagerMessage{Assignments: set}); err != nil {
+					return err
+				}
+				sent = cur.assign.record(seq)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-s.wake:
+			m = d.fan.take(s)
+		case <-paceC:
+			pace, paceC = nil, nil
+			m = d.fan.take(s)
+			m.view = m.view || held
+		}
 	}
 }
 
 // read reads the parts of the node's desired state asked for, from tx or,
 // when the view is asked for, from the state at least as new as tx's that
 // the sessions share (netIndexes.latest): both parts from one state.
-func (d *Dispatcher) read(tx store.ReadTx, node string, cur *desired, assign, view bool) error {
+// It returns the index of the state read.
+func (d *Dispatcher) read(tx store.ReadTx, node string, cur *desired, assign, view bool) (uint64, error) {
 	if view {
 		newer, ix, err := d.netIndexes.latest(d.cfg.Store, tx)
-		tx = newer
 		if err != nil {
-			return fmt.Errorf("network view of node %s: %w", node, err)
+			return 0, fmt.Errorf("network view of node %s: %w", node, err)
 		}
+		tx = newer
 		cur.net = newNetState(ix.View(node))
 	}
 	if assign {
 		a, err := assignmentOf(tx, node)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		cur.assign = a
 	}
-	return nil
-}
-
-// follow sends what changed, the view before the assignment set (a task
-// must be known to the node's network plane before it starts), then waits
-// for store changes, coalesces a burst of them and reads again the parts
-// they may alter, from one store state.
-func (d *Dispatcher) follow(ctx context.Context, w *store.Watcher, node string, cur *desired, last *sent, s *session) error {
-	for {
-		if !cur.net.view.Equal(last.view) {
-			if err := s.send(&wire.ManagerMessage{Network: cur.net.view}); err != nil {
-				return err
-			}
-			last.view = cur.net.view
-		}
-		if cur.assign.key != last.assignKey {
-			if err := s.send(&wire.ManagerMessage{Assignments: cur.assign.set}); err != nil {
-				return err
-			}
-			last.assignKey = cur.assign.key
-		}
-		assign, view, removed := false, false, false
-		mark := func(ev store.Event) {
-			// The shared object, not a copy: every session looks at
-			// every change, and only looks.
-			obj, err := ev.View()
-			if err != nil {
-				obj = nil // relevant to both: read again
-			}
-			if n, ok := obj.(*api.Node); ok && n.ID == node && (n.Removed() || ev.Action == store.ActionDelete) {
-				removed = true
-			}
-			assign = assign || relevant(ev, obj, node, cur.assign.ids)
-			view = view || cur.net.relevant(ev, obj, node)
-		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case ev, ok := <-w.Events():
-			if !ok {
-				return w.Err()
-			}
-			mark(ev)
-		}
-	drain: // coalesce a burst of changes into one read
-		for {
-			select {
-			case ev, ok := <-w.Events():
-				if !ok {
-					return w.Err()
-				}
-				mark(ev)
-			default:
-				break drain
-			}
-		}
-		if removed {
-			// Removed (gitorc node rm --force) while connected: the
-			// session ends now, as a new one would be refused.
-			d.log.Warn("node removed: ending its session", logKeyNode, node)
-			return status.Error(codes.PermissionDenied, ErrNodeRemoved.Error())
-		}
-		if !assign && !view {
-			continue
-		}
-		if err := d.cfg.Store.View(func(tx store.ReadTx) error {
-			return d.read(tx, node, cur, assign, view)
-		}); err != nil {
-			return fmt.Errorf("read assignments and network view: %w", err)
-		}
-	}
+	return tx.Index(), nil
 }
 
 // peerOf reads the verified identity of the stream's peer from its TLS

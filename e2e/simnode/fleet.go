@@ -236,6 +236,18 @@ func (f *Fleet) Running() int {
 	return n
 }
 
+// RunningLive counts the tasks the fleet's nodes that were not stopped
+// run.
+func (f *Fleet) RunningLive() int {
+	n := 0
+	for _, node := range f.nodes {
+		if !node.Stopped() {
+			n += node.Running()
+		}
+	}
+	return n
+}
+
 // Run runs every node's agent and session until ctx ends (or each node
 // was stopped), and waits for them.
 func (f *Fleet) Run(ctx context.Context) error {

@@ -39,6 +39,14 @@ type Assigner interface {
 	Assign([]agent.Assignment)
 }
 
+// Updater is an optional ability of an Assigner (*agent.Agent has it): it
+// takes a change to the set it holds, the tasks added or changed and the
+// IDs of those removed, instead of the whole set again. An Assigner
+// without it gets the whole set after every change.
+type Updater interface {
+	Update(changed []agent.Assignment, removed []string)
+}
+
 // NetConfigurer applies the node's whole network view (netplane's Plane
 // is one). Reconfig should be a no-op for a view equal to the one it
 // applied last: every new session sends the view again.
@@ -250,7 +258,7 @@ func (c *Client) session(ctx context.Context, addr string) (established bool, er
 	if err != nil {
 		return false, err
 	}
-	if err := stream.Send(&wire.WorkerMessage{Hello: &wire.Hello{Description: c.cfg.Description}}); err != nil {
+	if err := stream.Send(&wire.WorkerMessage{Hello: &wire.Hello{Description: c.cfg.Description, Deltas: true}}); err != nil {
 		_, err = stream.Recv() // the real reason is in the status
 		return false, err
 	}
@@ -335,6 +343,7 @@ func (c *Client) sendStatuses(stream *sender) error {
 // receive hands each assignment set to the agent, each network view to
 // applyViews and each log message to logs, until the stream fails.
 func (c *Client) receive(stream wire.SessionClient, logs *logServer) error {
+	var held Held // what this session's sets add up to
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -346,14 +355,38 @@ func (c *Client) receive(stream wire.SessionClient, logs *logServer) error {
 		case m.Network != nil:
 			c.offerView(m.Network)
 		case m.Assignments != nil:
-			if c.cfg.Registries != nil {
-				c.cfg.Registries.SetRegistryLogins(LoginsOf(m.Assignments))
+			ch, err := held.Apply(m.Assignments)
+			if err != nil {
+				return err // the next session starts with a complete set
 			}
-			as := Assignments(m.Assignments)
-			c.forget(as)
-			c.cfg.Agent.Assign(as)
+			c.assign(&held, ch)
 		}
 	}
+}
+
+// assign gives the agent what a set changed, registry logins first.
+func (c *Client) assign(held *Held, ch Change) {
+	if c.cfg.Registries != nil && ch.Registries {
+		c.cfg.Registries.SetRegistryLogins(held.Logins())
+	}
+	up, ok := c.cfg.Agent.(Updater)
+	if ch.Complete || !ok {
+		as := held.Assignments()
+		c.forget(as)
+		c.cfg.Agent.Assign(as)
+		return
+	}
+	changed := make([]agent.Assignment, 0, len(ch.Tasks))
+	for _, id := range ch.Tasks {
+		changed = append(changed, held.assignment(held.tasks[id]))
+	}
+	c.mu.Lock()
+	for _, id := range ch.Removed {
+		delete(c.latest, id)
+		delete(c.unsent, id)
+	}
+	c.mu.Unlock()
+	up.Update(changed, ch.Removed)
 }
 
 // offerView makes v the view to apply next, replacing one not yet taken.
@@ -460,47 +493,19 @@ func (c *Client) forget(as []agent.Assignment) {
 
 // LoginsOf returns an assignment set's registry logins by host.
 func LoginsOf(set *wire.AssignmentSet) map[string]api.RegistryLogin {
-	out := make(map[string]api.RegistryLogin, len(set.Registries))
-	for _, r := range set.Registries {
-		out[r.Host] = api.RegistryLogin{Username: r.Username, Password: api.SecretBytes(r.Password)}
+	var h Held
+	if _, err := h.Apply(set); err != nil {
+		return nil
 	}
-	return out
+	return h.Logins()
 }
 
-// Assignments converts an assignment set to what the agent takes: each
-// task with the payloads of the secrets and configs it refers to.
+// Assignments converts a complete assignment set to what the agent takes:
+// each task with the payloads of the secrets and configs it refers to.
 func Assignments(set *wire.AssignmentSet) []agent.Assignment {
-	secrets := make(map[string]wire.Plaintext, len(set.Secrets))
-	for _, s := range set.Secrets {
-		secrets[s.Name] = s.Data
+	var h Held
+	if _, err := h.Apply(set); err != nil {
+		return nil
 	}
-	configs := make(map[string][]byte, len(set.Configs))
-	for _, cf := range set.Configs {
-		configs[cf.Name] = cf.Data
-	}
-	out := make([]agent.Assignment, 0, len(set.Tasks))
-	for _, t := range set.Tasks {
-		if t == nil {
-			continue
-		}
-		var files agent.Files
-		for _, r := range t.Spec.Container.Secrets {
-			if data, ok := secrets[r.Key()]; ok {
-				if files.Secrets == nil {
-					files.Secrets = map[string]api.SecretBytes{}
-				}
-				files.Secrets[r.Name] = api.SecretBytes(data)
-			}
-		}
-		for _, r := range t.Spec.Container.Configs {
-			if data, ok := configs[r.Key()]; ok {
-				if files.Configs == nil {
-					files.Configs = map[string][]byte{}
-				}
-				files.Configs[r.Name] = data
-			}
-		}
-		out = append(out, agent.Assignment{Task: t, Files: files})
-	}
-	return out
+	return h.Assignments()
 }

@@ -37,10 +37,10 @@ func TestAssignmentsCarryEachTasksFiles(t *testing.T) {
 		Secrets: []wire.SecretFile{{Name: "pw", Data: wire.Plaintext("s3cret")}, {Name: "other", Data: wire.Plaintext("x")}},
 		Configs: []wire.ConfigFile{{Name: "nginx.conf", Data: []byte("server {}")}}}
 	got := Assignments(set)
-	want := []agent.Assignment{
+	want := []agent.Assignment{ // by task ID
+		{Task: job},
 		{Task: web, Files: agent.Files{Secrets: map[string]api.SecretBytes{"pw": api.SecretBytes("s3cret")},
 			Configs: map[string][]byte{"nginx.conf": []byte("server {}")}}},
-		{Task: job},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("assignments (-want +got):\n%s", diff)

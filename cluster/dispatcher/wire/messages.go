@@ -24,6 +24,10 @@ type WorkerMessage struct {
 // from its certificate, never from a message.
 type Hello struct {
 	Description api.NodeDescription `json:"description"`
+	// Deltas says the worker applies incremental assignment sets
+	// (AssignmentSet.Delta); a worker that does not say so gets a
+	// complete set on every change, as before deltas existed.
+	Deltas bool `json:"deltas,omitempty"`
 }
 
 // Heartbeat tells the leader the node is alive.
@@ -41,8 +45,8 @@ type TaskStatusUpdate struct {
 }
 
 // ManagerMessage is what the leader sends: a Session first, then the
-// node's network view and its complete assignment set, each whenever it
-// changes. A view always comes before an assignment set made from the
+// node's network view and its assignment set (complete first, then, to a
+// worker that asked for them, deltas), each whenever it changes. A view always comes before an assignment set made from the
 // same store state, so that the node's network plane knows a task before
 // the task starts. Exactly one field is set.
 type ManagerMessage struct {
@@ -83,16 +87,35 @@ type Session struct {
 	HeartbeatPeriod time.Duration `json:"heartbeat_period"`
 }
 
-// AssignmentSet is every task assigned to the node, with the payloads of
-// the secrets and configs those tasks refer to, by cluster-wide name. It
-// replaces the previous set as a whole.
+// AssignmentSet is the tasks assigned to the node, with the payloads of
+// the secrets and configs those tasks refer to, by cluster-wide name.
+//
+// A complete set (Delta false; the first of every session, and every one
+// sent to a worker that did not ask for deltas) replaces the previous one
+// as a whole. A delta (Delta true) holds only what changed since the
+// session's previous set: the tasks added or changed, the IDs of those
+// removed, and likewise for secrets, configs and registry logins. Seq
+// numbers a session's sets from 1, one by one, so that a worker applies a
+// delta only on top of the set it follows (Seq-1) and otherwise ends the
+// session, whose next one starts again with a complete set (the stream is
+// ordered and reliable, so a gap means a bug, not a loss). As Swarm's
+// Assignments stream does, a task whose only change is its status (the
+// node's own reports, written back) is not sent again.
 type AssignmentSet struct {
+	Delta   bool         `json:"delta,omitempty"`
+	Seq     uint64       `json:"seq,omitempty"`
 	Tasks   []*api.Task  `json:"tasks"`
 	Secrets []SecretFile `json:"secrets,omitempty"`
 	Configs []ConfigFile `json:"configs,omitempty"`
 	// Registries are the logins for the registries the tasks' images
 	// come from (gitorc registry login), and only those.
 	Registries []RegistryLogin `json:"registries,omitempty"`
+	// In a delta: the task IDs, secret and config names and registry
+	// hosts no longer in the set.
+	RemovedTasks      []string `json:"removed_tasks,omitempty"`
+	RemovedSecrets    []string `json:"removed_secrets,omitempty"`
+	RemovedConfigs    []string `json:"removed_configs,omitempty"`
+	RemovedRegistries []string `json:"removed_registries,omitempty"`
 }
 
 // RegistryLogin is a registry's credentials, for the node's pulls.
