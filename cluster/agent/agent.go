@@ -35,7 +35,8 @@ type Config struct {
 	// Clock defaults to the wall clock.
 	Clock Clock
 	// Interval is how often containers are observed when nothing else
-	// happens; default 1s.
+	// happens; default 1s. An executor that is a ChangeNotifier has them
+	// observed as soon as it signals a change too.
 	Interval time.Duration
 }
 
@@ -160,6 +161,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	results := make(chan result)
 	inflight := map[string]bool{}
 	var lastErr string
+	var changes <-chan struct{} // nil, never ready, without a notifier
+	if n, ok := a.cfg.Executor.(ChangeNotifier); ok {
+		changes = n.Changes()
+	}
 	defer wg.Wait()
 	for {
 		reports, err := a.pass(ctx, &wg, results, inflight)
@@ -189,8 +194,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		case r := <-results:
 			timer.Stop()
 			delete(inflight, r.id)
-			a.report(ctx, a.finish(r))
+			rs := a.finish(r)
+			// Every other action that has finished too is recorded
+			// before the next pass: one observation for all of them, not
+			// one each (a deploy of many tasks finishes many at once).
+			for more := true; more; {
+				select {
+				case r := <-results:
+					delete(inflight, r.id)
+					rs = append(rs, a.finish(r)...)
+				default:
+					more = false
+				}
+			}
+			a.report(ctx, rs)
 		case <-a.wake:
+			timer.Stop()
+		case <-changes:
 			timer.Stop()
 		case <-timer.C():
 		}

@@ -77,3 +77,87 @@ func TestStopNotAcknowledgedIsReported(t *testing.T) {
 		}
 	}
 }
+
+// stillClock is a clock whose timers never fire: an agent on it observes
+// only when something wakes it.
+type stillClock struct{}
+
+func (stillClock) Now() time.Time               { return time.Unix(1e9, 0) }
+func (stillClock) NewTimer(time.Duration) Timer { return stillTimer{} }
+func (stillTimer) C() <-chan time.Time          { return nil }
+func (stillTimer) Stop() bool                   { return true }
+
+type stillTimer struct{}
+
+// notifyingExecutor runs one container, t1, and signals Changes when
+// told to.
+type notifyingExecutor struct {
+	changes chan struct{}
+	mu      sync.Mutex
+	exited  bool
+	calls   int // Observe calls
+}
+
+func (*notifyingExecutor) Prepare(context.Context, *api.Task, Files) error { return nil }
+func (*notifyingExecutor) Start(context.Context, string) error             { return nil }
+func (*notifyingExecutor) Remove(context.Context, string) (Exit, error)    { return Exit{}, nil }
+func (n *notifyingExecutor) Changes() <-chan struct{}                      { return n.changes }
+func (n *notifyingExecutor) Observe(context.Context) ([]Observed, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.calls++
+	o := Observed{TaskID: "t1", ContainerID: "t1", State: ContainerRunning}
+	if n.exited {
+		o.State, o.ExitCode = ContainerExited, 137
+	}
+	return []Observed{o}, nil
+}
+
+func (n *notifyingExecutor) observes() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.calls
+}
+
+// A container that exits is reported as soon as the executor signals a
+// change, not at the agent's next interval: with a clock whose timers
+// never fire, the failure is reported only through the signal.
+func TestExitReportedOnChangeSignal(t *testing.T) {
+	ex := &notifyingExecutor{changes: make(chan struct{}, 1)}
+	rep := make(chanReporter, 16)
+	a, err := New(Config{Executor: ex, Reporter: rep, Clock: stillClock{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitObserves := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for ex.observes() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("the agent observed %d times, want %d", ex.observes(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitObserves(1) // Run's first pass, before any task
+	before := ex.observes()
+	a.Assign([]Assignment{{Task: &api.Task{Meta: api.Meta{ID: "t1"}, DesiredState: api.TaskRunning,
+		Status: api.TaskStatus{State: api.TaskRunning, Message: "started"}}}})
+	waitObserves(before + 1) // the pass Assign woke has seen the task running
+	ex.mu.Lock()
+	ex.exited = true
+	ex.mu.Unlock()
+	ex.changes <- struct{}{}
+	select {
+	case st := <-rep:
+		if st.State != api.TaskFailed || st.ExitCode != 137 {
+			t.Fatalf("status = %s (exit code %d), want failed with exit code 137", st.State, st.ExitCode)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the exit was not reported after the change signal")
+	}
+}

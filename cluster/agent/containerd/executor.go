@@ -68,6 +68,8 @@ type Executor struct {
 	logins *registryLogins
 	logs   taskLogs // readers of the tasks' stdout and stderr (taskio.go)
 
+	changes chan struct{} // Changes (changes.go)
+
 	mu      sync.Mutex
 	health  map[string]*monitor // by task ID
 	pulling map[string]*pull    // by image reference
@@ -92,7 +94,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("executor: %w", err)
 	}
 	e := &Executor{cfg: cfg, log: cfg.Logger, hosts: hosts, logins: logins,
-		health: map[string]*monitor{}, pulling: map[string]*pull{}}
+		health: map[string]*monitor{}, pulling: map[string]*pull{}, changes: make(chan struct{}, 1)}
 	e.bg, e.bgCancel = context.WithCancel(context.Background())
 
 	addr := cfg.Address
@@ -155,8 +157,8 @@ func (e *Executor) ctx(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, e.cfg.Namespace)
 }
 
-// Run supervises the own containerd (restarting it when it exits) and
-// rotates task logs until ctx ends; then it stops the healthchecks and the
+// Run supervises the own containerd (restarting it when it exits),
+// follows the tasks' exits (Changes) and rotates task logs until ctx ends; then it stops the healthchecks and the
 // own containerd. Containers keep running.
 func (e *Executor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
@@ -171,10 +173,14 @@ func (e *Executor) Run(ctx context.Context) error {
 			})
 		}()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		e.rotateLogs(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		e.watchExits(ctx)
 	}()
 	<-ctx.Done()
 	e.stopBackground()
