@@ -102,25 +102,38 @@ func New(cfg Config) (*Agent, error) {
 // statuses never move backwards and an agent that restarts continues from
 // what it last reported. Containers of tasks absent from the set are
 // removed once the first set arrived.
+//
+// A set that changes nothing the agent acts on (the same tasks with the
+// same desired states, none of their statuses ahead of the agent's: the
+// leader sends the set again after each status it records) does not
+// wake the agent.
 func (a *Agent) Assign(as []Assignment) {
 	a.mu.Lock()
 	next := make(map[string]*entry, len(as))
+	changed := !a.assigned || len(as) != len(a.tasks)
 	for _, as := range as {
 		t := *as.Task
 		e := &entry{task: t, files: as.Files, status: t.Status}
-		if old, ok := a.tasks[t.ID]; ok && old.status.State > e.status.State {
+		old, ok := a.tasks[t.ID]
+		if ok && old.status.State > e.status.State {
 			e.status = old.status
+		}
+		if !ok || old.task.DesiredState != t.DesiredState || old.status != e.status {
+			changed = true
 		}
 		next[t.ID] = e
 	}
 	for id := range a.tasks {
 		if _, ok := next[id]; !ok {
 			a.forgot[id] = struct{}{}
+			changed = true
 		}
 	}
 	a.tasks, a.assigned = next, true
 	a.mu.Unlock()
-	a.kick()
+	if changed {
+		a.kick()
+	}
 }
 
 // Status returns the current status of an assigned task.

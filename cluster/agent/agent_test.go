@@ -161,3 +161,43 @@ func TestExitReportedOnChangeSignal(t *testing.T) {
 		t.Fatal("the exit was not reported after the change signal")
 	}
 }
+
+// An assignment set that changes nothing the agent acts on does not wake
+// it; a new desired state, a task more or less, or a status ahead of the
+// agent's does.
+func TestAssignWakesOnlyOnChange(t *testing.T) {
+	a, err := New(Config{Executor: &stuckExecutor{}, Clock: stillClock{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	woken := func() bool {
+		select {
+		case <-a.wake:
+			return true
+		default:
+			return false
+		}
+	}
+	task := func(id string, desired, state api.TaskState) Assignment {
+		return Assignment{Task: &api.Task{Meta: api.Meta{ID: id}, DesiredState: desired, Status: api.TaskStatus{State: state}}}
+	}
+	steps := []struct {
+		name string
+		set  []Assignment
+		want bool
+	}{
+		{"first set", []Assignment{task("t1", api.TaskRunning, api.TaskRunning)}, true},
+		{"the same again", []Assignment{task("t1", api.TaskRunning, api.TaskRunning)}, false},
+		{"desired state shutdown", []Assignment{task("t1", api.TaskShutdown, api.TaskRunning)}, true},
+		{"a task more", []Assignment{task("t1", api.TaskShutdown, api.TaskRunning), task("t2", api.TaskRunning, api.TaskAssigned)}, true},
+		{"a status behind the agent's", []Assignment{task("t1", api.TaskShutdown, api.TaskAssigned), task("t2", api.TaskRunning, api.TaskAssigned)}, false},
+		{"a status ahead", []Assignment{task("t1", api.TaskShutdown, api.TaskComplete), task("t2", api.TaskRunning, api.TaskAssigned)}, true},
+		{"a task less", []Assignment{task("t2", api.TaskRunning, api.TaskAssigned)}, true},
+	}
+	for _, s := range steps {
+		a.Assign(s.set)
+		if got := woken(); got != s.want {
+			t.Errorf("%s: woken = %v, want %v", s.name, got, s.want)
+		}
+	}
+}
