@@ -4,9 +4,10 @@
 // A Client dials the managers it knows (in turn), follows a follower's
 // redirect to the leader, opens a session with a Hello that describes the
 // node, then heartbeats at the period the leader asks for, forwards the
-// agent's task statuses in batches (it is the agent's Reporter), and hands
-// each assignment set it receives to the agent's Assign, with the secret
-// and config payloads every task refers to. The network views it
+// agent's task statuses in batches, at most one per Config.StatusInterval
+// (it is the agent's Reporter), and hands each assignment set it receives
+// to the agent's Assign, with the secret and config payloads every task
+// refers to. The network views it
 // receives go to Config.Network (a NetConfigurer, netplane's Plane) in
 // one goroutine owned by Run, so that a slow Reconfig never holds up the
 // stream: latest wins (views that arrive while one is being applied are
