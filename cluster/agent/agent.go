@@ -35,7 +35,8 @@ type Config struct {
 	// Clock defaults to the wall clock.
 	Clock Clock
 	// Interval is how often containers are observed when nothing else
-	// happens; default 1s.
+	// happens; default 1s. An executor that is a ChangeNotifier has them
+	// observed as soon as it signals a change too.
 	Interval time.Duration
 }
 
@@ -101,25 +102,38 @@ func New(cfg Config) (*Agent, error) {
 // statuses never move backwards and an agent that restarts continues from
 // what it last reported. Containers of tasks absent from the set are
 // removed once the first set arrived.
+//
+// A set that changes nothing the agent acts on (the same tasks with the
+// same desired states, none of their statuses ahead of the agent's: the
+// leader sends the set again after each status it records) does not
+// wake the agent.
 func (a *Agent) Assign(as []Assignment) {
 	a.mu.Lock()
 	next := make(map[string]*entry, len(as))
+	changed := !a.assigned || len(as) != len(a.tasks)
 	for _, as := range as {
 		t := *as.Task
 		e := &entry{task: t, files: as.Files, status: t.Status}
-		if old, ok := a.tasks[t.ID]; ok && old.status.State > e.status.State {
+		old, ok := a.tasks[t.ID]
+		if ok && old.status.State > e.status.State {
 			e.status = old.status
+		}
+		if !ok || old.task.DesiredState != t.DesiredState || old.status != e.status {
+			changed = true
 		}
 		next[t.ID] = e
 	}
 	for id := range a.tasks {
 		if _, ok := next[id]; !ok {
 			a.forgot[id] = struct{}{}
+			changed = true
 		}
 	}
 	a.tasks, a.assigned = next, true
 	a.mu.Unlock()
-	a.kick()
+	if changed {
+		a.kick()
+	}
 }
 
 // Update changes the set of tasks assigned to this node: the tasks given
@@ -190,6 +204,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	results := make(chan result)
 	inflight := map[string]bool{}
 	var lastErr string
+	var changes <-chan struct{} // nil, never ready, without a notifier
+	if n, ok := a.cfg.Executor.(ChangeNotifier); ok {
+		changes = n.Changes()
+	}
 	defer wg.Wait()
 	for {
 		reports, err := a.pass(ctx, &wg, results, inflight)
@@ -219,8 +237,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		case r := <-results:
 			timer.Stop()
 			delete(inflight, r.id)
-			a.report(ctx, a.finish(r))
+			rs := a.finish(r)
+			// Every other action that has finished too is recorded
+			// before the next pass: one observation for all of them, not
+			// one each (a deploy of many tasks finishes many at once).
+			for more := true; more; {
+				select {
+				case r := <-results:
+					delete(inflight, r.id)
+					rs = append(rs, a.finish(r)...)
+				default:
+					more = false
+				}
+			}
+			a.report(ctx, rs)
 		case <-a.wake:
+			timer.Stop()
+		case <-changes:
 			timer.Stop()
 		case <-timer.C():
 		}

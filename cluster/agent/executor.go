@@ -25,6 +25,15 @@ type Executor interface {
 	Observe(ctx context.Context) ([]Observed, error)
 }
 
+// ChangeNotifier is an optional Executor ability: Changes is signalled
+// (a non-blocking send) whenever a container may have changed on its own:
+// its process exited, its health verdict changed. The agent then observes
+// at once instead of at its next interval, so that a killed task is
+// reported, and replaced, without waiting for a poll.
+type ChangeNotifier interface {
+	Changes() <-chan struct{}
+}
+
 // LogRemover is an optional Executor ability: removing a task's log once
 // the task is no longer assigned to the node.
 type LogRemover interface {

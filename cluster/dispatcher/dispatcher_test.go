@@ -26,7 +26,10 @@ func (e *env) startWorker(nodeID string, managers ...string) (*session.Client, *
 	ag, clk := &fakeAgent{}, newFakeClock()
 	c, err := session.New(session.Config{Managers: managers, TLS: clientTLS(e.t, e.root, e.cert(nodeID, api.RoleWorker)),
 		Agent: ag, Registries: ag, Clock: agentClock{clk}, Description: api.NodeDescription{Hostname: nodeID + ".example",
-			Platform: api.Platform{OS: "linux", Architecture: "amd64"}}})
+			Platform: api.Platform{OS: "linux", Architecture: "amd64"}},
+		// The manual clock never passes a pacing interval by itself:
+		// every status goes at once (the pacing has its own test).
+		StatusInterval: -1})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ func main() {
 	settle := flag.Duration("settle", 3*time.Second, "with -suite swarm: pause between steps")
 	stepTimeout := flag.Duration("step-timeout", 3*time.Minute, "with -suite swarm: give a step up after this long")
 	keepLogs := flag.String("keep-logs", os.Getenv("BENCH_KEEP_LOGS"), "with -suite swarm: copy each round's daemon logs into DIR/<system>-r<round>/ (default $BENCH_KEEP_LOGS)")
+	profileDir := flag.String("profile", "", "with -suite swarm: write gitorc's CPU profiles of deploy 10, deploy 50 and scale (a 5-10 s window from the command) and an execution trace of the killed task's replacement (3 s) to DIR/gitorc-r<round>/")
 	flag.Parse()
 	if *suiteName != "push" && *suiteName != "swarm" {
 		fmt.Fprintf(os.Stderr, "bench: -suite %q: want push or swarm\n", *suiteName)
@@ -71,7 +72,7 @@ func main() {
 	}
 	if *suiteName == "swarm" {
 		code := runSwarmSuite(suiteOptions{bin: *bin, rounds: *rounds, systems: suiteSystems,
-			poll: *poll, settle: *settle, timeout: *stepTimeout, keepLogs: *keepLogs})
+			poll: *poll, settle: *settle, timeout: *stepTimeout, keepLogs: *keepLogs, profileDir: *profileDir})
 		if binDir != "" {
 			_ = os.RemoveAll(binDir)
 		}

@@ -193,6 +193,8 @@ type suite struct {
 	log                   io.Writer
 	results               *results
 	keepLogs              string // copy the daemons' logs here after each round
+	profileDir            string // profiles of some steps (profile.go)
+	roundNo               int    // the round running, for profileDir
 }
 
 // keep copies a round's logs to keepLogs/<system>-r<round>/.
@@ -390,6 +392,7 @@ func (s *suite) round(ctx context.Context, sys system, dir string) error {
 		w := st.w
 		pids := sys.daemons()
 		cpu0 := cpuTime(pids)
+		profiled := s.startProfile(ctx, sys, s.roundNo, st.label)
 		start := time.Now()
 		if err := st.do(); err != nil {
 			return fmt.Errorf("%s: %s: %w", sys.name(), orReset(st.label), err)
@@ -429,6 +432,7 @@ func (s *suite) round(ctx context.Context, sys system, dir string) error {
 			return ctx.Err()
 		case <-time.After(s.settle):
 		}
+		profiled()
 	}
 	return nil
 }

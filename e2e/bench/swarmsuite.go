@@ -23,6 +23,7 @@ type suiteOptions struct {
 	systems               []string // in the order each round runs them
 	poll, settle, timeout time.Duration
 	keepLogs              string
+	profileDir            string
 }
 
 // parseSystems checks -systems: gitorc, swarm or both, Swarm first in a
@@ -71,13 +72,14 @@ func runSwarmSuite(o suiteOptions) int {
 		fmt.Fprintln(os.Stderr, "bench: no system to run")
 		return 1
 	}
-	s := &suite{poll: o.poll, settle: o.settle, timeout: o.timeout, log: os.Stderr, results: newResults(), keepLogs: o.keepLogs}
+	s := &suite{poll: o.poll, settle: o.settle, timeout: o.timeout, log: os.Stderr, results: newResults(), keepLogs: o.keepLogs, profileDir: o.profileDir}
 	load0 := loadAverage()
 	started := time.Now()
 	failed := false
 	var roundTimes []string
 	for r := 1; r <= o.rounds && ctx.Err() == nil; r++ {
 		for _, sys := range run {
+			s.roundNo = r
 			fmt.Fprintf(os.Stderr, "round %d, %s (load average %s)\n", r, sys, loadAverage())
 			t0 := time.Now()
 			var err error

@@ -37,6 +37,13 @@
 // runtime is Config.Runtime, else crun when a probe at New finds it works,
 // else runc (runtime.go).
 //
+// Observing: Observe asks no shim and lists no container while Run runs.
+// The executor keeps its tasks' process states and its containers' labels
+// from its own calls and from containerd's exit events, which it also
+// passes on as agent.ChangeNotifier signals (a killed task is seen at
+// once, not at the agent's next interval); full lists seed both caches
+// at each event subscription and every 10 s (procs.go, changes.go).
+//
 // Networking: with Config.Network set, a task that has an address
 // (Task.Addr) runs in a network namespace the executor creates and binds
 // at netns/<id> (netplane/netns) before the container exists; the

@@ -7,10 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"sync"
 	"time"
 
-	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
@@ -68,6 +68,10 @@ type Executor struct {
 	logins *registryLogins
 	logs   taskLogs // readers of the tasks' stdout and stderr (taskio.go)
 
+	changes chan struct{} // Changes (changes.go)
+	procs   procCache     // the tasks' process states (procs.go)
+	ctrs    ctrCache      // the containers' labels (procs.go)
+
 	mu      sync.Mutex
 	health  map[string]*monitor // by task ID
 	pulling map[string]*pull    // by image reference
@@ -92,7 +96,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("executor: %w", err)
 	}
 	e := &Executor{cfg: cfg, log: cfg.Logger, hosts: hosts, logins: logins,
-		health: map[string]*monitor{}, pulling: map[string]*pull{}}
+		health: map[string]*monitor{}, pulling: map[string]*pull{}, changes: make(chan struct{}, 1)}
 	e.bg, e.bgCancel = context.WithCancel(context.Background())
 
 	addr := cfg.Address
@@ -132,10 +136,8 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		e.log.Info("OCI runtime", "runtime", e.runtime)
 	}
 	// Read on the output of the tasks a previous run started.
-	if resp, err := c.TaskService().List(e.ctx(ctx), &tasksapi.ListTasksRequest{}); err != nil {
+	if _, err := e.listTasks(ctx); err != nil {
 		e.log.Warn("attach task output", logKeyErr, err)
-	} else {
-		e.adoptLogs(resp.Tasks)
 	}
 	return e, nil
 }
@@ -155,8 +157,8 @@ func (e *Executor) ctx(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, e.cfg.Namespace)
 }
 
-// Run supervises the own containerd (restarting it when it exits) and
-// rotates task logs until ctx ends; then it stops the healthchecks and the
+// Run supervises the own containerd (restarting it when it exits),
+// follows the tasks' exits (Changes) and rotates task logs until ctx ends; then it stops the healthchecks and the
 // own containerd. Containers keep running.
 func (e *Executor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
@@ -171,10 +173,18 @@ func (e *Executor) Run(ctx context.Context) error {
 			})
 		}()
 	}
-	wg.Add(1)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		e.rotateLogs(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		e.watchExits(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		e.refreshProcs(ctx)
 	}()
 	<-ctx.Done()
 	e.stopBackground()
@@ -220,36 +230,40 @@ func (e *Executor) Close() error {
 // Observe reports every gitorc container in the namespace.
 func (e *Executor) Observe(ctx context.Context) ([]agent.Observed, error) {
 	ctx = e.ctx(ctx)
-	cs, err := e.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q", LabelTaskID))
-	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
-	}
-	resp, err := e.client.TaskService().List(ctx, &tasksapi.ListTasksRequest{})
-	if err != nil {
-		return nil, fmt.Errorf("list tasks: %w", err)
-	}
-	procs := make(map[string]*tasktypes.Process, len(resp.Tasks))
-	for _, p := range resp.Tasks {
-		id := p.ContainerID
-		if id == "" { // containerd 1.6 names the task by its container's ID only
-			id = p.ID
+	// The containers and their tasks' states from the executor's caches
+	// (procs.go); listed through containerd (and the tasks' shims) only
+	// while the caches are not current.
+	procs, live := e.procs.snapshot()
+	if !live {
+		if _, err := e.listTasks(ctx); err != nil { // the containers too
+			return nil, err
 		}
-		procs[id] = p
+		procs, _ = e.procs.snapshot()
 	}
-	e.adoptLogs(resp.Tasks) // any that New could not attach
+	cs, current := e.ctrs.snapshot()
+	if !current {
+		var err error
+		if cs, err = e.listContainers(ctx); err != nil {
+			return nil, err
+		}
+	}
+	ids := make([]string, 0, len(cs))
+	for id := range cs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
 	out := make([]agent.Observed, 0, len(cs))
-	for _, c := range cs {
-		o := agent.Observed{TaskID: c.Labels[LabelTaskID], ContainerID: c.ID, State: agent.ContainerCreated}
-		if p := procs[c.ID]; p != nil {
-			o.State = processState(p.Status)
+	for _, id := range ids {
+		labels := cs[id]
+		o := agent.Observed{TaskID: labels[LabelTaskID], ContainerID: id, State: agent.ContainerCreated}
+		if p, ok := procs[id]; ok {
+			o.State = processState(p.status)
 			if o.State == agent.ContainerExited {
-				o.ExitCode = int(p.ExitStatus)
-				if p.ExitedAt != nil {
-					o.ExitedAt = p.ExitedAt.AsTime()
-				}
+				o.ExitCode = int(p.exitCode)
+				o.ExitedAt = p.exitedAt
 			}
 		}
-		if ps := c.Labels[labelHostPorts]; ps != "" && o.State == agent.ContainerRunning {
+		if ps := labels[labelHostPorts]; ps != "" && o.State == agent.ContainerRunning {
 			// Held again after a restart of the executor (the sockets
 			// died with the process); a no-op when held already.
 			// One that another process took meanwhile is reported on
@@ -258,10 +272,10 @@ func (e *Executor) Observe(ctx context.Context) ([]agent.Observed, error) {
 				o.Warning = err.Error()
 			}
 		}
-		if hc := c.Labels[labelHealthcheck]; hc != "" {
+		if hc := labels[labelHealthcheck]; hc != "" {
 			o.Health, o.HealthMessage = api.HealthStarting, ""
 			if o.State == agent.ContainerRunning {
-				o.Health, o.HealthMessage = e.ensureMonitor(c.ID, hc)
+				o.Health, o.HealthMessage = e.ensureMonitor(id, hc)
 			}
 		}
 		out = append(out, o)
@@ -303,6 +317,7 @@ func (e *Executor) Start(ctx context.Context, taskID string) error {
 		if err := t.Start(ctx); err != nil {
 			return fmt.Errorf("start: %w", cleanRuntimeErr(err))
 		}
+		e.procs.started(taskID, t.Pid())
 		return nil
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("start: %w", err)
@@ -324,14 +339,18 @@ func (e *Executor) Start(ctx context.Context, taskID string) error {
 		e.stopTaskLog(taskID, false)
 		return fmt.Errorf("start: %w", cleanRuntimeErr(err))
 	}
+	e.procs.created(taskID, t.Pid())
 	e.startTaskLog(l) // the shim holds the FIFOs' write ends now
 	if err := t.Start(ctx); err != nil {
 		unlock := e.shims.lock(group)
-		_, _ = t.Delete(ctx, client.WithProcessKill)
+		if _, derr := t.Delete(ctx, client.WithProcessKill); derr == nil || errdefs.IsNotFound(derr) {
+			e.procs.deleted(taskID)
+		}
 		unlock()
 		e.stopTaskLog(taskID, true)
 		return fmt.Errorf("start: %w", cleanRuntimeErr(err))
 	}
+	e.procs.started(taskID, t.Pid())
 	return nil
 }
 
@@ -389,12 +408,15 @@ func (e *Executor) Remove(ctx context.Context, taskID string) (agent.Exit, error
 			if err != nil && !errdefs.IsNotFound(err) {
 				return exit, fmt.Errorf("remove: delete task: %w", err)
 			}
+			e.procs.deleted(taskID)
 		} else if !errdefs.IsNotFound(err) {
 			return exit, fmt.Errorf("remove: %w", err)
 		}
 		if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			e.ctrs.invalidate()
 			return exit, fmt.Errorf("remove: delete container: %w", err)
 		}
+		e.ctrs.remove(taskID)
 	}
 	e.stopTaskLog(taskID, true) // the task is gone: its streams end
 	e.ports.release(taskID)

@@ -189,10 +189,14 @@ func (e *Executor) runHealth(ctx context.Context, id string, hc api.Healthcheck,
 		m.mu.Lock()
 		prev := m.h.State
 		m.h = nextHealth(m.h, ok, out, inStart, hc.Retries)
-		if m.h.State != prev {
+		changed := m.h.State != prev
+		if changed {
 			e.log.Info("health changed", logKeyTask, id, "health", m.h.State, "message", m.h.Message)
 		}
 		m.mu.Unlock()
+		if changed {
+			e.notify()
+		}
 	}
 }
 

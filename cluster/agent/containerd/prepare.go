@@ -128,15 +128,18 @@ func (e *Executor) Prepare(ctx context.Context, t *api.Task, files agent.Files) 
 		client.WithContainerLabels(labels),
 	)
 	if errdefs.IsAlreadyExists(err) {
-		return nil // created meanwhile by an earlier call
+		e.ctrs.invalidate() // by another call: listed again
+		return nil          // created meanwhile by an earlier call
 	}
 	if err != nil {
+		e.ctrs.invalidate() // whether containerd recorded it is unknown
 		// The snapshot is made before the container record.
 		if rerr := e.client.SnapshotService(e.cfg.Snapshotter).Remove(ctx, t.ID); rerr != nil && !errdefs.IsNotFound(rerr) {
 			e.log.Warn("remove snapshot after failed create", logKeyTask, t.ID, logKeyErr, rerr)
 		}
 		return fmt.Errorf("create container: %w", err)
 	}
+	e.ctrs.add(t.ID, labels)
 	return nil
 }
 

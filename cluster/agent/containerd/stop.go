@@ -54,6 +54,7 @@ func (e *Executor) stopTask(ctx context.Context, t client.Task, labels map[strin
 	}
 	switch st.Status {
 	case client.Stopped:
+		e.procs.exited(t.ID(), t.Pid(), st.ExitStatus, st.ExitTime)
 		return agent.Exit{ExitCode: int(st.ExitStatus)}, nil
 	case client.Paused, client.Pausing:
 		if err := t.Resume(ctx); err != nil {
@@ -89,9 +90,9 @@ func (e *Executor) stopTask(ctx context.Context, t client.Task, labels map[strin
 		defer timer.Stop()
 		select {
 		case s := <-exited:
-			return exitOf(exit, s)
+			return e.exitOf(t, exit, s)
 		case <-p.gone:
-			return e.exitStatus(ctx, exit, exited)
+			return e.exitStatus(ctx, t, exit, exited)
 		case <-ctx.Done():
 			return agent.Exit{}, fmt.Errorf("stop: %w", ctx.Err())
 		case <-timer.C():
@@ -101,17 +102,17 @@ func (e *Executor) stopTask(ctx context.Context, t client.Task, labels map[strin
 	if err := p.signal(ctx, syscall.SIGKILL); err != nil {
 		return agent.Exit{}, err
 	}
-	return e.exitStatus(ctx, exit, exited)
+	return e.exitStatus(ctx, t, exit, exited)
 }
 
 // exitStatus waits for the shim to report the exit status of a process
 // that exited or was sent SIGKILL.
-func (e *Executor) exitStatus(ctx context.Context, exit agent.Exit, exited <-chan client.ExitStatus) (agent.Exit, error) {
+func (e *Executor) exitStatus(ctx context.Context, t client.Task, exit agent.Exit, exited <-chan client.ExitStatus) (agent.Exit, error) {
 	timer := e.cfg.Clock.NewTimer(exitReportTimeout)
 	defer timer.Stop()
 	select {
 	case s := <-exited:
-		return exitOf(exit, s)
+		return e.exitOf(t, exit, s)
 	case <-ctx.Done():
 		return agent.Exit{}, fmt.Errorf("stop: %w", ctx.Err())
 	case <-timer.C():
@@ -119,11 +120,14 @@ func (e *Executor) exitStatus(ctx context.Context, exit agent.Exit, exited <-cha
 	}
 }
 
-func exitOf(exit agent.Exit, s client.ExitStatus) (agent.Exit, error) {
+// exitOf is the exit a stop saw, which the process cache records too
+// (its exit event may come later than the caller's next observation).
+func (e *Executor) exitOf(t client.Task, exit agent.Exit, s client.ExitStatus) (agent.Exit, error) {
 	if err := s.Error(); err != nil {
 		return agent.Exit{}, fmt.Errorf("stop: wait: %w", err)
 	}
 	exit.ExitCode = int(s.ExitCode())
+	e.procs.exited(t.ID(), t.Pid(), s.ExitCode(), s.ExitTime())
 	return exit, nil
 }
 

@@ -110,6 +110,8 @@ type fakeManager struct {
 	addr string
 	root *ca.RootCA
 	out  chan *wire.ManagerMessage
+	// statuses, when set, receives the status batches the worker sends.
+	statuses chan *wire.StatusBatch
 }
 
 func newFakeManager(t *testing.T) *fakeManager {
@@ -171,10 +173,14 @@ func (m *fakeManager) Session(stream wire.SessionStream) error {
 	if err := stream.Send(&wire.ManagerMessage{Session: &wire.Session{NodeID: "w1", HeartbeatPeriod: time.Hour}}); err != nil {
 		return err
 	}
-	go func() { // heartbeats and statuses: ignored
+	go func() { // heartbeats ignored, statuses to m.statuses
 		for {
-			if _, err := stream.Recv(); err != nil {
+			msg, err := stream.Recv()
+			if err != nil {
 				return
+			}
+			if msg.Status != nil && m.statuses != nil {
+				m.statuses <- msg.Status
 			}
 		}
 	}()
@@ -291,6 +297,18 @@ func (c *fakeClock) Advance(d time.Duration) {
 		}
 	}
 	c.timers = keep
+}
+
+// pending reports whether a timer is set to fire at at.
+func (c *fakeClock) pending(at time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.timers {
+		if !t.done && t.at.Equal(at) {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *fakeTimer) C() <-chan time.Time { return t.ch }
@@ -438,5 +456,56 @@ func TestReconfigErrorsRetried(t *testing.T) {
 	waitFor(t, "v3 applied", func() bool { return len(fn.called()) == 5 })
 	if got := fn.called(); !slices.Equal(got, []string{"v1", "v1", "v1", "v2", "v3"}) {
 		t.Errorf("applied %v, want v1 three times, v2, v3", got)
+	}
+}
+
+// A status after a quiet spell is sent at once; statuses that follow
+// within the status interval wait for it and go in one batch.
+func TestStatusBatchesPaced(t *testing.T) {
+	m := newFakeManager(t)
+	m.statuses = make(chan *wire.StatusBatch, 16)
+	clk := &fakeClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c, err := New(Config{Managers: []string{m.addr}, TLS: m.clientTLS(), Agent: nopAgent{}, Clock: clk, StatusInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	next := func() *wire.StatusBatch {
+		t.Helper()
+		select {
+		case b := <-m.statuses:
+			return b
+		case <-time.After(waitLong):
+			t.Fatal("no status batch")
+			return nil
+		}
+	}
+	ids := func(b *wire.StatusBatch) []string {
+		var out []string
+		for _, u := range b.Updates {
+			out = append(out, u.TaskID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	_ = c.ReportTaskStatus(ctx, "a", api.TaskStatus{State: api.TaskRunning})
+	if got := ids(next()); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("first batch = %v, want [a]", got)
+	}
+	sentAt := clk.Now()
+	_ = c.ReportTaskStatus(ctx, "b", api.TaskStatus{State: api.TaskRunning})
+	waitFor(t, "the client to wait for the status interval", func() bool { return clk.pending(sentAt.Add(50 * time.Millisecond)) })
+	_ = c.ReportTaskStatus(ctx, "c", api.TaskStatus{State: api.TaskRunning})
+	select {
+	case b := <-m.statuses:
+		t.Fatalf("batch %v sent within the status interval", ids(b))
+	default:
+	}
+	clk.Advance(50 * time.Millisecond)
+	if got := ids(next()); !slices.Equal(got, []string{"b", "c"}) {
+		t.Fatalf("second batch = %v, want [b c]", got)
 	}
 }

@@ -4,14 +4,14 @@
 // A Client dials the managers it knows (in turn), follows a follower's
 // redirect to the leader, opens a session with a Hello that describes the
 // node, then heartbeats at the period the leader asks for, forwards the
-// agent's task statuses in batches (it is the agent's Reporter), and hands
-// the assignments it receives to the agent, with the secret and config
-// payloads every task refers to: it asks for incremental sets in its
-// Hello, holds what the session's sets add up to (Held: the complete
-// first set and every delta after it, each checked to follow the one
-// before, or the session starts again), and gives the agent the change
-// (Updater, an optional ability of the Assigner; *agent.Agent has it) or,
-// without it, the whole set. The network views it
+// agent's task statuses in batches, at most one per Config.StatusInterval
+// (it is the agent's Reporter), and hands the assignments it receives to
+// the agent, with the secret and config payloads every task refers to: it
+// asks for incremental sets in its Hello, holds what the session's sets
+// add up to (Held: the complete first set and every delta after it, each
+// checked to follow the one before, or the session starts again), and
+// gives the agent the change (Updater, an optional ability of the
+// Assigner; *agent.Agent has it) or, without it, the whole set. The network views it
 // receives go to Config.Network (a NetConfigurer, netplane's Plane) in
 // one goroutine owned by Run, so that a slow Reconfig never holds up the
 // stream: latest wins (views that arrive while one is being applied are
