@@ -40,6 +40,7 @@ func (e *Executor) ReadLogs(ctx context.Context, taskID string, opts api.LogOpti
 	if err := checkID(taskID); err != nil {
 		return err
 	}
+	e.awaitExitedOutput(ctx, taskID)
 	p := e.logPath(taskID)
 	keep := func(r api.LogRecord) bool { return opts.Since.IsZero() || r.Time.After(opts.Since) }
 	var (

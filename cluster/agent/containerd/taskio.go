@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -395,4 +396,32 @@ func (rw *recordWriter) lines(b []byte, stream string, final bool) (rest []byte,
 	}
 	// The rest is copied: b points into the caller's buffer.
 	return append([]byte(nil), b...), err
+}
+
+// awaitExitedOutput waits, for a task whose process has exited, until
+// its reader has written the last of its output (within logDrainTimeout
+// and ctx): the exit is seen at once from containerd's event, possibly
+// before the output still in the FIFOs is read, and a task's log read
+// after its exit holds all of it, as docker logs does.
+func (e *Executor) awaitExitedOutput(ctx context.Context, taskID string) {
+	e.procs.mu.Lock()
+	p, ok := e.procs.m[taskID]
+	e.procs.mu.Unlock()
+	if !ok || p.status != tasktypes.Status_STOPPED {
+		return
+	}
+	e.logs.mu.Lock()
+	l := e.logs.m[taskID]
+	started := l != nil && l.started
+	e.logs.mu.Unlock()
+	if !started {
+		return
+	}
+	t := e.cfg.Clock.NewTimer(logDrainTimeout)
+	defer t.Stop()
+	select {
+	case <-l.done:
+	case <-t.C():
+	case <-ctx.Done():
+	}
 }
