@@ -67,3 +67,14 @@ func Format(w io.Writer, cs Changeset, color, verbose bool) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// ShortCommit abbreviates a commit hash as git log --oneline does.
+func ShortCommit(c string) string {
+	if len(c) > 7 {
+		return c[:7]
+	}
+	if c == "" {
+		return "-"
+	}
+	return c
+}

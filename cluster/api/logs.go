@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Log streams of a task's output.
 const (
@@ -25,4 +28,26 @@ type LogOptions struct {
 	Since time.Time `json:"since,omitzero"`
 	// Follow keeps reading what the task writes next.
 	Follow bool `json:"follow,omitempty"`
+}
+
+// LogLine is one line of a task's output, or (Error set) why a task's log
+// cannot be read.
+type LogLine struct {
+	Time    time.Time `json:"time"`
+	Task    string    `json:"task"`
+	Service string    `json:"service"`
+	// Slot is the task's slot; 0 for a global service's task.
+	Slot   uint64 `json:"slot,omitempty"`
+	Node   string `json:"node"`
+	Stream string `json:"stream,omitempty"`
+	Line   string `json:"line"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Prefix is docker's "name.slot@node" (a global task: "name.node@node").
+func (l *LogLine) Prefix() string {
+	if l.Slot == 0 {
+		return fmt.Sprintf("%s.%s@%s", l.Service, l.Node, l.Node)
+	}
+	return fmt.Sprintf("%s.%d@%s", l.Service, l.Slot, l.Node)
 }

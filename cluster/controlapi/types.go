@@ -420,3 +420,11 @@ type PendingNode struct {
 	Role     string `json:"role"`
 	State    string `json:"state"`
 }
+
+// Event types: what an event is about.
+const (
+	EventService = "service"
+	EventTask    = "task"
+	EventNode    = "node"
+	EventSync    = "sync"
+)

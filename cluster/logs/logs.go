@@ -20,28 +20,6 @@ type Query struct {
 	Options api.LogOptions `json:"options"`
 }
 
-// Line is one line of a task's output, or (Error set) why a task's log
-// cannot be read.
-type Line struct {
-	Time    time.Time `json:"time"`
-	Task    string    `json:"task"`
-	Service string    `json:"service"`
-	// Slot is the task's slot; 0 for a global service's task.
-	Slot   uint64 `json:"slot,omitempty"`
-	Node   string `json:"node"`
-	Stream string `json:"stream,omitempty"`
-	Line   string `json:"line"`
-	Error  string `json:"error,omitempty"`
-}
-
-// Prefix is docker's "name.slot@node" (a global task: "name.node@node").
-func (l *Line) Prefix() string {
-	if l.Slot == 0 {
-		return fmt.Sprintf("%s.%s@%s", l.Service, l.Node, l.Node)
-	}
-	return fmt.Sprintf("%s.%d@%s", l.Service, l.Slot, l.Node)
-}
-
 // Source reads one task's log from its node (the dispatcher's TaskLogs).
 // It returns ErrNoSession (found with errors.Is) when the node holds no
 // session here.
@@ -64,7 +42,7 @@ type Config struct {
 	// Leader reports whether this manager leads (holds the sessions).
 	Leader func() bool
 	// Forward, on a follower, runs the query on the leader.
-	Forward func(ctx context.Context, q Query, emit func(Line) error) error
+	Forward func(ctx context.Context, q Query, emit func(api.LogLine) error) error
 	Now     func() time.Time
 	Logger  *slog.Logger
 }
@@ -102,7 +80,7 @@ var (
 
 // Stream answers q: emit gets every line in time order (see the package
 // doc) until every task's log was read, or, with Follow, until ctx ends.
-func (s *Service) Stream(ctx context.Context, q Query, emit func(Line) error) error {
+func (s *Service) Stream(ctx context.Context, q Query, emit func(api.LogLine) error) error {
 	if (q.Service == "") == (q.Task == "") {
 		return fmt.Errorf("%w: give a service or a task", store.ErrInvalid)
 	}
@@ -123,8 +101,8 @@ type task struct {
 	nodeDown bool
 }
 
-func (t *task) line(r api.LogRecord) Line {
-	return Line{Time: r.Time, Task: t.t.ID, Service: t.t.ServiceName, Slot: t.t.Slot, Node: t.nodeName, Stream: r.Stream, Line: r.Line}
+func (t *task) line(r api.LogRecord) api.LogLine {
+	return api.LogLine{Time: r.Time, Task: t.t.ID, Service: t.t.ServiceName, Slot: t.t.Slot, Node: t.nodeName, Stream: r.Stream, Line: r.Line}
 }
 
 // event is what a task's reader tells the merge.
@@ -137,7 +115,7 @@ type event struct {
 }
 
 // Local answers q from this manager's sessions.
-func (s *Service) Local(ctx context.Context, q Query, emit func(Line) error) error {
+func (s *Service) Local(ctx context.Context, q Query, emit func(api.LogLine) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -335,7 +313,7 @@ func (s *Service) newTask(id int, t *api.Task, nodes map[string]*api.Node) *task
 }
 
 // errorLine says why a task's log could not be read.
-func (s *Service) errorLine(t *task, err error) Line {
+func (s *Service) errorLine(t *task, err error) api.LogLine {
 	l := t.line(api.LogRecord{Time: s.cfg.Now()})
 	var msg string
 	switch {

@@ -72,10 +72,10 @@ func TestFollowOutlivesItsWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan Line, 16)
+	lines := make(chan api.LogLine, 16)
 	done := make(chan error, 1)
 	go func() {
-		done <- svc.Local(ctx, Query{Service: "web", Options: api.LogOptions{Follow: true}}, func(l Line) error { lines <- l; return nil })
+		done <- svc.Local(ctx, Query{Service: "web", Options: api.LogOptions{Follow: true}}, func(l api.LogLine) error { lines <- l; return nil })
 	}()
 	next := func(want string) {
 		t.Helper()

@@ -57,11 +57,11 @@ func TestMergeOrder(t *testing.T) {
 
 func TestLinePrefix(t *testing.T) {
 	for _, tc := range []struct {
-		l    Line
+		l api.LogLine
 		want string
 	}{
-		{Line{Service: "web", Slot: 2, Node: "n3"}, "web.2@n3"},
-		{Line{Service: "agent", Node: "n1"}, "agent.n1@n1"},
+		{api.LogLine{Service: "web", Slot: 2, Node: "n3"}, "web.2@n3"},
+		{api.LogLine{Service: "agent", Node: "n1"}, "agent.n1@n1"},
 	} {
 		if got := tc.l.Prefix(); got != tc.want {
 			t.Errorf("Prefix() = %q, want %q", got, tc.want)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 
+	"github.com/gitorc/gitorc/cluster/api"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
@@ -47,7 +48,7 @@ func Register(r grpc.ServiceRegistrar, s *Service, authorize func(context.Contex
 		if !s.cfg.Leader() {
 			return status.Error(codes.Unavailable, "not leader: the leadership moved, ask again")
 		}
-		err := s.Local(stream.Context(), q, func(l Line) error { return stream.SendMsg(&l) })
+		err := s.Local(stream.Context(), q, func(l api.LogLine) error { return stream.SendMsg(&l) })
 		if err != nil {
 			return status.Error(codes.Unknown, err.Error())
 		}
@@ -58,7 +59,7 @@ func Register(r grpc.ServiceRegistrar, s *Service, authorize func(context.Contex
 }
 
 // Forward runs q on the manager at cc (the leader) and emits its lines.
-func Forward(ctx context.Context, cc grpc.ClientConnInterface, q Query, emit func(Line) error) error {
+func Forward(ctx context.Context, cc grpc.ClientConnInterface, q Query, emit func(api.LogLine) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st, err := cc.NewStream(ctx, &streamDesc, streamMethod, grpc.CallContentSubtype(codecName))
@@ -72,7 +73,7 @@ func Forward(ctx context.Context, cc grpc.ClientConnInterface, q Query, emit fun
 		return err
 	}
 	for {
-		var l Line
+		var l api.LogLine
 		if err := st.RecvMsg(&l); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil

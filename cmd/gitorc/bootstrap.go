@@ -1,31 +1,19 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/base32"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
-	"github.com/gitorc/gitorc/cluster/ca"
-	"github.com/gitorc/gitorc/cluster/store"
-	"github.com/gitorc/gitorc/secrets"
+	"github.com/gitorc/gitorc/cluster/node"
+	"github.com/gitorc/gitorc/reconcile/gitsource"
 	"github.com/spf13/cobra"
 )
-
-// DefaultDataDir is where a node keeps everything.
-const DefaultDataDir = "/var/lib/gitorc"
 
 type bootstrapFlags struct {
 	dataDir, listen, advertise, raftListen string
@@ -74,22 +62,26 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 				return err
 			}
 			f.stdin = cmd.InOrStdin()
-			d, err := bootstrap(f)
+			b, err := f.bootstrap()
 			if err != nil {
 				return err
 			}
-			if d.unlockKey != nil {
+			n, err := node.New(cmd.Context(), node.Config{DataDir: f.dataDir, Bootstrap: b, Logger: nodeLogger(cmd), Up: printReport(cmd)})
+			if err != nil {
+				return err
+			}
+			if key := n.UnlockKey(); key != "" {
 				if format, _ := outputFormat(cmd, outText, outText, outJSON); format == outJSON {
-					d.reportUnlockKey = d.unlockKey.Encode()
+					n.ShowUnlockKeyInReport()
 				} else {
-					printUnlockKey(cmd.OutOrStdout(), d.unlockKey.Encode())
+					printUnlockKey(cmd.OutOrStdout(), key)
 				}
 			}
-			return runDaemon(cmd, d)
+			return runNode(cmd, n)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.dataDir, "data-dir", DefaultDataDir, "where the node keeps its state")
+	fl.StringVar(&f.dataDir, "data-dir", node.DefaultDataDir, "where the node keeps its state")
 	fl.StringVar(&f.listen, "listen", "0.0.0.0:4270", "address of the node's API (workers' sessions)")
 	fl.StringVar(&f.advertise, "advertise", "", "address other nodes reach the API at (default: the listen address, or this host's first address)")
 	fl.StringVar(&f.raftListen, "raft-listen", "", "address of the managers' Raft transport (default: the listen port + 1)")
@@ -128,58 +120,49 @@ func newDaemonCmd() *cobra.Command {
 			if _, err := outputFormat(cmd, outText, outText, outJSON); err != nil {
 				return err
 			}
-			st, err := loadState(dataDir)
+			change := func(st *node.State) (bool, error) {
+				changed := false
+				fl := cmd.Flags()
+				if fl.Changed("webhook-listen") {
+					// Kept in the node's state: later restarts need no flag.
+					if st.WebhookListen = webhookListen; webhookListen == "off" {
+						st.WebhookListen = ""
+					}
+					changed = true
+				}
+				if fl.Changed("metrics-listen") {
+					if st.MetricsListen = metricsListen; metricsListen == "off" {
+						st.MetricsListen = ""
+					}
+					changed = true
+				}
+				if c, err := policy.update(fl, st); err != nil {
+					return false, err
+				} else if c {
+					changed = true
+				}
+				if fl.Changed("ui-listen") {
+					if st.UIListen = uiListen; uiListen == "off" {
+						st.UIListen = ""
+					}
+					changed = true
+				}
+				if fl.Changed("raft-timeout") || fl.Changed("heartbeat-period") || fl.Changed("heartbeat-tolerance") {
+					if err := timing.record(fl, st); err != nil {
+						return false, err
+					}
+					changed = true
+				}
+				return changed, nil
+			}
+			n, err := node.New(cmd.Context(), node.Config{DataDir: dataDir, Change: change, Logger: nodeLogger(cmd), Up: printReport(cmd)})
 			if err != nil {
 				return err
 			}
-			p, err := loadPKI(dataDir)
-			if err != nil {
-				return err
-			}
-			if cmd.Flags().Changed("webhook-listen") {
-				// Kept in the node's state: later restarts need no flag.
-				if st.WebhookListen = webhookListen; webhookListen == "off" {
-					st.WebhookListen = ""
-				}
-				if err := saveState(dataDir, st); err != nil {
-					return err
-				}
-			}
-			if cmd.Flags().Changed("metrics-listen") {
-				if st.MetricsListen = metricsListen; metricsListen == metricsOff {
-					st.MetricsListen = ""
-				}
-				if err := saveState(dataDir, st); err != nil {
-					return err
-				}
-			}
-			if changed, err := policy.update(cmd.Flags(), st); err != nil {
-				return err
-			} else if changed {
-				if err := saveState(dataDir, st); err != nil {
-					return err
-				}
-			}
-			if cmd.Flags().Changed("ui-listen") {
-				if st.UIListen = uiListen; uiListen == "off" {
-					st.UIListen = ""
-				}
-				if err := saveState(dataDir, st); err != nil {
-					return err
-				}
-			}
-			if fl := cmd.Flags(); fl.Changed("raft-timeout") || fl.Changed("heartbeat-period") || fl.Changed("heartbeat-tolerance") {
-				if err := timing.record(fl, st); err != nil {
-					return err
-				}
-				if err := saveState(dataDir, st); err != nil {
-					return err
-				}
-			}
-			return runDaemon(cmd, &daemon{dir: dataDir, state: st, pki: p})
+			return runNode(cmd, n)
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", DefaultDataDir, "where the node keeps its state")
+	cmd.Flags().StringVar(&dataDir, "data-dir", node.DefaultDataDir, "where the node keeps its state")
 	cmd.Flags().StringVar(&webhookListen, "webhook-listen", "", "serve webhooks on this address from now on (\"off\": stop); kept in the data dir")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics (GET /metrics) on this address from now on (\"off\": stop); kept in the data dir")
 	cmd.Flags().StringVar(&uiListen, "ui-listen", "", "serve the read-only status page on this address from now on, on a manager (\"off\": stop); kept in the data dir")
@@ -189,286 +172,83 @@ func newDaemonCmd() *cobra.Command {
 	return cmd
 }
 
-// nodeReport is what bootstrap, join and daemon print with -o json, once,
-// when the node first serves its control socket: who the node is and
-// where it is reached. The addresses are a manager's; Recipient is the
-// cluster's public age recipient (for gitorc seal), once the node has it.
-type nodeReport struct {
-	Node          string       `json:"node"`
-	Role          api.NodeRole `json:"role"`
-	Worker        bool         `json:"worker"` // it runs tasks
-	DataDir       string       `json:"data_dir"`
-	Socket        string       `json:"socket"` // the control socket
-	Listen        string       `json:"listen,omitempty"`
-	Advertise     string       `json:"advertise,omitempty"`
-	RaftListen    string       `json:"raft_listen,omitempty"`
-	RaftAdvertise string       `json:"raft_advertise,omitempty"`
-	WebhookListen string       `json:"webhook_listen,omitempty"`
-	MetricsListen string       `json:"metrics_listen,omitempty"`
-	Managers      []string     `json:"managers"` // the managers it knows
-	Recipient     string       `json:"recipient,omitempty"`
-	// UnlockKey is bootstrap --autolock's key, printed this once.
-	UnlockKey string `json:"unlock_key,omitempty"`
-}
-
 // nodeReportDoc documents nodeReport in the commands' help.
 const nodeReportDoc = `With -o json: once the node serves its control socket, {"node", "role", "worker",
 "data_dir", "socket", "managers"}, "metrics_listen" when it serves metrics, and for a manager "listen", "advertise",
 "raft_listen", "raft_advertise", "webhook_listen" and "recipient" ("unlock_key" from bootstrap --autolock), are printed on
 standard output, once, while the node keeps running; the log stays on standard error.`
 
-// report is the node as nodeReport shows it.
-func (d *daemon) report() nodeReport {
-	st := d.state
-	dir, err := filepath.Abs(d.dir)
-	if err != nil {
-		dir = d.dir
-	}
-	r := nodeReport{Node: st.ID, Role: st.Role, Worker: st.Worker, DataDir: dir, Socket: socketFile(dir),
-		Listen: st.Listen, Advertise: st.Advertise, RaftListen: st.RaftListen, RaftAdvertise: st.RaftAdvertise,
-		WebhookListen: st.WebhookListen, MetricsListen: st.MetricsListen, Managers: append([]string{}, st.Managers...),
-		UnlockKey: d.reportUnlockKey}
-	if st.Role == api.RoleManager {
-		if f, err := os.Open(recipientPath(dir)); err == nil {
-			r.Recipient, _ = secrets.ReadRecipientFile(f)
-			f.Close()
-		}
-	}
-	return r
+// nodeLogger is the node's log: standard error, info and above.
+func nodeLogger(cmd *cobra.Command) *slog.Logger {
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// runDaemon runs a node until SIGINT or SIGTERM; with -o json, it prints
-// the node's report once the node is up.
-func runDaemon(cmd *cobra.Command, d *daemon) error {
-	if d.log == nil {
-		d.log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+// printReport, with -o json, prints the node's report once the node is
+// up (nil otherwise).
+func printReport(cmd *cobra.Command) func(node.Report) {
+	if format, _ := outputFormat(cmd, outText, outText, outJSON); format != outJSON {
+		return nil
 	}
-	if format, _ := outputFormat(cmd, outText, outText, outJSON); format == outJSON {
-		w := cmd.OutOrStdout()
-		d.up = func() {
-			if err := writeJSON(w, d.report()); err != nil {
-				d.log.Warn("print the node's report", "err", err)
-			}
+	w := cmd.OutOrStdout()
+	return func(r node.Report) {
+		if err := writeJSON(w, r); err != nil {
+			fmt.Fprintln(cmd.ErrOrStderr(), "gitorc: print the node's report:", err)
 		}
 	}
+}
+
+// runNode runs a node until SIGINT or SIGTERM.
+func runNode(cmd *cobra.Command, n *node.Node) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return d.run(ctx)
+	return n.Run(ctx)
 }
 
-// bootstrap lays out a new cluster's first node in the data dir.
-func bootstrap(f bootstrapFlags) (*daemon, error) {
-	if _, err := os.Stat(stateFile(f.dataDir)); err == nil {
-		return nil, fmt.Errorf("%s already holds a node: run gitorc daemon --data-dir %s", f.dataDir, f.dataDir)
+// settings are the flags bootstrap and join share, as the node takes them.
+func (f *bootstrapFlags) settings() (node.Settings, error) {
+	s := node.Settings{Listen: f.listen, Advertise: f.advertise, RaftListen: f.raftListen, NoWorker: f.noWorker,
+		InsecureRegistries: f.insecure, WebhookListen: f.webhookListen, MetricsListen: f.metricsListen, UIListen: f.uiListen}
+	if err := f.net.record(&s); err != nil {
+		return s, err
 	}
-	if err := refuseURLCredentials("--repo", f.repo); err != nil {
+	var st node.State
+	if err := f.timing.record(nil, &st); err != nil {
+		return s, err
+	}
+	if st.Timing != nil {
+		s.Timing = *st.Timing
+	}
+	var err error
+	s.Policy, err = f.policy.policy()
+	return s, err
+}
+
+// bootstrap is what bootstrap's flags ask of the node.
+func (f *bootstrapFlags) bootstrap() (*node.Bootstrap, error) {
+	if err := gitsource.RefuseURLCredentials("--repo", f.repo); err != nil {
 		return nil, err
 	}
-	secret, err := bootstrapWebhookSecret(f)
+	s, err := f.settings()
 	if err != nil {
 		return nil, err
 	}
-	gitCreds, err := bootstrapGitCredentials(f)
+	b := &node.Bootstrap{Settings: s, Autolock: f.autolock}
+	if b.WebhookSecret, err = bootstrapWebhookSecret(*f); err != nil {
+		return nil, err
+	}
+	if b.GitPassword, err = bootstrapGitCredentials(*f); err != nil {
+		return nil, err
+	}
+	b.GitUsername = f.gitUsername
+	hostNets, err := node.HostPrefixes()
 	if err != nil {
 		return nil, err
 	}
-	hostNets, err := hostPrefixes()
-	if err != nil {
+	if b.Network, err = f.plan.plan(hostNets); err != nil {
 		return nil, err
 	}
-	plan, err := f.plan.plan(hostNets)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
-		return nil, err
-	}
-	advertise, err := advertiseAddr(f.listen, f.advertise)
-	if err != nil {
-		return nil, err
-	}
-	raftListen, raftAdvertise, err := raftAddrs(f.listen, advertise, f.raftListen)
-	if err != nil {
-		return nil, err
-	}
-	id, err := newNodeID()
-	if err != nil {
-		return nil, err
-	}
-	root, err := ca.NewRootCA(ca.DefaultConfig())
-	if err != nil {
-		return nil, err
-	}
-	csr, key, err := ca.NewCSR(id)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := root.Issue(csr, id, api.RoleManager)
-	if err != nil {
-		return nil, err
-	}
-	dir := pkiDir(f.dataDir)
-	for name, data := range map[string][]byte{caCertFile: root.CertPEM(), nodeCertFile: cert, nodeKeyFile: key} {
-		if err := writeFileAtomic(filepath.Join(dir, name), data, 0o600); err != nil {
-			return nil, err
-		}
-	}
-	var source *api.SourceSpec
 	if f.repo != "" {
-		url := f.repo
-		if !strings.Contains(url, "://") && !strings.Contains(url, "@") {
-			if url, err = filepath.Abs(url); err != nil {
-				return nil, err
-			}
-		}
-		source = &api.SourceSpec{URL: url, Ref: f.branch, Path: f.path, Interval: api.Duration(f.interval), Revert: "auto"}
+		b.Source = &api.SourceSpec{URL: f.repo, Ref: f.branch, Path: f.path, Interval: api.Duration(f.interval)}
 	}
-	st := &nodeState{ID: id, Source: source, Role: api.RoleManager, Listen: f.listen, Advertise: advertise,
-		RaftListen: raftListen, RaftAdvertise: raftAdvertise, Managers: []string{advertise},
-		Worker: !f.noWorker, Insecure: f.insecure, WebhookListen: f.webhookListen, MetricsListen: f.metricsListen, UIListen: f.uiListen, Network: &plan}
-	if err := f.net.record(st); err != nil {
-		return nil, err
-	}
-	if err := f.timing.record(nil, st); err != nil {
-		return nil, err
-	}
-	if st.Policy, err = f.policy.policy(); err != nil {
-		return nil, err
-	}
-	p, err := loadPKI(f.dataDir)
-	if err != nil {
-		return nil, err
-	}
-	d := &daemon{dir: f.dataDir, state: st, pki: p, first: true, newRoot: root, webhookSecret: secret, gitCredentials: gitCreds}
-	if f.autolock {
-		if d.unlockKey, err = store.NewUnlockKey(); err != nil {
-			return nil, err
-		}
-	}
-	// The state file goes last: a bootstrap cut short can simply be rerun.
-	if err := saveState(f.dataDir, st); err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-func newNodeID() (string, error) {
-	b := make([]byte, 15)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return strings.ToLower(base32.StdEncoding.EncodeToString(b)), nil
-}
-
-// advertiseAddr is the address others reach a listen address at.
-func advertiseAddr(listen, advertise string) (string, error) {
-	if advertise != "" {
-		return advertise, nil
-	}
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return "", fmt.Errorf("--listen %s: %w", listen, err)
-	}
-	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
-		return listen, nil
-	}
-	return net.JoinHostPort(firstAddress(), port), nil
-}
-
-// firstAddress is this host's first non-loopback IPv4 address, or
-// 127.0.0.1 on a host with none.
-func firstAddress() string {
-	ifaces, _ := net.Interfaces()
-	for _, ifc := range ifaces {
-		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, _ := ifc.Addrs()
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
-				return n.IP.String()
-			}
-		}
-	}
-	return "127.0.0.1"
-}
-
-// raftAddrs derives the Raft listen and advertise addresses: by default
-// the API's port + 1.
-func raftAddrs(listen, advertise, raftListen string) (string, string, error) {
-	bump := func(addr string) (string, error) {
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return "", err
-		}
-		n, err := strconv.Atoi(port)
-		if err != nil || n <= 0 || n >= 65535 {
-			return "", errors.New("bad port in " + addr)
-		}
-		return net.JoinHostPort(host, strconv.Itoa(n+1)), nil
-	}
-	adv, err := bump(advertise)
-	if err != nil {
-		return "", "", err
-	}
-	if raftListen != "" {
-		_, port, err := net.SplitHostPort(raftListen)
-		if err != nil {
-			return "", "", err
-		}
-		host, _, _ := net.SplitHostPort(advertise)
-		return raftListen, net.JoinHostPort(host, port), nil
-	}
-	l, err := bump(listen)
-	return l, adv, err
-}
-
-// privateDataDir makes the data dir, and every directory of its Git
-// clones, readable by root only: a data dir that existed before keeps
-// its mode otherwise, and the clones hold the stacks (and whatever the
-// repository holds).
-func privateDataDir(dir string) error {
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("data dir %s: %w", dir, err)
-	}
-	gitops := filepath.Join(dir, "gitops")
-	err := filepath.WalkDir(gitops, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !e.IsDir() {
-			return nil
-		}
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
-		if info.Mode().Perm()&0o077 != 0 {
-			return os.Chmod(p, info.Mode().Perm()&0o700)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("data dir %s: %w", dir, err)
-	}
-	return nil
-}
-
-// bootstrapGitCredentials reads bootstrap's https credentials for the
-// repository, kept in memory until the new cluster's store holds them.
-func bootstrapGitCredentials(f bootstrapFlags) (api.SecretBytes, error) {
-	if f.gitPasswordFile == "" {
-		if f.gitUsername != "" {
-			return nil, errors.New("--git-username: give --git-password-file with it")
-		}
-		return nil, nil
-	}
-	if f.repo == "" || !isHTTPURL(f.repo) {
-		return nil, errors.New("--git-password-file: only for an https --repo")
-	}
-	pass, err := readSecretFile("--git-password-file", f.gitPasswordFile, f.stdin)
-	if err != nil {
-		return nil, err
-	}
-	return api.SecretBytes(encodeGitCredentials(&f.gitUsername, pass)), nil
+	return b, nil
 }

@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/controlapi/client"
+	"github.com/gitorc/gitorc/cluster/node"
 	"github.com/spf13/cobra"
 )
 
 // defaultSocket is where the daemon serves the control API by default.
-var defaultSocket = socketFile(DefaultDataDir)
+var defaultSocket = node.Socket(node.DefaultDataDir)
 
 // socketPath is the control socket a command talks to: its --socket flag
 // if it has one and it is set, else $GITORC_SOCKET, else defaultSocket.

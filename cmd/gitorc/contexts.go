@@ -317,3 +317,15 @@ contexts.json under $GITORC_CONFIG (default ~/.config/gitorc).`,
 
 // adminNameOK reports whether a name fits contexts and admin certificates.
 func adminNameOK(name string) bool { return ca.ValidAdminName(name) == nil }
+
+// writeFileAtomic writes a file by renaming a complete copy into place.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

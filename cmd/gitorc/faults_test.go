@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/node"
 	"github.com/spf13/pflag"
 )
 
@@ -49,7 +50,7 @@ func TestTimingFlags(t *testing.T) {
 	if err := f.record(nil, st); err != nil {
 		t.Fatal(err)
 	}
-	want := timingState{RaftTimeout: api.Duration(300 * time.Millisecond), HeartbeatPeriod: api.Duration(time.Second), HeartbeatTolerance: 4}
+	want := node.Timing{RaftTimeout: api.Duration(300 * time.Millisecond), HeartbeatPeriod: api.Duration(time.Second), HeartbeatTolerance: 4}
 	if st.timing() != want {
 		t.Fatalf("recorded %+v, want %+v", st.timing(), want)
 	}

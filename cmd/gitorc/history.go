@@ -1,27 +1,14 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/reconcile"
 	"github.com/spf13/cobra"
 )
-
-// History is GET /v1/sync/history[?limit=N]: the sync records, oldest
-// first (the last N with a limit).
-func (s syncAPI) History(ctx context.Context, limit int) ([]api.SyncRecord, error) {
-	hist, err := s.cl.History(ctx)
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	if limit > 0 && len(hist) > limit {
-		hist = hist[len(hist)-limit:]
-	}
-	return hist, nil
-}
 
 func newHistoryCmd() *cobra.Command {
 	var limit int
@@ -51,7 +38,7 @@ func newHistoryCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "REVISION\tTRIGGER\tSTARTED\tENDED\tRESULT\tMESSAGE")
 			for _, h := range hist {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shortCommit(h.Revision), h.Trigger, clockTime(h.StartedAt),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", reconcile.ShortCommit(h.Revision), h.Trigger, clockTime(h.StartedAt),
 					endTime(h), h.Result, firstLine(h.Message))
 			}
 			return tw.Flush()

@@ -4,15 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 
-	ctrexec "github.com/gitorc/gitorc/cluster/agent/containerd"
+	"github.com/gitorc/gitorc/cluster/node"
 	"github.com/spf13/cobra"
 )
-
-// executorDir is where the worker's executor keeps its state under the
-// node's data directory.
-func executorDir(dataDir string) string { return filepath.Join(dataDir, "executor") }
 
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -47,21 +42,13 @@ It uses the containerd at --containerd when it answers, else the node's own
 			}
 			defer f.Close()
 			ctx := cmd.Context()
-			e, err := ctrexec.New(ctx, ctrexec.Config{
-				DataDir: executorDir(dataDir),
-				Address: address,
-				Logger:  slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-			})
-			if err != nil {
-				return err
-			}
-			defer e.Close()
 			if format == outText {
 				if fi, err := f.Stat(); err == nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "importing %s (%.1f MiB)\n", args[0], float64(fi.Size())/(1<<20))
 				}
 			}
-			names, err := e.Import(ctx, f, name)
+			names, err := node.ImportImages(ctx, dataDir, address, f, name,
+				slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 			if err != nil {
 				return err
 			}
@@ -77,7 +64,7 @@ It uses the containerd at --containerd when it answers, else the node's own
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "/var/lib/gitorc", "the node's data directory")
-	cmd.Flags().StringVar(&address, "containerd", ctrexec.DefaultAddress, "containerd socket to use when it answers")
+	cmd.Flags().StringVar(&address, "containerd", node.DefaultContainerd, "containerd socket to use when it answers")
 	cmd.Flags().StringVar(&name, "name", "", "image name for an archive that names none")
 	cmd.Flags().StringP("output", "o", "", "output format: text or json")
 	return cmd

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,14 +11,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi/client"
-	"github.com/gitorc/gitorc/cluster/dispatcher"
-	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
-	"github.com/gitorc/gitorc/cluster/logs"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 )
 
 func newLogsCmd() *cobra.Command {
@@ -64,7 +57,7 @@ stream (stdout or stderr), line, and error for a task that cannot be read.`,
 			if follow {
 				q.Set("follow", "1")
 			}
-			return streamLogs(cmd, args[0], q, func(l logs.Line) error {
+			return streamLogs(cmd, args[0], q, func(l api.LogLine) error {
 				switch {
 				case format == outJSON:
 					b, err := json.Marshal(l)
@@ -91,7 +84,7 @@ stream (stdout or stderr), line, and error for a task that cannot be read.`,
 }
 
 // formatLogLine is docker's "prefix | line", with -t the time first.
-func formatLogLine(l logs.Line, times bool) string {
+func formatLogLine(l api.LogLine, times bool) string {
 	s := l.Prefix() + " | " + l.Line
 	if times {
 		s = l.Time.UTC().Format(time.RFC3339Nano) + " " + s
@@ -112,7 +105,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 // streamLogs asks for ref as a service, then as a task, and hands each
 // line to fn as it arrives.
-func streamLogs(cmd *cobra.Command, ref string, q url.Values, fn func(logs.Line) error) error {
+func streamLogs(cmd *cobra.Command, ref string, q url.Values, fn func(api.LogLine) error) error {
 	c := newAPIClient(cmd)
 	for _, key := range []string{"service", "task"} {
 		qq := url.Values{}
@@ -139,11 +132,11 @@ func streamLogs(cmd *cobra.Command, ref string, q url.Values, fn func(logs.Line)
 
 // readLogLines hands each line of a logs stream to fn; an error line
 // (no task) ends the stream with its error.
-func readLogLines(body io.Reader, fn func(logs.Line) error) error {
+func readLogLines(body io.Reader, fn func(api.LogLine) error) error {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		var l logs.Line
+		var l api.LogLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			return fmt.Errorf("GET /v1/logs: %w", err)
 		}
@@ -155,40 +148,4 @@ func readLogLines(body io.Reader, fn func(logs.Line) error) error {
 		}
 	}
 	return sc.Err()
-}
-
-// startLogs serves gitorc logs on this manager: from the dispatcher's
-// sessions when it leads, else forwarded to the leader (managers only,
-// with this manager's certificate).
-func (d *daemon) startLogs(disp *dispatcher.Dispatcher, srv *grpc.Server, cliTLS *tls.Config) error {
-	svc, err := logs.New(logs.Config{Store: d.store, Source: disp, NoSession: dispatcher.ErrNoSession,
-		Leader: func() bool { return d.store.Leader().IsLeader },
-		Forward: func(ctx context.Context, q logs.Query, emit func(logs.Line) error) error {
-			li := d.store.Leader()
-			addr := d.managerAddr(li)
-			if li.ID == "" || addr == "" {
-				return logs.ErrNoLeader
-			}
-			cc, err := grpc.NewClient(addr, append(wire.DialOptions(), grpc.WithTransportCredentials(credentials.NewTLS(cliTLS)))...)
-			if err != nil {
-				return err
-			}
-			defer cc.Close()
-			return logs.Forward(ctx, cc, q, emit)
-		},
-		Logger: d.log.With("component", "logs")})
-	if err != nil {
-		return err
-	}
-	logs.Register(srv, svc, d.managersOnly)
-	d.logs = svc
-	return nil
-}
-
-// logsStreamer is the control API's logs, nil without them.
-func (d *daemon) logsStreamer() controlapi.LogStreamer {
-	if d.logs == nil {
-		return nil
-	}
-	return d.logs
 }

@@ -4,12 +4,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gitorc/gitorc/cluster/logs"
+	"github.com/gitorc/gitorc/cluster/api"
 )
 
 func TestLogsLineFormat(t *testing.T) {
 	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	l := logs.Line{Time: at, Service: "web", Slot: 1, Node: "n2", Line: "hello"}
+	l := api.LogLine{Time: at, Service: "web", Slot: 1, Node: "n2", Line: "hello"}
 	if got := formatLogLine(l, false); got != "web.1@n2 | hello" {
 		t.Errorf("got %q", got)
 	}

@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 
 	"github.com/gitorc/gitorc/cluster/api"
-	"github.com/gitorc/gitorc/netplane"
+	"github.com/gitorc/gitorc/cluster/node"
 	"github.com/spf13/pflag"
 )
 
@@ -25,13 +23,13 @@ func (f *netFlags) add(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&f.dnsUpstreams, "dns-upstream", nil, "resolver (host[:port]) the node's DNS server forwards names outside the cluster to (repeatable; default: the nameservers of /etc/resolv.conf)")
 }
 
-// record checks the flags and keeps them in the node's state.
-func (f *netFlags) record(st *nodeState) error {
+// record checks the flags and gives them to the node's settings.
+func (f *netFlags) record(s *node.Settings) error {
 	ups, err := upstreams(f.dnsUpstreams)
 	if err != nil {
 		return err
 	}
-	st.WireGuardPort, st.DNSUpstreams = f.wireGuardPort, ups
+	s.WireGuardPort, s.DNSUpstreams = f.wireGuardPort, ups
 	return nil
 }
 
@@ -50,28 +48,6 @@ func upstreams(in []string) ([]string, error) {
 		out = append(out, net.JoinHostPort(host, port))
 	}
 	return out, nil
-}
-
-// hostResolvers reads the nameservers of a resolv.conf, as host:53.
-// Loopback resolvers (systemd-resolved's 127.0.0.53) work: the node's DNS
-// server forwards from the host's network namespace.
-func hostResolvers(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "nameserver" {
-			if a, err := netip.ParseAddr(fields[1]); err == nil && a.Is4() {
-				out = append(out, net.JoinHostPort(a.String(), "53"))
-			}
-		}
-	}
-	return out, sc.Err()
 }
 
 // planFlags are bootstrap's address plan flags: they hold for the whole
@@ -120,38 +96,4 @@ func planFlagError(err error) error {
 		s = strings.ReplaceAll(s, field, flag)
 	}
 	return errors.New(s)
-}
-
-// hostPrefixes are the IPv4 networks of this host's interfaces, but for
-// loopback (which also holds a running node's gateway address) and the
-// network plane's own interfaces; host addresses (/32) are no networks.
-func hostPrefixes() ([]netip.Prefix, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil, err
-	}
-	var out []netip.Prefix
-	for _, i := range ifs {
-		if i.Flags&net.FlagLoopback != 0 || strings.HasPrefix(i.Name, netplane.LinkPrefix) {
-			continue
-		}
-		addrs, err := i.Addrs()
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range addrs {
-			n, ok := a.(*net.IPNet)
-			if !ok {
-				continue
-			}
-			// A /32 is an address of the host alone (a point-to-point
-			// link's, as the task veths' gateway address of a network
-			// plane already on this host), not a network the pools
-			// could hide: only networks count.
-			if p, err := netip.ParsePrefix(n.String()); err == nil && p.Addr().Is4() && p.Bits() < 32 {
-				out = append(out, p.Masked())
-			}
-		}
-	}
-	return out, nil
 }

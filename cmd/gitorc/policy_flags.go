@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/node"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -48,7 +49,7 @@ func (f *policyFlags) policy() (*api.NodePolicy, error) {
 // update changes, in st, the parts of the policy given on the command
 // line (gitorc daemon), keeping the others; "none" empties a list. It
 // reports whether anything was given.
-func (f *policyFlags) update(fl *pflag.FlagSet, st *nodeState) (bool, error) {
+func (f *policyFlags) update(fl *pflag.FlagSet, st *node.State) (bool, error) {
 	var p api.NodePolicy
 	if st.Policy != nil {
 		p = *st.Policy
@@ -78,15 +79,6 @@ func (f *policyFlags) update(fl *pflag.FlagSet, st *nodeState) (bool, error) {
 	}
 	st.Policy = &n
 	return true, nil
-}
-
-// nodePolicy is the policy the node runs with: what its state keeps, or
-// the default one.
-func (st *nodeState) nodePolicy() api.NodePolicy {
-	if st.Policy == nil {
-		return api.NodePolicy{}
-	}
-	return *st.Policy
 }
 
 // clusterPolicies are the policies of the cluster's nodes, for stack

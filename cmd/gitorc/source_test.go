@@ -18,6 +18,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/e2e/gitserver"
+	"github.com/gitorc/gitorc/reconcile/gitsource"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
 )
 
@@ -40,7 +41,7 @@ func TestRefuseURLCredentials(t *testing.T) {
 		{"/srv/git/stacks", false},
 		{"", false},
 	} {
-		err := refuseURLCredentials("--repo", tc.url)
+		err := gitsource.RefuseURLCredentials("--repo", tc.url)
 		if (err != nil) != tc.refused {
 			t.Errorf("%s: %v, want refused %v", tc.url, err, tc.refused)
 			continue
@@ -48,8 +49,8 @@ func TestRefuseURLCredentials(t *testing.T) {
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, errURLCredentials) || !strings.Contains(err.Error(), "--git-password-file") {
-			t.Errorf("%s: %v, want errURLCredentials pointing to --git-password-file", tc.url, err)
+		if !errors.Is(err, gitsource.ErrURLCredentials) || !strings.Contains(err.Error(), "--git-password-file") {
+			t.Errorf("%s: %v, want gitsource.ErrURLCredentials pointing to --git-password-file", tc.url, err)
 		}
 		if strings.Contains(err.Error(), "t0ken") {
 			t.Errorf("%s: the refusal shows the credential: %v", tc.url, err)
@@ -63,7 +64,7 @@ func TestRefuseURLCredentials(t *testing.T) {
 func TestSourcePatchRefusesURLCredentials(t *testing.T) {
 	cur := api.SourceSpec{URL: "https://git.example.com/a.git", Interval: api.Duration(time.Minute), Revert: "auto"}
 	bad := "https://u:t0ken@git.example.com/b.git"
-	if _, err := applySource(controlapi.SourcePatch{Repo: &bad}, cur); !errors.Is(err, errURLCredentials) || strings.Contains(err.Error(), "t0ken") {
+	if _, err := applySource(controlapi.SourcePatch{Repo: &bad}, cur); !errors.Is(err, gitsource.ErrURLCredentials) || strings.Contains(err.Error(), "t0ken") {
 		t.Fatalf("apply --repo with credentials = %v", err)
 	}
 	legacy := cur
@@ -221,7 +222,7 @@ func TestPrivateRepoPasswordFile(t *testing.T) {
 		branch: "main", interval: time.Hour}
 	withCreds := flags
 	withCreds.repo = strings.Replace(url, "http://", "http://deploy:"+password+"@", 1)
-	if _, err := bootstrap(withCreds); !errors.Is(err, errURLCredentials) || strings.Contains(err.Error(), password) {
+	if _, err := bootstrap(withCreds); !errors.Is(err, gitsource.ErrURLCredentials) || strings.Contains(err.Error(), password) {
 		t.Fatalf("bootstrap with credentials in --repo = %v", err)
 	}
 	pwFile := filepath.Join(tmp, "pw")

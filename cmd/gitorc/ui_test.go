@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
-	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/controlapi/controlapitest"
+	"github.com/gitorc/gitorc/cluster/controlapi/server"
 	"github.com/gitorc/gitorc/cluster/store"
 )
 
@@ -21,7 +21,7 @@ import (
 // shows and nothing else, and the event stream as Server-Sent Events.
 func TestStatusPageHandler(t *testing.T) {
 	f := controlapitest.New(t)
-	ctl, err := controlapi.New(controlapi.Config{Store: f.Store})
+	ctl, err := server.New(server.Config{Store: f.Store})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,7 +129,7 @@ func (c *Client) Tasks(ctx context.Context, f TaskFilter) ([]controlapi.Task, er
 }
 
 // Logs is GET /v1/logs?service=S|task=T[&tail=N][&since=T][&follow=1]:
-// a stream of NDJSON lines (cluster/logs.Line), read until it ends or ctx
+// a stream of NDJSON lines (cluster/api.LogLine), read until it ends or ctx
 // does. An unknown service or task is a 404 *Error.
 func (c *Client) Logs(ctx context.Context, q url.Values) (io.ReadCloser, error) {
 	return c.stream(ctx, withQuery("/v1/logs", q))

@@ -1,4 +1,4 @@
-// Package controlapitest serves the control API over a real one-manager
+// Package controlapitest serves the control API (cluster/controlapi/server) over a real one-manager
 // store on a unix socket, seeded with a small cluster, for the tests of
 // controlapi and of the CLI. It is imported only by tests.
 package controlapitest

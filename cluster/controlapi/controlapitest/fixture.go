@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
-	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/server"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 )
@@ -44,7 +44,7 @@ func New(tb testing.TB) *Fixture {
 		m.Write(plain)
 		return "hmac-sha256:" + hex.EncodeToString(m.Sum(nil)), nil
 	}
-	h, err := controlapi.New(controlapi.Config{Store: f.Store, Now: func() time.Time { return f.Now }, HashSecret: hash})
+	h, err := server.New(server.Config{Store: f.Store, Now: func() time.Time { return f.Now }, HashSecret: hash})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -57,13 +57,13 @@ func New(tb testing.TB) *Fixture {
 func Serve(tb testing.TB, h http.Handler) string {
 	tb.Helper()
 	socket := filepath.Join(tb.TempDir(), "api.sock")
-	ln, err := controlapi.ListenUnix(socket)
+	ln, err := server.ListenUnix(socket)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- controlapi.Serve(ctx, ln, h) }()
+	go func() { done <- server.Serve(ctx, ln, h) }()
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/gitorc/gitorc/cluster/api"
+)
+
+// webhookSecretFrom reads a webhook secret from a file ("-": standard
+// input), trimmed of surrounding whitespace.
+func webhookSecretFrom(read func() ([]byte, error)) (string, error) {
+	b, err := read()
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", errors.New("the webhook secret is empty")
+	}
+	return s, nil
+}
+
+// bootstrapWebhookSecret reads bootstrap's webhook secret, kept in memory
+// until the new cluster's store holds it (never in node.json).
+func bootstrapWebhookSecret(f bootstrapFlags) (api.SecretBytes, error) {
+	switch {
+	case f.webhookSecret != "" && f.webhookSecretFile != "":
+		return nil, errors.New("--webhook-secret and --webhook-secret-file: give one")
+	case f.webhookSecretFile != "":
+		s, err := webhookSecretFrom(func() ([]byte, error) {
+			if f.webhookSecretFile == "-" && f.stdin != nil {
+				return io.ReadAll(io.LimitReader(f.stdin, 64<<10))
+			}
+			return os.ReadFile(f.webhookSecretFile)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("--webhook-secret-file %s: %w", f.webhookSecretFile, err)
+		}
+		return api.SecretBytes(s), nil
+	case f.webhookSecret != "":
+		if strings.TrimSpace(f.webhookSecret) == "" {
+			return nil, errors.New("--webhook-secret: the webhook secret is empty")
+		}
+		return api.SecretBytes(strings.TrimSpace(f.webhookSecret)), nil
+	}
+	return nil, nil
+}
