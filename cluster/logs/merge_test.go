@@ -57,7 +57,7 @@ func TestMergeOrder(t *testing.T) {
 
 func TestLinePrefix(t *testing.T) {
 	for _, tc := range []struct {
-		l api.LogLine
+		l    api.LogLine
 		want string
 	}{
 		{api.LogLine{Service: "web", Slot: 2, Node: "n3"}, "web.2@n3"},

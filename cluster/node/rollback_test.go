@@ -1,7 +1,8 @@
-package main
+//go:build porting
+
+package node
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,20 +14,6 @@ import (
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/google/go-cmp/cmp"
 )
-
-// historyOf runs gitorc history -o json.
-func historyOf(t *testing.T, socket string) []api.SyncRecord {
-	t.Helper()
-	out, errOut, code := run(t, "history", "--socket", socket, "-o", "json")
-	if code != 0 {
-		t.Fatalf("history: exit %d %s", code, errOut)
-	}
-	var hist []api.SyncRecord
-	if err := json.Unmarshal([]byte(out), &hist); err != nil {
-		t.Fatalf("history json: %v\n%s", err, out)
-	}
-	return hist
-}
 
 // specs is every service spec of the cluster, by name.
 func specs(t *testing.T, d *daemon) map[string]api.ServiceSpec {

@@ -1,60 +1,22 @@
-package main
+//go:build porting
+
+package node
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gitorc/gitorc/cluster/agent/containerd/imagetest"
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi/client"
-	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/secrets"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// tasksOf summarises a service's tasks as "state/health" counts.
-func tasksOf(t *testing.T, s *store.Store, service string) map[string]int {
-	out := map[string]int{}
-	err := s.View(func(tx store.ReadTx) error {
-		svcs, err := store.Find[api.Service](tx, store.ByName(service))
-		if err != nil || len(svcs) == 0 {
-			return err
-		}
-		tasks, err := store.Find[api.Task](tx, store.ByService(svcs[0].ID))
-		for _, tk := range tasks {
-			k := tk.Status.State.String()
-			if tk.Status.Health != api.HealthNone {
-				k += "/" + tk.Status.Health.String()
-			}
-			if tk.Status.Err != "" {
-				k += ": " + tk.Status.Err
-			}
-			out[k]++
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // A single-node cluster, for real: bootstrap (store, CA, mutual TLS,
 // dispatcher, controllers, agent on its own containerd), then a stack with
@@ -160,55 +122,4 @@ secrets:
 	if err := storetest.WaitFor(func() bool { return liveTasks(d.store) == 0 }, 60*time.Second); err != nil {
 		t.Fatal("tasks of the removed stack still run")
 	}
-}
-
-// liveTasks counts tasks that have not ended.
-func liveTasks(s *store.Store) int {
-	live := 0
-	_ = s.View(func(tx store.ReadTx) error {
-		tasks, err := store.Find[api.Task](tx, store.All())
-		for _, tk := range tasks {
-			if !tk.Status.State.Terminal() {
-				live++
-			}
-		}
-		return err
-	})
-	return live
-}
-
-// testRegistry skips the test unless it can run containers, and serves
-// gitorc/busybox:1 (which sleeps) from a loopback registry.
-func testRegistry(t *testing.T, dir string) *imagetest.Registry {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (containerd)")
-	}
-	for _, p := range []string{imagetest.BusyboxPath, imagetest.RegistryPath, "/usr/bin/containerd", "/usr/sbin/runc"} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("needs %s: run scripts/install-deps.sh", p)
-		}
-	}
-	reg, err := imagetest.StartBusyboxRegistry(context.Background(), filepath.Join(dir, "registry"), "127.0.0.1",
-		[]string{"sleep", "3600"}, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Stop)
-	return reg
-}
-
-// syncWriter serialises writes from the daemon's goroutines.
-type syncWriter struct {
-	mu chan struct{}
-	w  *strings.Builder
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	if s.mu == nil {
-		s.mu = make(chan struct{}, 1)
-	}
-	s.mu <- struct{}{}
-	defer func() { <-s.mu }()
-	return s.w.Write(p)
 }

@@ -1,4 +1,6 @@
-package main
+//go:build porting
+
+package node
 
 import (
 	"bytes"
@@ -21,10 +23,6 @@ import (
 	"github.com/gitorc/gitorc/reconcile/gitsource"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
 )
-
-// testPlan is an address plan of tests' own, apart from the default
-// pools other nodes on this host may use.
-var testPlan = planFlags{taskPool: "10.231.0.0/16", vipPool: "10.232.0.0/16", nodeSubnetBits: 24}
 
 func TestRefuseURLCredentials(t *testing.T) {
 	for _, tc := range []struct {

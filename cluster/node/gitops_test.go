@@ -1,13 +1,13 @@
-package main
+//go:build porting
+
+package node
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -42,95 +42,6 @@ func TestUnusableSourceShowsInStatus(t *testing.T) {
 	if !strings.Contains(out, "the Git source cannot be used:") {
 		t.Errorf("status lacks the reason:\n%s", out)
 	}
-}
-
-// startLoggedNode runs a node and returns its log (for leak checks).
-func startLoggedNode(t *testing.T, d *daemon) *strings.Builder {
-	t.Helper()
-	logs := &strings.Builder{}
-	d.log = slog.New(slog.NewTextHandler(&syncWriter{w: logs}, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logs.String())
-		}
-	})
-	return logs
-}
-
-// statusOf returns gitorc status -o json.
-func statusOf(t *testing.T, socket string) controlapi.SyncReport {
-	t.Helper()
-	out, errOut, code := run(t, "status", "--socket", socket, "-o", "json")
-	var rep controlapi.SyncReport
-	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil {
-		t.Fatalf("status: exit %d: %s%s", code, out, errOut)
-	}
-	return rep
-}
-
-// zeroReplicaStack is a stack whose one service has no replicas: tests
-// of the GitOps loop that need no containers deploy it.
-func zeroReplicaStack(image string) map[string]string {
-	return map[string]string{"app/compose.yaml": "services:\n  web:\n    image: " + image + "\n    deploy:\n      replicas: 0\n"}
-}
-
-// servedRepo is a Git repository under dir whose main branch holds
-// zeroReplicaStack("busybox:1") (commit first), served by git
-// http-backend until the test ends.
-func servedRepo(t *testing.T, dir string) (repo *gitserver.Repo, srv *gitserver.Server, first string) {
-	t.Helper()
-	repo, err := gitserver.NewRepo(filepath.Join(dir, "git"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if first, err = repo.Commit("main", "first", zeroReplicaStack("busybox:1")); err != nil {
-		t.Fatal(err)
-	}
-	if srv, err = gitserver.Serve(repo, "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return repo, srv, first
-}
-
-// webhookManager bootstraps (without running it) a manager that runs no
-// tasks, follows a repository served by git http-backend (polling only
-// hourly) and serves webhooks signed with secret on hookAddr.
-func webhookManager(t *testing.T, secret string) (repo *gitserver.Repo, first, dir, hookAddr string, d *daemon) {
-	t.Helper()
-	if why := gitserver.Requirements(); why != "" {
-		t.Skip(why)
-	}
-	tmp := t.TempDir()
-	repo, srv, first := servedRepo(t, tmp)
-	hookAddr, dir = freeAddr(t), filepath.Join(tmp, "m")
-	d, err := bootstrap(bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true, plan: testPlan,
-		repo: srv.URL, branch: "main", interval: time.Hour, webhookListen: hookAddr, webhookSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return repo, first, dir, hookAddr, d
-}
-
-// waitSync polls gitorc status until cond holds, and returns that report.
-func waitSync(t *testing.T, socket, what string, cond func(controlapi.SyncReport) bool) controlapi.SyncReport {
-	t.Helper()
-	var rep controlapi.SyncReport
-	if err := storetest.WaitFor(func() bool {
-		out, _, code := run(t, "status", "--socket", socket, "-o", "json")
-		rep = controlapi.SyncReport{}
-		return code == 0 && json.Unmarshal([]byte(out), &rep) == nil && cond(rep)
-	}, 60*time.Second); err != nil {
-		t.Fatalf("never %s: %+v", what, rep.State)
-	}
-	return rep
 }
 
 // Webhooks on a real daemon following a repository served by git

@@ -1,4 +1,6 @@
-package main
+//go:build porting
+
+package node
 
 import (
 	"context"
@@ -12,72 +14,11 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
-	"github.com/gitorc/gitorc/cluster/controlapi"
-	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storerpc"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/e2e/gitserver"
 )
-
-// voters counts the voters of the Raft configuration as d sees it.
-func voters(d *daemon) int {
-	ms, err := d.store.Members()
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, m := range ms {
-		if m.Voter {
-			n++
-		}
-	}
-	return n
-}
-
-func managerClient(d *daemon) *client.Client {
-	return client.Unix(socketFile(d.dir))
-}
-
-// managerFlags are a manager's flags on loopback, running no tasks.
-func managerFlags(t *testing.T, dir string) bootstrapFlags {
-	return bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true}
-}
-
-// firstManager bootstraps a cluster with f, runs it, and returns its
-// manager token once it can admit nodes.
-func firstManager(t *testing.T, f bootstrapFlags) (d *daemon, stop func(), token string) {
-	t.Helper()
-	d, err := bootstrap(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop = startNode(t, d, filepath.Base(f.dataDir))
-	var tok controlapi.TokenReport
-	if err := storetest.WaitFor(func() bool {
-		var err error
-		tok, err = managerClient(d).Token(context.Background(), "manager")
-		return err == nil
-	}, 30*time.Second); err != nil {
-		t.Fatal("no manager token")
-	}
-	return d, stop, tok.Token
-}
-
-// joinManagers joins and runs a manager in each data dir, through m.
-func joinManagers(t *testing.T, m *daemon, token string, dirs ...string) []*daemon {
-	t.Helper()
-	var out []*daemon
-	for _, dir := range dirs {
-		d, err := join(context.Background(), managerFlags(t, dir), token, m.state.Advertise)
-		if err != nil {
-			t.Fatal(err)
-		}
-		startNode(t, d, filepath.Base(dir))
-		out = append(out, d)
-	}
-	return out
-}
 
 // Managers join with the manager token, become voters once caught up,
 // share the cluster's keys through the store, forward writes to the
@@ -266,26 +207,6 @@ func TestDemoteAndPromote(t *testing.T) {
 	}
 	if m3.pki.current().Identity.Role != api.RoleManager {
 		t.Errorf("m3's certificate is %s after promotion", m3.pki.current().Identity.Role)
-	}
-}
-
-// setRole asks the leader m1 to give node id a role.
-func setRole(t *testing.T, m1 *daemon, id string, role api.NodeRole) {
-	t.Helper()
-	if _, err := managerClient(m1).UpdateNode(context.Background(), id, controlapi.NodeUpdate{Role: role.String()}); err != nil {
-		t.Fatalf("make %s a %s: %v", id, role, err)
-	}
-}
-
-// demote makes manager d a worker and waits until m1 counts want
-// voters and d holds a worker certificate.
-func demote(t *testing.T, m1, d *daemon, want int) {
-	t.Helper()
-	setRole(t, m1, d.state.ID, api.RoleWorker)
-	if err := storetest.WaitFor(func() bool {
-		return voters(m1) == want && d.pki.current().Identity.Role == api.RoleWorker
-	}, 60*time.Second); err != nil {
-		t.Fatalf("after demote: voters %d, %s's certificate %s", voters(m1), d.dir, d.pki.current().Identity.Role)
 	}
 }
 

@@ -1,4 +1,6 @@
-package main
+//go:build porting
+
+package node
 
 import (
 	"context"

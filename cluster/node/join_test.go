@@ -1,13 +1,13 @@
-package main
+//go:build porting
+
+package node
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -22,40 +22,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
-
-// startNode runs a node in the background until the test ends.
-func startNode(t *testing.T, d *daemon, name string) (stop func()) {
-	t.Helper()
-	var logs strings.Builder
-	d.log = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)).With("node", name)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("%s: %v", name, err)
-			}
-		case <-time.After(2 * time.Minute):
-			// A node that does not stop is a bug: show where it hangs
-			// instead of waiting for the package's timeout.
-			buf := make([]byte, 1<<22)
-			t.Errorf("%s did not stop within 2 minutes; goroutines:\n%s", name, buf[:runtime.Stack(buf, true)])
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, logs.String())
-		}
-	}
-	t.Cleanup(stop)
-	return stop
-}
 
 // A worker joins with the token, runs the cluster's tasks, and a wrong
 // token or a session without a certificate is refused.
@@ -155,16 +121,4 @@ func TestJoinWorker_Root(t *testing.T) {
 	if _, _, code := run(t, "stack", "rm", "--socket", socket, "j"); code != 0 {
 		t.Error("rm failed")
 	}
-}
-
-// mountsUnder lists the mount points below dir.
-func mountsUnder(dir string) []string {
-	b, _ := os.ReadFile("/proc/mounts")
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
-			out = append(out, f[1])
-		}
-	}
-	return out
 }

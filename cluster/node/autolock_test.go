@@ -1,4 +1,6 @@
-package main
+//go:build porting
+
+package node
 
 import (
 	"bytes"
@@ -55,21 +57,6 @@ func filesHolding(t *testing.T, dir string, key *store.DataKey) []string {
 		return nil
 	})
 	return out
-}
-
-// restarted is the node of dir started again from its files alone.
-func restarted(t *testing.T, dir, name string) (*daemon, func()) {
-	t.Helper()
-	st, err := loadState(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := loadPKI(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{dir: dir, state: st, pki: p}
-	return d, startNode(t, d, name)
 }
 
 // unlockWith runs gitorc unlock on dir's socket with key.
