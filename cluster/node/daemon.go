@@ -119,6 +119,10 @@ func (d *daemon) runRole(ctx context.Context) error {
 		if err := d.startWorker(ctx, goRun); err != nil {
 			return err
 		}
+	} else if d.state.Role != api.RoleManager {
+		// A manager that ran no tasks, demoted: it runs nothing but its
+		// certificate's renewal, and its socket serves gitorc leave.
+		goRun("control socket", func(ctx context.Context) error { return d.serveControl(ctx, nil) })
 	}
 	goRun("certificates", d.renewLoop)
 	d.log.Info("node running", "id", d.state.ID, "role", d.state.Role, "listen", d.state.Listen, "worker", d.state.Worker)
