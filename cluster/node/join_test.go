@@ -1,9 +1,9 @@
-//go:build porting
-
 package node
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +19,8 @@ import (
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
+	"github.com/gitorc/gitorc/compose"
+	"github.com/gitorc/gitorc/reconcile"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -31,7 +33,7 @@ func TestJoinWorker_Root(t *testing.T) {
 	reg := testRegistry(t, tmp)
 
 	// A manager that runs no tasks itself.
-	mgr, err := bootstrap(bootstrapFlags{dataDir: filepath.Join(tmp, "m"), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true})
+	mgr, err := testBootstrap(testFlags{dataDir: filepath.Join(tmp, "m"), listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestJoinWorker_Root(t *testing.T) {
 	// A wrong token (right CA, wrong secret) is refused.
 	good, _ := ca.ParseToken(tok.Token)
 	wrong := strings.TrimSuffix(tok.Token, tok.Token[len(tok.Token)-4:]) + "zzzz"
-	if _, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "bad")}, wrong, mgr.state.Advertise); err == nil || !strings.Contains(err.Error(), "join refused") {
+	if _, err := testJoin(ctx, testFlags{dataDir: filepath.Join(tmp, "bad")}, wrong, mgr.state.Advertise); err == nil || !strings.Contains(err.Error(), "join refused") {
 		t.Errorf("wrong token: %v", err)
 	}
 	// A client with no certificate reaches Join only, never a session.
@@ -69,7 +71,7 @@ func TestJoinWorker_Root(t *testing.T) {
 	}
 
 	// The worker joins and runs the stack.
-	w, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "w"), insecure: []string{reg.Addr}}, tok.Token, mgr.state.Advertise)
+	w, err := testJoin(ctx, testFlags{dataDir: filepath.Join(tmp, "w"), insecure: []string{reg.Addr}}, tok.Token, mgr.state.Advertise)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +84,8 @@ func TestJoinWorker_Root(t *testing.T) {
 	if err := os.WriteFile(file, []byte(stack), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, errOut, code := run(t, "stack", "deploy", "--socket", socket, "-c", file, "j"); code != 0 {
-		t.Fatalf("deploy: %s", errOut)
+	if _, err := stackDeployFile(ctx, api1, "j", file); err != nil {
+		t.Fatalf("deploy: %v", err)
 	}
 	var got map[string]int
 	if err := storetest.WaitFor(func() bool { got = tasksOf(t, mgr.store, "j_app"); return got["running"] == 2 }, 90*time.Second); err != nil {
@@ -100,13 +102,14 @@ func TestJoinWorker_Root(t *testing.T) {
 	}
 
 	// A manager does not leave without --force; the worker leaves with
-	// its tasks' containers stopped and its state deleted.
-	if _, errOut, code := run(t, "leave", "--socket", socket); code == 0 || !strings.Contains(errOut, "demote it first") {
-		t.Errorf("a manager left without --force: %d %s", code, errOut)
+	// its tasks' containers stopped and its state deleted. (What gitorc
+	// leave prints of the report: cmd/gitorc's TestLeaveOutwaitsTheCallTimeout.)
+	if rep, err := api1.Leave(ctx, false); err == nil || !strings.Contains(err.Error(), "demote it first") {
+		t.Errorf("a manager left without --force: %+v, %v", rep, err)
 	}
-	out, errOut, code := run(t, "leave", "--socket", socketFile(w.dir))
-	if code != 0 || !strings.Contains(out, "left the cluster") {
-		t.Fatalf("leave: %d %s %s", code, out, errOut)
+	left, err := client.Unix(socketFile(w.dir)).WithTimeout(LeaveDrainTimeout+time.Minute).Leave(ctx, false)
+	if err != nil || left.Node != w.state.ID || left.Role != api.RoleWorker {
+		t.Fatalf("leave: %+v, %v; want node %s, a worker, left", left, err, w.state.ID)
 	}
 	stopWorker()
 	if _, err := os.Stat(stateFile(w.dir)); err == nil {
@@ -118,7 +121,69 @@ func TestJoinWorker_Root(t *testing.T) {
 	if out, _ := exec.Command("pgrep", "-f", "--", "-address "+w.dir+"/").Output(); len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("container shims left by the node that left: %s", out)
 	}
-	if _, _, code := run(t, "stack", "rm", "--socket", socket, "j"); code != 0 {
-		t.Error("rm failed")
+	if cs, err := appliedPlan(api1.RemoveStack(ctx, "j")); err != nil || !cs.HasChanges() {
+		t.Errorf("rm: %+v, %v; want the stack's removal", cs, err)
 	}
+}
+
+// stackDeployFile deploys the stack of a compose file as gitorc stack
+// deploy -c file name does: loaded with the cluster's node policies, sent
+// as the desired state; it returns the plan the manager applied.
+func stackDeployFile(ctx context.Context, c *client.Client, name, file string) (reconcile.Changeset, error) {
+	policies, check := clusterPoliciesOf(ctx, c)
+	st, err := compose.Load(ctx, compose.Source{Name: name, Files: []string{file}, Root: filepath.Dir(file),
+		Policies: policies, CheckPolicies: check})
+	if err != nil {
+		return reconcile.Changeset{}, err
+	}
+	req, err := desiredOf(st)
+	if err != nil {
+		return reconcile.Changeset{}, err
+	}
+	return appliedPlan(c.DeployStack(ctx, name, req))
+}
+
+// clusterPoliciesOf are the policies of the cluster's nodes, as gitorc
+// stack deploy reads them to refuse what none allows at its line; check is
+// false when the nodes cannot be read.
+func clusterPoliciesOf(ctx context.Context, c *client.Client) (policies []api.NodePolicy, check bool) {
+	nodes, err := c.Nodes(ctx)
+	if err != nil {
+		return nil, false
+	}
+	for _, n := range nodes {
+		if n.Removed() {
+			continue
+		}
+		var p api.NodePolicy
+		if n.Description.Policy != nil {
+			p = *n.Description.Policy
+		}
+		policies = append(policies, p)
+	}
+	return policies, true
+}
+
+// desiredOf is the deploy request of a stack that refers to no secret or
+// config file (the tests' stacks).
+func desiredOf(st *compose.Stack) (controlapi.DeployRequest, error) {
+	desired := reconcile.DesiredState([]api.Bundle{st.Bundle})
+	if len(desired.Secrets) > 0 || len(desired.Configs) > 0 {
+		return controlapi.DeployRequest{}, errors.New("the stack has secrets or configs: the tests' deploy does not read their files")
+	}
+	b, err := json.Marshal(desired)
+	return controlapi.DeployRequest{Desired: b}, err
+}
+
+// appliedPlan decodes the plan a stack deploy or rm answered (as gitorc
+// stack deploy and rm do).
+func appliedPlan(plan controlapi.Plan, err error) (reconcile.Changeset, error) {
+	var cs reconcile.Changeset
+	if err != nil {
+		return cs, err
+	}
+	if err := json.Unmarshal(plan, &cs); err != nil {
+		return cs, fmt.Errorf("stack plan: decode answer: %w", err)
+	}
+	return cs, nil
 }

@@ -1,5 +1,3 @@
-//go:build porting
-
 package node
 
 import (
@@ -34,8 +32,8 @@ func TestJoinManagers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flags := func(name string) bootstrapFlags { return managerFlags(t, filepath.Join(tmp, name)) }
-	if _, err := join(ctx, flags("old"), token, m1.state.Advertise); err == nil || !strings.Contains(err.Error(), "join refused") {
+	flags := func(name string) testFlags { return managerFlags(t, filepath.Join(tmp, name)) }
+	if _, err := testJoin(ctx, flags("old"), token, m1.state.Advertise); err == nil || !strings.Contains(err.Error(), "join refused") {
 		t.Errorf("join with a rotated token: %v, want refused", err)
 	}
 
@@ -73,7 +71,7 @@ func TestJoinManagers(t *testing.T) {
 	}
 
 	// A worker's certificate cannot write to the store through a manager.
-	wk, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "w")}, w2.Token, m2.state.Advertise)
+	wk, err := testJoin(ctx, testFlags{dataDir: filepath.Join(tmp, "w")}, w2.Token, m2.state.Advertise)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +111,7 @@ func TestJoinManagers(t *testing.T) {
 		t.Error("the token did not change")
 	}
 	// The new leader admits nodes: it holds the CA key through the store.
-	if _, err := join(ctx, flags("m4"), rotated.Token, m2.state.Advertise); err != nil {
+	if _, err := testJoin(ctx, flags("m4"), rotated.Token, m2.state.Advertise); err != nil {
 		t.Errorf("join through m2 after the leader stopped: %v", err)
 	}
 
@@ -289,7 +287,7 @@ func TestWebhookOnFollower(t *testing.T) {
 	hook := freeAddr(t)
 	f2 := managerFlags(t, filepath.Join(tmp, "m2"))
 	f2.webhookListen = hook
-	m2, err := join(ctx, f2, token, m1.state.Advertise)
+	m2, err := testJoin(ctx, f2, token, m1.state.Advertise)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +331,7 @@ func TestPromotionInterruptedBeforeCertificate(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
 	m1, _, token := firstManager(t, managerFlags(t, filepath.Join(tmp, "m1")))
-	m2, err := join(ctx, managerFlags(t, filepath.Join(tmp, "m2")), token, m1.state.Advertise)
+	m2, err := testJoin(ctx, managerFlags(t, filepath.Join(tmp, "m2")), token, m1.state.Advertise)
 	if err != nil {
 		t.Fatal(err)
 	}
