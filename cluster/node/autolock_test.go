@@ -1,5 +1,3 @@
-//go:build porting
-
 package node
 
 import (
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 )
@@ -59,35 +58,32 @@ func filesHolding(t *testing.T, dir string, key *store.DataKey) []string {
 	return out
 }
 
-// unlockWith runs gitorc unlock on dir's socket with key.
-func unlockWith(t *testing.T, dir, key string) (string, int) {
+// unlockWith gives dir's locked manager key through its control socket,
+// as gitorc unlock does; a manager that unlocks answers so, naming
+// itself.
+func unlockWith(t *testing.T, dir, key string) error {
 	t.Helper()
-	f := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(f, []byte(key+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+	rep, err := client.Unix(socketFile(dir)).Unlock(context.Background(), key)
+	if err == nil && (!rep.Unlocked || rep.Node == "") {
+		t.Errorf("unlock answered %+v", rep)
 	}
-	out, errOut, code := run(t, "unlock", "--socket", socketFile(dir), "--key-file", f, "-o", "json")
-	var rep struct {
-		Unlocked bool   `json:"unlocked"`
-		Node     string `json:"node"`
-	}
-	if code == 0 && (json.Unmarshal([]byte(out), &rep) != nil || !rep.Unlocked || rep.Node == "") {
-		t.Errorf("unlock -o json: %s", out)
-	}
-	return out + errOut, code
+	return err
 }
 
 // waitLocked waits until dir's manager answers that it is locked.
 func waitLocked(t *testing.T, dir string) {
 	t.Helper()
-	var errOut string
-	if err := storetest.WaitFor(func() bool {
-		_, errOut, _ = run(t, "status", "--socket", socketFile(dir))
-		return strings.Contains(errOut, "this manager is locked (autolock)")
-	}, 30*time.Second); err != nil {
-		t.Fatalf("the restarted manager does not say it is locked: %s", errOut)
+	var err error
+	if werr := storetest.WaitFor(func() bool {
+		_, err = client.Unix(socketFile(dir)).SyncStatus(context.Background())
+		return err != nil && strings.Contains(err.Error(), "this manager is locked (autolock)")
+	}, 30*time.Second); werr != nil {
+		t.Fatalf("the restarted manager does not say it is locked: %v", err)
 	}
 }
+
+// errHas reports whether err is an error whose message holds want.
+func errHas(err error, want string) bool { return err != nil && strings.Contains(err.Error(), want) }
 
 // Autolock: bootstrap --autolock seals the data key by a key only the
 // operator gets; a restarted manager waits locked (and says so) until
@@ -121,7 +117,7 @@ func TestAutolock(t *testing.T) {
 
 	// A manager that joins gets the key and never writes its data key in
 	// clear.
-	m2, err := join(ctx, managerFlags(t, filepath.Join(tmp, "m2")), token, m1.state.Advertise)
+	m2, err := testJoin(ctx, managerFlags(t, filepath.Join(tmp, "m2")), token, m1.state.Advertise)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,58 +140,57 @@ func TestAutolock(t *testing.T) {
 	m2again, stop2 := restarted(t, m2.dir, "m2 again")
 	waitLocked(t, m2.dir)
 	other, _ := store.NewUnlockKey()
-	if out, code := unlockWith(t, m2.dir, other.Encode()); code == 0 || !strings.Contains(out, "the unlock key is wrong") {
-		t.Errorf("a wrong key: exit %d %s", code, out)
+	if err := unlockWith(t, m2.dir, other.Encode()); !errHas(err, "the unlock key is wrong") {
+		t.Errorf("a wrong key: %v", err)
 	}
-	if out, code := unlockWith(t, m2.dir, "not-a-key"); code == 0 || !strings.Contains(out, "must start with") {
-		t.Errorf("a malformed key: exit %d %s", code, out)
+	if err := unlockWith(t, m2.dir, "not-a-key"); !errHas(err, "must start with") {
+		t.Errorf("a malformed key: %v", err)
 	}
-	if out, code := unlockWith(t, m2.dir, first); code != 0 || !strings.Contains(out, `"unlocked": true`) {
-		t.Fatalf("the right key: exit %d %s", code, out)
+	if err := unlockWith(t, m2.dir, first); err != nil {
+		t.Fatalf("the right key: %v", err)
 	}
+	var m2rep controlapi.UnlockKeyReport
 	if err := storetest.WaitFor(func() bool {
-		_, _, code := run(t, "unlock-key", "--socket", socketFile(m2.dir), "-q")
-		return code == 0
+		var err error
+		m2rep, err = client.Unix(socketFile(m2.dir)).UnlockKey(ctx)
+		return err == nil && m2rep.Autolock
 	}, 30*time.Second); err != nil {
-		t.Fatal("the unlocked manager does not serve its API")
+		t.Fatalf("the unlocked manager does not serve its API: %+v", m2rep)
 	}
 
 	// Rotation: every running manager seals its key with the new one.
-	out, errOut, code := run(t, "unlock-key", "--rotate", "-q", "--socket", socketFile(m1.dir))
-	second := strings.TrimSpace(out)
-	if code != 0 || !strings.HasPrefix(second, "GTRC-UNLOCK-1-") || second == first {
-		t.Fatalf("rotate: exit %d %q %s", code, out, errOut)
+	rotated, err := c1.RotateUnlockKey(ctx)
+	second := rotated.Key
+	if err != nil || !rotated.Autolock || !strings.HasPrefix(second, "GTRC-UNLOCK-1-") || second == first {
+		t.Fatalf("rotate: %+v, %v", rotated, err)
 	}
 	waitSealedWith(t, m1, second)
 	waitSealedWith(t, m2again, second)
 	stop2()
 	_, stop2 = restarted(t, m2.dir, "m2 third")
 	waitLocked(t, m2.dir)
-	if out, code := unlockWith(t, m2.dir, first); code == 0 || !strings.Contains(out, "the unlock key is wrong") {
-		t.Errorf("the rotated-away key unlocked m2: exit %d %s", code, out)
+	if err := unlockWith(t, m2.dir, first); !errHas(err, "the unlock key is wrong") {
+		t.Errorf("the rotated-away key unlocked m2: %v", err)
 	}
-	if out, code := unlockWith(t, m2.dir, second); code != 0 {
-		t.Fatalf("the new key: exit %d %s", code, out)
+	if err := unlockWith(t, m2.dir, second); err != nil {
+		t.Fatalf("the new key: %v", err)
 	}
 
 	// Unlocked, m2 serves its API (from its replica, caught up).
 	var shown controlapi.UnlockKeyReport
-	var out2 string
+	var shownErr error
 	if err := storetest.WaitFor(func() bool {
-		out, errOut, code := run(t, "unlock-key", "-o", "json", "--socket", socketFile(m2.dir))
-		out2, shown = out+errOut, controlapi.UnlockKeyReport{}
-		return code == 0 && json.Unmarshal([]byte(out), &shown) == nil && shown.Autolock && shown.Key == second
+		shown, shownErr = client.Unix(socketFile(m2.dir)).UnlockKey(ctx)
+		return shownErr == nil && shown.Autolock && shown.Key == second
 	}, 30*time.Second); err != nil {
-		t.Errorf("unlock-key -o json on m2: %s", out2)
+		t.Errorf("the unlock key on m2: %+v, %v", shown, shownErr)
 	}
-	// Autolock off: the key files are unsealed, a restart needs no key.
-	if out, errOut, code := run(t, "cluster", "update", "--autolock=false", "--socket", socketFile(m1.dir)); code != 0 || !strings.Contains(out, "autolock is off") {
-		t.Fatalf("cluster update --autolock=false: exit %d %s%s", code, out, errOut)
-	}
-	shown = controlapi.UnlockKeyReport{}
-	if out, errOut, code := run(t, "cluster", "update", "--autolock=false", "-o", "json", "--socket", socketFile(m1.dir)); code != 0 ||
-		json.Unmarshal([]byte(out), &shown) != nil || shown.Autolock || shown.Key != "" {
-		t.Errorf("cluster update -o json: exit %d %s%s", code, out, errOut)
+	// Autolock off (twice: the second finds it off already): the key
+	// files are unsealed, a restart needs no key.
+	for i := range 2 {
+		if off, err := c1.SetAutolock(ctx, false); err != nil || off.Autolock || off.Key != "" {
+			t.Fatalf("autolock off (%d): %+v, %v", i, off, err)
+		}
 	}
 	if err := storetest.WaitFor(func() bool { return !keyFileSealed(t, m1.dir) }, 30*time.Second); err != nil {
 		t.Fatal("autolock off left m1's key sealed")

@@ -1,5 +1,3 @@
-//go:build porting
-
 package node
 
 import (
@@ -7,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"os"
@@ -19,9 +18,11 @@ import (
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/ca"
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
+	"github.com/gitorc/gitorc/reconcile"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -86,9 +87,10 @@ func renewWith(t *testing.T, addr string, cert *ca.NodeCert, roots ...*x509.Cert
 	return err
 }
 
-// gitorc ca rotate on three managers and a worker (nodes of one host
-// share one network plane, so one worker), a manager down when it
-// starts: the rotation waits for it and says so; once it is back — with
+// A root rotation (what gitorc ca rotate starts) on three managers and a
+// worker (nodes of one host share one network plane, so one worker), a
+// manager down when it starts: the rotation waits for it and the CA
+// report names it; once it is back — with
 // its certificate of the old root, trusting it alone, its replica behind
 // — every node moves onto a certificate of the new root without its tasks
 // restarting, the cluster then trusts the new root alone, the join tokens
@@ -101,7 +103,7 @@ func TestCARotate_Root(t *testing.T) {
 	m1, _, mtok := firstManager(t, managerFlags(t, filepath.Join(tmp, "m1")))
 	socket := socketFile(m1.dir)
 	ms := joinManagers(t, m1, mtok, filepath.Join(tmp, "m2"))
-	m3, err := join(ctx, managerFlags(t, filepath.Join(tmp, "m3")), mtok, m1.state.Advertise)
+	m3, err := testJoin(ctx, managerFlags(t, filepath.Join(tmp, "m3")), mtok, m1.state.Advertise)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +116,7 @@ func TestCARotate_Root(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w1, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "w1"), insecure: []string{reg.Addr}}, tok.Token, m2.state.Advertise)
+	w1, err := testJoin(ctx, testFlags{dataDir: filepath.Join(tmp, "w1"), insecure: []string{reg.Addr}}, tok.Token, m2.state.Advertise)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +125,9 @@ func TestCARotate_Root(t *testing.T) {
 		// Its tasks' containers and its network plane go with it, even
 		// when the test fails (cleanups run last first: before w1 stops).
 		if _, err := os.Stat(stateFile(w1.dir)); err == nil {
-			if out, errOut, code := run(t, "leave", "--socket", socketFile(w1.dir)); code != 0 {
-				t.Errorf("w1 leave: %d %s %s", code, out, errOut)
+			// As gitorc leave: the node answers once its containers stopped.
+			if _, err := client.Unix(socketFile(w1.dir)).WithTimeout(LeaveDrainTimeout+time.Minute).Leave(ctx, false); err != nil {
+				t.Errorf("w1 leave: %v", err)
 			}
 		}
 		if m := mountsUnder(w1.dir); len(m) > 0 {
@@ -140,8 +143,8 @@ func TestCARotate_Root(t *testing.T) {
 	if err := os.WriteFile(file, []byte(stack), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, errOut, code := run(t, "stack", "deploy", "--socket", socket, "-c", file, "r"); code != 0 {
-		t.Fatalf("deploy: %s", errOut)
+	if _, cs := deployComposeFile(t, socket, "r", file); !hasStepOf(cs, reconcile.KindService, "r_app", reconcile.Create) {
+		t.Fatalf("deploy: the plan %+v creates no r_app", cs)
 	}
 	var procs map[string]string
 	if err := storetest.WaitFor(func() bool {
@@ -170,11 +173,11 @@ func TestCARotate_Root(t *testing.T) {
 
 	// m3 is down when the rotation starts: it holds the rotation, by name.
 	stopM3()
-	out, errOut, code := run(t, "ca", "rotate", "--detach", "--socket", socket)
-	if code != 0 || !strings.Contains(out, "rotation started") {
-		t.Fatalf("ca rotate --detach: %d %s %s", code, out, errOut)
+	// As gitorc ca rotate --detach: the rotation started, not awaited.
+	rep, err := managerClient(m1).RotateCA(ctx)
+	if err != nil || rep.Started == nil || !*rep.Started || rep.Rotation == nil {
+		t.Fatalf("ca rotate: %+v, %v", rep, err)
 	}
-	var rep controlapi.CAReport
 	if err := storetest.WaitFor(func() bool {
 		rep = caOf(t, m1)
 		return rep.Rotation != nil && rep.Rotation.Done == 3 && rep.Rotation.Nodes == 4
@@ -184,9 +187,6 @@ func TestCARotate_Root(t *testing.T) {
 	newDigest := rep.Rotation.NewRoot
 	if len(rep.Rotation.Pending) != 1 || rep.Rotation.Pending[0].ID != m3.state.ID {
 		t.Errorf("pending %+v, want m3 (%s) alone", rep.Rotation.Pending, m3.state.ID)
-	}
-	if out, _, _ := run(t, "ca", "--socket", socket); !strings.Contains(out, "3/4") || !strings.Contains(out, m3.state.ID) {
-		t.Errorf("gitorc ca does not say it waits for m3:\n%s", out)
 	}
 	if rep.Root == newDigest {
 		t.Fatal("the rotation ended without m3")
@@ -265,11 +265,14 @@ func TestCARotate_Root(t *testing.T) {
 	if nt, err := ca.ParseToken(rotated.Token); err != nil || nt.Digest.String() != newDigest {
 		t.Errorf("worker token %v after the rotation, want it to pin %s", err, newDigest)
 	}
-	if _, err := join(ctx, bootstrapFlags{dataDir: filepath.Join(tmp, "late")}, tok.Token, m1.state.Advertise); err == nil {
+	if _, err := testJoin(ctx, testFlags{dataDir: filepath.Join(tmp, "late")}, tok.Token, m1.state.Advertise); err == nil {
 		t.Error("a join token of the old root admitted a node")
 	}
-	if _, _, code := run(t, "stack", "rm", "--socket", socket, "r"); code != 0 {
-		t.Error("rm failed")
+	var removed reconcile.Changeset
+	if plan, err := managerClient(m1).RemoveStack(ctx, "r"); err != nil {
+		t.Errorf("rm: %v", err)
+	} else if json.Unmarshal(plan, &removed) != nil || !removed.HasChanges() {
+		t.Errorf("rm removed nothing: %s", plan)
 	}
 }
 

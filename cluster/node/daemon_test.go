@@ -1,9 +1,11 @@
-//go:build porting
-
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,10 +15,78 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
+	"github.com/gitorc/gitorc/compose"
+	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/secrets"
 )
+
+// composeDeployRequest is what gitorc stack deploy -c file sends: the
+// stack loaded from file, its sealed secrets as they are (the node opens
+// them), its configs' content read.
+func composeDeployRequest(t *testing.T, name, file string) controlapi.DeployRequest {
+	t.Helper()
+	st, err := compose.Load(context.Background(), compose.Source{Name: name, Files: []string{file}, Root: filepath.Dir(file)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(file)
+	desired := reconcile.DesiredState([]api.Bundle{st.Bundle})
+	req := controlapi.DeployRequest{Sealed: map[string][]byte{}}
+	for _, s := range desired.Secrets {
+		if s.External || s.File == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, s.File))
+		if err != nil {
+			t.Fatalf("secret %s: %v", s.Name, err)
+		}
+		req.Sealed[s.Name] = b
+	}
+	for i, c := range desired.Configs {
+		if c.External || c.File == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, c.File))
+		if err != nil {
+			t.Fatalf("config %s: %v", c.Name, err)
+		}
+		sum := sha256.Sum256(b)
+		desired.Configs[i].Data, desired.Configs[i].DataHash = b, "sha256:"+hex.EncodeToString(sum[:])
+	}
+	if req.Desired, err = json.Marshal(desired); err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// deployComposeFile deploys the stack of file as name through the node's
+// control socket, as gitorc stack deploy does, and returns the plan
+// applied, raw and decoded.
+func deployComposeFile(t *testing.T, socket, name, file string) (controlapi.Plan, reconcile.Changeset) {
+	t.Helper()
+	plan, err := client.Unix(socket).DeployStack(context.Background(), name, composeDeployRequest(t, name, file))
+	if err != nil {
+		t.Fatalf("deploy %s: %v", name, err)
+	}
+	var cs reconcile.Changeset
+	if err := json.Unmarshal(plan, &cs); err != nil {
+		t.Fatalf("deploy %s: the plan: %v", name, err)
+	}
+	return plan, cs
+}
+
+// hasStepOf reports whether the plan takes action on the object kind/name.
+func hasStepOf(cs reconcile.Changeset, kind reconcile.Kind, name string, action reconcile.Action) bool {
+	for _, s := range cs.Steps {
+		if s.Kind == kind && s.Name == name && s.Action == action {
+			return true
+		}
+	}
+	return false
+}
 
 // A single-node cluster, for real: bootstrap (store, CA, mutual TLS,
 // dispatcher, controllers, agent on its own containerd), then a stack with
@@ -28,7 +98,7 @@ func TestBootstrapDeployRemove_Root(t *testing.T) {
 	reg := testRegistry(t, tmp)
 
 	dataDir := filepath.Join(tmp, "node")
-	d, err := bootstrap(bootstrapFlags{dataDir: dataDir, listen: freeAddr(t), raftListen: freeAddr(t), insecure: []string{reg.Addr}})
+	d, err := testBootstrap(testFlags{dataDir: dataDir, listen: freeAddr(t), raftListen: freeAddr(t), insecure: []string{reg.Addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +109,7 @@ func TestBootstrapDeployRemove_Root(t *testing.T) {
 	socket := socketFile(dataDir)
 	defer func() {
 		// Whatever happened, stop the stack's containers before the node.
-		_, _, _ = run(t, "stack", "rm", "--socket", socket, "demo")
+		_, _ = client.Unix(socket).RemoveStack(context.Background(), "demo")
 		_ = storetest.WaitFor(func() bool { return liveTasks(d.store) == 0 }, 30*time.Second)
 		cancel()
 		if err := <-done; err != nil {
@@ -91,12 +161,9 @@ secrets:
 	if err := os.WriteFile(file, []byte(stack), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code := run(t, "stack", "deploy", "--socket", socket, "-c", file, "demo")
-	if code != 0 {
-		t.Fatalf("deploy: exit %d: %s", code, errOut)
-	}
-	if !strings.Contains(out, "+ service demo_web (create)") || strings.Contains(out+errOut, "hunter2") {
-		t.Errorf("deploy printed:\n%s", out)
+	plan, cs := deployComposeFile(t, socket, "demo", file)
+	if !hasStepOf(cs, reconcile.KindService, "demo_web", reconcile.Create) || bytes.Contains(plan, []byte("hunter2")) {
+		t.Errorf("deploy answered the plan:\n%s", plan)
 	}
 	var got map[string]int
 	if err := storetest.WaitFor(func() bool {
@@ -106,18 +173,34 @@ secrets:
 		t.Fatalf("tasks never ran healthy: %v", got)
 	}
 
-	// What an operator sees, from the live node.
-	psOut, errOut, code := run(t, "ps", "--socket", socket, "demo")
-	if code != 0 || strings.Count(psOut, "running") < 2 || !strings.Contains(psOut, "demo_web") {
-		t.Errorf("gitorc ps: exit %d\n%s%s", code, psOut, errOut)
+	// What an operator sees, from the live node: the stack's tasks (gitorc
+	// ps demo), its services with their replicas (gitorc service ls).
+	c := client.Unix(socket)
+	tasks, err := c.Tasks(ctx, client.TaskFilter{Stack: "demo"})
+	running := 0
+	for _, tk := range tasks {
+		if tk.ServiceName == "demo_web" && tk.Status.State == api.TaskRunning {
+			running++
+		}
 	}
-	lsOut, errOut, code := run(t, "service", "ls", "--socket", socket)
-	if code != 0 || !strings.Contains(lsOut, "demo_web") || !strings.Contains(lsOut, "2/2") {
-		t.Errorf("gitorc service ls: exit %d\n%s%s", code, lsOut, errOut)
+	if err != nil || running < 2 {
+		t.Errorf("the stack's tasks (gitorc ps): %d of demo_web running, %v: %+v", running, err, tasks)
+	}
+	svcs, err := c.Services(ctx)
+	var web *controlapi.Service
+	for i := range svcs {
+		if svcs[i].Spec.Name == "demo_web" {
+			web = &svcs[i]
+		}
+	}
+	if err != nil || web == nil || web.Running != 2 || web.Desired != 2 {
+		t.Errorf("the services (gitorc service ls): demo_web %+v, %v", web, err)
 	}
 
-	if _, errOut, code := run(t, "stack", "rm", "--socket", socket, "demo"); code != 0 {
-		t.Fatalf("rm: exit %d: %s", code, errOut)
+	if rm, err := c.RemoveStack(ctx, "demo"); err != nil {
+		t.Fatalf("rm: %v", err)
+	} else if err := json.Unmarshal(rm, &cs); err != nil || !hasStepOf(cs, reconcile.KindService, "demo_web", reconcile.Delete) {
+		t.Errorf("rm answered the plan (%v):\n%s", err, rm)
 	}
 	if err := storetest.WaitFor(func() bool { return liveTasks(d.store) == 0 }, 60*time.Second); err != nil {
 		t.Fatal("tasks of the removed stack still run")
