@@ -1,10 +1,9 @@
-//go:build porting
-
 package node
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,30 +16,64 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/e2e/gitserver"
+	"github.com/gitorc/gitorc/reconcile"
 )
 
-// A Git source that cannot be used is on the sync state for gitorc status,
-// not only in the node's log.
+// syncNowAndWait asks for a manual sync, as gitorc sync --wait does, and
+// returns its request once the sync it started ended (a request the
+// sync state no longer holds fails the test; other errors, such as an
+// election, are tried again, as the CLI does).
+func syncNowAndWait(t *testing.T, socket string) api.SyncRequest {
+	t.Helper()
+	ctx := context.Background()
+	c := client.Unix(socket)
+	req, err := c.Sync(ctx)
+	if err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	id := req.ID
+	if err := storetest.WaitFor(func() bool {
+		r, err := c.SyncRequest(ctx, id)
+		if client.StatusOf(err) == http.StatusNotFound {
+			t.Fatalf("sync request %s: %v", id, err)
+		}
+		if err == nil {
+			req = r
+		}
+		return err == nil && r.Done()
+	}, 60*time.Second); err != nil {
+		t.Fatalf("sync request %s never ended: %+v", id, req)
+	}
+	return req
+}
+
+// patchStr is a pointer to s, for a SourcePatch field.
+func patchStr(s string) *string { return &s }
+
+// A Git source that cannot be used is on the sync state for gitorc status
+// (the report's phase is failed, its message says why), not only in the
+// node's log.
 func TestUnusableSourceShowsInStatus(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "m")
-	d, err := bootstrap(bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true,
+	d, err := testBootstrap(testFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true,
 		repo: "ftp://git.invalid/stacks.git", interval: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	startNode(t, d, "manager")
-	var out string
+	var rep controlapi.SyncReport
 	if err := storetest.WaitFor(func() bool {
-		var code int
-		out, _, code = run(t, "status", "--socket", socketFile(dir))
-		return code == 0 && strings.Contains(out, "sync:       failed")
+		var err error
+		rep, err = client.Unix(socketFile(dir)).SyncStatus(context.Background())
+		return err == nil && rep.State.Phase == api.SyncFailed
 	}, 30*time.Second); err != nil {
-		t.Fatalf("status never showed the failure:\n%s", out)
+		t.Fatalf("status never showed the failure: %+v", rep.State)
 	}
-	if !strings.Contains(out, "the Git source cannot be used:") {
-		t.Errorf("status lacks the reason:\n%s", out)
+	if !strings.Contains(rep.State.Message, "the Git source cannot be used:") {
+		t.Errorf("status lacks the reason: message %q", rep.State.Message)
 	}
 }
 
@@ -129,23 +162,29 @@ func TestWebhooksOnDaemon(t *testing.T) {
 		!strings.HasPrefix(outcomes[1], "202 ignored: push to branch dev") || !strings.HasPrefix(outcomes[2], "202 sync queued for main at "+second[:7]+" (request "+req.ID) {
 		t.Errorf("deliveries on the state:\n%s", strings.Join(outcomes, "\n"))
 	}
-	out, _, _ := run(t, "status", "--socket", socket)
-	for _, want := range []string{"webhook:    secret set; this manager serves POST /hooks/{github,gitlab,gitea,generic} on " + hookAddr,
-		"deliveries:", "401 github webhook: signature mismatch"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("status lacks %q:\n%s", want, out)
-		}
+	// What gitorc status shows of webhooks: the secret is set, this
+	// manager serves them on hookAddr, and the deliveries (checked above).
+	rep = statusOf(t, socket)
+	if !rep.Webhook.SecretSet || rep.Webhook.Listen != hookAddr {
+		t.Errorf("status's webhook report %+v, want the secret set, served on %s", rep.Webhook, hookAddr)
 	}
+	refused := false
+	for _, dl := range rep.State.Deliveries {
+		refused = refused || dl.Status == http.StatusUnauthorized && strings.HasPrefix(dl.Outcome, "github webhook: signature mismatch")
+	}
+	if !refused {
+		t.Errorf("status's deliveries lack the refused one: %+v", rep.State.Deliveries)
+	}
+	c := client.Unix(socket)
 
 	// gitorc sync --wait: nothing new, and says so.
-	out, errOut, code := run(t, "sync", "--wait", "--socket", socket)
-	if code != 0 || !strings.Contains(out, "synced: nothing new to apply") {
-		t.Errorf("sync --wait: exit %d\n%s%s", code, out, errOut)
+	if req := syncNowAndWait(t, socket); req.Result != api.SyncSynced || !strings.Contains(req.Message, "nothing new to apply") {
+		t.Errorf("sync --wait: %s: %s, want synced: nothing new to apply", req.Result, req.Message)
 	}
 
 	// Suspended: a push is answered "ignored"; status says suspended.
-	if _, errOut, code := run(t, "suspend", "--socket", socket); code != 0 {
-		t.Fatalf("suspend: %s", errOut)
+	if sus, err := c.Suspend(ctx); err != nil || !sus.Suspended {
+		t.Fatalf("suspend: %+v %v", sus, err)
 	}
 	third, err := repo.Commit("main", "third", zeroReplicaStack("busybox:3"))
 	if err != nil {
@@ -154,43 +193,53 @@ func TestWebhooksOnDaemon(t *testing.T) {
 	if code, msg := deliver(secret, "main", third); code != http.StatusAccepted || !strings.Contains(msg, "ignored: automatic syncs are suspended") {
 		t.Fatalf("push while suspended: %d %q", code, msg)
 	}
-	if out, _, _ := run(t, "status", "--socket", socket); !strings.Contains(out, "(suspended: no automatic syncs") {
-		t.Errorf("status does not say suspended:\n%s", out)
+	if rep := statusOf(t, socket); !rep.State.Suspended {
+		t.Errorf("status does not say suspended: %+v", rep.State)
 	}
-	if _, errOut, code := run(t, "resume", "--socket", socket); code != 0 {
-		t.Fatalf("resume: %s", errOut)
+	if sus, err := c.Resume(ctx); err != nil || sus.Suspended {
+		t.Fatalf("resume: %+v %v", sus, err)
 	}
 
-	// A deny window: the push waits (status says until when); gitorc sync
-	// runs anyway.
-	if out, errOut, code := run(t, "source", "set", "--socket", socket, "--window", "deny * * * * * 1h"); code != 0 || !strings.Contains(out, "window:     deny * * * * * 1h0m0s") {
-		t.Fatalf("source set --window: exit %d\n%s%s", code, out, errOut)
+	// A deny window: the push waits (status says the window is closed,
+	// and the webhook's request waits); gitorc sync runs anyway.
+	deny := api.SyncWindow{Kind: "deny", Schedule: "* * * * *", Duration: api.Duration(time.Hour)}
+	src, err := c.SetSource(ctx, controlapi.SourcePatch{Windows: &[]api.SyncWindow{deny}})
+	if err != nil || len(src.Source.Windows) != 1 || src.Source.Windows[0] != deny {
+		t.Fatalf("source set --window: %+v %v", src.Source.Windows, err)
 	}
 	if code, msg := deliver(secret, "main", third); code != http.StatusAccepted || !strings.HasPrefix(msg, "sync queued") {
 		t.Fatalf("push in a deny window: %d %q", code, msg)
 	}
-	out, _, _ = run(t, "status", "--socket", socket)
-	if !strings.Contains(out, "sync window closed") || !strings.Contains(out, "request:    webhook") {
-		t.Errorf("status during a deny window:\n%s", out)
+	rep = statusOf(t, socket)
+	if ws, err := reconcile.CompileWindows(rep.State.Source.Windows); err != nil || len(rep.State.Source.Windows) != 1 {
+		t.Errorf("status's windows %+v: %v", rep.State.Source.Windows, err)
+	} else if open, _ := ws.Open(time.Now()); open {
+		t.Errorf("status's windows %+v are open, want the deny window closing them", rep.State.Source.Windows)
 	}
-	if rep := statusOf(t, socket); rep.State.Revision != second {
+	waiting := 0
+	for _, r := range rep.State.Requests {
+		if r.Trigger == api.TriggerWebhook && !r.Done() {
+			waiting++
+		}
+	}
+	if waiting != 1 {
+		t.Errorf("status during a deny window: %d webhook requests waiting, want 1: %+v", waiting, rep.State.Requests)
+	}
+	if rep.State.Revision != second {
 		t.Errorf("a push synced inside a deny window: %+v", rep.State)
 	}
-	out, errOut, code = run(t, "sync", "--wait", "--timeout", "60s", "--socket", socket)
-	if code != 0 || !strings.Contains(out, "synced: revision "+third[:7]+" synced") {
-		t.Errorf("sync --wait in a deny window: exit %d\n%s%s", code, out, errOut)
+	if req := syncNowAndWait(t, socket); req.Result != api.SyncSynced || !strings.Contains(req.Message, "revision "+third[:7]+" synced") {
+		t.Errorf("sync --wait in a deny window: %s: %s", req.Result, req.Message)
 	}
 	if rep := statusOf(t, socket); rep.State.Revision != third {
 		t.Errorf("gitorc sync did not deploy %s: %+v", third[:7], rep.State)
 	}
 
-	// A new secret: the old one is refused.
-	keyFile := filepath.Join(t.TempDir(), "hook.secret")
-	if err := os.WriteFile(keyFile, []byte("n3w-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, errOut, code := run(t, "source", "set", "--socket", socket, "--no-windows", "--webhook-secret-file", keyFile); code != 0 || !strings.Contains(out, "webhook secret: set") {
-		t.Fatalf("source set --webhook-secret-file: exit %d\n%s%s", code, out, errOut)
+	// A new secret (as gitorc source set --webhook-secret-file sends it,
+	// trimmed) and no windows: the old secret is refused.
+	src, err = c.SetSource(ctx, controlapi.SourcePatch{Windows: &[]api.SyncWindow{}, WebhookSecret: patchStr("n3w-secret")})
+	if err != nil || !src.WebhookSecretSet || len(src.Source.Windows) != 0 {
+		t.Fatalf("source set --no-windows --webhook-secret-file: %+v %v", src, err)
 	}
 	if code, _ := deliver(secret, "main", third); code != http.StatusUnauthorized {
 		t.Errorf("old secret: %d, want 401", code)
@@ -205,8 +254,8 @@ func TestWebhooksOnDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, errOut, code := run(t, "source", "set", "--socket", socket, "--branch", "dev"); code != 0 {
-		t.Fatalf("source set --branch: exit %d\n%s%s", code, out, errOut)
+	if src, err := c.SetSource(ctx, controlapi.SourcePatch{Branch: patchStr("dev")}); err != nil || src.Source.Ref != "dev" {
+		t.Fatalf("source set --branch: %+v %v", src.Source, err)
 	}
 	waitState("followed the new branch", func(s api.SyncState) bool {
 		return s.Source.Ref == "dev" && s.Revision == dev && s.Phase == api.SyncSynced
@@ -215,9 +264,13 @@ func TestWebhooksOnDaemon(t *testing.T) {
 		t.Errorf("push to the old branch: %d %q", code, msg)
 	}
 
-	jsonOut, _, _ := run(t, "status", "--socket", socket, "-o", "json")
+	// gitorc status -o json is the report as the client decodes it.
+	jsonOut, err := json.Marshal(statusOf(t, socket))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range []string{secret, "n3w-secret"} {
-		if strings.Contains(logs.String(), s) || strings.Contains(jsonOut, s) {
+		if strings.Contains(logs.String(), s) || strings.Contains(string(jsonOut), s) {
 			t.Errorf("the webhook secret %q leaked into the log or status", s)
 		}
 	}
@@ -225,7 +278,8 @@ func TestWebhooksOnDaemon(t *testing.T) {
 
 // A webhook that names a commit the Git server does not serve yet (the
 // server announced the push first) is fetched again until the commit
-// shows, and deploys without waiting for a poll; status says it waits.
+// shows, and deploys without waiting for a poll; status says it waits
+// (its pending request's message, which gitorc status prints).
 func TestWebhookForCommitNotServedYet(t *testing.T) {
 	ctx := context.Background()
 	const secret = "hook-key"
@@ -254,9 +308,6 @@ func TestWebhookForCommitNotServedYet(t *testing.T) {
 	if req := rep.State.Requests[0]; !strings.Contains(req.Message, "the source does not show "+second[:7]+" yet") || rep.State.Revision != first {
 		t.Fatalf("waiting request %+v, revision %s", req, rep.State.Revision)
 	}
-	if out, _, _ := run(t, "status", "--socket", socket); !strings.Contains(out, "does not show "+second[:7]+" yet") {
-		t.Errorf("status does not say the webhook waits:\n%s", out)
-	}
 	if err := repo.Push("main"); err != nil {
 		t.Fatal(err)
 	}
@@ -271,32 +322,41 @@ func TestWebhookForCommitNotServedYet(t *testing.T) {
 }
 
 // gitorc source set checks what it is given, all at once, and changes
-// nothing when something is wrong; without a source, sync says how to
-// set one.
+// nothing when something is wrong (the node refuses the patch with 400;
+// a window the CLI parses before sending is checked by the node too);
+// without a source, sync says how to set one (409).
 func TestSourceSetValidates(t *testing.T) {
+	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "m")
-	d, err := bootstrap(bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true})
+	d, err := testBootstrap(testFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	startLoggedNode(t, d)
 	socket := socketFile(dir)
-	if err := storetest.WaitFor(func() bool { _, _, code := run(t, "status", "--socket", socket); return code == 0 }, 30*time.Second); err != nil {
+	c := client.Unix(socket)
+	if err := storetest.WaitFor(func() bool { _, err := c.SyncStatus(ctx); return err == nil }, 30*time.Second); err != nil {
 		t.Fatal("no status")
 	}
-	_, errOut, code := run(t, "sync", "--socket", socket)
-	if code != 1 || !strings.Contains(errOut, "this cluster follows no Git source: set one with gitorc source set --repo") {
-		t.Errorf("sync without a source: exit %d: %s", code, errOut)
+	_, err = c.Sync(ctx)
+	if client.StatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), "this cluster follows no Git source: set one with gitorc source set --repo") {
+		t.Errorf("sync without a source: %d %v", client.StatusOf(err), err)
 	}
-	_, errOut, code = run(t, "source", "set", "--socket", socket, "--repo", "ftp://x/y", "--interval", "-1s", "--revert", "sometimes", "--self-heal", "maybe")
+	interval := api.Duration(-time.Second)
+	_, err = c.SetSource(ctx, controlapi.SourcePatch{Repo: patchStr("ftp://x/y"), Interval: &interval,
+		Revert: patchStr("sometimes"), SelfHeal: patchStr("maybe")})
 	for _, want := range []string{"source not changed", `url "ftp://x/y"`, "--interval -1s: must be positive", `--revert "sometimes": must be auto or off`,
 		`--self-heal "maybe": must be auto or off`} {
-		if code != 1 || !strings.Contains(errOut, want) {
-			t.Errorf("bad source set: exit %d, stderr lacks %q:\n%s", code, want, errOut)
+		if client.StatusOf(err) != http.StatusBadRequest || err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad source set: %d, the error lacks %q: %v", client.StatusOf(err), want, err)
 		}
 	}
-	if _, errOut, code := run(t, "source", "set", "--socket", socket, "--window", "deny 0 22 * * 5"); code != 1 || !strings.Contains(errOut, "--window: sync window") {
-		t.Errorf("bad window: exit %d: %s", code, errOut)
+	// A window with no duration (the CLI refuses "deny 0 22 * * 5" before
+	// sending it): the node refuses it too.
+	_, err = c.SetSource(ctx, controlapi.SourcePatch{Repo: patchStr("https://git.example.com/stacks.git"),
+		Windows: &[]api.SyncWindow{{Kind: "deny", Schedule: "0 22 * * 5"}}})
+	if client.StatusOf(err) != http.StatusBadRequest || err == nil || !strings.Contains(err.Error(), "sync window 1 (deny 0 22 * * 5 0s)") {
+		t.Errorf("bad window: %d %v", client.StatusOf(err), err)
 	}
 	if rep := statusOf(t, socket); rep.State.Source.URL != "" {
 		t.Errorf("a refused change was written: %+v", rep.State.Source)

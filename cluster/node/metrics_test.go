@@ -1,5 +1,3 @@
-//go:build porting
-
 package node
 
 import (
@@ -109,7 +107,7 @@ func TestMetricsOnDaemon(t *testing.T) {
 	tmp := t.TempDir()
 	repo, srv, first := servedRepo(t, tmp)
 	hookAddr, metricsAddr, dir := freeAddr(t), freeAddr(t), filepath.Join(tmp, "m")
-	d, err := bootstrap(bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true,
+	d, err := testBootstrap(testFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true,
 		repo: srv.URL, branch: "main", interval: time.Hour, webhookListen: hookAddr, webhookSecret: secret,
 		metricsListen: metricsAddr})
 	if err != nil {

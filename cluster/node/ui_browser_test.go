@@ -1,5 +1,3 @@
-//go:build porting
-
 package node
 
 import (
@@ -17,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"golang.org/x/net/websocket"
@@ -159,8 +158,9 @@ func TestStatusPageInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, errOut, code := run(t, "sync", "--socket", socket, "--wait", "--timeout", "60s"); code != 0 {
-		t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
+	// gitorc sync --wait: fails (exit 1) when the sync failed or degraded.
+	if req := syncNowAndWait(t, socket); req.Result == api.SyncFailed || req.Result == api.SyncDegraded {
+		t.Fatalf("sync: %s: %s", req.Result, req.Message)
 	}
 	if err := storetest.WaitFor(func() bool {
 		return page.eval(t, `document.getElementById("sync").dataset.revision || ""`) == second
