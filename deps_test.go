@@ -51,7 +51,25 @@ func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/"
 
 // managerSide are the cluster packages that run on managers.
 var managerSide = []string{"cluster/store", "cluster/orchestrator", "cluster/scheduler",
-	"cluster/allocator", "cluster/dispatcher", "cluster/ca", "cluster/controlapi"}
+	"cluster/allocator", "cluster/dispatcher", "cluster/ca", "cluster/controlapi/server", "cluster/logs"}
+
+// agentSide are the packages that run on workers.
+var agentSide = []string{"cluster/agent", "netplane"}
+
+func anyUnder(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if under(p, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// cliImports are what the CLI may import: the API's types and client,
+// the node it starts (bootstrap, join, daemon), the CA's admin
+// certificates (its credentials: a CSR, a TLS directory), and the
+// libraries its offline commands use (validate, seal, a local diff).
+var cliImports = []string{"cluster/api", "cluster/controlapi", "cluster/node", "compose", "reconcile", "secrets"}
 
 // rule says whether package p may import gitorc package imp (both relative).
 func allowed(p, imp string) (bool, string) {
@@ -60,7 +78,14 @@ func allowed(p, imp string) (bool, string) {
 	}
 	switch {
 	case under(p, "cmd/gitorc"):
+		if imp == "cluster/ca" || (anyUnder(imp, cliImports) && !under(imp, "cluster/controlapi/server") && !under(imp, "cluster/node/nodetest")) {
+			return true, ""
+		}
+		return false, "cmd/gitorc is the CLI: it imports the control API's types and client, cluster/node (which runs a node), cluster/ca (admin credentials) and the offline libraries (compose, reconcile, secrets), never the manager's or the agent's insides"
+	case under(p, "cluster/node"):
 		return true, ""
+	case p == "cluster/controlapi":
+		return imp == "cluster/api", "cluster/controlapi is the API's types: it imports cluster/api only, so that a client links none of the manager's insides"
 	case p == "cluster/api":
 		return false, "cluster/api imports no other gitorc package"
 	case under(p, "compose"):
@@ -118,6 +143,20 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("%s imports %s: %s", rel(p.ImportPath), rel(imp), why)
 			}
 		}
+		r := rel(p.ImportPath)
+		if !under(r, "cluster/node") && !under(r, "cmd/gitorc") && !under(r, "e2e") {
+			var mgr, agent []string
+			for _, imp := range p.Imports {
+				if i := rel(imp); strings.HasPrefix(imp, module+"/") && anyUnder(i, managerSide) {
+					mgr = append(mgr, i)
+				} else if strings.HasPrefix(imp, module+"/") && anyUnder(i, agentSide) {
+					agent = append(agent, i)
+				}
+			}
+			if len(mgr) > 0 && len(agent) > 0 && !anyUnder(r, agentSide) && !anyUnder(r, managerSide) {
+				t.Errorf("%s imports manager-side %v and agent-side %v: only cluster/node (and cmd/gitorc through it) wires both", r, mgr, agent)
+			}
+		}
 		if p.Name == "main" && !under(rel(p.ImportPath), "cmd") && !under(rel(p.ImportPath), "e2e") {
 			t.Errorf("%s is a main package outside cmd/ (and e2e/ for test tools)", rel(p.ImportPath))
 		}
@@ -145,6 +184,12 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		{"reconcile/storecluster", "cluster/scheduler"},
 		{"cluster/controlapi/client", "cluster/store"},
 		{"cluster/controlapi/client", "cluster/ca"},
+		{"cmd/gitorc", "cluster/store"},
+		{"cmd/gitorc", "cluster/agent/containerd"},
+		{"cmd/gitorc", "cluster/controlapi/server"},
+		{"cmd/gitorc", "netplane"},
+		{"cmd/gitorc", "cluster/dispatcher"},
+		{"cluster/controlapi", "cluster/store"},
 	}
 	for _, b := range bad {
 		if ok, _ := allowed(b[0], b[1]); ok {
@@ -152,7 +197,8 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		}
 	}
 	good := [][2]string{{"compose", "cluster/api"}, {"reconcile", "compose"}, {"cluster/store", "cluster/api"}, {"cluster/store/storetest", "cluster/store"},
-		{"cluster/agent/containerd", "cluster/agent"}, {"cmd/gitorc", "cluster/store"}, {"netplane", "cluster/api"},
+		{"cluster/agent/containerd", "cluster/agent"}, {"cmd/gitorc", "cluster/node"}, {"cmd/gitorc", "cluster/controlapi/client"}, {"netplane", "cluster/api"},
+		{"cluster/node", "cluster/store"}, {"cluster/node", "cluster/agent/containerd"},
 		{"reconcile/storecluster", "cluster/store"}, {"reconcile/storecluster", "reconcile"},
 		{"cluster/agent/session", "cluster/dispatcher/wire"}, {"cluster/controlapi/client", "cluster/controlapi"}}
 	for _, g := range good {

@@ -117,7 +117,7 @@ func (c *Config) Validate() error {
 }
 
 // CheckLiveness checks a heartbeat period and tolerance (zero: the
-// default), as Config.Validate does (cmd/gitorc checks its flags with it).
+// default), as Config.Validate does (cluster/node checks its flags with it).
 func CheckLiveness(period time.Duration, missed int) error {
 	var errs []error
 	if period < 0 || period > 0 && period < MinHeartbeatPeriod {

@@ -49,7 +49,7 @@
 //     is not newer, is ignored.
 //
 // The gRPC server, its listener and its TLS credentials belong to the
-// caller (cmd/gitorc), which registers the Dispatcher with Register.
+// caller (cluster/node), which registers the Dispatcher with Register.
 //
 // Metrics (metrics.go): the task start latency, from a task's creation
 // to the status write that makes it running, as a Prometheus histogram.

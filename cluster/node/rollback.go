@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -96,4 +98,10 @@ func (df *differ) Rollback(ctx context.Context, req controlapi.RollbackRequest) 
 	}
 	df.d.log.Info("rollback requested", "revision", reconcile.ShortCommit(commit))
 	return ans, nil
+}
+
+func rollbackRequestID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "rollback-" + hex.EncodeToString(b[:])
 }

@@ -211,3 +211,12 @@ func redactSource(s api.SourceSpec) api.SourceSpec {
 	}
 	return s
 }
+
+// encodeGitCredentials is keyGitCredentials' content.
+func encodeGitCredentials(user *string, password string) string {
+	u := ""
+	if user != nil {
+		u = strings.TrimSpace(*user)
+	}
+	return u + "\n" + password
+}

@@ -134,7 +134,7 @@ func (t *RaftTuning) timeouts() []struct {
 }
 
 // Validate fills the defaults of the Raft settings and checks them, as
-// Config.Validate does (cmd/gitorc checks its flags with it).
+// Config.Validate does (cluster/node checks its flags with it).
 func (t *RaftTuning) Validate() error {
 	var errs []error
 	for _, to := range t.timeouts() {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gitorc/gitorc/cluster/node"
+	"github.com/gitorc/gitorc/cluster/node/nodetest"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/secrets"
 )
@@ -526,16 +528,16 @@ func TestJSONOutputOnNode(t *testing.T) {
 	r := newJSONRuns(t, byNode)
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "m1")
-	listen := freeAddr(t)
-	node := startCLI(t, r.args(t, "bootstrap", "bootstrap", "--data-dir", dir, "--listen", listen, "--raft-listen", freeAddr(t), "--no-worker")...)
-	rep := node.report(t)
+	listen := nodetest.FreeAddr(t)
+	boot := startCLI(t, r.args(t, "bootstrap", "bootstrap", "--data-dir", dir, "--listen", listen, "--raft-listen", nodetest.FreeAddr(t), "--no-worker")...)
+	rep := boot.report(t)
 	id, _ := field(rep, "node").(string)
 	if id == "" || field(rep, "role") != "manager" || field(rep, "worker") != false || field(rep, "data_dir") != dir ||
-		field(rep, "socket") != socketFile(dir) || field(rep, "listen") != listen || field(rep, "advertise") != listen ||
+		field(rep, "socket") != node.Socket(dir) || field(rep, "listen") != listen || field(rep, "advertise") != listen ||
 		!strings.HasPrefix(field(rep, "recipient").(string), "age1") {
-		t.Errorf("bootstrap report: %s", node.out.String())
+		t.Errorf("bootstrap report: %s", boot.out.String())
 	}
-	socket := socketFile(dir)
+	socket := node.Socket(dir)
 	tokenOf := func() any {
 		var v any
 		if err := storetest.WaitFor(func() bool {
@@ -619,18 +621,18 @@ func TestJSONOutputOnNode(t *testing.T) {
 	}
 
 	// Restarted, the node reports itself again.
-	if err := node.stop(t); err != nil {
+	if err := boot.stop(t); err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
-	node = startCLI(t, r.args(t, "daemon", "daemon", "--data-dir", dir)...)
-	if rep := node.report(t); field(rep, "node") != id || field(rep, "role") != "manager" {
-		t.Errorf("daemon report: %s", node.out.String())
+	boot = startCLI(t, r.args(t, "daemon", "daemon", "--data-dir", dir)...)
+	if rep := boot.report(t); field(rep, "node") != id || field(rep, "role") != "manager" {
+		t.Errorf("daemon report: %s", boot.out.String())
 	}
 	token := field(tokenOf(), "token").(string)
 
 	// A manager joins, reports itself, and leaves.
 	dir2 := filepath.Join(tmp, "m2")
-	joined := startCLI(t, r.args(t, "join", "join", "--token", token, "--data-dir", dir2, "--listen", freeAddr(t), "--raft-listen", freeAddr(t), "--no-worker", listen)...)
+	joined := startCLI(t, r.args(t, "join", "join", "--token", token, "--data-dir", dir2, "--listen", nodetest.FreeAddr(t), "--raft-listen", nodetest.FreeAddr(t), "--no-worker", listen)...)
 	rep2 := joined.report(t)
 	id2, _ := field(rep2, "node").(string)
 	if id2 == "" || id2 == id || field(rep2, "role") != "manager" || field(rep2, "data_dir") != dir2 ||
@@ -641,18 +643,18 @@ func TestJSONOutputOnNode(t *testing.T) {
 	for _, n := range []struct {
 		run     *cliRun
 		id, dir string
-	}{{joined, id2, dir2}, {node, id, dir}} {
-		v := r.run(t, "leave", leaveShape, "leave", "--force", "--socket", socketFile(n.dir))
+	}{{joined, id2, dir2}, {boot, id, dir}} {
+		v := r.run(t, "leave", leaveShape, "leave", "--force", "--socket", node.Socket(n.dir))
 		removes, _ := field(v, "removes").([]any)
 		if field(v, "node") != n.id || field(v, "role") != "manager" || field(v, "data_dir") != n.dir ||
-			!slices.Contains(removes, any(stateFile(n.dir))) || !slices.Contains(removes, any(raftDir(n.dir))) {
+			!slices.Contains(removes, any(filepath.Join(n.dir, "node.json"))) || !slices.Contains(removes, any(filepath.Join(n.dir, "raft"))) {
 			t.Errorf("leave -o json: %v", v)
 		}
 		if err := n.run.wait(t); err != nil {
 			t.Errorf("the node's command after leave: %v", err)
 		}
-		if _, err := os.Stat(stateFile(n.dir)); !os.IsNotExist(err) {
-			t.Errorf("%s is still there after leave: %v", stateFile(n.dir), err)
+		if _, err := os.Stat(filepath.Join(n.dir, "node.json")); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after leave: %v", filepath.Join(n.dir, "node.json"), err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -28,11 +29,11 @@ func TestLeaveOutwaitsTheCallTimeout(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, r *http.Request) {
 		<-time.After(8 * callTimeout) // the containers take their time to stop
-		writeJSONResponse(w, http.StatusOK, controlapi.LeaveReport{Node: "n1", Role: api.RoleWorker})
+		_ = json.NewEncoder(w).Encode(controlapi.LeaveReport{Node: "n1", Role: api.RoleWorker})
 	})
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		<-time.After(8 * callTimeout)
-		writeJSONResponse(w, http.StatusOK, []any{})
+		_ = json.NewEncoder(w).Encode([]any{})
 	})
 	srv := &http.Server{Handler: mux}
 	go func() { _ = srv.Serve(ln) }()

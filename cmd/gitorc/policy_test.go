@@ -1,20 +1,14 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
-	"github.com/gitorc/gitorc/cluster/controlapi"
-	"github.com/gitorc/gitorc/cluster/store/storetest"
+	"github.com/gitorc/gitorc/cluster/node"
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
 )
-
 
 func parsePolicyFlags(t *testing.T, args ...string) (*policyFlags, *pflag.FlagSet) {
 	t.Helper()
@@ -40,7 +34,7 @@ func TestPolicyFlags(t *testing.T) {
 		t.Errorf("policy (-want +got):\n%s", diff)
 	}
 
-	st := &nodeState{Policy: p}
+	st := &node.State{Policy: p}
 	f, fl := parsePolicyFlags(t, "--allow-bind", "none", "--allow-privileged")
 	if changed, err := f.update(fl, st); err != nil || !changed {
 		t.Fatalf("update: %v %v", changed, err)

@@ -16,6 +16,6 @@
 // nothing else. There is no network plane: the nodes send no WireGuard
 // key, so the managers give them no peers.
 //
-// simnode lives under e2e because it joins as cmd/gitorc does, with
+// simnode lives under e2e because it joins as cluster/node does, with
 // cluster/ca, which the import rules keep out of cluster/agent.
 package simnode

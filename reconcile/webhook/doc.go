@@ -8,8 +8,8 @@
 // http.Handler whose response always says what will happen, and a
 // Coalescer that folds bursts of triggers into one sync. Verify and Parse
 // are pure; the Handler calls a narrow Trigger interface that the caller
-// (package reconcile or cmd/gitorc) implements; Config.OnDelivery lets
-// it keep every answer. The daemon (cmd/gitorc/hooks.go) coalesces in the
+// (package reconcile or cluster/node) implements; Config.OnDelivery lets
+// it keep every answer. The daemon (cluster/node/hooks.go) coalesces in the
 // store instead of with the Coalescer: a delivery is answered 202 only
 // once its sync request is committed, folded into the pending one.
 //

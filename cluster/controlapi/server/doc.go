@@ -76,5 +76,5 @@
 //
 // controlapi is manager-side: it imports cluster/api, cluster/store,
 // cluster/logs and cluster/orchestrator; never cluster/agent, reconcile or
-// compose. Only cmd/gitorc chooses the socket path and serves the handler.
+// compose. Only cluster/node chooses the socket path and serves the handler.
 package server
