@@ -1,5 +1,3 @@
-//go:build porting
-
 package node
 
 import (
@@ -40,9 +38,9 @@ func runningImages(t *testing.T, d *daemon, service string) map[string]int {
 
 // The GitOps loop on a real node with containers: a commit whose image
 // cannot start fails its rollout, the cluster goes back to the previous
-// good revision's specs (and tasks), the commit is marked failed, status
-// and history say so, it is not retried while HEAD stays on it, and the
-// next good commit deploys normally.
+// good revision's specs (and tasks), the commit is marked failed, the
+// sync status and history say so, it is not retried while HEAD stays on
+// it, and the next good commit deploys normally.
 // (A short name: containerd's socket lives under the test's temporary
 // directory, and a unix socket path must stay under 108 bytes.)
 func TestGitOpsRevert_Root(t *testing.T) {
@@ -57,7 +55,7 @@ func TestGitOpsRevert_Root(t *testing.T) {
 	good := repo.commit("good", map[string]string{"web/compose.yaml": stack(image, 2)})
 
 	dir := filepath.Join(tmp, "node")
-	d, err := bootstrap(bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), insecure: []string{reg.Addr},
+	d, err := testBootstrap(testFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), insecure: []string{reg.Addr},
 		repo: repo.dir, branch: "main", interval: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -98,11 +96,9 @@ func TestGitOpsRevert_Root(t *testing.T) {
 	}, time.Minute); err != nil {
 		t.Errorf("tasks not back on the good image: %v", running)
 	}
-	status, _, _ := run(t, "status", "--socket", socket)
-	for _, want := range []string{"sync:       degraded", "reverted to " + good[:7], "failed:     " + bad + " (not retried"} {
-		if !strings.Contains(status, want) {
-			t.Errorf("status lacks %q:\n%s", want, status)
-		}
+	if st := statusOf(t, socket).State; st.Phase != api.SyncDegraded || !strings.Contains(st.Message, "reverted to "+good[:7]) ||
+		len(st.FailedRevisions) != 1 || st.FailedRevisions[0] != bad {
+		t.Errorf("status does not say degraded, reverted to %s, %s failed: %+v", good[:7], bad[:7], st)
 	}
 	want := []string{good[:7] + " synced", bad[:7] + " degraded", good[:7] + " revert/synced"}
 	summary := func() []string {

@@ -1,5 +1,3 @@
-//go:build porting
-
 package node
 
 import (
@@ -9,8 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -19,6 +15,7 @@ import (
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/gitorc/gitorc/reconcile/notify"
 	"github.com/gitorc/gitorc/reconcile/storecluster"
@@ -64,7 +61,7 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // A daemon following a repository tells of each sync: a signed JSON
 // event to the notify URL, and the commit's status (pending, then
 // success) on a GitHub-like API; a receiver that fails is retried,
-// reported in gitorc status, and holds nothing up.
+// reported in the sync status (gitorc status), and holds nothing up.
 func TestNotificationsOnDaemon(t *testing.T) {
 	old := notifyBackoff
 	notifyBackoff = 10 * time.Millisecond
@@ -79,21 +76,21 @@ func TestNotificationsOnDaemon(t *testing.T) {
 		return r.State.Revision == first && r.State.Phase == api.SyncSynced
 	})
 
-	keyFile, tokenFile := filepath.Join(t.TempDir(), "notify.key"), filepath.Join(t.TempDir(), "gh.token")
-	_ = os.WriteFile(keyFile, []byte("notify-key\n"), 0o600)
-	_ = os.WriteFile(tokenFile, []byte("gh-token\n"), 0o600)
-	out, errOut, code := run(t, "source", "set", "--socket", socket, "--notify", srv.URL+"/events", "--notify-secret-file", keyFile,
-		"--commit-status", "github", "--commit-status-api", srv.URL, "--commit-status-repo", "ops/stacks", "--commit-status-token-file", tokenFile)
-	if code != 0 || !strings.Contains(out, "(signed)") || !strings.Contains(out, "github ops/stacks (token set)") {
-		t.Fatalf("source set: exit %d\n%s%s", code, out, errOut)
+	// What gitorc source set --notify URL --notify-secret-file F
+	// --commit-status github --commit-status-api A --commit-status-repo R
+	// --commit-status-token-file F sends.
+	hookURL, key, gh, ghAPI, ghRepo, token := srv.URL+"/events", "notify-key", "github", srv.URL, "ops/stacks", "gh-token"
+	src, err := client.Unix(socket).SetSource(context.Background(), controlapi.SourcePatch{NotifyURL: &hookURL, NotifySecret: &key,
+		CommitStatus: &gh, CommitStatusAPI: &ghAPI, CommitStatusRepo: &ghRepo, CommitStatusToken: &token})
+	if n := src.Source.Notify; err != nil || n == nil || n.URL != hookURL || !src.NotifySecretSet ||
+		n.CommitStatus != "github" || n.CommitStatusRepo != "ops/stacks" || !src.CommitStatusTokenSet {
+		t.Fatalf("source set: %+v (notify %+v) %v", src, n, err)
 	}
 	second, err := repo.Commit("main", "second", zeroReplicaStack("busybox:2"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, errOut, code := run(t, "sync", "--socket", socket, "--wait", "--timeout", "60s"); code != 0 {
-		t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
-	}
+	manualSync(t, socket)
 	if err := storetest.WaitFor(func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -119,12 +116,12 @@ func TestNotificationsOnDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, errOut, code := run(t, "sync", "--socket", socket, "--wait", "--timeout", "60s"); code != 0 {
-		t.Fatalf("sync with the receiver down: exit %d\n%s%s", code, out, errOut)
-	}
+	manualSync(t, socket)
+	var failed api.NotifyDelivery
 	rep := waitSync(t, socket, "a failed notification reported", func(r controlapi.SyncReport) bool {
 		for _, n := range r.State.Notifications {
 			if n.Target == "url" && n.Revision == third && n.Attempts > 1 && strings.Contains(n.Error, "502 Bad Gateway receiver down") {
+				failed = n
 				return true
 			}
 		}
@@ -133,8 +130,9 @@ func TestNotificationsOnDaemon(t *testing.T) {
 	if rep.State.Revision != third || rep.State.Phase != api.SyncSynced {
 		t.Errorf("the sync did not complete: %+v", rep.State)
 	}
-	if out, _, _ := run(t, "status", "--socket", socket); !strings.Contains(out, "FAILED: POST "+srv.URL+"/events: 502 Bad Gateway") {
-		t.Errorf("gitorc status does not show the failed notification:\n%s", out)
+	// gitorc status prints the error after "FAILED: ".
+	if !strings.HasPrefix(failed.Error, "POST "+srv.URL+"/events: 502 Bad Gateway") {
+		t.Errorf("the failed notification does not say which POST failed: %q", failed.Error)
 	}
 }
 
@@ -171,16 +169,15 @@ func TestNotificationOwedAcrossRestart(t *testing.T) {
 	waitSync(t, socket, "synced the first commit", func(r controlapi.SyncReport) bool {
 		return r.State.Revision == first && r.State.Phase == api.SyncSynced
 	})
-	if out, errOut, code := run(t, "source", "set", "--socket", socket, "--notify", srv.URL+"/events"); code != 0 {
-		t.Fatalf("source set: exit %d\n%s%s", code, out, errOut)
+	hookURL := srv.URL + "/events"
+	if _, err := client.Unix(socket).SetSource(context.Background(), controlapi.SourcePatch{NotifyURL: &hookURL}); err != nil {
+		t.Fatalf("source set --notify: %v", err)
 	}
 	second, err := repo.Commit("main", "second", zeroReplicaStack("busybox:2"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, errOut, code := run(t, "sync", "--socket", socket, "--wait", "--timeout", "60s"); code != 0 {
-		t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
-	}
+	manualSync(t, socket)
 	tries := func() int { h.mu.Lock(); defer h.mu.Unlock(); return h.tries }
 	if err := storetest.WaitFor(func() bool { return tries() == 1 }, 30*time.Second); err != nil {
 		t.Fatalf("the synced event was tried %d times, want once before the leader stops", tries())

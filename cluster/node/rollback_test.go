@@ -1,8 +1,7 @@
-//go:build porting
-
 package node
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
 	"github.com/google/go-cmp/cmp"
@@ -32,17 +32,51 @@ func specs(t *testing.T, d *daemon) map[string]api.ServiceSpec {
 	return out
 }
 
+// syncOutcome waits until the sync request id ended, as gitorc sync
+// --wait and gitorc rollback --wait do, and returns it with its outcome.
+func syncOutcome(t *testing.T, socket, id string) api.SyncRequest {
+	t.Helper()
+	var req api.SyncRequest
+	if err := storetest.WaitFor(func() bool {
+		var err error
+		req, err = client.Unix(socket).SyncRequest(context.Background(), id)
+		return err == nil && req.Done()
+	}, 60*time.Second); err != nil {
+		t.Fatalf("sync request %s never ended: %+v", id, req)
+	}
+	return req
+}
+
+// manualSync asks for a sync now and waits for its outcome, as gitorc
+// sync --wait does; a sync that failed or degraded fails the test (gitorc
+// sync --wait's exit code 1).
+func manualSync(t *testing.T, socket string) api.SyncRequest {
+	t.Helper()
+	req, err := client.Unix(socket).Sync(context.Background())
+	if err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	done := syncOutcome(t, socket, req.ID)
+	if done.Result == api.SyncFailed || done.Result == api.SyncDegraded {
+		t.Fatalf("sync: %s: %s", done.Result, done.Message)
+	}
+	return done
+}
+
 // On a real daemon following a local repository: drift restored by
-// self-heal, gitorc history, gitorc rollback --to pinning an older
-// revision until the next commit, a broken commit changing nothing.
+// self-heal, the sync history, a rollback to an older revision (what
+// gitorc rollback --to asks) pinning it until the next commit, a broken
+// commit changing nothing.
 func TestSelfHealHistoryRollbackOnDaemon(t *testing.T) {
+	ctx := context.Background()
 	repo := newStacksRepo(t)
 	c1 := repo.commit("one", map[string]string{"web/compose.yaml": webStack("registry.example/app:1", 0, "")})
 	d, socket := gitopsNode(t, repo, 500*time.Millisecond)
+	c := client.Unix(socket)
 
 	// Self-heal: a service scaled by hand is put back by the next poll.
-	if _, errOut, code := run(t, "service", "scale", "--socket", socket, "web_app=3"); code != 0 {
-		t.Fatalf("scale: %s", errOut)
+	if _, err := c.Scale(ctx, "web_app", 3, 0); err != nil {
+		t.Fatalf("scale: %v", err)
 	}
 	if err := storetest.WaitFor(func() bool { return specOf(t, d, "web_app").Replicas == 0 }, 30*time.Second); err != nil {
 		t.Fatalf("drift never restored: replicas %d", specOf(t, d, "web_app").Replicas)
@@ -57,35 +91,31 @@ func TestSelfHealHistoryRollbackOnDaemon(t *testing.T) {
 		t.Errorf("state after self-heal %+v", st)
 	}
 
-	// A second revision, then a rollback to the first.
+	// A second revision, then a rollback to the first, waited for as
+	// gitorc rollback --wait does.
 	c2 := repo.commit("two", map[string]string{"web/compose.yaml": webStack("registry.example/app:2", 0, "")})
 	waitSynced(t, socket, c2)
-	out, errOut, code := run(t, "rollback", "--socket", socket, "--to", c1[:7], "--wait")
-	if code != 0 || !strings.Contains(out, "pinned to "+c1[:7]+" by rollback (until the next commit or gitorc sync)") ||
-		!strings.Contains(out, "synced: ") {
-		t.Fatalf("rollback: exit %d\n%s%s", code, out, errOut)
+	ans, err := c.Rollback(ctx, c1[:7])
+	if err != nil || ans.Pin.Revision != c1 || ans.Request == "" {
+		t.Fatalf("rollback: %+v %v", ans, err)
+	}
+	if req := syncOutcome(t, socket, ans.Request); req.Result != api.SyncSynced {
+		t.Fatalf("rollback's sync: %s: %s", req.Result, req.Message)
 	}
 	if img := specOf(t, d, "web_app").Task.Container.Image; img != "registry.example/app:1" {
 		t.Errorf("after the rollback: image %s", img)
 	}
-	status, _, _ := run(t, "status", "--socket", socket)
-	if !strings.Contains(status, "pinned to "+c1[:7]+" by rollback (until the next commit or gitorc sync)") {
-		t.Errorf("status does not say pinned:\n%s", status)
+	if pin := statusOf(t, socket).State.Pin; pin == nil || pin.Revision != c1 {
+		t.Errorf("status does not say pinned to %s: %+v", c1[:7], pin)
 	}
 	hist = historyOf(t, socket)
 	if last := hist[len(hist)-1]; last.Trigger != api.TriggerRollback || last.Revision != c1 || last.Result != api.SyncSynced {
 		t.Errorf("rollback record %+v", last)
 	}
-	text, _, code := run(t, "history", "--socket", socket)
-	lines := strings.Split(strings.TrimSpace(text), "\n")
-	if code != 0 || len(lines) != len(hist)+1 || !strings.HasPrefix(lines[0], "REVISION") ||
-		!strings.HasPrefix(lines[len(lines)-1], c1[:7]) || !strings.Contains(lines[len(lines)-1], "rollback") {
-		t.Errorf("history: exit %d\n%s", code, text)
-	}
 
 	// Refused: a revision nobody knows, or one that failed.
-	if _, errOut, code := run(t, "rollback", "--socket", socket, "--to", "ffffffff"); code == 0 || !strings.Contains(errOut, "ffffffff not found") {
-		t.Errorf("unknown revision: exit %d %s", code, errOut)
+	if _, err := c.Rollback(ctx, "ffffffff"); err == nil || !strings.Contains(err.Error(), "ffffffff not found") {
+		t.Errorf("unknown revision: %v", err)
 	}
 
 	// The next commit releases the pin and deploys.
@@ -94,9 +124,8 @@ func TestSelfHealHistoryRollbackOnDaemon(t *testing.T) {
 	if st.Pin != nil || specOf(t, d, "web_app").Task.Container.Image != "registry.example/app:3" {
 		t.Errorf("pin not released by the new commit: %+v", st)
 	}
-	status, _, _ = run(t, "status", "--socket", socket)
-	if strings.Contains(status, "pinned") {
-		t.Errorf("status still says pinned:\n%s", status)
+	if pin := statusOf(t, socket).State.Pin; pin != nil {
+		t.Errorf("status still says pinned: %+v", pin)
 	}
 
 	// A broken commit changes nothing; it is failed, with file:line.
@@ -108,15 +137,14 @@ func TestSelfHealHistoryRollbackOnDaemon(t *testing.T) {
 	}, 30*time.Second); err != nil {
 		t.Fatal("the broken commit was never failed")
 	}
-	status, _, _ = run(t, "status", "--socket", socket)
-	if !strings.Contains(status, "sync:       failed") || !strings.Contains(status, "web/compose.yaml:6") {
-		t.Errorf("status of a broken commit:\n%s", status)
+	if st := statusOf(t, socket).State; st.Phase != api.SyncFailed || !strings.Contains(st.Message, "web/compose.yaml:6") {
+		t.Errorf("status of a broken commit: %+v", st)
 	}
 	if diff := cmp.Diff(before, specs(t, d)); diff != "" {
 		t.Errorf("a broken commit changed the cluster (-before +after):\n%s", diff)
 	}
-	if _, errOut, code := run(t, "rollback", "--socket", socket, "--to", broken); code == 0 || !strings.Contains(errOut, "failed before") {
-		t.Errorf("rollback to a failed revision: exit %d %s", code, errOut)
+	if _, err := c.Rollback(ctx, broken); err == nil || !strings.Contains(err.Error(), "failed before") {
+		t.Errorf("rollback to a failed revision: %v", err)
 	}
 
 	// The whole story, once each, in order; no record twice.

@@ -1,10 +1,9 @@
-//go:build porting
-
 package node
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"net"
@@ -89,35 +88,6 @@ func TestRedactSource(t *testing.T) {
 	}
 }
 
-func TestJoinToken(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(file, []byte("GTRC-1-abc-def\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name, token, file, stdin, want, wantErr string
-	}{
-		{name: "flag", token: "GTRC-1-abc-def", want: "GTRC-1-abc-def"},
-		{name: "file", file: file, want: "GTRC-1-abc-def"},
-		{name: "stdin", file: "-", stdin: "GTRC-1-abc-def\n", want: "GTRC-1-abc-def"},
-		{name: "both", token: "x", file: file, wantErr: "give one"},
-		{name: "none", wantErr: "--token-file"},
-		{name: "empty stdin", file: "-", wantErr: "empty"},
-		{name: "missing file", file: file + ".no", wantErr: "no such file"},
-	} {
-		got, err := joinToken(tc.token, tc.file, strings.NewReader(tc.stdin))
-		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("%s: %q %v, want error %q", tc.name, got, err, tc.wantErr)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("%s: %q %v, want %q", tc.name, got, err, tc.want)
-		}
-	}
-}
-
 // An existing data dir keeps its mode unless the daemon makes it
 // private; so do the directories of an existing Git clone.
 func TestPrivateDataDir(t *testing.T) {
@@ -191,11 +161,12 @@ func authServer(t *testing.T, repo *gitserver.Repo, user, password string) strin
 }
 
 // A repository that needs a password: bootstrap refuses it in the URL and
-// takes it from --git-password-file instead, as a cluster key; the node
-// follows the repository; the password is in no file of the node, no
-// status and no log; source set refuses a URL with credentials; a URL
-// an older version stored with them is shown redacted. The data dir,
-// which existed with mode 0755, and the clone are private.
+// takes it apart instead (what gitorc bootstrap reads from
+// --git-password-file), as a cluster key; the node follows the
+// repository; the password is in no file of the node, no sync status and
+// no log; a source change refuses a URL with credentials; a URL an older
+// version stored with them is shown redacted. The data dir, which existed
+// with mode 0755, and the clone are private.
 func TestPrivateRepoPasswordFile(t *testing.T) {
 	if why := gitserver.Requirements(); why != "" {
 		t.Skip(why)
@@ -216,19 +187,15 @@ func TestPrivateRepoPasswordFile(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	flags := bootstrapFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true, plan: testPlan,
+	flags := testFlags{dataDir: dir, listen: freeAddr(t), raftListen: freeAddr(t), noWorker: true, plan: testPlan,
 		branch: "main", interval: time.Hour}
 	withCreds := flags
 	withCreds.repo = strings.Replace(url, "http://", "http://deploy:"+password+"@", 1)
-	if _, err := bootstrap(withCreds); !errors.Is(err, gitsource.ErrURLCredentials) || strings.Contains(err.Error(), password) {
+	if _, err := testBootstrap(withCreds); !errors.Is(err, gitsource.ErrURLCredentials) || strings.Contains(err.Error(), password) {
 		t.Fatalf("bootstrap with credentials in --repo = %v", err)
 	}
-	pwFile := filepath.Join(tmp, "pw")
-	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	flags.repo, flags.gitUsername, flags.gitPasswordFile = url, "deploy", pwFile
-	d, err := bootstrap(flags)
+	flags.repo, flags.gitUsername, flags.gitPassword = url, "deploy", password
+	d, err := testBootstrap(flags)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,23 +209,22 @@ func TestPrivateRepoPasswordFile(t *testing.T) {
 		t.Errorf("no clone: %v", err)
 	}
 
-	// source set --repo with credentials: refused, nothing changed.
-	out, errOut, code := run(t, "source", "set", "--socket", socket, "--repo", withCreds.repo)
-	if code == 0 || !strings.Contains(errOut, "--git-password-file") || strings.Contains(out+errOut, password) {
-		t.Errorf("source set --repo with credentials: exit %d\n%s%s", code, out, errOut)
-	}
-	// The same refusal from an API client that skips the CLI's check.
+	// A source change with credentials in the URL, from an API client
+	// that skips the CLI's own check (gitsource.RefuseURLCredentials,
+	// above): refused, pointing to --git-password-file, nothing changed.
 	_, err = client.Unix(socket).SetSource(ctx, controlapi.SourcePatch{Repo: &withCreds.repo})
-	if err == nil || strings.Contains(err.Error(), password) {
+	if err == nil || !strings.Contains(err.Error(), "--git-password-file") || strings.Contains(err.Error(), password) {
 		t.Errorf("PATCH /v1/source with credentials in the URL = %v", err)
 	}
 	if st := statusOf(t, socket); st.State.Source.URL != url {
 		t.Errorf("source now %q", st.State.Source.URL)
 	}
-	// source set --git-password-file from standard input: stored, shown as set.
-	out, errOut, code = runStdin(t, password+"\n", "source", "set", "--socket", socket, "--git-username", "deploy", "--git-password-file", "-")
-	if code != 0 || !strings.Contains(out, "git credentials: set") {
-		t.Errorf("source set --git-password-file -: exit %d\n%s%s", code, out, errOut)
+	// New credentials (gitorc source set --git-password-file): stored,
+	// reported as set.
+	user, pass := "deploy", password
+	if rep, err := client.Unix(socket).SetSource(ctx, controlapi.SourcePatch{GitUsername: &user, GitPassword: &pass}); err != nil ||
+		!rep.GitCredentialsSet {
+		t.Errorf("source set --git-password-file: %+v %v", rep, err)
 	}
 
 	// No file of the node holds the password in clear (the cluster key
@@ -273,19 +239,23 @@ func TestPrivateRepoPasswordFile(t *testing.T) {
 		return nil
 	})
 
-	// A URL an older version kept with its credentials is shown redacted.
+	// A URL an older version kept with its credentials is shown redacted,
+	// in the sync report gitorc status prints (as text or JSON).
 	if _, err := storecluster.New(d.store).UpdateSync(ctx, func(s *api.SyncState) error {
 		s.Source.URL = withCreds.repo
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	jsonOut, _, _ := run(t, "status", "--socket", socket, "-o", "json")
-	textOut, _, _ := run(t, "status", "--socket", socket)
-	if !strings.Contains(jsonOut, "deploy:***@") {
-		t.Errorf("status -o json does not show the redacted URL:\n%s", jsonOut)
+	rep := statusOf(t, socket)
+	if !strings.Contains(rep.State.Source.URL, "deploy:***@") {
+		t.Errorf("the sync report does not show the redacted URL: %q", rep.State.Source.URL)
 	}
-	for what, s := range map[string]string{"status -o json": jsonOut, "status": textOut, "the log": logs.String()} {
+	js, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, s := range map[string]string{"the sync report": string(js), "the log": logs.String()} {
 		if strings.Contains(s, password) {
 			t.Errorf("%s shows the Git password", what)
 		}
