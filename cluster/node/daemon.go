@@ -78,6 +78,9 @@ type daemon struct {
 	// gitCredentials are bootstrap's --git-password-file (and user),
 	// sealed the same way.
 	gitCredentials api.SecretBytes
+	// keysImported is closed once importClusterKeys is done, for the
+	// GitOps loop to wait for the repository's credentials.
+	keysImported chan struct{}
 	// logs answers gitorc logs (logs.go); nil on a worker.
 	logs *logs.Service
 	// metrics are the node's Prometheus metrics (metrics.go), made once
@@ -198,7 +201,12 @@ func (d *daemon) startManager(ctx context.Context, goRun func(string, func(conte
 		return err
 	}
 	d.unlockKey = nil // the key file is sealed by it, and the store follows it (followUnlockKey)
-	goRun("cluster keys", d.importClusterKeys)
+	imported := make(chan struct{})
+	d.keysImported = imported
+	goRun("cluster keys", func(ctx context.Context) error {
+		defer close(imported)
+		return d.importClusterKeys(ctx)
+	})
 	goRun("autolock", d.followUnlockKey)
 
 	// The dispatcher: every worker's session, over mutual TLS.

@@ -23,6 +23,16 @@ import (
 // gitorc source set changes it), so whichever manager leads follows the
 // same repository, and a new source restarts the loop on it.
 func (d *daemon) gitops(ctx context.Context) error {
+	// The bootstrap's cluster keys (the repository's credentials among
+	// them) are in the store first: a source set up without them would
+	// fetch unauthenticated until the next poll.
+	if ch := d.keysImported; ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	cl := storecluster.New(d.store)
 	if err := d.recordBootstrapSource(ctx, cl); err != nil {
 		return err
