@@ -36,11 +36,20 @@ Secrets show a keyed hash of their content, never the content.
 
 Exit status: 0 no difference, 1 differences, 2 an error (a revision that does not
 load, with its file:line problems, included).`,
-		Args: cobra.NoArgs,
+		// A misused command is an error (2), never "differences" (1).
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := cobra.NoArgs(cmd, args); err != nil {
+				return &exitError{code: diffError, err: err}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			format, err := outputFormat(cmd, outText, outText, outJSON)
 			if err != nil {
 				return &exitError{code: diffError, err: err}
+			}
+			if revision != "" && local != "" {
+				return &exitError{code: diffError, err: errors.New("--revision and --local: give one")}
 			}
 			req := controlapi.DiffRequest{Revision: revision}
 			if local != "" {
@@ -85,7 +94,7 @@ load, with its file:line problems, included).`,
 	cmd.Flags().StringVar(&revision, "revision", "", "a commit (full or abbreviated) or ref instead of HEAD")
 	cmd.Flags().StringVar(&local, "local", "", "a working tree on this host instead of a commit")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list unchanged objects too")
-	cmd.MarkFlagsMutuallyExclusive("revision", "local")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: diffError, err: err} })
 	addOutputFlag(cmd)
 	return cmd
 }

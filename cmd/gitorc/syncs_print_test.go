@@ -488,3 +488,20 @@ func TestJoinToken(t *testing.T) {
 		}
 	}
 }
+
+// A misused gitorc diff exits 2, an error, never 1, which a script reads
+// as "differences": both --revision and --local, an unknown flag, an
+// argument. Nothing is sent (no daemon listens at the socket).
+func TestDiffMisuseIsAnError(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "none.sock")
+	for _, args := range [][]string{
+		{"--revision", "main", "--local", "."},
+		{"--no-such-flag"},
+		{"extra"},
+	} {
+		_, errOut, code := run(t, append([]string{"diff", "--socket", socket}, args...)...)
+		if code != diffError || strings.Contains(errOut, "cannot reach") {
+			t.Errorf("diff %v: exit %d %s, want %d before any call", args, code, errOut, diffError)
+		}
+	}
+}
