@@ -2,11 +2,17 @@ package reconcile
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/compose"
 )
 
 // DeployStack applies one stack by hand, as docker stack deploy does: the
@@ -81,4 +87,36 @@ func scope(actual State, stack string) State {
 		}
 	}
 	return out
+}
+
+// DeployPayload is what a stack deployed by hand sends the manager (gitorc
+// stack deploy -c): the stack's desired state as JSON, its configs' content
+// read from dir, and its sealed secrets' files as they are (only a manager
+// opens them).
+func DeployPayload(st *compose.Stack, dir string) (desired []byte, sealed map[string][]byte, err error) {
+	state := DesiredState([]api.Bundle{st.Bundle})
+	sealed = map[string][]byte{}
+	for _, s := range state.Secrets {
+		if s.External || s.File == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, s.File))
+		if err != nil {
+			return nil, nil, fmt.Errorf("secret %s: %w", s.Name, err)
+		}
+		sealed[s.Name] = b
+	}
+	for i, c := range state.Configs {
+		if c.External || c.File == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, c.File))
+		if err != nil {
+			return nil, nil, fmt.Errorf("config %s: %w", c.Name, err)
+		}
+		sum := sha256.Sum256(b)
+		state.Configs[i].Data, state.Configs[i].DataHash = b, "sha256:"+hex.EncodeToString(sum[:])
+	}
+	desired, err = json.Marshal(state)
+	return desired, sealed, err
 }

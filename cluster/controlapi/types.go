@@ -428,3 +428,20 @@ const (
 	EventNode    = "node"
 	EventSync    = "sync"
 )
+
+// NodePolicies are the policies of the nodes that are not removed (what
+// gitorc stack deploy checks a stack against, at its lines).
+func NodePolicies(nodes []Node) []api.NodePolicy {
+	var out []api.NodePolicy
+	for _, n := range nodes {
+		if n.Removed() {
+			continue
+		}
+		var p api.NodePolicy
+		if n.Description.Policy != nil {
+			p = *n.Description.Policy
+		}
+		out = append(out, p)
+	}
+	return out
+}

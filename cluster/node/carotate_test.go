@@ -143,7 +143,7 @@ func TestCARotate_Root(t *testing.T) {
 	if err := os.WriteFile(file, []byte(stack), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, cs := deployComposeFile(t, socket, "r", file); !hasStepOf(cs, reconcile.KindService, "r_app", reconcile.Create) {
+	if _, cs := mustDeployStackFile(t, socket, "r", file); !hasStepOf(cs, reconcile.KindService, "r_app", reconcile.Create) {
 		t.Fatalf("deploy: the plan %+v creates no r_app", cs)
 	}
 	var procs map[string]string

@@ -3,8 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -18,75 +16,9 @@ import (
 	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
-	"github.com/gitorc/gitorc/compose"
 	"github.com/gitorc/gitorc/reconcile"
 	"github.com/gitorc/gitorc/secrets"
 )
-
-// composeDeployRequest is what gitorc stack deploy -c file sends: the
-// stack loaded from file, its sealed secrets as they are (the node opens
-// them), its configs' content read.
-func composeDeployRequest(t *testing.T, name, file string) controlapi.DeployRequest {
-	t.Helper()
-	st, err := compose.Load(context.Background(), compose.Source{Name: name, Files: []string{file}, Root: filepath.Dir(file)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Dir(file)
-	desired := reconcile.DesiredState([]api.Bundle{st.Bundle})
-	req := controlapi.DeployRequest{Sealed: map[string][]byte{}}
-	for _, s := range desired.Secrets {
-		if s.External || s.File == "" {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, s.File))
-		if err != nil {
-			t.Fatalf("secret %s: %v", s.Name, err)
-		}
-		req.Sealed[s.Name] = b
-	}
-	for i, c := range desired.Configs {
-		if c.External || c.File == "" {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, c.File))
-		if err != nil {
-			t.Fatalf("config %s: %v", c.Name, err)
-		}
-		sum := sha256.Sum256(b)
-		desired.Configs[i].Data, desired.Configs[i].DataHash = b, "sha256:"+hex.EncodeToString(sum[:])
-	}
-	if req.Desired, err = json.Marshal(desired); err != nil {
-		t.Fatal(err)
-	}
-	return req
-}
-
-// deployComposeFile deploys the stack of file as name through the node's
-// control socket, as gitorc stack deploy does, and returns the plan
-// applied, raw and decoded.
-func deployComposeFile(t *testing.T, socket, name, file string) (controlapi.Plan, reconcile.Changeset) {
-	t.Helper()
-	plan, err := client.Unix(socket).DeployStack(context.Background(), name, composeDeployRequest(t, name, file))
-	if err != nil {
-		t.Fatalf("deploy %s: %v", name, err)
-	}
-	var cs reconcile.Changeset
-	if err := json.Unmarshal(plan, &cs); err != nil {
-		t.Fatalf("deploy %s: the plan: %v", name, err)
-	}
-	return plan, cs
-}
-
-// hasStepOf reports whether the plan takes action on the object kind/name.
-func hasStepOf(cs reconcile.Changeset, kind reconcile.Kind, name string, action reconcile.Action) bool {
-	for _, s := range cs.Steps {
-		if s.Kind == kind && s.Name == name && s.Action == action {
-			return true
-		}
-	}
-	return false
-}
 
 // A single-node cluster, for real: bootstrap (store, CA, mutual TLS,
 // dispatcher, controllers, agent on its own containerd), then a stack with
@@ -161,7 +93,7 @@ secrets:
 	if err := os.WriteFile(file, []byte(stack), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	plan, cs := deployComposeFile(t, socket, "demo", file)
+	plan, cs := mustDeployStackFile(t, socket, "demo", file)
 	if !hasStepOf(cs, reconcile.KindService, "demo_web", reconcile.Create) || bytes.Contains(plan, []byte("hunter2")) {
 		t.Errorf("deploy answered the plan:\n%s", plan)
 	}

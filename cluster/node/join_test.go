@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,8 +17,6 @@ import (
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
-	"github.com/gitorc/gitorc/compose"
-	"github.com/gitorc/gitorc/reconcile"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -84,7 +80,7 @@ func TestJoinWorker_Root(t *testing.T) {
 	if err := os.WriteFile(file, []byte(stack), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := stackDeployFile(ctx, api1, "j", file); err != nil {
+	if _, _, err := deployStackFile(ctx, api1, "j", file); err != nil {
 		t.Fatalf("deploy: %v", err)
 	}
 	var got map[string]int
@@ -121,69 +117,7 @@ func TestJoinWorker_Root(t *testing.T) {
 	if out, _ := exec.Command("pgrep", "-f", "--", "-address "+w.dir+"/").Output(); len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("container shims left by the node that left: %s", out)
 	}
-	if cs, err := appliedPlan(api1.RemoveStack(ctx, "j")); err != nil || !cs.HasChanges() {
+	if cs, err := decodePlan(api1.RemoveStack(ctx, "j")); err != nil || !cs.HasChanges() {
 		t.Errorf("rm: %+v, %v; want the stack's removal", cs, err)
 	}
-}
-
-// stackDeployFile deploys the stack of a compose file as gitorc stack
-// deploy -c file name does: loaded with the cluster's node policies, sent
-// as the desired state; it returns the plan the manager applied.
-func stackDeployFile(ctx context.Context, c *client.Client, name, file string) (reconcile.Changeset, error) {
-	policies, check := clusterPoliciesOf(ctx, c)
-	st, err := compose.Load(ctx, compose.Source{Name: name, Files: []string{file}, Root: filepath.Dir(file),
-		Policies: policies, CheckPolicies: check})
-	if err != nil {
-		return reconcile.Changeset{}, err
-	}
-	req, err := desiredOf(st)
-	if err != nil {
-		return reconcile.Changeset{}, err
-	}
-	return appliedPlan(c.DeployStack(ctx, name, req))
-}
-
-// clusterPoliciesOf are the policies of the cluster's nodes, as gitorc
-// stack deploy reads them to refuse what none allows at its line; check is
-// false when the nodes cannot be read.
-func clusterPoliciesOf(ctx context.Context, c *client.Client) (policies []api.NodePolicy, check bool) {
-	nodes, err := c.Nodes(ctx)
-	if err != nil {
-		return nil, false
-	}
-	for _, n := range nodes {
-		if n.Removed() {
-			continue
-		}
-		var p api.NodePolicy
-		if n.Description.Policy != nil {
-			p = *n.Description.Policy
-		}
-		policies = append(policies, p)
-	}
-	return policies, true
-}
-
-// desiredOf is the deploy request of a stack that refers to no secret or
-// config file (the tests' stacks).
-func desiredOf(st *compose.Stack) (controlapi.DeployRequest, error) {
-	desired := reconcile.DesiredState([]api.Bundle{st.Bundle})
-	if len(desired.Secrets) > 0 || len(desired.Configs) > 0 {
-		return controlapi.DeployRequest{}, errors.New("the stack has secrets or configs: the tests' deploy does not read their files")
-	}
-	b, err := json.Marshal(desired)
-	return controlapi.DeployRequest{Desired: b}, err
-}
-
-// appliedPlan decodes the plan a stack deploy or rm answered (as gitorc
-// stack deploy and rm do).
-func appliedPlan(plan controlapi.Plan, err error) (reconcile.Changeset, error) {
-	var cs reconcile.Changeset
-	if err != nil {
-		return cs, err
-	}
-	if err := json.Unmarshal(plan, &cs); err != nil {
-		return cs, fmt.Errorf("stack plan: decode answer: %w", err)
-	}
-	return cs, nil
 }

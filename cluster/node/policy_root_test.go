@@ -79,7 +79,7 @@ func TestNodeInspectShowsPolicy_Root(t *testing.T) {
 	if err := os.WriteFile(file, []byte(stack), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = stackDeployFile(ctx, c, "p", file)
+	_, _, err = deployStackFile(ctx, c, "p", file)
 	if want := "compose.yaml:4: services.agent.volumes.0: bind of /var/run/docker.sock: no node allows it (gitorc join --allow-bind)"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("deploy of a docker.sock bind: %v; want %q", err, want)
 	}
@@ -88,7 +88,7 @@ func TestNodeInspectShowsPolicy_Root(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := desiredOf(st)
+	req, err := deployRequest(st, tmp)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,15 @@ import (
 // run executes the CLI in-process and returns stdout, stderr and the exit code.
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return runIn(t, "", args...)
+}
+
+// runIn runs the CLI as run does, with stdin as its standard input.
+func runIn(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := newRootCmd()
 	var out, errw bytes.Buffer
+	cmd.SetIn(strings.NewReader(stdin))
 	cmd.SetOut(&out)
 	cmd.SetErr(&errw)
 	cmd.SetArgs(args)

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/controlapi"
 	"github.com/gitorc/gitorc/cluster/node"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -90,15 +91,5 @@ func clusterPolicies(cmd *cobra.Command) (policies []api.NodePolicy, ok bool) {
 	if err != nil {
 		return nil, false
 	}
-	for _, n := range nodes {
-		if n.Removed() {
-			continue
-		}
-		var p api.NodePolicy
-		if n.Description.Policy != nil {
-			p = *n.Description.Policy
-		}
-		policies = append(policies, p)
-	}
-	return policies, true
+	return controlapi.NodePolicies(nodes), true
 }

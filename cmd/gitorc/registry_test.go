@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/base64"
 	"os"
 	"path/filepath"
@@ -10,23 +9,10 @@ import (
 )
 
 // runStdin is run with standard input.
-func runStdin(t *testing.T, stdin string, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := newRootCmd()
-	var out, errw bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errw)
-	cmd.SetIn(strings.NewReader(stdin))
-	cmd.SetArgs(args)
-	if err := cmd.Execute(); err != nil {
-		return out.String(), errw.String() + err.Error(), 1
-	}
-	return out.String(), errw.String(), 0
-}
 
 func TestRegistryLogin(t *testing.T) {
 	serveAPI(t)
-	out, errOut, code := runStdin(t, "pw-one\n", "registry", "login", "registry.example.com:5000", "-u", "ci", "--password-stdin")
+	out, errOut, code := runIn(t, "pw-one\n", "registry", "login", "registry.example.com:5000", "-u", "ci", "--password-stdin")
 	if code != 0 || !strings.Contains(out, "login for registry.example.com:5000 set (user ci)") {
 		t.Fatalf("login: exit %d\n%s%s", code, out, errOut)
 	}
@@ -65,11 +51,11 @@ func TestRegistryLogin(t *testing.T) {
 // owns or a service uses them, removed.
 func TestExternalObjects(t *testing.T) {
 	serveAPI(t)
-	out, errOut, code := runStdin(t, "s3cret-content", "secret", "create", "shared_token", "-")
+	out, errOut, code := runIn(t, "s3cret-content", "secret", "create", "shared_token", "-")
 	if code != 0 || !strings.Contains(out, "secret shared_token created (hmac-sha256:") {
 		t.Fatalf("secret create: exit %d\n%s%s", code, out, errOut)
 	}
-	if _, errOut, _ := runStdin(t, "x", "secret", "create", "shared_token", "-"); !strings.Contains(errOut, "secret shared_token exists") {
+	if _, errOut, _ := runIn(t, "x", "secret", "create", "shared_token", "-"); !strings.Contains(errOut, "secret shared_token exists") {
 		t.Errorf("second create: %s", errOut)
 	}
 	out = mustRun(t, "secret", "ls")

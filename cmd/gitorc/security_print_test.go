@@ -1,66 +1,23 @@
 package main
 
 // What the security commands (unlock, unlock-key, cluster update, ca)
-// print, and what they send, against a canned control API: the node's
+// print, and what they send, against a fake control API (fakeapi_test.go): the node's
 // tests (cluster/node's autolock_test.go, carotate_test.go) check the
 // answers themselves through the typed client.
 
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi"
-	"github.com/gitorc/gitorc/cluster/controlapi/controlapitest"
 	"github.com/gitorc/gitorc/reconcile"
 )
-
-// cannedAPI answers each "METHOD /path" of answers with its status and
-// JSON body (404 for the others), records the bodies it was sent, and
-// points the CLI at it.
-type cannedAPI struct {
-	mu   sync.Mutex
-	sent map[string][]string
-}
-
-type canned struct {
-	status int
-	body   any
-}
-
-func serveCanned(t *testing.T, answers map[string]canned) (*cannedAPI, string) {
-	t.Helper()
-	t.Setenv("GITORC_HOST", "")
-	c := &cannedAPI{sent: map[string][]string{}}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Method + " " + r.URL.Path
-		b, _ := io.ReadAll(r.Body)
-		c.mu.Lock()
-		c.sent[key] = append(c.sent[key], string(b))
-		c.mu.Unlock()
-		a, ok := answers[key]
-		if !ok {
-			a = canned{http.StatusNotFound, controlapi.Error{Error: "no such endpoint: " + key}}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(a.status)
-		_ = json.NewEncoder(w).Encode(a.body)
-	})
-	return c, controlapitest.Serve(t, h)
-}
-
-func (c *cannedAPI) bodies(key string) []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.sent[key]...)
-}
 
 const testUnlockKey = "GTRC-UNLOCK-1-AAAABBBBCCCCDDDD"
 
@@ -68,8 +25,8 @@ const testUnlockKey = "GTRC-UNLOCK-1-AAAABBBBCCCCDDDD"
 // it, and prints the answer (-o json: the report); a key refused is the
 // daemon's message and a failure.
 func TestUnlockPrints(t *testing.T) {
-	fake, socket := serveCanned(t, map[string]canned{
-		"POST /v1/unlock": {http.StatusOK, controlapi.UnlockReport{Unlocked: true, Node: "m2id"}},
+	fake, socket := serveFake(t, map[string]func([]byte) (int, any){
+		"POST /v1/unlock": answer(http.StatusOK, controlapi.UnlockReport{Unlocked: true, Node: "m2id"}),
 	})
 	file := t.TempDir() + "/key"
 	if err := os.WriteFile(file, []byte(testUnlockKey+"\n"), 0o600); err != nil {
@@ -95,11 +52,11 @@ func TestUnlockPrints(t *testing.T) {
 	}
 
 	const wrong = "the unlock key is wrong: this manager stays locked"
-	_, socket = serveCanned(t, map[string]canned{
-		"POST /v1/unlock": {http.StatusBadRequest, controlapi.Error{Error: wrong}},
+	_, socket = serveFake(t, map[string]func([]byte) (int, any){
+		"POST /v1/unlock": answer(http.StatusBadRequest, controlapi.Error{Error: wrong}),
 	})
 	mustFail(t, wrong, "unlock", "--socket", socket, "--key-file", file)
-	if _, errOut, code := runStdin(t, "\n", "unlock", "--socket", socket); code == 0 || !strings.Contains(errOut, "no key given") {
+	if _, errOut, code := runIn(t, "\n", "unlock", "--socket", socket); code == 0 || !strings.Contains(errOut, "no key given") {
 		t.Errorf("unlock with no key: exit %d %s", code, errOut)
 	}
 }
@@ -108,8 +65,8 @@ func TestUnlockPrints(t *testing.T) {
 // shows that message and fails.
 func TestStatusOnLockedManager(t *testing.T) {
 	const locked = "this manager is locked (autolock): give it its unlock key with gitorc unlock"
-	_, socket := serveCanned(t, map[string]canned{
-		"GET /v1/sync": {http.StatusServiceUnavailable, controlapi.Error{Error: locked}},
+	_, socket := serveFake(t, map[string]func([]byte) (int, any){
+		"GET /v1/sync": answer(http.StatusServiceUnavailable, controlapi.Error{Error: locked}),
 	})
 	mustFail(t, locked, "status", "--socket", socket)
 }
@@ -119,9 +76,9 @@ func TestStatusOnLockedManager(t *testing.T) {
 // on (but -o json still prints the report).
 func TestUnlockKeyPrints(t *testing.T) {
 	const rotated = "GTRC-UNLOCK-1-EEEEFFFFGGGGHHHH"
-	fake, socket := serveCanned(t, map[string]canned{
-		"GET /v1/unlock-key":         {http.StatusOK, controlapi.UnlockKeyReport{Autolock: true, Key: testUnlockKey}},
-		"POST /v1/unlock-key/rotate": {http.StatusOK, controlapi.UnlockKeyReport{Autolock: true, Key: rotated}},
+	fake, socket := serveFake(t, map[string]func([]byte) (int, any){
+		"GET /v1/unlock-key":         answer(http.StatusOK, controlapi.UnlockKeyReport{Autolock: true, Key: testUnlockKey}),
+		"POST /v1/unlock-key/rotate": answer(http.StatusOK, controlapi.UnlockKeyReport{Autolock: true, Key: rotated}),
 	})
 	if out := mustRun(t, "unlock-key", "-q", "--socket", socket); out != testUnlockKey+"\n" {
 		t.Errorf("unlock-key -q printed %q", out)
@@ -141,8 +98,8 @@ func TestUnlockKeyPrints(t *testing.T) {
 		t.Errorf("unlock-key -o json printed %s (%v)", out, err)
 	}
 
-	_, socket = serveCanned(t, map[string]canned{
-		"GET /v1/unlock-key": {http.StatusOK, controlapi.UnlockKeyReport{}},
+	_, socket = serveFake(t, map[string]func([]byte) (int, any){
+		"GET /v1/unlock-key": answer(http.StatusOK, controlapi.UnlockKeyReport{}),
 	})
 	mustFail(t, "autolock is off: turn it on with gitorc cluster update --autolock=true", "unlock-key", "-q", "--socket", socket)
 	out = mustRun(t, "unlock-key", "-o", "json", "--socket", socket)
@@ -156,8 +113,8 @@ func TestUnlockKeyPrints(t *testing.T) {
 // is off (-o json: the report); --autolock=true prints the new key; no
 // flag is refused before any call.
 func TestClusterUpdateAutolockPrints(t *testing.T) {
-	fake, socket := serveCanned(t, map[string]canned{
-		"POST /v1/autolock": {http.StatusOK, controlapi.UnlockKeyReport{}},
+	fake, socket := serveFake(t, map[string]func([]byte) (int, any){
+		"POST /v1/autolock": answer(http.StatusOK, controlapi.UnlockKeyReport{}),
 	})
 	if out := mustRun(t, "cluster", "update", "--autolock=false", "--socket", socket); !strings.Contains(out, "autolock is off") {
 		t.Errorf("cluster update --autolock=false printed %q", out)
@@ -178,8 +135,8 @@ func TestClusterUpdateAutolockPrints(t *testing.T) {
 		t.Errorf("cluster update called the API %d times, want 2", n)
 	}
 
-	_, socket = serveCanned(t, map[string]canned{
-		"POST /v1/autolock": {http.StatusOK, controlapi.UnlockKeyReport{Autolock: true, Key: testUnlockKey}},
+	_, socket = serveFake(t, map[string]func([]byte) (int, any){
+		"POST /v1/autolock": answer(http.StatusOK, controlapi.UnlockKeyReport{Autolock: true, Key: testUnlockKey}),
 	})
 	if out := mustRun(t, "cluster", "update", "--autolock=true", "--socket", socket); !strings.Contains(out, "    "+testUnlockKey+"\n") {
 		t.Errorf("cluster update --autolock=true printed:\n%s", out)
@@ -212,8 +169,8 @@ func TestPrintCARotation(t *testing.T) {
 func TestCARotateDetachPrints(t *testing.T) {
 	started, notStarted := true, false
 	rotation := &controlapi.RotationReport{NewRoot: "sha256:new", Nodes: 4, Done: 0}
-	fake, socket := serveCanned(t, map[string]canned{
-		"POST /v1/ca/rotate": {http.StatusOK, controlapi.CAReport{Root: "sha256:old", Rotation: rotation, Started: &started}},
+	fake, socket := serveFake(t, map[string]func([]byte) (int, any){
+		"POST /v1/ca/rotate": answer(http.StatusOK, controlapi.CAReport{Root: "sha256:old", Rotation: rotation, Started: &started}),
 	})
 	if out := mustRun(t, "ca", "rotate", "--detach", "--socket", socket); out != "rotation started: new root sha256:new\n" {
 		t.Errorf("ca rotate --detach printed %q", out)
@@ -221,8 +178,8 @@ func TestCARotateDetachPrints(t *testing.T) {
 	if n := len(fake.bodies("GET /v1/ca")); n != 0 {
 		t.Errorf("ca rotate --detach polled the CA %d times", n)
 	}
-	_, socket = serveCanned(t, map[string]canned{
-		"POST /v1/ca/rotate": {http.StatusOK, controlapi.CAReport{Root: "sha256:old", Rotation: rotation, Started: &notStarted}},
+	_, socket = serveFake(t, map[string]func([]byte) (int, any){
+		"POST /v1/ca/rotate": answer(http.StatusOK, controlapi.CAReport{Root: "sha256:old", Rotation: rotation, Started: &notStarted}),
 	})
 	if out := mustRun(t, "ca", "rotate", "-d", "--socket", socket); !strings.Contains(out, "a rotation is in progress already: to root sha256:new") {
 		t.Errorf("ca rotate -d during a rotation printed %q", out)

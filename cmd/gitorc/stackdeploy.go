@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -89,32 +87,8 @@ func stackPlan(plan controlapi.Plan, err error) (reconcile.Changeset, error) {
 // deployRequestFor reads what a stack's files refer to: sealed secrets go
 // as they are (the daemon opens them), configs as their content.
 func deployRequestFor(st *compose.Stack, dir string) (controlapi.DeployRequest, error) {
-	desired := reconcile.DesiredState([]api.Bundle{st.Bundle})
-	req := controlapi.DeployRequest{Sealed: map[string][]byte{}}
-	for _, s := range desired.Secrets {
-		if s.External || s.File == "" {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, s.File))
-		if err != nil {
-			return req, fmt.Errorf("secret %s: %w", s.Name, err)
-		}
-		req.Sealed[s.Name] = b
-	}
-	for i, c := range desired.Configs {
-		if c.External || c.File == "" {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, c.File))
-		if err != nil {
-			return req, fmt.Errorf("config %s: %w", c.Name, err)
-		}
-		sum := sha256.Sum256(b)
-		desired.Configs[i].Data, desired.Configs[i].DataHash = b, "sha256:"+hex.EncodeToString(sum[:])
-	}
-	b, err := json.Marshal(desired)
-	req.Desired = b
-	return req, err
+	desired, sealed, err := reconcile.DeployPayload(st, dir)
+	return controlapi.DeployRequest{Desired: desired, Sealed: sealed}, err
 }
 
 func newStackRmCmd() *cobra.Command {
