@@ -133,6 +133,9 @@ func bootstrap(dataDir string, b *Bootstrap) (*daemon, error) {
 		if d.unlockKey, err = store.NewUnlockKey(); err != nil {
 			return nil, err
 		}
+		if b.UnlockKeyInReport {
+			d.reportUnlockKey = d.unlockKey.Encode()
+		}
 	}
 	// The state file goes last: a bootstrap cut short can simply be rerun.
 	if err := saveState(dataDir, st); err != nil {

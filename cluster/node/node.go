@@ -68,8 +68,9 @@ type Bootstrap struct {
 	GitUsername   string
 	GitPassword   api.SecretBytes
 	// Autolock seals managers' data keys by an unlock key, which
-	// Node.UnlockKey gives this once.
-	Autolock bool
+	// Node.UnlockKey gives this once; UnlockKeyInReport puts it in the
+	// report Config.Up is given instead (bootstrap -o json prints it there).
+	Autolock, UnlockKeyInReport bool
 }
 
 // Join joins the node to a cluster, as a worker or a manager: the token
@@ -216,10 +217,6 @@ func (n *Node) UnlockKey() string {
 	}
 	return n.d.unlockKey.Encode()
 }
-
-// ShowUnlockKeyInReport puts the unlock key in the report Up is given
-// (bootstrap -o json prints it there).
-func (n *Node) ShowUnlockKeyInReport() { n.d.reportUnlockKey = n.UnlockKey() }
 
 // Socket is the control socket of the node in dir.
 func Socket(dir string) string {

@@ -66,16 +66,14 @@ gitorc daemon --data-dir DATA-DIR: everything is kept there.
 			if err != nil {
 				return err
 			}
+			format, _ := outputFormat(cmd, outText, outText, outJSON)
+			b.UnlockKeyInReport = format == outJSON
 			n, err := node.New(cmd.Context(), node.Config{DataDir: f.dataDir, Bootstrap: b, Logger: nodeLogger(cmd), Up: printReport(cmd)})
 			if err != nil {
 				return err
 			}
-			if key := n.UnlockKey(); key != "" {
-				if format, _ := outputFormat(cmd, outText, outText, outJSON); format == outJSON {
-					n.ShowUnlockKeyInReport()
-				} else {
-					printUnlockKey(cmd.OutOrStdout(), key)
-				}
+			if key := n.UnlockKey(); key != "" && format != outJSON {
+				printUnlockKey(cmd.OutOrStdout(), key)
 			}
 			return runNode(cmd, n)
 		},
