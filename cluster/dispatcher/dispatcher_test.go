@@ -14,6 +14,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
+	"google.golang.org/grpc/status"
 )
 
 // startWorker runs a session.Client for nodeID with a frozen clock (it
@@ -372,5 +373,41 @@ func TestRegistryLoginsDelivered(t *testing.T) {
 	})
 	if got := ag.logins(); len(got) != 1 {
 		t.Errorf("w1 got logins for %d registries, want only its task's: %v", len(got), got)
+	}
+}
+
+// A node whose reports overflow its status queue is not left with the
+// dropped ones missing from the store: its session ends (ErrStatusesDropped),
+// for the node to report every task again on its next one.
+func TestDroppedStatusesEndTheSession(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	stream, _, err := e.rawSession(clientTLS(t, e.root, e.cert("w1", api.RoleWorker)), "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ups []wire.TaskStatusUpdate
+	for i := range dispatcher.MaxQueuedPerNode + 1 { // one batch: added under one lock, one report too many
+		ups = append(ups, wire.TaskStatusUpdate{TaskID: fmt.Sprintf("t%05d", i), Status: api.TaskStatus{State: api.TaskRunning, Timestamp: at}})
+	}
+	if err := stream.Send(&wire.WorkerMessage{Status: &wire.StatusBatch{Updates: ups}}); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-ended:
+		if st, _ := status.FromError(err); !strings.Contains(st.Message(), dispatcher.ErrStatusesDropped.Error()) {
+			t.Fatalf("the session ended with %v, want %v", err, dispatcher.ErrStatusesDropped)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the session went on after dropping a status")
 	}
 }

@@ -17,3 +17,6 @@ func (d *Dispatcher) Leading() bool {
 	defer d.mu.Unlock()
 	return d.leading
 }
+
+// MaxQueuedPerNode bounds the statuses one node has waiting.
+const MaxQueuedPerNode = maxQueuedPerNode

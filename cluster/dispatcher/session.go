@@ -205,7 +205,11 @@ func (d *Dispatcher) receive(ctx context.Context, s *session, stream wire.Sessio
 			d.cfg.Metrics.observeHeartbeat(d.live.heartbeat(s.id.NodeID, now), now)
 		case m.Status != nil:
 			if n := d.pending.add(s.id.NodeID, m.Status.Updates); n > 0 {
-				d.log.Warn("task statuses dropped: the node's queue is full", logKeyNode, s.id.NodeID, logKeyN, n)
+				// A dropped report would leave the store behind the node
+				// until its task changes again: the session ends, and the
+				// next one reports every task of the node (session.Client).
+				d.log.Warn("task statuses dropped: the node's queue is full; ending its session for a full report", logKeyNode, s.id.NodeID, logKeyN, n)
+				return fmt.Errorf("%w (%d of node %s)", ErrStatusesDropped, n, s.id.NodeID)
 			}
 		case m.LogsChunk != nil:
 			s.onChunk(m.LogsChunk)

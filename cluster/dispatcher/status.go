@@ -20,7 +20,8 @@ type statusKey struct{ node, task string }
 
 // maxQueuedPerNode bounds the statuses one node has waiting: beyond it,
 // its new tasks' reports are dropped (add says how many) until the writer
-// takes some; the node reports its tasks again on its next session.
+// takes some; the session then ends (ErrStatusesDropped), and the node
+// reports its tasks again on its next session.
 const maxQueuedPerNode = 4096
 
 // statusQueue coalesces status updates per node and task until the writer
