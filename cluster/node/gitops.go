@@ -187,7 +187,7 @@ func waitSourceChange(ctx context.Context, cl *storecluster.Cluster, cur api.Sou
 }
 
 // syncAPI is the node's side of the control API's sync endpoints
-// (server.Syncer: gitops.go, sync.go, history.go, source.go), over
+// (server.Syncer: gitops.go, sync.go, source.go), over
 // the store through storecluster.
 type syncAPI struct {
 	d  *daemon

@@ -48,10 +48,10 @@ type State struct {
 	// UIListen is where this manager serves its read-only status page
 	// (ui.go; plain HTTP: loopback, or behind a proxy); empty: off.
 	UIListen string `json:"ui_listen,omitempty"`
-	// Timing is the manager's fault detection (faults.go); nil: defaults.
+	// Timing is the manager's fault detection (timing.go); nil: defaults.
 	Timing *Timing `json:"timing,omitempty"`
 	// Policy is what the node lets containers have beyond the defaults
-	// (--allow-bind, --allow-cap, …; policy_flags.go); nil: the defaults.
+	// (--allow-bind, --allow-cap, …; cmd/gitorc's policy_flags.go); nil: the defaults.
 	Policy *api.NodePolicy `json:"policy,omitempty"`
 }
 

@@ -40,7 +40,7 @@ type bootstrapFlags struct {
 	plan planFlags
 	// autolock seals managers' data keys by an unlock key (autolock.go).
 	autolock bool
-	// timing is fault detection: Raft's timeout, workers' liveness (faults.go).
+	// timing is fault detection: Raft's timeout, workers' liveness (timing_flags.go).
 	timing timingFlags
 	// policy is the node's policy (policy_flags.go).
 	policy policyFlags
