@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -235,7 +236,7 @@ func (c *Client) Run(ctx context.Context) error {
 			continue
 		}
 		redirects = 0
-		wait := c.backoff(failures)
+		wait := jittered(c.backoff(failures))
 		failures++
 		c.log.Warn("session with manager", logKeyAddr, addr, logKeyErr, err, logKeyWait, wait)
 		t := c.cfg.Clock.NewTimer(wait)
@@ -248,6 +249,18 @@ func (c *Client) Run(ctx context.Context) error {
 	return nil
 }
 
+// jittered is a wait of between half of d and d, at random: the workers
+// whose sessions one leader's end cut at once do not all come back to the
+// next at the same instant.
+func jittered(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d-d/2+1)
+}
+
+// backoff is the longest wait after failures failures in a row: it
+// doubles from MinBackoff up to MaxBackoff.
 func (c *Client) backoff(failures int) time.Duration {
 	d := c.cfg.MinBackoff
 	for range failures {

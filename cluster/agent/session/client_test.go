@@ -89,6 +89,26 @@ func TestBackoffDoublesUpToMax(t *testing.T) {
 	}
 }
 
+// The wait before a session is tried again is spread between half the
+// backoff and the whole of it, so that the workers one leader's end cut
+// off at once do not all dial the next at the same instant.
+func TestReconnectWaitIsJittered(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for range 200 {
+		w := jittered(time.Second)
+		if w < time.Second/2 || w > time.Second {
+			t.Fatalf("wait %s out of [500ms, 1s]", w)
+		}
+		seen[w] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("200 waits, %d distinct: no jitter", len(seen))
+	}
+	if jittered(0) != 0 {
+		t.Error("a zero backoff became a wait")
+	}
+}
+
 const waitLong = 15 * time.Second // a hang guard, never a timing assertion
 
 // waitFor polls cond until it holds or the hang guard trips.
