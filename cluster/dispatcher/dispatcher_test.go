@@ -142,8 +142,8 @@ func TestStatusOnlyMovesForward(t *testing.T) {
 	}
 }
 
-// A node that misses three heartbeat periods is down; a heartbeat brings
-// it back.
+// A node that misses three heartbeat periods is down, its last heartbeat
+// (here, its hello) recorded; a heartbeat brings it back.
 func TestMissedHeartbeatsMarkNodeDown(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	stream, sess, err := e.rawSession(clientTLS(t, e.root, e.cert("w1", api.RoleWorker)), "w1")
@@ -156,13 +156,14 @@ func TestMissedHeartbeatsMarkNodeDown(t *testing.T) {
 	if e.nodeState("w1") != api.NodeReady {
 		t.Fatalf("node w1 is %s after hello, want ready", e.nodeState("w1"))
 	}
+	hello := e.clock.Now() // the fake clock stands still until advanced
 	// Silence: step the dispatcher's clock one period at a time.
 	waitFor(t, "node w1 down", func() bool {
 		e.clock.Advance(e.disp.HeartbeatPeriod())
 		return e.nodeState("w1") == api.NodeDown
 	})
-	if n := e.node("w1"); n.Status.Message == "" {
-		t.Errorf("down node has no message: %+v", n.Status)
+	if n := e.node("w1"); n.Status.Message == "" || !n.Status.LastHeartbeat.Equal(hello) {
+		t.Errorf("down node: %+v; want a message, and the last heartbeat at %s", n.Status, hello)
 	}
 	if err := stream.Send(&wire.WorkerMessage{Heartbeat: &wire.Heartbeat{}}); err != nil {
 		t.Fatal(err)

@@ -102,14 +102,15 @@ func (l *liveness) forget(id string) {
 	delete(l.seen, id)
 }
 
-// expired removes and returns the nodes silent for longer than limit.
-func (l *liveness) expired(now time.Time, limit time.Duration) []string {
+// expired removes and returns the nodes silent for longer than limit,
+// with when each was last heard of.
+func (l *liveness) expired(now time.Time, limit time.Duration) map[string]time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []string
+	out := map[string]time.Time{}
 	for id, s := range l.seen {
 		if now.Sub(s.t) > limit {
-			out = append(out, id)
+			out[id] = s.t
 			delete(l.seen, id)
 		}
 	}
@@ -133,7 +134,7 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	}
 	msg := fmt.Sprintf("no heartbeat for %s (%d periods)", limit, d.cfg.MissedHeartbeats)
 	err := d.retryConflicts(ctx, func(tx store.Tx) error {
-		for _, id := range down {
+		for id, last := range down {
 			n, err := store.Get[api.Node](tx, id)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
@@ -145,6 +146,9 @@ func (d *Dispatcher) expire(ctx context.Context) {
 				continue
 			}
 			n.Status.State, n.Status.Message = api.NodeDown, msg
+			if !last.IsZero() {
+				n.Status.LastHeartbeat = last.UTC() // heartbeats are not written: the last one is, now
+			}
 			if err := tx.Update(n); err != nil {
 				return err
 			}
@@ -154,7 +158,7 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	if err != nil {
 		d.log.Warn("mark nodes down", logKeyN, len(down), logKeyErr, err)
 		// Try again at the next tick.
-		for _, id := range down {
+		for id := range down {
 			d.live.mu.Lock()
 			if _, ok := d.live.seen[id]; !ok {
 				d.live.seen[id] = seenAt{}
@@ -163,7 +167,7 @@ func (d *Dispatcher) expire(ctx context.Context) {
 		}
 		return
 	}
-	for _, id := range down {
+	for id := range down {
 		d.log.Info("node down", logKeyNode, id, "reason", msg)
 	}
 }
