@@ -20,9 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metricsOff turns --metrics-listen off on gitorc daemon.
-const metricsOff = "off"
-
 // Metrics server timeouts: a scrape reads the store once.
 const (
 	metricsReadTimeout  = 10 * time.Second
