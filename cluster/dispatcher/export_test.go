@@ -20,3 +20,10 @@ func (d *Dispatcher) Leading() bool {
 
 // MaxQueuedPerNode bounds the statuses one node has waiting.
 const MaxQueuedPerNode = maxQueuedPerNode
+
+// Running reports whether Run has started (and not ended).
+func (d *Dispatcher) Running() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.runCtx != nil
+}

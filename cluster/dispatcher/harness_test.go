@@ -199,6 +199,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		srv.Stop()
 		wg.Wait()
 	})
+	// A session that came before Run started would be refused as "not
+	// running" (it happened under load).
+	waitFor(t, "the dispatcher running", d.Running)
 	return e
 }
 
