@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"sync"
 
 	"github.com/gitorc/gitorc/cluster/api"
@@ -102,7 +101,7 @@ func (d *Dispatcher) registerBatch(ctx context.Context, batch []*registration) {
 	err := d.retryConflicts(ctx, func(tx store.Tx) error {
 		clear(refused)
 		nodes := map[string]*api.Node{} // the batch's nodes, as it leaves them
-		created, changed := map[string]bool{}, map[string]bool{}
+		created := map[string]bool{}
 		var order []string
 		for i, r := range batch {
 			n, ok := nodes[r.id.NodeID]
@@ -123,26 +122,15 @@ func (d *Dispatcher) registerBatch(ctx context.Context, batch []*registration) {
 				nodes[n.ID] = n
 				order = append(order, n.ID)
 			}
-			if r.desc != nil && !reflect.DeepEqual(n.Description, *r.desc) {
+			if r.desc != nil {
 				n.Description = *r.desc
-				changed[n.ID] = true
 			}
-			if r.addr != "" && n.Status.Addr != r.addr {
+			if r.addr != "" {
 				n.Status.Addr = r.addr
-				changed[n.ID] = true
 			}
-			if n.Status.State != api.NodeReady || n.Status.Message != "" {
-				n.Status.State, n.Status.Message, n.Status.LastHeartbeat = api.NodeReady, "", now
-				changed[n.ID] = true
-			}
+			n.Status.State, n.Status.Message, n.Status.LastHeartbeat = api.NodeReady, "", now
 		}
 		for _, id := range order {
-			if !created[id] && !changed[id] {
-				// Ready already, as it describes itself: a session that
-				// starts again (after an election, all of them) costs no
-				// write.
-				continue
-			}
 			var err error
 			if created[id] {
 				err = tx.Create(nodes[id])

@@ -69,57 +69,6 @@ func TestRegisterBatchOneWrite(t *testing.T) {
 	}
 }
 
-// A node that registers again as it was (ready, the same description and
-// address: every session after an election) costs no write; one whose
-// description or address changed, or that was down, is written.
-func TestRegisterAgainUnchangedWritesNothing(t *testing.T) {
-	s := storetest.New(t, storetest.Options{Managers: 1}).Store(0)
-	d, err := New(Config{Store: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	register := func(id string, desc *api.NodeDescription, addr string) {
-		t.Helper()
-		r := &registration{id: ca.Identity{NodeID: id, Role: api.RoleWorker}, desc: desc, addr: addr, done: make(chan error, 1)}
-		d.registerBatch(ctx, []*registration{r})
-		if err := <-r.done; err != nil {
-			t.Fatal(err)
-		}
-	}
-	index := func() (i uint64) {
-		_ = s.View(func(tx store.ReadTx) error { i = tx.Index(); return nil })
-		return i
-	}
-	register("a", &api.NodeDescription{Hostname: "host-a"}, "10.0.0.1")
-	before := index()
-	register("a", &api.NodeDescription{Hostname: "host-a"}, "10.0.0.1")
-	if after := index(); after != before {
-		t.Errorf("an unchanged registration wrote: index %d → %d", before, after)
-	}
-	register("a", &api.NodeDescription{Hostname: "host-a2"}, "10.0.0.1")
-	register("a", &api.NodeDescription{Hostname: "host-a2"}, "10.0.0.9")
-	if after := index(); after != before+2 {
-		t.Errorf("a new description and a new address: index %d → %d, want two writes", before, after)
-	}
-	if _, err := s.Update(ctx, func(tx store.Tx) error {
-		n, err := store.Get[api.Node](tx, "a")
-		if err != nil {
-			return err
-		}
-		n.Status.State, n.Status.Message = api.NodeDown, "no heartbeat"
-		return tx.Update(n)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	register("a", nil, "")
-	var n *api.Node
-	_ = s.View(func(tx store.ReadTx) (err error) { n, err = store.Get[api.Node](tx, "a"); return err })
-	if n.Status.State != api.NodeReady || n.Status.Message != "" || n.Description.Hostname != "host-a2" || n.Status.Addr != "10.0.0.9" {
-		t.Errorf("a down node back: %+v %q", n.Status, n.Description.Hostname)
-	}
-}
-
 // A down verdict records the node's last heartbeat, which only the
 // leader's memory held (heartbeats cost no write), not the time it was
 // last written ready.
