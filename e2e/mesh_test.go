@@ -297,6 +297,7 @@ func TestMeshDropsNothing_Root(t *testing.T) {
   test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
   interval: 1s
   retries: 1
+  start_period: 10s
 services:
   one:
     image: %[1]s/%[2]s
