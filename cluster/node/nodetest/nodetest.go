@@ -14,6 +14,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/controlapi/client"
 	"github.com/gitorc/gitorc/cluster/node"
+	"github.com/gitorc/gitorc/cluster/store/storetest"
 )
 
 // upTimeout bounds the wait for a node's control socket and, for a
@@ -149,18 +150,12 @@ func start(t testing.TB, cfg node.Config) *Node {
 // waitFor polls cond until it holds, or fails the test after upTimeout.
 func waitFor(t testing.TB, n *Node, what string, cond func(context.Context) bool) {
 	t.Helper()
-	deadline := time.Now().Add(upTimeout)
-	for {
+	if err := storetest.WaitFor(func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		ok := cond(ctx)
-		cancel()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not %s within %s\n%s", n.Dir, what, upTimeout, n.log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+		defer cancel()
+		return cond(ctx)
+	}, upTimeout); err != nil {
+		t.Fatalf("%s did not %s within %s\n%s", n.Dir, what, upTimeout, n.log.String())
 	}
 }
 
