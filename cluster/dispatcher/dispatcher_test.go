@@ -14,6 +14,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/store"
 	"github.com/gitorc/gitorc/cluster/store/storetest"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/status"
 )
 
@@ -379,9 +380,13 @@ func TestRegistryLoginsDelivered(t *testing.T) {
 
 // A node whose reports overflow its status queue is not left with the
 // dropped ones missing from the store: its session ends (ErrStatusesDropped),
-// for the node to report every task again on its next one.
+// for the node to report every task again on its next one. The drop is
+// counted in gitorc_dispatcher_statuses_dropped_total.
 func TestDroppedStatusesEndTheSession(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	m := dispatcher.NewMetrics()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(m.Collectors()...)
+	e := newEnv(t, envOptions{metrics: m})
 	stream, _, err := e.rawSession(clientTLS(t, e.root, e.cert("w1", api.RoleWorker)), "w1")
 	if err != nil {
 		t.Fatal(err)
@@ -410,5 +415,8 @@ func TestDroppedStatusesEndTheSession(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("the session went on after dropping a status")
+	}
+	if n := counterValue(t, reg, "gitorc_dispatcher_statuses_dropped_total"); n != 1 {
+		t.Errorf("gitorc_dispatcher_statuses_dropped_total is %v, want 1 (one report over the queue's size)", n)
 	}
 }

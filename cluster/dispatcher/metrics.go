@@ -16,6 +16,7 @@ type Metrics struct {
 	startLatency prometheus.Histogram
 	heartbeats   prometheus.Counter
 	heartbeatGap prometheus.Histogram
+	dropped      prometheus.Counter
 }
 
 // NewMetrics returns unregistered dispatcher metrics.
@@ -36,12 +37,16 @@ func NewMetrics() *Metrics {
 			// Around the default 5 s period, and shorter periods.
 			Buckets: []float64{.25, .5, 1, 2, 3, 4, 4.5, 5, 5.1, 5.25, 5.5, 6, 7.5, 10, 15, 20, 30},
 		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gitorc_dispatcher_statuses_dropped_total",
+			Help: "Task status reports the leader dropped because the node's status queue was full; each drop ends the node's session, and the next one reports every task of the node again.",
+		}),
 	}
 }
 
 // Collectors are the metrics to register.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.startLatency, m.heartbeats, m.heartbeatGap}
+	return []prometheus.Collector{m.startLatency, m.heartbeats, m.heartbeatGap, m.dropped}
 }
 
 // observeHeartbeat records a heartbeat and, when the node's previous one
@@ -54,6 +59,14 @@ func (m *Metrics) observeHeartbeat(prev, now time.Time) {
 	if !prev.IsZero() {
 		m.heartbeatGap.Observe(max(now.Sub(prev), 0).Seconds())
 	}
+}
+
+// observeDropped records n status reports dropped from a full queue.
+func (m *Metrics) observeDropped(n int) {
+	if m == nil {
+		return
+	}
+	m.dropped.Add(float64(n))
 }
 
 // startLatency is how long a task took to start when a status moves it

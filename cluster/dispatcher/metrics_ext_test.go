@@ -26,6 +26,22 @@ func startCount(t *testing.T, reg *prometheus.Registry) uint64 {
 	return 0
 }
 
+// counterValue is the value of the counter named name.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no %s", name)
+	return 0
+}
+
 // A status write that makes a task running observes its start latency,
 // once: a later running report (a health change) does not.
 func TestStatusWriteObservesStartLatency(t *testing.T) {

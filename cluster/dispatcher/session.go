@@ -208,6 +208,7 @@ func (d *Dispatcher) receive(ctx context.Context, s *session, stream wire.Sessio
 				// A dropped report would leave the store behind the node
 				// until its task changes again: the session ends, and the
 				// next one reports every task of the node (session.Client).
+				d.cfg.Metrics.observeDropped(n)
 				d.log.Warn("task statuses dropped: the node's queue is full; ending its session for a full report", logKeyNode, s.id.NodeID, logKeyN, n)
 				return fmt.Errorf("%w (%d of node %s)", ErrStatusesDropped, n, s.id.NodeID)
 			}
