@@ -137,6 +137,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
+// ElectionGrace is how long beyond the tolerance a new leader waits for
+// the ready nodes it inherits, n of them.
+func (d *Dispatcher) ElectionGrace(n int) time.Duration {
+	return min(d.cfg.ElectionGrace+time.Duration(n)*d.cfg.ElectionGracePerNode, max(MaxElectionGrace, d.cfg.ElectionGrace))
+}
+
 // setLeader follows leadership changes: a new leader gives every ready
 // node a grace period; a former leader ends its sessions.
 func (d *Dispatcher) setLeader(ctx context.Context, li store.LeaderInfo) {
@@ -147,7 +153,7 @@ func (d *Dispatcher) setLeader(ctx context.Context, li store.LeaderInfo) {
 	switch {
 	case li.IsLeader && !was:
 		d.log.Info("leading: serving worker sessions")
-		if err := d.live.seed(d.cfg.Store, d.cfg.Clock.Now().Add(d.cfg.ElectionGrace)); err != nil {
+		if err := d.live.seed(d.cfg.Store, d.cfg.Clock.Now(), d.ElectionGrace); err != nil {
 			d.log.Warn("seed node liveness", logKeyErr, err)
 		}
 	case !li.IsLeader && was:

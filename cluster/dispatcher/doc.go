@@ -13,8 +13,9 @@
 //     heartbeats are kept in memory (no Raft write per beat), and a node
 //     silent for MissedHeartbeats heartbeat periods (three by default;
 //     checked four times a period) is marked down. A new leader
-//     gives every ready node the tolerance plus ElectionGrace (10 s) from
-//     its election, to find it. Time comes from the injected Clock;
+//     gives every ready node the tolerance plus ElectionGrace (10 s, and
+//     5 ms for each ready node it inherits, at most a minute) from its
+//     election, to find it. Time comes from the injected Clock;
 //   - assignments (assign.go): the set of tasks whose NodeID is the node,
 //     from assigned on, except those both terminal and desired terminal,
 //     with the secret and config payloads they refer to. A session sends

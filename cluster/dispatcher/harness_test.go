@@ -156,6 +156,7 @@ type envOptions struct {
 	metrics    *dispatcher.Metrics   // default: none
 	period     time.Duration         // heartbeat period; default: the dispatcher's
 	missed     int                   // tolerance; default: the dispatcher's
+	gracePer   time.Duration         // election grace per inherited node; default: the dispatcher's
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -168,7 +169,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		e.root = newCA(t)
 	}
 	d, err := dispatcher.New(dispatcher.Config{Store: e.store, Leadership: o.leadership, Clock: e.clock, Metrics: o.metrics,
-		HeartbeatPeriod: o.period, MissedHeartbeats: o.missed})
+		HeartbeatPeriod: o.period, MissedHeartbeats: o.missed, ElectionGracePerNode: o.gracePer})
 	if err != nil {
 		t.Fatal(err)
 	}

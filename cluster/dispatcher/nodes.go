@@ -29,9 +29,9 @@ type liveness struct {
 	writeMu sync.Mutex
 }
 
-// seed gives every node stored as ready a full grace period from now
-// (a time after the election, to give them its grace too).
-func (l *liveness) seed(s Store, now time.Time) error {
+// seed gives every node stored as ready a full tolerance from now plus
+// the grace for that many ready nodes (a seen time after the election).
+func (l *liveness) seed(s Store, now time.Time, grace func(ready int) time.Duration) error {
 	var ready []string
 	err := s.View(func(tx store.ReadTx) error {
 		nodes, err := store.Find[api.Node](tx, store.All())
@@ -42,11 +42,12 @@ func (l *liveness) seed(s Store, now time.Time) error {
 		}
 		return err
 	})
+	at := now.Add(grace(len(ready)))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, id := range ready {
 		if _, ok := l.seen[id]; !ok {
-			l.seen[id] = seenAt{t: now}
+			l.seen[id] = seenAt{t: at}
 		}
 	}
 	return err
