@@ -137,7 +137,10 @@ func netInput(tx store.ReadTx) (in netview.Input, err error) {
 // addresses of its services' tasks), and the view's networks by name,
 // which a service may join.
 type netState struct {
-	view     *api.NetView
+	view *api.NetView
+	// encode is the view's JSON encoding, from the encodings its index
+	// shares between views (nil: the codec encodes the view).
+	encode   func() ([]byte, error)
 	services map[string]bool
 	networks map[string]bool
 }

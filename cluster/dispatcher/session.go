@@ -310,7 +310,15 @@ func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.Se
 		// the node's network plane before it starts.
 		if !cur.net.view.Equal(lastView) {
 			start := time.Now() // the cost of a view to the leader, not a wait: the wall clock
-			if err := s.send(&wire.ManagerMessage{Network: cur.net.view}); err != nil {
+			msg := &wire.ManagerMessage{Network: cur.net.view}
+			if cur.net.encode != nil {
+				b, err := cur.net.encode()
+				if err != nil {
+					return err
+				}
+				msg.NetworkJSON = b
+			}
+			if err := s.send(msg); err != nil {
 				return err
 			}
 			d.pace.observe(time.Since(start))
@@ -363,6 +371,7 @@ func (d *Dispatcher) read(tx store.ReadTx, node string, cur *desired, assign, vi
 		}
 		tx = newer
 		cur.net = newNetState(ix.View(node))
+		cur.net.encode = func() ([]byte, error) { return ix.ViewJSON(node) }
 	}
 	if assign {
 		a, err := assignmentOf(tx, node)

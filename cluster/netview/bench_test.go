@@ -1,8 +1,10 @@
 package netview
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gitorc/gitorc/cluster/api"
@@ -109,4 +111,35 @@ func BenchmarkViewEqualUnchanged(b *testing.B) {
 			b.Fatal("equal views compare unequal")
 		}
 	}
+}
+
+// BenchmarkViewEncodeEveryNode is the encoding of all 1,000 nodes' views
+// from one index, as sessions send them after a change: json.Marshal of
+// each view, against ViewJSON (the index's encodings made afresh in each
+// iteration, as for a new store state).
+func BenchmarkViewEncodeEveryNode(b *testing.B) {
+	in := bigCluster()
+	ix := NewIndex(in)
+	b.Run("marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, n := range in.Nodes {
+				if _, err := json.Marshal(ix.View(n.ID)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("pieces", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ix.enc = pieces{networks: make([]atomic.Pointer[[]byte], len(ix.networks)),
+				services: make([]atomic.Pointer[[]byte], len(ix.services))}
+			for _, n := range in.Nodes {
+				if _, err := ix.ViewJSON(n.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 }

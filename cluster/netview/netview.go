@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gitorc/gitorc/cluster/api"
 )
@@ -39,6 +40,7 @@ type Index struct {
 	// networks, ascending, unique).
 	published, publishedNets []int
 	nodes                    map[string]*nodeTasks
+	enc                      pieces // ViewJSON's encodings (encode.go)
 }
 
 // nodeTasks are one node's tasks that hold an address.
@@ -197,6 +199,8 @@ func NewIndex(in Input) *Index {
 		slices.Sort(nt.nets)
 		nt.nets = slices.Compact(nt.nets)
 	}
+	ix.enc.networks = make([]atomic.Pointer[[]byte], len(ix.networks))
+	ix.enc.services = make([]atomic.Pointer[[]byte], len(ix.services))
 	return ix
 }
 
@@ -205,33 +209,15 @@ func NewIndex(in Input) *Index {
 func (ix *Index) View(nodeID string) *api.NetView {
 	v := &api.NetView{NodeID: nodeID, Subnet: ix.subnets[nodeID], TaskPool: ix.taskPool, VIPPool: ix.vipPool,
 		Peers: ix.peersExcept(nodeID)}
-	var local []int
-	if nt := ix.nodes[nodeID]; nt != nil {
-		v.Tasks, local = nt.tasks, nt.nets
-	}
-	nets := mergeUnique(local, ix.publishedNets)
-	seen := make([]bool, len(ix.services))
-	var svcs []int
-	add := func(s int) {
-		if !seen[s] {
-			seen[s] = true
-			svcs = append(svcs, s)
-		}
-	}
+	tasks, nets, svcs := ix.parts(nodeID)
+	v.Tasks = tasks
 	if len(nets) > 0 {
 		v.Networks = make([]api.NetNetwork, len(nets))
 		for i, p := range nets {
 			v.Networks[i] = ix.networks[p]
-			for _, s := range ix.netServices[p] {
-				add(s)
-			}
 		}
 	}
-	for _, s := range ix.published {
-		add(s)
-	}
 	if len(svcs) > 0 {
-		slices.Sort(svcs)
 		v.Services = make([]api.NetService, len(svcs))
 		for i, s := range svcs {
 			v.Services[i] = ix.services[s]
@@ -240,9 +226,43 @@ func (ix *Index) View(nodeID string) *api.NetView {
 	return v
 }
 
+// parts are what nodeID's view holds of the index: its tasks, and the
+// positions of its networks (those of its tasks, and those of the
+// services that publish a port) and of its services (those on these
+// networks, and those that publish a port), ascending.
+func (ix *Index) parts(nodeID string) (tasks []api.NetTask, nets, svcs []int) {
+	var local []int
+	if nt := ix.nodes[nodeID]; nt != nil {
+		tasks, local = nt.tasks, nt.nets
+	}
+	nets = mergeUnique(local, ix.publishedNets)
+	seen := make([]bool, len(ix.services))
+	add := func(s int) {
+		if !seen[s] {
+			seen[s] = true
+			svcs = append(svcs, s)
+		}
+	}
+	for _, p := range nets {
+		for _, s := range ix.netServices[p] {
+			add(s)
+		}
+	}
+	for _, s := range ix.published {
+		add(s)
+	}
+	slices.Sort(svcs)
+	return tasks, nets, svcs
+}
+
+// peerPosition is where nodeID is in ix.peers, if it is.
+func (ix *Index) peerPosition(nodeID string) (int, bool) {
+	return slices.BinarySearchFunc(ix.peers, nodeID, func(p api.NetPeer, id string) int { return strings.Compare(p.NodeID, id) })
+}
+
 // peersExcept is every peer but nodeID.
 func (ix *Index) peersExcept(nodeID string) []api.NetPeer {
-	i, found := slices.BinarySearchFunc(ix.peers, nodeID, func(p api.NetPeer, id string) int { return strings.Compare(p.NodeID, id) })
+	i, found := ix.peerPosition(nodeID)
 	if !found {
 		if len(ix.peers) == 0 {
 			return nil

@@ -16,7 +16,20 @@ const CodecName = "gitorc-json"
 // CallOption.
 type Codec struct{}
 
-func (Codec) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }
+// Marshal encodes v; a ManagerMessage whose view comes encoded
+// (NetworkJSON) is sent as that encoding, not encoded again.
+func (Codec) Marshal(v any) ([]byte, error) {
+	if m, ok := v.(*ManagerMessage); ok && m.NetworkJSON != nil {
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
+		const pre, post = `{"network":`, `}`
+		out := make([]byte, 0, len(pre)+len(m.NetworkJSON)+len(post))
+		return append(append(append(out, pre...), m.NetworkJSON...), post...), nil
+	}
+	return json.Marshal(v)
+}
+
 func (Codec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
 func (Codec) Name() string                       { return CodecName }
 

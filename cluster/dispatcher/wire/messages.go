@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -55,6 +56,11 @@ type ManagerMessage struct {
 	// Network is the node's whole network view; it replaces the previous
 	// one.
 	Network *api.NetView `json:"network,omitempty"`
+	// NetworkJSON, when set, is Network's JSON encoding, made by the
+	// sender (netview.Index.ViewJSON, from encodings its views share): the
+	// codec sends it as the network field instead of encoding Network.
+	// It is never received: a decoded message holds Network.
+	NetworkJSON []byte `json:"-"`
 	// LogsRequest, LogsAck and LogsCancel drive the task log requests of
 	// managers (logs.go).
 	LogsRequest *LogsRequest `json:"logs_request,omitempty"`
@@ -73,6 +79,9 @@ func (m *ManagerMessage) Validate() error {
 	}
 	if n != 1 {
 		return fmt.Errorf("manager message: %d fields set, want 1", n)
+	}
+	if m.NetworkJSON != nil && m.Network == nil {
+		return errors.New("manager message: a network view's encoding without the view")
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,6 +75,8 @@ func TestManagerMessageValidate(t *testing.T) {
 		{"assignments", ManagerMessage{Assignments: &AssignmentSet{}}, true},
 		{"network", ManagerMessage{Network: &api.NetView{NodeID: "n1"}}, true},
 		{"network and assignments", ManagerMessage{Network: &api.NetView{}, Assignments: &AssignmentSet{}}, false},
+		{"network with its encoding", ManagerMessage{Network: &api.NetView{NodeID: "n1"}, NetworkJSON: []byte(`{"node_id":"n1"}`)}, true},
+		{"a network's encoding alone", ManagerMessage{NetworkJSON: []byte(`{"node_id":"n1"}`)}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.m.Validate(); (err == nil) != tc.ok {
@@ -106,5 +110,18 @@ func TestNetworkViewRoundTrip(t *testing.T) {
 	}
 	if diff := cmp.Diff(v, back.Network); diff != "" {
 		t.Errorf("view after the codec (-want +got):\n%s", diff)
+	}
+	// Sent with its encoding, the message is that encoding, and reads
+	// back as the same view.
+	enc, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre, err := Codec{}.Marshal(&ManagerMessage{Network: v, NetworkJSON: enc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(pre, raw) {
+		t.Errorf("a message with its view's encoding is\n%s\nwant the codec's own\n%s", pre, raw)
 	}
 }
