@@ -138,11 +138,11 @@ func netInput(tx store.ReadTx) (in netview.Input, err error) {
 // which a service may join.
 type netState struct {
 	view *api.NetView
-	// encode is the view's JSON encoding, from the encodings its index
-	// shares between views (nil: the codec encodes the view).
-	encode   func() ([]byte, error)
-	services map[string]bool
-	networks map[string]bool
+	// appendJSON appends the view's JSON encoding, made from the
+	// encodings its index shares between views.
+	appendJSON func(dst []byte) ([]byte, error)
+	services   map[string]bool
+	networks   map[string]bool
 }
 
 func newNetState(v *api.NetView) *netState {

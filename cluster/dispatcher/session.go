@@ -310,13 +310,9 @@ func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.Se
 		// the node's network plane before it starts.
 		if !cur.net.view.Equal(lastView) {
 			start := time.Now() // the cost of a view to the leader, not a wait: the wall clock
-			msg := &wire.ManagerMessage{Network: cur.net.view}
-			if cur.net.encode != nil {
-				b, err := cur.net.encode()
-				if err != nil {
-					return err
-				}
-				msg.NetworkJSON = b
+			msg, err := wire.NetworkMessage(cur.net.view, cur.net.appendJSON)
+			if err != nil {
+				return fmt.Errorf("network view of node %s: %w", node, err)
 			}
 			if err := s.send(msg); err != nil {
 				return err
@@ -371,7 +367,7 @@ func (d *Dispatcher) read(tx store.ReadTx, node string, cur *desired, assign, vi
 		}
 		tx = newer
 		cur.net = newNetState(ix.View(node))
-		cur.net.encode = func() ([]byte, error) { return ix.ViewJSON(node) }
+		cur.net.appendJSON = func(dst []byte) ([]byte, error) { return ix.AppendViewJSON(dst, node) }
 	}
 	if assign {
 		a, err := assignmentOf(tx, node)

@@ -1,9 +1,9 @@
 package netview
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/gitorc/gitorc/cluster/api"
@@ -32,13 +32,18 @@ type peerPieces struct {
 // makes of it, built from encodings of the peers, networks and services
 // that the index makes once and every node's view shares. Safe for
 // concurrent use.
-func (ix *Index) ViewJSON(nodeID string) ([]byte, error) {
+func (ix *Index) ViewJSON(nodeID string) ([]byte, error) { return ix.AppendViewJSON(nil, nodeID) }
+
+// AppendViewJSON appends ViewJSON(nodeID) to dst, growing it once, with a
+// few bytes to spare for what the caller closes it with (a message
+// around the view).
+func (ix *Index) AppendViewJSON(dst []byte, nodeID string) ([]byte, error) {
 	tasks, nets, svcs := ix.parts(nodeID)
 	head, err := json.Marshal(&api.NetView{NodeID: nodeID, Subnet: ix.subnets[nodeID], TaskPool: ix.taskPool, VIPPool: ix.vipPool})
 	if err != nil {
 		return nil, fmt.Errorf("network view of node %s: %w", nodeID, err)
 	}
-	// The view's parts in order, then copied once into a buffer of their
+	// The view's parts in order, then copied once into dst grown to their
 	// total size (a view is megabytes: growing it by appends copied it
 	// four times over).
 	parts := [][]byte{head[:len(head)-1]} // without its closing brace
@@ -94,8 +99,19 @@ func (ix *Index) ViewJSON(nodeID string) ([]byte, error) {
 		parts = append(parts, []byte(`,"tasks":`), b)
 	}
 	parts = append(parts, []byte{'}'})
-	return bytes.Join(parts, nil), nil
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	dst = slices.Grow(dst, n+spare)
+	for _, p := range parts {
+		dst = append(dst, p...)
+	}
+	return dst, nil
 }
+
+// spare is the room AppendViewJSON leaves after the view.
+const spare = 8
 
 // piece is the encoding of enc(i), kept at cache[i] once made.
 func piece(cache []atomic.Pointer[[]byte], i int, enc func(int) any) ([]byte, error) {

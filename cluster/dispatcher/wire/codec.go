@@ -16,16 +16,11 @@ const CodecName = "gitorc-json"
 // CallOption.
 type Codec struct{}
 
-// Marshal encodes v; a ManagerMessage whose view comes encoded
-// (NetworkJSON) is sent as that encoding, not encoded again.
+// Marshal encodes v; a ManagerMessage made encoded (NetworkMessage) is
+// sent as that encoding.
 func (Codec) Marshal(v any) ([]byte, error) {
-	if m, ok := v.(*ManagerMessage); ok && m.NetworkJSON != nil {
-		if err := m.Validate(); err != nil {
-			return nil, err
-		}
-		const pre, post = `{"network":`, `}`
-		out := make([]byte, 0, len(pre)+len(m.NetworkJSON)+len(post))
-		return append(append(append(out, pre...), m.NetworkJSON...), post...), nil
+	if m, ok := v.(*ManagerMessage); ok && m.encoded != nil {
+		return m.encoded, nil
 	}
 	return json.Marshal(v)
 }

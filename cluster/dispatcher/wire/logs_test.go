@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/gitorc/gitorc/cluster/api"
 )
@@ -25,7 +26,7 @@ func TestLogsMessagesRoundTrip(t *testing.T) {
 		if err := back.Validate(); err != nil {
 			t.Error(err)
 		}
-		if diff := cmp.Diff(m, &back); diff != "" {
+		if diff := cmp.Diff(m, &back, cmpopts.IgnoreUnexported(ManagerMessage{})); diff != "" {
 			t.Errorf("manager message after the codec (-want +got):\n%s", diff)
 		}
 	}

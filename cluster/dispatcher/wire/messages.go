@@ -2,7 +2,6 @@ package wire
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -56,11 +55,9 @@ type ManagerMessage struct {
 	// Network is the node's whole network view; it replaces the previous
 	// one.
 	Network *api.NetView `json:"network,omitempty"`
-	// NetworkJSON, when set, is Network's JSON encoding, made by the
-	// sender (netview.Index.ViewJSON, from encodings its views share): the
-	// codec sends it as the network field instead of encoding Network.
-	// It is never received: a decoded message holds Network.
-	NetworkJSON []byte `json:"-"`
+	// encoded, when set, is the message's encoding, made by
+	// NetworkMessage: the codec sends it as is.
+	encoded []byte
 	// LogsRequest, LogsAck and LogsCancel drive the task log requests of
 	// managers (logs.go).
 	LogsRequest *LogsRequest `json:"logs_request,omitempty"`
@@ -80,10 +77,20 @@ func (m *ManagerMessage) Validate() error {
 	if n != 1 {
 		return fmt.Errorf("manager message: %d fields set, want 1", n)
 	}
-	if m.NetworkJSON != nil && m.Network == nil {
-		return errors.New("manager message: a network view's encoding without the view")
-	}
 	return nil
+}
+
+// NetworkMessage is the message that carries view v, encoded by
+// appendJSON, which appends v's JSON encoding (the bytes json.Marshal
+// makes of it) to its argument: the leader encodes views from encodings
+// they share (netview.Index.AppendViewJSON), and the codec sends the
+// message without encoding it again.
+func NetworkMessage(v *api.NetView, appendJSON func(dst []byte) ([]byte, error)) (*ManagerMessage, error) {
+	b, err := appendJSON([]byte(`{"network":`))
+	if err != nil {
+		return nil, err
+	}
+	return &ManagerMessage{Network: v, encoded: append(b, '}')}, nil
 }
 
 // Session acknowledges a Hello.
