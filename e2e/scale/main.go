@@ -617,6 +617,7 @@ func (c *cluster) measure(ctx context.Context) error {
 	}
 	deployed := time.Since(t2)
 	down0 := c.logCount(`msg="node down"`)
+	views0, viewBytes0 := simnode.ViewsReceived()
 	if err := c.waitFor(ctx, "tasks running", func() (bool, string) {
 		// Ask the leader only once the nodes run every task, so that
 		// polling 100,000 tasks does not load it meanwhile.
@@ -642,6 +643,8 @@ func (c *cluster) measure(ctx context.Context) error {
 	add(fmt.Sprintf("deploy: %d tasks → all running", total), "%s (%.0f tasks/s); managers' CPU (cores): %s", conv.Round(time.Millisecond), float64(total)/conv.Seconds(), cpuSince(u2, conv))
 	add("deploy: heartbeats handled by the leader", "%.0f/s (a status batch stands in for a heartbeat); interval %s; nodes marked down (all falsely) %d",
 		(hb1-hb0)/conv.Seconds(), quantiles(g0, g1), c.logCount(`msg="node down"`)-down0)
+	views1, viewBytes1 := simnode.ViewsReceived()
+	add("deploy: network views the fleet received (after the stack deploy commands)", "%d, %.0f MB (the simulated nodes do not parse them)", views1-views0, float64(viewBytes1-viewBytes0)/1e6)
 	usages("converged")
 	if err := <-profDone; err != nil {
 		fmt.Fprintln(os.Stderr, "profile:", err)

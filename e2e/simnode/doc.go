@@ -14,7 +14,8 @@
 // (the certificate is still one per node; a connection per join would
 // only add 5,000 throw-away TLS handshakes before the measured part), and
 // nothing else. There is no network plane: the nodes send no WireGuard
-// key, so the managers give them no peers.
+// key, so the managers give them no peers, and the views the leader sends
+// them are received whole but not parsed (codec.go).
 //
 // simnode lives under e2e because it joins as cluster/node does, with
 // cluster/ca, which the import rules keep out of cluster/agent.
