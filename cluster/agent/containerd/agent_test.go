@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -308,11 +309,16 @@ func TestAgentImageHealthcheck_Root(t *testing.T) {
 	}
 }
 
+// progressRuns numbers the runs of TestAgentPullProgress_Root in this
+// process: each pushes a tag of its own, which the node lacks (the tag an
+// earlier run pulled is on the node already).
+var progressRuns atomic.Int32
+
 // A task whose image the node lacks reports the pull's progress while it
 // prepares: a preparing status whose message says what is pulled.
 func TestAgentPullProgress_Root(t *testing.T) {
 	requireRoot(t)
-	ref, err := env.reg.Push(context.Background(), env.sleepy, "test/agent-progress", "1")
+	ref, err := env.reg.Push(context.Background(), env.sleepy, "test/agent-progress", fmt.Sprint(progressRuns.Add(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
