@@ -53,6 +53,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.pending.init()
 	d.regs.init()
 	d.fan.init()
+	d.netIndexes.onBuild = cfg.Metrics.observeIndexBuild
 	return d, nil
 }
 

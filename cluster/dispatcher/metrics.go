@@ -17,6 +17,7 @@ type Metrics struct {
 	heartbeats   prometheus.Counter
 	heartbeatGap prometheus.Histogram
 	dropped      prometheus.Counter
+	indexBuild   prometheus.Histogram
 }
 
 // NewMetrics returns unregistered dispatcher metrics.
@@ -41,12 +42,18 @@ func NewMetrics() *Metrics {
 			Name: "gitorc_dispatcher_statuses_dropped_total",
 			Help: "Task status reports the leader dropped because the node's status queue was full; each drop ends the node's session, and the next one reports every task of the node again.",
 		}),
+		indexBuild: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gitorc_dispatcher_view_index_build_seconds",
+			Help: "Time to build the network view index of a store state (read every node, network, service and task, and index them), shared by the sessions that send views of that state.",
+			// 10,000 tasks take ~15 ms, 100,000 ~0.2-0.4 s.
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
 	}
 }
 
 // Collectors are the metrics to register.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.startLatency, m.heartbeats, m.heartbeatGap, m.dropped}
+	return []prometheus.Collector{m.startLatency, m.heartbeats, m.heartbeatGap, m.dropped, m.indexBuild}
 }
 
 // observeHeartbeat records a heartbeat and, when the node's previous one
@@ -67,6 +74,14 @@ func (m *Metrics) observeDropped(n int) {
 		return
 	}
 	m.dropped.Add(float64(n))
+}
+
+// observeIndexBuild records the build of a network view index.
+func (m *Metrics) observeIndexBuild(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.indexBuild.Observe(d.Seconds())
 }
 
 // startLatency is how long a task took to start when a status moves it

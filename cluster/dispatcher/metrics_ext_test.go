@@ -13,17 +13,40 @@ import (
 // startCount is the number of task starts the histogram observed.
 func startCount(t *testing.T, reg *prometheus.Registry) uint64 {
 	t.Helper()
+	return histogramCount(t, reg, "gitorc_task_start_latency_seconds")
+}
+
+// histogramCount is the number of observations of the histogram named name.
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() == "gitorc_task_start_latency_seconds" {
+		if mf.GetName() == name {
 			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
 		}
 	}
-	t.Fatal("no gitorc_task_start_latency_seconds")
+	t.Fatalf("no %s", name)
 	return 0
+}
+
+// A session's first view is made from a view index, whose build is
+// observed.
+func TestViewIndexBuildIsObserved(t *testing.T) {
+	m := dispatcher.NewMetrics()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(m.Collectors()...)
+	e := newEnv(t, envOptions{metrics: m})
+	if n := histogramCount(t, reg, "gitorc_dispatcher_view_index_build_seconds"); n != 0 {
+		t.Fatalf("%d index builds before any session", n)
+	}
+	e.startWorker("w1")
+	waitFor(t, "node w1 ready", func() bool { return e.nodeState("w1") == api.NodeReady })
+	waitFor(t, "an index build observed", func() bool {
+		return histogramCount(t, reg, "gitorc_dispatcher_view_index_build_seconds") > 0
+	})
 }
 
 // counterValue is the value of the counter named name.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/netview"
@@ -21,8 +22,9 @@ const netIndexesKept = 2
 // build it again.
 type netIndexes struct {
 	mu      sync.Mutex
-	entries []netIndexEntry // newest last
-	builds  atomic.Uint64   // how many indexes were built (tests)
+	entries []netIndexEntry     // newest last
+	builds  atomic.Uint64       // how many indexes were built (tests)
+	onBuild func(time.Duration) // told how long each build took
 	// shared is the newest state latest handed out, with its index.
 	shared struct {
 		tx store.ReadTx
@@ -89,12 +91,16 @@ func (c *netIndexes) getLocked(tx store.ReadTx) (*netview.Index, error) {
 			return e.ix, nil
 		}
 	}
+	start := time.Now() // the leader's work, not a wait: the wall clock
 	in, err := netInput(tx)
 	if err != nil {
 		return nil, err
 	}
 	ix := netview.NewIndex(in)
 	c.builds.Add(1)
+	if c.onBuild != nil {
+		c.onBuild(time.Since(start))
+	}
 	if n := len(c.entries); n > 0 && c.entries[n-1].index > at {
 		return ix, nil // an older state than the ones kept: not worth keeping
 	}

@@ -581,6 +581,8 @@ func (c *cluster) measure(ctx context.Context) error {
 	}
 	hb0, _ = leader.metric(ctx, "gitorc_dispatcher_heartbeats_total")
 	g0, _ = leader.histogram(ctx, "gitorc_dispatcher_heartbeat_interval_seconds")
+	ibN0, _ := leader.metric(ctx, "gitorc_dispatcher_view_index_build_seconds_count")
+	ibS0, _ := leader.metric(ctx, "gitorc_dispatcher_view_index_build_seconds_sum")
 	t2, u2 := time.Now(), snapshot()
 	profDone := make(chan error, 1)
 	if o.profile != "" {
@@ -643,6 +645,11 @@ func (c *cluster) measure(ctx context.Context) error {
 	add(fmt.Sprintf("deploy: %d tasks → all running", total), "%s (%.0f tasks/s); managers' CPU (cores): %s", conv.Round(time.Millisecond), float64(total)/conv.Seconds(), cpuSince(u2, conv))
 	add("deploy: heartbeats handled by the leader", "%.0f/s (a status batch stands in for a heartbeat); interval %s; nodes marked down (all falsely) %d",
 		(hb1-hb0)/conv.Seconds(), quantiles(g0, g1), c.logCount(`msg="node down"`)-down0)
+	ibN1, _ := leader.metric(ctx, "gitorc_dispatcher_view_index_build_seconds_count")
+	ibS1, _ := leader.metric(ctx, "gitorc_dispatcher_view_index_build_seconds_sum")
+	if n := ibN1 - ibN0; n > 0 {
+		add("deploy: network view indexes the leader built", "%.0f, %.1f s in all (%.0f ms each)", n, ibS1-ibS0, (ibS1-ibS0)/n*1000)
+	}
 	views1, viewBytes1 := simnode.ViewsReceived()
 	add("deploy: network views the fleet received (after the stack deploy commands)", "%d, %.0f MB (the simulated nodes do not parse them)", views1-views0, float64(viewBytes1-viewBytes0)/1e6)
 	usages("converged")
