@@ -584,6 +584,7 @@ func (c *cluster) measure(ctx context.Context) error {
 	ibN0, _ := leader.metric(ctx, "gitorc_dispatcher_view_index_build_seconds_count")
 	ibS0, _ := leader.metric(ctx, "gitorc_dispatcher_view_index_build_seconds_sum")
 	t2, u2 := time.Now(), snapshot()
+	views0, viewBytes0 := simnode.ViewsReceived()
 	profDone := make(chan error, 1)
 	if o.profile != "" {
 		go func() { profDone <- c.cpuProfile(ctx, leader, filepath.Join(c.logs, "leader-deploy.pprof"), 20) }()
@@ -619,7 +620,6 @@ func (c *cluster) measure(ctx context.Context) error {
 	}
 	deployed := time.Since(t2)
 	down0 := c.logCount(`msg="node down"`)
-	views0, viewBytes0 := simnode.ViewsReceived()
 	if err := c.waitFor(ctx, "tasks running", func() (bool, string) {
 		// Ask the leader only once the nodes run every task, so that
 		// polling 100,000 tasks does not load it meanwhile.
@@ -651,7 +651,7 @@ func (c *cluster) measure(ctx context.Context) error {
 		add("deploy: network view indexes the leader built", "%.0f, %.1f s in all (%.0f ms each)", n, ibS1-ibS0, (ibS1-ibS0)/n*1000)
 	}
 	views1, viewBytes1 := simnode.ViewsReceived()
-	add("deploy: network views the fleet received (after the stack deploy commands)", "%d, %.0f MB (the simulated nodes do not parse them)", views1-views0, float64(viewBytes1-viewBytes0)/1e6)
+	add("deploy: network views the fleet received", "%d, %.1f MB (the simulated nodes do not parse them)", views1-views0, float64(viewBytes1-viewBytes0)/1e6)
 	usages("converged")
 	if err := <-profDone; err != nil {
 		fmt.Fprintln(os.Stderr, "profile:", err)
