@@ -37,7 +37,7 @@ func (t Timing) Validate() error {
 }
 
 // raft is the store's Raft timing: the timeout for heartbeats and
-// elections, the lease half of it (store's defaults when zero).
+// elections, and the leader lease (store's defaults when zero).
 func (t Timing) raft() store.RaftTuning {
 	return store.RaftTuning{HeartbeatTimeout: t.RaftTimeout.Std(), ElectionTimeout: t.RaftTimeout.Std()}
 }
