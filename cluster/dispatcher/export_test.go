@@ -1,5 +1,7 @@
 package dispatcher
 
+import "time"
+
 // NetIndexBuilds is how many network indexes the dispatcher has built.
 func (d *Dispatcher) NetIndexBuilds() uint64 { return d.netIndexes.builds.Load() }
 
@@ -27,3 +29,6 @@ func (d *Dispatcher) Running() bool {
 	defer d.mu.Unlock()
 	return d.runCtx != nil
 }
+
+// ObserveViewCost records a view's cost, as a sent view does (the pace).
+func (d *Dispatcher) ObserveViewCost(cost time.Duration) { d.pace.observe(cost) }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gitorc/gitorc/cluster/api"
+	"github.com/gitorc/gitorc/cluster/dispatcher/wire"
 	"github.com/gitorc/gitorc/cluster/store"
 )
 
@@ -199,5 +201,39 @@ func TestSessionsShareIndexBuilds(t *testing.T) {
 	}
 	if got := e.disp.NetIndexBuilds() - builds; got != 1 {
 		t.Errorf("%d indexes built for one change seen by two sessions, want 1", got)
+	}
+}
+
+// While views are paced, a worker that reconnects holding a view
+// (Hello.HasView) gets its assignment set at once and its first view
+// within the pace interval; a worker without one gets its view first.
+func TestReconnectingWorkerGetsItsFirstViewPaced(t *testing.T) {
+	e := netEnv(t)
+	e.create(apiTask("t1", "w1", "10.64.1.2/24"))
+	e.disp.ObserveViewCost(time.Second) // one session: an interval of seconds
+	desc := func(id string) api.NodeDescription {
+		return api.NodeDescription{Hostname: id, Platform: api.Platform{OS: "linux", Architecture: "amd64"}}
+	}
+	stream, _, err := e.rawSessionWith(clientTLS(t, e.root, e.cert("w1", api.RoleWorker)),
+		&wire.Hello{Description: desc("w1"), Deltas: true, HasView: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1 := newInbox(t, stream)
+	if m := w1.next(); m.Assignments == nil || len(m.Assignments.Tasks) != 1 {
+		t.Fatalf("a reconnecting worker's first message = %+v, want its assignment set (its view paced)", m)
+	}
+	waitFor(t, "the first view paced", func() bool { return e.clock.armedBeyond(0) })
+	e.clock.Advance(time.Minute) // past any interval (at most maxViewInterval)
+	if v := w1.nextView(); !slices.Equal(taskIDsOf(v), []string{"t1"}) {
+		t.Errorf("the paced first view has tasks %v, want [t1]", taskIDsOf(v))
+	}
+
+	stream, _, err = e.rawSessionWith(clientTLS(t, e.root, e.cert("w2", api.RoleWorker)), &wire.Hello{Description: desc("w2"), Deltas: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := newInbox(t, stream).next(); m.Network == nil {
+		t.Errorf("a new worker's first message = %+v, want its view", m)
 	}
 }

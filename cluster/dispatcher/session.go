@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"time"
@@ -34,6 +35,9 @@ type session struct {
 
 	// deltas: the worker applies incremental assignment sets.
 	deltas bool
+	// hasView: the worker holds a view from an earlier session; its
+	// first view is paced.
+	hasView bool
 	// wake is signalled when the fan-out marks the session; marked and
 	// services are guarded by the fan-out's mutex.
 	wake     chan struct{}
@@ -110,6 +114,7 @@ func (d *Dispatcher) Session(stream wire.SessionStream) error {
 		return status.Error(codes.Unavailable, err.Error())
 	}
 	s.deltas = first.Hello.Deltas
+	s.hasView = first.Hello.HasView
 	d.live.beat(id.NodeID, d.cfg.Clock.Now())
 	log.Info("worker session started", "addr", addr, "hostname", first.Hello.Description.Hostname)
 	if err := s.send(&wire.ManagerMessage{Session: &wire.Session{NodeID: id.NodeID, HeartbeatPeriod: d.cfg.HeartbeatPeriod}}); err != nil {
@@ -256,6 +261,13 @@ func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.Se
 		}
 	}()
 	m := marks{assign: true, view: true}
+	if s.hasView {
+		// A reconnect keeps the view it has until its first one here,
+		// paced as if a view had been sent at a random time within the
+		// last interval: the fleet that reconnects after an election
+		// gets its views spread over the interval, not all at once.
+		viewAt = d.cfg.Clock.Now().Add(-time.Duration(rand.Int64N(int64(d.pace.interval(d.fan.sessions())) + 1)))
+	}
 	for {
 		if m.removed {
 			// Removed (gitorc node rm --force) while connected: the
@@ -264,11 +276,12 @@ func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.Se
 			return status.Error(codes.PermissionDenied, ErrNodeRemoved.Error())
 		}
 		// Paced views: a change waits until the interval since the last
-		// view passed. The first view is never held; an assignment set is
+		// view passed. The first view is held only for a worker that has
+		// one from an earlier session (Hello.HasView); an assignment set is
 		// not held for a view (the node attaches a task by its address,
 		// the view brings routes and names a little later).
 		hold := func() bool { // whether a view now would come before its pace
-			if lastView == nil {
+			if lastView == nil && !s.hasView {
 				return false
 			}
 			wait := d.pace.interval(d.fan.sessions()) - d.cfg.Clock.Now().Sub(viewAt)
@@ -308,7 +321,7 @@ func (d *Dispatcher) sendUpdates(ctx context.Context, s *session, stream wire.Se
 		}
 		// The view before the assignment set: a task must be known to
 		// the node's network plane before it starts.
-		if !cur.net.view.Equal(lastView) {
+		if cur.net != nil && !cur.net.view.Equal(lastView) {
 			start := time.Now() // the cost of a view to the leader, not a wait: the wall clock
 			msg, err := wire.NetworkMessage(cur.net.view, cur.net.appendJSON)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -136,6 +137,9 @@ type Client struct {
 	viewMu   sync.Mutex
 	view     *api.NetView
 	viewKick chan struct{}
+	// gotView: a session received a view; the next hello says so
+	// (wire.Hello.HasView).
+	gotView atomic.Bool
 }
 
 var _ agent.Reporter = (*Client)(nil)
@@ -287,7 +291,7 @@ func (c *Client) session(ctx context.Context, addr string) (established bool, er
 	if err != nil {
 		return false, err
 	}
-	if err := stream.Send(&wire.WorkerMessage{Hello: &wire.Hello{Description: c.cfg.Description, Deltas: true}}); err != nil {
+	if err := stream.Send(&wire.WorkerMessage{Hello: &wire.Hello{Description: c.cfg.Description, Deltas: true, HasView: c.gotView.Load()}}); err != nil {
 		_, err = stream.Recv() // the real reason is in the status
 		return false, err
 	}
@@ -401,6 +405,7 @@ func (c *Client) receive(stream wire.SessionClient, logs *logServer) error {
 		case m.LogsRequest != nil, m.LogsAck != nil, m.LogsCancel != nil:
 			logs.handle(m)
 		case m.Network != nil:
+			c.gotView.Store(true)
 			c.offerView(m.Network)
 		case m.Assignments != nil:
 			ch, err := held.Apply(m.Assignments)

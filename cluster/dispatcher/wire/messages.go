@@ -28,6 +28,13 @@ type Hello struct {
 	// (AssignmentSet.Delta); a worker that does not say so gets a
 	// complete set on every change, as before deltas existed.
 	Deltas bool `json:"deltas,omitempty"`
+	// HasView says the worker holds a network view from an earlier
+	// session (it reconnects): the leader may pace its first view like
+	// any other, rather than send it at once. After a leader change every
+	// worker reconnects at once, and sending each its whole view then (a
+	// view is megabytes in a large cluster) cost the new leader its
+	// Raft lease, and the next leader too.
+	HasView bool `json:"has_view,omitempty"`
 }
 
 // Heartbeat tells the leader the node is alive.
