@@ -79,8 +79,8 @@ const minRaftTimeout = 5 * time.Millisecond
 
 // RaftTuning holds Raft's timing and batching knobs.
 type RaftTuning struct {
-	HeartbeatTimeout   time.Duration // default DefaultRaftTimeout
-	ElectionTimeout    time.Duration // default DefaultRaftTimeout
+	HeartbeatTimeout time.Duration // default DefaultRaftTimeout
+	ElectionTimeout  time.Duration // default DefaultRaftTimeout
 	// LeaderLeaseTimeout defaults to the heartbeat timeout. It was half
 	// of it (hashicorp/raft's ratio): under a deployment of 20,000 tasks
 	// on 1,000 simulated nodes sharing 2 vCPUs, the leader lost its 150 ms
