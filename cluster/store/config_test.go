@@ -17,8 +17,8 @@ func TestConfigRaftTiming(t *testing.T) {
 		hb, elect, lease time.Duration
 		err              string // substring; empty: valid
 	}{
-		{name: "defaults", hb: DefaultRaftTimeout, elect: DefaultRaftTimeout, lease: DefaultRaftTimeout / 2},
-		{name: "heartbeat only: election and lease follow", in: RaftTuning{HeartbeatTimeout: 300 * ms}, hb: 300 * ms, elect: 300 * ms, lease: 150 * ms},
+		{name: "defaults", hb: DefaultRaftTimeout, elect: DefaultRaftTimeout, lease: DefaultRaftTimeout},
+		{name: "heartbeat only: election and lease follow", in: RaftTuning{HeartbeatTimeout: 300 * ms}, hb: 300 * ms, elect: 300 * ms, lease: 300 * ms},
 		{name: "all set", in: RaftTuning{HeartbeatTimeout: time.Second, ElectionTimeout: 2 * time.Second, LeaderLeaseTimeout: time.Second},
 			hb: time.Second, elect: 2 * time.Second, lease: time.Second},
 		{name: "negative heartbeat", in: RaftTuning{HeartbeatTimeout: -time.Second}, err: "heartbeat timeout -1s is negative"},
