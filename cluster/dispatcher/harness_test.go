@@ -89,19 +89,6 @@ func (c *fakeClock) armed() bool {
 	return false
 }
 
-// armedBeyond reports whether a timer waits for a time more than d after
-// now.
-func (c *fakeClock) armedBeyond(d time.Duration) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, t := range c.timers {
-		if !t.done && t.at.After(c.now.Add(d)) {
-			return true
-		}
-	}
-	return false
-}
-
 func (t *fakeTimer) C() <-chan time.Time { return t.ch }
 func (t *fakeTimer) Stop() bool {
 	t.c.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"github.com/gitorc/gitorc/cluster/api"
 	"github.com/gitorc/gitorc/cluster/dispatcher"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // startCount is the number of task starts the histogram observed.
@@ -16,8 +17,8 @@ func startCount(t *testing.T, reg *prometheus.Registry) uint64 {
 	return histogramCount(t, reg, "gitorc_task_start_latency_seconds")
 }
 
-// histogramCount is the number of observations of the histogram named name.
-func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+// gathered is the one series of the metric named name.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) *dto.Metric {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -25,11 +26,23 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+			return mf.GetMetric()[0]
 		}
 	}
 	t.Fatalf("no %s", name)
-	return 0
+	return nil
+}
+
+// histogramCount is the number of observations of the histogram named name.
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	return gathered(t, reg, name).GetHistogram().GetSampleCount()
+}
+
+// counterValue is the value of the counter named name.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	return gathered(t, reg, name).GetCounter().GetValue()
 }
 
 // A session's first view is made from a view index, whose build is
@@ -47,22 +60,6 @@ func TestViewIndexBuildIsObserved(t *testing.T) {
 	waitFor(t, "an index build observed", func() bool {
 		return histogramCount(t, reg, "gitorc_dispatcher_view_index_build_seconds") > 0
 	})
-}
-
-// counterValue is the value of the counter named name.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no %s", name)
-	return 0
 }
 
 // A status write that makes a task running observes its start latency,
